@@ -1,0 +1,165 @@
+package crdt
+
+import (
+	"errors"
+	"reflect"
+	"testing"
+	"time"
+)
+
+func set(t *testing.T, d *Doc, msg string, v any, path ...string) Hash {
+	t.Helper()
+	h, err := d.Change(msg, time.Time{}, func(w *Writer) error { return w.Set(v, path...) })
+	if err != nil {
+		t.Fatalf("Change(%s) = %v", msg, err)
+	}
+	return h
+}
+
+func TestChangeIsOneCommitWithMessage(t *testing.T) {
+	d := New()
+	at := time.Date(2026, 11, 22, 3, 0, 0, 0, time.UTC)
+	h, err := d.Change(`{"u":"a"}`, at, func(w *Writer) error {
+		if err := w.Set(map[string]any{"given": "Ada", "family": "Quill"}, "name"); err != nil {
+			return err
+		}
+		return w.Set(int64(12), "room")
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	chs, err := d.Changes()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(chs) != 1 || chs[0].Hash != h || chs[0].Message != `{"u":"a"}` || !chs[0].Time.Equal(at) {
+		t.Fatalf("Changes() = %+v, want one change %s with message and time", chs, h)
+	}
+	got, err := d.Root()
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := map[string]any{"name": map[string]any{"given": "Ada", "family": "Quill"}, "room": int64(12)}
+	if !reflect.DeepEqual(got, want) {
+		t.Fatalf("Root() = %v, want %v", got, want)
+	}
+	if _, err := d.Change("empty", at, func(w *Writer) error { return nil }); !errors.Is(err, ErrNoChange) {
+		t.Fatalf("empty Change error = %v, want ErrNoChange", err)
+	}
+}
+
+func TestSetThroughMissingMapFails(t *testing.T) {
+	d := New()
+	_, err := d.Change("m", time.Time{}, func(w *Writer) error { return w.Set("x", "absent", "key") })
+	if err == nil {
+		t.Fatal("Set under a missing map succeeded; it must not create containers implicitly")
+	}
+}
+
+// Concurrent puts at different keys of one map both survive a merge; this is
+// what decision lists rely on.
+func TestConcurrentKeysBothSurvive(t *testing.T) {
+	a := New()
+	set(t, a, "init", map[string]any{}, "entries")
+	b, err := a.Fork()
+	if err != nil {
+		t.Fatal(err)
+	}
+	set(t, a, "a", "from a", "entries", "e1")
+	set(t, b, "b", "from b", "entries", "e2")
+	if err := a.Merge(b); err != nil {
+		t.Fatal(err)
+	}
+	if err := b.Merge(a); err != nil {
+		t.Fatal(err)
+	}
+	ra, _ := a.Root()
+	rb, _ := b.Root()
+	if !reflect.DeepEqual(ra, rb) || len(ra["entries"].(map[string]any)) != 2 {
+		t.Fatalf("after merge a=%v b=%v, want both entries in both", ra, rb)
+	}
+	if !SameHeads(a.Heads(), b.Heads()) || len(a.Heads()) != 2 {
+		t.Fatalf("heads a=%v b=%v, want the same two heads", a.Heads(), b.Heads())
+	}
+}
+
+func TestSyncConverges(t *testing.T) {
+	a, b := New(), New()
+	set(t, a, "a", "1", "x")
+	set(t, b, "b", "2", "y")
+	sa, sb := NewSyncState(a), NewSyncState(b)
+	for round := 0; round < 10; round++ {
+		moved := false
+		if m, ok, err := sa.Generate(); err != nil {
+			t.Fatal(err)
+		} else if ok {
+			moved = true
+			if err := sb.Receive(m); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if m, ok, err := sb.Generate(); err != nil {
+			t.Fatal(err)
+		} else if ok {
+			moved = true
+			if err := sa.Receive(m); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if !moved {
+			break
+		}
+	}
+	if !SameHeads(a.Heads(), b.Heads()) {
+		t.Fatalf("heads differ after sync: %v vs %v", a.Heads(), b.Heads())
+	}
+	// A saved state resumes: a new change costs one message, not a resend.
+	saved := sa.Save()
+	set(t, a, "a2", "3", "z")
+	sa2, err := LoadSyncState(a, saved)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, ok, _ := sa2.Generate(); !ok {
+		t.Fatal("resumed state generated nothing for a new change")
+	}
+}
+
+func TestSaveLoadAndIncremental(t *testing.T) {
+	a := New()
+	set(t, a, "1", "one", "k1")
+	full := a.Save()
+	set(t, a, "2", "two", "k2")
+	inc := a.SaveIncremental()
+	if len(inc) == 0 {
+		t.Fatal("SaveIncremental returned nothing after a change")
+	}
+	if again := a.SaveIncremental(); again != nil {
+		t.Fatalf("second SaveIncremental = %d bytes, want nil", len(again))
+	}
+	b, err := Load(full)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := b.LoadIncremental(inc); err != nil {
+		t.Fatal(err)
+	}
+	if !SameHeads(a.Heads(), b.Heads()) {
+		t.Fatal("incremental load did not reach the same heads")
+	}
+	if _, err := Load([]byte("not a document")); err == nil {
+		t.Fatal("Load of garbage succeeded")
+	}
+}
+
+func TestHashRoundTrip(t *testing.T) {
+	d := New()
+	h := set(t, d, "1", "v", "k")
+	back, err := ParseHash(h.String())
+	if err != nil || back != h {
+		t.Fatalf("ParseHash(%s) = %v, %v", h, back, err)
+	}
+	if _, err := ParseHash("zz"); err == nil {
+		t.Fatal("ParseHash accepted zz")
+	}
+}

@@ -1,0 +1,61 @@
+package crdt
+
+import (
+	"fmt"
+
+	"github.com/automerge/automerge-go"
+)
+
+// SyncState is Automerge's record of what one peer is known to have of one
+// document. Keep one per (document, peer); Save it so that a reconnect costs a
+// handshake rather than a resend.
+type SyncState struct {
+	doc *Doc
+	ss  *automerge.SyncState
+}
+
+// NewSyncState starts syncing d with a peer about which nothing is known.
+func NewSyncState(d *Doc) *SyncState {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	return &SyncState{doc: d, ss: automerge.NewSyncState(d.am)}
+}
+
+// LoadSyncState resumes from a state saved by Save.
+func LoadSyncState(d *Doc, saved []byte) (s *SyncState, err error) {
+	defer recoverTo(&err, "load sync state")
+	ss, err := automerge.LoadSyncState(d.am, saved)
+	if err != nil {
+		return nil, fmt.Errorf("load sync state: %w", err)
+	}
+	return &SyncState{doc: d, ss: ss}, nil
+}
+
+// Receive applies a sync message from the peer to the document.
+func (s *SyncState) Receive(msg []byte) (err error) {
+	defer recoverTo(&err, "receive sync message")
+	s.doc.mu.Lock()
+	defer s.doc.mu.Unlock()
+	_, err = s.ss.ReceiveMessage(msg)
+	return err
+}
+
+// Generate returns the next message for the peer; ok is false when the peer
+// is known to have everything.
+func (s *SyncState) Generate() (msg []byte, ok bool, err error) {
+	defer recoverTo(&err, "generate sync message")
+	s.doc.mu.Lock()
+	defer s.doc.mu.Unlock()
+	m, ok := s.ss.GenerateMessage()
+	if !ok {
+		return nil, false, nil
+	}
+	return m.Bytes(), true, nil
+}
+
+// Save encodes the state to persist. Automerge keeps only the shared heads.
+func (s *SyncState) Save() []byte {
+	s.doc.mu.Lock()
+	defer s.doc.mu.Unlock()
+	return s.ss.Save()
+}

@@ -1,0 +1,225 @@
+package record
+
+import (
+	"encoding/json"
+	"fmt"
+	"sort"
+	"strings"
+)
+
+// Kind names a safety-critical value held as a decision list.
+type Kind string
+
+const (
+	KindCPR          Kind = "cpr"
+	KindFocus        Kind = "clinicalFocus"
+	KindCeiling      Kind = "ceiling"
+	KindAllergies    Kind = "allergies"
+	KindADRT         Kind = "adrt"
+	KindPlaceOfDeath Kind = "placeOfDeath"
+	KindAttorney     Kind = "attorneyAuthority" // one list per attorney contact (the subject)
+)
+
+// Kinds in the order an emergency summary shows them.
+var Kinds = []Kind{KindCPR, KindFocus, KindCeiling, KindAllergies, KindADRT, KindPlaceOfDeath, KindAttorney}
+
+var kindLabels = map[Kind]string{
+	KindCPR: "CPR recommendation", KindFocus: "Clinical focus", KindCeiling: "Ceiling of treatment",
+	KindAllergies: "Allergies", KindADRT: "Advance decision to refuse treatment",
+	KindPlaceOfDeath: "Preferred place of death", KindAttorney: "Attorney authority over life-sustaining treatment",
+}
+
+// Label is the kind as staff read it.
+func (k Kind) Label() string { return kindLabels[k] }
+
+// CanDecide reports whether a role may record a decision of this kind. The
+// clinical recommendations of ReSPECT section 4 need a registered clinician
+// (DOMAIN: DNACPR recorded only by the senior responsible clinician; the
+// clinician's registration is recorded with the entry). Allergies, ADRT,
+// attorney authority and place of death record facts and wishes that senior
+// care staff collect; care workers report them to a senior.
+func CanDecide(r Role, k Kind) bool {
+	switch k {
+	case KindCPR, KindFocus, KindCeiling:
+		return r.Clinician()
+	case KindAllergies, KindADRT, KindPlaceOfDeath:
+		return r.Clinician() || r == SeniorCarer || r == HomeManager
+	case KindAttorney:
+		return r.Clinician() || r == HomeManager
+	}
+	return false
+}
+
+// Entry is one decision: immutable once written.
+type Entry struct {
+	ID         string   `json:"id"`
+	Subject    string   `json:"subject,omitempty"` // the attorney's contact ID for KindAttorney
+	Value      string   `json:"value"`             // JSON of the kind's value type
+	Author     Author   `json:"by"`
+	At         string   `json:"at"`
+	Reason     string   `json:"reason"`
+	Supersedes []string `json:"supersedes"`
+}
+
+// Value types, one per kind. CPR, clinical focus are bare enumerations.
+
+// Ceiling is the ceiling of treatment.
+type Ceiling struct {
+	Level    string `json:"level"`
+	Guidance string `json:"guidance"`
+}
+
+// Allergy is one agent the resident reacts to.
+type Allergy struct {
+	Agent     string `json:"agent"`
+	Reaction  string `json:"reaction"`
+	Severity  string `json:"severity"`
+	Certainty string `json:"certainty"`
+	Date      string `json:"date"`
+	Verified  bool   `json:"verified"` // confirmed by a clinician
+}
+
+// Allergies is the full statement: either no known allergies, or a list.
+type Allergies struct {
+	NoneKnown bool      `json:"noneKnown"`
+	Items     []Allergy `json:"items"`
+}
+
+// ADRT records an advance decision to refuse treatment.
+type ADRT struct {
+	Exists            string `json:"exists"`
+	TreatmentsRefused string `json:"treatmentsRefused"`
+	EvenIfLifeAtRisk  bool   `json:"evenIfLifeAtRisk"`
+	SignedWitnessed   bool   `json:"signedWitnessed"`
+	Date              string `json:"date"`
+	Location          string `json:"location"`
+}
+
+// PlaceOfDeath holds first and second choice.
+type PlaceOfDeath struct {
+	First  string `json:"first"`
+	Second string `json:"second"`
+	Notes  string `json:"notes"`
+}
+
+// AttorneyAuthority says whether an attorney holds authority over
+// life-sustaining treatment (only if the LPA says so).
+type AttorneyAuthority struct {
+	LifeSustaining bool `json:"lifeSustaining"`
+}
+
+// DecisionState is one decision list as read: every entry, and the current
+// ones (those no entry supersedes). More than one current entry is a conflict.
+type DecisionState struct {
+	Kind    Kind
+	Subject string
+	Entries []Entry // oldest first
+	Current []Entry // oldest first
+}
+
+// Key is the map key a Record uses for this list.
+func (s *DecisionState) Key() string { return decisionKey(s.Kind, s.Subject) }
+
+func decisionKey(k Kind, subject string) string {
+	if subject == "" {
+		return string(k)
+	}
+	return string(k) + "/" + subject
+}
+
+// Conflict reports concurrent decisions that nothing supersedes yet.
+func (s *DecisionState) Conflict() bool { return s != nil && len(s.Current) > 1 }
+
+// Settled returns the single current entry; ok is false when there is none
+// or there is a conflict.
+func (s *DecisionState) Settled() (e Entry, ok bool) {
+	if s == nil || len(s.Current) != 1 {
+		return Entry{}, false
+	}
+	return s.Current[0], true
+}
+
+// ConflictSummary names each current decision and its author, for the
+// places a conflict is shown.
+func (s *DecisionState) ConflictSummary(describe func(Entry) string) string {
+	parts := make([]string, len(s.Current))
+	for i, e := range s.Current {
+		parts[i] = fmt.Sprintf("%s (%s, %s, %s)", describe(e), e.Author.Name, e.Author.Role.Label(), e.At)
+	}
+	return strings.Join(parts, " versus ")
+}
+
+// Decode reads the entry's value into v (a pointer to the kind's type).
+func (e Entry) Decode(v any) error {
+	if err := json.Unmarshal([]byte(e.Value), v); err != nil {
+		return fmt.Errorf("decision %s value: %w", e.ID, err)
+	}
+	return nil
+}
+
+// Text returns a plain string value (CPR, clinical focus), or "" if the value is not one.
+func (e Entry) Text() string {
+	var s string
+	if json.Unmarshal([]byte(e.Value), &s) != nil {
+		return ""
+	}
+	return s
+}
+
+// newState computes Current from all entries of one list.
+func newState(k Kind, subject string, entries []Entry) *DecisionState {
+	sort.Slice(entries, func(i, j int) bool {
+		if entries[i].At != entries[j].At {
+			return entries[i].At < entries[j].At
+		}
+		return entries[i].ID < entries[j].ID
+	})
+	superseded := map[string]bool{}
+	for _, e := range entries {
+		for _, id := range e.Supersedes {
+			superseded[id] = true
+		}
+	}
+	s := &DecisionState{Kind: k, Subject: subject, Entries: entries}
+	for _, e := range entries {
+		if !superseded[e.ID] {
+			s.Current = append(s.Current, e)
+		}
+	}
+	return s
+}
+
+// Decision returns the list for kind (and subject, for attorneys); never nil.
+func (r *Record) Decision(k Kind, subject string) *DecisionState {
+	if s, ok := r.Decisions[decisionKey(k, subject)]; ok {
+		return s
+	}
+	return &DecisionState{Kind: k, Subject: subject}
+}
+
+// Conflicts lists every decision list in conflict, in Kinds order.
+func (r *Record) Conflicts() []*DecisionState {
+	var out []*DecisionState
+	for _, s := range r.Decisions {
+		if s.Conflict() {
+			out = append(out, s)
+		}
+	}
+	sort.Slice(out, func(i, j int) bool {
+		oi, oj := kindOrder(out[i].Kind), kindOrder(out[j].Kind)
+		if oi != oj {
+			return oi < oj
+		}
+		return out[i].Subject < out[j].Subject
+	})
+	return out
+}
+
+func kindOrder(k Kind) int {
+	for i, x := range Kinds {
+		if x == k {
+			return i
+		}
+	}
+	return len(Kinds)
+}

@@ -1,0 +1,169 @@
+package record
+
+import (
+	"fmt"
+	"sort"
+
+	"haven/shared/crdt"
+	"haven/shared/docid"
+)
+
+// Read returns the resident's record held in doc.
+func Read(doc *crdt.Doc) (*Record, error) {
+	root, err := doc.Root()
+	if err != nil {
+		return nil, fmt.Errorf("read record: %w", err)
+	}
+	return FromTree(root), nil
+}
+
+// FromTree builds a Record from a document's plain tree. It never fails and
+// never panics: whatever cannot be read is left out and named in Problems,
+// because a document may have been written by another client or version.
+func FromTree(root map[string]any) *Record {
+	r := &Record{Decisions: map[string]*DecisionState{}}
+	if id, err := docid.Parse(asString(root["id"])); err == nil {
+		r.ID = id
+	} else {
+		r.Problems = append(r.Problems, "id: missing or malformed")
+	}
+	if v, ok := root["schema"].(int64); ok {
+		r.Schema = v
+	}
+	if t := asString(root["type"]); t != "resident" {
+		r.Problems = append(r.Problems, "type: not a resident record")
+	}
+	r.Home = asString(root["home"])
+	r.Problems = append(r.Problems, fromFields(asMap(root["identity"]), &r.Identity, "identity")...)
+
+	for id, v := range asMap(root["contacts"]) {
+		var c Contact
+		r.Problems = append(r.Problems, fromFields(asMap(v), &c, "contacts."+id)...)
+		c.ID = id
+		r.Contacts = append(r.Contacts, c)
+	}
+	sort.Slice(r.Contacts, func(i, j int) bool {
+		a, b := r.Contacts[i], r.Contacts[j]
+		if a.CallOrder != b.CallOrder {
+			return a.CallOrder < b.CallOrder
+		}
+		if a.Name != b.Name {
+			return a.Name < b.Name
+		}
+		return a.ID < b.ID
+	})
+
+	for id, v := range asMap(root["alerts"]) {
+		var a Alert
+		r.Problems = append(r.Problems, fromFields(asMap(v), &a, "alerts."+id)...)
+		a.ID = id
+		r.Alerts = append(r.Alerts, a)
+	}
+	sort.Slice(r.Alerts, func(i, j int) bool {
+		if r.Alerts[i].Since != r.Alerts[j].Since {
+			return r.Alerts[i].Since < r.Alerts[j].Since
+		}
+		return r.Alerts[i].ID < r.Alerts[j].ID
+	})
+
+	plan := asMap(root["carePlan"])
+	for _, d := range Domains {
+		e := CarePlanEntry{Domain: d}
+		r.Problems = append(r.Problems, fromFields(asMap(plan[string(d)]), &e, "carePlan."+string(d))...)
+		e.Domain = d
+		r.CarePlan = append(r.CarePlan, e)
+	}
+
+	wishes := asMap(root["wishes"])
+	r.Problems = append(r.Problems, fromFields(wishes, &r.Wishes, "wishes")...)
+	for id, v := range asMap(wishes["reviews"]) {
+		var rv Review
+		r.Problems = append(r.Problems, fromFields(asMap(v), &rv, "wishes.reviews."+id)...)
+		rv.ID = id
+		r.Wishes.Reviews = append(r.Wishes.Reviews, rv)
+	}
+	sort.Slice(r.Wishes.Reviews, func(i, j int) bool {
+		if r.Wishes.Reviews[i].Date != r.Wishes.Reviews[j].Date {
+			return r.Wishes.Reviews[i].Date > r.Wishes.Reviews[j].Date
+		}
+		return r.Wishes.Reviews[i].ID < r.Wishes.Reviews[j].ID
+	})
+
+	decisions := asMap(root["decisions"])
+	for _, k := range Kinds {
+		bySubject, problems := readEntries(k, asMap(decisions[string(k)]))
+		r.Problems = append(r.Problems, problems...)
+		for subject, entries := range bySubject {
+			s := newState(k, subject, entries)
+			r.Decisions[s.Key()] = s
+		}
+	}
+
+	for id, v := range asMap(root["notes"]) {
+		var n Note
+		r.Problems = append(r.Problems, fromFields(asMap(v), &n, "notes."+id)...)
+		n.ID = id
+		r.Notes = append(r.Notes, n)
+	}
+	sort.Slice(r.Notes, func(i, j int) bool {
+		if r.Notes[i].EventAt != r.Notes[j].EventAt {
+			return r.Notes[i].EventAt > r.Notes[j].EventAt
+		}
+		return r.Notes[i].ID < r.Notes[j].ID
+	})
+	sort.Strings(r.Problems)
+	return r
+}
+
+// readEntries reads one kind's entries, grouped by subject.
+func readEntries(k Kind, m map[string]any) (map[string][]Entry, []string) {
+	out := map[string][]Entry{}
+	var problems []string
+	for id, v := range m {
+		var e Entry
+		path := "decisions." + string(k) + "." + id
+		if p := fromFields(asMap(v), &e, path); len(p) > 0 {
+			// A decision that cannot be read whole must not be half-shown:
+			// it still counts (it may supersede others), with its value
+			// marked unreadable.
+			problems = append(problems, p...)
+			e.Value = `"unreadable"`
+		}
+		e.ID = id
+		if k != KindAttorney {
+			e.Subject = ""
+		}
+		out[e.Subject] = append(out[e.Subject], e)
+	}
+	return out, problems
+}
+
+// Contact returns the contact with the given ID.
+func (r *Record) Contact(id string) (Contact, bool) {
+	for _, c := range r.Contacts {
+		if c.ID == id {
+			return c, true
+		}
+	}
+	return Contact{}, false
+}
+
+// CarePlanFor returns one domain's entry.
+func (r *Record) CarePlanFor(d Domain) CarePlanEntry {
+	for _, e := range r.CarePlan {
+		if e.Domain == d {
+			return e
+		}
+	}
+	return CarePlanEntry{Domain: d}
+}
+
+// Note returns the note with the given ID.
+func (r *Record) Note(id string) (Note, bool) {
+	for _, n := range r.Notes {
+		if n.ID == id {
+			return n, true
+		}
+	}
+	return Note{}, false
+}

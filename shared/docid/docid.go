@@ -47,10 +47,11 @@ func (id ID) UUID() string {
 	return fmt.Sprintf("%x-%x-%x-%x-%x", id[0:4], id[4:6], id[6:8], id[8:10], id[10:16])
 }
 
-// Parse accepts a bs58check document ID or an automerge URL holding one. It
-// accepts what automerge-repo accepts: a valid checksum over 16 bytes that
-// form an RFC 4122 UUID of version 1 to 8, or the nil or max UUID. Anything
-// else is an error wrapping ErrMalformed.
+// Parse accepts a bs58check document ID or an automerge URL holding one: a
+// valid checksum over a 16-byte payload. automerge-repo checks no more than
+// the checksum (it does not insist on UUID version bits) and also accepts
+// other payload lengths; Haven only ever creates 16-byte IDs, so it accepts
+// only those. Anything else is an error wrapping ErrMalformed.
 func Parse(s string) (ID, error) {
 	var id ID
 	raw := strings.TrimPrefix(s, URLPrefix)
@@ -73,9 +74,6 @@ func Parse(s string) (ID, error) {
 		return id, fmt.Errorf("%w: checksum mismatch", ErrMalformed)
 	}
 	copy(id[:], payload)
-	if !id.validUUID() {
-		return id, fmt.Errorf("%w: not an RFC 4122 UUID", ErrMalformed)
-	}
 	return id, nil
 }
 
@@ -87,17 +85,6 @@ func MustParse(s string) ID {
 	}
 	return id
 }
-
-func (id ID) validUUID() bool {
-	if id == (ID{}) || id == max {
-		return true
-	}
-	version := id[6] >> 4
-	variant := id[8] >> 6
-	return version >= 1 && version <= 8 && variant == 0b10
-}
-
-var max = ID{0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff}
 
 func checksum(payload []byte) [4]byte {
 	first := sha256.Sum256(payload)

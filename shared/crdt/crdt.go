@@ -11,6 +11,8 @@
 package crdt
 
 import (
+	"bytes"
+	"encoding/binary"
 	"encoding/hex"
 	"errors"
 	"fmt"
@@ -89,24 +91,84 @@ func (d *Doc) Save() []byte {
 	return d.am.Save()
 }
 
-// SaveIncremental returns the changes made since the last Save or
-// SaveIncremental, or nil when there are none.
-func (d *Doc) SaveIncremental() []byte {
+// chunkMagic starts a chunk written by SaveSince: the magic, a uvarint
+// count, that many 32-byte change hashes, then the changes in Automerge's
+// binary form. The hashes let LoadIncremental prove every change applied.
+const chunkMagic = "HVC1"
+
+// SaveSince returns the changes made since heads (all changes for nil heads)
+// as a chunk for LoadIncremental, or nil when there are none. Unlike
+// automerge's SaveIncremental it keeps no hidden state, so a Save elsewhere
+// cannot make it skip a change.
+func (d *Doc) SaveSince(heads []Hash) (b []byte, err error) {
+	defer recoverTo(&err, "save since")
 	d.mu.Lock()
 	defer d.mu.Unlock()
-	b := d.am.SaveIncremental()
-	if len(b) == 0 {
-		return nil
+	since := make([]automerge.ChangeHash, len(heads))
+	for i, h := range heads {
+		since[i] = automerge.ChangeHash(h)
 	}
-	return b
+	chs, err := d.am.Changes(since...)
+	if err != nil {
+		return nil, err
+	}
+	if len(chs) == 0 {
+		return nil, nil
+	}
+	b = append([]byte(chunkMagic), binary.AppendUvarint(nil, uint64(len(chs)))...)
+	for _, c := range chs {
+		h := c.Hash()
+		b = append(b, h[:]...)
+	}
+	return append(b, automerge.SaveChanges(chs)...), nil
 }
 
-// LoadIncremental applies changes saved by SaveIncremental or Save.
+// ErrIncomplete reports a chunk whose changes did not all apply.
+var ErrIncomplete = errors.New("chunk did not apply whole")
+
+// LoadIncremental applies a chunk from SaveSince, or a whole document from
+// Save. It is strict: damaged or truncated bytes are an error, never a
+// partial load reported as success. (automerge's own load_incremental on a
+// non-empty document keeps what parses before a fault and silently drops the
+// rest.) A SaveSince chunk whose changes depend on changes this document
+// lacks also fails with ErrIncomplete; its changes wait inside the document
+// and apply when the missing ones arrive.
 func (d *Doc) LoadIncremental(b []byte) (err error) {
 	defer recoverTo(&err, "load incremental")
+	if !bytes.HasPrefix(b, []byte(chunkMagic)) {
+		whole, err := automerge.Load(b)
+		if err != nil {
+			return err
+		}
+		d.mu.Lock()
+		defer d.mu.Unlock()
+		_, err = d.am.Merge(whole)
+		return err
+	}
+	rest := b[len(chunkMagic):]
+	n, k := binary.Uvarint(rest)
+	if k <= 0 || n == 0 || n > uint64(len(rest))/32 {
+		return fmt.Errorf("%w: bad header", ErrIncomplete)
+	}
+	rest = rest[k:]
+	hashes, raw := rest[:n*32], rest[n*32:]
 	d.mu.Lock()
 	defer d.mu.Unlock()
-	return d.am.LoadIncremental(b)
+	if err := d.am.LoadIncremental(raw); err != nil {
+		return err
+	}
+	missing := 0
+	for i := 0; i < int(n); i++ {
+		var h automerge.ChangeHash
+		copy(h[:], hashes[i*32:])
+		if _, err := d.am.Change(h); err != nil {
+			missing++
+		}
+	}
+	if missing > 0 {
+		return fmt.Errorf("%w: %d of %d changes missing", ErrIncomplete, missing, n)
+	}
+	return nil
 }
 
 // Heads are the hashes of the changes nothing else depends on yet, sorted.

@@ -130,12 +130,25 @@ func TestSaveLoadAndIncremental(t *testing.T) {
 	set(t, a, "1", "one", "k1")
 	full := a.Save()
 	set(t, a, "2", "two", "k2")
-	inc := a.SaveIncremental()
-	if len(inc) == 0 {
-		t.Fatal("SaveIncremental returned nothing after a change")
+	inc, err := a.SaveSince(a.Heads()[:0])
+	if err != nil {
+		t.Fatal(err)
 	}
-	if again := a.SaveIncremental(); again != nil {
-		t.Fatalf("second SaveIncremental = %d bytes, want nil", len(again))
+	chs, _ := a.Changes()
+	inc, err = a.SaveSince([]Hash{chs[0].Hash})
+	if err != nil || len(inc) == 0 {
+		t.Fatalf("SaveSince(first change) = %d bytes, %v", len(inc), err)
+	}
+	since, err := a.SaveSince(nil)
+	if err != nil || len(since) == 0 {
+		t.Fatalf("SaveSince(nil) = %d bytes, %v", len(since), err)
+	}
+	c := New()
+	if err := c.LoadIncremental(since); err != nil || !SameHeads(c.Heads(), a.Heads()) {
+		t.Fatalf("loading SaveSince(nil) = %v; heads equal %v", err, SameHeads(c.Heads(), a.Heads()))
+	}
+	if none, err := a.SaveSince(a.Heads()); none != nil || err != nil {
+		t.Fatalf("SaveSince(current heads) = %d bytes, %v; want nil", len(none), err)
 	}
 	b, err := Load(full)
 	if err != nil {
@@ -149,6 +162,20 @@ func TestSaveLoadAndIncremental(t *testing.T) {
 	}
 	if _, err := Load([]byte("not a document")); err == nil {
 		t.Fatal("Load of garbage succeeded")
+	}
+	// A damaged chunk is refused, on an empty and on a non-empty document.
+	// (Junk after complete changes is ignored: every listed change applied.)
+	for _, bad := range [][]byte{[]byte("garbage"), inc[:len(inc)-3], inc[:len(inc)-40], full[:len(full)-2]} {
+		partial, _ := Load(full) // holds the first change, lacks the second
+		for _, d := range []*Doc{New(), partial} {
+			before := d.Heads()
+			if err := d.LoadIncremental(bad); err == nil {
+				t.Fatalf("LoadIncremental(%d damaged bytes; inc %d, full %d) succeeded", len(bad), len(inc), len(full))
+			}
+			if !SameHeads(before, d.Heads()) {
+				t.Fatal("a refused chunk changed the document")
+			}
+		}
 	}
 }
 

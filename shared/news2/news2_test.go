@@ -69,9 +69,9 @@ func TestBands(t *testing.T) {
 		{"all normal", normal, Low},
 		{"four points, none three", Observations{RespRate: 22, SpO2: 94, Systolic: 105, Pulse: 70, Consciousness: "alert", Temperature: 37}, Low}, // 2+1+1
 		{"single three", Observations{RespRate: 16, SpO2: 97, Systolic: 130, Pulse: 70, Consciousness: "voice", Temperature: 37}, LowMedium},
-		{"five", Observations{RespRate: 22, SpO2: 93, Systolic: 105, Pulse: 70, Consciousness: "alert", Temperature: 37}, Medium},     // 2+2+1
-		{"six", Observations{RespRate: 22, SpO2: 93, Systolic: 100, Pulse: 70, Consciousness: "alert", Temperature: 37}, Medium},     // 2+2+2
-		{"seven", Observations{RespRate: 25, SpO2: 93, Systolic: 100, Pulse: 70, Consciousness: "alert", Temperature: 37}, High},     // 3+2+2
+		{"five", Observations{RespRate: 22, SpO2: 93, Systolic: 105, Pulse: 70, Consciousness: "alert", Temperature: 37}, Medium}, // 2+2+1
+		{"six", Observations{RespRate: 22, SpO2: 93, Systolic: 100, Pulse: 70, Consciousness: "alert", Temperature: 37}, Medium},  // 2+2+2
+		{"seven", Observations{RespRate: 25, SpO2: 93, Systolic: 100, Pulse: 70, Consciousness: "alert", Temperature: 37}, High},  // 3+2+2
 		{"many", Observations{RespRate: 30, SpO2: 85, OnOxygen: true, Systolic: 85, Pulse: 140, Consciousness: "pain", Temperature: 34}, High},
 	} {
 		r, err := Score(c.o)

@@ -110,23 +110,23 @@ func DirectoryFromTree(root map[string]any) *Directory {
 // AddResident creates a resident's record and lists them in the directory.
 // The record is written first: if the directory write is lost, Reconcile
 // finds the record and adds the entry.
-func (e *Editor) AddResident(dir *crdt.Doc, id Identity) (*crdt.Doc, docid.ID, error) {
+func (e *Editor) AddResident(dir *crdt.Doc, id Identity) (NewDocs, error) {
 	home, ok, err := dir.Get("home")
 	if err != nil || !ok {
-		return nil, docid.ID{}, fmt.Errorf("directory has no home: %v", err)
+		return NewDocs{}, fmt.Errorf("directory has no home: %v", err)
 	}
-	rec, docID, err := e.NewResident(asString(home), id)
+	docs, err := e.NewResident(asString(home), id)
 	if err != nil {
-		return nil, docID, err
+		return docs, err
 	}
-	r, err := Read(rec)
+	r, err := Read(docs.Record)
 	if err != nil {
-		return nil, docID, err
+		return docs, err
 	}
-	if err := e.putEntry(dir, docID.String(), entryFor(r.Identity)); err != nil {
-		return rec, docID, fmt.Errorf("resident saved, directory not updated: %w", err)
+	if err := e.putEntry(dir, docs.RecordID.String(), entryFor(r.Identity)); err != nil {
+		return docs, fmt.Errorf("resident saved, directory not updated: %w", err)
 	}
-	return rec, docID, nil
+	return docs, nil
 }
 
 func (e *Editor) putEntry(dir *crdt.Doc, id string, entry DirectoryEntry) error {

@@ -76,22 +76,31 @@ func NewID() string {
 	return hex.EncodeToString(b[:])
 }
 
-// NewResident creates a resident's document with every container in place.
-func (e *Editor) NewResident(home string, id Identity) (*crdt.Doc, docid.ID, error) {
-	var zero docid.ID
+// NewDocs are the two documents a new resident starts with.
+type NewDocs struct {
+	RecordID   docid.ID
+	Record     *crdt.Doc
+	TimelineID docid.ID
+	Timeline   *crdt.Doc
+}
+
+// NewResident creates a resident's record, with every container in place,
+// and their empty timeline.
+func (e *Editor) NewResident(home string, id Identity) (NewDocs, error) {
+	var out NewDocs
 	if err := e.require(e.Author.Role.editsRecord(), "add a resident"); err != nil {
-		return nil, zero, err
+		return out, err
 	}
 	if id.Status == "" {
 		id.Status = StatusActive
 	}
 	if err := ValidateIdentity(id, e.Rules); err != nil {
-		return nil, zero, err
+		return out, err
 	}
 	if strings.TrimSpace(home) == "" {
-		return nil, zero, errors.New("a resident belongs to a care home")
+		return out, errors.New("a resident belongs to a care home")
 	}
-	docID := docid.New()
+	out.RecordID, out.TimelineID = docid.New(), docid.New()
 	carePlan := map[string]any{}
 	for _, d := range Domains {
 		carePlan[string(d)] = toFields(CarePlanEntry{})
@@ -102,23 +111,35 @@ func (e *Editor) NewResident(home string, id Identity) (*crdt.Doc, docid.ID, err
 	}
 	wishes := toFields(Wishes{})
 	wishes["reviews"] = map[string]any{}
-	doc := crdt.New()
-	err := e.change(doc, "create", []string{"identity", "carePlan", "wishes"}, func(w *crdt.Writer) error {
-		for k, v := range map[string]any{
-			"schema": int64(SchemaVersion), "type": "resident", "id": docID.String(), "home": home,
+	out.Record = crdt.New()
+	err := e.change(out.Record, "create", []string{"identity", "carePlan", "wishes"}, func(w *crdt.Writer) error {
+		return setAll(w, map[string]any{
+			"schema": int64(SchemaVersion), "type": "resident", "id": out.RecordID.String(), "home": home,
 			"identity": toFields(id), "contacts": map[string]any{}, "alerts": map[string]any{},
-			"carePlan": carePlan, "wishes": wishes, "decisions": decisions, "notes": map[string]any{},
-		} {
-			if err := w.Set(v, k); err != nil {
-				return err
-			}
-		}
-		return nil
+			"carePlan": carePlan, "wishes": wishes, "decisions": decisions,
+			"timeline": out.TimelineID.String(),
+		})
 	})
 	if err != nil {
-		return nil, zero, err
+		return out, err
 	}
-	return doc, docID, nil
+	out.Timeline = crdt.New()
+	err = e.change(out.Timeline, "create-timeline", []string{"notes"}, func(w *crdt.Writer) error {
+		return setAll(w, map[string]any{
+			"schema": int64(SchemaVersion), "type": "timeline", "id": out.TimelineID.String(),
+			"home": home, "resident": out.RecordID.String(), "notes": map[string]any{}, "noteStatus": map[string]any{},
+		})
+	})
+	return out, err
+}
+
+func setAll(w *crdt.Writer, fields map[string]any) error {
+	for k, v := range fields {
+		if err := w.Set(v, k); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // updateFields writes only the fields of next that differ from what the
@@ -353,13 +374,16 @@ func (e *Editor) Decide(doc *crdt.Doc, k Kind, subject string, value any, reason
 		entry.Supersedes = append(entry.Supersedes, c.ID)
 	}
 	field := "decisions." + string(k) + "." + entry.ID
+	body, _ := json.Marshal(entry)
 	return entry.ID, e.change(doc, "decide", []string{field}, func(w *crdt.Writer) error {
-		return w.Set(toFields(entry), "decisions", string(k), entry.ID)
+		return w.Set(string(body), "decisions", string(k), entry.ID)
 	})
 }
 
-// AddNote adds a note or advice call to the timeline and returns its ID.
-func (e *Editor) AddNote(doc *crdt.Doc, n Note) (string, error) {
+// AddNote adds a note or advice call to a resident's timeline document and
+// returns its ID.
+func (e *Editor) AddNote(timeline *crdt.Doc, n Note) (string, error) {
+	doc := timeline
 	if err := e.require(e.Author.Role != IGLead, "add a note"); err != nil {
 		return "", err
 	}
@@ -377,31 +401,35 @@ func (e *Editor) AddNote(doc *crdt.Doc, n Note) (string, error) {
 	n.ID = NewID()
 	n.RecordedAt = Timestamp(e.now())
 	n.Author = e.Author
-	n.Status = NoteCurrent
-	n.ErrorReason, n.ErrorBy, n.ErrorAt = "", "", ""
+	n.Status, n.ErrorReason, n.ErrorBy, n.ErrorAt = "", "", "", ""
+	body, _ := json.Marshal(n)
 	return n.ID, e.change(doc, "add-note", []string{"notes." + n.ID}, func(w *crdt.Writer) error {
-		return w.Set(toFields(n), "notes", n.ID)
+		return w.Set(string(body), "notes", n.ID)
 	})
 }
 
-// MarkEnteredInError retires a note without deleting it; its author or a
-// senior member of staff may do so, giving a reason.
-func (e *Editor) MarkEnteredInError(doc *crdt.Doc, noteID, reason string) error {
-	by, ok, err := doc.Get("notes", noteID, "by", "u")
+// MarkEnteredInError retires a note in a timeline without deleting it; its
+// author or a senior member of staff may do so, giving a reason.
+func (e *Editor) MarkEnteredInError(timeline *crdt.Doc, noteID, reason string) error {
+	doc := timeline
+	raw, ok, err := doc.Get("notes", noteID)
 	if err != nil {
 		return err
 	}
 	if !ok {
 		return fmt.Errorf("note %s: %w", noteID, ErrNotFound)
 	}
-	if err := e.require(by == e.Author.UserID || e.Author.Role.editsRecord(), "mark another person's note entered in error"); err != nil {
+	n, _ := readNote(noteID, raw, nil)
+	if err := e.require(n.Author.UserID == e.Author.UserID || e.Author.Role.editsRecord(), "mark another person's note entered in error"); err != nil {
 		return err
 	}
 	if strings.TrimSpace(reason) == "" {
 		return &ValidationError{Fields: []*FieldError{{"reason", "say why the note was entered in error"}}}
 	}
-	_, err = e.updateFields(doc, "entered-in-error", map[string]any{
+	status, _ := json.Marshal(map[string]string{
 		"status": NoteEnteredInError, "errorReason": reason, "errorBy": e.Author.Name, "errorAt": Timestamp(e.now()),
-	}, "notes", noteID)
-	return err
+	})
+	return e.change(doc, "entered-in-error", []string{"noteStatus." + noteID}, func(w *crdt.Writer) error {
+		return w.Set(string(status), "noteStatus", noteID)
+	})
 }

@@ -18,16 +18,20 @@ func FuzzRead(f *testing.F) {
 	if err != nil {
 		f.Fatal(err)
 	}
-	doc, _, err := e.NewResident("home-1", identity())
+	docs, err := e.NewResident("home-1", identity())
 	if err != nil {
 		f.Fatal(err)
 	}
+	doc := docs.Record
 	if _, err := e.Decide(doc, KindCPR, "", CPRNotRecommended, "frailty"); err != nil {
 		f.Fatal(err)
 	}
 	root, _ := doc.Root()
 	real, _ := json.Marshal(root)
 	f.Add(real)
+	tl, _ := docs.Timeline.Root()
+	realTimeline, _ := json.Marshal(tl)
+	f.Add(realTimeline)
 	f.Add([]byte(`{"type":"resident","decisions":{"cpr":{"a":{"supersedes":["a"]},"b":{"supersedes":[1,{}]}}}}`))
 	f.Add([]byte(`{"type":"directory","residents":{"x":1,"11111111111111114Ki9Gx":{"room":[]}}}`))
 	f.Add([]byte(`{"identity":{"dateOfBirth":1e308,"interpreter":"yes"},"carePlan":{"skin":{"score":1.5}}}`))
@@ -53,7 +57,7 @@ func FuzzRead(f *testing.F) {
 			t.Fatalf("Read: %v", err)
 		}
 		r2, _ := Read(doc)
-		if len(r1.Problems) != len(r2.Problems) || len(r1.Notes) != len(r2.Notes) || len(r1.Conflicts()) != len(r2.Conflicts()) {
+		if len(r1.Problems) != len(r2.Problems) || r1.Timeline != r2.Timeline || len(r1.Conflicts()) != len(r2.Conflicts()) {
 			t.Fatal("Read is not deterministic")
 		}
 		for _, s := range r1.Decisions {
@@ -65,6 +69,9 @@ func FuzzRead(f *testing.F) {
 			if s.Conflict() {
 				_ = s.ConflictSummary(func(e Entry) string { return e.Text() })
 			}
+		}
+		if _, err := ReadTimeline(doc); err != nil {
+			t.Fatalf("ReadTimeline: %v", err)
 		}
 		if _, err := ReadDirectory(doc); err != nil {
 			t.Fatalf("ReadDirectory: %v", err)

@@ -13,8 +13,23 @@
 //	alerts      map alertID → Alert
 //	carePlan    map domain → CarePlanEntry (all twelve domains)
 //	wishes      map: Wishes fields; wishes.reviews map reviewID → Review
-//	decisions   map kind → map entryID → Entry (safety-critical decision lists)
-//	notes       map noteID → Note (never deleted; entered-in-error is a status)
+//	decisions   map kind → map entryID → Entry as a JSON string (safety-critical
+//	            decision lists; an entry never changes once written)
+//	timeline    document ID of the resident's timeline
+//
+// Notes live in a second document per resident, the timeline, because they
+// are written many times a day for years while the plan changes monthly:
+// kept apart, the plan (what a clinician on a call needs first) stays small
+// and quick to open and sync however long the timeline grows.
+//
+//	schema, type "timeline", id, home, resident (the record's document ID)
+//	notes       map noteID → JSON of the note's fixed fields (never deleted)
+//	noteStatus  map noteID → JSON of {status, errorReason, errorBy, errorAt}:
+//	            entered-in-error is a status, never a deletion
+//
+// Write-once values are single JSON strings rather than maps of fields: one
+// operation instead of a dozen, which keeps a record with years of history
+// quick to load.
 //
 // Each write is one Automerge change whose message (ChangeMeta, JSON) names
 // the author, role, registration, device and the fields written, which is
@@ -242,11 +257,20 @@ type Record struct {
 	Alerts   []Alert
 	CarePlan []CarePlanEntry // in Domains order
 	Wishes   Wishes
-	Notes    []Note // newest event first
+	Timeline docid.ID // the document holding the resident's notes
 	// Decisions by kind; attorney authority keyed "attorneyAuthority/<contactID>".
 	Decisions map[string]*DecisionState
 	// Problems names parts of the document that could not be read (paths, no
 	// values), e.g. a field of the wrong type written by another client.
+	Problems []string
+}
+
+// Timeline is a resident's notes as read from the timeline document.
+type Timeline struct {
+	ID       docid.ID
+	Resident docid.ID
+	Home     string
+	Notes    []Note // newest event first
 	Problems []string
 }
 

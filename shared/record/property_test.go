@@ -96,11 +96,11 @@ func runSeed(seed int64) (conflicts, resolved int, err error) {
 	if err != nil {
 		return 0, 0, err
 	}
-	base, _, err := origin.NewResident("home-1", identity())
+	base, err := origin.NewResident("home-1", identity())
 	if err != nil {
 		return 0, 0, err
 	}
-	saved := base.Save()
+	saved := base.Record.Save()
 	reps := make([]*replica, n)
 	for i := range reps {
 		doc, err := crdt.Load(saved)
@@ -144,7 +144,7 @@ func runSeed(seed int64) (conflicts, resolved int, err error) {
 				return 0, 0, err
 			}
 		case op < 7:
-			if _, err := r.ed.AddNote(r.doc, Note{Kind: NoteKindNote, Text: fmt.Sprintf("note %d", step)}); err != nil {
+			if _, err := r.ed.AddAlert(r.doc, Alert{Text: fmt.Sprintf("alert %d", step)}); err != nil && !strings.Contains(err.Error(), ErrNotPermitted.Error()) {
 				return 0, 0, err
 			}
 		case op < 9: // one sync message along a random direction

@@ -1,6 +1,7 @@
 package record
 
 import (
+	"encoding/json"
 	"fmt"
 	"sort"
 
@@ -99,18 +100,11 @@ func FromTree(root map[string]any) *Record {
 		}
 	}
 
-	for id, v := range asMap(root["notes"]) {
-		var n Note
-		r.Problems = append(r.Problems, fromFields(asMap(v), &n, "notes."+id)...)
-		n.ID = id
-		r.Notes = append(r.Notes, n)
+	if id, err := docid.Parse(asString(root["timeline"])); err == nil {
+		r.Timeline = id
+	} else {
+		r.Problems = append(r.Problems, "timeline: missing or malformed")
 	}
-	sort.Slice(r.Notes, func(i, j int) bool {
-		if r.Notes[i].EventAt != r.Notes[j].EventAt {
-			return r.Notes[i].EventAt > r.Notes[j].EventAt
-		}
-		return r.Notes[i].ID < r.Notes[j].ID
-	})
 	sort.Strings(r.Problems)
 	return r
 }
@@ -122,7 +116,7 @@ func readEntries(k Kind, m map[string]any) (map[string][]Entry, []string) {
 	for id, v := range m {
 		var e Entry
 		path := "decisions." + string(k) + "." + id
-		if p := fromFields(asMap(v), &e, path); len(p) > 0 {
+		if p := fromJSONOrFields(v, &e, path); len(p) > 0 {
 			// A decision that cannot be read whole must not be half-shown:
 			// it still counts (it may supersede others), with its value
 			// marked unreadable.
@@ -158,12 +152,81 @@ func (r *Record) CarePlanFor(d Domain) CarePlanEntry {
 	return CarePlanEntry{Domain: d}
 }
 
+// ReadTimeline returns the notes held in a timeline document.
+func ReadTimeline(doc *crdt.Doc) (*Timeline, error) {
+	root, err := doc.Root()
+	if err != nil {
+		return nil, fmt.Errorf("read timeline: %w", err)
+	}
+	return TimelineFromTree(root), nil
+}
+
+// TimelineFromTree builds a Timeline from a plain tree; like FromTree it
+// never fails and names what it could not read.
+func TimelineFromTree(root map[string]any) *Timeline {
+	tl := &Timeline{Home: asString(root["home"])}
+	if asString(root["type"]) != "timeline" {
+		tl.Problems = append(tl.Problems, "type: not a timeline")
+	}
+	if id, err := docid.Parse(asString(root["id"])); err == nil {
+		tl.ID = id
+	} else {
+		tl.Problems = append(tl.Problems, "id: missing or malformed")
+	}
+	if id, err := docid.Parse(asString(root["resident"])); err == nil {
+		tl.Resident = id
+	} else {
+		tl.Problems = append(tl.Problems, "resident: missing or malformed")
+	}
+	status := asMap(root["noteStatus"])
+	for id, v := range asMap(root["notes"]) {
+		n, problems := readNote(id, v, status[id])
+		tl.Problems = append(tl.Problems, problems...)
+		tl.Notes = append(tl.Notes, n)
+	}
+	sort.Slice(tl.Notes, func(i, j int) bool {
+		if tl.Notes[i].EventAt != tl.Notes[j].EventAt {
+			return tl.Notes[i].EventAt > tl.Notes[j].EventAt
+		}
+		return tl.Notes[i].ID < tl.Notes[j].ID
+	})
+	sort.Strings(tl.Problems)
+	return tl
+}
+
 // Note returns the note with the given ID.
-func (r *Record) Note(id string) (Note, bool) {
-	for _, n := range r.Notes {
+func (tl *Timeline) Note(id string) (Note, bool) {
+	for _, n := range tl.Notes {
 		if n.ID == id {
 			return n, true
 		}
 	}
 	return Note{}, false
+}
+
+// readNote reads one note and, if it has one, its status entry.
+func readNote(id string, body, status any) (Note, []string) {
+	var n Note
+	problems := fromJSONOrFields(body, &n, "notes."+id)
+	n.Status, n.ErrorReason, n.ErrorBy, n.ErrorAt = NoteCurrent, "", "", ""
+	if status != nil {
+		problems = append(problems, fromJSONOrFields(status, &n, "noteStatus."+id)...)
+	}
+	n.ID = id
+	return n, problems
+}
+
+// fromJSONOrFields reads a write-once value stored as a JSON string, or, if
+// another client wrote it as a map, from the map's fields.
+func fromJSONOrFields(v any, out any, path string) []string {
+	switch x := v.(type) {
+	case string:
+		if err := json.Unmarshal([]byte(x), out); err != nil {
+			return []string{path + ": unreadable"}
+		}
+		return nil
+	case map[string]any:
+		return fromFields(x, out, path)
+	}
+	return []string{path + ": missing"}
 }

@@ -35,12 +35,28 @@ func identity() Identity {
 }
 
 func newResident(t testing.TB, e *Editor) *crdt.Doc {
+	return newDocs(t, e).Record
+}
+
+func newDocs(t testing.TB, e *Editor) NewDocs {
 	t.Helper()
-	doc, _, err := e.NewResident("home-1", identity())
+	docs, err := e.NewResident("home-1", identity())
 	if err != nil {
 		t.Fatalf("NewResident: %v", err)
 	}
-	return doc
+	return docs
+}
+
+func readTimeline(t testing.TB, doc *crdt.Doc) *Timeline {
+	t.Helper()
+	tl, err := ReadTimeline(doc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(tl.Problems) > 0 {
+		t.Fatalf("timeline problems: %v", tl.Problems)
+	}
+	return tl
 }
 
 func read(t testing.TB, doc *crdt.Doc) *Record {
@@ -68,8 +84,15 @@ func sync(t testing.TB, docs ...*crdt.Doc) {
 
 func TestNewResidentReadsBack(t *testing.T) {
 	e := editor(t, "Sam Senior", SeniorCarer)
-	doc := newResident(t, e)
+	docs := newDocs(t, e)
+	doc := docs.Record
 	r := read(t, doc)
+	if r.Timeline != docs.TimelineID {
+		t.Fatalf("record names timeline %v, want %v", r.Timeline, docs.TimelineID)
+	}
+	if tl := readTimeline(t, docs.Timeline); tl.Resident != docs.RecordID || tl.ID != docs.TimelineID || tl.Home != "home-1" {
+		t.Fatalf("timeline = %+v, want it to name the record and home", tl)
+	}
 	want := identity()
 	want.Status = StatusActive
 	if r.Identity != want {
@@ -202,7 +225,8 @@ func TestRoleRules(t *testing.T) {
 	senior := editor(t, "Sam Senior", SeniorCarer)
 	gp := editor(t, "Dr Ada Quill", GP)
 	ig := editor(t, "Ivy Gov", IGLead)
-	doc := newResident(t, senior)
+	docs := newDocs(t, senior)
+	doc, tl := docs.Record, docs.Timeline
 	cases := []struct {
 		name string
 		err  error
@@ -215,11 +239,11 @@ func TestRoleRules(t *testing.T) {
 		}()},
 		{"care worker edits identity", carer.UpdateIdentity(doc, identity())},
 		{"IG lead adds a note", func() error {
-			_, err := ig.AddNote(doc, Note{Kind: NoteKindNote, Text: "x"})
+			_, err := ig.AddNote(tl, Note{Kind: NoteKindNote, Text: "x"})
 			return err
 		}()},
 		{"senior carer records an advice call", func() error {
-			_, err := senior.AddNote(doc, Note{Kind: NoteKindAdviceCall, Call: &AdviceCall{}})
+			_, err := senior.AddNote(tl, Note{Kind: NoteKindAdviceCall, Call: &AdviceCall{}})
 			return err
 		}()},
 		{"senior carer changes capacity", func() error {
@@ -240,7 +264,7 @@ func TestRoleRules(t *testing.T) {
 	if _, err := gp.Decide(doc, KindCPR, "", CPRNotRecommended, "frailty"); err != nil {
 		t.Fatalf("GP records CPR: %v", err)
 	}
-	if _, err := carer.AddNote(doc, Note{Kind: NoteKindNote, Text: "Ate well at lunch."}); err != nil {
+	if _, err := carer.AddNote(tl, Note{Kind: NoteKindNote, Text: "Ate well at lunch."}); err != nil {
 		t.Fatalf("care worker adds a note: %v", err)
 	}
 	if _, err := senior.Decide(doc, KindAllergies, "", Allergies{NoneKnown: true}, "asked on admission"); err != nil {
@@ -264,7 +288,7 @@ func TestNotesAreNeverDeleted(t *testing.T) {
 	senior := editor(t, "Sam Senior", SeniorCarer)
 	carer := editor(t, "Cam Carer", CareWorker)
 	other := editor(t, "Cy Carer", CareWorker)
-	doc := newResident(t, senior)
+	doc := newDocs(t, senior).Timeline
 	id, err := carer.AddNote(doc, Note{Kind: NoteKindNote, Text: "Wrong resident: fell in corridor."})
 	if err != nil {
 		t.Fatal(err)
@@ -278,7 +302,7 @@ func TestNotesAreNeverDeleted(t *testing.T) {
 	if err := carer.MarkEnteredInError(doc, id, "written in the wrong record"); err != nil {
 		t.Fatal(err)
 	}
-	n, ok := read(t, doc).Note(id)
+	n, ok := readTimeline(t, doc).Note(id)
 	if !ok || n.Status != NoteEnteredInError || n.Text != "Wrong resident: fell in corridor." || n.ErrorBy != "Cam Carer" {
 		t.Fatalf("note after entered-in-error = %+v, %v; want kept with status and who", n, ok)
 	}
@@ -340,10 +364,11 @@ func TestDirectoryStaysConsistent(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	rec, id, err := mgr.AddResident(dir, identity())
+	docs, err := mgr.AddResident(dir, identity())
 	if err != nil {
 		t.Fatal(err)
 	}
+	rec, id := docs.Record, docs.RecordID
 	d, _ := ReadDirectory(dir)
 	if len(d.Residents) != 1 || d.Residents[0].ID != id.String() || d.Residents[0].FamilyName != "Marlow" || d.Residents[0].Status != StatusActive {
 		t.Fatalf("directory after add = %+v", d.Residents)
@@ -387,8 +412,8 @@ func TestDirectoryStaysConsistent(t *testing.T) {
 		t.Fatalf("second Reconcile = %v, %v; want nothing to do", changed, err)
 	}
 	// A record from another home is refused.
-	other, _, _ := mgr.NewResident("home-2", identity())
-	if _, err := mgr.Reconcile(dir, other); err == nil {
+	other, _ := mgr.NewResident("home-2", identity())
+	if _, err := mgr.Reconcile(dir, other.Record); err == nil {
 		t.Fatal("Reconcile listed another home's resident")
 	}
 }
@@ -423,7 +448,7 @@ func TestReadToleratesForeignDocuments(t *testing.T) {
 	if r.Identity.FamilyName != "Lowe" {
 		t.Fatalf("good field lost: %+v", r.Identity)
 	}
-	want := []string{"decisions.cpr.e1.supersedes: wrong type", "id: missing or malformed", "identity.givenName: wrong type", "identity.room: wrong type"}
+	want := []string{"decisions.cpr.e1.supersedes: wrong type", "id: missing or malformed", "identity.givenName: wrong type", "identity.room: wrong type", "timeline: missing or malformed"}
 	if strings.Join(r.Problems, "|") != strings.Join(want, "|") {
 		t.Fatalf("Problems = %q, want %q", r.Problems, want)
 	}

@@ -156,8 +156,8 @@ func TestInvalidInputWritesNothing(t *testing.T) {
 	if _, err := gp.AddContact(doc, Contact{Kind: "personal"}); !errors.Is(err, ErrInvalid) {
 		t.Fatalf("AddContact(empty) = %v", err)
 	}
-	if _, err := gp.AddNote(doc, Note{Kind: "gossip", Text: "x"}); !errors.Is(err, ErrInvalid) {
-		t.Fatalf("AddNote(gossip) = %v", err)
+	if _, err := gp.AddAlert(doc, Alert{Text: "x", Status: "maybe"}); !errors.Is(err, ErrInvalid) {
+		t.Fatalf("AddAlert(status maybe) = %v", err)
 	}
 	if got := doc.Heads(); len(got) != 1 || got[0] != heads[0] {
 		t.Fatal("an invalid input changed the document")

@@ -1,0 +1,315 @@
+// Package repo keeps open Automerge documents in step with their stored
+// form: it loads a document from its snapshot and chunks, persists every
+// change as a durable incremental chunk before reporting success, and
+// compacts chunks into a verified snapshot in the background.
+//
+// Memory and disk never disagree about what was saved: if persisting a
+// change fails, the handle reloads the document from disk, so the failed
+// change is gone from memory too, and the caller was told it failed.
+package repo
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sync"
+
+	"haven/shared/crdt"
+	"haven/shared/docid"
+	"haven/shared/store"
+)
+
+// Storage is what a Repo needs from a document store. *store.Store
+// implements it; syncd's CRDT worker implements it by asking its parent.
+type Storage interface {
+	// AppendChunk stores chunk durably and returns its sequence number.
+	AppendChunk(ctx context.Context, docID string, chunk []byte) (uint64, error)
+	// LoadDoc returns the snapshot and chunks (store.ErrNotFound if none).
+	LoadDoc(docID string) (store.Doc, error)
+	// Quarantine takes a chunk that passed the store's checks but cannot be
+	// applied out of the document.
+	Quarantine(ctx context.Context, docID string, seq uint64, reason string) error
+	// Compact replaces chunks up to upTo by snapshot, durably.
+	Compact(ctx context.Context, docID string, snapshot []byte, upTo uint64) error
+}
+
+// ErrNotFound is returned by Open for a document that was never stored.
+var ErrNotFound = errors.New("document not found")
+
+// Options tunes a Repo.
+type Options struct {
+	// CompactAfter is how many chunks a document gathers before it is
+	// compacted into a snapshot. Zero means 64.
+	CompactAfter int
+	// Logger gets document IDs and sizes, never content. Nil discards.
+	Logger *slog.Logger
+	// OnChange, if set, is called after a change to a document is durable
+	// (by Change or Apply), outside any lock.
+	OnChange func(id docid.ID)
+}
+
+// Repo holds the open documents of one store.
+type Repo struct {
+	st   Storage
+	opts Options
+	log  *slog.Logger
+
+	mu      sync.Mutex // guards handles and closed
+	handles map[docid.ID]*Handle
+	closed  bool
+
+	compact chan *Handle   // handles due for compaction
+	done    chan struct{}  // closed by Close to stop the compactor
+	wg      sync.WaitGroup // the compactor goroutine
+}
+
+// New starts a Repo over st. Close stops its compactor; it does not close st.
+func New(st Storage, opts Options) *Repo {
+	if opts.CompactAfter <= 0 {
+		opts.CompactAfter = 64
+	}
+	log := opts.Logger
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	r := &Repo{
+		st: st, opts: opts, log: log,
+		handles: map[docid.ID]*Handle{},
+		compact: make(chan *Handle, 256),
+		done:    make(chan struct{}),
+	}
+	r.wg.Add(1)
+	go r.compactor()
+	return r
+}
+
+// Close waits for a compaction in progress and stops the compactor. Changes
+// already acknowledged are on disk whatever Close does.
+func (r *Repo) Close() error {
+	r.mu.Lock()
+	if r.closed {
+		r.mu.Unlock()
+		return nil
+	}
+	r.closed = true
+	r.mu.Unlock()
+	close(r.done)
+	r.wg.Wait()
+	return nil
+}
+
+// Handle is one open document. Reads go straight to Doc; writes go through
+// Change or Apply so that they are persisted in order.
+type Handle struct {
+	ID   docid.ID
+	repo *Repo
+
+	mu      sync.Mutex // serialises write+persist, so chunks are stored in the order changes were made
+	doc     *crdt.Doc
+	saved   []crdt.Hash // heads of what is on disk
+	lastSeq uint64      // the newest chunk the in-memory doc includes
+	pending int         // chunks stored since the last snapshot
+	report  LoadReport
+	queued  bool // waiting in the compaction queue
+}
+
+// LoadReport says what loading a document found wrong; empty is healthy.
+type LoadReport struct {
+	Quarantined []store.Quarantine
+}
+
+// Doc is the document for reading. Do not write to it directly: use Change.
+func (h *Handle) Doc() *crdt.Doc {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	return h.doc
+}
+
+// Report is what the last load found.
+func (h *Handle) Report() LoadReport {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	return h.report
+}
+
+// Create stores a new document and returns its handle. The whole document
+// is written as the first chunk, durably.
+func (r *Repo) Create(ctx context.Context, id docid.ID, doc *crdt.Doc) (*Handle, error) {
+	r.mu.Lock()
+	if _, ok := r.handles[id]; ok {
+		r.mu.Unlock()
+		return nil, fmt.Errorf("document %s is already open", id)
+	}
+	h := &Handle{ID: id, repo: r, doc: doc}
+	r.handles[id] = h
+	r.mu.Unlock()
+
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	data := doc.Save()
+	h.saved = doc.Heads()
+	seq, err := r.st.AppendChunk(ctx, id.String(), data)
+	if err != nil {
+		r.mu.Lock()
+		delete(r.handles, id)
+		r.mu.Unlock()
+		return nil, fmt.Errorf("store new document %s: %w", id, err)
+	}
+	h.lastSeq, h.pending = seq, 1
+	return h, nil
+}
+
+// Open returns the document's handle, loading it on first use.
+func (r *Repo) Open(id docid.ID) (*Handle, error) {
+	r.mu.Lock()
+	if h, ok := r.handles[id]; ok {
+		r.mu.Unlock()
+		return h, nil
+	}
+	r.mu.Unlock()
+
+	h := &Handle{ID: id, repo: r}
+	if err := h.load(); err != nil {
+		return nil, err
+	}
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if existing, ok := r.handles[id]; ok { // another caller loaded it meanwhile
+		return existing, nil
+	}
+	r.handles[id] = h
+	return h, nil
+}
+
+// load (re)reads the document from storage. Caller holds h.mu or owns h.
+func (h *Handle) load() error {
+	r := h.repo
+	sd, err := r.st.LoadDoc(h.ID.String())
+	if errors.Is(err, store.ErrNotFound) {
+		return fmt.Errorf("%s: %w", h.ID, ErrNotFound)
+	}
+	if err != nil {
+		return fmt.Errorf("load %s: %w", h.ID, err)
+	}
+	report := LoadReport{Quarantined: sd.Quarantined}
+	doc := crdt.New()
+	if sd.Snapshot != nil {
+		if d, err := crdt.Load(sd.Snapshot); err == nil {
+			doc = d
+		} else {
+			// The store's checksum passed, so these bytes are what was
+			// written: report loudly, keep the chunks.
+			r.log.Error("snapshot does not load", "doc", h.ID.String(), "bytes", len(sd.Snapshot), "err", err)
+			report.Quarantined = append(report.Quarantined, store.Quarantine{DocID: h.ID.String(), Snapshot: true, Size: len(sd.Snapshot), Reason: err.Error()})
+		}
+	}
+	last := sd.UpTo
+	for _, c := range sd.Chunks {
+		last = c.Seq
+		if err := doc.LoadIncremental(c.Data); err != nil {
+			reason := "chunk does not apply: " + err.Error()
+			r.log.Error("quarantining chunk", "doc", h.ID.String(), "seq", c.Seq, "bytes", len(c.Data))
+			if qerr := r.st.Quarantine(context.Background(), h.ID.String(), c.Seq, reason); qerr != nil {
+				return fmt.Errorf("quarantine chunk %d of %s: %w", c.Seq, h.ID, qerr)
+			}
+			report.Quarantined = append(report.Quarantined, store.Quarantine{DocID: h.ID.String(), Seq: c.Seq, Size: len(c.Data), Reason: reason})
+		}
+	}
+	h.saved = doc.Heads()
+	h.doc, h.lastSeq, h.pending, h.report = doc, last, len(sd.Chunks), report
+	if len(report.Quarantined) > 0 {
+		r.log.Warn("document loaded with quarantined parts", "doc", h.ID.String(), "quarantined", len(report.Quarantined))
+	}
+	return nil
+}
+
+// Change runs fn on the document and returns once whatever fn changed is on
+// disk. If fn changes nothing, nothing is stored.
+func (h *Handle) Change(ctx context.Context, fn func(doc *crdt.Doc) error) error {
+	h.mu.Lock()
+	fnErr := fn(h.doc)
+	err := h.persist(ctx)
+	h.mu.Unlock()
+	if err != nil {
+		return err
+	}
+	return fnErr
+}
+
+// persist stores the changes made since the last persist. Caller holds h.mu.
+func (h *Handle) persist(ctx context.Context) error {
+	r := h.repo
+	heads := h.doc.Heads()
+	if crdt.SameHeads(heads, h.saved) {
+		return nil
+	}
+	chunk, err := h.doc.SaveSince(h.saved)
+	if err != nil {
+		return fmt.Errorf("not saved: %w", err)
+	}
+	seq, err := r.st.AppendChunk(ctx, h.ID.String(), chunk)
+	if err != nil {
+		// Drop the unsaved change from memory too, so nothing shows a
+		// change that a restart would lose.
+		if lerr := h.load(); lerr != nil {
+			r.log.Error("reload after failed save", "doc", h.ID.String(), "err", lerr)
+		}
+		return fmt.Errorf("not saved: %w", err)
+	}
+	h.saved, h.lastSeq = heads, seq
+	h.pending++
+	if h.pending >= r.opts.CompactAfter && !h.queued {
+		select {
+		case r.compact <- h:
+			h.queued = true
+		default: // queue full: the next change will offer it again
+		}
+	}
+	if r.opts.OnChange != nil {
+		go r.opts.OnChange(h.ID)
+	}
+	return nil
+}
+
+func (r *Repo) compactor() {
+	defer r.wg.Done()
+	for {
+		select {
+		case <-r.done:
+			return
+		case h := <-r.compact:
+			if err := h.Compact(context.Background()); err != nil {
+				r.log.Error("compaction failed", "doc", h.ID.String(), "err", err)
+			}
+		}
+	}
+}
+
+// Compact replaces the document's chunks by one snapshot, after checking the
+// snapshot reloads to the same heads.
+func (h *Handle) Compact(ctx context.Context) error {
+	// Take a consistent snapshot under the lock, then verify and store it
+	// without holding writers up: chunks appended meanwhile have seqs above
+	// upTo and are kept.
+	h.mu.Lock()
+	h.queued = false
+	snap, heads, upTo, covered := h.doc.Save(), h.doc.Heads(), h.lastSeq, h.pending
+	h.mu.Unlock()
+
+	check, err := crdt.Load(snap)
+	if err != nil {
+		return fmt.Errorf("snapshot of %s does not reload: %w", h.ID, err)
+	}
+	if got := check.Heads(); !crdt.SameHeads(got, heads) {
+		return fmt.Errorf("snapshot of %s reloads to other heads (%d vs %d)", h.ID, len(got), len(heads))
+	}
+	if err := h.repo.st.Compact(ctx, h.ID.String(), snap, upTo); err != nil {
+		return fmt.Errorf("compact %s: %w", h.ID, err)
+	}
+	h.mu.Lock()
+	h.pending -= covered
+	h.mu.Unlock()
+	h.repo.log.Debug("compacted", "doc", h.ID.String(), "bytes", len(snap), "chunks", covered)
+	return nil
+}

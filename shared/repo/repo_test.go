@@ -1,0 +1,274 @@
+package repo
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"testing"
+	"time"
+
+	"haven/shared/crdt"
+	"haven/shared/docid"
+	"haven/shared/nhs"
+	"haven/shared/record"
+	"haven/shared/store"
+)
+
+var testKey = bytes.Repeat([]byte{7}, 32)
+
+func openStore(t testing.TB, dir string) *store.Store {
+	t.Helper()
+	st, err := store.Open(dir, store.Options{Key: testKey})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return st
+}
+
+func testEditor(t testing.TB) *record.Editor {
+	t.Helper()
+	e, err := record.NewEditor(record.Author{UserID: "u1", Name: "Sam Senior", Role: record.SeniorCarer, DeviceID: "pc-1"},
+		record.Rules{NHS: nhs.Demo})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return e
+}
+
+func testIdentity() record.Identity {
+	return record.Identity{NHSNumber: "9990000018", GivenName: "Edith", FamilyName: "Marlow", DateOfBirth: "1931-04-02", Sex: "female", Room: "12"}
+}
+
+// newResident stores a new resident's record and timeline and returns the
+// timeline's handle, where notes go.
+func newResident(t testing.TB, r *Repo, e *record.Editor) *Handle {
+	t.Helper()
+	docs, err := e.NewResident("home-1", testIdentity())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := r.Create(context.Background(), docs.RecordID, docs.Record); err != nil {
+		t.Fatal(err)
+	}
+	h, err := r.Create(context.Background(), docs.TimelineID, docs.Timeline)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return h
+}
+
+func timeline(t testing.TB, h *Handle) *record.Timeline {
+	t.Helper()
+	tl, err := record.ReadTimeline(h.Doc())
+	if err != nil {
+		t.Fatal(err)
+	}
+	return tl
+}
+
+func addNote(t testing.TB, h *Handle, e *record.Editor, text string) string {
+	t.Helper()
+	var id string
+	err := h.Change(context.Background(), func(doc *crdt.Doc) (err error) {
+		id, err = e.AddNote(doc, record.Note{Kind: record.NoteKindNote, Text: text})
+		return err
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return id
+}
+
+func TestChangesSurviveReopen(t *testing.T) {
+	dir := t.TempDir()
+	st := openStore(t, dir)
+	r := New(st, Options{})
+	e := testEditor(t)
+	h := newResident(t, r, e)
+	var notes []string
+	for i := 0; i < 5; i++ {
+		notes = append(notes, addNote(t, h, e, "note"))
+	}
+	heads := h.Doc().Heads()
+	r.Close()
+	st.Close()
+
+	st = openStore(t, dir)
+	defer st.Close()
+	r = New(st, Options{})
+	defer r.Close()
+	h2, err := r.Open(h.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !crdt.SameHeads(h2.Doc().Heads(), heads) {
+		t.Fatal("reopened document has other heads")
+	}
+	rec := timeline(t, h2)
+	for _, n := range notes {
+		if _, ok := rec.Note(n); !ok {
+			t.Fatalf("note %s lost across reopen", n)
+		}
+	}
+	if _, err := r.Open(docid.New()); !errors.Is(err, ErrNotFound) {
+		t.Fatalf("Open(unknown) = %v, want ErrNotFound", err)
+	}
+}
+
+func TestCompactionKeepsEverything(t *testing.T) {
+	dir := t.TempDir()
+	st := openStore(t, dir)
+	defer st.Close()
+	r := New(st, Options{CompactAfter: 1 << 30}) // compaction only when asked
+	defer r.Close()
+	e := testEditor(t)
+	h := newResident(t, r, e)
+	for i := 0; i < 20; i++ {
+		addNote(t, h, e, "before")
+	}
+	if n, _, _, _ := st.DocStats(h.ID.String()); n != 21 {
+		t.Fatalf("%d chunks before compaction, want 21", n)
+	}
+	if err := h.Compact(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	if n, _, snap, _ := st.DocStats(h.ID.String()); n != 0 || snap == 0 {
+		t.Fatalf("after compaction %d chunks and a %d-byte snapshot, want 0 and a snapshot", n, snap)
+	}
+	after := addNote(t, h, e, "after")
+	heads := h.Doc().Heads()
+
+	r2 := New(st, Options{})
+	defer r2.Close()
+	h2, err := r2.Open(h.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	rec := timeline(t, h2)
+	if !crdt.SameHeads(h2.Doc().Heads(), heads) || len(rec.Notes) != 21 {
+		t.Fatalf("reloaded after compaction: %d notes, same heads %v", len(rec.Notes), crdt.SameHeads(h2.Doc().Heads(), heads))
+	}
+	if _, ok := rec.Note(after); !ok {
+		t.Fatal("note written after compaction lost")
+	}
+}
+
+func TestBackgroundCompaction(t *testing.T) {
+	st := openStore(t, t.TempDir())
+	defer st.Close()
+	changed := make(chan struct{}, 100)
+	r := New(&watchCompact{Storage: st, done: changed}, Options{CompactAfter: 4})
+	defer r.Close()
+	e := testEditor(t)
+	h := newResident(t, r, e)
+	for i := 0; i < 4; i++ {
+		addNote(t, h, e, "n")
+	}
+	select {
+	case <-changed:
+	case <-time.After(10 * time.Second):
+		t.Fatal("no background compaction after CompactAfter chunks")
+	}
+	if n, _, _, _ := st.DocStats(h.ID.String()); n > 1 {
+		t.Fatalf("%d chunks left after background compaction", n)
+	}
+}
+
+type watchCompact struct {
+	Storage
+	done chan struct{}
+}
+
+func (w *watchCompact) Compact(ctx context.Context, id string, snap []byte, upTo uint64) error {
+	err := w.Storage.Compact(ctx, id, snap, upTo)
+	w.done <- struct{}{}
+	return err
+}
+
+// A chunk that passes the store's checksum but is not Automerge (written by a
+// buggy or hostile writer) is quarantined and reported; the rest loads.
+func TestUnusableChunkIsQuarantined(t *testing.T) {
+	st := openStore(t, t.TempDir())
+	defer st.Close()
+	r := New(st, Options{})
+	e := testEditor(t)
+	h := newResident(t, r, e)
+	first := addNote(t, h, e, "kept")
+	if _, err := st.AppendChunk(context.Background(), h.ID.String(), []byte("not automerge at all")); err != nil {
+		t.Fatal(err)
+	}
+	r.Close()
+
+	r2 := New(st, Options{})
+	defer r2.Close()
+	h2, err := r2.Open(h.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	rep := h2.Report()
+	if len(rep.Quarantined) != 1 || rep.Quarantined[0].Seq != 3 {
+		t.Fatalf("report = %+v, want chunk 3 quarantined", rep)
+	}
+	rec := timeline(t, h2)
+	if _, ok := rec.Note(first); !ok || rec.Resident == (docid.ID{}) {
+		t.Fatal("the healthy part of the document did not load")
+	}
+	q, _ := st.Quarantined()
+	if len(q) != 1 {
+		t.Fatalf("store lists %d quarantined items, want 1", len(q))
+	}
+	// Later changes still save and load.
+	later := addNote(t, h2, e, "later")
+	r3 := New(st, Options{})
+	defer r3.Close()
+	h3, err := r3.Open(h.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	rec = timeline(t, h3)
+	if _, ok := rec.Note(later); !ok || len(h3.Report().Quarantined) != 1 {
+		t.Fatalf("after quarantine: later note present %v, report %+v", ok, h3.Report())
+	}
+}
+
+// When the disk refuses a change, the caller hears so and memory forgets the
+// change too.
+func TestFailedSaveIsNotKept(t *testing.T) {
+	st := openStore(t, t.TempDir())
+	defer st.Close()
+	fail := &failingStorage{Storage: st}
+	r := New(fail, Options{})
+	defer r.Close()
+	e := testEditor(t)
+	h := newResident(t, r, e)
+	fail.fail = true
+	err := h.Change(context.Background(), func(doc *crdt.Doc) error {
+		_, err := e.AddNote(doc, record.Note{Kind: record.NoteKindNote, Text: "lost"})
+		return err
+	})
+	if err == nil {
+		t.Fatal("Change succeeded though the disk refused it")
+	}
+	rec := timeline(t, h)
+	if len(rec.Notes) != 0 {
+		t.Fatal("memory kept a change that was not saved")
+	}
+	fail.fail = false
+	addNote(t, h, e, "kept")
+	rec = timeline(t, h)
+	if len(rec.Notes) != 1 {
+		t.Fatalf("%d notes after a good save, want 1", len(rec.Notes))
+	}
+}
+
+type failingStorage struct {
+	Storage
+	fail bool
+}
+
+func (f *failingStorage) AppendChunk(ctx context.Context, id string, b []byte) (uint64, error) {
+	if f.fail {
+		return 0, errors.New("disk full")
+	}
+	return f.Storage.AppendChunk(ctx, id, b)
+}

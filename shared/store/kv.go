@@ -1,0 +1,237 @@
+package store
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"math"
+
+	"github.com/dgraph-io/badger/v4"
+)
+
+// Sync states: one opaque state per (peer, document), for the sync engine.
+
+// PutSyncState stores state as peerID's sync state for docID, replacing any earlier one. It is
+// durable on return, and batched with other writes like everything else.
+func (s *Store) PutSyncState(ctx context.Context, peerID, docID string, state []byte) error {
+	if err := checkName("peer ID", peerID); err != nil {
+		return err
+	}
+	if err := checkName("document ID", docID); err != nil {
+		return err
+	}
+	if err := checkSize(len(state)); err != nil {
+		return err
+	}
+	if err := s.enter(); err != nil {
+		return err
+	}
+	defer s.active.Done()
+	val := encodeFrame(state)
+	return s.write(ctx, len(val), set(syncStateKey(peerID, docID), val))
+}
+
+// SyncState returns peerID's sync state for docID, or ErrNotFound. A damaged state gives an
+// error matching ErrCorrupt; the caller can start that peer afresh.
+func (s *Store) SyncState(peerID, docID string) ([]byte, error) {
+	if err := checkName("peer ID", peerID); err != nil {
+		return nil, err
+	}
+	if err := checkName("document ID", docID); err != nil {
+		return nil, err
+	}
+	return s.getFramed(syncStateKey(peerID, docID))
+}
+
+// DeleteSyncStates deletes every sync state of peerID, durably. States written while it runs
+// may survive.
+func (s *Store) DeleteSyncStates(peerID string) error {
+	if err := checkName("peer ID", peerID); err != nil {
+		return err
+	}
+	if err := s.enter(); err != nil {
+		return err
+	}
+	defer s.active.Done()
+	var keys [][]byte
+	err := s.db.View(func(txn *badger.Txn) error {
+		it := txn.NewIterator(badger.IteratorOptions{Prefix: syncStatePrefix(peerID)})
+		defer it.Close()
+		for it.Rewind(); it.Valid(); it.Next() {
+			keys = append(keys, it.Item().KeyCopy(nil))
+		}
+		return nil
+	})
+	if err != nil {
+		return err
+	}
+	// Deleting is idempotent, so large sets may go in several transactions.
+	for len(keys) > 0 {
+		n := min(len(keys), 1000)
+		if err := s.write(context.Background(), 0, del(keys[:n]...)); err != nil {
+			return err
+		}
+		keys = keys[n:]
+	}
+	return nil
+}
+
+// Key/values: small metadata (organisations, devices, accounts) in namespaces.
+
+// Put stores val under key in namespace ns, durably. key may be any string, ns any non-empty
+// string without a 0x00 byte.
+func (s *Store) Put(ctx context.Context, ns, key string, val []byte) error {
+	if err := checkName("namespace", ns); err != nil {
+		return err
+	}
+	if err := checkSize(len(val)); err != nil {
+		return err
+	}
+	if err := s.enter(); err != nil {
+		return err
+	}
+	defer s.active.Done()
+	v := encodeFrame(val)
+	return s.write(ctx, len(v), set(kvKey(ns, key), v))
+}
+
+// Get returns the value of key in ns, or ErrNotFound; a damaged value gives an error matching
+// ErrCorrupt.
+func (s *Store) Get(ns, key string) ([]byte, error) {
+	if err := checkName("namespace", ns); err != nil {
+		return nil, err
+	}
+	return s.getFramed(kvKey(ns, key))
+}
+
+// Delete removes key from ns, durably. Deleting a missing key is not an error.
+func (s *Store) Delete(ctx context.Context, ns, key string) error {
+	if err := checkName("namespace", ns); err != nil {
+		return err
+	}
+	if err := s.enter(); err != nil {
+		return err
+	}
+	defer s.active.Done()
+	return s.write(ctx, 0, del(kvKey(ns, key)))
+}
+
+// Scan calls fn for each key in ns that starts with prefix, in byte order, with a copy of its
+// value that fn may keep. It stops at fn's first error and returns it unchanged. A damaged
+// value stops the scan with an error matching ErrCorrupt. fn sees one consistent view and may
+// call other methods, but not Close.
+func (s *Store) Scan(ns, prefix string, fn func(key string, val []byte) error) error {
+	if err := checkName("namespace", ns); err != nil {
+		return err
+	}
+	if err := s.enter(); err != nil {
+		return err
+	}
+	defer s.active.Done()
+	nsLen := len(kvPrefix(ns))
+	return s.db.View(func(txn *badger.Txn) error {
+		it := txn.NewIterator(badger.IteratorOptions{Prefix: kvKey(ns, prefix), PrefetchValues: true, PrefetchSize: 64})
+		defer it.Close()
+		for it.Rewind(); it.Valid(); it.Next() {
+			item := it.Item()
+			key := string(item.Key()[nsLen:])
+			val, err := readFramed(item)
+			if err != nil {
+				return fmt.Errorf("key %q: %w", key, err)
+			}
+			if err := fn(key, val); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+}
+
+// Logs: append-only sequences (audit events and the like).
+
+// AppendLog appends val to log and returns its seq: 1 for a log's first entry, then increasing
+// by one. It is durable on return. Entries are never rewritten or deleted.
+func (s *Store) AppendLog(ctx context.Context, log string, val []byte) (uint64, error) {
+	if err := checkName("log name", log); err != nil {
+		return 0, err
+	}
+	if err := checkSize(len(val)); err != nil {
+		return 0, err
+	}
+	if err := s.enter(); err != nil {
+		return 0, err
+	}
+	defer s.active.Done()
+	v := encodeFrame(val)
+	var seq uint64
+	err := s.write(ctx, len(v), func(b *batch) ([]mutation, error) {
+		seq = b.nextLogSeq(log)
+		return []mutation{{key: logKey(log, seq), val: v}}, nil
+	})
+	if err != nil {
+		return 0, err
+	}
+	return seq, nil
+}
+
+// ReadLog calls fn for each entry of log with seq > after, in order, with a copy of its value
+// that fn may keep. It stops at fn's first error and returns it unchanged. A damaged entry
+// stops it with an error matching ErrCorrupt that names the seq; ReadLog(log, seq, fn) resumes
+// after it. fn may call other methods, but not Close.
+func (s *Store) ReadLog(log string, after uint64, fn func(seq uint64, val []byte) error) error {
+	if err := checkName("log name", log); err != nil {
+		return err
+	}
+	if after == math.MaxUint64 {
+		return nil
+	}
+	if err := s.enter(); err != nil {
+		return err
+	}
+	defer s.active.Done()
+	return s.db.View(func(txn *badger.Txn) error {
+		it := txn.NewIterator(badger.IteratorOptions{Prefix: logPrefix(log), PrefetchValues: true, PrefetchSize: 64})
+		defer it.Close()
+		for it.Seek(logKey(log, after+1)); it.Valid(); it.Next() {
+			item := it.Item()
+			seq := seqSuffix(item.Key())
+			val, err := readFramed(item)
+			if err != nil {
+				return fmt.Errorf("log entry %d: %w", seq, err)
+			}
+			if err := fn(seq, val); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+}
+
+// getFramed reads one framed value: ErrNotFound if absent, ErrCorrupt if damaged.
+func (s *Store) getFramed(key []byte) ([]byte, error) {
+	if err := s.enter(); err != nil {
+		return nil, err
+	}
+	defer s.active.Done()
+	var val []byte
+	err := s.db.View(func(txn *badger.Txn) error {
+		item, err := txn.Get(key)
+		if errors.Is(err, badger.ErrKeyNotFound) {
+			return ErrNotFound
+		}
+		if err != nil {
+			return err
+		}
+		val, err = readFramed(item)
+		return err
+	})
+	return val, err
+}
+
+func readFramed(item *badger.Item) ([]byte, error) {
+	raw, err := item.ValueCopy(nil)
+	if err != nil {
+		return nil, fmt.Errorf("%w: %s", ErrCorrupt, unreadable(err))
+	}
+	return decodeFrame(raw)
+}

@@ -1,0 +1,472 @@
+package store_test
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"slices"
+	"strings"
+	"sync"
+	"testing"
+
+	"haven/shared/store"
+)
+
+var testKey = bytes.Repeat([]byte{0x5a}, 32)
+
+// open opens dir with the test key and closes it when the test ends (a second Close is
+// harmless, so tests may close earlier to reopen).
+func open(t testing.TB, dir string) *store.Store {
+	t.Helper()
+	s, err := store.Open(dir, store.Options{Key: testKey})
+	if err != nil {
+		t.Fatalf("Open(%s) = %v", dir, err)
+	}
+	t.Cleanup(func() { s.Close() })
+	return s
+}
+
+func closeStore(t testing.TB, s *store.Store) {
+	t.Helper()
+	if err := s.Close(); err != nil {
+		t.Fatalf("Close() = %v", err)
+	}
+}
+
+func appendChunks(t testing.TB, s *store.Store, doc string, chunks ...string) []uint64 {
+	t.Helper()
+	var seqs []uint64
+	for _, c := range chunks {
+		seq, err := s.AppendChunk(context.Background(), doc, []byte(c))
+		if err != nil {
+			t.Fatalf("AppendChunk(%s, %q) = %v", doc, c, err)
+		}
+		seqs = append(seqs, seq)
+	}
+	return seqs
+}
+
+// chunkText renders a doc's chunks as "seq:data" for comparison.
+func chunkText(d store.Doc) string {
+	var parts []string
+	for _, c := range d.Chunks {
+		parts = append(parts, fmt.Sprintf("%d:%s", c.Seq, c.Data))
+	}
+	return strings.Join(parts, " ")
+}
+
+func loadDoc(t testing.TB, s *store.Store, doc string) store.Doc {
+	t.Helper()
+	d, err := s.LoadDoc(doc)
+	if err != nil {
+		t.Fatalf("LoadDoc(%s) = %v", doc, err)
+	}
+	return d
+}
+
+// TestAppendLoadReopen: chunks come back in order with increasing seqs, per document, and
+// survive reopening.
+func TestAppendLoadReopen(t *testing.T) {
+	dir := t.TempDir()
+	s := open(t, dir)
+	if got := appendChunks(t, s, "doc-a", "one", "two", "three"); !slices.Equal(got, []uint64{1, 2, 3}) {
+		t.Errorf("seqs = %v, want [1 2 3]", got)
+	}
+	appendChunks(t, s, "doc-b", "other")
+	appendChunks(t, s, "doc-a\x01", "prefix neighbour") // shares a prefix with doc-a's keys
+	closeStore(t, s)
+
+	s = open(t, dir)
+	d := loadDoc(t, s, "doc-a")
+	if got, want := chunkText(d), "1:one 2:two 3:three"; got != want {
+		t.Errorf("LoadDoc(doc-a) chunks = %q, want %q", got, want)
+	}
+	if d.Snapshot != nil || len(d.Quarantined) != 0 {
+		t.Errorf("LoadDoc(doc-a) = snapshot %q, quarantined %v; want none", d.Snapshot, d.Quarantined)
+	}
+	if got := appendChunks(t, s, "doc-a", "four"); got[0] != 4 {
+		t.Errorf("seq after reopen = %d, want 4", got[0])
+	}
+	if _, err := s.LoadDoc("missing"); !errors.Is(err, store.ErrNotFound) {
+		t.Errorf("LoadDoc(missing) = %v, want ErrNotFound", err)
+	}
+	docs, err := s.Docs()
+	if err != nil || !slices.Equal(docs, []string{"doc-a", "doc-a\x01", "doc-b"}) {
+		t.Errorf("Docs() = %q, %v", docs, err)
+	}
+}
+
+// TestCompact: Compact replaces the snapshot and removes chunks up to upTo in one step; later
+// chunks survive; seqs keep increasing after compaction and after reopening, even when every
+// chunk was compacted away; stale or impossible compactions are refused.
+func TestCompact(t *testing.T) {
+	ctx := context.Background()
+	dir := t.TempDir()
+	s := open(t, dir)
+	appendChunks(t, s, "doc", "c1", "c2", "c3", "c4", "c5")
+	if err := s.Compact(ctx, "doc", []byte("snap-3"), 3); err != nil {
+		t.Fatalf("Compact(upTo 3) = %v", err)
+	}
+	d := loadDoc(t, s, "doc")
+	if string(d.Snapshot) != "snap-3" || d.UpTo != 3 || chunkText(d) != "4:c4 5:c5" {
+		t.Errorf("after Compact: snapshot %q upTo %d chunks %q; want snap-3, 3, \"4:c4 5:c5\"", d.Snapshot, d.UpTo, chunkText(d))
+	}
+	if got := appendChunks(t, s, "doc", "c6"); got[0] != 6 {
+		t.Errorf("seq after Compact = %d, want 6", got[0])
+	}
+	if err := s.Compact(ctx, "doc", []byte("old"), 2); !errors.Is(err, store.ErrStale) {
+		t.Errorf("Compact(upTo 2 < stored 3) = %v, want ErrStale", err)
+	}
+	if err := s.Compact(ctx, "doc", []byte("future"), 99); err == nil {
+		t.Errorf("Compact(upTo 99 beyond last chunk) = nil, want error")
+	}
+	closeStore(t, s)
+
+	s = open(t, dir)
+	if got := appendChunks(t, s, "doc", "c7"); got[0] != 7 {
+		t.Errorf("seq after reopen = %d, want 7", got[0])
+	}
+	if err := s.Compact(ctx, "doc", []byte("snap-7"), 7); err != nil {
+		t.Fatalf("Compact(upTo 7) = %v", err)
+	}
+	n, _, snapBytes, err := s.DocStats("doc")
+	if err != nil || n != 0 || snapBytes != int64(len("snap-7")) {
+		t.Errorf("DocStats after full compaction = %d chunks, %d snapshot bytes, %v", n, snapBytes, err)
+	}
+	closeStore(t, s)
+
+	s = open(t, dir) // no chunk left: the counter alone must remember 7
+	if got := appendChunks(t, s, "doc", "c8"); got[0] != 8 {
+		t.Errorf("seq after compacting everything and reopening = %d, want 8", got[0])
+	}
+	d = loadDoc(t, s, "doc")
+	if string(d.Snapshot) != "snap-7" || chunkText(d) != "8:c8" {
+		t.Errorf("final doc: snapshot %q chunks %q", d.Snapshot, chunkText(d))
+	}
+
+	// A first snapshot received from a peer: upTo 0, no chunks.
+	if err := s.Compact(ctx, "fresh", []byte("from relay"), 0); err != nil {
+		t.Fatalf("Compact(fresh, upTo 0) = %v", err)
+	}
+	if d := loadDoc(t, s, "fresh"); string(d.Snapshot) != "from relay" || len(d.Chunks) != 0 {
+		t.Errorf("LoadDoc(fresh) = %q, %d chunks", d.Snapshot, len(d.Chunks))
+	}
+	if got := appendChunks(t, s, "fresh", "x"); got[0] != 1 {
+		t.Errorf("first chunk after a bootstrap snapshot has seq %d, want 1", got[0])
+	}
+}
+
+// TestDocStats: counts and payload sizes, ErrNotFound for an unknown document.
+func TestDocStats(t *testing.T) {
+	s := open(t, t.TempDir())
+	appendChunks(t, s, "doc", "12345", "123")
+	n, cb, sb, err := s.DocStats("doc")
+	if err != nil || n != 2 || cb != 8 || sb != 0 {
+		t.Errorf("DocStats = %d, %d, %d, %v; want 2, 8, 0, nil", n, cb, sb, err)
+	}
+	if _, _, _, err := s.DocStats("nope"); !errors.Is(err, store.ErrNotFound) {
+		t.Errorf("DocStats(nope) = %v, want ErrNotFound", err)
+	}
+}
+
+// TestQuarantineByCaller: a chunk the caller cannot use leaves the document, is listed, and
+// stays quarantined after reopening; the same for a snapshot.
+func TestQuarantineByCaller(t *testing.T) {
+	ctx := context.Background()
+	dir := t.TempDir()
+	s := open(t, dir)
+	appendChunks(t, s, "doc", "a", "b", "c")
+	if err := s.Quarantine(ctx, "doc", 2, "automerge refused it"); err != nil {
+		t.Fatalf("Quarantine = %v", err)
+	}
+	if err := s.Quarantine(ctx, "doc", 2, "again"); !errors.Is(err, store.ErrNotFound) {
+		t.Errorf("Quarantine of a quarantined chunk = %v, want ErrNotFound", err)
+	}
+	if err := s.Compact(ctx, "other", []byte("s"), 0); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.QuarantineSnapshot(ctx, "other", "does not load"); err != nil {
+		t.Fatalf("QuarantineSnapshot = %v", err)
+	}
+	closeStore(t, s)
+
+	s = open(t, dir)
+	d := loadDoc(t, s, "doc")
+	if chunkText(d) != "1:a 3:c" {
+		t.Errorf("chunks = %q, want \"1:a 3:c\"", chunkText(d))
+	}
+	if len(d.Quarantined) != 1 || d.Quarantined[0].Seq != 2 || d.Quarantined[0].Reason != "automerge refused it" {
+		t.Errorf("Quarantined = %+v", d.Quarantined)
+	}
+	all, err := s.Quarantined()
+	if err != nil || len(all) != 2 {
+		t.Fatalf("Quarantined() = %+v, %v; want 2 items", all, err)
+	}
+	if q := all[1]; q.DocID != "other" || !q.Snapshot || q.Reason != "does not load" || q.Time.IsZero() {
+		t.Errorf("snapshot quarantine = %+v", q)
+	}
+	if d := loadDoc(t, s, "other"); d.Snapshot != nil || len(d.Quarantined) != 1 {
+		t.Errorf("LoadDoc(other) = %+v, want no snapshot and one quarantined item", d)
+	}
+}
+
+// TestKV: Put/Get/Delete/Scan, namespaces kept apart, durability across reopening.
+func TestKV(t *testing.T) {
+	ctx := context.Background()
+	dir := t.TempDir()
+	s := open(t, dir)
+	for _, kv := range [][3]string{
+		{"devices", "dev-1", "alpha"}, {"devices", "dev-2", "beta"}, {"devices", "other-1", "gamma"},
+		{"devices2", "dev-9", "not mine"}, {"accounts", "dev-1", "not mine either"},
+	} {
+		if err := s.Put(ctx, kv[0], kv[1], []byte(kv[2])); err != nil {
+			t.Fatalf("Put(%q) = %v", kv, err)
+		}
+	}
+	if err := s.Put(ctx, "devices", "dev-2", []byte("beta2")); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Delete(ctx, "devices", "other-1"); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Delete(ctx, "devices", "never-existed"); err != nil {
+		t.Errorf("Delete(missing) = %v, want nil", err)
+	}
+	closeStore(t, s)
+
+	s = open(t, dir)
+	if v, err := s.Get("devices", "dev-2"); err != nil || string(v) != "beta2" {
+		t.Errorf("Get(dev-2) = %q, %v", v, err)
+	}
+	if _, err := s.Get("devices", "other-1"); !errors.Is(err, store.ErrNotFound) {
+		t.Errorf("Get(deleted) = %v, want ErrNotFound", err)
+	}
+	var got []string
+	err := s.Scan("devices", "dev-", func(k string, v []byte) error {
+		got = append(got, k+"="+string(v))
+		return nil
+	})
+	if want := []string{"dev-1=alpha", "dev-2=beta2"}; err != nil || !slices.Equal(got, want) {
+		t.Errorf("Scan(devices, dev-) = %q, %v; want %q", got, err, want)
+	}
+	stop := errors.New("stop")
+	n := 0
+	err = s.Scan("devices", "", func(string, []byte) error { n++; return stop })
+	if err != stop || n != 1 {
+		t.Errorf("Scan stopping early = %v after %d calls; want the callback's error after 1", err, n)
+	}
+	if err := s.Put(ctx, "bad\x00ns", "k", nil); err == nil {
+		t.Errorf("Put with a 0x00 in the namespace = nil, want error")
+	}
+}
+
+// TestLog: seqs start at 1 and increase per log, logs are independent (even when one name
+// prefixes another), ReadLog resumes after a seq, and it all survives reopening.
+func TestLog(t *testing.T) {
+	ctx := context.Background()
+	dir := t.TempDir()
+	s := open(t, dir)
+	for i := 1; i <= 3; i++ {
+		seq, err := s.AppendLog(ctx, "audit", fmt.Appendf(nil, "event %d", i))
+		if err != nil || seq != uint64(i) {
+			t.Fatalf("AppendLog #%d = %d, %v", i, seq, err)
+		}
+	}
+	if seq, err := s.AppendLog(ctx, "audit2", []byte("elsewhere")); err != nil || seq != 1 {
+		t.Fatalf("AppendLog(audit2) = %d, %v; want 1", seq, err)
+	}
+	closeStore(t, s)
+
+	s = open(t, dir)
+	if seq, err := s.AppendLog(ctx, "audit", []byte("event 4")); err != nil || seq != 4 {
+		t.Fatalf("AppendLog after reopen = %d, %v; want 4", seq, err)
+	}
+	var got []string
+	err := s.ReadLog("audit", 1, func(seq uint64, v []byte) error {
+		got = append(got, fmt.Sprintf("%d:%s", seq, v))
+		return nil
+	})
+	if want := []string{"2:event 2", "3:event 3", "4:event 4"}; err != nil || !slices.Equal(got, want) {
+		t.Errorf("ReadLog(audit, after 1) = %q, %v; want %q", got, err, want)
+	}
+}
+
+// TestSyncStates: one state per (peer, doc), replaced on Put, and DeleteSyncStates removes one
+// peer's states only (not a peer whose ID extends it).
+func TestSyncStates(t *testing.T) {
+	ctx := context.Background()
+	s := open(t, t.TempDir())
+	for _, p := range [][3]string{{"peer", "d1", "s1"}, {"peer", "d2", "s2"}, {"peer2", "d1", "other"}, {"peer", "d1", "s1b"}} {
+		if err := s.PutSyncState(ctx, p[0], p[1], []byte(p[2])); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if v, err := s.SyncState("peer", "d1"); err != nil || string(v) != "s1b" {
+		t.Errorf("SyncState(peer, d1) = %q, %v", v, err)
+	}
+	if err := s.DeleteSyncStates("peer"); err != nil {
+		t.Fatal(err)
+	}
+	for _, d := range []string{"d1", "d2"} {
+		if _, err := s.SyncState("peer", d); !errors.Is(err, store.ErrNotFound) {
+			t.Errorf("SyncState(peer, %s) after delete = %v, want ErrNotFound", d, err)
+		}
+	}
+	if v, err := s.SyncState("peer2", "d1"); err != nil || string(v) != "other" {
+		t.Errorf("SyncState(peer2, d1) = %q, %v; another peer's state must survive", v, err)
+	}
+}
+
+// TestLargeChunk: a chunk above the inline limit lives in Badger's value log and comes back
+// intact after reopening; one above MaxValueSize is refused.
+func TestLargeChunk(t *testing.T) {
+	dir := t.TempDir()
+	s := open(t, dir)
+	big := bytes.Repeat([]byte("0123456789abcdef"), 3<<20/16)
+	if _, err := s.AppendChunk(context.Background(), "doc", big); err != nil {
+		t.Fatalf("AppendChunk(3 MiB) = %v", err)
+	}
+	if _, err := s.AppendChunk(context.Background(), "doc", make([]byte, store.MaxValueSize+1)); !errors.Is(err, store.ErrTooLarge) {
+		t.Errorf("AppendChunk(too large) = %v, want ErrTooLarge", err)
+	}
+	closeStore(t, s)
+	s = open(t, dir)
+	d := loadDoc(t, s, "doc")
+	if len(d.Chunks) != 1 || !bytes.Equal(d.Chunks[0].Data, big) {
+		t.Errorf("large chunk did not survive reopening (%d chunks)", len(d.Chunks))
+	}
+}
+
+// TestOpenKeyErrors: a missing key is refused; a wrong key fails clearly, naming the folder,
+// and leaves the folder usable with the right key.
+func TestOpenKeyErrors(t *testing.T) {
+	dir := t.TempDir()
+	if _, err := store.Open(dir, store.Options{}); err == nil {
+		t.Fatalf("Open without a key = nil, want error")
+	}
+	s := open(t, dir)
+	appendChunks(t, s, "doc", "x")
+	closeStore(t, s)
+
+	wrong := bytes.Repeat([]byte{0x01}, 32)
+	_, err := store.Open(dir, store.Options{Key: wrong})
+	if !errors.Is(err, store.ErrWrongKey) || !strings.Contains(err.Error(), dir) {
+		t.Fatalf("Open with the wrong key = %v; want ErrWrongKey naming %s", err, dir)
+	}
+	t.Logf("wrong key: %v", err)
+	s = open(t, dir)
+	if d := loadDoc(t, s, "doc"); chunkText(d) != "1:x" {
+		t.Errorf("after a failed open: chunks %q", chunkText(d))
+	}
+}
+
+// TestOpenLockedSameProcess: a second Open of an open folder fails with ErrLocked and a
+// message naming the folder; once closed, it opens.
+func TestOpenLockedSameProcess(t *testing.T) {
+	dir := t.TempDir()
+	s := open(t, dir)
+	_, err := store.Open(dir, store.Options{Key: testKey})
+	want := fmt.Sprintf("data folder %s is already in use by another Haven process", dir)
+	if !errors.Is(err, store.ErrLocked) || err.Error() != want {
+		t.Fatalf("second Open = %v; want ErrLocked saying %q", err, want)
+	}
+	closeStore(t, s)
+	open(t, dir)
+}
+
+// TestClosed: every method fails with ErrClosed after Close; Close twice is fine.
+func TestClosed(t *testing.T) {
+	s := open(t, t.TempDir())
+	closeStore(t, s)
+	ctx := context.Background()
+	if err := s.Close(); err != nil {
+		t.Errorf("second Close = %v", err)
+	}
+	errs := map[string]error{}
+	_, errs["AppendChunk"] = s.AppendChunk(ctx, "d", nil)
+	_, errs["LoadDoc"] = s.LoadDoc("d")
+	errs["Put"] = s.Put(ctx, "ns", "k", nil)
+	_, errs["Get"] = s.Get("ns", "k")
+	errs["Scan"] = s.Scan("ns", "", func(string, []byte) error { return nil })
+	_, errs["AppendLog"] = s.AppendLog(ctx, "l", nil)
+	errs["PutSyncState"] = s.PutSyncState(ctx, "p", "d", nil)
+	_, errs["Docs"] = s.Docs()
+	for name, err := range errs {
+		if !errors.Is(err, store.ErrClosed) {
+			t.Errorf("%s after Close = %v, want ErrClosed", name, err)
+		}
+	}
+}
+
+// TestCloseDuringWrites: writers racing Close either get a seq, and then the chunk is on disk,
+// or ErrClosed; Close waits for the former.
+func TestCloseDuringWrites(t *testing.T) {
+	dir := t.TempDir()
+	s := open(t, dir)
+	var (
+		wg       sync.WaitGroup
+		mu       sync.Mutex
+		acked    = map[uint64]string{}
+		firstAck = make(chan struct{})
+		once     sync.Once
+	)
+	for w := range 8 {
+		wg.Go(func() {
+			for i := 0; ; i++ {
+				data := fmt.Sprintf("w%d-%d", w, i)
+				seq, err := s.AppendChunk(context.Background(), "doc", []byte(data))
+				if errors.Is(err, store.ErrClosed) {
+					return
+				}
+				if err != nil {
+					t.Errorf("AppendChunk = %v", err)
+					return
+				}
+				mu.Lock()
+				acked[seq] = data
+				mu.Unlock()
+				once.Do(func() { close(firstAck) })
+			}
+		})
+	}
+	<-firstAck // the writers are going: close under them
+	closeStore(t, s)
+	wg.Wait()
+
+	s = open(t, dir)
+	d := loadDoc(t, s, "doc")
+	got := map[uint64]string{}
+	for _, c := range d.Chunks {
+		got[c.Seq] = string(c.Data)
+	}
+	for seq, data := range acked {
+		if got[seq] != data {
+			t.Errorf("acknowledged chunk %d = %q after reopening, want %q", seq, got[seq], data)
+		}
+	}
+}
+
+// TestCancelledContext: a write whose ctx has ended is not made.
+func TestCancelledContext(t *testing.T) {
+	s := open(t, t.TempDir())
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	if _, err := s.AppendChunk(ctx, "doc", []byte("x")); !errors.Is(err, context.Canceled) {
+		t.Errorf("AppendChunk(cancelled) = %v, want context.Canceled", err)
+	}
+	if _, err := s.LoadDoc("doc"); !errors.Is(err, store.ErrNotFound) {
+		t.Errorf("LoadDoc after a cancelled append = %v, want ErrNotFound", err)
+	}
+}
+
+// TestNames: names that would break the key layout are refused.
+func TestNames(t *testing.T) {
+	s := open(t, t.TempDir())
+	ctx := context.Background()
+	for _, id := range []string{"", "a\x00b", strings.Repeat("x", 513)} {
+		if _, err := s.AppendChunk(ctx, id, nil); err == nil {
+			t.Errorf("AppendChunk(%q) = nil, want error", id)
+		}
+	}
+}

@@ -4,6 +4,8 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"os"
+	"path/filepath"
 	"testing"
 	"time"
 
@@ -271,4 +273,67 @@ func (f *failingStorage) AppendChunk(ctx context.Context, id string, b []byte) (
 		return 0, errors.New("disk full")
 	}
 	return f.Storage.AppendChunk(ctx, id, b)
+}
+
+// A care record written through the real record editor and repo never
+// reaches disk in plain text: the canary, in a name, a note and a decision
+// reason, appears in no file of the data folder.
+func TestRecordCanaryNotOnDisk(t *testing.T) {
+	const canary = "CANARY-Zephyrine-Quistwater"
+	dir := t.TempDir()
+	st := openStore(t, dir)
+	r := New(st, Options{CompactAfter: 2})
+	e := testEditor(t)
+	id := testIdentity()
+	id.FamilyName = canary
+	docs, err := e.NewResident("home-1", id)
+	if err != nil {
+		t.Fatal(err)
+	}
+	rec, err := r.Create(context.Background(), docs.RecordID, docs.Record)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tl, err := r.Create(context.Background(), docs.TimelineID, docs.Timeline)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := 0; i < 5; i++ {
+		addNote(t, tl, e, "Visited by "+canary)
+	}
+	if err := rec.Compact(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	r.Close()
+	st.Close()
+	found := scanFor(t, dir, canary)
+	if found != "" {
+		t.Fatalf("canary found in plain text in %s", found)
+	}
+	// The scan can see plain text: the same words in an unencrypted file are found.
+	if err := os.WriteFile(filepath.Join(dir, "control"), []byte("x"+canary), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if scanFor(t, dir, canary) == "" {
+		t.Fatal("the scan missed a canary in plain text")
+	}
+}
+
+func scanFor(t *testing.T, dir, canary string) string {
+	t.Helper()
+	var found string
+	filepath.WalkDir(dir, func(path string, d os.DirEntry, err error) error {
+		if err != nil || d.IsDir() {
+			return err
+		}
+		b, err := os.ReadFile(path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if bytes.Contains(b, []byte(canary)) {
+			found = path
+		}
+		return nil
+	})
+	return found
 }

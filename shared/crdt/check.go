@@ -1,0 +1,160 @@
+package crdt
+
+import (
+	"crypto/sha256"
+	"encoding/binary"
+	"errors"
+	"fmt"
+)
+
+// ErrMalformedSync is wrapped by CheckSyncMessage's errors.
+var ErrMalformedSync = errors.New("malformed sync message")
+
+// Limits on what a sync message may declare, far above what Automerge
+// produces (it uses 10 bits per entry and 7 probes) but low enough that a
+// hostile message cannot make the library loop or allocate without bound.
+const (
+	maxHashes       = 1 << 16
+	maxBloomEntries = 1 << 22
+	maxBloomBits    = 64
+	maxBloomProbes  = 64
+)
+
+var changeMagic = [4]byte{0x85, 0x6f, 0x4a, 0x83}
+
+// CheckSyncMessage parses a sync message in Go before Automerge sees it:
+// the structure (type byte, head, need and have hash lists, Bloom filters
+// whose declared sizes match their bytes) and every change it carries (magic
+// bytes, length, and the SHA-256 checksum Automerge writes into each change).
+// automerge-go aborts the whole process on some malformed messages, so this
+// turns the common malformations into a plain error. It cannot catch a
+// crafted change with a valid checksum; callers that take messages from the
+// network still run Automerge where a crash costs one worker.
+func CheckSyncMessage(b []byte) error {
+	r := reader{b: b}
+	if t, ok := r.byte(); !ok || t != 0x42 {
+		return fmt.Errorf("%w: not a sync message", ErrMalformedSync)
+	}
+	if err := r.hashes("heads"); err != nil {
+		return err
+	}
+	if err := r.hashes("need"); err != nil {
+		return err
+	}
+	haves, ok := r.uleb()
+	if !ok || haves > maxHashes {
+		return fmt.Errorf("%w: have count", ErrMalformedSync)
+	}
+	for i := uint64(0); i < haves; i++ {
+		if err := r.hashes("have"); err != nil {
+			return err
+		}
+		bloom, ok := r.bytes()
+		if !ok {
+			return fmt.Errorf("%w: bloom filter truncated", ErrMalformedSync)
+		}
+		if err := checkBloom(bloom); err != nil {
+			return err
+		}
+	}
+	changes, ok := r.uleb()
+	if !ok || changes > uint64(len(b)) {
+		return fmt.Errorf("%w: change count", ErrMalformedSync)
+	}
+	for i := uint64(0); i < changes; i++ {
+		raw, ok := r.bytes()
+		if !ok {
+			return fmt.Errorf("%w: change %d truncated", ErrMalformedSync, i)
+		}
+		if err := checkChange(raw); err != nil {
+			return fmt.Errorf("%w: change %d: %v", ErrMalformedSync, i, err)
+		}
+	}
+	if r.off != len(b) {
+		return fmt.Errorf("%w: %d bytes after the message", ErrMalformedSync, len(b)-r.off)
+	}
+	return nil
+}
+
+func checkBloom(b []byte) error {
+	if len(b) == 0 {
+		return nil
+	}
+	r := reader{b: b}
+	entries, ok1 := r.uleb()
+	bits, ok2 := r.uleb()
+	probes, ok3 := r.uleb()
+	if !ok1 || !ok2 || !ok3 || entries > maxBloomEntries || bits > maxBloomBits || probes > maxBloomProbes {
+		return fmt.Errorf("%w: bloom filter parameters", ErrMalformedSync)
+	}
+	want := (entries*bits + 7) / 8
+	if entries > 0 && (bits == 0 || probes == 0) {
+		return fmt.Errorf("%w: empty bloom filter with entries", ErrMalformedSync)
+	}
+	if uint64(len(b)-r.off) != want {
+		return fmt.Errorf("%w: bloom filter holds %d bytes, declares %d", ErrMalformedSync, len(b)-r.off, want)
+	}
+	return nil
+}
+
+// checkChange verifies one change chunk: magic, checksum, type and length.
+func checkChange(b []byte) error {
+	if len(b) < 10 || [4]byte(b[:4]) != changeMagic {
+		return errors.New("not a change")
+	}
+	r := reader{b: b, off: 8}
+	typ, _ := r.byte()
+	if typ != 1 && typ != 2 { // change, compressed change
+		return fmt.Errorf("chunk type %d", typ)
+	}
+	n, ok := r.uleb()
+	if !ok || n != uint64(len(b)-r.off) {
+		return errors.New("length does not match")
+	}
+	sum := sha256.Sum256(b[8:])
+	if [4]byte(sum[:4]) != [4]byte(b[4:8]) {
+		return errors.New("checksum does not match")
+	}
+	return nil
+}
+
+type reader struct {
+	b   []byte
+	off int
+}
+
+func (r *reader) byte() (byte, bool) {
+	if r.off >= len(r.b) {
+		return 0, false
+	}
+	r.off++
+	return r.b[r.off-1], true
+}
+
+func (r *reader) uleb() (uint64, bool) {
+	v, n := binary.Uvarint(r.b[r.off:])
+	if n <= 0 {
+		return 0, false
+	}
+	r.off += n
+	return v, true
+}
+
+func (r *reader) bytes() ([]byte, bool) {
+	n, ok := r.uleb()
+	if !ok || n > uint64(len(r.b)-r.off) {
+		return nil, false
+	}
+	out := r.b[r.off : r.off+int(n)]
+	r.off += int(n)
+	return out, true
+}
+
+func (r *reader) hashes(what string) error {
+	n, ok := r.uleb()
+	if !ok || n > maxHashes || n*32 > uint64(len(r.b)-r.off) {
+		return fmt.Errorf("%w: %s hashes", ErrMalformedSync, what)
+	}
+	r.off += int(n) * 32
+	return nil
+}

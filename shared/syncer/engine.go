@@ -1,0 +1,449 @@
+// Package syncer runs Automerge's sync protocol between this process's
+// documents and its peers: one sync state per (document, peer), persisted
+// under the peer's storage ID so that a reconnect costs a handshake rather
+// than a resend. The relay runs it inside its CRDT workers; the desktop runs
+// it in-process with one peer, the relay.
+//
+// The engine never touches the network. Callers hand it the sync messages a
+// peer sent and get back the messages to send; ordering per document is the
+// caller's job (the engine also locks per document, so misuse is safe, merely
+// unordered).
+package syncer
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sync"
+
+	"haven/shared/crdt"
+	"haven/shared/docid"
+	"haven/shared/repo"
+	"haven/shared/store"
+)
+
+// Peer is a connected peer as the protocol describes it.
+type Peer struct {
+	ID        string
+	StorageID string // stable across reconnects; "" for peers that keep nothing
+	Ephemeral bool   // peers that keep nothing get no persisted state
+}
+
+// persistent reports whether this peer's sync states are worth keeping.
+func (p Peer) persistent() bool { return p.StorageID != "" && !p.Ephemeral }
+
+// StateStore keeps sync states by (peer storage ID, document).
+// *store.Store implements it.
+type StateStore interface {
+	SyncState(storageID, docID string) ([]byte, error) // store.ErrNotFound when none
+	PutSyncState(ctx context.Context, storageID, docID string, state []byte) error
+}
+
+// Options configure an Engine.
+type Options struct {
+	// States persists sync states; nil keeps them in memory only.
+	States StateStore
+	// Admit is asked before a document the engine has never stored is
+	// created from what a peer sent; d holds the peer's changes, applied in
+	// memory only. An error refuses the document: nothing is stored.
+	Admit func(ctx context.Context, from Peer, id docid.ID, d *crdt.Doc) error
+	// Check, if set, vets each incoming sync message before Automerge sees
+	// it (see crdt.CheckSyncMessage).
+	Check  func(msg []byte) error
+	Logger *slog.Logger
+}
+
+// Out is one sync message to send.
+type Out struct {
+	To   string
+	Doc  docid.ID
+	Data []byte
+}
+
+// In is one sync message received.
+type In struct {
+	From string
+	Data []byte
+}
+
+// ErrUnknownPeer is returned for a message from a peer not Connected.
+var ErrUnknownPeer = errors.New("unknown peer")
+
+// ErrRefused wraps Admit's refusal.
+var ErrRefused = errors.New("document refused")
+
+// Engine holds sync states for connected peers.
+type Engine struct {
+	repo *repo.Repo
+	opts Options
+	log  *slog.Logger
+
+	mu      sync.Mutex // guards peers, locks, dirty, pending
+	peers   map[string]*peerState
+	locks   map[docid.ID]*sync.Mutex
+	dirty   map[dirtyKey]bool
+	pending map[docid.ID]*pendingDoc
+}
+
+// pendingDoc is a document a peer has offered but not yet sent changes of
+// (Automerge's first message only announces heads). It lives in memory
+// until changes arrive and Admit accepts it, or its peers leave.
+type pendingDoc struct {
+	doc   *crdt.Doc
+	peers map[string]bool
+}
+
+// MaxPendingPerPeer bounds the documents one peer can have half-offered.
+const MaxPendingPerPeer = 10000
+
+type peerState struct {
+	Peer
+	states map[docid.ID]*docState
+}
+
+type docState struct {
+	doc *crdt.Doc // the document object the state was made for
+	ss  *crdt.SyncState
+}
+
+type dirtyKey struct {
+	peer string
+	doc  docid.ID
+}
+
+// New makes an engine over r.
+func New(r *repo.Repo, opts Options) *Engine {
+	log := opts.Logger
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	return &Engine{repo: r, opts: opts, log: log,
+		peers: map[string]*peerState{}, locks: map[docid.ID]*sync.Mutex{}, dirty: map[dirtyKey]bool{},
+		pending: map[docid.ID]*pendingDoc{}}
+}
+
+// Connect registers a peer. Connecting an already known ID replaces it
+// (a reconnect), dropping its in-memory states.
+func (e *Engine) Connect(p Peer) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	e.peers[p.ID] = &peerState{Peer: p, states: map[docid.ID]*docState{}}
+}
+
+// Disconnect saves the peer's dirty states and forgets it.
+func (e *Engine) Disconnect(ctx context.Context, peerID string) error {
+	err := e.flush(ctx, peerID)
+	e.mu.Lock()
+	delete(e.peers, peerID)
+	for k := range e.dirty {
+		if k.peer == peerID {
+			delete(e.dirty, k)
+		}
+	}
+	for id, p := range e.pending {
+		delete(p.peers, peerID)
+		if len(p.peers) == 0 {
+			delete(e.pending, id)
+		}
+	}
+	e.mu.Unlock()
+	return err
+}
+
+// Flush saves every dirty sync state of persistent peers.
+func (e *Engine) Flush(ctx context.Context) error { return e.flush(ctx, "") }
+
+func (e *Engine) flush(ctx context.Context, only string) error {
+	if e.opts.States == nil {
+		return nil
+	}
+	type item struct {
+		storage string
+		doc     docid.ID
+		ss      *crdt.SyncState
+	}
+	var items []item
+	e.mu.Lock()
+	for k := range e.dirty {
+		if only != "" && k.peer != only {
+			continue
+		}
+		p := e.peers[k.peer]
+		delete(e.dirty, k)
+		if p == nil || !p.persistent() {
+			continue
+		}
+		if st := p.states[k.doc]; st != nil {
+			items = append(items, item{p.StorageID, k.doc, st.ss})
+		}
+	}
+	e.mu.Unlock()
+	var errs []error
+	for _, it := range items {
+		if err := e.opts.States.PutSyncState(ctx, it.storage, it.doc.String(), it.ss.Save()); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	return errors.Join(errs...)
+}
+
+func (e *Engine) lock(id docid.ID) func() {
+	e.mu.Lock()
+	l, ok := e.locks[id]
+	if !ok {
+		l = &sync.Mutex{}
+		e.locks[id] = l
+	}
+	e.mu.Unlock()
+	l.Lock()
+	return l.Unlock
+}
+
+// state returns the sync state for (peer, doc), loading a persisted one.
+// Caller holds the document's lock.
+func (e *Engine) state(peerID string, id docid.ID, doc *crdt.Doc) (*crdt.SyncState, error) {
+	e.mu.Lock()
+	p, ok := e.peers[peerID]
+	var st *docState
+	if ok {
+		st = p.states[id]
+	}
+	e.mu.Unlock()
+	if !ok {
+		return nil, fmt.Errorf("%w %s", ErrUnknownPeer, peerID)
+	}
+	if st != nil && st.doc == doc {
+		return st.ss, nil
+	}
+	ss := crdt.NewSyncState(doc)
+	if p.persistent() && e.opts.States != nil {
+		saved, err := e.opts.States.SyncState(p.StorageID, id.String())
+		switch {
+		case err == nil:
+			if loaded, lerr := crdt.LoadSyncState(doc, saved); lerr == nil {
+				ss = loaded
+			} else {
+				e.log.Warn("discarding unreadable sync state", "peer", peerID, "doc", id.String())
+			}
+		case !errors.Is(err, store.ErrNotFound):
+			return nil, fmt.Errorf("load sync state: %w", err)
+		}
+	}
+	e.mu.Lock()
+	if p, ok := e.peers[peerID]; ok {
+		p.states[id] = &docState{doc: doc, ss: ss}
+	}
+	e.mu.Unlock()
+	return ss, nil
+}
+
+func (e *Engine) markDirty(peerID string, id docid.ID) {
+	e.mu.Lock()
+	e.dirty[dirtyKey{peerID, id}] = true
+	e.mu.Unlock()
+}
+
+func (e *Engine) peer(id string) (Peer, bool) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	p, ok := e.peers[id]
+	if !ok {
+		return Peer{}, false
+	}
+	return p.Peer, true
+}
+
+// Receive applies the messages in order, each durable before the next, then
+// generates what each sender and each peer in notify needs now. A message
+// that fails to apply stops the batch: the error says which (MessageError)
+// and out holds what was generated for the messages before it.
+func (e *Engine) Receive(ctx context.Context, id docid.ID, msgs []In, notify []string) (out []Out, err error) {
+	defer e.lock(id)()
+	h, err := e.repo.Open(id)
+	if errors.Is(err, repo.ErrNotFound) {
+		return e.receiveNew(ctx, id, msgs, notify)
+	}
+	if err != nil {
+		return nil, err
+	}
+	targets := map[string]bool{}
+	for i, m := range msgs {
+		if err := e.apply(ctx, h, id, m); err != nil {
+			return e.generate(id, h, keys(targets)), &MessageError{Index: i, Peer: m.From, Err: err}
+		}
+		targets[m.From] = true
+	}
+	for _, p := range notify {
+		targets[p] = true
+	}
+	return e.generate(id, h, keys(targets)), nil
+}
+
+// MessageError says which message of a batch failed.
+type MessageError struct {
+	Index int
+	Peer  string
+	Err   error
+}
+
+func (e *MessageError) Error() string {
+	return fmt.Sprintf("sync message %d from %s: %v", e.Index, e.Peer, e.Err)
+}
+func (e *MessageError) Unwrap() error { return e.Err }
+
+func keys(m map[string]bool) []string {
+	out := make([]string, 0, len(m))
+	for k := range m {
+		out = append(out, k)
+	}
+	return out
+}
+
+func (e *Engine) check(msg []byte) error {
+	if e.opts.Check == nil {
+		return nil
+	}
+	return e.opts.Check(msg)
+}
+
+func (e *Engine) apply(ctx context.Context, h *repo.Handle, id docid.ID, m In) error {
+	if err := e.check(m.Data); err != nil {
+		return err
+	}
+	return h.Change(ctx, func(doc *crdt.Doc) error {
+		ss, err := e.state(m.From, id, doc)
+		if err != nil {
+			return err
+		}
+		e.markDirty(m.From, id)
+		return ss.Receive(m.Data)
+	})
+}
+
+// receiveNew handles messages about a document this engine has never
+// stored. They are applied to an in-memory pending document; once it holds
+// changes, Admit decides and the document is stored. Caller holds the lock.
+func (e *Engine) receiveNew(ctx context.Context, id docid.ID, msgs []In, notify []string) ([]Out, error) {
+	e.mu.Lock()
+	pd, ok := e.pending[id]
+	if !ok {
+		pd = &pendingDoc{doc: crdt.New(), peers: map[string]bool{}}
+	}
+	e.mu.Unlock()
+	targets := map[string]bool{}
+	var admitter string
+	for i, m := range msgs {
+		p, ok := e.peer(m.From)
+		if !ok {
+			return nil, &MessageError{Index: i, Peer: m.From, Err: fmt.Errorf("%w %s", ErrUnknownPeer, m.From)}
+		}
+		if !pd.peers[m.From] && e.pendingCount(m.From) >= MaxPendingPerPeer {
+			return nil, &MessageError{Index: i, Peer: m.From, Err: errors.New("too many documents offered at once")}
+		}
+		if err := e.check(m.Data); err != nil {
+			return nil, &MessageError{Index: i, Peer: m.From, Err: err}
+		}
+		ss, err := e.state(m.From, id, pd.doc)
+		if err != nil {
+			return nil, &MessageError{Index: i, Peer: m.From, Err: err}
+		}
+		before := len(pd.doc.Heads())
+		if err := ss.Receive(m.Data); err != nil {
+			return nil, &MessageError{Index: i, Peer: m.From, Err: err}
+		}
+		if before == 0 && len(pd.doc.Heads()) > 0 {
+			admitter = p.ID
+		}
+		pd.peers[m.From] = true
+		targets[m.From] = true
+	}
+	if len(pd.doc.Heads()) == 0 {
+		e.mu.Lock()
+		e.pending[id] = pd
+		e.mu.Unlock()
+		return e.generateFrom(id, pd.doc, keys(targets)), nil
+	}
+	e.mu.Lock()
+	delete(e.pending, id)
+	e.mu.Unlock()
+	if e.opts.Admit != nil {
+		p, _ := e.peer(admitter)
+		if err := e.opts.Admit(ctx, p, id, pd.doc); err != nil {
+			e.forget(id, pd)
+			return nil, &MessageError{Peer: admitter, Err: fmt.Errorf("%w: %v", ErrRefused, err)}
+		}
+	}
+	h, err := e.repo.Create(ctx, id, pd.doc)
+	if err != nil {
+		e.forget(id, pd)
+		return nil, err
+	}
+	for p := range pd.peers {
+		e.markDirty(p, id)
+	}
+	for _, p := range notify {
+		targets[p] = true
+	}
+	return e.generate(id, h, keys(targets)), nil
+}
+
+func (e *Engine) pendingCount(peer string) int {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	n := 0
+	for _, p := range e.pending {
+		if p.peers[peer] {
+			n++
+		}
+	}
+	return n
+}
+
+// forget drops the sync states made for a refused pending document.
+func (e *Engine) forget(id docid.ID, pd *pendingDoc) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	for p := range pd.peers {
+		if ps, ok := e.peers[p]; ok {
+			delete(ps.states, id)
+		}
+	}
+}
+
+// Sync generates what the given peers need of a document now, e.g. after a
+// local change or when a peer subscribes.
+func (e *Engine) Sync(ctx context.Context, id docid.ID, peers []string) ([]Out, error) {
+	defer e.lock(id)()
+	h, err := e.repo.Open(id)
+	if err != nil {
+		return nil, err
+	}
+	return e.generate(id, h, peers), nil
+}
+
+// generate asks each peer's sync state for its next message. Caller holds
+// the document's lock. A peer that disconnected meanwhile is skipped.
+func (e *Engine) generate(id docid.ID, h *repo.Handle, peers []string) []Out {
+	return e.generateFrom(id, h.Doc(), peers)
+}
+
+func (e *Engine) generateFrom(id docid.ID, doc *crdt.Doc, peers []string) []Out {
+	var out []Out
+	for _, p := range peers {
+		ss, err := e.state(p, id, doc)
+		if err != nil {
+			continue
+		}
+		msg, ok, err := ss.Generate()
+		if err != nil {
+			e.log.Error("generate sync message", "peer", p, "doc", id.String(), "err", err)
+			continue
+		}
+		if ok {
+			e.markDirty(p, id)
+			out = append(out, Out{To: p, Doc: id, Data: msg})
+		}
+	}
+	return out
+}

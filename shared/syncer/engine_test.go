@@ -1,0 +1,272 @@
+package syncer
+
+import (
+	"bytes"
+	"fmt"
+	"context"
+	"errors"
+	"testing"
+	"time"
+
+	"haven/shared/crdt"
+	"haven/shared/docid"
+	"haven/shared/repo"
+	"haven/shared/store"
+)
+
+var ctx = context.Background()
+
+type node struct {
+	name string
+	st   *store.Store
+	repo *repo.Repo
+	eng  *Engine
+}
+
+func newNode(t *testing.T, name string, dir string, opts Options) *node {
+	t.Helper()
+	st, err := store.Open(dir, store.Options{Key: bytes.Repeat([]byte{1}, 32)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	r := repo.New(st, repo.Options{})
+	if opts.States == nil {
+		opts.States = st
+	}
+	n := &node{name: name, st: st, repo: r, eng: New(r, opts)}
+	t.Cleanup(func() { n.close() })
+	return n
+}
+
+func (n *node) close() {
+	n.repo.Close()
+	n.st.Close()
+}
+
+// net delivers messages between nodes until nothing more is sent, and
+// counts what crossed.
+type net struct {
+	t        *testing.T
+	nodes    map[string]*node
+	messages int
+	bytes    int
+}
+
+func (nw *net) pump(from string, outs []Out) {
+	nw.t.Helper()
+	type hop struct {
+		from string
+		out  Out
+	}
+	queue := []hop{}
+	for _, o := range outs {
+		queue = append(queue, hop{from, o})
+	}
+	for len(queue) > 0 && nw.messages < 10000 {
+		h := queue[0]
+		queue = queue[1:]
+		nw.messages++
+		nw.bytes += len(h.out.Data)
+		to := nw.nodes[h.out.To]
+		// the receiving node notifies every other peer it knows
+		var notify []string
+		to.eng.mu.Lock()
+		for p := range to.eng.peers {
+			if p != h.from {
+				notify = append(notify, p)
+			}
+		}
+		to.eng.mu.Unlock()
+		more, err := to.eng.Receive(ctx, h.out.Doc, []In{{From: h.from, Data: h.out.Data}}, notify)
+		if err != nil {
+			nw.t.Fatalf("%s receiving from %s: %v", h.out.To, h.from, err)
+		}
+		for _, o := range more {
+			queue = append(queue, hop{h.out.To, o})
+		}
+	}
+}
+
+func setValue(t *testing.T, h *repo.Handle, key, value string) {
+	t.Helper()
+	err := h.Change(ctx, func(doc *crdt.Doc) error {
+		_, err := doc.Change("", time.Time{}, func(w *crdt.Writer) error { return w.Set(value, key) })
+		return err
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+}
+
+func value(t *testing.T, n *node, id docid.ID, key string) any {
+	t.Helper()
+	h, err := n.repo.Open(id)
+	if err != nil {
+		t.Fatalf("%s: open %s: %v", n.name, id, err)
+	}
+	v, _, _ := h.Doc().Get(key)
+	return v
+}
+
+func TestRelayLearnsNewDocumentAndFansOut(t *testing.T) {
+	var admitted []string
+	relay := newNode(t, "relay", t.TempDir(), Options{Admit: func(_ context.Context, from Peer, id docid.ID, d *crdt.Doc) error {
+		admitted = append(admitted, from.ID)
+		return nil
+	}, Check: crdt.CheckSyncMessage})
+	b := newNode(t, "b", t.TempDir(), Options{})
+	c := newNode(t, "c", t.TempDir(), Options{})
+	nw := &net{t: t, nodes: map[string]*node{"relay": relay, "b": b, "c": c}}
+	relay.eng.Connect(Peer{ID: "b", StorageID: "store-b"})
+	relay.eng.Connect(Peer{ID: "c", StorageID: "store-c"})
+	b.eng.Connect(Peer{ID: "relay", StorageID: "store-relay"})
+	c.eng.Connect(Peer{ID: "relay", StorageID: "store-relay"})
+
+	id := docid.New()
+	doc := crdt.New()
+	if _, err := doc.Change("", time.Time{}, func(w *crdt.Writer) error { return w.Set("12", "room") }); err != nil {
+		t.Fatal(err)
+	}
+	hb, err := b.repo.Create(ctx, id, doc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	outs, err := b.eng.Sync(ctx, id, []string{"relay"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	nw.pump("b", outs)
+	if len(admitted) != 1 || admitted[0] != "b" {
+		t.Fatalf("Admit calls = %v, want one for b", admitted)
+	}
+	if got := value(t, relay, id, "room"); got != "12" {
+		t.Fatalf("relay has room %v, want 12", got)
+	}
+	// c asks for the document (it has nothing) and receives it.
+	outs, err = c.eng.Receive(ctx, id, nil, []string{"relay"})
+	if !errors.Is(err, repo.ErrNotFound) && err != nil {
+		t.Fatal(err)
+	}
+	nw.pump("c", outs)
+	if got := value(t, c, id, "room"); got != "12" {
+		t.Fatalf("c has room %v, want 12", got)
+	}
+	// An edit at b reaches c through the relay's fan-out.
+	setValue(t, hb, "room", "14")
+	outs, _ = b.eng.Sync(ctx, id, []string{"relay"})
+	nw.pump("b", outs)
+	if got := value(t, c, id, "room"); got != "14" {
+		t.Fatalf("c has room %v after b's edit, want 14", got)
+	}
+	if len(admitted) != 1 {
+		t.Fatalf("Admit called again for a known document: %v", admitted)
+	}
+}
+
+func TestAdmitRefusalStoresNothing(t *testing.T) {
+	relay := newNode(t, "relay", t.TempDir(), Options{Admit: func(context.Context, Peer, docid.ID, *crdt.Doc) error {
+		return errors.New("out of scope")
+	}})
+	b := newNode(t, "b", t.TempDir(), Options{})
+	relay.eng.Connect(Peer{ID: "b", StorageID: "sb"})
+	b.eng.Connect(Peer{ID: "relay"})
+	id := docid.New()
+	doc := crdt.New()
+	doc.Change("", time.Time{}, func(w *crdt.Writer) error { return w.Set("x", "k") })
+	if _, err := b.repo.Create(ctx, id, doc); err != nil {
+		t.Fatal(err)
+	}
+	outs, _ := b.eng.Sync(ctx, id, []string{"relay"})
+	var refused error
+	for i := 0; i < 10 && len(outs) > 0 && refused == nil; i++ {
+		var next []Out
+		for _, o := range outs {
+			if o.To == "relay" {
+				more, err := relay.eng.Receive(ctx, id, []In{{From: "b", Data: o.Data}}, nil)
+				if err != nil {
+					refused = err
+					break
+				}
+				next = append(next, more...)
+			} else {
+				more, _ := b.eng.Receive(ctx, id, []In{{From: "relay", Data: o.Data}}, nil)
+				next = append(next, more...)
+			}
+		}
+		outs = next
+	}
+	if !errors.Is(refused, ErrRefused) {
+		t.Fatalf("relay error = %v, want ErrRefused", refused)
+	}
+	if _, err := relay.st.LoadDoc(id.String()); !errors.Is(err, store.ErrNotFound) {
+		t.Fatalf("refused document stored: %v", err)
+	}
+}
+
+// After a disconnect the saved sync state makes the reconnect a handshake:
+// far fewer bytes cross than for a peer the relay has never seen.
+func TestReconnectCostsAHandshake(t *testing.T) {
+	relayDir := t.TempDir()
+	relay := newNode(t, "relay", relayDir, Options{})
+	b := newNode(t, "b", t.TempDir(), Options{})
+	nw := &net{t: t, nodes: map[string]*node{"relay": relay, "b": b}}
+	relay.eng.Connect(Peer{ID: "b", StorageID: "store-b"})
+	b.eng.Connect(Peer{ID: "relay", StorageID: "store-relay"})
+	id := docid.New()
+	doc := crdt.New()
+	for i := 0; i < 200; i++ {
+		if _, err := doc.Change("", time.Time{}, func(w *crdt.Writer) error {
+			return w.Set(fmt.Sprintf("note %d: slept well after a warm drink", i), "note")
+		}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	hb, _ := b.repo.Create(ctx, id, doc)
+	outs, _ := b.eng.Sync(ctx, id, []string{"relay"})
+	nw.pump("b", outs)
+	first := nw.bytes
+	if h, err := relay.repo.Open(id); err != nil || !crdt.SameHeads(h.Doc().Heads(), hb.Doc().Heads()) {
+		t.Fatalf("first sync did not converge: %v", err)
+	}
+
+	// Both sides go away (relay restarts), then b makes one change and reconnects.
+	if err := relay.eng.Disconnect(ctx, "b"); err != nil {
+		t.Fatal(err)
+	}
+	b.eng.Disconnect(ctx, "relay")
+	relay.close()
+	relay = newNode(t, "relay", relayDir, Options{})
+	nw.nodes["relay"] = relay
+	setValue(t, hb, "room", "3")
+	resumed := func(storage string) int {
+		relay.eng.Connect(Peer{ID: "b", StorageID: storage})
+		b.eng.Connect(Peer{ID: "relay", StorageID: "store-relay"})
+		nw.bytes = 0
+		outs, _ := b.eng.Sync(ctx, id, []string{"relay"})
+		nw.pump("b", outs)
+		if got := value(t, relay, id, "room"); got != "3" {
+			t.Fatalf("relay has room %v, want 3", got)
+		}
+		relay.eng.Disconnect(ctx, "b")
+		b.eng.Disconnect(ctx, "relay")
+		return nw.bytes
+	}
+	handshake := resumed("store-b")
+	t.Logf("first sync %d bytes; reconnect with saved state %d bytes", first, handshake)
+	if handshake*4 > first {
+		t.Fatalf("reconnect moved %d bytes, first sync %d: the saved state did not help", handshake, first)
+	}
+}
+
+func TestCheckRejectsBeforeAutomerge(t *testing.T) {
+	relay := newNode(t, "relay", t.TempDir(), Options{Check: crdt.CheckSyncMessage})
+	relay.eng.Connect(Peer{ID: "b"})
+	_, err := relay.eng.Receive(ctx, docid.New(), []In{{From: "b", Data: []byte{0x42, 1, 2, 3}}}, nil)
+	var me *MessageError
+	if !errors.As(err, &me) || !errors.Is(err, crdt.ErrMalformedSync) || me.Peer != "b" {
+		t.Fatalf("Receive(malformed) = %v, want a MessageError wrapping ErrMalformedSync", err)
+	}
+	if _, err := relay.eng.Receive(ctx, docid.New(), []In{{From: "nobody", Data: nil}}, nil); !errors.Is(err, ErrUnknownPeer) {
+		t.Fatalf("Receive from an unknown peer = %v", err)
+	}
+}

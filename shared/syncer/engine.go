@@ -254,10 +254,13 @@ func (e *Engine) peer(id string) (Peer, bool) {
 	return p.Peer, true
 }
 
-// Receive applies the messages in order, each durable before the next, then
-// generates what each sender and each peer in notify needs now. A message
-// that fails to apply stops the batch: the error says which (MessageError)
-// and out holds what was generated for the messages before it.
+// Receive applies the messages in order, generates what each sender and
+// each peer in notify needs now, and only then stores the result, durably,
+// before returning the messages to send. So if Automerge aborts anywhere in
+// handling a message (it can, in generating a reply to a malformed one),
+// nothing of it has been stored or sent. A message that fails to apply stops
+// the batch: the error says which (MessageError); what came before it is
+// kept and answered.
 func (e *Engine) Receive(ctx context.Context, id docid.ID, msgs []In, notify []string) (out []Out, err error) {
 	defer e.lock(id)()
 	h, err := e.repo.Open(id)
@@ -268,16 +271,25 @@ func (e *Engine) Receive(ctx context.Context, id docid.ID, msgs []In, notify []s
 		return nil, err
 	}
 	targets := map[string]bool{}
-	for i, m := range msgs {
-		if err := e.apply(ctx, h, id, m); err != nil {
-			return e.generate(id, h, keys(targets)), &MessageError{Index: i, Peer: m.From, Err: err}
+	var failed error
+	err = h.Change(ctx, func(doc *crdt.Doc) error {
+		for i, m := range msgs {
+			if err := e.receiveOne(id, doc, m); err != nil {
+				failed = &MessageError{Index: i, Peer: m.From, Err: err}
+				break
+			}
+			targets[m.From] = true
 		}
-		targets[m.From] = true
+		for _, p := range notify {
+			targets[p] = true
+		}
+		out = e.generateFrom(id, doc, keys(targets))
+		return nil
+	})
+	if err != nil {
+		return nil, err // not stored: send nothing
 	}
-	for _, p := range notify {
-		targets[p] = true
-	}
-	return e.generate(id, h, keys(targets)), nil
+	return out, failed
 }
 
 // MessageError says which message of a batch failed.
@@ -307,18 +319,16 @@ func (e *Engine) check(msg []byte) error {
 	return e.opts.Check(msg)
 }
 
-func (e *Engine) apply(ctx context.Context, h *repo.Handle, id docid.ID, m In) error {
+func (e *Engine) receiveOne(id docid.ID, doc *crdt.Doc, m In) error {
 	if err := e.check(m.Data); err != nil {
 		return err
 	}
-	return h.Change(ctx, func(doc *crdt.Doc) error {
-		ss, err := e.state(m.From, id, doc)
-		if err != nil {
-			return err
-		}
-		e.markDirty(m.From, id)
-		return ss.Receive(m.Data)
-	})
+	ss, err := e.state(m.From, id, doc)
+	if err != nil {
+		return err
+	}
+	e.markDirty(m.From, id)
+	return ss.Receive(m.Data)
 }
 
 // receiveNew handles messages about a document this engine has never
@@ -364,9 +374,20 @@ func (e *Engine) receiveNew(ctx context.Context, id docid.ID, msgs []In, notify 
 		e.mu.Unlock()
 		return e.generateFrom(id, pd.doc, keys(targets)), nil
 	}
+	for _, p := range notify {
+		targets[p] = true
+	}
+	out := e.generateFrom(id, pd.doc, keys(targets))
 	e.mu.Lock()
 	delete(e.pending, id)
 	e.mu.Unlock()
+	// A new document must reload from its own saved form: changes that
+	// Automerge applies but whose saved document it cannot load again would
+	// otherwise be stored and passed on.
+	if err := roundTrips(pd.doc); err != nil {
+		e.forget(id, pd)
+		return nil, &MessageError{Peer: admitter, Err: err}
+	}
 	if e.opts.Admit != nil {
 		p, _ := e.peer(admitter)
 		if err := e.opts.Admit(ctx, p, id, pd.doc); err != nil {
@@ -374,18 +395,28 @@ func (e *Engine) receiveNew(ctx context.Context, id docid.ID, msgs []In, notify 
 			return nil, &MessageError{Peer: admitter, Err: fmt.Errorf("%w: %v", ErrRefused, err)}
 		}
 	}
-	h, err := e.repo.Create(ctx, id, pd.doc)
-	if err != nil {
+	if _, err := e.repo.Create(ctx, id, pd.doc); err != nil {
 		e.forget(id, pd)
 		return nil, err
 	}
 	for p := range pd.peers {
 		e.markDirty(p, id)
 	}
-	for _, p := range notify {
-		targets[p] = true
+	return out, nil
+}
+
+// ErrUnloadable reports changes whose saved document does not load again.
+var ErrUnloadable = errors.New("changes do not survive a save and reload")
+
+func roundTrips(doc *crdt.Doc) error {
+	again, err := crdt.Load(doc.Save())
+	if err != nil {
+		return fmt.Errorf("%w: %v", ErrUnloadable, err)
 	}
-	return e.generate(id, h, keys(targets)), nil
+	if !crdt.SameHeads(again.Heads(), doc.Heads()) {
+		return fmt.Errorf("%w: heads differ", ErrUnloadable)
+	}
+	return nil
 }
 
 func (e *Engine) pendingCount(peer string) int {

@@ -1,0 +1,210 @@
+package orgs
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"strings"
+	"sync"
+	"time"
+	"unicode/utf8"
+
+	"haven/shared/store"
+)
+
+// AuditEvent is one view or change of a record: who, with which role, on which device, of
+// which resident, what, and when (on the device and at the relay). It holds no health data:
+// Detail is for identifiers and short reasons (a break-glass reason is typed by staff and is
+// the one free text here), never for note text, names or NHS numbers.
+type AuditEvent struct {
+	// Time is when it happened by the device's clock; zero if the device did not say.
+	Time time.Time `json:"time,omitzero"`
+	// Received is when the relay received it; Audit sets it if zero.
+	Received time.Time `json:"received"`
+	// Device and Org are the acting device and its organisation.
+	Device string `json:"device"`
+	Org    string `json:"org"`
+	// Owner is the organisation whose record it is, if known, so that a home's
+	// information-governance lead can find every access to its residents, including by a hub
+	// or the advice line.
+	Owner string `json:"owner,omitempty"`
+	// User and Role identify the member of staff signed in on the device, if any.
+	User string `json:"user,omitempty"`
+	Role string `json:"role,omitempty"`
+	// Resident is the document ID of the resident's record, if the event concerns one.
+	Resident string `json:"resident,omitempty"`
+	// Action says what happened, such as "view", "change" or "first-access".
+	Action string `json:"action"`
+	Detail string `json:"detail,omitempty"`
+}
+
+// Limits on audit fields: identifiers are short, and a client must not be able to flood the
+// log. Detail is cut to maxDetail rather than refused, so an event is never lost over it.
+const (
+	maxAuditField = 256 // bytes
+	maxDetail     = 1024
+)
+
+// Audit appends e to the audit log and returns its sequence number (1 for the first event,
+// then one more each time). It is durable when Audit returns. Device, Org and Action are
+// required; a zero Received becomes now. Events are never changed or deleted.
+func (r *Registry) Audit(ctx context.Context, e AuditEvent) (uint64, error) {
+	if err := e.check(); err != nil {
+		return 0, err
+	}
+	if e.Received.IsZero() {
+		e.Received = r.now()
+	}
+	e.Time, e.Received = e.Time.UTC(), e.Received.UTC()
+	if len(e.Detail) > maxDetail {
+		e.Detail = truncate(e.Detail, maxDetail)
+	}
+	b, err := json.Marshal(e)
+	if err != nil {
+		return 0, err
+	}
+	return r.st.AppendLog(ctx, auditLog, b)
+}
+
+func (e AuditEvent) check() error {
+	for _, f := range []struct{ name, val string }{
+		{"device", e.Device}, {"organisation", e.Org}, {"action", e.Action},
+	} {
+		if f.val == "" {
+			return invalidf("audit event without %s", f.name)
+		}
+	}
+	for _, f := range []struct{ name, val string }{
+		{"device", e.Device}, {"organisation", e.Org}, {"owner", e.Owner}, {"user", e.User}, {"role", e.Role},
+		{"resident", e.Resident}, {"action", e.Action},
+	} {
+		if len(f.val) > maxAuditField {
+			return invalidf("audit event %s is %d bytes, limit %d", f.name, len(f.val), maxAuditField)
+		}
+	}
+	return nil
+}
+
+// truncate cuts s to at most n bytes without splitting a character.
+func truncate(s string, n int) string {
+	for n > 0 && !utf8.RuneStart(s[n]) {
+		n--
+	}
+	return strings.ToValidUTF8(s[:n], "")
+}
+
+// AuditLog calls fn for each audit event with sequence number greater than after, in order.
+// It stops at fn's first error and returns it. fn may call other Registry methods.
+func (r *Registry) AuditLog(after uint64, fn func(seq uint64, e AuditEvent) error) error {
+	return r.st.ReadLog(auditLog, after, func(seq uint64, val []byte) error {
+		var e AuditEvent
+		if err := json.Unmarshal(val, &e); err != nil {
+			return fmt.Errorf("audit event %d: %w", seq, err)
+		}
+		return fn(seq, e)
+	})
+}
+
+// FirstAccess reports whether this is deviceID's first access to document docID: true exactly
+// once per (device, document), even under concurrent calls and across restarts (the mark is
+// durable before it returns true).
+//
+// To audit first accesses, prefer AuditFirstAccess: with FirstAccess followed by Audit, a
+// failure or crash between the two loses the audit event for good.
+func (r *Registry) FirstAccess(ctx context.Context, deviceID, docID string) (bool, error) {
+	key, err := firstKey(deviceID, docID)
+	if err != nil {
+		return false, err
+	}
+	unlock := r.firsts.lock(key)
+	defer unlock()
+	switch _, err := r.st.Get(nsFirst, key); {
+	case err == nil:
+		return false, nil
+	case !errors.Is(err, store.ErrNotFound):
+		return false, err
+	}
+	if err := r.st.Put(ctx, nsFirst, key, []byte(r.now().Format(time.RFC3339Nano))); err != nil {
+		return false, err
+	}
+	return true, nil
+}
+
+// AuditFirstAccess appends e to the audit log if it is the first access of device e.Device to
+// the record e.Resident, and reports whether it was; otherwise it does nothing. The relay calls
+// it when an advice-line device opens a record.
+//
+// The event is appended before the access is marked, so a crash between the two can record a
+// first access twice but never not at all. If only the mark fails, the event is recorded, seq
+// and first are returned with the error, and a later call records the access again.
+func (r *Registry) AuditFirstAccess(ctx context.Context, e AuditEvent) (seq uint64, first bool, err error) {
+	key, err := firstKey(e.Device, e.Resident)
+	if err != nil {
+		return 0, false, err
+	}
+	unlock := r.firsts.lock(key)
+	defer unlock()
+	switch _, err := r.st.Get(nsFirst, key); {
+	case err == nil:
+		return 0, false, nil
+	case !errors.Is(err, store.ErrNotFound):
+		return 0, false, err
+	}
+	seq, err = r.Audit(ctx, e)
+	if err != nil {
+		return 0, false, err
+	}
+	if err := r.st.Put(context.WithoutCancel(ctx), nsFirst, key, []byte(r.now().Format(time.RFC3339Nano))); err != nil {
+		return seq, true, fmt.Errorf("audit event %d recorded, but not marked as first access: %w", seq, err)
+	}
+	return seq, true, nil
+}
+
+// firstKey is the first-access key of (device, document). Device IDs never contain '/', so
+// the key names one pair.
+func firstKey(deviceID, docID string) (string, error) {
+	switch {
+	case deviceID == "" || strings.Contains(deviceID, "/"):
+		return "", invalidf("device ID %q", deviceID)
+	case docID == "":
+		return "", invalidf("empty document ID")
+	}
+	return deviceID + "/" + docID, nil
+}
+
+// keyLock is a mutex per key. Entries exist only while someone holds or waits for the key.
+type keyLock struct {
+	mu sync.Mutex
+	m  map[string]*keyEntry
+}
+
+type keyEntry struct {
+	mu   sync.Mutex
+	refs int // holders and waiters; guarded by keyLock.mu
+}
+
+// lock locks key and returns the function that unlocks it.
+func (l *keyLock) lock(key string) (unlock func()) {
+	l.mu.Lock()
+	if l.m == nil {
+		l.m = make(map[string]*keyEntry)
+	}
+	e := l.m[key]
+	if e == nil {
+		e = &keyEntry{}
+		l.m[key] = e
+	}
+	e.refs++
+	l.mu.Unlock()
+	e.mu.Lock()
+	return func() {
+		e.mu.Unlock()
+		l.mu.Lock()
+		e.refs--
+		if e.refs == 0 {
+			delete(l.m, key)
+		}
+		l.mu.Unlock()
+	}
+}

@@ -1,0 +1,158 @@
+package worker
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/rpc"
+	"os"
+
+	"haven/shared/crdt"
+	"haven/shared/docid"
+	"haven/shared/repo"
+	"haven/shared/store"
+	"haven/shared/syncer"
+)
+
+// Child file descriptors, as the parent passes them in ExtraFiles.
+const (
+	callFD = 3 // parent → child calls
+	hostFD = 4 // child → parent calls
+)
+
+// RunChild serves the parent's calls until the parent closes the connection,
+// then returns. syncd's main calls it for its hidden "worker" subcommand.
+func RunChild(log *slog.Logger) error {
+	call, err := net.FileConn(os.NewFile(callFD, "call"))
+	if err != nil {
+		return fmt.Errorf("worker: call socket: %w", err)
+	}
+	host, err := net.FileConn(os.NewFile(hostFD, "host"))
+	if err != nil {
+		return fmt.Errorf("worker: host socket: %w", err)
+	}
+	return serve(call, host, log)
+}
+
+func serve(call, host io.ReadWriteCloser, log *slog.Logger) error {
+	hc := &hostClient{c: rpc.NewClient(host)}
+	defer hc.c.Close()
+	r := repo.New(hc, repo.Options{Logger: log})
+	defer r.Close()
+	svc := &Worker{}
+	svc.eng = syncer.New(r, syncer.Options{
+		States: hc,
+		Check:  crdt.CheckSyncMessage,
+		Logger: log,
+		Admit: func(ctx context.Context, from syncer.Peer, id docid.ID, d *crdt.Doc) error {
+			home, _, _ := d.Get("home")
+			h, _ := home.(string)
+			return hc.c.Call("Host.Admit", AdmitArgs{Peer: from, Doc: id.String(), Home: h}, &Empty{})
+		},
+	})
+	svc.known = map[string]bool{}
+	srv := rpc.NewServer()
+	if err := srv.RegisterName("Worker", svc); err != nil {
+		return err
+	}
+	srv.ServeConn(call) // returns when the parent closes its end
+	return svc.eng.Flush(context.Background())
+}
+
+// Worker is the child's RPC service. net/rpc may run calls concurrently; the
+// parent sends one at a time, and the engine locks per document anyway.
+type Worker struct {
+	eng   *syncer.Engine
+	known map[string]bool // peers connected to the engine
+}
+
+// Work applies a work item.
+func (w *Worker) Work(args WorkArgs, reply *WorkReply) error {
+	ctx := context.Background()
+	for _, p := range args.Peers {
+		if !w.known[p.ID] {
+			w.eng.Connect(p)
+			w.known[p.ID] = true
+		}
+	}
+	id, err := docid.Parse(args.Doc)
+	if err != nil {
+		return err
+	}
+	var out []syncer.Out
+	if len(args.Msgs) == 0 {
+		out, err = w.eng.Sync(ctx, id, args.Notify)
+	} else {
+		out, err = w.eng.Receive(ctx, id, args.Msgs, args.Notify)
+	}
+	for _, o := range out {
+		reply.Out = append(reply.Out, OutMsg{To: o.To, Doc: o.Doc.String(), Data: o.Data})
+	}
+	var me *syncer.MessageError
+	switch {
+	case err == nil:
+	case errors.Is(err, repo.ErrNotFound):
+		reply.NotFound = true
+	case errors.As(err, &me):
+		reply.Failed = &Failure{Index: me.Index, Peer: me.Peer, Reason: me.Err.Error(), Refused: errors.Is(err, syncer.ErrRefused)}
+	default:
+		return err
+	}
+	return nil
+}
+
+// Forget saves and drops a peer's sync states.
+func (w *Worker) Forget(args ForgetArgs, _ *Empty) error {
+	delete(w.known, args.Peer)
+	return w.eng.Disconnect(context.Background(), args.Peer)
+}
+
+// Flush saves every dirty sync state.
+func (w *Worker) Flush(_ Empty, _ *Empty) error { return w.eng.Flush(context.Background()) }
+
+// hostClient implements repo.Storage and syncer.StateStore by calling the
+// parent, translating "not found" back into store.ErrNotFound.
+type hostClient struct{ c *rpc.Client }
+
+func (h *hostClient) LoadDoc(docID string) (store.Doc, error) {
+	var r DocReply
+	if err := h.c.Call("Host.LoadDoc", DocArgs{Doc: docID}, &r); err != nil {
+		return store.Doc{}, err
+	}
+	if r.NotFound {
+		return store.Doc{}, store.ErrNotFound
+	}
+	return r.Doc, nil
+}
+
+func (h *hostClient) AppendChunk(_ context.Context, docID string, chunk []byte) (uint64, error) {
+	var r SeqReply
+	err := h.c.Call("Host.AppendChunk", AppendArgs{Doc: docID, Chunk: chunk}, &r)
+	return r.Seq, err
+}
+
+func (h *hostClient) Quarantine(_ context.Context, docID string, seq uint64, reason string) error {
+	return h.c.Call("Host.Quarantine", QuarantineArgs{Doc: docID, Seq: seq, Reason: reason}, &Empty{})
+}
+
+func (h *hostClient) Compact(_ context.Context, docID string, snapshot []byte, upTo uint64) error {
+	return h.c.Call("Host.Compact", CompactArgs{Doc: docID, Snapshot: snapshot, UpTo: upTo}, &Empty{})
+}
+
+func (h *hostClient) SyncState(storageID, docID string) ([]byte, error) {
+	var r StateReply
+	if err := h.c.Call("Host.SyncState", StateArgs{Storage: storageID, Doc: docID}, &r); err != nil {
+		return nil, err
+	}
+	if r.NotFound {
+		return nil, store.ErrNotFound
+	}
+	return r.State, nil
+}
+
+func (h *hostClient) PutSyncState(_ context.Context, storageID, docID string, state []byte) error {
+	return h.c.Call("Host.PutSyncState", PutStateArgs{Storage: storageID, Doc: docID, State: state}, &Empty{})
+}

@@ -1,0 +1,340 @@
+package worker
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"hash/fnv"
+	"log/slog"
+	"net"
+	"net/rpc"
+	"os"
+	"os/exec"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"syscall"
+
+	"haven/shared/store"
+	"haven/shared/syncer"
+)
+
+// Host is what the parent lends its children: the store, and the scope
+// check for documents a peer creates.
+type Host interface {
+	LoadDoc(docID string) (store.Doc, error)
+	AppendChunk(ctx context.Context, docID string, chunk []byte) (uint64, error)
+	Quarantine(ctx context.Context, docID string, seq uint64, reason string) error
+	Compact(ctx context.Context, docID string, snapshot []byte, upTo uint64) error
+	SyncState(storageID, docID string) ([]byte, error)
+	PutSyncState(ctx context.Context, storageID, docID string, state []byte) error
+	Admit(ctx context.Context, from syncer.Peer, docID, home string) error
+}
+
+// Config starts a Pool.
+type Config struct {
+	// Command starts one child; it must end up calling RunChild. Default:
+	// this executable with the argument "worker".
+	Command []string
+	// Env is added to the child's environment.
+	Env []string
+	// Workers is the number of children; work on one document always goes
+	// to the same child. Default 4.
+	Workers int
+	Host    Host
+	Logger  *slog.Logger
+}
+
+// ErrQuarantined is returned for a work item that crashed a child twice: it
+// was not applied, nothing of it was stored or forwarded.
+var ErrQuarantined = errors.New("work item crashed the CRDT worker and was quarantined")
+
+// Pool is a set of child processes doing CRDT work.
+type Pool struct {
+	cfg      Config
+	log      *slog.Logger
+	procs    []*proc
+	restarts atomic.Int64
+	closed   atomic.Bool
+}
+
+// Start launches the children.
+func Start(cfg Config) (*Pool, error) {
+	if cfg.Workers <= 0 {
+		cfg.Workers = 4
+	}
+	if len(cfg.Command) == 0 {
+		self, err := os.Executable()
+		if err != nil {
+			return nil, err
+		}
+		cfg.Command = []string{self, "worker"}
+	}
+	p := &Pool{cfg: cfg, log: cfg.Logger}
+	if p.log == nil {
+		p.log = slog.New(slog.DiscardHandler)
+	}
+	for i := 0; i < cfg.Workers; i++ {
+		pr := &proc{pool: p, index: i}
+		if err := pr.start(); err != nil {
+			p.Close()
+			return nil, err
+		}
+		p.procs = append(p.procs, pr)
+	}
+	return p, nil
+}
+
+// Restarts counts children restarted after a crash.
+func (p *Pool) Restarts() int64 { return p.restarts.Load() }
+
+func (p *Pool) procFor(doc string) *proc {
+	h := fnv.New32a()
+	h.Write([]byte(doc))
+	return p.procs[int(h.Sum32()%uint32(len(p.procs)))]
+}
+
+// Work runs one item on the child that owns its document. If the child
+// crashes, it is restarted and the item replayed once on the fresh child (a
+// crash can come from state an earlier message left behind, which the
+// restart cleared); if the replay crashes too, the item is quarantined.
+func (p *Pool) Work(ctx context.Context, args WorkArgs) (WorkReply, error) {
+	pr := p.procFor(args.Doc)
+	reply, err := pr.work(args)
+	if !errors.Is(err, errCrashed) {
+		return reply, err
+	}
+	reply, err = pr.work(args)
+	if errors.Is(err, errCrashed) {
+		return WorkReply{}, ErrQuarantined
+	}
+	return reply, err
+}
+
+// Forget tells every child a peer has gone; they save its sync states.
+func (p *Pool) Forget(peer string) {
+	for _, pr := range p.procs {
+		pr.call("Worker.Forget", ForgetArgs{Peer: peer}, &Empty{})
+	}
+}
+
+// Flush makes every child save its dirty sync states.
+func (p *Pool) Flush() error {
+	var errs []error
+	for _, pr := range p.procs {
+		if err := pr.call("Worker.Flush", Empty{}, &Empty{}); err != nil && !errors.Is(err, errCrashed) {
+			errs = append(errs, err)
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// Close stops the children: each saves its sync states and exits when its
+// call connection closes.
+func (p *Pool) Close() error {
+	p.closed.Store(true)
+	for _, pr := range p.procs {
+		pr.stop()
+	}
+	return nil
+}
+
+var errCrashed = errors.New("worker crashed")
+
+// proc is one child. Its mutex keeps one call in flight, so when the child
+// dies the call that was running is the only suspect.
+type proc struct {
+	pool  *Pool
+	index int
+
+	mu     sync.Mutex // guards everything below; held for a whole call
+	cmd    *exec.Cmd
+	client *rpc.Client
+	host   net.Conn
+	stderr *tailBuffer
+	exited chan struct{} // closed when cmd has been waited for
+}
+
+func (pr *proc) start() error {
+	callP, callC, err := socketPair()
+	if err != nil {
+		return err
+	}
+	hostP, hostC, err := socketPair()
+	if err != nil {
+		return err
+	}
+	cmd := exec.Command(pr.pool.cfg.Command[0], pr.pool.cfg.Command[1:]...)
+	cmd.Env = append(os.Environ(), pr.pool.cfg.Env...)
+	cmd.ExtraFiles = []*os.File{callC, hostC}
+	pr.stderr = &tailBuffer{max: 8 << 10}
+	cmd.Stderr = pr.stderr
+	if err := cmd.Start(); err != nil {
+		return fmt.Errorf("start CRDT worker: %w", err)
+	}
+	callC.Close()
+	hostC.Close()
+	callConn, err := net.FileConn(callP)
+	callP.Close()
+	if err != nil {
+		cmd.Process.Kill()
+		return err
+	}
+	hostConn, err := net.FileConn(hostP)
+	hostP.Close()
+	if err != nil {
+		cmd.Process.Kill()
+		return err
+	}
+	srv := rpc.NewServer()
+	if err := srv.RegisterName("Host", &hostService{h: pr.pool.cfg.Host}); err != nil {
+		return err
+	}
+	go srv.ServeConn(hostConn) // ends when the child's end closes (exit or crash)
+	pr.cmd, pr.client, pr.host = cmd, rpc.NewClient(callConn), hostConn
+	exited := make(chan struct{})
+	pr.exited = exited
+	go func() { cmd.Wait(); close(exited) }()
+	return nil
+}
+
+// call runs one RPC. A transport failure means the child died: it is
+// restarted and errCrashed returned; an error the child returned is passed on.
+func (pr *proc) call(method string, args, reply any) error {
+	pr.mu.Lock()
+	defer pr.mu.Unlock()
+	err := pr.client.Call(method, args, reply)
+	if err == nil {
+		return nil
+	}
+	var se rpc.ServerError
+	if errors.As(err, &se) {
+		return errors.New(string(se))
+	}
+	pr.restart()
+	return errCrashed
+}
+
+func (pr *proc) work(args WorkArgs) (WorkReply, error) {
+	var reply WorkReply
+	err := pr.call("Worker.Work", args, &reply)
+	return reply, err
+}
+
+// restart waits for the dead child, logs why it died (sizes and IDs, never
+// content) and starts a new one. Caller holds pr.mu.
+func (pr *proc) restart() {
+	pr.client.Close()
+	pr.cmd.Process.Kill()
+	<-pr.exited
+	pr.host.Close()
+	if pr.pool.closed.Load() {
+		return
+	}
+	pr.pool.restarts.Add(1)
+	pr.pool.log.Error("CRDT worker died; restarting", "worker", pr.index, "exit", pr.cmd.ProcessState.String(), "cause", pr.stderr.panicLine())
+	if err := pr.start(); err != nil {
+		pr.pool.log.Error("CRDT worker restart failed", "worker", pr.index, "err", err)
+	}
+}
+
+func (pr *proc) stop() {
+	pr.mu.Lock()
+	defer pr.mu.Unlock()
+	if pr.client != nil {
+		pr.client.Close()
+	}
+	if pr.exited != nil {
+		<-pr.exited
+	}
+	if pr.host != nil {
+		pr.host.Close()
+	}
+}
+
+func socketPair() (parent, child *os.File, err error) {
+	fds, err := syscall.Socketpair(syscall.AF_UNIX, syscall.SOCK_STREAM|syscall.SOCK_CLOEXEC, 0)
+	if err != nil {
+		return nil, nil, fmt.Errorf("socketpair: %w", err)
+	}
+	return os.NewFile(uintptr(fds[0]), "parent"), os.NewFile(uintptr(fds[1]), "child"), nil
+}
+
+// tailBuffer keeps the last max bytes a child wrote to stderr.
+type tailBuffer struct {
+	mu  sync.Mutex
+	buf []byte
+	max int
+}
+
+func (t *tailBuffer) Write(b []byte) (int, error) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	t.buf = append(t.buf, b...)
+	if len(t.buf) > t.max {
+		t.buf = t.buf[len(t.buf)-t.max:]
+	}
+	return len(b), nil
+}
+
+// panicLine returns the Rust or Go panic message, which names a source
+// location and never document content.
+func (t *tailBuffer) panicLine() string {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	for _, line := range bytes.Split(t.buf, []byte("\n")) {
+		s := string(line)
+		if strings.Contains(s, "panicked at") || strings.HasPrefix(s, "panic:") || strings.HasPrefix(s, "fatal error:") || strings.HasPrefix(s, "SIGABRT") {
+			if len(s) > 200 {
+				s = s[:200]
+			}
+			return s
+		}
+	}
+	return "unknown"
+}
+
+// hostService exposes Host to a child over net/rpc.
+type hostService struct{ h Host }
+
+func (s *hostService) LoadDoc(a DocArgs, r *DocReply) error {
+	d, err := s.h.LoadDoc(a.Doc)
+	if errors.Is(err, store.ErrNotFound) {
+		r.NotFound = true
+		return nil
+	}
+	r.Doc = d
+	return err
+}
+
+func (s *hostService) AppendChunk(a AppendArgs, r *SeqReply) (err error) {
+	r.Seq, err = s.h.AppendChunk(context.Background(), a.Doc, a.Chunk)
+	return err
+}
+
+func (s *hostService) Quarantine(a QuarantineArgs, _ *Empty) error {
+	return s.h.Quarantine(context.Background(), a.Doc, a.Seq, a.Reason)
+}
+
+func (s *hostService) Compact(a CompactArgs, _ *Empty) error {
+	return s.h.Compact(context.Background(), a.Doc, a.Snapshot, a.UpTo)
+}
+
+func (s *hostService) SyncState(a StateArgs, r *StateReply) error {
+	st, err := s.h.SyncState(a.Storage, a.Doc)
+	if errors.Is(err, store.ErrNotFound) {
+		r.NotFound = true
+		return nil
+	}
+	r.State = st
+	return err
+}
+
+func (s *hostService) PutSyncState(a PutStateArgs, _ *Empty) error {
+	return s.h.PutSyncState(context.Background(), a.Storage, a.Doc, a.State)
+}
+
+func (s *hostService) Admit(a AdmitArgs, _ *Empty) error {
+	return s.h.Admit(context.Background(), a.Peer, a.Doc, a.Home)
+}

@@ -1,0 +1,235 @@
+package worker
+
+import (
+	"bytes"
+	"context"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"os"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"haven/shared/crdt"
+	"haven/shared/docid"
+	"haven/shared/repo"
+	"haven/shared/store"
+	"haven/shared/syncer"
+)
+
+const childEnv = "HAVEN_WORKER_TEST_CHILD"
+
+func TestMain(m *testing.M) {
+	if os.Getenv(childEnv) == "1" {
+		if err := RunChild(nil); err != nil {
+			fmt.Fprintln(os.Stderr, err)
+			os.Exit(1)
+		}
+		os.Exit(0)
+	}
+	os.Exit(m.Run())
+}
+
+type testHost struct {
+	*store.Store
+	mu       sync.Mutex
+	admitted map[string]string // doc → peer
+	refuse   bool
+}
+
+func (h *testHost) Admit(_ context.Context, from syncer.Peer, doc, home string) error {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if h.refuse {
+		return errors.New("out of scope")
+	}
+	h.admitted[doc] = from.ID
+	return nil
+}
+
+func startPool(t *testing.T, workers int) (*Pool, *testHost) {
+	t.Helper()
+	st, err := store.Open(t.TempDir(), store.Options{Key: bytes.Repeat([]byte{2}, 32)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	host := &testHost{Store: st, admitted: map[string]string{}}
+	p, err := Start(Config{Command: []string{os.Args[0]}, Env: []string{childEnv + "=1"}, Workers: workers, Host: host})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { p.Close(); st.Close() })
+	return p, host
+}
+
+// client is a peer with its own in-memory document, talking to the pool as
+// the relay's connection handler would.
+type client struct {
+	id   string
+	doc  *crdt.Doc
+	ss   *crdt.SyncState
+	peer syncer.Peer
+}
+
+func newClient(id string) *client {
+	d := crdt.New()
+	return &client{id: id, doc: d, ss: crdt.NewSyncState(d), peer: syncer.Peer{ID: id, StorageID: "s-" + id}}
+}
+
+// syncWith exchanges messages with the pool until both sides are quiet.
+func (c *client) syncWith(t *testing.T, p *Pool, doc docid.ID) {
+	t.Helper()
+	for i := 0; i < 20; i++ {
+		msg, ok, err := c.ss.Generate()
+		if err != nil {
+			t.Fatal(err)
+		}
+		args := WorkArgs{Doc: doc.String(), Peers: []syncer.Peer{c.peer}}
+		if ok {
+			args.Msgs = []syncer.In{{From: c.id, Data: msg}}
+		} else {
+			args.Notify = []string{c.id}
+		}
+		reply, err := p.Work(context.Background(), args)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if reply.Failed != nil {
+			t.Fatalf("work failed: %+v", reply.Failed)
+		}
+		if !ok && len(reply.Out) == 0 {
+			return
+		}
+		for _, o := range reply.Out {
+			if err := c.ss.Receive(o.Data); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	t.Fatal("sync did not settle")
+}
+
+func TestPoolStoresAndServes(t *testing.T) {
+	p, host := startPool(t, 2)
+	a := newClient("a")
+	a.doc.Change("", time.Time{}, func(w *crdt.Writer) error { return w.Set("12", "room") })
+	id := docid.New()
+	a.syncWith(t, p, id)
+	if host.admitted[id.String()] != "a" {
+		t.Fatalf("admitted = %v, want the document admitted for a", host.admitted)
+	}
+	sd, err := host.LoadDoc(id.String())
+	if err != nil || len(sd.Chunks) == 0 {
+		t.Fatalf("relay store after sync: %+v, %v", sd, err)
+	}
+	// A second client with nothing receives the document.
+	b := newClient("b")
+	b.syncWith(t, p, id)
+	if v, _, _ := b.doc.Get("room"); v != "12" {
+		t.Fatalf("b reads room %v, want 12", v)
+	}
+}
+
+func TestAdmitRefusalStoresNothing(t *testing.T) {
+	p, host := startPool(t, 1)
+	host.refuse = true
+	a := newClient("a")
+	a.doc.Change("", time.Time{}, func(w *crdt.Writer) error { return w.Set("x", "k") })
+	id := docid.New()
+	var failed *Failure
+	for i := 0; i < 5 && failed == nil; i++ {
+		msg, ok, _ := a.ss.Generate()
+		if !ok {
+			break
+		}
+		reply, err := p.Work(context.Background(), WorkArgs{Doc: id.String(), Msgs: []syncer.In{{From: "a", Data: msg}}, Peers: []syncer.Peer{a.peer}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		failed = reply.Failed
+		for _, o := range reply.Out {
+			a.ss.Receive(o.Data)
+		}
+	}
+	if failed == nil || !failed.Refused || failed.Peer != "a" {
+		t.Fatalf("failure = %+v, want a refusal naming a", failed)
+	}
+	if _, err := host.LoadDoc(id.String()); !errors.Is(err, store.ErrNotFound) {
+		t.Fatalf("refused document stored: %v", err)
+	}
+}
+
+func crashingMessage(t *testing.T) []byte {
+	t.Helper()
+	raw, err := os.ReadFile("testdata/aborts-automerge.hex")
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := hex.DecodeString(strings.TrimSpace(string(raw)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := crdt.CheckSyncMessage(b); err != nil {
+		t.Fatalf("fixture no longer passes the Go check (%v): it would not reach Automerge", err)
+	}
+	return b
+}
+
+// A message that aborts Automerge (it passes the Go check: its changes carry
+// valid checksums) kills a worker, twice, and is quarantined; the pool keeps
+// serving other documents, on the same worker too, and stores nothing of it.
+func TestCrashingMessageIsQuarantined(t *testing.T) {
+	p, host := startPool(t, 2)
+	bad := crashingMessage(t)
+	evil := docid.New()
+	good := newClient("good")
+	good.doc.Change("", time.Time{}, func(w *crdt.Writer) error { return w.Set("fine", "k") })
+	goodDoc := docid.New()
+
+	var wg sync.WaitGroup
+	wg.Add(1)
+	go func() { // healthy traffic alongside
+		defer wg.Done()
+		good.syncWith(t, p, goodDoc)
+	}()
+	_, err := p.Work(context.Background(), WorkArgs{Doc: evil.String(), Msgs: []syncer.In{{From: "evil", Data: bad}}, Peers: []syncer.Peer{{ID: "evil"}}})
+	wg.Wait()
+	if !errors.Is(err, ErrQuarantined) {
+		t.Fatalf("Work(crashing message) = %v, want ErrQuarantined", err)
+	}
+	if n := p.Restarts(); n != 2 {
+		t.Fatalf("restarts = %d, want 2 (the crash and the replay)", n)
+	}
+	if _, err := host.LoadDoc(evil.String()); !errors.Is(err, store.ErrNotFound) {
+		t.Fatalf("the crashing document was stored: %v", err)
+	}
+	// The restarted worker serves the healthy document, reloading it from the store.
+	again := newClient("again")
+	again.syncWith(t, p, goodDoc)
+	if v, _, _ := again.doc.Get("k"); v != "fine" {
+		t.Fatalf("after restarts, document reads %v, want fine", v)
+	}
+	// Every document hashed to the crashed worker still works.
+	for i := 0; i < 8; i++ {
+		c := newClient(fmt.Sprint("c", i))
+		c.doc.Change("", time.Time{}, func(w *crdt.Writer) error { return w.Set(int64(i), "n") })
+		c.syncWith(t, p, docid.New())
+	}
+}
+
+// Sync states survive a worker restart through the store: the restarted
+// worker loads them instead of starting over.
+func TestSyncStatesPersist(t *testing.T) {
+	p, host := startPool(t, 1)
+	a := newClient("a")
+	a.doc.Change("", time.Time{}, func(w *crdt.Writer) error { return w.Set("x", "k") })
+	id := docid.New()
+	a.syncWith(t, p, id)
+	p.Forget("a")
+	if _, err := host.SyncState("s-a", id.String()); err != nil {
+		t.Fatalf("sync state after Forget: %v", err)
+	}
+	_ = repo.ErrNotFound
+}

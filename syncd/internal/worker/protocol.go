@@ -1,0 +1,96 @@
+// Package worker runs the relay's CRDT work in child processes. automerge-go
+// aborts the whole process on some malformed sync messages (a Rust panic
+// through cgo that Go cannot recover), so the relay never calls Automerge on
+// what a peer sent from its own process: a Pool of children does, each one
+// work item at a time, and a crash costs one child, which is restarted.
+//
+// The parent keeps the store. A child loads documents, appends chunks,
+// compacts and keeps sync states by calling back into the parent (Host), so
+// nothing it has not fully applied is ever stored, and a change is durable
+// before the parent forwards anything the child generated.
+//
+// Two socket pairs join parent and child, each carrying net/rpc with gob:
+// one for the parent's calls into the child (Worker.*), one for the child's
+// calls back (Host.*).
+package worker
+
+import (
+	"haven/shared/store"
+	"haven/shared/syncer"
+)
+
+// WorkArgs is one work item: sync messages for one document, in order, and
+// the peers that should hear about the result.
+type WorkArgs struct {
+	Doc    string
+	Msgs   []syncer.In
+	Notify []string
+	Peers  []syncer.Peer // every peer named in Msgs or Notify
+}
+
+// WorkReply is what a work item produced.
+type WorkReply struct {
+	Out []OutMsg
+	// NotFound: the document does not exist and nothing created it.
+	NotFound bool
+	// Failed names the message that could not be applied (not a crash).
+	Failed *Failure
+}
+
+// OutMsg is a sync message to send.
+type OutMsg struct {
+	To   string
+	Doc  string
+	Data []byte
+}
+
+// Failure describes a message the worker refused or could not apply.
+type Failure struct {
+	Index   int
+	Peer    string
+	Reason  string
+	Refused bool // Admit refused a new document (scope)
+}
+
+// ForgetArgs drops a disconnected peer's states after saving them.
+type ForgetArgs struct{ Peer string }
+
+// Empty is an empty argument or reply.
+type Empty struct{}
+
+// Host-side messages.
+
+type DocArgs struct{ Doc string }
+type DocReply struct {
+	Doc      store.Doc
+	NotFound bool
+}
+type AppendArgs struct {
+	Doc   string
+	Chunk []byte
+}
+type SeqReply struct{ Seq uint64 }
+type QuarantineArgs struct {
+	Doc    string
+	Seq    uint64
+	Reason string
+}
+type CompactArgs struct {
+	Doc      string
+	Snapshot []byte
+	UpTo     uint64
+}
+type StateArgs struct{ Storage, Doc string }
+type StateReply struct {
+	State    []byte
+	NotFound bool
+}
+type PutStateArgs struct {
+	Storage, Doc string
+	State        []byte
+}
+type AdmitArgs struct {
+	Peer syncer.Peer
+	Doc  string
+	Home string // the document's "home" field, "" if it has none
+}

@@ -254,8 +254,9 @@ func (e *Engine) peer(id string) (Peer, bool) {
 	return p.Peer, true
 }
 
-// Receive applies the messages in order, generates what each sender and
-// each peer in notify needs now, and only then stores the result, durably,
+// Receive applies the messages in order, generates what each sender needs
+// now, and what each peer in notify needs if the document changed, and only
+// then stores the result, durably,
 // before returning the messages to send. So if Automerge aborts anywhere in
 // handling a message (it can, in generating a reply to a malformed one),
 // nothing of it has been stored or sent. A message that fails to apply stops
@@ -273,6 +274,7 @@ func (e *Engine) Receive(ctx context.Context, id docid.ID, msgs []In, notify []s
 	targets := map[string]bool{}
 	var failed error
 	err = h.Change(ctx, func(doc *crdt.Doc) error {
+		before := doc.Heads()
 		for i, m := range msgs {
 			if err := e.receiveOne(id, doc, m); err != nil {
 				failed = &MessageError{Index: i, Peer: m.From, Err: err}
@@ -280,8 +282,12 @@ func (e *Engine) Receive(ctx context.Context, id docid.ID, msgs []In, notify []s
 			}
 			targets[m.From] = true
 		}
-		for _, p := range notify {
-			targets[p] = true
+		// Other peers only need a message if the document changed (or
+		// nothing was received: an explicit request to sync them).
+		if len(msgs) == 0 || !crdt.SameHeads(before, doc.Heads()) {
+			for _, p := range notify {
+				targets[p] = true
+			}
 		}
 		out = e.generateFrom(id, doc, keys(targets))
 		return nil

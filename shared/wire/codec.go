@@ -110,6 +110,15 @@ func Encode(m Message) ([]byte, error) {
 	if fields&fRemove != 0 {
 		f.Remove = m.Remove
 	}
+	if fields&fDocumentIDs != 0 {
+		f.DocumentIDs = m.DocumentIDs
+	}
+	if fields&fSnapshot != 0 {
+		f.Snapshot = m.Snapshot
+	}
+	if fields&fChunks != 0 {
+		f.Chunks = m.Chunks
+	}
 	b, err := encMode.Marshal(f)
 	if err != nil {
 		return nil, fmt.Errorf("wire: encode %s: %w", m.Type, err)
@@ -137,6 +146,9 @@ type outFrame struct {
 	NewHeads     map[string]outHeads `cbor:"newHeads,omitempty"`
 	Add          []string            `cbor:"add,omitempty"`
 	Remove       []string            `cbor:"remove,omitempty"`
+	DocumentIDs  []string            `cbor:"documentIds,omitempty"`
+	Snapshot     []byte              `cbor:"snapshot,omitempty"`
+	Chunks       [][]byte            `cbor:"chunks,omitempty"`
 }
 
 type outMetadata struct {
@@ -251,6 +263,15 @@ func Decode(frame []byte) (Message, error) {
 	if fields&fRemove != 0 {
 		m.Remove = d.texts(raw.Remove, "remove")
 	}
+	if fields&fDocumentIDs != 0 {
+		m.DocumentIDs = d.texts(raw.DocumentIDs, "documentIds")
+	}
+	if fields&fSnapshot != 0 {
+		m.Snapshot = d.bytes(raw.Snapshot, "snapshot")
+	}
+	if fields&fChunks != 0 {
+		m.Chunks = d.byteList(raw.Chunks, "chunks")
+	}
 	if d.err != nil {
 		return Message{}, d.err
 	}
@@ -274,6 +295,9 @@ type inFrame struct {
 	NewHeads     item `cbor:"newHeads"`
 	Add          item `cbor:"add"`
 	Remove       item `cbor:"remove"`
+	DocumentIDs  item `cbor:"documentIds"`
+	Snapshot     item `cbor:"snapshot"`
+	Chunks       item `cbor:"chunks"`
 }
 
 // item is one undecoded, well-formed CBOR data item. It aliases the frame
@@ -359,6 +383,22 @@ func (d *fieldDecoder) texts(it item, key string) []string {
 		return nil
 	}
 	return ss
+}
+
+// byteList reads an array of byte strings (Haven's own types only).
+func (d *fieldDecoder) byteList(it item, key string) [][]byte {
+	if absent(it) {
+		return nil
+	}
+	if major(it[0]) != majorArray {
+		d.fail(key, "array of byte strings", kind(it[0]))
+		return nil
+	}
+	var bs [][]byte
+	if !d.unmarshal(it, key, &bs) || len(bs) == 0 {
+		return nil
+	}
+	return bs
 }
 
 // integer reads a number that must hold an integer a JS number represents

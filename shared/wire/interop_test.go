@@ -90,7 +90,7 @@ func TestDecodeJSFrames(t *testing.T) {
 		}
 	}
 	for typ := range schemas {
-		if !seen[typ] {
+		if !seen[typ] && !strings.HasPrefix(string(typ), "haven-") { // Haven's own types are not JavaScript's
 			t.Errorf("fixtures have no %s frame", typ)
 		}
 	}
@@ -224,7 +224,8 @@ func TestJSDecodesGoFrames(t *testing.T) {
 		if want := jsView(m); !reflect.DeepEqual(res.Message, want) {
 			t.Errorf("JS decodes our %s frame as %v\nwant %v", m.Type, res.Message, want)
 		}
-		repoType := m.Type.Known() && m.Type != TypeJoin && m.Type != TypePeer && m.Type != TypeError && m.Type != TypeLeave
+		repoType := m.Type.Known() && m.Type != TypeJoin && m.Type != TypePeer && m.Type != TypeError && m.Type != TypeLeave &&
+			!strings.HasPrefix(string(m.Type), "haven-") // JavaScript does not know Haven's types and drops them
 		if res.IsRepoMessage != repoType {
 			t.Errorf("JS isRepoMessage(our %s) = %v, want %v", m.Type, res.IsRepoMessage, repoType)
 		}

@@ -30,6 +30,14 @@ const (
 	TypeEphemeral                Type = "ephemeral"                  // gossip (presence); never stored
 	TypeRemoteHeadsChanged       Type = "remote-heads-changed"       // opt-in heads gossip
 	TypeRemoteSubscriptionChange Type = "remote-subscription-change" // opt-in heads gossip control
+
+	// Haven's own types. JavaScript peers never send them and drop them
+	// unread, as they drop every type they do not know.
+	TypeHavenList     Type = "haven-list"      // client asks, relay answers: the document IDs in the client's scope
+	TypeHavenFetch    Type = "haven-fetch"     // client → relay: send these documents whole
+	TypeHavenDoc      Type = "haven-doc"       // relay → client: one stored document (snapshot and chunks)
+	TypeHavenAudit    Type = "haven-audit"     // client → relay: a batch of audit events (data), numbered by count
+	TypeHavenAuditAck Type = "haven-audit-ack" // relay → client: the batch numbered count is stored
 )
 
 // Known reports whether t is a type this package decodes field by field.
@@ -82,6 +90,10 @@ type Message struct {
 
 	Add    []string // remote-subscription-change: storage IDs
 	Remove []string // remote-subscription-change: storage IDs
+
+	DocumentIDs []string // haven-list, haven-fetch
+	Snapshot    []byte   // haven-doc: the stored snapshot, if any
+	Chunks      [][]byte // haven-doc: the chunks stored after it
 }
 
 // LogValue lets slog print a message by its IDs and sizes, never its data.
@@ -126,6 +138,9 @@ const (
 	fNewHeads
 	fAdd
 	fRemove
+	fDocumentIDs
+	fSnapshot
+	fChunks
 )
 
 // schemas lists the keys each known type carries, as automerge-repo 2.5 sends them.
@@ -140,6 +155,11 @@ var schemas = map[Type]field{
 	TypeEphemeral:                fSender | fTarget | fDocument | fData | fCount | fSession,
 	TypeRemoteHeadsChanged:       fSender | fTarget | fDocument | fNewHeads,
 	TypeRemoteSubscriptionChange: fSender | fTarget | fAdd | fRemove,
+	TypeHavenList:                fSender | fTarget | fDocumentIDs,
+	TypeHavenFetch:               fSender | fTarget | fDocumentIDs,
+	TypeHavenDoc:                 fSender | fTarget | fDocument | fSnapshot | fChunks,
+	TypeHavenAudit:               fSender | fTarget | fData | fCount,
+	TypeHavenAuditAck:            fSender | fTarget | fCount,
 }
 
 // unknownSchema is what Decode reads and Encode writes for unknown types.
@@ -159,6 +179,11 @@ var required = map[Type]field{
 	TypeEphemeral:                fSender | fTarget | fDocument | fData | fCount | fSession,
 	TypeRemoteHeadsChanged:       fSender | fTarget | fDocument | fNewHeads,
 	TypeRemoteSubscriptionChange: fSender | fTarget,
+	TypeHavenList:                fSender,
+	TypeHavenFetch:               fSender | fDocumentIDs,
+	TypeHavenDoc:                 fSender | fDocument,
+	TypeHavenAudit:               fSender | fData | fCount,
+	TypeHavenAuditAck:            fSender | fCount,
 }
 
 // Validate reports whether m carries every field its type needs, and a

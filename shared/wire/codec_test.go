@@ -316,6 +316,7 @@ func TestValidate(t *testing.T) {
 		"count":                   func(m *Message) { m.Count = 0 },
 		"sessionId":               func(m *Message) { m.SessionID = "" },
 		"newHeads":                func(m *Message) { m.NewHeads = nil },
+		"documentIds":             func(m *Message) { m.DocumentIDs = nil },
 	}
 	requiredKeys := map[Type][]string{
 		TypeJoin:                     {"senderId"},
@@ -328,6 +329,11 @@ func TestValidate(t *testing.T) {
 		TypeEphemeral:                {"senderId", "targetId", "documentId", "data", "count", "sessionId"},
 		TypeRemoteHeadsChanged:       {"senderId", "targetId", "documentId", "newHeads"},
 		TypeRemoteSubscriptionChange: {"senderId", "targetId"},
+		TypeHavenList:                {"senderId"},
+		TypeHavenFetch:               {"senderId", "documentIds"},
+		TypeHavenDoc:                 {"senderId", "documentId"},
+		TypeHavenAudit:               {"senderId", "data", "count"},
+		TypeHavenAuditAck:            {"senderId", "count"},
 	}
 	for _, m := range samples() {
 		for _, key := range requiredKeys[m.Type] {

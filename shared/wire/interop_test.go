@@ -283,6 +283,17 @@ func jsView(m Message) any {
 		}
 		list("add", m.Add)
 		list("remove", m.Remove)
+		list("documentIds", m.DocumentIDs)
+		if len(m.Snapshot) > 0 {
+			v["snapshot"] = map[string]any{"$bytes": hex.EncodeToString(m.Snapshot)}
+		}
+		if len(m.Chunks) > 0 {
+			var cs []any
+			for _, c := range m.Chunks {
+				cs = append(cs, map[string]any{"$bytes": hex.EncodeToString(c)})
+			}
+			v["chunks"] = cs
+		}
 	}
 	// Round-trip through JSON so numbers compare as json.Number.
 	b, _ := json.Marshal(v)

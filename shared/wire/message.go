@@ -218,6 +218,8 @@ func (m Message) Validate() error {
 		return missing("sessionId")
 	case req&fNewHeads != 0 && len(m.NewHeads) == 0:
 		return missing("newHeads")
+	case req&fDocumentIDs != 0 && len(m.DocumentIDs) == 0:
+		return missing("documentIds")
 	}
 	if req&fDocument != 0 && !ValidDocumentID(m.DocumentID) {
 		return fmt.Errorf("%w: %s message with malformed documentId %q", ErrInvalid, m.Type, m.DocumentID)

@@ -113,9 +113,15 @@ func TestSyncConverges(t *testing.T) {
 	if !SameHeads(a.Heads(), b.Heads()) {
 		t.Fatalf("heads differ after sync: %v vs %v", a.Heads(), b.Heads())
 	}
+	if !Covers(sa.SharedHeads(), a.Heads()) || !Covers(sb.SharedHeads(), b.Heads()) {
+		t.Fatalf("after sync, shared heads %v / %v do not cover heads %v", sa.SharedHeads(), sb.SharedHeads(), a.Heads())
+	}
 	// A saved state resumes: a new change costs one message, not a resend.
 	saved := sa.Save()
 	set(t, a, "a2", "3", "z")
+	if Covers(sa.SharedHeads(), a.Heads()) {
+		t.Fatal("shared heads cover a change the peer has not seen")
+	}
 	sa2, err := LoadSyncState(a, saved)
 	if err != nil {
 		t.Fatal(err)

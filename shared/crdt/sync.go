@@ -59,3 +59,41 @@ func (s *SyncState) Save() []byte {
 	defer s.doc.mu.Unlock()
 	return s.ss.Save()
 }
+
+// SharedHeads are the heads both sides are known to have: what the peer has
+// confirmed of this document. (Read from the saved form, which holds exactly
+// that: a type byte 0x43, then the heads.)
+func (s *SyncState) SharedHeads() []Hash {
+	b := s.Save()
+	r := reader{b: b}
+	if t, ok := r.byte(); !ok || t != 0x43 {
+		return nil
+	}
+	n, ok := r.uleb()
+	if !ok || n > uint64(len(b))/32 {
+		return nil
+	}
+	out := make([]Hash, n)
+	for i := range out {
+		copy(out[i][:], b[r.off:])
+		r.off += 32
+	}
+	return out
+}
+
+// Covers reports whether every hash in heads is in shared.
+func Covers(shared, heads []Hash) bool {
+	for _, h := range heads {
+		found := false
+		for _, x := range shared {
+			if x == h {
+				found = true
+				break
+			}
+		}
+		if !found {
+			return false
+		}
+	}
+	return true
+}

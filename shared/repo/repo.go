@@ -14,6 +14,7 @@ import (
 	"fmt"
 	"log/slog"
 	"sync"
+	"sync/atomic"
 
 	"haven/shared/crdt"
 	"haven/shared/docid"
@@ -107,6 +108,7 @@ type Handle struct {
 
 	mu      sync.Mutex // serialises write+persist, so chunks are stored in the order changes were made
 	doc     *crdt.Doc
+	current atomic.Pointer[crdt.Doc] // doc, for readers that must not wait on mu
 	saved   []crdt.Hash // heads of what is on disk
 	lastSeq uint64      // the newest chunk the in-memory doc includes
 	pending int         // chunks stored since the last snapshot
@@ -120,11 +122,8 @@ type LoadReport struct {
 }
 
 // Doc is the document for reading. Do not write to it directly: use Change.
-func (h *Handle) Doc() *crdt.Doc {
-	h.mu.Lock()
-	defer h.mu.Unlock()
-	return h.doc
-}
+// It never blocks, so it is safe inside a Change callback too.
+func (h *Handle) Doc() *crdt.Doc { return h.current.Load() }
 
 // Report is what the last load found.
 func (h *Handle) Report() LoadReport {
@@ -142,6 +141,7 @@ func (r *Repo) Create(ctx context.Context, id docid.ID, doc *crdt.Doc) (*Handle,
 		return nil, fmt.Errorf("document %s is already open", id)
 	}
 	h := &Handle{ID: id, repo: r, doc: doc}
+	h.current.Store(doc)
 	r.handles[id] = h
 	r.mu.Unlock()
 
@@ -218,6 +218,7 @@ func (h *Handle) load() error {
 	}
 	h.saved = doc.Heads()
 	h.doc, h.lastSeq, h.pending, h.report = doc, last, len(sd.Chunks), report
+	h.current.Store(doc)
 	if len(report.Quarantined) > 0 {
 		r.log.Warn("document loaded with quarantined parts", "doc", h.ID.String(), "quarantined", len(report.Quarantined))
 	}

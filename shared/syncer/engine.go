@@ -375,8 +375,18 @@ func (e *Engine) receiveNew(ctx context.Context, id docid.ID, msgs []In, notify 
 		targets[m.From] = true
 	}
 	if len(pd.doc.Heads()) == 0 {
+		// Nothing to store yet: answer the senders, and ask the peers in
+		// notify for it (a request, when msgs is empty).
+		for _, p := range notify {
+			if _, ok := e.peer(p); ok {
+				pd.peers[p] = true
+				targets[p] = true
+			}
+		}
 		e.mu.Lock()
-		e.pending[id] = pd
+		if len(pd.peers) > 0 {
+			e.pending[id] = pd
+		}
 		e.mu.Unlock()
 		return e.generateFrom(id, pd.doc, keys(targets)), nil
 	}
@@ -483,4 +493,25 @@ func (e *Engine) generateFrom(id docid.ID, doc *crdt.Doc, peers []string) []Out 
 		}
 	}
 	return out
+}
+
+// InSync reports whether the peer is known to have every change of the
+// document this side holds: its sync state's shared heads cover our heads.
+func (e *Engine) InSync(peerID string, id docid.ID) bool {
+	h, err := e.repo.Open(id)
+	if err != nil {
+		return false
+	}
+	doc := h.Doc()
+	e.mu.Lock()
+	p, ok := e.peers[peerID]
+	var st *docState
+	if ok {
+		st = p.states[id]
+	}
+	e.mu.Unlock()
+	if st == nil || st.doc != doc {
+		return false
+	}
+	return crdt.Covers(st.ss.SharedHeads(), doc.Heads())
 }

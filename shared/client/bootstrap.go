@@ -1,0 +1,107 @@
+package client
+
+import (
+	"context"
+	"errors"
+	"fmt"
+
+	"haven/shared/crdt"
+	"haven/shared/docid"
+	"haven/shared/repo"
+	"haven/shared/wire"
+)
+
+// ErrOffline is returned by Bootstrap when there is no connection.
+var ErrOffline = errors.New("not connected to the relay")
+
+// Bootstrap downloads every document in this device's scope that the local
+// repo lacks, as the relay stores them (snapshot and chunks: about their
+// saved size on the wire, instead of Automerge's first sync which costs far
+// more). Each document is stored durably as it arrives; progress is told
+// after each. Documents already held are synced normally.
+func (c *Client) Bootstrap(ctx context.Context, progress func(done, total int)) (int, error) {
+	list := make(chan []string, 1)
+	docs := make(chan wire.Message, 1100) // a whole fetch batch: the read loop never blocks on it
+	c.mu.Lock()
+	c.list, c.docMsgs = list, docs
+	c.mu.Unlock()
+	defer func() {
+		c.mu.Lock()
+		c.list, c.docMsgs = nil, nil
+		c.mu.Unlock()
+	}()
+	if !c.send(wire.Message{Type: wire.TypeHavenList}) {
+		return 0, ErrOffline
+	}
+	var ids []string
+	select {
+	case ids = <-list:
+	case <-ctx.Done():
+		return 0, ctx.Err()
+	}
+	var missing []string
+	for _, s := range ids {
+		id, err := docid.Parse(s)
+		if err != nil {
+			continue
+		}
+		if _, err := c.cfg.Repo.Open(id); errors.Is(err, repo.ErrNotFound) {
+			missing = append(missing, s)
+		}
+	}
+	total := len(missing)
+	if progress != nil {
+		progress(0, total)
+	}
+	done := 0
+	for start := 0; start < len(missing); start += 1000 {
+		batch := missing[start:min(start+1000, len(missing))]
+		if !c.send(wire.Message{Type: wire.TypeHavenFetch, DocumentIDs: batch}) {
+			return done, ErrOffline
+		}
+		for range batch {
+			var m wire.Message
+			select {
+			case m = <-docs:
+			case <-ctx.Done():
+				return done, ctx.Err()
+			}
+			if m.Type == wire.TypeHavenDoc {
+				if err := c.storeDownloaded(ctx, m); err != nil {
+					return done, err
+				}
+			}
+			done++
+			if progress != nil {
+				progress(done, total)
+			}
+		}
+	}
+	return done, nil
+}
+
+func (c *Client) storeDownloaded(ctx context.Context, m wire.Message) error {
+	id, err := docid.Parse(m.DocumentID)
+	if err != nil {
+		return err
+	}
+	doc := crdt.New()
+	if len(m.Snapshot) > 0 {
+		if doc, err = crdt.Load(m.Snapshot); err != nil {
+			return fmt.Errorf("downloaded document %s: %w", id, err)
+		}
+	}
+	for _, ch := range m.Chunks {
+		if err := doc.LoadIncremental(ch); err != nil {
+			return fmt.Errorf("downloaded document %s: %w", id, err)
+		}
+	}
+	if _, err := c.cfg.Repo.Create(ctx, id, doc); err != nil {
+		return err
+	}
+	c.enqueue(func() { c.syncDoc(ctx, id) }) // confirm with a handshake; picks up later changes
+	if c.cfg.OnChange != nil {
+		c.cfg.OnChange(id)
+	}
+	return nil
+}

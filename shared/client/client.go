@@ -1,0 +1,485 @@
+// Package client keeps a device's documents in sync with the relay: it
+// connects by itself, retries with backoff, sends everything the device
+// holds on connect, applies what arrives through the sync engine (durably,
+// before anything is acknowledged), and reports its status for the status
+// bar: online or not, documents with changes waiting to be sent, and the
+// time of the last exchange.
+//
+// Work arriving from the relay is applied on one goroutine, never on the
+// connection's read loop, so keep-alive pings flow while a big change loads.
+package client
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"math/rand/v2"
+	"net/http"
+	"sync"
+	"time"
+
+	"haven/shared/docid"
+	"haven/shared/repo"
+	"haven/shared/syncer"
+	"haven/shared/transport"
+	"haven/shared/wire"
+)
+
+// Config configures a Client.
+type Config struct {
+	URL        string // ws://host:port/sync or wss://…
+	Credential string // from enrolment; sent as a bearer token
+	Repo       *repo.Repo
+	// States persists sync states (the device's store); nil keeps them in memory.
+	States syncer.StateStore
+	// PeerID and StorageID identify this device to the relay; keep them
+	// stable across restarts so the relay's saved sync states apply.
+	PeerID, StorageID string
+	// Docs lists the documents to keep in sync on every connect (the
+	// device's whole local store).
+	Docs   func() []docid.ID
+	Logger *slog.Logger
+	// Transport tunes the connection.
+	Transport transport.Options
+	// Backoff bounds for reconnecting. Defaults 500 ms and 30 s.
+	MinBackoff, MaxBackoff time.Duration
+	// OnChange is called after a document changed because of the relay.
+	OnChange func(id docid.ID)
+	// OnStatus is called whenever Status changes.
+	OnStatus func(Status)
+	// OnError receives error messages from the relay (e.g. revoked).
+	OnError func(msg string)
+	// OnUnavailable is told about documents the relay does not have for us.
+	OnUnavailable func(id docid.ID)
+	// OnAuditAck is told a batch of audit events is stored.
+	OnAuditAck func(count uint64)
+}
+
+// Status is what the status bar shows.
+type Status struct {
+	Online       bool
+	Pending      int       // documents with local changes the relay has not confirmed
+	LastExchange time.Time // last message received from the relay
+	LastError    string    // why the last connection ended or failed, in plain words
+}
+
+// Client is one device's connection to the relay.
+type Client struct {
+	cfg    Config
+	log    *slog.Logger
+	engine *syncer.Engine
+	relay  string // the engine's peer ID for the relay
+
+	work *fifo // applied in order by the work goroutine
+
+	mu      sync.Mutex // guards below
+	conn    *transport.Conn
+	status  Status
+	pending map[docid.ID]bool
+	waiters map[docid.ID][]chan struct{}
+	docMsgs chan wire.Message // haven-doc / doc-unavailable replies for Bootstrap
+	list    chan []string
+}
+
+// New makes a client; Run connects it.
+func New(cfg Config) *Client {
+	if cfg.MinBackoff <= 0 {
+		cfg.MinBackoff = 500 * time.Millisecond
+	}
+	if cfg.MaxBackoff <= 0 {
+		cfg.MaxBackoff = 30 * time.Second
+	}
+	log := cfg.Logger
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	c := &Client{cfg: cfg, log: log, relay: "relay", work: newFIFO(),
+		pending: map[docid.ID]bool{}, waiters: map[docid.ID][]chan struct{}{}}
+	c.engine = syncer.New(cfg.Repo, syncer.Options{States: cfg.States, Logger: log})
+	return c
+}
+
+// Status returns the current status.
+func (c *Client) Status() Status {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	s := c.status
+	s.Pending = len(c.pending)
+	return s
+}
+
+func (c *Client) setStatus(f func(*Status)) {
+	c.mu.Lock()
+	f(&c.status)
+	s := c.status
+	s.Pending = len(c.pending)
+	c.mu.Unlock()
+	if c.cfg.OnStatus != nil {
+		c.cfg.OnStatus(s)
+	}
+}
+
+// Run connects and keeps reconnecting with jittered exponential backoff
+// until ctx ends. It returns ctx's error, or an error when the relay refuses
+// the credential (retrying cannot help).
+func (c *Client) Run(ctx context.Context) error {
+	go c.worker(ctx)
+	backoff := c.cfg.MinBackoff
+	for {
+		start := time.Now()
+		err := c.connect(ctx)
+		if ctx.Err() != nil {
+			return ctx.Err()
+		}
+		if errors.Is(err, errRefused) {
+			return err
+		}
+		if time.Since(start) > 30*time.Second {
+			backoff = c.cfg.MinBackoff // it was a good connection
+		}
+		wait := backoff/2 + rand.N(backoff/2+1)
+		c.log.Debug("reconnecting", "in", wait, "err", err)
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(wait):
+		}
+		backoff = min(backoff*2, c.cfg.MaxBackoff)
+	}
+}
+
+var errRefused = errors.New("the relay refused this device")
+
+// worker applies incoming work in order until ctx ends.
+func (c *Client) worker(ctx context.Context) {
+	for {
+		f, ok := c.work.pop(ctx)
+		if !ok {
+			return
+		}
+		f()
+	}
+}
+
+func (c *Client) connect(ctx context.Context) error {
+	h := http.Header{}
+	h.Set("Authorization", "Bearer "+c.cfg.Credential)
+	tc, resp, err := transport.Dial(ctx, c.cfg.URL, h, c.cfg.Transport)
+	if err != nil {
+		msg := "cannot reach the relay"
+		if resp != nil {
+			msg = fmt.Sprintf("the relay answered %s", resp.Status)
+		}
+		c.setStatus(func(s *Status) { s.Online = false; s.LastError = msg })
+		return err
+	}
+	joined := make(chan struct{})
+	var refused error
+	var once sync.Once
+	done := make(chan error, 1)
+	go func() {
+		done <- tc.Run(ctx, func(frame []byte) {
+			m, err := wire.Decode(frame)
+			if err != nil || !m.Type.Known() {
+				return
+			}
+			c.setStatus(func(s *Status) { s.LastExchange = time.Now() })
+			switch m.Type {
+			case wire.TypePeer:
+				once.Do(func() { close(joined) })
+			case wire.TypeError:
+				c.log.Warn("relay error", "message", m.ErrorMessage)
+				c.setStatus(func(s *Status) { s.LastError = m.ErrorMessage })
+				if c.cfg.OnError != nil {
+					c.cfg.OnError(m.ErrorMessage)
+				}
+				select {
+				case <-joined:
+				default:
+					refused = fmt.Errorf("%w: %s", errRefused, m.ErrorMessage)
+				}
+			default:
+				c.inbound(ctx, m)
+			}
+		})
+	}()
+	join := wire.Message{Type: wire.TypeJoin, SenderID: c.cfg.PeerID, SupportedProtocolVersions: []string{wire.ProtocolV1},
+		PeerMetadata: &wire.PeerMetadata{StorageID: c.cfg.StorageID}}
+	if frame, err := wire.Encode(join); err == nil {
+		tc.Send(frame)
+	}
+	select {
+	case <-joined:
+	case err := <-done:
+		c.setStatus(func(s *Status) { s.Online = false })
+		if refused != nil {
+			return refused
+		}
+		return err
+	case <-ctx.Done():
+		tc.Close(transport.CloseGoingAway, "")
+		<-done
+		return ctx.Err()
+	}
+	c.engine.Connect(syncer.Peer{ID: c.relay, StorageID: "relay"})
+	c.mu.Lock()
+	c.conn = tc
+	c.mu.Unlock()
+	c.setStatus(func(s *Status) { s.Online = true; s.LastError = "" })
+	c.log.Info("connected to relay")
+	c.enqueue(func() { c.syncAll(ctx) })
+	err = <-done
+	c.mu.Lock()
+	c.conn = nil
+	c.mu.Unlock()
+	c.engine.Disconnect(context.Background(), c.relay)
+	msg := "connection to the relay lost"
+	if refused != nil {
+		msg = refused.Error()
+	}
+	c.setStatus(func(s *Status) { s.Online = false; s.LastError = msg })
+	if refused != nil {
+		return refused
+	}
+	return err
+}
+
+// enqueue never blocks: the read loop must keep reading (and answering
+// pings) however far behind the work goroutine is.
+func (c *Client) enqueue(f func()) { c.work.push(f) }
+
+// fifo is an unbounded queue of work.
+type fifo struct {
+	mu    sync.Mutex
+	items []func()
+	ready chan struct{} // has a token while items is non-empty
+}
+
+func newFIFO() *fifo { return &fifo{ready: make(chan struct{}, 1)} }
+
+func (q *fifo) push(f func()) {
+	q.mu.Lock()
+	q.items = append(q.items, f)
+	q.mu.Unlock()
+	select {
+	case q.ready <- struct{}{}:
+	default:
+	}
+}
+
+func (q *fifo) pop(ctx context.Context) (func(), bool) {
+	for {
+		q.mu.Lock()
+		if len(q.items) > 0 {
+			f := q.items[0]
+			q.items[0] = nil
+			q.items = q.items[1:]
+			more := len(q.items) > 0
+			q.mu.Unlock()
+			if more {
+				select {
+				case q.ready <- struct{}{}:
+				default:
+				}
+			}
+			return f, true
+		}
+		q.mu.Unlock()
+		select {
+		case <-ctx.Done():
+			return nil, false
+		case <-q.ready:
+		}
+	}
+}
+
+// send queues a frame on the current connection, if any.
+func (c *Client) send(m wire.Message) bool {
+	m.SenderID, m.TargetID = c.cfg.PeerID, c.relay
+	c.mu.Lock()
+	tc := c.conn
+	c.mu.Unlock()
+	if tc == nil {
+		return false
+	}
+	frame, err := wire.Encode(m)
+	if err != nil {
+		return false
+	}
+	return tc.Send(frame) == nil
+}
+
+// syncAll offers every local document to the relay (sent on each connect).
+func (c *Client) syncAll(ctx context.Context) {
+	if c.cfg.Docs == nil {
+		return
+	}
+	for _, id := range c.cfg.Docs() {
+		c.syncDoc(ctx, id)
+	}
+}
+
+// syncDoc sends the relay whatever it needs of one document.
+func (c *Client) syncDoc(ctx context.Context, id docid.ID) {
+	outs, err := c.engine.Sync(ctx, id, []string{c.relay})
+	if err != nil {
+		return
+	}
+	c.sendAll(outs)
+	c.settle(id)
+}
+
+// settle marks a document confirmed or waiting from the sync state: the
+// relay is known to hold our changes when the shared heads cover ours.
+// (A message cannot tell us: when both sides already agree, automerge sends
+// no reply at all.)
+func (c *Client) settle(id docid.ID) {
+	inSync := c.engine.InSync(c.relay, id)
+	c.mu.Lock()
+	if inSync {
+		delete(c.pending, id)
+	} else if _, err := c.cfg.Repo.Open(id); err == nil {
+		c.pending[id] = true
+	}
+	c.mu.Unlock()
+	c.setStatus(func(*Status) {})
+}
+
+func (c *Client) sendAll(outs []syncer.Out) {
+	for _, o := range outs {
+		c.send(wire.Message{Type: wire.TypeSync, DocumentID: o.Doc.String(), Data: o.Data})
+	}
+}
+
+// Changed tells the client a document changed locally: it is marked
+// waiting and sent if connected. Safe from any goroutine.
+func (c *Client) Changed(id docid.ID) {
+	c.mu.Lock()
+	c.pending[id] = true
+	c.mu.Unlock()
+	c.setStatus(func(*Status) {})
+	c.enqueue(func() { c.syncDoc(context.Background(), id) })
+}
+
+// Request asks the relay for a document this device does not hold yet.
+func (c *Client) Request(id docid.ID) {
+	c.enqueue(func() {
+		outs, err := c.engine.Receive(context.Background(), id, nil, []string{c.relay})
+		if err != nil && !errors.Is(err, repo.ErrNotFound) {
+			return
+		}
+		if len(outs) == 0 {
+			return
+		}
+		for _, o := range outs {
+			c.send(wire.Message{Type: wire.TypeRequest, DocumentID: o.Doc.String(), Data: o.Data})
+		}
+	})
+}
+
+// inbound handles a message from the relay on the read goroutine: it only
+// queues work.
+func (c *Client) inbound(ctx context.Context, m wire.Message) {
+	id, err := docid.Parse(m.DocumentID)
+	switch m.Type {
+	case wire.TypeSync:
+		if err != nil {
+			return
+		}
+		data := m.Data
+		c.enqueue(func() { c.applySync(ctx, id, data) })
+	case wire.TypeDocUnavailable:
+		c.deliverBoot(m)
+		if err == nil && c.cfg.OnUnavailable != nil {
+			c.cfg.OnUnavailable(id)
+		}
+	case wire.TypeHavenDoc:
+		c.deliverBoot(m)
+	case wire.TypeHavenList:
+		c.mu.Lock()
+		ch := c.list
+		c.mu.Unlock()
+		if ch != nil {
+			select {
+			case ch <- m.DocumentIDs:
+			default:
+			}
+		}
+	case wire.TypeHavenAuditAck:
+		if c.cfg.OnAuditAck != nil {
+			c.cfg.OnAuditAck(m.Count)
+		}
+	}
+}
+
+func (c *Client) applySync(ctx context.Context, id docid.ID, data []byte) {
+	var before []byte
+	if h, err := c.cfg.Repo.Open(id); err == nil {
+		before = headsKey(h)
+	}
+	outs, err := c.engine.Receive(ctx, id, []syncer.In{{From: c.relay, Data: data}}, nil)
+	if err != nil {
+		c.log.Warn("applying a sync message from the relay", "doc", id.String(), "err", err)
+		return
+	}
+	c.sendAll(outs)
+	changed := false
+	if h, err := c.cfg.Repo.Open(id); err == nil {
+		changed = string(before) != string(headsKey(h))
+	}
+	c.settle(id)
+	c.mu.Lock()
+	ws := c.waiters[id]
+	delete(c.waiters, id)
+	c.mu.Unlock()
+	for _, w := range ws {
+		close(w)
+	}
+	if changed && c.cfg.OnChange != nil {
+		c.cfg.OnChange(id)
+	}
+}
+
+func headsKey(h *repo.Handle) []byte {
+	var b []byte
+	for _, x := range h.Doc().Heads() {
+		b = append(b, x[:]...)
+	}
+	return b
+}
+
+// Synced reports whether the relay has confirmed every local change of doc.
+func (c *Client) Synced(id docid.ID) bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return !c.pending[id]
+}
+
+// NextExchange returns a channel closed after the next sync message for id
+// has been applied, for callers (tests, the UI) waiting on an event.
+func (c *Client) NextExchange(id docid.ID) <-chan struct{} {
+	ch := make(chan struct{})
+	c.mu.Lock()
+	c.waiters[id] = append(c.waiters[id], ch)
+	c.mu.Unlock()
+	return ch
+}
+
+// SendAudit sends a batch of audit events (JSON), numbered by seq; the
+// relay acknowledges it through OnAuditAck. It reports false when offline.
+func (c *Client) SendAudit(seq uint64, events []byte) bool {
+	return c.send(wire.Message{Type: wire.TypeHavenAudit, Data: events, Count: seq})
+}
+
+func (c *Client) deliverBoot(m wire.Message) {
+	c.mu.Lock()
+	ch := c.docMsgs
+	c.mu.Unlock()
+	if ch != nil {
+		select {
+		case ch <- m:
+		default: // not asked for by a Bootstrap in progress
+		}
+	}
+}

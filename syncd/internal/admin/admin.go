@@ -1,0 +1,243 @@
+// Package admin is syncd's administration: creating organisations, enrolling
+// and revoking devices, reading the audit log. The same commands run against
+// the data folder directly when the relay is stopped, or inside the running
+// relay through its admin socket (the store allows one process per folder).
+package admin
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"strings"
+	"text/tabwriter"
+	"time"
+
+	"haven/shared/crdt"
+	"haven/shared/docid"
+	"haven/shared/nhs"
+	"haven/shared/record"
+	"haven/shared/repo"
+	"haven/shared/store"
+	"haven/syncd/internal/orgs"
+	"haven/syncd/internal/relay"
+)
+
+// Admin runs commands against one relay's store.
+type Admin struct {
+	Store *store.Store
+	Orgs  *orgs.Registry
+	// OnDocument is told about documents admin creates (a home's
+	// directory), so a running relay serves them at once. May be nil.
+	OnDocument func(doc, owner string) error
+}
+
+// Usage lists the commands.
+const Usage = `syncd admin commands:
+  orgs                                   list organisations
+  create-home NAME [-ods CODE]           add a care home (and its directory document)
+  create-hub NAME -homes ID,ID,...       add a GP hub covering those homes
+  set-hub-homes HUB-ID -homes ID,ID,...  change the homes a hub covers
+  create-advice-line NAME                add the advice line
+  enroll ORG-ID -name "Nurses' station PC" [-ttl 24h]
+                                         enrol a device; prints its one-time code
+  devices [ORG-ID]                       list devices
+  revoke DEVICE-ID                       revoke a device (effective at its next connection)
+  audit [-org ORG-ID] [-after N]         print audit events (for the IG lead)`
+
+// Run executes one command, writing what a person reads to out.
+func (a *Admin) Run(ctx context.Context, args []string, out io.Writer) error {
+	if len(args) == 0 {
+		return errors.New(Usage)
+	}
+	cmd, rest := args[0], args[1:]
+	fs := flag.NewFlagSet(cmd, flag.ContinueOnError)
+	fs.SetOutput(io.Discard)
+	ods := fs.String("ods", "", "ODS code")
+	homes := fs.String("homes", "", "comma-separated home IDs")
+	name := fs.String("name", "", "device name")
+	ttl := fs.Duration("ttl", orgs.DefaultCodeTTL, "how long the one-time code is valid")
+	orgFilter := fs.String("org", "", "organisation")
+	after := fs.Uint64("after", 0, "audit sequence to start after")
+	// Positional arguments come first (NAME, IDs), flags after.
+	var pos []string
+	for len(rest) > 0 && !strings.HasPrefix(rest[0], "-") {
+		pos, rest = append(pos, rest[0]), rest[1:]
+	}
+	if err := fs.Parse(rest); err != nil {
+		return fmt.Errorf("%s: %v\n%s", cmd, err, Usage)
+	}
+	pos = append(pos, fs.Args()...)
+	need := func(n int, what string) error {
+		if len(pos) != n {
+			return fmt.Errorf("%s needs %s\n%s", cmd, what, Usage)
+		}
+		return nil
+	}
+	switch cmd {
+	case "orgs":
+		return a.listOrgs(out)
+	case "create-home":
+		if err := need(1, "a NAME"); err != nil {
+			return err
+		}
+		o, err := a.Orgs.CreateHome(ctx, pos[0], *ods)
+		if err != nil {
+			return err
+		}
+		dir, err := a.CreateDirectory(ctx, o)
+		if err != nil {
+			return fmt.Errorf("home %s created, but its directory failed: %w", o.ID, err)
+		}
+		fmt.Fprintf(out, "care home %s created: %s (directory %s)\n", o.ID, o.Name, dir)
+	case "create-hub":
+		if err := need(1, "a NAME"); err != nil {
+			return err
+		}
+		o, err := a.Orgs.CreateHub(ctx, pos[0], splitIDs(*homes))
+		if err != nil {
+			return err
+		}
+		fmt.Fprintf(out, "GP hub %s created: %s, covering %s\n", o.ID, o.Name, strings.Join(o.Homes, ", "))
+	case "set-hub-homes":
+		if err := need(1, "a HUB-ID"); err != nil {
+			return err
+		}
+		if err := a.Orgs.SetHubHomes(ctx, pos[0], splitIDs(*homes)); err != nil {
+			return err
+		}
+		fmt.Fprintf(out, "hub %s now covers %s\n", pos[0], *homes)
+	case "create-advice-line":
+		if err := need(1, "a NAME"); err != nil {
+			return err
+		}
+		o, err := a.Orgs.CreateAdviceLine(ctx, pos[0])
+		if err != nil {
+			return err
+		}
+		fmt.Fprintf(out, "advice line %s created: %s\n", o.ID, o.Name)
+	case "enroll":
+		if err := need(1, "an ORG-ID"); err != nil {
+			return err
+		}
+		d, code, err := a.Orgs.EnrollDevice(ctx, pos[0], *name, *ttl)
+		if err != nil {
+			return err
+		}
+		fmt.Fprintf(out, "device %s (%s) for %s\none-time code: %s (valid until %s)\n",
+			d.ID, d.Name, d.Org, code, d.CodeExpires.Local().Format("2 Jan 2006 15:04"))
+	case "devices":
+		org := ""
+		if len(pos) > 0 {
+			org = pos[0]
+		}
+		return a.listDevices(out, org)
+	case "revoke":
+		if err := need(1, "a DEVICE-ID"); err != nil {
+			return err
+		}
+		if err := a.Orgs.Revoke(ctx, pos[0]); err != nil {
+			return err
+		}
+		fmt.Fprintf(out, "device %s revoked\n", pos[0])
+	case "audit":
+		return a.Orgs.AuditLog(*after, func(seq uint64, e orgs.AuditEvent) error {
+			if *orgFilter != "" && e.Owner != *orgFilter && e.Org != *orgFilter {
+				return nil
+			}
+			fmt.Fprintf(out, "%d\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", seq, e.Time.UTC().Format(time.RFC3339), e.Received.UTC().Format(time.RFC3339),
+				e.Device, e.User, e.Role, e.Action, e.Resident)
+			return nil
+		})
+	default:
+		return fmt.Errorf("unknown command %q\n%s", cmd, Usage)
+	}
+	return nil
+}
+
+func splitIDs(s string) []string {
+	var out []string
+	for _, p := range strings.Split(s, ",") {
+		if p = strings.TrimSpace(p); p != "" {
+			out = append(out, p)
+		}
+	}
+	return out
+}
+
+func (a *Admin) listOrgs(out io.Writer) error {
+	list, err := a.Orgs.Orgs()
+	if err != nil {
+		return err
+	}
+	tw := tabwriter.NewWriter(out, 2, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "ID\tKIND\tNAME\tCOVERS / DIRECTORY")
+	for _, o := range list {
+		extra := o.Directory
+		if o.Kind == orgs.KindHub {
+			extra = strings.Join(o.Homes, ",")
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\n", o.ID, o.Kind, o.Name, extra)
+	}
+	return tw.Flush()
+}
+
+func (a *Admin) listDevices(out io.Writer, org string) error {
+	list, err := a.Orgs.Devices(org)
+	if err != nil {
+		return err
+	}
+	now := time.Now()
+	tw := tabwriter.NewWriter(out, 2, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "ID\tORG\tNAME\tSTATUS\tLAST SEEN")
+	for _, d := range list {
+		seen := "never"
+		if !d.LastSeen.IsZero() {
+			seen = d.LastSeen.Local().Format("2006-01-02 15:04")
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\n", d.ID, d.Org, d.Name, d.Status(now), seen)
+	}
+	return tw.Flush()
+}
+
+// CreateDirectory makes a care home's directory document, records the home
+// as its owner, and links it to the home.
+func (a *Admin) CreateDirectory(ctx context.Context, home orgs.Org) (string, error) {
+	if home.Directory != "" {
+		return home.Directory, nil
+	}
+	ed, err := record.NewEditor(record.Author{UserID: "syncd", Name: "Haven relay", Role: record.HomeManager, DeviceID: "syncd"},
+		record.Rules{NHS: nhs.Live})
+	if err != nil {
+		return "", err
+	}
+	doc, id, err := ed.NewDirectory(home.ID, home.Name)
+	if err != nil {
+		return "", err
+	}
+	if err := a.StoreDocument(ctx, id, doc, home.ID); err != nil {
+		return "", err
+	}
+	if err := a.Orgs.SetDirectory(ctx, home.ID, id.String()); err != nil {
+		return "", err
+	}
+	return id.String(), nil
+}
+
+// StoreDocument stores a document the relay itself made (trusted content)
+// and records its owner, telling a running relay.
+func (a *Admin) StoreDocument(ctx context.Context, id docid.ID, doc *crdt.Doc, owner string) error {
+	if err := a.Store.Put(ctx, relay.OwnerNamespace, id.String(), []byte(owner)); err != nil {
+		return err
+	}
+	r := repo.New(a.Store, repo.Options{})
+	defer r.Close()
+	if _, err := r.Create(ctx, id, doc); err != nil {
+		return err
+	}
+	if a.OnDocument != nil {
+		return a.OnDocument(id.String(), owner)
+	}
+	return nil
+}

@@ -1,0 +1,119 @@
+package relay
+
+import (
+	"context"
+	"errors"
+	"sort"
+
+	"haven/shared/store"
+	"haven/shared/wire"
+)
+
+// maxFetch bounds the documents one haven-fetch may ask for.
+const maxFetch = 1000
+
+// bootstrap serves haven-list and haven-fetch for one connection: a fresh
+// device downloads its scope as stored snapshots and chunks, read straight
+// from the store (bytes the workers already applied and checked), instead of
+// Automerge's first sync, which costs about 100× a document's saved size.
+// It runs on its own goroutine and sends with backpressure, so a thousand
+// documents never overflow the send queue.
+func (c *conn) bootstrap(ctx context.Context) {
+	for m := range c.boot {
+		switch m.Type {
+		case wire.TypeHavenList:
+			c.send(wire.Message{Type: wire.TypeHavenList, DocumentIDs: c.s.listScope(c)})
+		case wire.TypeHavenFetch:
+			ids := m.DocumentIDs
+			if len(ids) > maxFetch {
+				ids = ids[:maxFetch]
+			}
+			for _, id := range ids {
+				if err := c.fetch(ctx, id); err != nil {
+					return // the connection is gone
+				}
+			}
+		case wire.TypeHavenAudit:
+			c.storeAudit(m)
+		}
+	}
+}
+
+// listScope returns the documents a device should hold: everything its home
+// or hub owns. An advice-line device, whose scope is every home, gets the
+// homes' directories only and opens residents on demand (each first access
+// audited), rather than copying the region.
+func (s *Server) listScope(c *conn) []string {
+	var ids []string
+	if c.scope.AdviceLine() {
+		orgList, err := s.orgs.Orgs()
+		if err != nil {
+			s.log.Error("list organisations", "err", err)
+		}
+		for _, o := range orgList {
+			if o.Directory != "" {
+				ids = append(ids, o.Directory)
+			}
+		}
+		return ids
+	}
+	s.mu.Lock()
+	for doc, owner := range s.owners {
+		if c.scope.Allows(owner) {
+			ids = append(ids, doc)
+		}
+	}
+	s.mu.Unlock()
+	sort.Strings(ids)
+	return ids
+}
+
+// fetch sends one stored document whole, or doc-unavailable when it is
+// missing or out of scope (indistinguishable), and subscribes the device.
+func (c *conn) fetch(ctx context.Context, id string) error {
+	s := c.s
+	s.mu.Lock()
+	owner := s.owners[id]
+	ok := owner != "" && c.scope.Allows(owner)
+	if ok {
+		subs := s.subs[id]
+		if subs == nil {
+			subs = map[string]bool{}
+			s.subs[id] = subs
+		}
+		subs[c.peer.ID] = true
+	}
+	s.mu.Unlock()
+	var m wire.Message
+	if ok {
+		sd, err := s.st.LoadDoc(id)
+		switch {
+		case err == nil:
+			m = wire.Message{Type: wire.TypeHavenDoc, DocumentID: id, Snapshot: sd.Snapshot}
+			for _, ch := range sd.Chunks {
+				m.Chunks = append(m.Chunks, ch.Data)
+			}
+			s.auditAccess(ctx, id, []queued{{from: c}})
+		case errors.Is(err, store.ErrNotFound):
+			ok = false
+		default:
+			s.log.Error("load document for download", "doc", id, "err", err)
+			ok = false
+		}
+	}
+	if !ok {
+		m = wire.Message{Type: wire.TypeDocUnavailable, DocumentID: id}
+	}
+	m.SenderID, m.TargetID = s.peerID, c.clientID
+	frame, err := wire.Encode(m)
+	if err != nil {
+		s.log.Error("encode document for download", "doc", id, "err", err)
+		return nil
+	}
+	if err := c.tc.SendWait(ctx, frame); err != nil {
+		return err
+	}
+	s.metrics.messages.WithLabelValues("out", string(m.Type)).Inc()
+	s.metrics.bytes.WithLabelValues("out").Add(float64(len(frame)))
+	return nil
+}

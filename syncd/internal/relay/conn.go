@@ -1,0 +1,327 @@
+package relay
+
+import (
+	"context"
+	"slices"
+	"time"
+
+	"haven/shared/syncer"
+	"haven/shared/transport"
+	"haven/shared/wire"
+	"haven/syncd/internal/orgs"
+)
+
+// conn is one device's connection. Its fields after join are written once
+// on the read goroutine before the peer is registered, then only read.
+type conn struct {
+	s     *Server
+	tc    *transport.Conn
+	dev   orgs.Device
+	scope orgs.Scope
+
+	clientID string      // the peer ID the client gave in join
+	peer     syncer.Peer // the engine's view: IDs prefixed by the device, so no device can pose as another's peer
+	joined   bool
+
+	boot chan wire.Message // haven-list, haven-fetch and haven-audit, served in order by the bootstrap goroutine
+}
+
+// Accept serves one authenticated device's connection until it ends. The
+// server owns tc from here on and closes it.
+func (s *Server) Accept(ctx context.Context, tc *transport.Conn, dev orgs.Device, scope orgs.Scope) error {
+	c := &conn{s: s, tc: tc, dev: dev, scope: scope, boot: make(chan wire.Message, 16)}
+	s.mu.Lock()
+	switch {
+	case s.closing:
+		s.mu.Unlock()
+		return refuse(ctx, tc, s.peerID, "the relay is shutting down; try again shortly")
+	case s.work == nil:
+		s.mu.Unlock()
+		return refuse(ctx, tc, s.peerID, "the relay is starting; try again shortly")
+	case len(s.conns) >= s.cfg.MaxConns:
+		s.mu.Unlock()
+		s.metrics.refused.WithLabelValues("connection-cap").Inc()
+		return refuse(ctx, tc, s.peerID, "the relay is at its connection limit; try again shortly")
+	}
+	s.conns[c] = true
+	s.wg.Add(2)
+	s.mu.Unlock()
+	s.metrics.connections.Inc()
+
+	go func() { // bootstrap: bulk transfers paced by the connection, off the read loop
+		defer s.wg.Done()
+		c.bootstrap(ctx)
+	}()
+	defer s.wg.Done()
+	err := tc.Run(ctx, c.onFrame)
+	close(c.boot)
+	c.leave()
+	s.metrics.connections.Dec()
+	return err
+}
+
+// refuse answers an unauthenticated or unwelcome connection the way
+// automerge-repo clients understand: an error message, then a close. (A bare
+// HTTP 401 makes the JavaScript client throw.) It waits briefly for the join
+// so the error can name the client.
+func refuse(ctx context.Context, tc *transport.Conn, self, reason string) error {
+	joined := make(chan string, 1)
+	go func() {
+		<-time.After(2 * time.Second)
+		select {
+		case joined <- "":
+		default:
+		}
+	}()
+	go tc.Run(ctx, func(frame []byte) {
+		if m, err := wire.Decode(frame); err == nil && m.Type == wire.TypeJoin {
+			select {
+			case joined <- m.SenderID:
+			default:
+			}
+		}
+	})
+	target := <-joined
+	if frame, err := wire.Encode(wire.Message{Type: wire.TypeError, SenderID: self, TargetID: target, ErrorMessage: reason}); err == nil {
+		tc.Send(frame)
+	}
+	tc.Close(transport.ClosePolicyViolation, reason)
+	<-tc.Done()
+	return nil
+}
+
+// send encodes and queues a message; a stuck peer is dropped by transport.
+func (c *conn) send(m wire.Message) {
+	m.SenderID = c.s.peerID
+	m.TargetID = c.clientID
+	frame, err := wire.Encode(m)
+	if err != nil {
+		c.s.log.Error("encode", "msg", m, "err", err)
+		return
+	}
+	if c.tc.Send(frame) == nil {
+		c.s.metrics.messages.WithLabelValues("out", string(m.Type)).Inc()
+		c.s.metrics.bytes.WithLabelValues("out").Add(float64(len(frame)))
+	}
+}
+
+// fail tells the device what went wrong and closes the connection.
+func (c *conn) fail(reason string, code int) {
+	c.send(wire.Message{Type: wire.TypeError, ErrorMessage: reason})
+	c.tc.Close(code, reason)
+}
+
+// onFrame runs on the read goroutine: decoding, checks against in-memory
+// indexes, and queueing. Nothing here touches Automerge or waits for disk.
+func (c *conn) onFrame(frame []byte) {
+	s := c.s
+	s.metrics.bytes.WithLabelValues("in").Add(float64(len(frame)))
+	m, err := wire.Decode(frame)
+	if err != nil {
+		s.metrics.refused.WithLabelValues("malformed-frame").Inc()
+		s.log.Warn("malformed frame", "device", c.dev.ID, "bytes", len(frame))
+		c.fail("malformed frame", transport.ClosePolicyViolation)
+		return
+	}
+	s.metrics.messages.WithLabelValues("in", metricType(m.Type)).Inc()
+	if !m.Type.Known() {
+		return // as JavaScript peers do
+	}
+	if m.Type == wire.TypeJoin {
+		c.join(m)
+		return
+	}
+	if !c.joined {
+		c.fail("send join first", transport.ClosePolicyViolation)
+		return
+	}
+	if m.SenderID != c.clientID {
+		return // the JavaScript server drops these too
+	}
+	if err := m.Validate(); err != nil {
+		s.metrics.refused.WithLabelValues("invalid-message").Inc()
+		c.send(wire.Message{Type: wire.TypeError, ErrorMessage: "invalid message: " + string(m.Type)})
+		return
+	}
+	switch m.Type {
+	case wire.TypeSync, wire.TypeRequest:
+		c.syncMessage(m)
+	case wire.TypeEphemeral:
+		c.ephemeral(m)
+	case wire.TypeHavenList, wire.TypeHavenFetch, wire.TypeHavenAudit:
+		select { // served in order on the connection's bootstrap goroutine: they read or write the store
+		case c.boot <- m:
+		default:
+			c.send(wire.Message{Type: wire.TypeError, ErrorMessage: "too many requests at once; wait for the answers"})
+		}
+	}
+}
+
+func metricType(t wire.Type) string {
+	if t.Known() {
+		return string(t)
+	}
+	return "unknown"
+}
+
+func (c *conn) join(m wire.Message) {
+	if c.joined {
+		return
+	}
+	if len(m.SupportedProtocolVersions) > 0 && !slices.Contains(m.SupportedProtocolVersions, wire.ProtocolV1) {
+		c.fail("unsupported protocol version", transport.ClosePolicyViolation)
+		return
+	}
+	if m.SenderID == "" {
+		c.fail("join without a peer ID", transport.ClosePolicyViolation)
+		return
+	}
+	c.clientID = m.SenderID
+	c.peer = syncer.Peer{ID: c.dev.ID + "/" + m.SenderID}
+	if md := m.PeerMetadata; md != nil {
+		c.peer.Ephemeral = md.IsEphemeral
+		if md.StorageID != "" {
+			c.peer.StorageID = c.dev.ID + "/" + md.StorageID
+		}
+	}
+	s := c.s
+	s.mu.Lock()
+	old := s.peers[c.peer.ID]
+	s.peers[c.peer.ID] = c
+	s.mu.Unlock()
+	if old != nil && old != c {
+		old.tc.Close(transport.ClosePolicyViolation, "replaced by a newer connection")
+	}
+	c.joined = true
+	c.send(wire.Message{Type: wire.TypePeer, SelectedProtocolVersion: wire.ProtocolV1,
+		PeerMetadata: &wire.PeerMetadata{StorageID: s.storageID}})
+	s.log.Info("peer joined", "device", c.dev.ID, "org", c.dev.Org, "peer", c.peer.ID)
+}
+
+// leave unregisters the connection and its subscriptions, and has the
+// workers save its sync states.
+func (c *conn) leave() {
+	s := c.s
+	s.mu.Lock()
+	delete(s.conns, c)
+	mine := c.joined && s.peers[c.peer.ID] == c
+	if mine {
+		delete(s.peers, c.peer.ID)
+		for doc, subs := range s.subs {
+			delete(subs, c.peer.ID)
+			if len(subs) == 0 {
+				delete(s.subs, doc)
+			}
+		}
+		for doc, w := range s.waiting {
+			delete(w, c.peer.ID)
+			if len(w) == 0 {
+				delete(s.waiting, doc)
+			}
+		}
+	}
+	s.mu.Unlock()
+	if mine && s.work != nil {
+		s.work.Forget(c.peer.ID)
+	}
+}
+
+// syncMessage checks scope and queues the message for its document's worker.
+// Out of scope answers exactly as a missing document does, and creates no
+// state for the document.
+func (c *conn) syncMessage(m wire.Message) {
+	s := c.s
+	doc := m.DocumentID
+	s.mu.Lock()
+	owner := s.owners[doc]
+	switch {
+	case owner != "" && !c.scope.Allows(owner):
+		s.mu.Unlock()
+		s.metrics.refused.WithLabelValues("out-of-scope").Inc()
+		c.send(wire.Message{Type: wire.TypeDocUnavailable, DocumentID: doc})
+		return
+	case owner == "" && m.Type == wire.TypeRequest:
+		// Unknown: say so now, and remember the asker in case it arrives.
+		w := s.waiting[doc]
+		if w == nil {
+			w = map[string]bool{}
+			s.waiting[doc] = w
+		}
+		if len(w) < 1000 {
+			w[c.peer.ID] = true
+		}
+		s.mu.Unlock()
+		c.send(wire.Message{Type: wire.TypeDocUnavailable, DocumentID: doc})
+		return
+	case owner != "":
+		subs := s.subs[doc]
+		if subs == nil {
+			subs = map[string]bool{}
+			s.subs[doc] = subs
+		}
+		subs[c.peer.ID] = true
+	}
+	s.mu.Unlock()
+	// owner == "" with a sync message: the device offers a new document;
+	// the worker admits it (scope) before anything is stored.
+	if !s.enqueue(doc, queued{from: c, data: m.Data, at: time.Now()}) {
+		c.send(wire.Message{Type: wire.TypeError, ErrorMessage: "too many messages waiting for this document; slow down"})
+	}
+}
+
+// ephemeral forwards a presence message to the document's other subscribers,
+// keeping the original sender, once per (sender, session, count), never back
+// to the sender.
+func (c *conn) ephemeral(m wire.Message) {
+	s := c.s
+	doc := m.DocumentID
+	key := c.peer.ID + " " + m.SessionID
+	s.mu.Lock()
+	owner := s.owners[doc]
+	if owner == "" || !c.scope.Allows(owner) || m.Count <= s.seenEph[key] {
+		s.mu.Unlock()
+		return
+	}
+	if len(s.seenEph) > 100000 {
+		clear(s.seenEph)
+	}
+	s.seenEph[key] = m.Count
+	var to []*conn
+	for p := range s.subs[doc] {
+		if p != c.peer.ID {
+			to = append(to, s.peers[p])
+		}
+	}
+	s.mu.Unlock()
+	for _, t := range to {
+		if t == nil {
+			continue
+		}
+		fwd := m
+		fwd.TargetID = t.clientID
+		if frame, err := wire.Encode(fwd); err == nil && t.tc.Send(frame) == nil {
+			s.metrics.messages.WithLabelValues("out", string(wire.TypeEphemeral)).Inc()
+		}
+	}
+}
+
+// strike counts a quarantined message against the device; a device that
+// keeps sending them is disconnected.
+func (c *conn) strike() {
+	s := c.s
+	now := time.Now()
+	s.mu.Lock()
+	var recent []time.Time
+	for _, t := range s.strikes[c.dev.ID] {
+		if now.Sub(t) < 10*time.Minute {
+			recent = append(recent, t)
+		}
+	}
+	recent = append(recent, now)
+	s.strikes[c.dev.ID] = recent
+	s.mu.Unlock()
+	if len(recent) >= 3 {
+		s.log.Warn("disconnecting device after repeated quarantined messages", "device", c.dev.ID, "count", len(recent))
+		c.fail("too many messages the relay could not process; this device is disconnected", transport.ClosePolicyViolation)
+	}
+}

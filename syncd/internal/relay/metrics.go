@@ -1,0 +1,50 @@
+package relay
+
+import (
+	"net/http"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+)
+
+// Metrics are the relay's Prometheus series: counts, sizes and latencies,
+// never IDs of people or documents as labels.
+type Metrics struct {
+	reg         *prometheus.Registry
+	connections prometheus.Gauge
+	documents   prometheus.Gauge
+	messages    *prometheus.CounterVec // direction, type
+	bytes       *prometheus.CounterVec // direction
+	syncLatency prometheus.Histogram
+	quarantined *prometheus.CounterVec // what: message, chunk
+	refused     *prometheus.CounterVec // reason
+	restarts    prometheus.CounterFunc
+}
+
+// NewMetrics registers the relay's series on a fresh registry.
+func NewMetrics() *Metrics {
+	m := &Metrics{reg: prometheus.NewRegistry()}
+	m.connections = prometheus.NewGauge(prometheus.GaugeOpts{Name: "haven_relay_connections", Help: "Open websocket connections."})
+	m.documents = prometheus.NewGauge(prometheus.GaugeOpts{Name: "haven_relay_documents", Help: "Documents the relay holds."})
+	m.messages = prometheus.NewCounterVec(prometheus.CounterOpts{Name: "haven_relay_messages_total", Help: "Protocol messages by direction and type."}, []string{"direction", "type"})
+	m.bytes = prometheus.NewCounterVec(prometheus.CounterOpts{Name: "haven_relay_bytes_total", Help: "Frame bytes by direction."}, []string{"direction"})
+	m.syncLatency = prometheus.NewHistogram(prometheus.HistogramOpts{Name: "haven_relay_sync_seconds", Help: "From a sync message's arrival to the replies and fan-out it caused being queued for sending.",
+		Buckets: prometheus.ExponentialBuckets(0.0005, 2, 16)})
+	m.quarantined = prometheus.NewCounterVec(prometheus.CounterOpts{Name: "haven_relay_quarantined_total", Help: "Sync messages that crashed a CRDT worker, and stored chunks that failed to load."}, []string{"what"})
+	m.refused = prometheus.NewCounterVec(prometheus.CounterOpts{Name: "haven_relay_refused_total", Help: "Connections and messages refused, by reason."}, []string{"reason"})
+	m.reg.MustRegister(m.connections, m.documents, m.messages, m.bytes, m.syncLatency, m.quarantined, m.refused,
+		prometheus.NewGoCollector(), prometheus.NewProcessCollector(prometheus.ProcessCollectorOpts{}))
+	return m
+}
+
+// WatchRestarts exports a counter of CRDT worker restarts.
+func (m *Metrics) WatchRestarts(count func() int64) {
+	m.restarts = prometheus.NewCounterFunc(prometheus.CounterOpts{Name: "haven_relay_worker_restarts_total", Help: "CRDT worker processes restarted after a crash."},
+		func() float64 { return float64(count()) })
+	m.reg.MustRegister(m.restarts)
+}
+
+// Handler serves the metrics in Prometheus text format.
+func (m *Metrics) Handler() http.Handler {
+	return promhttp.HandlerFor(m.reg, promhttp.HandlerOpts{})
+}

@@ -1,0 +1,226 @@
+package relay
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"haven/shared/syncer"
+	"haven/shared/wire"
+	"haven/syncd/internal/orgs"
+	"haven/syncd/internal/worker"
+)
+
+// queued is one sync or request message waiting for its document's worker.
+type queued struct {
+	from *conn
+	data []byte
+	at   time.Time
+}
+
+// docQueue holds one document's waiting messages. At most one runner works
+// on a document at a time, which keeps each peer's messages in order.
+type docQueue struct {
+	items   []queued
+	running bool
+}
+
+const maxBatch = 64
+
+// enqueue adds a message for doc and starts a runner if none is working on
+// it. It reports false when the document's queue is full.
+func (s *Server) enqueue(doc string, q queued) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	dq := s.queues[doc]
+	if dq == nil {
+		dq = &docQueue{}
+		s.queues[doc] = dq
+	}
+	if len(dq.items) >= s.cfg.QueueLimit {
+		s.metrics.refused.WithLabelValues("queue-full").Inc()
+		return false
+	}
+	dq.items = append(dq.items, q)
+	if !dq.running {
+		dq.running = true
+		s.wg.Add(1)
+		go s.run(doc, dq)
+	}
+	return true
+}
+
+// run works through a document's queue in batches, then exits.
+func (s *Server) run(doc string, dq *docQueue) {
+	defer s.wg.Done()
+	for {
+		s.mu.Lock()
+		if len(dq.items) == 0 {
+			dq.running = false
+			delete(s.queues, doc)
+			s.mu.Unlock()
+			return
+		}
+		n := min(len(dq.items), maxBatch)
+		batch := append([]queued(nil), dq.items[:n]...)
+		dq.items = dq.items[n:]
+		s.mu.Unlock()
+		s.process(doc, batch)
+	}
+}
+
+// process sends one batch to the worker and delivers what came back.
+func (s *Server) process(doc string, batch []queued) {
+	ctx := context.Background()
+	s.auditAccess(ctx, doc, batch)
+	wasKnown := s.owner(doc) != ""
+	args := worker.WorkArgs{Doc: doc}
+	peers := map[string]syncer.Peer{}
+	for _, q := range batch {
+		args.Msgs = append(args.Msgs, syncer.In{From: q.from.peer.ID, Data: q.data})
+		peers[q.from.peer.ID] = q.from.peer
+	}
+	s.mu.Lock()
+	for p := range s.subs[doc] {
+		if c := s.peers[p]; c != nil {
+			args.Notify = append(args.Notify, p)
+			peers[p] = c.peer
+		}
+	}
+	s.mu.Unlock()
+	for _, p := range peers {
+		args.Peers = append(args.Peers, p)
+	}
+
+	reply, err := s.work.Work(ctx, args)
+	switch {
+	case errors.Is(err, worker.ErrQuarantined):
+		if len(batch) > 1 {
+			// Find the culprit: one message at a time.
+			for _, q := range batch {
+				s.process(doc, []queued{q})
+			}
+			return
+		}
+		s.quarantine(ctx, doc, batch[0])
+		return
+	case err != nil:
+		s.log.Error("CRDT work failed", "doc", doc, "messages", len(batch), "err", err)
+		for _, q := range batch {
+			q.from.send(wire.Message{Type: wire.TypeError, ErrorMessage: "the relay could not process a sync message; it will retry when you reconnect"})
+		}
+		return
+	}
+	s.deliver(reply.Out)
+	now := time.Now()
+	applied := batch
+	if f := reply.Failed; f != nil {
+		applied = batch[:f.Index]
+		q := batch[f.Index]
+		reason := "sync message refused: " + f.Reason
+		if f.Refused {
+			s.metrics.refused.WithLabelValues("create-out-of-scope").Inc()
+			reason = "document refused: it belongs to a care home outside this device's scope"
+		} else {
+			s.metrics.refused.WithLabelValues("bad-sync-message").Inc()
+		}
+		s.log.Warn("sync message refused", "doc", doc, "device", q.from.dev.ID, "bytes", len(q.data), "refused", f.Refused)
+		q.from.send(wire.Message{Type: wire.TypeError, ErrorMessage: reason})
+		if rest := batch[f.Index+1:]; len(rest) > 0 {
+			defer s.process(doc, rest) // those after the failure were not applied
+		}
+	}
+	for _, q := range applied {
+		s.metrics.syncLatency.Observe(now.Sub(q.at).Seconds())
+	}
+	if !wasKnown {
+		s.created(ctx, doc, batch)
+	}
+}
+
+// deliver sends the worker's messages to connected peers.
+func (s *Server) deliver(out []worker.OutMsg) {
+	s.mu.Lock()
+	to := make([]*conn, len(out))
+	for i, o := range out {
+		to[i] = s.peers[o.To]
+	}
+	s.mu.Unlock()
+	for i, o := range out {
+		if to[i] != nil {
+			to[i].send(wire.Message{Type: wire.TypeSync, DocumentID: o.Doc, Data: o.Data})
+		}
+	}
+}
+
+// created subscribes the creator, and those who asked for the document
+// before it existed and may see it, once a new document has an owner; the
+// latter are sent it at once.
+func (s *Server) created(ctx context.Context, doc string, batch []queued) {
+	s.mu.Lock()
+	owner := s.owners[doc]
+	if owner == "" {
+		s.mu.Unlock()
+		return
+	}
+	subs := s.subs[doc]
+	if subs == nil {
+		subs = map[string]bool{}
+		s.subs[doc] = subs
+	}
+	for _, q := range batch {
+		if q.from.scope.Allows(owner) {
+			subs[q.from.peer.ID] = true
+		}
+	}
+	args := worker.WorkArgs{Doc: doc}
+	for p := range s.waiting[doc] {
+		if c := s.peers[p]; c != nil && c.scope.Allows(owner) {
+			subs[p] = true
+			args.Notify = append(args.Notify, p)
+			args.Peers = append(args.Peers, c.peer)
+		}
+	}
+	delete(s.waiting, doc)
+	s.mu.Unlock()
+	if len(args.Notify) == 0 {
+		return
+	}
+	reply, err := s.work.Work(ctx, args)
+	if err != nil {
+		s.log.Error("sending a new document to waiting peers", "doc", doc, "err", err)
+		return
+	}
+	s.deliver(reply.Out)
+}
+
+// quarantine keeps a message that crashed a worker twice (encrypted at rest,
+// for inspection), logs who sent it and its size (never its content), and
+// tells the device.
+func (s *Server) quarantine(ctx context.Context, doc string, q queued) {
+	s.metrics.quarantined.WithLabelValues("message").Inc()
+	key := fmt.Sprintf("%s %s %s", time.Now().UTC().Format(time.RFC3339Nano), q.from.dev.ID, doc)
+	if err := s.st.Put(ctx, nsQuaran, key, q.data); err != nil {
+		s.log.Error("storing a quarantined message", "err", err)
+	}
+	s.log.Error("sync message quarantined: it crashed a CRDT worker twice", "doc", doc, "device", q.from.dev.ID, "peer", q.from.peer.ID, "bytes", len(q.data))
+	q.from.send(wire.Message{Type: wire.TypeError, ErrorMessage: "a sync message for document " + doc + " could not be processed and was set aside; it was not stored or passed on"})
+	q.from.strike()
+}
+
+// auditAccess writes an advice-line device's first access to each document.
+func (s *Server) auditAccess(ctx context.Context, doc string, batch []queued) {
+	owner := s.owner(doc)
+	for _, q := range batch {
+		if !q.from.scope.AdviceLine() || owner == "" {
+			continue
+		}
+		_, _, err := s.orgs.AuditFirstAccess(ctx, orgs.AuditEvent{
+			Time: q.at, Device: q.from.dev.ID, Org: q.from.dev.Org, Owner: owner, Resident: doc, Action: "first-access",
+		})
+		if err != nil {
+			s.log.Error("audit first access", "doc", doc, "device", q.from.dev.ID, "err", err)
+		}
+	}
+}

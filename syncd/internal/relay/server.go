@@ -1,0 +1,287 @@
+// Package relay is syncd's core: it speaks automerge-repo's websocket
+// protocol with enrolled devices, enforces per-document scope on every
+// message, stores documents in the encrypted store and fans changes out.
+//
+// The server never listens: Accept owns one connection until it closes, and
+// the HTTP handler in http.go is a thin adapter in front. CRDT work happens
+// in worker processes (package worker), one queue per document, never on a
+// connection's read loop, so pings keep flowing while a large change applies.
+package relay
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sync"
+	"time"
+
+	"haven/shared/store"
+	"haven/shared/syncer"
+	"haven/shared/transport"
+	"haven/syncd/internal/orgs"
+	"haven/syncd/internal/worker"
+)
+
+// Worker runs CRDT work; *worker.Pool implements it.
+type Worker interface {
+	Work(ctx context.Context, args worker.WorkArgs) (worker.WorkReply, error)
+	Forget(peer string)
+	Flush() error
+}
+
+// Config wires a Server.
+type Config struct {
+	Store  *store.Store
+	Orgs   *orgs.Registry
+	Logger *slog.Logger
+	// MaxConns caps concurrent connections; further devices are told to
+	// try again later. Default 1000.
+	MaxConns int
+	// Transport tunes every connection (the server always pings).
+	Transport transport.Options
+	// QueueLimit caps messages waiting for one document. Default 10000.
+	QueueLimit int
+	// FlushEvery is how often workers save dirty sync states. Default 5s.
+	FlushEvery time.Duration
+	// Metrics may be shared with the HTTP handler; nil makes a private set.
+	Metrics *Metrics
+}
+
+// Server is the relay.
+type Server struct {
+	cfg     Config
+	log     *slog.Logger
+	st      *store.Store
+	orgs    *orgs.Registry
+	work    Worker
+	metrics *Metrics
+
+	peerID    string // this relay's peer ID in the protocol
+	storageID string // stable across restarts: peers key their sync states by it
+
+	mu       sync.Mutex // guards everything below
+	conns    map[*conn]bool
+	peers    map[string]*conn           // by protocol peer ID, after join
+	subs     map[string]map[string]bool // document → subscribed peer IDs
+	waiting  map[string]map[string]bool // unknown document → peers that asked for it
+	owners   map[string]string          // document → owning organisation
+	queues   map[string]*docQueue
+	seenEph  map[string]uint64 // "sender session" → highest ephemeral count forwarded
+	strikes  map[string][]time.Time
+	closing  bool
+	wg       sync.WaitGroup // connections and queue runners
+	stop     chan struct{}
+	flushers sync.WaitGroup
+}
+
+const (
+	nsMeta   = "relay-meta"
+	nsOwner  = OwnerNamespace
+	nsQuaran = "relay-quarantined-msg"
+)
+
+// OwnerNamespace is the store namespace mapping each document to the
+// organisation that owns it; the scope check reads it (from memory).
+const OwnerNamespace = "relay-owner"
+
+// RegisterDocument tells a running relay about a document stored beside it
+// (admin creating a home's directory), already recorded under
+// OwnerNamespace.
+func (s *Server) RegisterDocument(doc, owner string) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if cur := s.owners[doc]; cur != "" && cur != owner {
+		return fmt.Errorf("document %s already belongs to %s", doc, cur)
+	}
+	s.owners[doc] = owner
+	s.metrics.documents.Set(float64(len(s.owners)))
+	return nil
+}
+
+// New makes a server and loads what it must keep in memory: the owner of
+// every document, for the scope check on each message. Start gives it its
+// workers (which need the server's Host first).
+func New(cfg Config) (*Server, error) {
+	if cfg.MaxConns <= 0 {
+		cfg.MaxConns = 1000
+	}
+	if cfg.QueueLimit <= 0 {
+		cfg.QueueLimit = 10000
+	}
+	if cfg.FlushEvery <= 0 {
+		cfg.FlushEvery = 5 * time.Second
+	}
+	cfg.Transport.Ping = true
+	log := cfg.Logger
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	m := cfg.Metrics
+	if m == nil {
+		m = NewMetrics()
+	}
+	s := &Server{
+		cfg: cfg, log: log, st: cfg.Store, orgs: cfg.Orgs, metrics: m,
+		conns: map[*conn]bool{}, peers: map[string]*conn{}, subs: map[string]map[string]bool{},
+		waiting: map[string]map[string]bool{}, owners: map[string]string{}, queues: map[string]*docQueue{},
+		seenEph: map[string]uint64{}, strikes: map[string][]time.Time{}, stop: make(chan struct{}),
+	}
+	id, err := s.loadStorageID()
+	if err != nil {
+		return nil, err
+	}
+	s.storageID, s.peerID = id, "syncd-"+id
+	err = s.st.Scan(nsOwner, "", func(doc string, org []byte) error {
+		s.owners[doc] = string(org)
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("load document owners: %w", err)
+	}
+	m.documents.Set(float64(len(s.owners)))
+	return s, nil
+}
+
+// Start hands the server its workers and starts saving sync states
+// periodically. Connections are refused until it is called.
+func (s *Server) Start(w Worker) {
+	s.mu.Lock()
+	s.work = w
+	s.mu.Unlock()
+	s.flushers.Add(1)
+	go s.flushLoop()
+}
+
+// StorageID is the relay's stable storage ID, sent in every peer message.
+func (s *Server) StorageID() string { return s.storageID }
+
+// PeerID is the relay's protocol peer ID.
+func (s *Server) PeerID() string { return s.peerID }
+
+func (s *Server) loadStorageID() (string, error) {
+	b, err := s.st.Get(nsMeta, "storage-id")
+	if err == nil {
+		return string(b), nil
+	}
+	if !errors.Is(err, store.ErrNotFound) {
+		return "", err
+	}
+	var raw [16]byte
+	rand.Read(raw[:])
+	id := hex.EncodeToString(raw[:])
+	if err := s.st.Put(context.Background(), nsMeta, "storage-id", []byte(id)); err != nil {
+		return "", err
+	}
+	return id, nil
+}
+
+func (s *Server) flushLoop() {
+	defer s.flushers.Done()
+	t := time.NewTicker(s.cfg.FlushEvery)
+	defer t.Stop()
+	for {
+		select {
+		case <-s.stop:
+			return
+		case <-t.C:
+			if err := s.work.Flush(); err != nil {
+				s.log.Warn("saving sync states", "err", err)
+			}
+		}
+	}
+}
+
+// Close ends every connection (a close frame, then the socket), waits for
+// queued work to finish, and saves sync states. It does not close the store
+// or the worker pool: main does, in that order after Close.
+func (s *Server) Close() error {
+	s.mu.Lock()
+	if s.closing {
+		s.mu.Unlock()
+		return nil
+	}
+	s.closing = true
+	conns := make([]*conn, 0, len(s.conns))
+	for c := range s.conns {
+		conns = append(conns, c)
+	}
+	s.mu.Unlock()
+	for _, c := range conns {
+		c.tc.Close(transport.CloseGoingAway, "relay shutting down")
+	}
+	s.wg.Wait()
+	close(s.stop)
+	s.flushers.Wait()
+	if s.work == nil {
+		return nil
+	}
+	return s.work.Flush()
+}
+
+// owner returns a document's owning organisation, "" if unknown.
+func (s *Server) owner(doc string) string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.owners[doc]
+}
+
+// host implements worker.Host over the server's store, with Admit deciding
+// who owns a document a peer creates.
+type host struct{ s *Server }
+
+func (h host) LoadDoc(id string) (store.Doc, error) { return h.s.st.LoadDoc(id) }
+func (h host) AppendChunk(ctx context.Context, id string, b []byte) (uint64, error) {
+	return h.s.st.AppendChunk(ctx, id, b)
+}
+func (h host) Quarantine(ctx context.Context, id string, seq uint64, reason string) error {
+	h.s.metrics.quarantined.WithLabelValues("chunk").Inc()
+	return h.s.st.Quarantine(ctx, id, seq, reason)
+}
+func (h host) Compact(ctx context.Context, id string, snap []byte, upTo uint64) error {
+	return h.s.st.Compact(ctx, id, snap, upTo)
+}
+func (h host) SyncState(storage, id string) ([]byte, error) { return h.s.st.SyncState(storage, id) }
+func (h host) PutSyncState(ctx context.Context, storage, id string, state []byte) error {
+	return h.s.st.PutSyncState(ctx, storage, id, state)
+}
+
+// Admit decides whether the peer may create this document and records its
+// owner: the care home named in the document's "home" field if the peer's
+// scope allows it, or the peer's own organisation for documents without one
+// (those a plain automerge-repo client makes).
+func (h host) Admit(ctx context.Context, from syncer.Peer, doc, home string) error {
+	s := h.s
+	s.mu.Lock()
+	c := s.peers[from.ID]
+	existing := s.owners[doc]
+	s.mu.Unlock()
+	if c == nil {
+		return errors.New("peer gone")
+	}
+	if existing != "" {
+		return errors.New("document already exists")
+	}
+	owner := c.scope.Org.ID
+	if home != "" {
+		if _, err := s.orgs.Org(home); err != nil || !c.scope.Allows(home) {
+			return fmt.Errorf("home %q is outside this device's scope", home)
+		}
+		owner = home
+	}
+	if err := s.st.Put(ctx, nsOwner, doc, []byte(owner)); err != nil {
+		return err
+	}
+	s.mu.Lock()
+	s.owners[doc] = owner
+	n := len(s.owners)
+	s.mu.Unlock()
+	s.metrics.documents.Set(float64(n))
+	s.log.Info("document created", "doc", doc, "owner", owner, "device", c.dev.ID)
+	return nil
+}
+
+// Host returns the worker.Host the pool's children call back into.
+func (s *Server) Host() worker.Host { return host{s} }

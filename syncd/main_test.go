@@ -1,0 +1,425 @@
+package main
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"regexp"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"haven/shared/client"
+	"haven/shared/crdt"
+	"haven/shared/docid"
+	"haven/shared/nhs"
+	"haven/shared/record"
+	"haven/shared/repo"
+	"haven/shared/store"
+	"haven/syncd/internal/relay"
+	"haven/syncd/internal/worker"
+)
+
+func TestMain(m *testing.M) {
+	if os.Getenv(testWorkerEnv) == "child" {
+		if err := worker.RunChild(nil); err != nil {
+			fmt.Fprintln(os.Stderr, err)
+			os.Exit(1)
+		}
+		os.Exit(0)
+	}
+	os.Setenv(testWorkerEnv, "child") // children of relays started by tests run as workers
+	os.Exit(m.Run())
+}
+
+// relayProc is syncd running in-process on a loopback port.
+type relayProc struct {
+	t      *testing.T
+	data   string
+	addr   string
+	cancel context.CancelFunc
+	done   chan error
+}
+
+func freeAddr(t *testing.T) string {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	return ln.Addr().String()
+}
+
+// startRelay runs `syncd serve` on addr with the data folder, and waits for
+// it to say it is listening.
+func startRelay(t *testing.T, data, addr string) *relayProc {
+	t.Helper()
+	ctx, cancel := context.WithCancel(context.Background())
+	pr, pw := io.Pipe()
+	p := &relayProc{t: t, data: data, addr: addr, cancel: cancel, done: make(chan error, 1)}
+	go func() {
+		err := run(ctx, []string{"serve", "-data", data, "-listen", addr, "-workers", "2", "-log-level", "warn"}, pw, io.Discard)
+		pw.CloseWithError(fmt.Errorf("syncd exited: %v", err))
+		p.done <- err
+	}()
+	line, err := bufio.NewReader(pr).ReadString('\n')
+	if err != nil {
+		t.Fatalf("syncd did not start: %v", err)
+	}
+	if !strings.Contains(line, "listening on ws://"+addr) {
+		t.Fatalf("syncd said %q", line)
+	}
+	go io.Copy(io.Discard, pr)
+	t.Cleanup(p.stop)
+	return p
+}
+
+func (p *relayProc) stop() {
+	p.cancel()
+	if err := <-p.done; err != nil {
+		p.t.Errorf("syncd serve: %v", err)
+	}
+	p.done <- nil // later stops return at once
+}
+
+func (p *relayProc) url() string { return "ws://" + p.addr + "/sync" }
+
+// admin runs an admin command against the running relay (its socket).
+func (p *relayProc) admin(args ...string) string {
+	p.t.Helper()
+	var out bytes.Buffer
+	if err := run(context.Background(), append([]string{"admin", "-data", p.data}, args...), &out, io.Discard); err != nil {
+		p.t.Fatalf("syncd admin %v: %v", args, err)
+	}
+	return out.String()
+}
+
+var idRE = regexp.MustCompile(`(home|hub|advice|dev)-[0-9a-z]+`)
+var codeRE = regexp.MustCompile(`one-time code: (\S+)`)
+
+// enroll makes a device for org and exchanges its code for a credential.
+func (p *relayProc) enroll(org, name string) relay.EnrollResponse {
+	p.t.Helper()
+	out := p.admin("enroll", org, "-name", name)
+	m := codeRE.FindStringSubmatch(out)
+	if m == nil {
+		p.t.Fatalf("enroll printed %q", out)
+	}
+	body, _ := json.Marshal(map[string]string{"code": m[1]})
+	resp, err := http.Post("http://"+p.addr+"/enroll", "application/json", bytes.NewReader(body))
+	if err != nil {
+		p.t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	var er relay.EnrollResponse
+	if resp.StatusCode != http.StatusOK || json.NewDecoder(resp.Body).Decode(&er) != nil || er.Credential == "" {
+		p.t.Fatalf("enroll: %s", resp.Status)
+	}
+	return er
+}
+
+// device is a Go client with its own encrypted store.
+type device struct {
+	t      *testing.T
+	name   string
+	st     *store.Store
+	repo   *repo.Repo
+	client *client.Client
+	ed     *record.Editor
+	cancel context.CancelFunc
+	runErr chan error
+
+	mu          sync.Mutex
+	unavailable map[docid.ID]chan struct{}
+	errors      []string
+}
+
+func newDevice(t *testing.T, name string, enr relay.EnrollResponse, url string) *device {
+	t.Helper()
+	st, err := store.Open(t.TempDir(), store.Options{Key: bytes.Repeat([]byte{9}, 32)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	d := &device{t: t, name: name, st: st, unavailable: map[docid.ID]chan struct{}{}}
+	d.repo = repo.New(st, repo.Options{OnChange: func(id docid.ID) {}})
+	ed, err := record.NewEditor(record.Author{UserID: "u-" + name, Name: name, Role: record.GP, RegNo: "GMC 7000001", DeviceID: enr.Device},
+		record.Rules{NHS: nhs.Demo})
+	if err != nil {
+		t.Fatal(err)
+	}
+	d.ed = ed
+	d.client = client.New(client.Config{
+		URL: url, Credential: enr.Credential, Repo: d.repo, States: st,
+		PeerID: "peer-" + name, StorageID: "storage-" + name,
+		Docs: func() []docid.ID {
+			ids, _ := st.Docs()
+			var out []docid.ID
+			for _, s := range ids {
+				if id, err := docid.Parse(s); err == nil {
+					out = append(out, id)
+				}
+			}
+			return out
+		},
+		MinBackoff: 20 * time.Millisecond, MaxBackoff: 200 * time.Millisecond,
+		OnUnavailable: func(id docid.ID) {
+			d.mu.Lock()
+			if ch, ok := d.unavailable[id]; ok {
+				close(ch)
+				delete(d.unavailable, id)
+			}
+			d.mu.Unlock()
+		},
+		OnError: func(msg string) {
+			d.mu.Lock()
+			d.errors = append(d.errors, msg)
+			d.mu.Unlock()
+		},
+	})
+	ctx, cancel := context.WithCancel(context.Background())
+	d.cancel = cancel
+	d.runErr = make(chan error, 1)
+	go func() { d.runErr <- d.client.Run(ctx) }()
+	t.Cleanup(func() {
+		cancel()
+		<-d.runErr
+		d.runErr <- nil
+		d.repo.Close()
+		st.Close()
+	})
+	return d
+}
+
+// waitFor polls a condition on an event: each sync exchange wakes it.
+func waitFor(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.After(20 * time.Second)
+	tick := time.NewTicker(10 * time.Millisecond)
+	defer tick.Stop()
+	for !cond() {
+		select {
+		case <-deadline:
+			t.Fatalf("timed out waiting for %s", what)
+		case <-tick.C:
+		}
+	}
+}
+
+func (d *device) online() bool { return d.client.Status().Online }
+
+// newResident creates a resident's record and timeline locally and offers them.
+func (d *device) newResident(home, family string) record.NewDocs {
+	d.t.Helper()
+	docs, err := d.ed.NewResident(home, record.Identity{NHSNumber: "9990000018", GivenName: "Edith", FamilyName: family, DateOfBirth: "1931-04-02", Sex: "female", Room: "1"})
+	if err != nil {
+		d.t.Fatal(err)
+	}
+	for _, x := range []struct {
+		id  docid.ID
+		doc *crdt.Doc
+	}{{docs.RecordID, docs.Record}, {docs.TimelineID, docs.Timeline}} {
+		if _, err := d.repo.Create(context.Background(), x.id, x.doc); err != nil {
+			d.t.Fatal(err)
+		}
+		d.client.Changed(x.id)
+	}
+	return docs
+}
+
+func (d *device) has(id docid.ID) bool {
+	_, err := d.repo.Open(id)
+	return err == nil
+}
+
+func (d *device) record(id docid.ID) *record.Record {
+	d.t.Helper()
+	h, err := d.repo.Open(id)
+	if err != nil {
+		d.t.Fatal(err)
+	}
+	r, err := record.Read(h.Doc())
+	if err != nil {
+		d.t.Fatal(err)
+	}
+	return r
+}
+
+func (d *device) edit(id docid.ID, fn func(doc *crdt.Doc) error) {
+	d.t.Helper()
+	h, err := d.repo.Open(id)
+	if err != nil {
+		d.t.Fatal(err)
+	}
+	if err := h.Change(context.Background(), fn); err != nil {
+		d.t.Fatal(err)
+	}
+	d.client.Changed(id)
+}
+
+func (d *device) askUnavailable(id docid.ID) <-chan struct{} {
+	ch := make(chan struct{})
+	d.mu.Lock()
+	d.unavailable[id] = ch
+	d.mu.Unlock()
+	d.client.Request(id)
+	return ch
+}
+
+func heads(d *device, id docid.ID) []crdt.Hash {
+	h, err := d.repo.Open(id)
+	if err != nil {
+		return nil
+	}
+	return h.Doc().Heads()
+}
+
+type world struct {
+	relay        *relayProc
+	homeA, homeB string
+	hub          string
+}
+
+func setup(t *testing.T) *world {
+	t.Helper()
+	p := startRelay(t, t.TempDir(), freeAddr(t))
+	w := &world{relay: p}
+	w.homeA = idRE.FindString(p.admin("create-home", "Larch House"))
+	w.homeB = idRE.FindString(p.admin("create-home", "Birch Court"))
+	w.hub = idRE.FindString(p.admin("create-hub", "North Hub", "-homes", w.homeA))
+	if w.homeA == "" || w.homeB == "" || w.hub == "" {
+		t.Fatalf("ids: %q %q %q", w.homeA, w.homeB, w.hub)
+	}
+	return w
+}
+
+func TestCreateFindConvergeAndScope(t *testing.T) {
+	w := setup(t)
+	a := newDevice(t, "carer-pc", w.relay.enroll(w.homeA, "Larch nurses' station"), w.relay.url())
+	hub := newDevice(t, "hub-nurse", w.relay.enroll(w.hub, "Hub laptop"), w.relay.url())
+	other := newDevice(t, "birch-pc", w.relay.enroll(w.homeB, "Birch office"), w.relay.url())
+	waitFor(t, "devices online", func() bool { return a.online() && hub.online() && other.online() })
+
+	docs := a.newResident(w.homeA, "Marlow")
+	waitFor(t, "the relay to confirm the new record", func() bool { return a.client.Synced(docs.RecordID) && a.client.Synced(docs.TimelineID) })
+
+	// The hub covering Larch House finds it.
+	hub.client.Request(docs.RecordID)
+	waitFor(t, "the hub to receive the record", func() bool { return hub.has(docs.RecordID) })
+	if got := hub.record(docs.RecordID).Identity.FamilyName; got != "Marlow" {
+		t.Fatalf("hub reads family name %q", got)
+	}
+
+	// Concurrent edits on both devices converge.
+	a.edit(docs.RecordID, func(doc *crdt.Doc) error {
+		id := a.record(docs.RecordID).Identity
+		id.Room = "14"
+		return a.ed.UpdateIdentity(doc, id)
+	})
+	hub.edit(docs.RecordID, func(doc *crdt.Doc) error {
+		_, err := hub.ed.Decide(doc, record.KindCPR, "", record.CPRNotRecommended, "frailty; discussed with family")
+		return err
+	})
+	waitFor(t, "both copies to converge", func() bool {
+		ha, hh := heads(a, docs.RecordID), heads(hub, docs.RecordID)
+		return len(ha) > 0 && crdt.SameHeads(ha, hh) && len(ha) == 1 || crdt.SameHeads(ha, hh) && a.client.Synced(docs.RecordID) && hub.client.Synced(docs.RecordID)
+	})
+	ra, rh := a.record(docs.RecordID), hub.record(docs.RecordID)
+	if ra.Identity.Room != "14" || rh.Identity.Room != "14" {
+		t.Fatalf("room: a %q, hub %q", ra.Identity.Room, rh.Identity.Room)
+	}
+	if _, ok := ra.Decision(record.KindCPR, "").Settled(); !ok {
+		t.Fatal("the hub's CPR decision did not reach the care home")
+	}
+
+	// Out of scope is indistinguishable from missing.
+	missing := docid.New()
+	select {
+	case <-other.askUnavailable(docs.RecordID):
+	case <-time.After(10 * time.Second):
+		t.Fatal("out-of-scope request got no doc-unavailable")
+	}
+	select {
+	case <-other.askUnavailable(missing):
+	case <-time.After(10 * time.Second):
+		t.Fatal("request for a missing document got no doc-unavailable")
+	}
+	if other.has(docs.RecordID) {
+		t.Fatal("a device outside the home's scope received its record")
+	}
+}
+
+func TestReconnectAfterRelayRestartLosesNothing(t *testing.T) {
+	data, addr := t.TempDir(), freeAddr(t)
+	p := startRelay(t, data, addr)
+	home := idRE.FindString(p.admin("create-home", "Larch House"))
+	a := newDevice(t, "a", p.enroll(home, "PC A"), p.url())
+	b := newDevice(t, "b", p.enroll(home, "PC B"), p.url())
+	waitFor(t, "online", func() bool { return a.online() && b.online() })
+	docs := a.newResident(home, "Marlow")
+	waitFor(t, "confirmed", func() bool { return a.client.Synced(docs.RecordID) })
+	b.client.Request(docs.RecordID)
+	waitFor(t, "b has it", func() bool { return b.has(docs.RecordID) })
+
+	p.stop()
+	waitFor(t, "devices to notice the relay is gone", func() bool { return !a.online() && !b.online() })
+	// Edits while the relay is down are kept locally and wait.
+	a.edit(docs.RecordID, func(doc *crdt.Doc) error {
+		id := a.record(docs.RecordID).Identity
+		id.Room = "22"
+		return a.ed.UpdateIdentity(doc, id)
+	})
+	if a.client.Status().Pending == 0 {
+		t.Fatal("an offline edit is not shown as waiting to be sent")
+	}
+	startRelay(t, data, addr)
+	waitFor(t, "b to receive a's offline edit after the restart", func() bool {
+		return b.has(docs.RecordID) && b.record(docs.RecordID).Identity.Room == "22"
+	})
+	waitFor(t, "a's change confirmed", func() bool {
+		return a.client.Synced(docs.RecordID) && a.client.Synced(docs.TimelineID)
+	})
+}
+
+func TestRevokedDeviceRefused(t *testing.T) {
+	w := setup(t)
+	enr := w.relay.enroll(w.homeA, "Stolen laptop")
+	d := newDevice(t, "stolen", enr, w.relay.url())
+	waitFor(t, "online", d.online)
+	w.relay.admin("revoke", enr.Device)
+	w.relay.stop() // drop the connection; revocation applies at the next one
+	startRelay(t, w.relay.data, w.relay.addr)
+	var err error
+	select {
+	case err = <-d.runErr:
+	case <-time.After(20 * time.Second):
+		t.Fatal("revoked device kept retrying")
+	}
+	d.runErr <- nil
+	if err == nil || !strings.Contains(err.Error(), "revoked") {
+		t.Fatalf("Run = %v, want a refusal naming revocation", err)
+	}
+	// A device with a wrong credential is refused the same way.
+	bad := enr
+	bad.Credential = "hvn1_" + strings.Repeat("A", 43)
+	d2 := newDevice(t, "forged", bad, w.relay.url())
+	select {
+	case err = <-d2.runErr:
+	case <-time.After(20 * time.Second):
+		t.Fatal("forged credential kept retrying")
+	}
+	d2.runErr <- nil
+	if err == nil || !strings.Contains(err.Error(), "not enrolled") {
+		t.Fatalf("Run = %v, want a refusal", err)
+	}
+}
+
+var _ = errors.New

@@ -1,0 +1,323 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"haven/shared/store"
+	"haven/syncd/internal/admin"
+	"haven/syncd/internal/orgs"
+	"haven/syncd/internal/relay"
+	"haven/syncd/internal/worker"
+)
+
+// config is what every subcommand shares. Each flag has an environment
+// variable, and every default is safe: loopback only, data under the user's
+// home, a fresh random key on first run.
+type config struct {
+	data     string
+	keyFile  string
+	listen   string
+	tlsCert  string
+	tlsKey   string
+	workers  int
+	logLevel string
+}
+
+func defaultDataDir() string {
+	if d := os.Getenv("XDG_DATA_HOME"); d != "" {
+		return filepath.Join(d, "haven", "syncd")
+	}
+	home, err := os.UserHomeDir()
+	if err != nil {
+		return filepath.Join(os.TempDir(), "haven-syncd")
+	}
+	return filepath.Join(home, ".local", "share", "haven", "syncd")
+}
+
+func env(name, def string) string {
+	if v := os.Getenv(name); v != "" {
+		return v
+	}
+	return def
+}
+
+func (c *config) flags(fs *flag.FlagSet) {
+	fs.StringVar(&c.data, "data", env("HAVEN_SYNCD_DATA", defaultDataDir()), "data folder (HAVEN_SYNCD_DATA)")
+	fs.StringVar(&c.keyFile, "key-file", env("HAVEN_SYNCD_KEY_FILE", ""), "file holding the 32-byte store key in hex; default: beside the data folder, created on first run (HAVEN_SYNCD_KEY_FILE)")
+	fs.StringVar(&c.listen, "listen", env("HAVEN_SYNCD_LISTEN", "127.0.0.1:8450"), "address to serve on (HAVEN_SYNCD_LISTEN); plain websockets only on loopback")
+	fs.StringVar(&c.tlsCert, "tls-cert", env("HAVEN_SYNCD_TLS_CERT", ""), "TLS certificate file (HAVEN_SYNCD_TLS_CERT)")
+	fs.StringVar(&c.tlsKey, "tls-key", env("HAVEN_SYNCD_TLS_KEY", ""), "TLS key file (HAVEN_SYNCD_TLS_KEY)")
+	fs.IntVar(&c.workers, "workers", 4, "CRDT worker processes")
+	fs.StringVar(&c.logLevel, "log-level", env("HAVEN_SYNCD_LOG_LEVEL", "info"), "debug, info, warn or error")
+}
+
+func (c *config) logger(w io.Writer) *slog.Logger {
+	var lvl slog.Level
+	lvl.UnmarshalText([]byte(c.logLevel))
+	return slog.New(slog.NewJSONHandler(w, &slog.HandlerOptions{Level: lvl}))
+}
+
+// key reads the store key, creating it (0600) on first run. The default
+// file sits beside the data folder, not in it, so copying the folder alone
+// does not copy the key.
+func (c *config) key() ([]byte, error) {
+	path := c.keyFile
+	if path == "" {
+		path = strings.TrimRight(c.data, string(filepath.Separator)) + ".key"
+	}
+	b, err := os.ReadFile(path)
+	if errors.Is(err, os.ErrNotExist) && c.keyFile == "" {
+		if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
+			return nil, err
+		}
+		var k [32]byte
+		rand.Read(k[:])
+		if err := os.WriteFile(path, []byte(hex.EncodeToString(k[:])+"\n"), 0o600); err != nil {
+			return nil, fmt.Errorf("create key file: %w", err)
+		}
+		return k[:], nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("read key file: %w", err)
+	}
+	k, err := hex.DecodeString(strings.TrimSpace(string(b)))
+	if err != nil || len(k) != 32 {
+		return nil, fmt.Errorf("key file %s must hold 64 hex digits", path)
+	}
+	return k, nil
+}
+
+func (c *config) openStore(log *slog.Logger) (*store.Store, error) {
+	if err := os.MkdirAll(c.data, 0o700); err != nil {
+		return nil, err
+	}
+	k, err := c.key()
+	if err != nil {
+		return nil, err
+	}
+	return store.Open(c.data, store.Options{Key: k, Logger: log})
+}
+
+func (c *config) adminSocket() string { return filepath.Join(c.data, "admin.sock") }
+
+func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	cmd := "serve"
+	if len(args) > 0 && !strings.HasPrefix(args[0], "-") {
+		cmd, args = args[0], args[1:]
+	}
+	var c config
+	fs := flag.NewFlagSet("syncd "+cmd, flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	c.flags(fs)
+	switch cmd {
+	case "worker":
+		return worker.RunChild(c.logger(stderr))
+	case "serve":
+		if err := fs.Parse(args); err != nil {
+			return err
+		}
+		return serve(ctx, c, stdout, stderr)
+	case "admin":
+		// flags first (e.g. -data), then the admin command and its arguments
+		if err := fs.Parse(args); err != nil {
+			return err
+		}
+		return runAdmin(ctx, c, fs.Args(), stdout)
+	case "demo":
+		if err := fs.Parse(args); err != nil {
+			return err
+		}
+		return runDemo(ctx, c, stdout)
+	case "help", "-h", "--help":
+		fmt.Fprintln(stdout, "usage: syncd [serve|admin|demo] [flags]")
+		fs.SetOutput(stdout)
+		fs.PrintDefaults()
+		fmt.Fprintln(stdout, admin.Usage)
+		return nil
+	}
+	return fmt.Errorf("unknown command %q (serve, admin, demo)", cmd)
+}
+
+func isLoopback(addr string) bool {
+	host, _, err := net.SplitHostPort(addr)
+	if err != nil {
+		return false
+	}
+	if host == "localhost" {
+		return true
+	}
+	ip := net.ParseIP(host)
+	return ip != nil && ip.IsLoopback()
+}
+
+func serve(ctx context.Context, c config, stdout, stderr io.Writer) error {
+	log := c.logger(stderr)
+	if (c.tlsCert == "") != (c.tlsKey == "") {
+		return errors.New("give both -tls-cert and -tls-key, or neither")
+	}
+	if c.tlsCert == "" && !isLoopback(c.listen) {
+		return fmt.Errorf("refusing to serve plain websockets on %s: outside loopback give -tls-cert and -tls-key", c.listen)
+	}
+	st, err := c.openStore(log)
+	if err != nil {
+		return err
+	}
+	defer st.Close()
+	reg := orgs.New(st)
+	reg.Logger = log
+	metrics := relay.NewMetrics()
+	srv, err := relay.New(relay.Config{Store: st, Orgs: reg, Logger: log, Metrics: metrics})
+	if err != nil {
+		return err
+	}
+	self, err := os.Executable()
+	if err != nil {
+		return err
+	}
+	pool, err := worker.Start(worker.Config{Command: workerCommand(self), Env: workerEnv(), Workers: c.workers, Host: srv.Host(), Logger: log})
+	if err != nil {
+		return err
+	}
+	defer pool.Close() // after srv.Close (deferred later, runs first)
+	metrics.WatchRestarts(pool.Restarts)
+	srv.Start(pool)
+
+	adm := &admin.Admin{Store: st, Orgs: reg, OnDocument: srv.RegisterDocument}
+	stopAdmin, err := serveAdminSocket(c.adminSocket(), adm, log)
+	if err != nil {
+		return err
+	}
+	defer stopAdmin()
+
+	ln, err := net.Listen("tcp", c.listen)
+	if err != nil {
+		return err
+	}
+	hs := &http.Server{
+		Handler:           srv.Handler(),
+		ReadHeaderTimeout: 10 * time.Second,
+		IdleTimeout:       2 * time.Minute,
+		MaxHeaderBytes:    16 << 10,
+		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
+	}
+	scheme := "ws"
+	if c.tlsCert != "" {
+		scheme = "wss"
+	}
+	fmt.Fprintf(stdout, "syncd listening on %s://%s/sync (data %s)\n", scheme, ln.Addr(), c.data)
+	errc := make(chan error, 1)
+	go func() {
+		if c.tlsCert != "" {
+			errc <- hs.ServeTLS(ln, c.tlsCert, c.tlsKey)
+		} else {
+			errc <- hs.Serve(ln)
+		}
+	}()
+	select {
+	case <-ctx.Done():
+	case err := <-errc:
+		if !errors.Is(err, http.ErrServerClosed) {
+			return err
+		}
+	}
+	// Graceful: stop taking connections, close every websocket (net/http's
+	// Shutdown does not wait for hijacked ones), let queued work finish and
+	// save sync states; then the deferred closes stop workers and the store.
+	log.Info("shutting down")
+	shutdownCtx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	hs.Shutdown(shutdownCtx)
+	return srv.Close()
+}
+
+// workerCommand starts a CRDT worker: this binary's hidden subcommand, or,
+// under go test, the test binary (which dispatches on an environment
+// variable).
+func workerCommand(self string) []string {
+	if os.Getenv(testWorkerEnv) != "" {
+		return []string{self}
+	}
+	return []string{self, "worker"}
+}
+
+func workerEnv() []string {
+	if v := os.Getenv(testWorkerEnv); v != "" {
+		return []string{testWorkerEnv + "=" + v}
+	}
+	return nil
+}
+
+const testWorkerEnv = "HAVEN_SYNCD_TEST_WORKER"
+
+// serveAdminSocket lets `syncd admin` reach a running relay: a unix socket
+// in the data folder, readable only by the relay's user.
+func serveAdminSocket(path string, adm *admin.Admin, log *slog.Logger) (func(), error) {
+	os.Remove(path)
+	ln, err := net.Listen("unix", path)
+	if err != nil {
+		return nil, fmt.Errorf("admin socket: %w", err)
+	}
+	os.Chmod(path, 0o600)
+	mux := http.NewServeMux()
+	mux.HandleFunc("POST /run", func(w http.ResponseWriter, r *http.Request) {
+		var args []string
+		if err := json.NewDecoder(http.MaxBytesReader(w, r.Body, 1<<16)).Decode(&args); err != nil {
+			http.Error(w, err.Error(), http.StatusBadRequest)
+			return
+		}
+		var out bytes.Buffer
+		if err := adm.Run(r.Context(), args, &out); err != nil {
+			http.Error(w, err.Error(), http.StatusUnprocessableEntity)
+			return
+		}
+		w.Write(out.Bytes())
+	})
+	hs := &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second}
+	go hs.Serve(ln)
+	return func() { hs.Close(); os.Remove(path) }, nil
+}
+
+// runAdmin runs an admin command in the running relay if there is one, or
+// directly on the data folder.
+func runAdmin(ctx context.Context, c config, args []string, out io.Writer) error {
+	client := &http.Client{Transport: &http.Transport{DialContext: func(ctx context.Context, _, _ string) (net.Conn, error) {
+		var d net.Dialer
+		return d.DialContext(ctx, "unix", c.adminSocket())
+	}}, Timeout: 30 * time.Second}
+	body, _ := json.Marshal(args)
+	resp, err := client.Post("http://syncd/run", "application/json", bytes.NewReader(body))
+	if err == nil {
+		defer resp.Body.Close()
+		b, _ := io.ReadAll(resp.Body)
+		if resp.StatusCode != http.StatusOK {
+			return errors.New(strings.TrimSpace(string(b)))
+		}
+		_, err := out.Write(b)
+		return err
+	}
+	st, err := c.openStore(slog.New(slog.DiscardHandler))
+	if err != nil {
+		return err
+	}
+	defer st.Close()
+	return (&admin.Admin{Store: st, Orgs: orgs.New(st)}).Run(ctx, args, out)
+}
+
+func runDemo(ctx context.Context, c config, out io.Writer) error {
+	return errors.New("demo: not yet")
+}

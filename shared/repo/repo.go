@@ -109,9 +109,9 @@ type Handle struct {
 	mu      sync.Mutex // serialises write+persist, so chunks are stored in the order changes were made
 	doc     *crdt.Doc
 	current atomic.Pointer[crdt.Doc] // doc, for readers that must not wait on mu
-	saved   []crdt.Hash // heads of what is on disk
-	lastSeq uint64      // the newest chunk the in-memory doc includes
-	pending int         // chunks stored since the last snapshot
+	saved   []crdt.Hash              // heads of what is on disk
+	lastSeq uint64                   // the newest chunk the in-memory doc includes
+	pending int                      // chunks stored since the last snapshot
 	report  LoadReport
 	queued  bool // waiting in the compaction queue
 }

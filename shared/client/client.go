@@ -54,6 +54,9 @@ type Config struct {
 	OnUnavailable func(id docid.ID)
 	// OnAuditAck is told a batch of audit events is stored.
 	OnAuditAck func(count uint64)
+	// OnSettled is told, after each exchange about a document, whether the
+	// relay is known to hold all of this device's changes to it.
+	OnSettled func(id docid.ID, inSync bool)
 }
 
 // Status is what the status bar shows.
@@ -344,6 +347,9 @@ func (c *Client) settle(id docid.ID) {
 	}
 	c.mu.Unlock()
 	c.setStatus(func(*Status) {})
+	if c.cfg.OnSettled != nil {
+		c.cfg.OnSettled(id, inSync)
+	}
 }
 
 func (c *Client) sendAll(outs []syncer.Out) {

@@ -1,0 +1,208 @@
+// Package demo makes synthetic care-home residents for demonstrations,
+// tests and benchmarks: invented names, NHS numbers from the 999 test range
+// (never issued), and plausible care plans, advance wishes and notes. The
+// same seed always makes the same people.
+package demo
+
+import (
+	"fmt"
+	"math/rand"
+	"time"
+
+	"haven/shared/crdt"
+	"haven/shared/docid"
+	"haven/shared/nhs"
+	"haven/shared/record"
+)
+
+var (
+	givenF   = []string{"Edith", "Margaret", "Dorothy", "Joan", "Irene", "Winifred", "Gladys", "Phyllis", "Elsie", "Mavis", "Nora", "Hilda", "Beryl", "Doreen", "Olive", "Ivy", "Peggy", "Ada", "Vera", "Lilian"}
+	givenM   = []string{"Arthur", "Harold", "Albert", "Stanley", "Frank", "Ernest", "Leonard", "Walter", "Cyril", "Reginald", "Sidney", "Wilfred", "Norman", "Dennis", "Percy", "Cecil", "Ronald", "Bernard", "Clifford", "Eric"}
+	families = []string{"Marlow", "Ashby", "Penhale", "Quennell", "Thackery", "Brightwell", "Fairclough", "Oakridge", "Pellow", "Kingsmill", "Dunmore", "Hollis", "Westbury", "Carrow", "Lydgate", "Ormsby", "Pennock", "Rudd", "Stallard", "Tremayne", "Vosper", "Whitcombe", "Yelland", "Abernethy", "Blakemore", "Cottrell", "Darrow", "Eldridge", "Fenwick", "Garside"}
+	agents   = []string{"Penicillin", "Latex", "Codeine", "Trimethoprim", "Peanuts", "Elastoplast"}
+	reacts   = []string{"rash", "swelling of the lips", "nausea", "breathing difficulty", "hives"}
+	alerts   = []string{"Swallowing risk: fork-mashable diet, thickened fluids level 2", "DoLS authorisation in force until review", "Key-safe code held by the home manager", "Pacemaker fitted", "High falls risk at night", "Hard of hearing: left ear; hearing aid in room drawer"}
+	supports = map[record.Domain][2]string{
+		"personal-care":          {"Needs help of one to wash and dress", "I like to choose my clothes the night before and wear my pearls."},
+		"eating-and-drinking":    {"Poor appetite; weight falling", "I eat better with small portions and company at the table."},
+		"mobility-and-falls":     {"Unsteady when tired; uses a frame", "Please keep my frame within reach and walk beside me to the lounge."},
+		"skin":                   {"Fragile skin on heels", "Please check my heels when I go to bed and use my cushion in the chair."},
+		"continence":             {"Needs prompting to use the toilet", "Please remind me after meals, quietly."},
+		"medication":             {"Takes medicines crushed in yoghurt", "I like to take my tablets with a cup of tea."},
+		"cognition-and-dementia": {"Vascular dementia; disorientated in the evening", "Talk to me about my garden and my daughter when I am anxious."},
+		"communication":          {"Hard of hearing", "Face me and speak clearly; I lip-read."},
+		"mental-health":          {"Low mood in winter", "I enjoy the music group and visits from the church."},
+		"sleep":                  {"Wakes at night", "A warm drink and the radio help me settle."},
+		"social-and-spiritual":   {"Anglican; enjoys hymns", "I would like the vicar to visit on Sundays."},
+		"end-of-life":            {"Wishes discussed with family", "I want to stay here with the people who know me."},
+	}
+	noteTexts = []string{"Ate most of lunch and enjoyed the soup.", "Settled well after a warm drink; slept through.", "Walked to the garden with support; in good spirits.", "Daughter visited in the afternoon.", "Declined breakfast; will offer again mid-morning.", "Skin on heels checked: intact.", "Joined the music group and sang along.", "A little confused this evening; reassured and settled."}
+)
+
+// NHSNumber returns the i-th valid number of the test range 999 000 0000 up.
+// (skipping the one in eleven whose check digit is impossible).
+func NHSNumber(i int) string {
+	for n := i; ; n++ {
+		nine := fmt.Sprintf("999%06d", n%1000000)
+		if d, ok := nhs.CheckDigit(nine); ok {
+			return nine + string('0'+d)
+		}
+	}
+}
+
+// Person is one synthetic resident's identity.
+func Person(rng *rand.Rand, i int, now time.Time) record.Identity {
+	sex := "female"
+	given := givenF[rng.Intn(len(givenF))]
+	if rng.Intn(3) == 0 {
+		sex, given = "male", givenM[rng.Intn(len(givenM))]
+	}
+	born := now.AddDate(-(72 + rng.Intn(28)), -rng.Intn(12), -rng.Intn(28))
+	id := record.Identity{
+		NHSNumber: NHSNumber(i * 11), NHSVerification: "01", GivenName: given, FamilyName: families[rng.Intn(len(families))],
+		DateOfBirth: born.Format(record.DateLayout), Sex: sex, Room: fmt.Sprint(1 + i), GPPractice: "Y99999",
+		CareCoordinator: "Sam Senior", Language: "English", ConsentBasis: "explicit", ConsentDate: now.AddDate(0, -6, 0).Format(record.DateLayout),
+	}
+	if rng.Intn(4) == 0 {
+		id.PreferredName = given[:3]
+	}
+	return id
+}
+
+// Authors used for demo changes.
+func Authors(device string) (carer, senior, gp *record.Editor) {
+	rules := record.Rules{NHS: nhs.Demo}
+	carer, _ = record.NewEditor(record.Author{UserID: "demo-carer", Name: "Casey Carer", Role: record.CareWorker, DeviceID: device}, rules)
+	senior, _ = record.NewEditor(record.Author{UserID: "demo-senior", Name: "Sam Senior", Role: record.SeniorCarer, DeviceID: device}, rules)
+	gp, _ = record.NewEditor(record.Author{UserID: "demo-gp", Name: "Dr Ada Quill", Role: record.GP, RegNo: "GMC 7000001", DeviceID: device}, rules)
+	return
+}
+
+// Resident is one synthetic resident's two documents.
+type Resident = record.NewDocs
+
+// NewResident makes resident i of a home: identity, contacts, care plan,
+// advance wishes, decisions and some notes. notes bounds the timeline.
+func NewResident(home string, i int, seed int64, notes int, now time.Time) (Resident, error) {
+	rng := rand.New(rand.NewSource(seed*1000 + int64(i)))
+	carer, senior, gp := Authors("demo-device")
+	ident := Person(rng, i, now)
+	docs, err := senior.NewResident(home, ident)
+	if err != nil {
+		return docs, err
+	}
+	rec := docs.Record
+	// Contacts: a daughter or son who is attorney, a GP.
+	child := []string{"Jane", "Susan", "Peter", "David", "Helen"}[rng.Intn(5)]
+	att, err := senior.AddContact(rec, record.Contact{Kind: "personal", Name: child + " " + ident.FamilyName, Relationship: "child",
+		Role: "attorney", CallOrder: 1, PhoneDay: fmt.Sprintf("020 7946 %04d", rng.Intn(10000)), PhoneNight: fmt.Sprintf("07700 900%03d", rng.Intn(1000)),
+		CallAtNight: rng.Intn(2) == 0, LPARegistered: true, LPACertificate: "Office safe"})
+	if err != nil {
+		return docs, err
+	}
+	if _, err := senior.AddContact(rec, record.Contact{Kind: "professional", Name: "Larch Medical Practice", Role: "gp", Organisation: "Y99999",
+		PhoneDay: "0118 496 0000"}); err != nil {
+		return docs, err
+	}
+	if rng.Intn(3) > 0 {
+		if _, err := senior.AddAlert(rec, record.Alert{Text: alerts[rng.Intn(len(alerts))], Since: now.AddDate(0, -2, 0).Format(record.DateLayout)}); err != nil {
+			return docs, err
+		}
+	}
+	// Care plan: every domain, review dates spread so some are overdue.
+	for _, d := range record.Domains {
+		s := supports[d]
+		due := now.AddDate(0, 0, rng.Intn(40)-8).Format(record.DateLayout)
+		e := record.CarePlanEntry{Domain: d, Need: s[0], Level: record.NeedLevels[rng.Intn(3)], Goal: "Stay comfortable and safe", Support: s[1],
+			PleaseDo: "Ask before helping", PleaseDont: "Rush me", ReviewDue: due, Reviewer: "Sam Senior", AgreedWith: "Resident and " + child}
+		if d == "eating-and-drinking" {
+			e.ScoreTool, e.Score, e.ScoreDate = "MUST", int64(rng.Intn(3)), now.AddDate(0, 0, -10).Format(record.DateLayout)
+		}
+		if d == "skin" {
+			e.ScoreTool, e.Score, e.ScoreDate = "Waterlow", int64(10+rng.Intn(12)), now.AddDate(0, 0, -10).Format(record.DateLayout)
+		}
+		if err := senior.UpdateCarePlan(rec, e); err != nil {
+			return docs, err
+		}
+	}
+	// Advance wishes and decisions.
+	w := record.Wishes{Summary: "Frailty with vascular dementia; two admissions last winter.", Proxy: "present", ProxyType: "LPA health and welfare",
+		ProxyWho: child + " " + ident.FamilyName, MostValue: "Being at home here, my family, the garden.", MostFear: "Going back into hospital.",
+		PlaceOfCare: "care-home", AnticipatoryMedsAt: "Locked cabinet, nurses' station"}
+	if err := senior.UpdateWishes(rec, w); err != nil {
+		return docs, err
+	}
+	w.Capacity, w.Involvement, w.InvolvementDate = "does-not-have", "B", now.AddDate(0, -3, 0).Format(record.DateLayout)
+	w.ClinicianName, w.ClinicianRole, w.ClinicianReg, w.ClinicianAt = "Dr Ada Quill", "GP", "GMC 7000001", now.AddDate(0, -3, 0).UTC().Format(time.RFC3339)
+	w.CPRDecisionDate, w.PlanStatus, w.PlanApprover = now.AddDate(0, -3, 0).Format(record.DateLayout), "published", "Dr Ada Quill"
+	if err := gp.UpdateWishes(rec, w); err != nil {
+		return docs, err
+	}
+	cpr := record.CPRNotRecommended
+	focus := record.FocusComfort
+	if rng.Intn(4) == 0 {
+		cpr, focus = record.CPRRecommended, record.FocusBalance
+	}
+	if _, err := gp.Decide(rec, record.KindCPR, "", cpr, "Discussed with the resident's attorney; frailty and wishes."); err != nil {
+		return docs, err
+	}
+	if _, err := gp.Decide(rec, record.KindFocus, "", focus, ""); err != nil {
+		return docs, err
+	}
+	if _, err := gp.Decide(rec, record.KindCeiling, "", record.Ceiling{Level: "treat-in-care-home", Guidance: "Oral antibiotics and fluids here; hospital only if comfort cannot be kept."}, ""); err != nil {
+		return docs, err
+	}
+	var al record.Allergies
+	if rng.Intn(3) == 0 {
+		al.Items = []record.Allergy{{Agent: agents[rng.Intn(len(agents))], Reaction: reacts[rng.Intn(len(reacts))], Severity: "moderate", Certainty: "likely"}}
+	} else {
+		al.NoneKnown = true
+	}
+	if _, err := senior.Decide(rec, record.KindAllergies, "", al, "Asked on admission"); err != nil {
+		return docs, err
+	}
+	if _, err := senior.Decide(rec, record.KindPlaceOfDeath, "", record.PlaceOfDeath{First: "care-home", Second: "hospice"}, "Resident's wish, with family"); err != nil {
+		return docs, err
+	}
+	if _, err := gp.Decide(rec, record.KindAttorney, att, record.AttorneyAuthority{LifeSustaining: rng.Intn(2) == 0}, "LPA seen"); err != nil {
+		return docs, err
+	}
+	if _, err := senior.Decide(rec, record.KindADRT, "", record.ADRT{Exists: "no"}, ""); err != nil {
+		return docs, err
+	}
+	for n := 0; n < notes; n++ {
+		at := now.Add(-time.Duration(notes-n) * 7 * time.Hour)
+		if _, err := carer.AddNote(docs.Timeline, record.Note{Kind: record.NoteKindNote, Text: noteTexts[rng.Intn(len(noteTexts))], EventAt: record.Timestamp(at)}); err != nil {
+			return docs, err
+		}
+	}
+	return docs, nil
+}
+
+// Home is a synthetic care home: its directory and residents.
+type Home struct {
+	DirectoryID docid.ID
+	Directory   *crdt.Doc
+	Residents   []Resident
+}
+
+// NewHome makes a care home's directory with n residents.
+func NewHome(home, name string, n, notes int, seed int64, now time.Time) (*Home, error) {
+	_, senior, _ := Authors("demo-device")
+	dir, id, err := senior.NewDirectory(home, name)
+	if err != nil {
+		return nil, err
+	}
+	h := &Home{DirectoryID: id, Directory: dir}
+	for i := 0; i < n; i++ {
+		r, err := NewResident(home, i, seed, notes, now)
+		if err != nil {
+			return nil, err
+		}
+		if _, err := senior.Reconcile(dir, r.Record); err != nil {
+			return nil, err
+		}
+		h.Residents = append(h.Residents, r)
+	}
+	return h, nil
+}

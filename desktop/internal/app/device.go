@@ -1,0 +1,276 @@
+package app
+
+import (
+	"bytes"
+	"context"
+	"crypto/aes"
+	"crypto/cipher"
+	"crypto/rand"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+	"unicode"
+
+	"golang.org/x/crypto/argon2"
+
+	"haven/shared/record"
+)
+
+// The device file (device.json in the data folder, mode 0600) says which
+// relay this computer syncs with and who may use it. It holds no key in the
+// clear: the store's master key is sealed once per staff member under a key
+// derived from their PIN (Argon2id), so a copied data folder is useless
+// without a PIN; the relay credential is sealed under the master key.
+type deviceFile struct {
+	Version    int      `json:"version"`
+	DeviceID   string   `json:"deviceId"`
+	DeviceName string   `json:"deviceName"`
+	Org        string   `json:"org"`
+	OrgName    string   `json:"orgName"`
+	OrgKind    string   `json:"orgKind"`
+	Homes      []string `json:"homes,omitempty"`
+	Directory  string   `json:"directory,omitempty"`
+	RelayURL   string   `json:"relayUrl"`
+	PeerID     string   `json:"peerId"`
+	StorageID  string   `json:"storageId"`
+	Credential []byte   `json:"credential"` // sealed with the master key
+	// LockAfter is the idle time before the screen locks, set by the home.
+	LockAfterSeconds int     `json:"lockAfterSeconds"`
+	Demo             bool    `json:"demo,omitempty"` // NHS test-range numbers allowed
+	Staff            []Staff `json:"staff"`
+}
+
+// Staff is one person who may use this computer.
+type Staff struct {
+	ID    string      `json:"id"`
+	Name  string      `json:"name"`
+	Role  record.Role `json:"role"`
+	RegNo string      `json:"reg,omitempty"`
+	// Salt and Sealed: the master key sealed under Argon2id(PIN, Salt).
+	Salt   []byte `json:"salt"`
+	Sealed []byte `json:"sealed"`
+	// Failures and LockedUntil slow guessing at the unlock screen.
+	Failures    int       `json:"failures,omitempty"`
+	LockedUntil time.Time `json:"lockedUntil,omitempty"`
+}
+
+const deviceFileName = "device.json"
+
+// Errors a person can act on.
+var (
+	ErrNotEnrolled = errors.New("this computer is not set up yet: enrol it with the relay address and a one-time code")
+	ErrWrongPIN    = errors.New("that PIN is not right")
+	ErrTooManyPINs = errors.New("too many wrong PINs: wait a minute, then try again")
+	ErrWeakPIN     = errors.New("a PIN needs at least 6 digits, not all the same and not in sequence")
+)
+
+func loadDevice(dir string) (*deviceFile, error) {
+	b, err := os.ReadFile(filepath.Join(dir, deviceFileName))
+	if errors.Is(err, os.ErrNotExist) {
+		return nil, ErrNotEnrolled
+	}
+	if err != nil {
+		return nil, err
+	}
+	var d deviceFile
+	if err := json.Unmarshal(b, &d); err != nil {
+		return nil, fmt.Errorf("device file %s is damaged: %w", filepath.Join(dir, deviceFileName), err)
+	}
+	return &d, nil
+}
+
+// save writes the device file atomically (temp file, fsync, rename).
+func (d *deviceFile) save(dir string) error {
+	b, err := json.MarshalIndent(d, "", " ")
+	if err != nil {
+		return err
+	}
+	tmp := filepath.Join(dir, deviceFileName+".tmp")
+	f, err := os.OpenFile(tmp, os.O_CREATE|os.O_TRUNC|os.O_WRONLY, 0o600)
+	if err != nil {
+		return err
+	}
+	if _, err := f.Write(b); err != nil {
+		f.Close()
+		return err
+	}
+	if err := f.Sync(); err != nil {
+		f.Close()
+		return err
+	}
+	if err := f.Close(); err != nil {
+		return err
+	}
+	return os.Rename(tmp, filepath.Join(dir, deviceFileName))
+}
+
+// CheckPIN enforces the minimum: six digits, not one repeated digit and not
+// a run such as 123456.
+func CheckPIN(pin string) error {
+	if len(pin) < 6 {
+		return ErrWeakPIN
+	}
+	for _, r := range pin {
+		if !unicode.IsDigit(r) {
+			return ErrWeakPIN
+		}
+	}
+	same, up, down := true, true, true
+	for i := 1; i < len(pin); i++ {
+		same = same && pin[i] == pin[0]
+		up = up && pin[i] == pin[i-1]+1
+		down = down && pin[i] == pin[i-1]-1
+	}
+	if same || up || down {
+		return ErrWeakPIN
+	}
+	return nil
+}
+
+// pinKey derives the key that seals the master key. Argon2id with 64 MiB
+// and 3 passes takes a fraction of a second here: fast enough to unlock,
+// slow and memory-hungry enough to make guessing a copied folder's PINs
+// expensive.
+func pinKey(pin string, salt []byte) []byte {
+	return argon2.IDKey([]byte(pin), salt, 3, 64*1024, 2, 32)
+}
+
+func seal(key, plain []byte) ([]byte, error) {
+	block, err := aes.NewCipher(key)
+	if err != nil {
+		return nil, err
+	}
+	gcm, err := cipher.NewGCM(block)
+	if err != nil {
+		return nil, err
+	}
+	nonce := make([]byte, gcm.NonceSize())
+	if _, err := io.ReadFull(rand.Reader, nonce); err != nil {
+		return nil, err
+	}
+	return gcm.Seal(nonce, nonce, plain, nil), nil
+}
+
+func unseal(key, sealed []byte) ([]byte, error) {
+	block, err := aes.NewCipher(key)
+	if err != nil {
+		return nil, err
+	}
+	gcm, err := cipher.NewGCM(block)
+	if err != nil {
+		return nil, err
+	}
+	if len(sealed) < gcm.NonceSize() {
+		return nil, errors.New("sealed value too short")
+	}
+	return gcm.Open(nil, sealed[:gcm.NonceSize()], sealed[gcm.NonceSize():], nil)
+}
+
+func randomBytes(n int) []byte {
+	b := make([]byte, n)
+	if _, err := rand.Read(b); err != nil {
+		panic(err)
+	}
+	return b
+}
+
+func randomID(prefix string) string { return prefix + hex.EncodeToString(randomBytes(8)) }
+
+// newStaff seals master for a new staff member with their PIN.
+func newStaff(name string, role record.Role, reg, pin string, master []byte) (Staff, error) {
+	if err := CheckPIN(pin); err != nil {
+		return Staff{}, err
+	}
+	if strings.TrimSpace(name) == "" {
+		return Staff{}, errors.New("a staff account needs a name")
+	}
+	a := record.Author{UserID: "x", Name: name, Role: role, RegNo: reg, DeviceID: "x"}
+	if err := record.ValidateAuthor(a); err != nil {
+		return Staff{}, err
+	}
+	salt := randomBytes(16)
+	sealed, err := seal(pinKey(pin, salt), master)
+	if err != nil {
+		return Staff{}, err
+	}
+	return Staff{ID: randomID("staff-"), Name: strings.TrimSpace(name), Role: role, RegNo: strings.TrimSpace(reg), Salt: salt, Sealed: sealed}, nil
+}
+
+// EnrollRequest is what the first-run screen collects.
+type EnrollRequest struct {
+	RelayURL string // e.g. http://127.0.0.1:8450 or https://relay.example.nhs.uk
+	Code     string // one-time code from syncd admin enroll
+	// The first staff account on this computer (usually the home manager).
+	Name, RegNo, PIN string
+	Role             record.Role
+	Demo             bool
+}
+
+type enrollResponse struct {
+	Device     string   `json:"device"`
+	DeviceName string   `json:"deviceName"`
+	Org        string   `json:"org"`
+	OrgName    string   `json:"orgName"`
+	OrgKind    string   `json:"orgKind"`
+	Homes      []string `json:"homes"`
+	Directory  string   `json:"directory"`
+	Credential string   `json:"credential"`
+	Error      string   `json:"error"`
+}
+
+// Enroll exchanges a one-time code for this computer's credential and
+// creates the first staff account. It writes the device file; Open the app
+// afterwards.
+func Enroll(ctx context.Context, dir string, req EnrollRequest) error {
+	if _, err := loadDevice(dir); err == nil {
+		return errors.New("this computer is already set up")
+	}
+	master := randomBytes(32)
+	first, err := newStaff(req.Name, req.Role, req.RegNo, req.PIN, master)
+	if err != nil {
+		return err
+	}
+	base := strings.TrimRight(strings.TrimSpace(req.RelayURL), "/")
+	if !strings.HasPrefix(base, "http://") && !strings.HasPrefix(base, "https://") {
+		return errors.New("the relay address starts with https:// (or http:// on this computer)")
+	}
+	body, _ := json.Marshal(map[string]string{"code": req.Code})
+	hreq, err := http.NewRequestWithContext(ctx, http.MethodPost, base+"/enroll", bytes.NewReader(body))
+	if err != nil {
+		return err
+	}
+	hreq.Header.Set("Content-Type", "application/json")
+	resp, err := (&http.Client{Timeout: 20 * time.Second}).Do(hreq)
+	if err != nil {
+		return fmt.Errorf("cannot reach the relay at %s: check the address and the connection", base)
+	}
+	defer resp.Body.Close()
+	var er enrollResponse
+	if err := json.NewDecoder(io.LimitReader(resp.Body, 1<<20)).Decode(&er); err != nil || resp.StatusCode != http.StatusOK {
+		if er.Error != "" {
+			return errors.New(er.Error)
+		}
+		return fmt.Errorf("the relay refused the code (%s)", resp.Status)
+	}
+	cred, err := seal(master, []byte(er.Credential))
+	if err != nil {
+		return err
+	}
+	ws := "ws" + strings.TrimPrefix(base, "http") + "/sync"
+	d := &deviceFile{
+		Version: 1, DeviceID: er.Device, DeviceName: er.DeviceName, Org: er.Org, OrgName: er.OrgName, OrgKind: er.OrgKind,
+		Homes: er.Homes, Directory: er.Directory, RelayURL: ws, PeerID: randomID("desktop-"), StorageID: randomID("store-"),
+		Credential: cred, LockAfterSeconds: 300, Demo: req.Demo, Staff: []Staff{first},
+	}
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return err
+	}
+	return d.save(dir)
+}

@@ -1,0 +1,409 @@
+package app
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"sort"
+	"strings"
+	"sync"
+	"time"
+
+	"haven/shared/crdt"
+	"haven/shared/docid"
+	"haven/shared/record"
+	"haven/shared/repo"
+)
+
+// Row is one resident in the list: what search, filters and badges need.
+// Rows are cached in the store (namespace app-row) so that the list is
+// usable at once on start; each is rewritten whenever its documents change.
+type Row struct {
+	ID            docid.ID `json:"id"`
+	Home          string   `json:"home"`
+	HomeName      string   `json:"homeName"`
+	GivenName     string   `json:"given"`
+	FamilyName    string   `json:"family"`
+	PreferredName string   `json:"preferred"`
+	NHSNumber     string   `json:"nhs"`
+	DateOfBirth   string   `json:"dob"`
+	Room          string   `json:"room"`
+	Status        string   `json:"status"`
+	Held          bool     `json:"held"` // the record is on this computer
+	CPR           string   `json:"cpr"`  // current value; "" not recorded; "conflict"
+	Conflicts     []string `json:"conflicts,omitempty"`
+	Overdue       int      `json:"overdue"`   // care-plan domains past their review date
+	NextReview    string   `json:"nextReview"` // earliest review date
+	Heads         string   `json:"heads"`      // of the record the summary was made from
+	Timeline      string   `json:"timeline,omitempty"`
+
+	words []string // lower-case name words, for search
+}
+
+// Name is the resident's name as the list shows it.
+func (r Row) Name() string {
+	n := strings.TrimSpace(r.GivenName + " " + r.FamilyName)
+	if r.PreferredName != "" && r.PreferredName != r.GivenName {
+		n += " (" + r.PreferredName + ")"
+	}
+	return n
+}
+
+// CPRConflict reports a CPR conflict.
+func (r Row) CPRConflict() bool { return r.CPR == "conflict" }
+
+const (
+	nsRow   = "app-row"   // resident ID → Row
+	nsKind  = "app-kind"  // document ID → "resident", "timeline", "directory"
+	nsHomes = "app-homes" // home ID → directory document ID
+)
+
+// index is the resident list, kept in memory.
+type index struct {
+	a    *App
+	mu   sync.RWMutex
+	rows map[docid.ID]*Row
+	// directories: home ID → directory document ID.
+	dirs map[string]docid.ID
+}
+
+func newIndex(a *App) *index {
+	return &index{a: a, rows: map[docid.ID]*Row{}, dirs: map[string]docid.ID{}}
+}
+
+// load reads the cached rows, then checks them against the documents in
+// the background (a crash between a change and its row could leave a row
+// stale).
+func (x *index) load() error {
+	st := x.a.st
+	x.mu.Lock()
+	err := st.Scan(nsRow, "", func(_ string, v []byte) error {
+		var r Row
+		if json.Unmarshal(v, &r) == nil {
+			r.words = words(r)
+			x.rows[r.ID] = &r
+		}
+		return nil
+	})
+	st.Scan(nsHomes, "", func(home string, v []byte) error {
+		if id, err := docid.Parse(string(v)); err == nil {
+			x.dirs[home] = id
+		}
+		return nil
+	})
+	x.mu.Unlock()
+	if err != nil {
+		return err
+	}
+	go x.verify()
+	return nil
+}
+
+// verify refreshes every row whose record changed without the row being
+// rewritten, and learns documents the cache does not know yet.
+func (x *index) verify() {
+	ids, err := x.a.st.Docs()
+	if err != nil {
+		return
+	}
+	for _, s := range ids {
+		id, err := docid.Parse(s)
+		if err != nil {
+			continue
+		}
+		kind, _ := x.a.st.Get(nsKind, s)
+		switch string(kind) {
+		case "timeline":
+			continue
+		case "resident":
+			x.mu.RLock()
+			r := x.rows[id]
+			x.mu.RUnlock()
+			if r != nil {
+				if h, err := x.a.repo.Open(id); err == nil && r.Heads == headsText(h.Doc().Heads()) {
+					continue
+				}
+			}
+		}
+		x.refresh(id)
+	}
+	x.a.emit(Event{Kind: EventList})
+}
+
+func headsText(hs []crdt.Hash) string {
+	parts := make([]string, len(hs))
+	for i, h := range hs {
+		parts[i] = h.String()[:16]
+	}
+	return strings.Join(parts, ",")
+}
+
+// refresh re-reads one document and updates the rows it affects. It
+// reports whether the list changed.
+func (x *index) refresh(id docid.ID) bool {
+	h, err := x.a.repo.Open(id)
+	if err != nil {
+		return false
+	}
+	doc := h.Doc()
+	typ, _, _ := doc.Get("type")
+	ctx := context.Background()
+	switch typ {
+	case "directory":
+		x.a.st.Put(ctx, nsKind, id.String(), []byte("directory"))
+		d, err := record.ReadDirectory(doc)
+		if err != nil {
+			return false
+		}
+		x.mu.Lock()
+		x.dirs[d.Home] = id
+		x.mu.Unlock()
+		x.a.st.Put(ctx, nsHomes, d.Home, []byte(id.String()))
+		for _, e := range d.Residents {
+			rid, err := docid.Parse(e.ID)
+			if err != nil {
+				continue
+			}
+			x.update(rid, func(r *Row) {
+				r.Home, r.HomeName = d.Home, d.Name
+				if !r.Held { // the record, when held, is the source of truth
+					r.GivenName, r.FamilyName, r.PreferredName = e.GivenName, e.FamilyName, e.PreferredName
+					r.NHSNumber, r.DateOfBirth, r.Room, r.Status = e.NHSNumber, e.DateOfBirth, e.Room, e.Status
+				}
+			})
+			if _, err := x.a.repo.Open(rid); errors.Is(err, repo.ErrNotFound) {
+				x.a.request(rid) // a resident added elsewhere: fetch the record
+			}
+		}
+		return true
+	case "resident":
+		x.a.st.Put(ctx, nsKind, id.String(), []byte("resident"))
+		rec, err := record.Read(doc)
+		if err != nil {
+			return false
+		}
+		now := x.a.opts.Now()
+		x.update(id, func(r *Row) { summarise(r, rec, doc.Heads(), now) })
+		if rec.Timeline != (docid.ID{}) {
+			x.a.st.Put(ctx, nsKind, rec.Timeline.String(), []byte("timeline"))
+			if _, err := x.a.repo.Open(rec.Timeline); errors.Is(err, repo.ErrNotFound) {
+				x.a.request(rec.Timeline)
+			}
+		}
+		return true
+	case "timeline":
+		x.a.st.Put(ctx, nsKind, id.String(), []byte("timeline"))
+	}
+	return false
+}
+
+// update changes one row under the lock and saves it.
+func (x *index) update(id docid.ID, f func(r *Row)) {
+	x.mu.Lock()
+	r := x.rows[id]
+	if r == nil {
+		r = &Row{ID: id}
+		x.rows[id] = r
+	}
+	f(r)
+	r.words = words(*r)
+	b, _ := json.Marshal(r)
+	x.mu.Unlock()
+	x.a.st.Put(context.Background(), nsRow, id.String(), b)
+}
+
+// summarise fills a row from a record.
+func summarise(r *Row, rec *record.Record, heads []crdt.Hash, now time.Time) {
+	id := rec.Identity
+	r.Held = true
+	r.Home = rec.Home
+	r.GivenName, r.FamilyName, r.PreferredName = id.GivenName, id.FamilyName, id.PreferredName
+	r.NHSNumber, r.DateOfBirth, r.Room, r.Status = id.NHSNumber, id.DateOfBirth, id.Room, id.Status
+	r.Heads = headsText(heads)
+	r.Timeline = ""
+	if rec.Timeline != (docid.ID{}) {
+		r.Timeline = rec.Timeline.String()
+	}
+	cpr := rec.Decision(record.KindCPR, "")
+	switch e, ok := cpr.Settled(); {
+	case cpr.Conflict():
+		r.CPR = "conflict"
+	case ok:
+		r.CPR = e.Text()
+	default:
+		r.CPR = ""
+	}
+	r.Conflicts = nil
+	for _, c := range rec.Conflicts() {
+		r.Conflicts = append(r.Conflicts, c.Kind.Label())
+	}
+	r.Overdue, r.NextReview = 0, ""
+	today := now.Format(record.DateLayout)
+	for _, e := range rec.CarePlan {
+		if e.ReviewDue == "" {
+			continue
+		}
+		if e.ReviewDue < today {
+			r.Overdue++
+		}
+		if r.NextReview == "" || e.ReviewDue < r.NextReview {
+			r.NextReview = e.ReviewDue
+		}
+	}
+}
+
+func words(r Row) []string {
+	var out []string
+	for _, s := range []string{r.GivenName, r.FamilyName, r.PreferredName} {
+		for _, w := range strings.FieldsFunc(strings.ToLower(s), func(c rune) bool { return c == ' ' || c == '-' || c == '\'' }) {
+			out = append(out, w)
+		}
+	}
+	return out
+}
+
+// Filter narrows the list.
+type Filter struct {
+	Query      string
+	Overdue    bool   // only residents with a care-plan review overdue
+	Conflicts  bool   // only residents with an unresolved conflict
+	CPR        string // "", a CPR value, "not-recorded" or "conflict"
+	Discharged bool   // include discharged and deceased residents
+}
+
+// CPR filter values beyond record.CPRValues.
+const (
+	CPRNotRecorded = "not-recorded"
+	CPRConflict    = "conflict"
+)
+
+// Residents returns the rows matching f, sorted by family then given name.
+func (a *App) Residents(f Filter) []Row {
+	q := parseQuery(f.Query)
+	a.idx.mu.RLock()
+	out := make([]Row, 0, len(a.idx.rows))
+	for _, r := range a.idx.rows {
+		if r.FamilyName == "" && r.GivenName == "" {
+			continue // known only by ID so far
+		}
+		if !f.Discharged && r.Status != "" && r.Status != record.StatusActive {
+			continue
+		}
+		if f.Overdue && r.Overdue == 0 || f.Conflicts && len(r.Conflicts) == 0 {
+			continue
+		}
+		switch f.CPR {
+		case "":
+		case CPRNotRecorded:
+			if r.CPR != "" {
+				continue
+			}
+		default:
+			if r.CPR != f.CPR {
+				continue
+			}
+		}
+		if !q.match(r) {
+			continue
+		}
+		out = append(out, *r)
+	}
+	a.idx.mu.RUnlock()
+	sort.Slice(out, func(i, j int) bool {
+		if out[i].FamilyName != out[j].FamilyName {
+			return strings.ToLower(out[i].FamilyName) < strings.ToLower(out[j].FamilyName)
+		}
+		if out[i].GivenName != out[j].GivenName {
+			return out[i].GivenName < out[j].GivenName
+		}
+		return out[i].ID.String() < out[j].ID.String()
+	})
+	return out
+}
+
+// query is a parsed search: name word prefixes, an NHS number or room, or
+// a date of birth.
+type query struct {
+	words  []string
+	digits string // the query's digits when it is only digits and spaces
+	date   string // YYYY-MM-DD when the query is a date
+}
+
+func parseQuery(s string) query {
+	s = strings.TrimSpace(strings.ToLower(s))
+	var q query
+	if s == "" {
+		return q
+	}
+	if d := parseDate(s); d != "" {
+		q.date = d
+		return q
+	}
+	onlyDigits := true
+	var digits strings.Builder
+	for _, c := range s {
+		switch {
+		case c >= '0' && c <= '9':
+			digits.WriteRune(c)
+		case c == ' ' || c == '-':
+		default:
+			onlyDigits = false
+		}
+	}
+	if onlyDigits && digits.Len() > 0 {
+		q.digits = digits.String()
+		return q
+	}
+	q.words = strings.Fields(s)
+	return q
+}
+
+// parseDate reads dates as staff type them: 2/4/1931, 02/04/1931,
+// 2.4.1931, 1931-04-02, 2 Apr 1931.
+func parseDate(s string) string {
+	for _, layout := range []string{"2/1/2006", "02/01/2006", "2.1.2006", "2006-01-02", "2 Jan 2006", "2 January 2006"} {
+		if t, err := time.Parse(layout, s); err == nil {
+			return t.Format(record.DateLayout)
+		}
+	}
+	return ""
+}
+
+func (q query) match(r *Row) bool {
+	switch {
+	case q.date != "":
+		return r.DateOfBirth == q.date
+	case q.digits != "":
+		return strings.HasPrefix(r.NHSNumber, q.digits) || strings.EqualFold(r.Room, q.digits)
+	}
+	for _, w := range q.words {
+		found := strings.EqualFold(r.Room, w)
+		for _, rw := range r.words {
+			if strings.HasPrefix(rw, w) {
+				found = true
+				break
+			}
+		}
+		if !found {
+			return false
+		}
+	}
+	return true
+}
+
+// Conflict is one unresolved conflict in the home, for the inbox.
+type Conflict struct {
+	Resident docid.ID
+	Name     string
+	Room     string
+	Kinds    []string
+}
+
+// Conflicts lists every resident with an unresolved conflict.
+func (a *App) Conflicts() []Conflict {
+	var out []Conflict
+	for _, r := range a.Residents(Filter{Conflicts: true, Discharged: true}) {
+		out = append(out, Conflict{Resident: r.ID, Name: r.Name(), Room: r.Room, Kinds: r.Conflicts})
+	}
+	return out
+}

@@ -1,0 +1,566 @@
+package app
+
+import (
+	"errors"
+	"fmt"
+	"strings"
+	"time"
+
+	"haven/shared/docid"
+	"haven/shared/news2"
+	"haven/shared/nhs"
+	"haven/shared/record"
+	"haven/shared/repo"
+)
+
+// ErrNotHeld means the record is not on this computer yet; it has been
+// asked for and the UI will hear (EventResident) when it arrives.
+var ErrNotHeld = errors.New("this record is being downloaded from the relay; it will open when it arrives")
+
+// DecisionView is a safety-critical value as every screen shows it.
+type DecisionView struct {
+	Kind  record.Kind
+	Label string // "CPR recommendation"
+	State string // DecisionSettled, DecisionConflict or DecisionNotRecorded
+	Text  string // the value in words
+	By    string // "Dr Ada Quill, GP, GMC 7000001"
+	At    string // "22 Nov 2026 03:00"
+	Reason string
+	// Sides of a conflict: each decision nothing supersedes yet.
+	Sides []DecisionSide
+}
+
+// DecisionSide is one side of a conflict.
+type DecisionSide struct {
+	EntryID, Text, By, At, Reason string
+}
+
+const (
+	DecisionSettled     = "settled"
+	DecisionConflict    = "conflict"
+	DecisionNotRecorded = "not-recorded"
+)
+
+// FrontSheet is the emergency summary on one screen.
+type FrontSheet struct {
+	ID             docid.ID
+	Name           string
+	PreferredName  string
+	NHSNumber      string // 3-3-4
+	DateOfBirth    string // "2 Apr 1931 (aged 95)"
+	Sex, Room      string
+	Home           string
+	GPPractice     string
+	Status         string
+	CPR            DecisionView
+	Focus          DecisionView
+	Ceiling        DecisionView
+	Allergies      DecisionView
+	ADRT           DecisionView
+	PlaceOfDeath   DecisionView
+	Attorneys      []AttorneyView
+	Alerts         []string
+	Contacts       []ContactView
+	LastReviewed   string
+	AsOf           string // when this copy was last confirmed with the relay, in words
+	Stale          bool   // the copy may be out of date: offline and not confirmed recently
+	Conflicts      int
+	Problems       []string // parts of the record that could not be read
+}
+
+// AttorneyView is an attorney and whether they may decide on
+// life-sustaining treatment.
+type AttorneyView struct {
+	ContactID, Name, Relationship, Phone string
+	Registered                           bool
+	Authority                            DecisionView
+}
+
+// ContactView is a key contact with phone numbers.
+type ContactView struct {
+	ID, Name, Role, Relationship, Organisation, PhoneDay, PhoneNight, Email string
+	CallAtNight                                                            bool
+	Kind                                                                   string
+}
+
+func when(ts string) string {
+	t, err := time.Parse(time.RFC3339, ts)
+	if err != nil {
+		return ts
+	}
+	return t.Local().Format("2 Jan 2006 15:04")
+}
+
+func by(a record.Author) string {
+	parts := []string{a.Name}
+	if l := a.Role.Label(); l != "" {
+		parts = append(parts, l)
+	}
+	if a.RegNo != "" {
+		parts = append(parts, a.RegNo)
+	}
+	return strings.Join(parts, ", ")
+}
+
+// describe puts a decision entry's value in words.
+func describe(k record.Kind, e record.Entry) string {
+	switch k {
+	case record.KindCPR, record.KindFocus:
+		return record.Label(e.Text())
+	case record.KindCeiling:
+		var v record.Ceiling
+		if e.Decode(&v) != nil {
+			return "unreadable"
+		}
+		s := record.Label(v.Level)
+		if v.Guidance != "" {
+			s += ": " + v.Guidance
+		}
+		return s
+	case record.KindAllergies:
+		var v record.Allergies
+		if e.Decode(&v) != nil {
+			return "unreadable"
+		}
+		if v.NoneKnown {
+			return "No known allergies"
+		}
+		var parts []string
+		for _, al := range v.Items {
+			p := al.Agent
+			var detail []string
+			if al.Severity != "" {
+				detail = append(detail, al.Severity)
+			}
+			if al.Reaction != "" {
+				detail = append(detail, al.Reaction)
+			}
+			if len(detail) > 0 {
+				p += " (" + strings.Join(detail, ", ") + ")"
+			}
+			parts = append(parts, p)
+		}
+		return strings.Join(parts, "; ")
+	case record.KindADRT:
+		var v record.ADRT
+		if e.Decode(&v) != nil {
+			return "unreadable"
+		}
+		switch v.Exists {
+		case "yes":
+			s := "ADRT in place: refuses " + v.TreatmentsRefused
+			if v.EvenIfLifeAtRisk {
+				s += ", even if life is at risk"
+			}
+			if v.Location != "" {
+				s += "; kept " + v.Location
+			}
+			return s
+		case "no":
+			return "No ADRT"
+		}
+		return "Not known whether an ADRT exists"
+	case record.KindPlaceOfDeath:
+		var v record.PlaceOfDeath
+		if e.Decode(&v) != nil {
+			return "unreadable"
+		}
+		s := "1st: " + record.Label(v.First)
+		if v.Second != "" {
+			s += "; 2nd: " + record.Label(v.Second)
+		}
+		return s
+	case record.KindAttorney:
+		var v record.AttorneyAuthority
+		if e.Decode(&v) != nil {
+			return "unreadable"
+		}
+		if v.LifeSustaining {
+			return "Holds authority over life-sustaining treatment"
+		}
+		return "No authority over life-sustaining treatment"
+	}
+	return e.Value
+}
+
+func decisionView(rec *record.Record, k record.Kind, subject string) DecisionView {
+	s := rec.Decision(k, subject)
+	v := DecisionView{Kind: k, Label: k.Label()}
+	switch e, ok := s.Settled(); {
+	case s.Conflict():
+		v.State = DecisionConflict
+		var texts []string
+		for _, c := range s.Current {
+			side := DecisionSide{EntryID: c.ID, Text: describe(k, c), By: by(c.Author), At: when(c.At), Reason: c.Reason}
+			v.Sides = append(v.Sides, side)
+			texts = append(texts, side.Text+" ("+c.Author.Name+")")
+		}
+		v.Text = "CONFLICT: " + strings.Join(texts, " versus ")
+	case ok:
+		v.State = DecisionSettled
+		v.Text, v.By, v.At, v.Reason = describe(k, e), by(e.Author), when(e.At), e.Reason
+	default:
+		v.State = DecisionNotRecorded
+		v.Text = "Not recorded"
+	}
+	return v
+}
+
+// record opens a resident's record, asking the relay for it if absent.
+func (a *App) record(id docid.ID) (*record.Record, *repo.Handle, error) {
+	if a.repo == nil {
+		return nil, nil, ErrLockedScreen
+	}
+	h, err := a.repo.Open(id)
+	if errors.Is(err, repo.ErrNotFound) {
+		a.request(id)
+		return nil, nil, ErrNotHeld
+	}
+	if err != nil {
+		return nil, nil, err
+	}
+	rec, err := record.Read(h.Doc())
+	return rec, h, err
+}
+
+// FrontSheet returns a resident's emergency summary and audits the view.
+func (a *App) FrontSheet(id docid.ID) (*FrontSheet, error) {
+	u := a.CurrentUser()
+	if u == nil {
+		return nil, ErrLockedScreen
+	}
+	rec, _, err := a.record(id)
+	if err != nil {
+		return nil, err
+	}
+	a.audit.record(u, id, AuditViewFrontSheet, "")
+	now := a.opts.Now()
+	ident := rec.Identity
+	fs := &FrontSheet{
+		ID: id, Name: ident.FullName(), PreferredName: ident.PreferredName, Sex: ident.Sex, Room: ident.Room,
+		GPPractice: ident.GPPractice, Status: ident.Status, Problems: rec.Problems,
+		NHSNumber: nhs.Number(ident.NHSNumber).String(), DateOfBirth: dob(ident.DateOfBirth, now),
+		CPR: decisionView(rec, record.KindCPR, ""), Focus: decisionView(rec, record.KindFocus, ""),
+		Ceiling: decisionView(rec, record.KindCeiling, ""), Allergies: decisionView(rec, record.KindAllergies, ""),
+		ADRT: decisionView(rec, record.KindADRT, ""), PlaceOfDeath: decisionView(rec, record.KindPlaceOfDeath, ""),
+		Conflicts: len(rec.Conflicts()),
+	}
+	a.idx.mu.RLock()
+	if r := a.idx.rows[id]; r != nil {
+		fs.Home = r.HomeName
+	}
+	a.idx.mu.RUnlock()
+	for _, al := range rec.Alerts {
+		if al.Status == "active" {
+			fs.Alerts = append(fs.Alerts, al.Text)
+		}
+	}
+	for _, c := range rec.Contacts {
+		if c.Removed {
+			continue
+		}
+		cv := ContactView{ID: c.ID, Name: c.Name, Role: c.Role, Relationship: c.Relationship, Organisation: c.Organisation,
+			PhoneDay: c.PhoneDay, PhoneNight: c.PhoneNight, Email: c.Email, CallAtNight: c.CallAtNight, Kind: c.Kind}
+		fs.Contacts = append(fs.Contacts, cv)
+		if c.Role == "attorney" {
+			phone := c.PhoneDay
+			if phone == "" {
+				phone = c.PhoneNight
+			}
+			fs.Attorneys = append(fs.Attorneys, AttorneyView{ContactID: c.ID, Name: c.Name, Relationship: c.Relationship,
+				Phone: phone, Registered: c.LPARegistered, Authority: decisionView(rec, record.KindAttorney, c.ID)})
+		}
+	}
+	var last, lastBy string
+	for _, e := range rec.CarePlan {
+		if e.LastReviewed > last {
+			last, lastBy = e.LastReviewed, e.LastReviewedBy
+		}
+	}
+	for _, r := range rec.Wishes.Reviews {
+		if r.Date > last {
+			last, lastBy = r.Date, r.Clinician
+		}
+	}
+	if last != "" {
+		fs.LastReviewed = formatDate(last) + " by " + lastBy
+	} else {
+		fs.LastReviewed = "No review recorded"
+	}
+	fs.AsOf, fs.Stale = a.asOf(id, now)
+	return fs, nil
+}
+
+// staleAfter is how long an unconfirmed copy may be shown without a
+// warning while offline.
+const staleAfter = time.Hour
+
+// asOf says how current this copy of a document is.
+func (a *App) asOf(id docid.ID, now time.Time) (string, bool) {
+	a.mu.Lock()
+	t, ok := a.lastSync[id]
+	online := a.online
+	a.mu.Unlock()
+	if a.client != nil && online && a.client.Synced(id) {
+		return "Up to date with the relay (" + now.Local().Format("15:04") + ")", false
+	}
+	if !ok {
+		return "Not confirmed with the relay since this computer started: it may be out of date", true
+	}
+	stale := now.Sub(t) > staleAfter
+	s := "As of " + t.Local().Format("2 Jan 15:04") + ", the last exchange with the relay"
+	if stale {
+		s += ": it may be out of date"
+	}
+	return s, stale
+}
+
+func dob(d string, now time.Time) string {
+	t, err := time.Parse(record.DateLayout, d)
+	if err != nil {
+		return d
+	}
+	age := now.Year() - t.Year()
+	if now.YearDay() < t.YearDay() {
+		age--
+	}
+	return fmt.Sprintf("%s (aged %d)", t.Format("2 Jan 2006"), age)
+}
+
+func formatDate(d string) string {
+	t, err := time.Parse(record.DateLayout, d)
+	if err != nil {
+		return d
+	}
+	return t.Format("2 Jan 2006")
+}
+
+// CarePlanItem is one domain as the care plan tab shows it.
+type CarePlanItem struct {
+	record.CarePlanEntry
+	Label  string
+	Review string // ReviewOverdue, ReviewDue, ReviewSoon, ReviewOK, ReviewNotSet
+}
+
+const (
+	ReviewOverdue = "overdue"
+	ReviewDue     = "due"  // today
+	ReviewSoon    = "soon" // within 7 days
+	ReviewOK      = "ok"
+	ReviewNotSet  = "not set"
+)
+
+// CarePlan returns the care plan by domain and audits the view.
+func (a *App) CarePlan(id docid.ID) ([]CarePlanItem, error) {
+	u := a.CurrentUser()
+	if u == nil {
+		return nil, ErrLockedScreen
+	}
+	rec, _, err := a.record(id)
+	if err != nil {
+		return nil, err
+	}
+	a.audit.record(u, id, AuditViewCarePlan, "")
+	today := a.opts.Now().Format(record.DateLayout)
+	soon := a.opts.Now().AddDate(0, 0, 7).Format(record.DateLayout)
+	var out []CarePlanItem
+	for _, e := range rec.CarePlan {
+		it := CarePlanItem{CarePlanEntry: e, Label: e.Domain.Label()}
+		switch {
+		case e.ReviewDue == "":
+			it.Review = ReviewNotSet
+		case e.ReviewDue < today:
+			it.Review = ReviewOverdue
+		case e.ReviewDue == today:
+			it.Review = ReviewDue
+		case e.ReviewDue <= soon:
+			it.Review = ReviewSoon
+		default:
+			it.Review = ReviewOK
+		}
+		out = append(out, it)
+	}
+	return out, nil
+}
+
+// WishesView is the advance wishes tab.
+type WishesView struct {
+	record.Wishes
+	CPR, Focus, Ceiling, ADRT, PlaceOfDeath, Allergies DecisionView
+	// CanEditClinical: the signed-in user may change the clinical sections
+	// (a registered clinician; their registration is recorded with each change).
+	CanEditClinical bool
+	CanEdit         bool
+}
+
+// Wishes returns the advance wishes and audits the view.
+func (a *App) Wishes(id docid.ID) (*WishesView, error) {
+	u := a.CurrentUser()
+	if u == nil {
+		return nil, ErrLockedScreen
+	}
+	rec, _, err := a.record(id)
+	if err != nil {
+		return nil, err
+	}
+	a.audit.record(u, id, AuditViewWishes, "")
+	return &WishesView{
+		Wishes: rec.Wishes, CPR: decisionView(rec, record.KindCPR, ""), Focus: decisionView(rec, record.KindFocus, ""),
+		Ceiling: decisionView(rec, record.KindCeiling, ""), ADRT: decisionView(rec, record.KindADRT, ""),
+		PlaceOfDeath: decisionView(rec, record.KindPlaceOfDeath, ""), Allergies: decisionView(rec, record.KindAllergies, ""),
+		CanEditClinical: u.Role.Clinician(), CanEdit: u.Role != record.CareWorker && u.Role != record.IGLead,
+	}, nil
+}
+
+// Identity returns the resident's identity for editing.
+func (a *App) Identity(id docid.ID) (record.Identity, error) {
+	rec, _, err := a.record(id)
+	if err != nil {
+		return record.Identity{}, err
+	}
+	return rec.Identity, nil
+}
+
+// Contacts returns the resident's contacts.
+func (a *App) Contacts(id docid.ID) ([]record.Contact, error) {
+	rec, _, err := a.record(id)
+	if err != nil {
+		return nil, err
+	}
+	return rec.Contacts, nil
+}
+
+// NoteView is one timeline entry.
+type NoteView struct {
+	record.Note
+	When, Who string
+	InError   bool
+}
+
+// Notes returns the timeline, newest first.
+func (a *App) Notes(id docid.ID) ([]NoteView, error) {
+	rec, _, err := a.record(id)
+	if err != nil {
+		return nil, err
+	}
+	if rec.Timeline == (docid.ID{}) {
+		return nil, nil
+	}
+	h, err := a.repo.Open(rec.Timeline)
+	if errors.Is(err, repo.ErrNotFound) {
+		a.request(rec.Timeline)
+		return nil, ErrNotHeld
+	}
+	if err != nil {
+		return nil, err
+	}
+	tl, err := record.ReadTimeline(h.Doc())
+	if err != nil {
+		return nil, err
+	}
+	out := make([]NoteView, len(tl.Notes))
+	for i, n := range tl.Notes {
+		out[i] = NoteView{Note: n, When: when(n.EventAt), Who: by(n.Author), InError: n.Status == record.NoteEnteredInError}
+	}
+	return out, nil
+}
+
+// HistoryItem is one change, for the history tab.
+type HistoryItem struct {
+	At, Who, What string
+}
+
+var opWords = map[string]string{
+	"create": "Created the record", "identity": "Changed personal details", "add-contact": "Added a contact",
+	"contact": "Changed a contact", "add-alert": "Added an alert", "alert-status": "Changed an alert",
+	"care-plan": "Changed the care plan", "review": "Reviewed the care plan", "wishes": "Changed advance wishes",
+	"respect-review": "Reviewed the ReSPECT plan", "decide": "Recorded a decision", "external": "Changed by another program",
+}
+
+// History lists who changed what, newest first, by name, and audits the view.
+func (a *App) History(id docid.ID) ([]HistoryItem, error) {
+	u := a.CurrentUser()
+	if u == nil {
+		return nil, ErrLockedScreen
+	}
+	_, h, err := a.record(id)
+	if err != nil {
+		return nil, err
+	}
+	a.audit.record(u, id, AuditViewHistory, "")
+	changes, err := record.History(h.Doc(), "")
+	if err != nil {
+		return nil, err
+	}
+	out := make([]HistoryItem, 0, len(changes))
+	for _, c := range changes {
+		what := opWords[c.Op]
+		if what == "" {
+			what = c.Op
+		}
+		var fields []string
+		for _, f := range c.Fields {
+			fields = append(fields, fieldWords(f))
+		}
+		if len(fields) > 0 && c.Op != "create" {
+			what += ": " + strings.Join(fields, ", ")
+		}
+		who := c.By.Name
+		if who == "" {
+			who = "unknown"
+		} else {
+			who = by(c.By)
+		}
+		out = append(out, HistoryItem{At: c.At.Local().Format("2 Jan 2006 15:04"), Who: who, What: what})
+	}
+	for i, j := 0, len(out)-1; i < j; i, j = i+1, j-1 {
+		out[i], out[j] = out[j], out[i]
+	}
+	return out, nil // reversed above: newest first
+}
+
+// fieldWords turns a stored path into words ("carePlan.skin.goal" →
+// "Skin: goal").
+func fieldWords(f string) string {
+	parts := strings.Split(f, ".")
+	switch {
+	case len(parts) >= 2 && parts[0] == "decisions":
+		return record.Kind(parts[1]).Label()
+	case len(parts) >= 3 && parts[0] == "carePlan":
+		return record.Domain(parts[1]).Label() + ": " + parts[2]
+	case len(parts) == 2 && parts[0] == "identity":
+		return parts[1]
+	case len(parts) == 2 && parts[0] == "wishes":
+		return parts[1]
+	}
+	return parts[0]
+}
+
+// NEWS2View is a live NEWS2 score shown against the ceiling of treatment.
+type NEWS2View struct {
+	Complete bool
+	Missing  string
+	Total    int
+	Band     news2.Band
+	Response string
+	Ceiling  string // the plan's ceiling of treatment, or a conflict, or "not recorded"
+	Points   map[string]int
+}
+
+// ScoreNEWS2 scores observations as they are typed in the advice-call form.
+func (a *App) ScoreNEWS2(id docid.ID, o news2.Observations) NEWS2View {
+	v := NEWS2View{Ceiling: "Ceiling of treatment not recorded"}
+	if rec, _, err := a.record(id); err == nil {
+		c := decisionView(rec, record.KindCeiling, "")
+		if c.State != DecisionNotRecorded {
+			v.Ceiling = "Ceiling of treatment: " + c.Text
+		}
+	}
+	r, err := news2.Score(o)
+	if err != nil {
+		v.Missing = err.Error()
+		return v
+	}
+	v.Complete, v.Total, v.Band, v.Response, v.Points = true, r.Total, r.Band, r.Band.Response(), r.Points
+	return v
+}

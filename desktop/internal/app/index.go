@@ -32,7 +32,7 @@ type Row struct {
 	Held          bool     `json:"held"` // the record is on this computer
 	CPR           string   `json:"cpr"`  // current value; "" not recorded; "conflict"
 	Conflicts     []string `json:"conflicts,omitempty"`
-	Overdue       int      `json:"overdue"`   // care-plan domains past their review date
+	Overdue       int      `json:"overdue"`    // care-plan domains past their review date
 	NextReview    string   `json:"nextReview"` // earliest review date
 	Heads         string   `json:"heads"`      // of the record the summary was made from
 	Timeline      string   `json:"timeline,omitempty"`

@@ -103,13 +103,13 @@ func (a *App) fetchMissing() {
 
 // SyncStatus is what the status bar shows.
 type SyncStatus struct {
-	Online        bool
-	Pending       int // documents with changes waiting to be sent
-	PendingAudit  int
-	LastExchange  time.Time
-	Problem       string // the last connection problem, in plain words
-	Download      Progress
-	Offline       bool // the app runs without a relay (tests)
+	Online       bool
+	Pending      int // documents with changes waiting to be sent
+	PendingAudit int
+	LastExchange time.Time
+	Problem      string // the last connection problem, in plain words
+	Download     Progress
+	Offline      bool // the app runs without a relay (tests)
 }
 
 // Status reports the sync status.

@@ -19,12 +19,12 @@ var ErrNotHeld = errors.New("this record is being downloaded from the relay; it 
 
 // DecisionView is a safety-critical value as every screen shows it.
 type DecisionView struct {
-	Kind  record.Kind
-	Label string // "CPR recommendation"
-	State string // DecisionSettled, DecisionConflict or DecisionNotRecorded
-	Text  string // the value in words
-	By    string // "Dr Ada Quill, GP, GMC 7000001"
-	At    string // "22 Nov 2026 03:00"
+	Kind   record.Kind
+	Label  string // "CPR recommendation"
+	State  string // DecisionSettled, DecisionConflict or DecisionNotRecorded
+	Text   string // the value in words
+	By     string // "Dr Ada Quill, GP, GMC 7000001"
+	At     string // "22 Nov 2026 03:00"
 	Reason string
 	// Sides of a conflict: each decision nothing supersedes yet.
 	Sides []DecisionSide
@@ -43,29 +43,29 @@ const (
 
 // FrontSheet is the emergency summary on one screen.
 type FrontSheet struct {
-	ID             docid.ID
-	Name           string
-	PreferredName  string
-	NHSNumber      string // 3-3-4
-	DateOfBirth    string // "2 Apr 1931 (aged 95)"
-	Sex, Room      string
-	Home           string
-	GPPractice     string
-	Status         string
-	CPR            DecisionView
-	Focus          DecisionView
-	Ceiling        DecisionView
-	Allergies      DecisionView
-	ADRT           DecisionView
-	PlaceOfDeath   DecisionView
-	Attorneys      []AttorneyView
-	Alerts         []string
-	Contacts       []ContactView
-	LastReviewed   string
-	AsOf           string // when this copy was last confirmed with the relay, in words
-	Stale          bool   // the copy may be out of date: offline and not confirmed recently
-	Conflicts      int
-	Problems       []string // parts of the record that could not be read
+	ID            docid.ID
+	Name          string
+	PreferredName string
+	NHSNumber     string // 3-3-4
+	DateOfBirth   string // "2 Apr 1931 (aged 95)"
+	Sex, Room     string
+	Home          string
+	GPPractice    string
+	Status        string
+	CPR           DecisionView
+	Focus         DecisionView
+	Ceiling       DecisionView
+	Allergies     DecisionView
+	ADRT          DecisionView
+	PlaceOfDeath  DecisionView
+	Attorneys     []AttorneyView
+	Alerts        []string
+	Contacts      []ContactView
+	LastReviewed  string
+	AsOf          string // when this copy was last confirmed with the relay, in words
+	Stale         bool   // the copy may be out of date: offline and not confirmed recently
+	Conflicts     int
+	Problems      []string // parts of the record that could not be read
 }
 
 // AttorneyView is an attorney and whether they may decide on
@@ -79,8 +79,8 @@ type AttorneyView struct {
 // ContactView is a key contact with phone numbers.
 type ContactView struct {
 	ID, Name, Role, Relationship, Organisation, PhoneDay, PhoneNight, Email string
-	CallAtNight                                                            bool
-	Kind                                                                   string
+	CallAtNight                                                             bool
+	Kind                                                                    string
 }
 
 func when(ts string) string {

@@ -221,7 +221,7 @@ func (a *App) startLocked(master []byte) error {
 	ctx, cancel := context.WithCancel(context.Background())
 	a.cancel = cancel
 	a.done = make(chan struct{})
-	if a.opts.NoSync {
+	if a.opts.NoSync || a.dev.RelayURL == "" {
 		close(a.done)
 		return nil
 	}

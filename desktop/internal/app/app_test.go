@@ -444,3 +444,40 @@ func TestAddAndDischargeResident(t *testing.T) {
 		}
 	}
 }
+
+func TestSeedDemo(t *testing.T) {
+	dir := t.TempDir()
+	if err := SeedDemo(dir, 12, 3, testNow); err != nil {
+		t.Fatal(err)
+	}
+	a, err := Open(dir, Options{Now: func() time.Time { return testNow }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer a.Close()
+	if len(a.StaffList()) != len(DemoAccounts) {
+		t.Fatalf("%d staff, want the %d demo accounts", len(a.StaffList()), len(DemoAccounts))
+	}
+	listed := make(chan struct{}, 10)
+	a.Subscribe(func(e Event) {
+		if e.Kind == EventList {
+			listed <- struct{}{}
+		}
+	})
+	acc := DemoAccounts[0]
+	if _, err := a.Unlock(staffID(t, a, acc.Name), acc.PIN); err != nil {
+		t.Fatal(err)
+	}
+	// The index builds from the documents in the background on first start.
+	select {
+	case <-listed:
+	case <-time.After(10 * time.Second):
+		t.Fatal("no EventList after the first unlock")
+	}
+	if n := len(a.Residents(Filter{})); n != 12 {
+		t.Fatalf("%d residents listed, want 12", n)
+	}
+	if st := a.Status(); !st.Offline {
+		t.Fatalf("an offline demo reports %+v", st)
+	}
+}

@@ -210,7 +210,10 @@ type EnrollRequest struct {
 	// The first staff account on this computer (usually the home manager).
 	Name, RegNo, PIN string
 	Role             record.Role
-	Demo             bool
+	// Demo sets the computer up for a demonstration: NHS test-range
+	// numbers allowed, and the demo staff accounts (DemoAccounts) added
+	// beside the first.
+	Demo bool
 }
 
 type enrollResponse struct {
@@ -233,9 +236,20 @@ func Enroll(ctx context.Context, dir string, req EnrollRequest) error {
 		return errors.New("this computer is already set up")
 	}
 	master := randomBytes(32)
-	first, err := newStaff(req.Name, req.Role, req.RegNo, req.PIN, master)
-	if err != nil {
-		return err
+	var staff []Staff
+	if req.Demo {
+		demo, err := demoStaff(master)
+		if err != nil {
+			return err
+		}
+		staff = demo
+	}
+	if req.Name != "" || !req.Demo {
+		first, err := newStaff(req.Name, req.Role, req.RegNo, req.PIN, master)
+		if err != nil {
+			return err
+		}
+		staff = append([]Staff{first}, staff...)
 	}
 	base := strings.TrimRight(strings.TrimSpace(req.RelayURL), "/")
 	if !strings.HasPrefix(base, "http://") && !strings.HasPrefix(base, "https://") {
@@ -267,7 +281,7 @@ func Enroll(ctx context.Context, dir string, req EnrollRequest) error {
 	d := &deviceFile{
 		Version: 1, DeviceID: er.Device, DeviceName: er.DeviceName, Org: er.Org, OrgName: er.OrgName, OrgKind: er.OrgKind,
 		Homes: er.Homes, Directory: er.Directory, RelayURL: ws, PeerID: randomID("desktop-"), StorageID: randomID("store-"),
-		Credential: cred, LockAfterSeconds: 300, Demo: req.Demo, Staff: []Staff{first},
+		Credential: cred, LockAfterSeconds: 300, Demo: req.Demo, Staff: staff,
 	}
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return err

@@ -7,7 +7,7 @@ GO      ?= go
 DEB_PKGS := gcc pkg-config libgl1-mesa-dev xorg-dev xvfb xauth
 SUDO    := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: help deps run test bench
+.PHONY: help deps build run run-hub test bench
 
 help: ## list the targets
 	@awk 'BEGIN{FS=":.*## "} /^[a-zA-Z_-]+:.*## /{printf "  make %-14s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -24,9 +24,48 @@ deps: ## install what a fresh machine lacks (X11/GL headers, Xvfb, Node and the 
 	@[ -d syncd/interop/node_modules/@automerge/automerge-repo ] || \
 		(cd syncd/interop && (npm ci --no-audit --no-fund || npm install --no-audit --no-fund))
 
-run: deps ## start the relay with demo data and open a desktop connected to it
-	@echo "Haven is being built: the relay and desktop do not exist yet."
-	@echo "For now 'make test' exercises the care record and the encrypted store."
+BIN      := bin
+LISTEN   := 127.0.0.1:8450
+# Each desktop keeps its own data folder; the relay uses its embedded default
+# (~/.local/share/haven/syncd, key beside it) unless SYNCD_DATA is set.
+DESKTOP_DATA ?= $(HOME)/.local/share/haven/desktop
+SYNCD_FLAGS  := $(if $(SYNCD_DATA),-data $(SYNCD_DATA))
+
+build: deps ## build bin/syncd and bin/desktop
+	$(GO) build -o $(BIN)/syncd ./syncd
+	$(GO) build -o $(BIN)/desktop ./desktop
+
+# run-desktop ORG=home|hub NAME=...: start the relay with the demo
+# organisation, enrol a desktop for ORG the first time, open it; stop the
+# relay when the desktop closes.
+define run-desktop
+	@set -e; \
+	ids=$$($(BIN)/syncd demo $(SYNCD_FLAGS)); echo "$$ids" | grep -v '^#' || true; \
+	org=$$(echo "$$ids" | sed -n 's/^$(1)=//p'); \
+	$(BIN)/syncd serve $(SYNCD_FLAGS) -listen $(LISTEN) & relay=$$!; \
+	trap 'kill $$relay 2>/dev/null; wait $$relay 2>/dev/null' EXIT; \
+	$(BIN)/syncd wait -listen $(LISTEN); \
+	dir=$(DESKTOP_DATA)/$(1); enrol=""; \
+	if [ ! -f $$dir/device.json ]; then \
+		code=$$($(BIN)/syncd admin $(SYNCD_FLAGS) enroll $$org -name "$(2)" | sed -n 's/^one-time code: \([^ ]*\).*/\1/p'); \
+		enrol="-relay http://$(LISTEN) -enroll-code $$code -demo"; \
+	fi; \
+	echo "desktop data: $$dir (demo PINs are shown on the unlock screen)"; \
+	$(BIN)/desktop -data $$dir $$enrol
+endef
+
+run: build ## start the relay with a demo care home (40 synthetic residents) and open the care home's desktop
+	$(call run-desktop,home,Larch House nurses' station)
+
+run-hub: build ## open a second desktop as the GP hub (run while 'make run' is open to watch edits cross over)
+	@$(BIN)/syncd wait -listen $(LISTEN) 2>/dev/null || { echo "start 'make run' first"; exit 1; }
+	@set -e; dir=$(DESKTOP_DATA)/hub; enrol=""; \
+	if [ ! -f $$dir/device.json ]; then \
+		org=$$($(BIN)/syncd admin $(SYNCD_FLAGS) orgs | awk '$$2=="gp-hub"{print $$1; exit}'); \
+		code=$$($(BIN)/syncd admin $(SYNCD_FLAGS) enroll $$org -name "Hub laptop" | sed -n 's/^one-time code: \([^ ]*\).*/\1/p'); \
+		enrol="-relay http://$(LISTEN) -enroll-code $$code -demo"; \
+	fi; \
+	$(BIN)/desktop -data $$dir $$enrol
 
 test: deps ## run every test (real Badger, real Automerge, real websockets)
 	$(GO) vet ./...

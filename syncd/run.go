@@ -143,8 +143,14 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 			return err
 		}
 		return runDemo(ctx, c, stdout)
+	case "wait":
+		// wait until the relay at -listen answers /healthz (for scripts)
+		if err := fs.Parse(args); err != nil {
+			return err
+		}
+		return waitHealthy(ctx, "http://"+c.listen+"/healthz", 30*time.Second)
 	case "help", "-h", "--help":
-		fmt.Fprintln(stdout, "usage: syncd [serve|admin|demo] [flags]")
+		fmt.Fprintln(stdout, "usage: syncd [serve|admin|demo|wait] [flags]")
 		fs.SetOutput(stdout)
 		fs.PrintDefaults()
 		fmt.Fprintln(stdout, admin.Usage)
@@ -318,6 +324,24 @@ func runAdmin(ctx context.Context, c config, args []string, out io.Writer) error
 	return (&admin.Admin{Store: st, Orgs: orgs.New(st)}).Run(ctx, args, out)
 }
 
-func runDemo(ctx context.Context, c config, out io.Writer) error {
-	return errors.New("demo: not yet")
+// waitHealthy polls url until it answers 200 or the timeout passes.
+func waitHealthy(ctx context.Context, url string, timeout time.Duration) error {
+	ctx, cancel := context.WithTimeout(ctx, timeout)
+	defer cancel()
+	tick := time.NewTicker(100 * time.Millisecond)
+	defer tick.Stop()
+	for {
+		req, _ := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
+		if resp, err := http.DefaultClient.Do(req); err == nil {
+			resp.Body.Close()
+			if resp.StatusCode == http.StatusOK {
+				return nil
+			}
+		}
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("the relay at %s did not answer within %v", url, timeout)
+		case <-tick.C:
+		}
+	}
 }

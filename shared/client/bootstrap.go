@@ -96,10 +96,19 @@ func (c *Client) storeDownloaded(ctx context.Context, m wire.Message) error {
 			return fmt.Errorf("downloaded document %s: %w", id, err)
 		}
 	}
-	if _, err := c.cfg.Repo.Create(ctx, id, doc); err != nil {
+	if h, err := c.cfg.Repo.Open(id); err == nil {
+		// It arrived meanwhile by the sync protocol (a request for it was
+		// answered): merge what was downloaded into it.
+		if err := h.Change(ctx, func(d *crdt.Doc) error { return d.Merge(doc) }); err != nil {
+			return err
+		}
+	} else if _, err := c.cfg.Repo.Create(ctx, id, doc); err != nil {
 		return err
 	}
-	c.enqueue(func() { c.syncDoc(ctx, id) }) // confirm with a handshake; picks up later changes
+	if err := c.engine.Received(ctx, c.relay, id); err != nil {
+		c.log.Warn("recording a download", "doc", id.String(), "err", err)
+	}
+	c.enqueue(func() { c.syncDoc(ctx, id) }) // a handshake; picks up changes made since
 	if c.cfg.OnChange != nil {
 		c.cfg.OnChange(id)
 	}

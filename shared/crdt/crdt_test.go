@@ -117,6 +117,10 @@ func TestSyncConverges(t *testing.T) {
 		t.Fatalf("after sync, shared heads %v / %v do not cover heads %v", sa.SharedHeads(), sb.SharedHeads(), a.Heads())
 	}
 	// A saved state resumes: a new change costs one message, not a resend.
+	sharing, err := SyncStateSharing(b, b.Heads())
+	if err != nil || !SameHeads(sharing.SharedHeads(), b.Heads()) {
+		t.Fatalf("SyncStateSharing = %v, %v", sharing.SharedHeads(), err)
+	}
 	saved := sa.Save()
 	set(t, a, "a2", "3", "z")
 	if Covers(sa.SharedHeads(), a.Heads()) {

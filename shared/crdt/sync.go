@@ -1,6 +1,7 @@
 package crdt
 
 import (
+	"encoding/binary"
 	"fmt"
 
 	"github.com/automerge/automerge-go"
@@ -96,4 +97,17 @@ func Covers(shared, heads []Hash) bool {
 		}
 	}
 	return true
+}
+
+// SyncStateSharing returns a sync state that takes the peer to hold exactly
+// heads (and nothing more is known): for a document just received whole
+// from that peer, so that the first exchange is a handshake and the copy
+// counts as confirmed at once.
+func SyncStateSharing(d *Doc, heads []Hash) (*SyncState, error) {
+	b := []byte{0x43}
+	b = binary.AppendUvarint(b, uint64(len(heads)))
+	for _, h := range heads {
+		b = append(b, h[:]...)
+	}
+	return LoadSyncState(d, b)
 }

@@ -314,7 +314,14 @@ func (s *Store) gcLoop(interval time.Duration) {
 type badgerLogger struct{ l *slog.Logger }
 
 func (b badgerLogger) Errorf(f string, a ...any)   { b.l.Error(line(f, a)) }
-func (b badgerLogger) Warningf(f string, a ...any) { b.l.Warn(line(f, a)) }
+func (b badgerLogger) Warningf(f string, a ...any) {
+	msg := line(f, a)
+	if strings.Contains(msg, "cache") || strings.Contains(msg, "Cache") {
+		b.l.Debug(msg) // cache tuning hints, not faults
+		return
+	}
+	b.l.Warn(msg)
+}
 func (b badgerLogger) Infof(f string, a ...any)    { b.l.Debug(line(f, a)) }
 func (b badgerLogger) Debugf(f string, a ...any)   {}
 

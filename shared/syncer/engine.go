@@ -515,3 +515,30 @@ func (e *Engine) InSync(peerID string, id docid.ID) bool {
 	}
 	return crdt.Covers(st.ss.SharedHeads(), doc.Heads())
 }
+
+// Received tells the engine the peer just sent this document whole (a
+// download), so it holds at least the document's current heads: the peer's
+// sync state starts from there and is saved.
+func (e *Engine) Received(ctx context.Context, peerID string, id docid.ID) error {
+	defer e.lock(id)()
+	h, err := e.repo.Open(id)
+	if err != nil {
+		return err
+	}
+	doc := h.Doc()
+	ss, err := crdt.SyncStateSharing(doc, doc.Heads())
+	if err != nil {
+		return err
+	}
+	e.mu.Lock()
+	p, ok := e.peers[peerID]
+	if ok {
+		p.states[id] = &docState{doc: doc, ss: ss}
+	}
+	e.mu.Unlock()
+	if !ok {
+		return fmt.Errorf("%w %s", ErrUnknownPeer, peerID)
+	}
+	e.markDirty(peerID, id)
+	return nil
+}

@@ -1,0 +1,244 @@
+package app
+
+import (
+	"bufio"
+	"context"
+	"fmt"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"haven/shared/docid"
+	"haven/shared/record"
+)
+
+// relay is a real syncd process built from this checkout.
+type relay struct {
+	t          *testing.T
+	bin, data  string
+	addr       string
+	cmd        *exec.Cmd
+}
+
+var buildOnce sync.Once
+var builtSyncd string
+var buildErr error
+
+func syncdBinary(t *testing.T) string {
+	t.Helper()
+	buildOnce.Do(func() {
+		dir, err := os.MkdirTemp("", "haven-syncd-bin")
+		if err != nil {
+			buildErr = err
+			return
+		}
+		builtSyncd = filepath.Join(dir, "syncd")
+		out, err := exec.Command("go", "build", "-o", builtSyncd, "haven/syncd").CombinedOutput()
+		if err != nil {
+			buildErr = fmt.Errorf("go build syncd: %v\n%s", err, out)
+		}
+	})
+	if buildErr != nil {
+		t.Fatal(buildErr)
+	}
+	return builtSyncd
+}
+
+func freeAddr(t *testing.T) string {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	return ln.Addr().String()
+}
+
+func (r *relay) syncd(args ...string) string {
+	r.t.Helper()
+	out, err := exec.Command(r.bin, append(args[:1:1], append([]string{"-data", r.data}, args[1:]...)...)...).CombinedOutput()
+	if err != nil {
+		r.t.Fatalf("syncd %v: %v\n%s", args, err, out)
+	}
+	return string(out)
+}
+
+func (r *relay) start() {
+	r.t.Helper()
+	r.cmd = exec.Command(r.bin, "serve", "-data", r.data, "-listen", r.addr, "-workers", "2", "-log-level", "warn")
+	stdout, _ := r.cmd.StdoutPipe()
+	r.cmd.Stderr = os.Stderr
+	if err := r.cmd.Start(); err != nil {
+		r.t.Fatal(err)
+	}
+	line, err := bufio.NewReader(stdout).ReadString('\n')
+	if err != nil || !strings.Contains(line, "listening") {
+		r.t.Fatalf("syncd did not start: %q %v", line, err)
+	}
+}
+
+func (r *relay) stop() {
+	if r.cmd != nil && r.cmd.Process != nil {
+		r.cmd.Process.Signal(os.Interrupt)
+		r.cmd.Wait()
+		r.cmd = nil
+	}
+}
+
+var codeRE = regexp.MustCompile(`one-time code: (\S+)`)
+
+// desktop enrols a new computer for org and signs in a demo account.
+func (r *relay) desktop(org, name string, account DemoAccount) *App {
+	r.t.Helper()
+	code := codeRE.FindStringSubmatch(r.syncd("admin", "enroll", org, "-name", name))
+	if code == nil {
+		r.t.Fatal("no enrolment code")
+	}
+	dir := r.t.TempDir()
+	if err := Enroll(context.Background(), dir, EnrollRequest{RelayURL: "http://" + r.addr, Code: code[1], Demo: true}); err != nil {
+		r.t.Fatal(err)
+	}
+	a, err := Open(dir, Options{})
+	if err != nil {
+		r.t.Fatal(err)
+	}
+	r.t.Cleanup(func() { a.Close() })
+	if _, err := a.Unlock(staffID(r.t, a, account.Name), account.PIN); err != nil {
+		r.t.Fatal(err)
+	}
+	return a
+}
+
+var lastState string
+
+// eventually waits for cond, re-checking on every event the app emits.
+func eventually(t *testing.T, what string, cond func() bool, apps ...*App) {
+	t.Helper()
+	wake := make(chan struct{}, 1)
+	for _, a := range apps {
+		a.Subscribe(func(Event) {
+			select {
+			case wake <- struct{}{}:
+			default:
+			}
+		})
+	}
+	deadline := time.After(60 * time.Second)
+	for !cond() {
+		select {
+		case <-wake:
+		case <-time.After(250 * time.Millisecond): // some conditions change without an event (a peer's status)
+		case <-deadline:
+			t.Fatalf("timed out waiting for %s (last: %s)", what, lastState)
+		}
+	}
+}
+
+func account(name string) DemoAccount {
+	for _, a := range DemoAccounts {
+		if a.Name == name {
+			return a
+		}
+	}
+	panic(name)
+}
+
+// TestOfflineConflictEndToEnd: a real relay and two desktop application
+// layers (the care home's computer and the GP hub's laptop). Both download
+// the home; both go offline; a GP on each records a different CPR decision
+// for the same resident; both come back; both show the conflict naming both
+// decisions; one resolves it; both converge on the resolution.
+func TestOfflineConflictEndToEnd(t *testing.T) {
+	r := &relay{t: t, bin: syncdBinary(t), data: t.TempDir(), addr: freeAddr(t)}
+	ids := r.syncd("demo")
+	home := regexp.MustCompile(`home=(\S+)`).FindStringSubmatch(ids)[1]
+	hub := regexp.MustCompile(`hub=(\S+)`).FindStringSubmatch(ids)[1]
+	r.start()
+	t.Cleanup(r.stop)
+
+	careHome := r.desktop(home, "Larch nurses' station", account("Dr Ada Quill"))
+	hubLaptop := r.desktop(hub, "Hub laptop", account("Nurse Bo Lind"))
+	held := func(a *App) int {
+		n := 0
+		for _, r := range a.Residents(Filter{}) {
+			if r.Held {
+				n++
+			}
+		}
+		return n
+	}
+	eventually(t, "both desktops to download the home", func() bool { return held(careHome) == 40 && held(hubLaptop) == 40 }, careHome, hubLaptop)
+	resident := careHome.Residents(Filter{})[7]
+	if _, err := hubLaptop.FrontSheet(resident.ID); err != nil {
+		t.Fatalf("hub opens the resident: %v", err)
+	}
+
+	r.stop()
+	eventually(t, "both desktops to see they are offline", func() bool {
+		return !careHome.Status().Online && !hubLaptop.Status().Online
+	}, careHome, hubLaptop)
+	s1, err := careHome.Decide(resident.ID, record.KindCPR, "", record.CPRRecommended, "resident asked for full treatment today")
+	if err != nil || !strings.Contains(s1.Message, "when the connection returns") {
+		t.Fatalf("offline decision at the home: %+v, %v", s1, err)
+	}
+	if _, err := hubLaptop.Decide(resident.ID, record.KindCPR, "", record.CPRNotRecommended, "advice call: deteriorating, frailty"); err != nil {
+		t.Fatal(err)
+	}
+	if n := careHome.Status().Pending; n == 0 {
+		t.Fatal("the offline decision is not shown as waiting to be sent")
+	}
+
+	r.start()
+	conflicted := func(a *App) bool {
+		fs, err := a.FrontSheet(resident.ID)
+		return err == nil && fs.CPR.State == DecisionConflict
+	}
+	eventually(t, "both desktops to show the CPR conflict", func() bool { return conflicted(careHome) && conflicted(hubLaptop) }, careHome, hubLaptop)
+	for _, a := range []*App{careHome, hubLaptop} {
+		fs, _ := a.FrontSheet(resident.ID)
+		if !strings.Contains(fs.CPR.Text, "Dr Ada Quill") || !strings.Contains(fs.CPR.Text, "Nurse Bo Lind") {
+			t.Fatalf("conflict %q does not name both decisions", fs.CPR.Text)
+		}
+		if len(a.Conflicts()) != 1 {
+			t.Fatalf("conflicts inbox lists %d", len(a.Conflicts()))
+		}
+	}
+	if _, err := careHome.Decide(resident.ID, record.KindCPR, "", record.CPRNotRecommended, "reviewed with the attorney and the hub: DNACPR stands"); err != nil {
+		t.Fatal(err)
+	}
+	settled := func(a *App) bool {
+		fs, err := a.FrontSheet(resident.ID)
+		return err == nil && fs.CPR.State == DecisionSettled && fs.CPR.Text == record.Label(record.CPRNotRecommended) &&
+			strings.Contains(fs.CPR.Reason, "DNACPR stands")
+	}
+	eventually(t, "both desktops to converge on the resolution", func() bool {
+		ok := settled(careHome) && settled(hubLaptop) && careHome.Status().Pending == 0 && hubLaptop.Status().Pending == 0
+		if !ok {
+			f1, _ := careHome.FrontSheet(resident.ID)
+			f2, _ := hubLaptop.FrontSheet(resident.ID)
+			lastState = fmt.Sprintf("home %s %q pending %d; hub %s %q pending %d", f1.CPR.State, f1.CPR.Text, careHome.Status().Pending, f2.CPR.State, f2.CPR.Text, hubLaptop.Status().Pending)
+		}
+		return ok
+	}, careHome, hubLaptop)
+	h1, _ := careHome.repo.Open(resident.ID)
+	h2, _ := hubLaptop.repo.Open(resident.ID)
+	if headsText(h1.Doc().Heads()) != headsText(h2.Doc().Heads()) {
+		t.Fatal("the two copies did not converge to the same heads")
+	}
+	// The audit events of both desktops reached the relay.
+	eventually(t, "audit outboxes to drain", func() bool {
+		return careHome.Status().PendingAudit == 0 && hubLaptop.Status().PendingAudit == 0
+	}, careHome, hubLaptop)
+	r.stop()
+	audit := r.syncd("admin", "audit")
+	if !strings.Contains(audit, resident.ID.String()) || !strings.Contains(audit, "decide-cpr") && !strings.Contains(audit, "change") {
+		t.Fatalf("relay audit log lacks the desktops' events:\n%s", audit)
+	}
+	_ = docid.ID{}
+}

@@ -1,0 +1,93 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"log/slog"
+	"time"
+
+	"haven/assets/demo"
+	"haven/shared/crdt"
+	"haven/shared/docid"
+	"haven/syncd/internal/admin"
+	"haven/syncd/internal/orgs"
+)
+
+// Demo organisation: one care home of synthetic residents, a GP hub that
+// covers it, and the advice line.
+const (
+	demoHomeName   = "Larch House"
+	demoHubName    = "Northgate GP Hub"
+	demoAdviceName = "24/7 Care Home Advice Line"
+	demoResidents  = 40
+	demoNotes      = 12 // notes per resident
+)
+
+// runDemo creates the demo organisation in the data folder if it has none,
+// and prints its IDs as key=value lines either way. The relay must be
+// stopped (the store allows one process).
+func runDemo(ctx context.Context, c config, out io.Writer) error {
+	st, err := c.openStore(slog.New(slog.DiscardHandler))
+	if err != nil {
+		return err
+	}
+	defer st.Close()
+	reg := orgs.New(st)
+	list, err := reg.Orgs()
+	if err != nil {
+		return err
+	}
+	ids := map[orgs.Kind]string{}
+	for _, o := range list {
+		if (o.Kind == orgs.KindHome && o.Name == demoHomeName) || (o.Kind == orgs.KindHub && o.Name == demoHubName) ||
+			(o.Kind == orgs.KindAdviceLine && o.Name == demoAdviceName) {
+			ids[o.Kind] = o.ID
+		}
+	}
+	if ids[orgs.KindHome] == "" {
+		start := time.Now()
+		home, err := reg.CreateHome(ctx, demoHomeName, "")
+		if err != nil {
+			return err
+		}
+		h, err := demo.NewHome(home.ID, home.Name, demoResidents, demoNotes, 1, time.Now())
+		if err != nil {
+			return err
+		}
+		adm := &admin.Admin{Store: st, Orgs: reg}
+		store := func(id docid.ID, doc *crdt.Doc) error { return adm.StoreDocument(ctx, id, doc, home.ID) }
+		if err := store(h.DirectoryID, h.Directory); err != nil {
+			return err
+		}
+		for _, r := range h.Residents {
+			if err := store(r.RecordID, r.Record); err != nil {
+				return err
+			}
+			if err := store(r.TimelineID, r.Timeline); err != nil {
+				return err
+			}
+		}
+		if err := reg.SetDirectory(ctx, home.ID, h.DirectoryID.String()); err != nil {
+			return err
+		}
+		ids[orgs.KindHome] = home.ID
+		fmt.Fprintf(out, "# created %s with %d synthetic residents in %v\n", home.Name, demoResidents, time.Since(start).Round(time.Millisecond))
+	}
+	if ids[orgs.KindHub] == "" {
+		hub, err := reg.CreateHub(ctx, demoHubName, []string{ids[orgs.KindHome]})
+		if err != nil {
+			return err
+		}
+		ids[orgs.KindHub] = hub.ID
+	}
+	if ids[orgs.KindAdviceLine] == "" {
+		adv, err := reg.CreateAdviceLine(ctx, demoAdviceName)
+		if err != nil {
+			return err
+		}
+		ids[orgs.KindAdviceLine] = adv.ID
+	}
+	fmt.Fprintf(out, "home=%s\nhub=%s\nadvice=%s\n", ids[orgs.KindHome], ids[orgs.KindHub], ids[orgs.KindAdviceLine])
+	return nil
+}

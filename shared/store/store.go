@@ -313,7 +313,7 @@ func (s *Store) gcLoop(interval time.Duration) {
 // never values. Its Info messages are routine (tables opened, replay) and go to Debug.
 type badgerLogger struct{ l *slog.Logger }
 
-func (b badgerLogger) Errorf(f string, a ...any)   { b.l.Error(line(f, a)) }
+func (b badgerLogger) Errorf(f string, a ...any) { b.l.Error(line(f, a)) }
 func (b badgerLogger) Warningf(f string, a ...any) {
 	msg := line(f, a)
 	if strings.Contains(msg, "cache") || strings.Contains(msg, "Cache") {
@@ -322,8 +322,8 @@ func (b badgerLogger) Warningf(f string, a ...any) {
 	}
 	b.l.Warn(msg)
 }
-func (b badgerLogger) Infof(f string, a ...any)    { b.l.Debug(line(f, a)) }
-func (b badgerLogger) Debugf(f string, a ...any)   {}
+func (b badgerLogger) Infof(f string, a ...any)  { b.l.Debug(line(f, a)) }
+func (b badgerLogger) Debugf(f string, a ...any) {}
 
 func line(f string, a []any) string { return strings.TrimSpace(fmt.Sprintf(f, a...)) }
 

@@ -20,10 +20,10 @@ import (
 
 // relay is a real syncd process built from this checkout.
 type relay struct {
-	t          *testing.T
-	bin, data  string
-	addr       string
-	cmd        *exec.Cmd
+	t         *testing.T
+	bin, data string
+	addr      string
+	cmd       *exec.Cmd
 }
 
 var buildOnce sync.Once

@@ -423,3 +423,33 @@ func TestRevokedDeviceRefused(t *testing.T) {
 }
 
 var _ = errors.New
+
+func TestHealthMetricsAndSafeListening(t *testing.T) {
+	p := startRelay(t, t.TempDir(), freeAddr(t))
+	resp, err := http.Get("http://" + p.addr + "/healthz")
+	if err != nil || resp.StatusCode != http.StatusOK {
+		t.Fatalf("healthz: %v %v", resp, err)
+	}
+	resp.Body.Close()
+	resp, err = http.Get("http://" + p.addr + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	for _, name := range []string{"haven_relay_connections", "haven_relay_documents", "haven_relay_messages_total", "haven_relay_quarantined_total", "haven_relay_worker_restarts_total", "haven_relay_sync_seconds"} {
+		if !strings.Contains(string(body), name) {
+			t.Errorf("/metrics lacks %s", name)
+		}
+	}
+	// Plain websockets outside loopback are refused at start.
+	err = run(context.Background(), []string{"serve", "-data", t.TempDir(), "-listen", "0.0.0.0:0"}, io.Discard, io.Discard)
+	if err == nil || !strings.Contains(err.Error(), "tls") {
+		t.Fatalf("serving plain on 0.0.0.0 = %v, want a refusal naming TLS", err)
+	}
+	// A second relay on the same data folder says plainly it is in use.
+	err = run(context.Background(), []string{"serve", "-data", p.data, "-listen", freeAddr(t)}, io.Discard, io.Discard)
+	if err == nil || !strings.Contains(err.Error(), p.data) || !strings.Contains(err.Error(), "in use") {
+		t.Fatalf("second relay on the same folder = %v", err)
+	}
+}

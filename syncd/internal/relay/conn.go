@@ -15,7 +15,7 @@ import (
 // on the read goroutine before the peer is registered, then only read.
 type conn struct {
 	s     *Server
-	tc    *transport.Conn
+	tc    frameConn
 	dev   orgs.Device
 	scope orgs.Scope
 
@@ -24,6 +24,14 @@ type conn struct {
 	joined   bool
 
 	boot chan wire.Message // haven-list, haven-fetch and haven-audit, served in order by the bootstrap goroutine
+}
+
+// frameConn is what a conn needs of its connection; *transport.Conn in
+// production, a recorder in the message-handling fuzz target.
+type frameConn interface {
+	Send(frame []byte) error
+	SendWait(ctx context.Context, frame []byte) error
+	Close(code int, reason string) error
 }
 
 // Accept serves one authenticated device's connection until it ends. The

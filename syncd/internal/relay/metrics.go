@@ -32,6 +32,16 @@ func NewMetrics() *Metrics {
 		Buckets: prometheus.ExponentialBuckets(0.0005, 2, 16)})
 	m.quarantined = prometheus.NewCounterVec(prometheus.CounterOpts{Name: "haven_relay_quarantined_total", Help: "Sync messages that crashed a CRDT worker, and stored chunks that failed to load."}, []string{"what"})
 	m.refused = prometheus.NewCounterVec(prometheus.CounterOpts{Name: "haven_relay_refused_total", Help: "Connections and messages refused, by reason."}, []string{"reason"})
+	// Series exist from the start, at zero, so dashboards and alerts see them.
+	for _, w := range []string{"message", "chunk"} {
+		m.quarantined.WithLabelValues(w)
+	}
+	for _, d := range []string{"in", "out"} {
+		m.bytes.WithLabelValues(d)
+		for _, t := range []string{"join", "peer", "sync", "request", "doc-unavailable", "ephemeral", "error"} {
+			m.messages.WithLabelValues(d, t)
+		}
+	}
 	m.reg.MustRegister(m.connections, m.documents, m.messages, m.bytes, m.syncLatency, m.quarantined, m.refused,
 		prometheus.NewGoCollector(), prometheus.NewProcessCollector(prometheus.ProcessCollectorOpts{}))
 	return m

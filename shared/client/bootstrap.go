@@ -67,8 +67,18 @@ func (c *Client) Bootstrap(ctx context.Context, progress func(done, total int)) 
 				return done, ctx.Err()
 			}
 			if m.Type == wire.TypeHavenDoc {
-				if err := c.storeDownloaded(ctx, m); err != nil {
-					return done, err
+				// Stored on the work goroutine, like everything that touches
+				// documents and sync states, so it cannot race a sync message
+				// for the same document.
+				errc := make(chan error, 1)
+				c.enqueue(func() { errc <- c.storeDownloaded(ctx, m) })
+				select {
+				case err := <-errc:
+					if err != nil {
+						return done, err
+					}
+				case <-ctx.Done():
+					return done, ctx.Err()
 				}
 			}
 			done++
@@ -108,7 +118,7 @@ func (c *Client) storeDownloaded(ctx context.Context, m wire.Message) error {
 	if err := c.engine.Received(ctx, c.relay, id); err != nil {
 		c.log.Warn("recording a download", "doc", id.String(), "err", err)
 	}
-	c.enqueue(func() { c.syncDoc(ctx, id) }) // a handshake; picks up changes made since
+	c.syncDoc(ctx, id) // a handshake; picks up changes made since
 	if c.cfg.OnChange != nil {
 		c.cfg.OnChange(id)
 	}

@@ -455,6 +455,17 @@ func headsKey(h *repo.Handle) []byte {
 	return b
 }
 
+// PendingDocs lists the documents with changes the relay has not confirmed.
+func (c *Client) PendingDocs() []docid.ID {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	out := make([]docid.ID, 0, len(c.pending))
+	for id := range c.pending {
+		out = append(out, id)
+	}
+	return out
+}
+
 // Synced reports whether the relay has confirmed every local change of doc.
 func (c *Client) Synced(id docid.ID) bool {
 	c.mu.Lock()

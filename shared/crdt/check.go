@@ -70,8 +70,13 @@ func CheckSyncMessage(b []byte) error {
 			return fmt.Errorf("%w: change %d: %v", ErrMalformedSync, i, err)
 		}
 	}
-	if r.off != len(b) {
-		return fmt.Errorf("%w: %d bytes after the message", ErrMalformedSync, len(b)-r.off)
+	// Automerge 3 (JavaScript) appends its capabilities: a count, then one
+	// byte each. Older versions, automerge-go's included, ignore them.
+	if r.off < len(b) {
+		n, ok := r.uleb()
+		if !ok || n != uint64(len(b)-r.off) {
+			return fmt.Errorf("%w: %d bytes after the message", ErrMalformedSync, len(b)-r.off)
+		}
 	}
 	return nil
 }

@@ -64,13 +64,18 @@ func TestCheckSyncMessageRejects(t *testing.T) {
 	if err := CheckSyncMessage(good); err != nil {
 		t.Fatal(err)
 	}
+	// What automerge 3.x sends: the message, then its capabilities.
+	if err := CheckSyncMessage(append(append([]byte{}, good...), 2, 2, 0x84)); err != nil {
+		t.Fatalf("message with a capability list refused: %v", err)
+	}
 	flip := append([]byte(nil), good...)
 	flip[len(flip)-5] ^= 0x40 // inside the last change: its checksum no longer matches
 	for name, b := range map[string][]byte{
 		"empty":          {},
 		"wrong type":     append([]byte{0x43}, good[1:]...),
 		"truncated":      good[:len(good)-1],
-		"trailing":       append(append([]byte{}, good...), 0),
+		"trailing":       append(append([]byte{}, good...), 0, 1),
+		"short caps":     append(append([]byte{}, good...), 2, 1),
 		"change flipped": flip,
 		"huge head list": {0x42, 0xff, 0xff, 0xff, 0x0f},
 	} {

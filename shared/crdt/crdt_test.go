@@ -117,6 +117,14 @@ func TestSyncConverges(t *testing.T) {
 		t.Fatalf("after sync, shared heads %v / %v do not cover heads %v", sa.SharedHeads(), sb.SharedHeads(), a.Heads())
 	}
 	// A saved state resumes: a new change costs one message, not a resend.
+	// A heads-only message tells a fresh state what the peer holds.
+	fresh := NewSyncState(b)
+	if err := CheckSyncMessage(HeadsMessage(a.Heads())); err != nil {
+		t.Fatal(err)
+	}
+	if err := fresh.Receive(HeadsMessage(a.Heads())); err != nil || !Covers(fresh.SharedHeads(), b.Heads()) {
+		t.Fatalf("after a heads message: shared %v, %v", fresh.SharedHeads(), err)
+	}
 	sharing, err := SyncStateSharing(b, b.Heads())
 	if err != nil || !SameHeads(sharing.SharedHeads(), b.Heads()) {
 		t.Fatalf("SyncStateSharing = %v, %v", sharing.SharedHeads(), err)

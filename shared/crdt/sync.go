@@ -111,3 +111,16 @@ func SyncStateSharing(d *Doc, heads []Hash) (*SyncState, error) {
 	}
 	return LoadSyncState(d, b)
 }
+
+// HeadsMessage encodes a sync message that only announces heads (no need,
+// no have, no changes). Its receiver learns the sender holds exactly those
+// heads: a peer that already agreed with us gets no reply from Automerge, so
+// this is how it hears that we agree.
+func HeadsMessage(heads []Hash) []byte {
+	b := []byte{0x42}
+	b = binary.AppendUvarint(b, uint64(len(heads)))
+	for _, h := range heads {
+		b = append(b, h[:]...)
+	}
+	return append(b, 0, 0, 0) // need, have, changes: none
+}

@@ -238,6 +238,22 @@ func (h *Handle) Change(ctx context.Context, fn func(doc *crdt.Doc) error) error
 	return fnErr
 }
 
+// Try runs fn like Change, but all or nothing: if fn returns an error,
+// whatever it changed is thrown away (the document is reloaded from disk)
+// and nothing is stored. For changes that must be checked before they are
+// kept, such as a peer's.
+func (h *Handle) Try(ctx context.Context, fn func(doc *crdt.Doc) error) error {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if err := fn(h.doc); err != nil {
+		if lerr := h.load(); lerr != nil {
+			return fmt.Errorf("%w (and reloading failed: %v)", err, lerr)
+		}
+		return err
+	}
+	return h.persist(ctx)
+}
+
 // persist stores the changes made since the last persist. Caller holds h.mu.
 func (h *Handle) persist(ctx context.Context) error {
 	r := h.repo

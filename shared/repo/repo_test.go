@@ -337,3 +337,32 @@ func scanFor(t *testing.T, dir, canary string) string {
 	})
 	return found
 }
+
+// Try keeps nothing of a change whose check fails.
+func TestTryDiscardsOnError(t *testing.T) {
+	st := openStore(t, t.TempDir())
+	defer st.Close()
+	r := New(st, Options{})
+	defer r.Close()
+	e := testEditor(t)
+	h := newResident(t, r, e)
+	before := h.Doc().Heads()
+	err := h.Try(context.Background(), func(doc *crdt.Doc) error {
+		if _, err := e.AddNote(doc, record.Note{Kind: record.NoteKindNote, Text: "checked and refused"}); err != nil {
+			return err
+		}
+		return errors.New("check failed")
+	})
+	if err == nil || !crdt.SameHeads(h.Doc().Heads(), before) {
+		t.Fatalf("Try = %v; the refused change is still in memory", err)
+	}
+	if n, _, _, _ := st.DocStats(h.ID.String()); n != 1 {
+		t.Fatalf("%d chunks stored, want only the first", n)
+	}
+	if err := h.Try(context.Background(), func(doc *crdt.Doc) error {
+		_, err := e.AddNote(doc, record.Note{Kind: record.NoteKindNote, Text: "kept"})
+		return err
+	}); err != nil || len(timeline(t, h).Notes) != 1 {
+		t.Fatalf("a good Try: %v, %d notes", err, len(timeline(t, h).Notes))
+	}
+}

@@ -50,7 +50,17 @@ type Options struct {
 	Admit func(ctx context.Context, from Peer, id docid.ID, d *crdt.Doc) error
 	// Check, if set, vets each incoming sync message before Automerge sees
 	// it (see crdt.CheckSyncMessage).
-	Check  func(msg []byte) error
+	Check func(msg []byte) error
+	// AckInSync makes the engine answer a peer's first message about a
+	// document with a heads-only message when Automerge has nothing to say
+	// (the two already agree): otherwise a peer that reconnects with nothing
+	// new never hears that its copy is confirmed. Set on the relay only: two
+	// peers both acking would answer each other for ever.
+	AckInSync bool
+	// Verify makes every received change prove the document still saves
+	// and reloads before it is stored or passed on (O(document) per change;
+	// the relay's workers set it).
+	Verify bool
 	Logger *slog.Logger
 }
 
@@ -103,8 +113,9 @@ type peerState struct {
 }
 
 type docState struct {
-	doc *crdt.Doc // the document object the state was made for
-	ss  *crdt.SyncState
+	doc  *crdt.Doc // the document object the state was made for
+	ss   *crdt.SyncState
+	sent bool // a message went to the peer about this document since it connected
 }
 
 type dirtyKey struct {
@@ -256,8 +267,7 @@ func (e *Engine) peer(id string) (Peer, bool) {
 
 // Receive applies the messages in order, generates what each sender needs
 // now, and what each peer in notify needs if the document changed, and only
-// then stores the result, durably,
-// before returning the messages to send. So if Automerge aborts anywhere in
+// then stores the result, durably, before returning the messages to send. So if Automerge aborts anywhere in
 // handling a message (it can, in generating a reply to a malformed one),
 // nothing of it has been stored or sent. A message that fails to apply stops
 // the batch: the error says which (MessageError); what came before it is
@@ -271,9 +281,45 @@ func (e *Engine) Receive(ctx context.Context, id docid.ID, msgs []In, notify []s
 	if err != nil {
 		return nil, err
 	}
+	out, err = e.receiveChecked(ctx, h, id, msgs, notify)
+	var verr *verifyError
+	if errors.As(err, &verr) && len(msgs) > 1 {
+		// One of the batch broke the document: take them one at a time so
+		// only the culprit is refused.
+		out = nil
+		for i, m := range msgs {
+			o, err := e.receiveChecked(ctx, h, id, []In{m}, notify)
+			out = append(out, o...)
+			if err != nil {
+				var me *MessageError
+				if errors.As(err, &me) {
+					me.Index = i
+				}
+				return out, err
+			}
+		}
+		return out, nil
+	}
+	return out, err
+}
+
+// verifyError marks a batch refused because its result failed the check.
+type verifyError struct{ err error }
+
+func (v *verifyError) Error() string { return v.err.Error() }
+func (v *verifyError) Unwrap() error { return v.err }
+
+// receiveChecked applies msgs all or nothing: if they changed the document,
+// the result must survive a save and reload before anything is stored or
+// sent. automerge-go applies some malformed changes (a sequence number that
+// skips ahead, corrupted columns with a valid checksum) that leave a
+// document it cannot load again, and peers that take such a change abort
+// when they next generate a sync message; so the relay refuses them here,
+// inside its worker, where an abort costs only the worker.
+func (e *Engine) receiveChecked(ctx context.Context, h *repo.Handle, id docid.ID, msgs []In, notify []string) (out []Out, err error) {
 	targets := map[string]bool{}
 	var failed error
-	err = h.Change(ctx, func(doc *crdt.Doc) error {
+	err = h.Try(ctx, func(doc *crdt.Doc) error {
 		before := doc.Heads()
 		for i, m := range msgs {
 			if err := e.receiveOne(id, doc, m); err != nil {
@@ -282,16 +328,31 @@ func (e *Engine) Receive(ctx context.Context, id docid.ID, msgs []In, notify []s
 			}
 			targets[m.From] = true
 		}
+		changed := !crdt.SameHeads(before, doc.Heads())
+		if changed && e.opts.Verify {
+			if err := roundTrips(doc); err != nil {
+				return &verifyError{err}
+			}
+		}
 		// Other peers only need a message if the document changed (or
 		// nothing was received: an explicit request to sync them).
-		if len(msgs) == 0 || !crdt.SameHeads(before, doc.Heads()) {
+		senders := map[string]bool{}
+		for p := range targets {
+			senders[p] = true
+		}
+		if len(msgs) == 0 || changed {
 			for _, p := range notify {
 				targets[p] = true
 			}
 		}
-		out = e.generateFrom(id, doc, keys(targets))
+		out = e.generateAck(id, doc, keys(targets), senders)
 		return nil
 	})
+	var verr *verifyError
+	if errors.As(err, &verr) {
+		e.log.Warn("sync message refused: its changes break the document", "doc", id.String(), "messages", len(msgs))
+		return nil, &MessageError{Index: 0, Peer: msgs[0].From, Err: err}
+	}
 	if err != nil {
 		return nil, err // not stored: send nothing
 	}
@@ -476,6 +537,12 @@ func (e *Engine) generate(id docid.ID, h *repo.Handle, peers []string) []Out {
 }
 
 func (e *Engine) generateFrom(id docid.ID, doc *crdt.Doc, peers []string) []Out {
+	return e.generateAck(id, doc, peers, nil)
+}
+
+// generateAck is generateFrom, also sending heads-only acknowledgements (see
+// Options.AckInSync) to the peers in ack that get nothing else.
+func (e *Engine) generateAck(id docid.ID, doc *crdt.Doc, peers []string, ack map[string]bool) []Out {
 	var out []Out
 	for _, p := range peers {
 		ss, err := e.state(p, id, doc)
@@ -487,12 +554,37 @@ func (e *Engine) generateFrom(id docid.ID, doc *crdt.Doc, peers []string) []Out 
 			e.log.Error("generate sync message", "peer", p, "doc", id.String(), "err", err)
 			continue
 		}
+		if !ok && ack[p] && e.opts.AckInSync && !e.wasSent(p, id) {
+			msg, ok = crdt.HeadsMessage(doc.Heads()), true
+		}
 		if ok {
 			e.markDirty(p, id)
+			e.markSent(p, id)
 			out = append(out, Out{To: p, Doc: id, Data: msg})
 		}
 	}
 	return out
+}
+
+func (e *Engine) wasSent(peer string, id docid.ID) bool {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if p, ok := e.peers[peer]; ok {
+		if st := p.states[id]; st != nil {
+			return st.sent
+		}
+	}
+	return false
+}
+
+func (e *Engine) markSent(peer string, id docid.ID) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if p, ok := e.peers[peer]; ok {
+		if st := p.states[id]; st != nil {
+			st.sent = true
+		}
+	}
 }
 
 // InSync reports whether the peer is known to have every change of the

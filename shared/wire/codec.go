@@ -14,11 +14,13 @@ const maxSafeInteger = 1<<53 - 1
 // decMode decodes frames. Duplicate keys are rejected (cbor-x would keep the
 // last; no JS encoder writes them, and refusing avoids two readers disagreeing).
 // Keys are matched case-sensitively, as JS property names are. Container sizes
-// are capped far above anything automerge-repo sends, to bound allocation.
+// are capped far above anything automerge-repo sends, to bound allocation;
+// arrays allow a haven-list of a large scope (every document of a hub's
+// homes) in one frame, which MaxFrameSize bounds anyway.
 var decMode = mustDecMode(cbor.DecOptions{
 	DupMapKey:         cbor.DupMapKeyEnforcedAPF,
 	FieldNameMatching: cbor.FieldNameMatchingCaseSensitive,
-	MaxArrayElements:  1024,
+	MaxArrayElements:  1 << 17,
 	MaxMapPairs:       1024,
 	IndefLength:       cbor.IndefLengthAllowed,
 	TagsMd:            cbor.TagsAllowed,

@@ -75,6 +75,7 @@ type App struct {
 	download  Progress
 	online    bool
 	lastSync  map[docid.ID]time.Time // when each document was last confirmed with the relay
+	glass     map[docid.ID]bool      // residents opened with a break-glass reason this session
 	cancel    context.CancelFunc
 	done      chan struct{} // closed when the sync goroutines have stopped
 
@@ -103,7 +104,7 @@ func Open(dir string, opts Options) (*App, error) {
 	if err != nil {
 		return nil, err
 	}
-	a := &App{dir: dir, opts: opts, log: log, dev: dev, lastSync: map[docid.ID]time.Time{}}
+	a := &App{dir: dir, opts: opts, log: log, dev: dev, lastSync: map[docid.ID]time.Time{}, glass: map[docid.ID]bool{}}
 	a.idx = newIndex(a)
 	return a, nil
 }
@@ -252,6 +253,7 @@ func (a *App) Lock() {
 	a.mu.Lock()
 	was := a.user != nil
 	a.user = nil
+	a.glass = map[docid.ID]bool{} // a break-glass reason lasts one session
 	a.mu.Unlock()
 	if was {
 		a.emit(Event{Kind: EventLocked})

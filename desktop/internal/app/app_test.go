@@ -481,3 +481,43 @@ func TestSeedDemo(t *testing.T) {
 		t.Fatalf("an offline demo reports %+v", st)
 	}
 }
+
+func TestAdviceLineNeedsAReasonToOpenARecord(t *testing.T) {
+	a, _, h := openApp(t, 2, "Dr Ada Quill", gpPIN)
+	a.mu.Lock()
+	a.dev.OrgKind = "advice-line"
+	a.mu.Unlock()
+	id := h.Residents[0].RecordID
+	if _, err := a.FrontSheet(id); !errors.Is(err, ErrNeedsReason) {
+		t.Fatalf("advice line opens a record without a reason: %v", err)
+	}
+	if _, err := a.Wishes(id); !errors.Is(err, ErrNeedsReason) {
+		t.Fatalf("advice line reads wishes without a reason: %v", err)
+	}
+	var p *Problem
+	if err := a.BreakGlass(id, "call"); !errors.As(err, &p) {
+		t.Fatalf("a one-word reason was accepted: %v", err)
+	}
+	if err := a.BreakGlass(id, "Call from Larch House night staff about a fall"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := a.FrontSheet(id); err != nil {
+		t.Fatalf("after the reason: %v", err)
+	}
+	if _, err := a.FrontSheet(h.Residents[1].RecordID); !errors.Is(err, ErrNeedsReason) {
+		t.Fatal("one reason opened another resident's record")
+	}
+	var found bool
+	a.st.ReadLog(auditLog, 0, func(_ uint64, v []byte) error {
+		found = found || strings.Contains(string(v), ActionBreakGlass) && strings.Contains(string(v), "about a fall")
+		return nil
+	})
+	if !found {
+		t.Fatal("no break-glass audit event with the reason")
+	}
+	a.Lock()
+	a.Unlock(staffID(t, a, "Dr Ada Quill"), gpPIN)
+	if _, err := a.FrontSheet(id); !errors.Is(err, ErrNeedsReason) {
+		t.Fatal("a break-glass reason outlived the session")
+	}
+}

@@ -3,6 +3,7 @@ package app
 import (
 	"bufio"
 	"context"
+	"errors"
 	"fmt"
 	"net"
 	"os"
@@ -222,7 +223,15 @@ func TestOfflineConflictEndToEnd(t *testing.T) {
 		if !ok {
 			f1, _ := careHome.FrontSheet(resident.ID)
 			f2, _ := hubLaptop.FrontSheet(resident.ID)
-			lastState = fmt.Sprintf("home %s %q pending %d; hub %s %q pending %d", f1.CPR.State, f1.CPR.Text, careHome.Status().Pending, f2.CPR.State, f2.CPR.Text, hubLaptop.Status().Pending)
+			lastState = fmt.Sprintf("home %s %q pending %v; hub %s %q pending %v (resident %s)", f1.CPR.State, f1.CPR.Text, careHome.client.PendingDocs(),
+				f2.CPR.State, f2.CPR.Text, hubLaptop.client.PendingDocs(), resident.ID)
+			for _, id := range hubLaptop.client.PendingDocs() {
+				h, err := hubLaptop.repo.Open(id)
+				if err == nil {
+					typ, _, _ := h.Doc().Get("type")
+					lastState += fmt.Sprintf(" [%s type %v heads %d]", id, typ, len(h.Doc().Heads()))
+				}
+			}
 		}
 		return ok
 	}, careHome, hubLaptop)
@@ -231,14 +240,37 @@ func TestOfflineConflictEndToEnd(t *testing.T) {
 	if headsText(h1.Doc().Heads()) != headsText(h2.Doc().Heads()) {
 		t.Fatal("the two copies did not converge to the same heads")
 	}
-	// The audit events of both desktops reached the relay.
+	// The advice line opens the resident with a typed reason; the IG lead
+	// sees the access awaiting review at the relay.
+	advice := regexp.MustCompile(`advice=(\S+)`).FindStringSubmatch(ids)[1]
+	adviceLine := r.desktop(advice, "Advice line console", account("Nurse Bo Lind"))
+	if _, err := adviceLine.FrontSheet(resident.ID); !errors.Is(err, ErrNeedsReason) {
+		t.Fatalf("advice line opened a record without a reason: %v", err)
+	}
+	if err := adviceLine.BreakGlass(resident.ID, "Call from Larch House about a fall at night"); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, "the advice line to fetch the record", func() bool {
+		fs, err := adviceLine.FrontSheet(resident.ID)
+		return err == nil && fs.CPR.State == DecisionSettled
+	}, adviceLine)
+	// The audit events of every desktop reached the relay.
 	eventually(t, "audit outboxes to drain", func() bool {
-		return careHome.Status().PendingAudit == 0 && hubLaptop.Status().PendingAudit == 0
-	}, careHome, hubLaptop)
+		return careHome.Status().PendingAudit == 0 && hubLaptop.Status().PendingAudit == 0 && adviceLine.Status().PendingAudit == 0
+	}, careHome, hubLaptop, adviceLine)
 	r.stop()
 	audit := r.syncd("admin", "audit")
 	if !strings.Contains(audit, resident.ID.String()) || !strings.Contains(audit, "decide-cpr") && !strings.Contains(audit, "change") {
 		t.Fatalf("relay audit log lacks the desktops' events:\n%s", audit)
+	}
+	pending := r.syncd("admin", "audit", "-unreviewed")
+	if !strings.Contains(pending, "about a fall at night") || !strings.Contains(pending, "1 break-glass") {
+		t.Fatalf("break-glass access not awaiting IG review:\n%s", pending)
+	}
+	seq := strings.Fields(pending)[0]
+	r.syncd("admin", "review", seq, "-by", "Ivy Gov (IG lead)", "-note", "call logged on the advice line")
+	if after := r.syncd("admin", "audit", "-unreviewed"); !strings.Contains(after, "0 break-glass") {
+		t.Fatalf("after review:\n%s", after)
 	}
 	_ = docid.ID{}
 }

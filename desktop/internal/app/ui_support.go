@@ -459,3 +459,18 @@ func AddDemoConflicts(dir string, n int, now time.Time) error {
 	}
 	return nil
 }
+
+// AsOf says how current this copy of a resident's record is, as the front
+// sheet's "as of" line, without auditing a view: the UI calls it when the
+// connection changes while a record is open.
+func (a *App) AsOf(id docid.ID) (text string, stale bool) { return a.asOf(id, a.opts.Now()) }
+
+// CanMarkInError reports whether the signed-in user may mark a note entered
+// in error: its author, or senior staff.
+func (a *App) CanMarkInError(n NoteView) bool {
+	u := a.CurrentUser()
+	if u == nil || n.InError {
+		return false
+	}
+	return n.Author.UserID == u.ID || a.Permissions().EditRecord
+}

@@ -229,6 +229,9 @@ func (a *App) FrontSheet(id docid.ID) (*FrontSheet, error) {
 	if u == nil {
 		return nil, ErrLockedScreen
 	}
+	if err := a.checkGlass(id); err != nil {
+		return nil, err
+	}
 	rec, _, err := a.record(id)
 	if err != nil {
 		return nil, err
@@ -356,6 +359,9 @@ func (a *App) CarePlan(id docid.ID) ([]CarePlanItem, error) {
 	if u == nil {
 		return nil, ErrLockedScreen
 	}
+	if err := a.checkGlass(id); err != nil {
+		return nil, err
+	}
 	rec, _, err := a.record(id)
 	if err != nil {
 		return nil, err
@@ -399,6 +405,9 @@ func (a *App) Wishes(id docid.ID) (*WishesView, error) {
 	if u == nil {
 		return nil, ErrLockedScreen
 	}
+	if err := a.checkGlass(id); err != nil {
+		return nil, err
+	}
 	rec, _, err := a.record(id)
 	if err != nil {
 		return nil, err
@@ -439,6 +448,9 @@ type NoteView struct {
 
 // Notes returns the timeline, newest first.
 func (a *App) Notes(id docid.ID) ([]NoteView, error) {
+	if err := a.checkGlass(id); err != nil {
+		return nil, err
+	}
 	rec, _, err := a.record(id)
 	if err != nil {
 		return nil, err
@@ -482,6 +494,9 @@ func (a *App) History(id docid.ID) ([]HistoryItem, error) {
 	u := a.CurrentUser()
 	if u == nil {
 		return nil, ErrLockedScreen
+	}
+	if err := a.checkGlass(id); err != nil {
+		return nil, err
 	}
 	_, h, err := a.record(id)
 	if err != nil {

@@ -44,7 +44,9 @@ const Usage = `syncd admin commands:
                                          enrol a device; prints its one-time code
   devices [ORG-ID]                       list devices
   revoke DEVICE-ID                       revoke a device (effective at its next connection)
-  audit [-org ORG-ID] [-after N]         print audit events (for the IG lead)`
+  audit [-org ORG-ID] [-after N]         print audit events (for the IG lead)
+  audit -unreviewed [-org ORG-ID]        break-glass accesses no IG lead has reviewed yet
+  review SEQ -by NAME [-note TEXT]       record the IG lead's review of a break-glass access`
 
 // Run executes one command, writing what a person reads to out.
 func (a *Admin) Run(ctx context.Context, args []string, out io.Writer) error {
@@ -60,6 +62,9 @@ func (a *Admin) Run(ctx context.Context, args []string, out io.Writer) error {
 	ttl := fs.Duration("ttl", orgs.DefaultCodeTTL, "how long the one-time code is valid")
 	orgFilter := fs.String("org", "", "organisation")
 	after := fs.Uint64("after", 0, "audit sequence to start after")
+	unreviewed := fs.Bool("unreviewed", false, "only break-glass accesses awaiting review")
+	reviewer := fs.String("by", "", "who reviewed")
+	note := fs.String("note", "", "review note")
 	// Positional arguments come first (NAME, IDs), flags after.
 	var pos []string
 	for len(rest) > 0 && !strings.HasPrefix(rest[0], "-") {
@@ -142,6 +147,18 @@ func (a *Admin) Run(ctx context.Context, args []string, out io.Writer) error {
 		}
 		fmt.Fprintf(out, "device %s revoked\n", pos[0])
 	case "audit":
+		if *unreviewed {
+			list, err := a.Orgs.Unreviewed(*orgFilter)
+			if err != nil {
+				return err
+			}
+			for _, p := range list {
+				e := p.Event
+				fmt.Fprintf(out, "%d\t%s\t%s\t%s\t%s\t%s\treason: %s\n", p.Seq, e.Time.UTC().Format(time.RFC3339), e.Device, e.User, e.Role, e.Resident, e.Detail)
+			}
+			fmt.Fprintf(out, "%d break-glass accesses await review\n", len(list))
+			return nil
+		}
 		return a.Orgs.AuditLog(*after, func(seq uint64, e orgs.AuditEvent) error {
 			if *orgFilter != "" && e.Owner != *orgFilter && e.Org != *orgFilter {
 				return nil
@@ -150,6 +167,18 @@ func (a *Admin) Run(ctx context.Context, args []string, out io.Writer) error {
 				e.Device, e.User, e.Role, e.Action, e.Resident)
 			return nil
 		})
+	case "review":
+		if err := need(1, "an audit SEQ"); err != nil {
+			return err
+		}
+		var seq uint64
+		if _, err := fmt.Sscan(pos[0], &seq); err != nil {
+			return fmt.Errorf("review: %q is not an audit sequence number", pos[0])
+		}
+		if err := a.Orgs.ReviewBreakGlass(ctx, seq, *reviewer, *note); err != nil {
+			return err
+		}
+		fmt.Fprintf(out, "break-glass access %d reviewed by %s\n", seq, *reviewer)
 	default:
 		return fmt.Errorf("unknown command %q\n%s", cmd, Usage)
 	}

@@ -208,3 +208,62 @@ func (l *keyLock) lock(key string) (unlock func()) {
 		l.mu.Unlock()
 	}
 }
+
+// ActionBreakGlass is the audit action of a record opened outside a care
+// relationship, with a typed reason; each one waits for the IG lead's review.
+const ActionBreakGlass = "break-glass"
+
+const nsReviewed = "audit-reviewed" // audit sequence → Review (JSON)
+
+// Review is an information-governance lead's review of a break-glass event.
+type Review struct {
+	By   string    `json:"by"`
+	Note string    `json:"note,omitempty"`
+	Time time.Time `json:"time"`
+}
+
+// Unreviewed lists break-glass events that no IG lead has reviewed yet,
+// oldest first; owner "" means every organisation.
+func (r *Registry) Unreviewed(owner string) ([]Pending, error) {
+	var out []Pending
+	err := r.AuditLog(0, func(seq uint64, e AuditEvent) error {
+		if e.Action != ActionBreakGlass || owner != "" && e.Owner != owner && e.Org != owner {
+			return nil
+		}
+		if _, err := r.st.Get(nsReviewed, seqKey(seq)); err == nil {
+			return nil
+		}
+		out = append(out, Pending{Seq: seq, Event: e})
+		return nil
+	})
+	return out, err
+}
+
+// Pending is an audit event awaiting review.
+type Pending struct {
+	Seq   uint64
+	Event AuditEvent
+}
+
+// ReviewBreakGlass records that the IG lead reviewed a break-glass event.
+func (r *Registry) ReviewBreakGlass(ctx context.Context, seq uint64, by, note string) error {
+	if strings.TrimSpace(by) == "" {
+		return fmt.Errorf("%w: say who reviewed it", ErrInvalid)
+	}
+	var found *AuditEvent
+	r.AuditLog(seq-1, func(s uint64, e AuditEvent) error {
+		if s == seq {
+			found = &e
+		}
+		return errStopScan
+	})
+	if found == nil || found.Action != ActionBreakGlass {
+		return fmt.Errorf("%w: audit event %d is not a break-glass access", ErrNotFound, seq)
+	}
+	b, _ := json.Marshal(Review{By: by, Note: note, Time: r.now().UTC()})
+	return r.st.Put(ctx, nsReviewed, seqKey(seq), b)
+}
+
+func seqKey(seq uint64) string { return fmt.Sprintf("%020d", seq) }
+
+var errStopScan = errors.New("stop")

@@ -44,9 +44,11 @@ func serve(call, host io.ReadWriteCloser, log *slog.Logger) error {
 	defer r.Close()
 	svc := &Worker{}
 	svc.eng = syncer.New(r, syncer.Options{
-		States: hc,
-		Check:  crdt.CheckSyncMessage,
-		Logger: log,
+		States:    hc,
+		Check:     crdt.CheckSyncMessage,
+		Verify:    true,
+		AckInSync: true,
+		Logger:    log,
 		Admit: func(ctx context.Context, from syncer.Peer, id docid.ID, d *crdt.Doc) error {
 			home, _, _ := d.Get("home")
 			h, _ := home.(string)

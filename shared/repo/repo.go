@@ -125,6 +125,14 @@ type LoadReport struct {
 // It never blocks, so it is safe inside a Change callback too.
 func (h *Handle) Doc() *crdt.Doc { return h.current.Load() }
 
+// Seq is the sequence number of the newest stored chunk the document in
+// memory includes (store.LastSeq says the same of the disk).
+func (h *Handle) Seq() uint64 {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	return h.lastSeq
+}
+
 // Report is what the last load found.
 func (h *Handle) Report() LoadReport {
 	h.mu.Lock()

@@ -235,3 +235,59 @@ func readFramed(item *badger.Item) ([]byte, error) {
 	}
 	return decodeFrame(raw)
 }
+
+// PutMany stores several values of one namespace in one write: one sync
+// for all of them. Durable on return, like Put.
+func (s *Store) PutMany(ctx context.Context, ns string, vals map[string][]byte) error {
+	if err := checkName("namespace", ns); err != nil {
+		return err
+	}
+	if err := s.enter(); err != nil {
+		return err
+	}
+	defer s.active.Done()
+	size := 0
+	muts := make([]mutation, 0, len(vals))
+	for k, v := range vals {
+		if err := checkSize(len(v)); err != nil {
+			return err
+		}
+		fv := encodeFrame(v)
+		size += len(fv)
+		muts = append(muts, mutation{key: kvKey(ns, k), val: fv})
+	}
+	if len(muts) == 0 {
+		return nil
+	}
+	return s.write(ctx, size, func(*batch) ([]mutation, error) { return muts, nil })
+}
+
+// LastSeq is the sequence number of the newest chunk ever stored for a
+// document (0 if none): a cheap way to tell whether a document changed
+// since a cache was made from it.
+func (s *Store) LastSeq(docID string) (uint64, error) {
+	if err := checkName("document ID", docID); err != nil {
+		return 0, err
+	}
+	if err := s.enter(); err != nil {
+		return 0, err
+	}
+	defer s.active.Done()
+	var last uint64
+	err := s.db.View(func(txn *badger.Txn) error {
+		item, err := txn.Get(docMetaKey(docID))
+		if errors.Is(err, badger.ErrKeyNotFound) {
+			return nil
+		}
+		if err != nil {
+			return err
+		}
+		return item.Value(func(v []byte) error {
+			if len(v) == seqLen {
+				last = seqSuffix(v)
+			}
+			return nil
+		})
+	})
+	return last, err
+}

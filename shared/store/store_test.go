@@ -470,3 +470,33 @@ func TestNames(t *testing.T) {
 		}
 	}
 }
+
+func TestPutManyAndLastSeq(t *testing.T) {
+	dir := t.TempDir()
+	s := open(t, dir)
+	ctx := context.Background()
+	if err := s.PutMany(ctx, "rows", map[string][]byte{"a": []byte("1"), "b": []byte("2")}); err != nil {
+		t.Fatal(err)
+	}
+	if seq, err := s.LastSeq("doc"); err != nil || seq != 0 {
+		t.Fatalf("LastSeq of a document never stored = %d, %v", seq, err)
+	}
+	for i := 0; i < 3; i++ {
+		if _, err := s.AppendChunk(ctx, "doc", []byte("chunk")); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+	s = open(t, dir)
+	defer s.Close()
+	for k, want := range map[string]string{"a": "1", "b": "2"} {
+		if v, err := s.Get("rows", k); err != nil || string(v) != want {
+			t.Fatalf("Get(%s) = %q, %v", k, v, err)
+		}
+	}
+	if seq, err := s.LastSeq("doc"); err != nil || seq != 3 {
+		t.Fatalf("LastSeq = %d, %v; want 3", seq, err)
+	}
+}

@@ -35,9 +35,11 @@ type Row struct {
 	Overdue       int      `json:"overdue"`    // care-plan domains past their review date
 	NextReview    string   `json:"nextReview"` // earliest review date
 	Heads         string   `json:"heads"`      // of the record the summary was made from
+	Seq           uint64   `json:"seq"`        // the record's newest stored chunk then: unchanged since if store.LastSeq agrees
 	Timeline      string   `json:"timeline,omitempty"`
 
-	words []string // lower-case name words, for search
+	words   []string // lower-case name words, for search
+	sortKey string   // lower-case family then given name
 }
 
 // Name is the resident's name as the list shows it.
@@ -60,9 +62,10 @@ const (
 
 // index is the resident list, kept in memory.
 type index struct {
-	a    *App
-	mu   sync.RWMutex
-	rows map[docid.ID]*Row
+	a      *App
+	mu     sync.RWMutex
+	rows   map[docid.ID]*Row
+	sorted []*Row // rows in list order; nil when a row changed since it was made
 	// directories: home ID → directory document ID.
 	dirs map[string]docid.ID
 }
@@ -80,7 +83,7 @@ func (x *index) load() error {
 	err := st.Scan(nsRow, "", func(_ string, v []byte) error {
 		var r Row
 		if json.Unmarshal(v, &r) == nil {
-			r.words = words(r)
+			r.words, r.sortKey = words(r), sortKey(r)
 			x.rows[r.ID] = &r
 		}
 		return nil
@@ -91,12 +94,36 @@ func (x *index) load() error {
 		}
 		return nil
 	})
+	empty := len(x.rows) == 0
 	x.mu.Unlock()
 	if err != nil {
 		return err
 	}
+	if empty {
+		// First start on this folder: list residents from the directories
+		// at once (names, NHS numbers, dates of birth, rooms: enough to
+		// search); verify then fills in each record's badges.
+		for _, d := range x.knownDirectories() {
+			x.refresh(d)
+		}
+	}
 	go x.verify()
 	return nil
+}
+
+// knownDirectories are the directory documents this computer is known to
+// hold: its own home's, and those seen before.
+func (x *index) knownDirectories() []docid.ID {
+	var out []docid.ID
+	if id, err := docid.Parse(x.a.dev.Directory); err == nil {
+		out = append(out, id)
+	}
+	x.mu.RLock()
+	for _, id := range x.dirs {
+		out = append(out, id)
+	}
+	x.mu.RUnlock()
+	return out
 }
 
 // verify refreshes every row whose record changed without the row being
@@ -119,10 +146,10 @@ func (x *index) verify() {
 			x.mu.RLock()
 			r := x.rows[id]
 			x.mu.RUnlock()
-			if r != nil {
-				if h, err := x.a.repo.Open(id); err == nil && r.Heads == headsText(h.Doc().Heads()) {
-					continue
-				}
+			// Cheap: compare the stored chunk sequence, without loading
+			// the document.
+			if last, err := x.a.st.LastSeq(s); r != nil && r.Held && err == nil && last == r.Seq {
+				continue
 			}
 		}
 		x.refresh(id)
@@ -159,22 +186,24 @@ func (x *index) refresh(id docid.ID) bool {
 		x.dirs[d.Home] = id
 		x.mu.Unlock()
 		x.a.st.Put(ctx, nsHomes, d.Home, []byte(id.String()))
+		batch := map[string][]byte{}
 		for _, e := range d.Residents {
 			rid, err := docid.Parse(e.ID)
 			if err != nil {
 				continue
 			}
-			x.update(rid, func(r *Row) {
+			batch[rid.String()] = x.change(rid, func(r *Row) {
 				r.Home, r.HomeName = d.Home, d.Name
 				if !r.Held { // the record, when held, is the source of truth
 					r.GivenName, r.FamilyName, r.PreferredName = e.GivenName, e.FamilyName, e.PreferredName
 					r.NHSNumber, r.DateOfBirth, r.Room, r.Status = e.NHSNumber, e.DateOfBirth, e.Room, e.Status
 				}
 			})
-			if _, err := x.a.repo.Open(rid); errors.Is(err, repo.ErrNotFound) {
+			if last, err := x.a.st.LastSeq(rid.String()); err == nil && last == 0 {
 				x.a.request(rid) // a resident added elsewhere: fetch the record
 			}
 		}
+		x.a.st.PutMany(ctx, nsRow, batch) // one write for the whole home
 		return true
 	case "resident":
 		x.a.st.Put(ctx, nsKind, id.String(), []byte("resident"))
@@ -182,8 +211,11 @@ func (x *index) refresh(id docid.ID) bool {
 		if err != nil {
 			return false
 		}
-		now := x.a.opts.Now()
-		x.update(id, func(r *Row) { summarise(r, rec, doc.Heads(), now) })
+		now, seq := x.a.opts.Now(), h.Seq()
+		x.update(id, func(r *Row) {
+			summarise(r, rec, doc.Heads(), now)
+			r.Seq = seq
+		})
 		if rec.Timeline != (docid.ID{}) {
 			x.a.st.Put(ctx, nsKind, rec.Timeline.String(), []byte("timeline"))
 			if _, err := x.a.repo.Open(rec.Timeline); errors.Is(err, repo.ErrNotFound) {
@@ -197,19 +229,51 @@ func (x *index) refresh(id docid.ID) bool {
 	return false
 }
 
-// update changes one row under the lock and saves it.
+// update changes one row and saves it.
 func (x *index) update(id docid.ID, f func(r *Row)) {
+	b := x.change(id, f)
+	x.a.st.Put(context.Background(), nsRow, id.String(), b)
+}
+
+// change changes one row under the lock and returns it encoded for saving.
+func (x *index) change(id docid.ID, f func(r *Row)) []byte {
 	x.mu.Lock()
+	defer x.mu.Unlock()
 	r := x.rows[id]
 	if r == nil {
 		r = &Row{ID: id}
 		x.rows[id] = r
 	}
 	f(r)
-	r.words = words(*r)
+	r.words, r.sortKey = words(*r), sortKey(*r)
+	x.sorted = nil
 	b, _ := json.Marshal(r)
-	x.mu.Unlock()
-	x.a.st.Put(context.Background(), nsRow, id.String(), b)
+	return b
+}
+
+func sortKey(r Row) string {
+	return strings.ToLower(r.FamilyName) + "\x00" + strings.ToLower(r.GivenName) + "\x00" + r.ID.String()
+}
+
+// inOrder returns the rows in list order, sorting only after a change.
+func (x *index) inOrder() []*Row {
+	x.mu.RLock()
+	s := x.sorted
+	x.mu.RUnlock()
+	if s != nil {
+		return s
+	}
+	x.mu.Lock()
+	defer x.mu.Unlock()
+	if x.sorted == nil {
+		s := make([]*Row, 0, len(x.rows))
+		for _, r := range x.rows {
+			s = append(s, r)
+		}
+		sort.Slice(s, func(i, j int) bool { return s[i].sortKey < s[j].sortKey })
+		x.sorted = s
+	}
+	return x.sorted
 }
 
 // summarise fills a row from a record.
@@ -280,9 +344,11 @@ const (
 // Residents returns the rows matching f, sorted by family then given name.
 func (a *App) Residents(f Filter) []Row {
 	q := parseQuery(f.Query)
+	rows := a.idx.inOrder()
+	var out []Row
 	a.idx.mu.RLock()
-	out := make([]Row, 0, len(a.idx.rows))
-	for _, r := range a.idx.rows {
+	defer a.idx.mu.RUnlock()
+	for _, r := range rows {
 		if r.FamilyName == "" && r.GivenName == "" {
 			continue // known only by ID so far
 		}
@@ -308,16 +374,6 @@ func (a *App) Residents(f Filter) []Row {
 		}
 		out = append(out, *r)
 	}
-	a.idx.mu.RUnlock()
-	sort.Slice(out, func(i, j int) bool {
-		if out[i].FamilyName != out[j].FamilyName {
-			return strings.ToLower(out[i].FamilyName) < strings.ToLower(out[j].FamilyName)
-		}
-		if out[i].GivenName != out[j].GivenName {
-			return out[i].GivenName < out[j].GivenName
-		}
-		return out[i].ID.String() < out[j].ID.String()
-	})
 	return out
 }
 

@@ -223,20 +223,31 @@ func (a *App) record(id docid.ID) (*record.Record, *repo.Handle, error) {
 	return rec, h, err
 }
 
-// FrontSheet returns a resident's emergency summary and audits the view.
-func (a *App) FrontSheet(id docid.ID) (*FrontSheet, error) {
+// view opens a resident's record for the signed-in user to read: it checks
+// the screen is unlocked and any break-glass reason given, and audits the
+// view as action.
+func (a *App) view(id docid.ID, action string) (*User, *record.Record, *repo.Handle, error) {
 	u := a.CurrentUser()
 	if u == nil {
-		return nil, ErrLockedScreen
+		return nil, nil, nil, ErrLockedScreen
 	}
 	if err := a.checkGlass(id); err != nil {
-		return nil, err
+		return nil, nil, nil, err
 	}
-	rec, _, err := a.record(id)
+	rec, h, err := a.record(id)
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	a.audit.record(u, id, action, "")
+	return u, rec, h, nil
+}
+
+// FrontSheet returns a resident's emergency summary and audits the view.
+func (a *App) FrontSheet(id docid.ID) (*FrontSheet, error) {
+	_, rec, _, err := a.view(id, AuditViewFrontSheet)
 	if err != nil {
 		return nil, err
 	}
-	a.audit.record(u, id, AuditViewFrontSheet, "")
 	now := a.opts.Now()
 	ident := rec.Identity
 	fs := &FrontSheet{
@@ -355,18 +366,10 @@ const (
 
 // CarePlan returns the care plan by domain and audits the view.
 func (a *App) CarePlan(id docid.ID) ([]CarePlanItem, error) {
-	u := a.CurrentUser()
-	if u == nil {
-		return nil, ErrLockedScreen
-	}
-	if err := a.checkGlass(id); err != nil {
-		return nil, err
-	}
-	rec, _, err := a.record(id)
+	_, rec, _, err := a.view(id, AuditViewCarePlan)
 	if err != nil {
 		return nil, err
 	}
-	a.audit.record(u, id, AuditViewCarePlan, "")
 	today := a.opts.Now().Format(record.DateLayout)
 	soon := a.opts.Now().AddDate(0, 0, 7).Format(record.DateLayout)
 	var out []CarePlanItem
@@ -401,18 +404,10 @@ type WishesView struct {
 
 // Wishes returns the advance wishes and audits the view.
 func (a *App) Wishes(id docid.ID) (*WishesView, error) {
-	u := a.CurrentUser()
-	if u == nil {
-		return nil, ErrLockedScreen
-	}
-	if err := a.checkGlass(id); err != nil {
-		return nil, err
-	}
-	rec, _, err := a.record(id)
+	u, rec, _, err := a.view(id, AuditViewWishes)
 	if err != nil {
 		return nil, err
 	}
-	a.audit.record(u, id, AuditViewWishes, "")
 	return &WishesView{
 		Wishes: rec.Wishes, CPR: decisionView(rec, record.KindCPR, ""), Focus: decisionView(rec, record.KindFocus, ""),
 		Ceiling: decisionView(rec, record.KindCeiling, ""), ADRT: decisionView(rec, record.KindADRT, ""),
@@ -491,18 +486,10 @@ var opWords = map[string]string{
 
 // History lists who changed what, newest first, by name, and audits the view.
 func (a *App) History(id docid.ID) ([]HistoryItem, error) {
-	u := a.CurrentUser()
-	if u == nil {
-		return nil, ErrLockedScreen
-	}
-	if err := a.checkGlass(id); err != nil {
-		return nil, err
-	}
-	_, h, err := a.record(id)
+	_, _, h, err := a.view(id, AuditViewHistory)
 	if err != nil {
 		return nil, err
 	}
-	a.audit.record(u, id, AuditViewHistory, "")
 	changes, err := record.History(h.Doc(), "")
 	if err != nil {
 		return nil, err

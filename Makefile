@@ -7,7 +7,7 @@ GO      ?= go
 DEB_PKGS := gcc pkg-config libgl1-mesa-dev xorg-dev xvfb xauth
 SUDO    := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: help deps build run run-hub test bench
+.PHONY: help deps build run run-hub screenshots test bench soak
 
 help: ## list the targets
 	@awk 'BEGIN{FS=":.*## "} /^[a-zA-Z_-]+:.*## /{printf "  make %-14s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -66,6 +66,12 @@ run-hub: build ## open a second desktop as the GP hub (run while 'make run' is o
 		enrol="-relay http://$(LISTEN) -enroll-code $$code -demo"; \
 	fi; \
 	$(BIN)/desktop -data $$dir $$enrol
+
+screenshots: build ## render the front sheet and resident list to docs/screenshots (real binary under Xvfb, offline demo)
+	@set -e; d=$$(mktemp -d); trap 'rm -rf $$d' EXIT; mkdir -p docs/screenshots; \
+	LANG=C.UTF-8 xvfb-run -a -s "-screen 0 1400x900x24" $(BIN)/desktop -data $$d -seed-demo 40 -unlock "Dr Ada Quill:271828" -open-first -screenshot docs/screenshots/front-sheet.png; \
+	LANG=C.UTF-8 xvfb-run -a -s "-screen 0 1400x900x24" $(BIN)/desktop -data $$d -unlock "Dr Ada Quill:271828" -screenshot docs/screenshots/list.png; \
+	echo "wrote docs/screenshots/front-sheet.png and docs/screenshots/list.png"
 
 test: deps ## run every test (real Badger, real Automerge, real websockets)
 	$(GO) vet ./...

@@ -326,7 +326,7 @@ func CheckEnrolment(req EnrollRequest, pinAgain string) error {
 			f["role"] = "choose your role"
 		}
 		if req.Role.Clinician() && strings.TrimSpace(req.RegNo) == "" {
-			f["regNo"] = "a " + strings.ToLower(req.Role.Label()) + " gives a professional registration number (GMC, NMC or HCPC)"
+			f["regNo"] = "registered clinicians give their professional registration number (GMC, NMC or HCPC)"
 		}
 		if err := CheckPIN(req.PIN); err != nil {
 			f["pin"] = "at least 6 digits, not all the same and not in sequence (not 123456)"
@@ -337,7 +337,7 @@ func CheckEnrolment(req EnrollRequest, pinAgain string) error {
 	if len(f) == 0 {
 		return nil
 	}
-	return &Problem{Message: "This computer is not set up yet: please correct the highlighted fields.", Fields: f}
+	return &Problem{Message: "Not set up yet: please correct the fields marked in red.", Fields: f}
 }
 
 // Demo conflicts. A conflict needs two computers that were offline at the

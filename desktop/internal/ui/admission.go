@@ -1,0 +1,123 @@
+package ui
+
+import (
+	"fyne.io/fyne/v2"
+	"fyne.io/fyne/v2/container"
+	"fyne.io/fyne/v2/dialog"
+	"fyne.io/fyne/v2/widget"
+
+	"haven/desktop/internal/app"
+	"haven/shared/record"
+)
+
+// admissionForm adds a resident to the home: their record, their timeline
+// and the home's directory entry (app.Admit).
+type admissionForm struct {
+	u    *UI
+	m    *mainScreen
+	form *fieldForm
+
+	home                     *choice
+	given, family, preferred *widget.Entry
+	nhsNumber, dob, room, gp *widget.Entry
+	sex                      *choice
+	save                     *widget.Button
+}
+
+func newAdmissionForm(u *UI, m *mainScreen) *admissionForm { return &admissionForm{u: u, m: m} }
+
+func (f *admissionForm) build() fyne.CanvasObject {
+	u := f.u
+	homes := u.app.Homes()
+	f.home = u.choice(homes, func(h string) string { return h }, nil)
+	if len(homes) > 0 {
+		f.home.SetSelectedIndex(0)
+	}
+	f.given = u.entry("")
+	f.family = u.entry("")
+	f.preferred = u.entry("what they like to be called")
+	f.nhsNumber = u.entry("10 digits, spaces allowed: 943 476 5919")
+	f.dob = u.entry("e.g. 2/4/1931")
+	f.sex = u.choice(record.Sexes, words, nil)
+	f.room = u.entry("")
+	f.gp = u.entry("GP practice ODS code, e.g. E85001")
+	f.form = newFieldForm()
+	if len(homes) > 1 {
+		f.form.add("home", "Care home", f.home)
+	}
+	f.form.add("givenName", "Given name", f.given)
+	f.form.add("familyName", "Family name", f.family)
+	f.form.add("preferredName", "Preferred name", f.preferred)
+	f.form.add("nhsNumber", "NHS number", f.nhsNumber)
+	f.form.add("dateOfBirth", "Date of birth", f.dob)
+	f.form.add("sex", "Sex", f.sex)
+	f.form.add("room", "Room", f.room)
+	f.form.add("gpPractice", "GP practice", f.gp)
+	f.save = u.primary("Add this resident", f.onSave)
+	body := container.NewVBox(heading("Add a resident"),
+		wrapped("Their record is created on this computer first and sent to the relay when the connection allows. "+
+			"Add the care plan, advance wishes and contacts from their record once it opens.", toneNeutral, false),
+		f.form.object(), container.NewHBox(tall(f.save), u.button("Cancel", f.m.showWelcome)))
+	return u.scroll(container.NewPadded(body))
+}
+
+func (f *admissionForm) admission() app.Admission {
+	return app.Admission{GivenName: f.given.Text, FamilyName: f.family.Text, PreferredName: f.preferred.Text,
+		NHSNumber: f.nhsNumber.Text, DateOfBirth: f.dob.Text, Sex: f.sex.Value(), Room: f.room.Text, GPPractice: f.gp.Text}
+}
+
+func (f *admissionForm) onSave() {
+	id, saved, err := f.u.app.Admit(f.home.Value(), f.admission())
+	if err != nil {
+		f.form.show(err)
+		return
+	}
+	f.m.openResident(id)
+	f.m.saved(saved)
+}
+
+// dischargeForm records that a resident left the home or died. The record
+// is kept; the resident leaves the default list.
+type dischargeForm struct {
+	u      *UI
+	rs     *residentScreen
+	form   *fieldForm
+	status *choice
+	date   *widget.Entry
+	place  *widget.Entry
+	save   *widget.Button
+	dlg    dialog.Dialog
+}
+
+func showDischarge(u *UI, rs *residentScreen) *dischargeForm {
+	f := &dischargeForm{u: u, rs: rs}
+	f.status = u.choice([]string{record.StatusDischarged, record.StatusDied}, func(v string) string {
+		if v == record.StatusDied {
+			return "Died"
+		}
+		return "Left the home (discharged)"
+	}, nil)
+	f.date = u.entry("e.g. 22/11/2026")
+	f.date.SetText(app.FormatDate(u.app.Today()))
+	f.place = u.entry("only if they died: where")
+	f.form = newFieldForm()
+	f.form.add("status", "What happened", f.status)
+	f.form.add("statusDate", "Date", f.date)
+	f.form.add("placeOfDeath", "Place of death", f.place)
+	f.save = u.primary("Record", f.onSave)
+	body := container.NewVBox(
+		wrapped("The record is kept and can still be found with \"Include discharged\". It leaves the home's list on every computer.", toneNeutral, false),
+		f.form.object(), container.NewHBox(f.save, u.button("Cancel", func() { f.dlg.Hide() })))
+	f.dlg = u.showDialog("Discharge or death: "+rs.fs.Name, body, fyne.NewSize(640, 380))
+	return f
+}
+
+func (f *dischargeForm) onSave() {
+	saved, err := f.u.app.Discharge(f.rs.id, f.status.Value(), app.NormaliseDate(f.date.Text), f.place.Text)
+	if err != nil {
+		f.form.show(err)
+		return
+	}
+	f.dlg.Hide()
+	f.rs.m.saved(saved)
+}

@@ -1,0 +1,79 @@
+package ui
+
+import (
+	"haven/desktop/internal/app"
+	"haven/shared/docid"
+	"haven/shared/record"
+)
+
+// The application layer as the screens use it: *app.App provides it. The
+// UI declares what it consumes, grouped by concern, so the boundary is
+// visible in one place and nothing below it (storage, sync, validation) is
+// reachable from a widget.
+type (
+	// session: who may use this computer, who is signed in, the idle lock
+	// and the connection.
+	session interface {
+		Device() app.Device
+		StaffList() []app.Staff
+		Unlock(staffID, pin string) (*app.User, error)
+		Lock()
+		Locked() bool
+		CurrentUser() *app.User
+		Permissions() app.Permissions
+		Touch()
+		CheckIdle() bool
+		Status() app.SyncStatus
+		Subscribe(func(app.Event))
+	}
+
+	// lister: the resident list, the conflicts inbox and the homes held.
+	lister interface {
+		Residents(app.Filter) []app.Row
+		Conflicts() []app.Conflict
+		Homes() []string
+	}
+
+	// reader: one resident's record, as views (each audited where the
+	// design says so).
+	reader interface {
+		FrontSheet(docid.ID) (*app.FrontSheet, error)
+		AsOf(docid.ID) (string, bool)
+		CarePlan(docid.ID) ([]app.CarePlanItem, error)
+		Wishes(docid.ID) (*app.WishesView, error)
+		Contacts(docid.ID) ([]record.Contact, error)
+		Notes(docid.ID) ([]app.NoteView, error)
+		History(docid.ID) ([]app.HistoryItem, error)
+		ScoreTyped(docid.ID, app.ObservationsForm) app.NEWS2View
+		ReviewDateChoices() []app.DateChoice
+		Today() string
+		BreakGlass(id docid.ID, reason string) error
+	}
+
+	// writer: every change, each answering Saved or a *app.Problem.
+	writer interface {
+		Admit(home string, f app.Admission) (docid.ID, app.Saved, error)
+		Discharge(id docid.ID, status, date, placeOfDeath string) (app.Saved, error)
+		SaveCarePlan(docid.ID, app.CarePlanForm) (app.Saved, error)
+		MarkReviewed(id docid.ID, d record.Domain, nextDue string) (app.Saved, error)
+		UpdateWishes(docid.ID, record.Wishes) (app.Saved, error)
+		AddRespectReview(docid.ID, record.Review) (app.Saved, error)
+		Decide(id docid.ID, k record.Kind, subject string, value any, reason string) (app.Saved, error)
+		CanDecide(record.Kind) bool
+		AddContact(docid.ID, record.Contact) (app.Saved, error)
+		AddAlert(id docid.ID, text string) (app.Saved, error)
+		AddNote(id docid.ID, text string) (app.Saved, error)
+		RecordAdviceCall(docid.ID, app.AdviceCallForm) (app.Saved, error)
+		MarkEnteredInError(id docid.ID, noteID, reason string) (app.Saved, error)
+		CanMarkInError(app.NoteView) bool
+	}
+
+	core interface {
+		session
+		lister
+		reader
+		writer
+	}
+)
+
+var _ core = (*app.App)(nil)

@@ -35,6 +35,7 @@ type config struct {
 	tlsCert  string
 	tlsKey   string
 	workers  int
+	maxConns int
 	logLevel string
 }
 
@@ -63,6 +64,7 @@ func (c *config) flags(fs *flag.FlagSet) {
 	fs.StringVar(&c.tlsCert, "tls-cert", env("HAVEN_SYNCD_TLS_CERT", ""), "TLS certificate file (HAVEN_SYNCD_TLS_CERT)")
 	fs.StringVar(&c.tlsKey, "tls-key", env("HAVEN_SYNCD_TLS_KEY", ""), "TLS key file (HAVEN_SYNCD_TLS_KEY)")
 	fs.IntVar(&c.workers, "workers", 4, "CRDT worker processes")
+	fs.IntVar(&c.maxConns, "max-conns", 1000, "most devices connected at once; more are told to try again later")
 	fs.StringVar(&c.logLevel, "log-level", env("HAVEN_SYNCD_LOG_LEVEL", "info"), "debug, info, warn or error")
 }
 
@@ -187,7 +189,7 @@ func serve(ctx context.Context, c config, stdout, stderr io.Writer) error {
 	reg := orgs.New(st)
 	reg.Logger = log
 	metrics := relay.NewMetrics()
-	srv, err := relay.New(relay.Config{Store: st, Orgs: reg, Logger: log, Metrics: metrics})
+	srv, err := relay.New(relay.Config{Store: st, Orgs: reg, Logger: log, Metrics: metrics, MaxConns: c.maxConns})
 	if err != nil {
 		return err
 	}

@@ -24,7 +24,11 @@ func (c *Client) Bootstrap(ctx context.Context, progress func(done, total int)) 
 	docs := make(chan wire.Message, 1100) // a whole fetch batch: the read loop never blocks on it
 	c.mu.Lock()
 	c.list, c.docMsgs = list, docs
+	gone := c.gone
 	c.mu.Unlock()
+	if gone == nil {
+		return 0, ErrOffline
+	}
 	defer func() {
 		c.mu.Lock()
 		c.list, c.docMsgs = nil, nil
@@ -36,6 +40,8 @@ func (c *Client) Bootstrap(ctx context.Context, progress func(done, total int)) 
 	var ids []string
 	select {
 	case ids = <-list:
+	case <-gone:
+		return 0, ErrOffline
 	case <-ctx.Done():
 		return 0, ctx.Err()
 	}
@@ -63,6 +69,8 @@ func (c *Client) Bootstrap(ctx context.Context, progress func(done, total int)) 
 			var m wire.Message
 			select {
 			case m = <-docs:
+			case <-gone: // the connection dropped: the rest comes on the next
+				return done, ErrOffline
 			case <-ctx.Done():
 				return done, ctx.Err()
 			}

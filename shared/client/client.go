@@ -78,6 +78,7 @@ type Client struct {
 
 	mu      sync.Mutex // guards below
 	conn    *transport.Conn
+	gone    chan struct{} // closed when the current connection ends
 	status  Status
 	pending map[docid.ID]bool
 	waiters map[docid.ID][]chan struct{}
@@ -226,16 +227,18 @@ func (c *Client) connect(ctx context.Context) error {
 		return ctx.Err()
 	}
 	c.engine.Connect(syncer.Peer{ID: c.relay, StorageID: "relay"})
+	gone := make(chan struct{})
 	c.mu.Lock()
-	c.conn = tc
+	c.conn, c.gone = tc, gone
 	c.mu.Unlock()
 	c.setStatus(func(s *Status) { s.Online = true; s.LastError = "" })
 	c.log.Info("connected to relay")
 	c.enqueue(func() { c.syncAll(ctx) })
 	err = <-done
 	c.mu.Lock()
-	c.conn = nil
+	c.conn, c.gone = nil, nil
 	c.mu.Unlock()
+	close(gone)
 	c.engine.Disconnect(context.Background(), c.relay)
 	msg := "connection to the relay lost"
 	if refused != nil {

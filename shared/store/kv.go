@@ -291,3 +291,37 @@ func (s *Store) LastSeq(docID string) (uint64, error) {
 	})
 	return last, err
 }
+
+// SyncStateEntry is one sync state to save.
+type SyncStateEntry struct {
+	Peer, Doc string
+	State     []byte
+}
+
+// PutSyncStates saves many sync states in one write: one sync for all.
+func (s *Store) PutSyncStates(ctx context.Context, states []SyncStateEntry) error {
+	if len(states) == 0 {
+		return nil
+	}
+	if err := s.enter(); err != nil {
+		return err
+	}
+	defer s.active.Done()
+	size := 0
+	muts := make([]mutation, 0, len(states))
+	for _, e := range states {
+		if err := checkName("peer ID", e.Peer); err != nil {
+			return err
+		}
+		if err := checkName("document ID", e.Doc); err != nil {
+			return err
+		}
+		if err := checkSize(len(e.State)); err != nil {
+			return err
+		}
+		v := encodeFrame(e.State)
+		size += len(v)
+		muts = append(muts, mutation{key: syncStateKey(e.Peer, e.Doc), val: v})
+	}
+	return s.write(ctx, size, func(*batch) ([]mutation, error) { return muts, nil })
+}

@@ -499,4 +499,10 @@ func TestPutManyAndLastSeq(t *testing.T) {
 	if seq, err := s.LastSeq("doc"); err != nil || seq != 3 {
 		t.Fatalf("LastSeq = %d, %v; want 3", seq, err)
 	}
+	if err := s.PutSyncStates(ctx, []store.SyncStateEntry{{Peer: "p", Doc: "d1", State: []byte("s1")}, {Peer: "p", Doc: "d2", State: []byte("s2")}}); err != nil {
+		t.Fatal(err)
+	}
+	if v, err := s.SyncState("p", "d2"); err != nil || string(v) != "s2" {
+		t.Fatalf("SyncState after PutSyncStates = %q, %v", v, err)
+	}
 }

@@ -144,7 +144,14 @@ func (e *Engine) Connect(p Peer) {
 
 // Disconnect saves the peer's dirty states and forgets it.
 func (e *Engine) Disconnect(ctx context.Context, peerID string) error {
-	err := e.flush(ctx, peerID)
+	err := e.save(ctx, e.TakeDirty(peerID))
+	e.Forget(peerID)
+	return err
+}
+
+// Forget drops a peer and its states without saving them (the caller took
+// them with TakeDirty).
+func (e *Engine) Forget(peerID string) {
 	e.mu.Lock()
 	delete(e.peers, peerID)
 	for k := range e.dirty {
@@ -159,16 +166,21 @@ func (e *Engine) Disconnect(ctx context.Context, peerID string) error {
 		}
 	}
 	e.mu.Unlock()
-	return err
 }
 
 // Flush saves every dirty sync state of persistent peers.
-func (e *Engine) Flush(ctx context.Context) error { return e.flush(ctx, "") }
+func (e *Engine) Flush(ctx context.Context) error { return e.save(ctx, e.TakeDirty("")) }
 
-func (e *Engine) flush(ctx context.Context, only string) error {
-	if e.opts.States == nil {
-		return nil
-	}
+// SavedState is one sync state to persist.
+type SavedState struct {
+	Storage, Doc string
+	State        []byte
+}
+
+// TakeDirty returns the dirty sync states of persistent peers (of one peer,
+// or all for "") encoded for saving, and marks them clean: for a caller that
+// saves them in one batch, away from the engine.
+func (e *Engine) TakeDirty(only string) []SavedState {
 	type item struct {
 		storage string
 		doc     docid.ID
@@ -190,9 +202,20 @@ func (e *Engine) flush(ctx context.Context, only string) error {
 		}
 	}
 	e.mu.Unlock()
+	out := make([]SavedState, len(items))
+	for i, it := range items {
+		out[i] = SavedState{Storage: it.storage, Doc: it.doc.String(), State: it.ss.Save()}
+	}
+	return out
+}
+
+func (e *Engine) save(ctx context.Context, states []SavedState) error {
+	if e.opts.States == nil {
+		return nil
+	}
 	var errs []error
-	for _, it := range items {
-		if err := e.opts.States.PutSyncState(ctx, it.storage, it.doc.String(), it.ss.Save()); err != nil {
+	for _, st := range states {
+		if err := e.opts.States.PutSyncState(ctx, st.Storage, st.Doc, st.State); err != nil {
 			errs = append(errs, err)
 		}
 	}

@@ -247,6 +247,9 @@ func (h host) SyncState(storage, id string) ([]byte, error) { return h.s.st.Sync
 func (h host) PutSyncState(ctx context.Context, storage, id string, state []byte) error {
 	return h.s.st.PutSyncState(ctx, storage, id, state)
 }
+func (h host) PutSyncStates(ctx context.Context, states []store.SyncStateEntry) error {
+	return h.s.st.PutSyncStates(ctx, states)
+}
 
 // Admit decides whether the peer may create this document and records its
 // owner: the care home named in the document's "home" field if the peer's

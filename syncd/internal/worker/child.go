@@ -106,14 +106,19 @@ func (w *Worker) Work(args WorkArgs, reply *WorkReply) error {
 	return nil
 }
 
-// Forget saves and drops a peer's sync states.
-func (w *Worker) Forget(args ForgetArgs, _ *Empty) error {
+// Forget drops a peer, returning its dirty sync states for the parent to save.
+func (w *Worker) Forget(args ForgetArgs, reply *StatesReply) error {
 	delete(w.known, args.Peer)
-	return w.eng.Disconnect(context.Background(), args.Peer)
+	reply.States = w.eng.TakeDirty(args.Peer)
+	w.eng.Forget(args.Peer)
+	return nil
 }
 
-// Flush saves every dirty sync state.
-func (w *Worker) Flush(_ Empty, _ *Empty) error { return w.eng.Flush(context.Background()) }
+// Flush returns every dirty sync state for the parent to save.
+func (w *Worker) Flush(_ Empty, reply *StatesReply) error {
+	reply.States = w.eng.TakeDirty("")
+	return nil
+}
 
 // hostClient implements repo.Storage and syncer.StateStore by calling the
 // parent, translating "not found" back into store.ErrNotFound.

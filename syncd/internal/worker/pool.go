@@ -29,6 +29,7 @@ type Host interface {
 	Compact(ctx context.Context, docID string, snapshot []byte, upTo uint64) error
 	SyncState(storageID, docID string) ([]byte, error)
 	PutSyncState(ctx context.Context, storageID, docID string, state []byte) error
+	PutSyncStates(ctx context.Context, states []store.SyncStateEntry) error
 	Admit(ctx context.Context, from syncer.Peer, docID, home string) error
 }
 
@@ -112,22 +113,45 @@ func (p *Pool) Work(ctx context.Context, args WorkArgs) (WorkReply, error) {
 	return reply, err
 }
 
-// Forget tells every child a peer has gone; they save its sync states.
+// Forget tells every child a peer has gone, and saves its sync states.
 func (p *Pool) Forget(peer string) {
+	var all []syncer.SavedState
 	for _, pr := range p.procs {
-		pr.call("Worker.Forget", ForgetArgs{Peer: peer}, &Empty{})
+		var r StatesReply
+		if pr.call("Worker.Forget", ForgetArgs{Peer: peer}, &r) == nil {
+			all = append(all, r.States...)
+		}
+	}
+	if err := p.save(all); err != nil {
+		p.log.Warn("saving sync states", "peer", peer, "err", err)
 	}
 }
 
-// Flush makes every child save its dirty sync states.
+// Flush saves every child's dirty sync states. Each child only encodes them
+// (a quick call); the parent writes them all in one batch, so document work
+// is not held up by disk writes.
 func (p *Pool) Flush() error {
+	var all []syncer.SavedState
 	var errs []error
 	for _, pr := range p.procs {
-		if err := pr.call("Worker.Flush", Empty{}, &Empty{}); err != nil && !errors.Is(err, errCrashed) {
+		var r StatesReply
+		if err := pr.call("Worker.Flush", Empty{}, &r); err != nil && !errors.Is(err, errCrashed) {
 			errs = append(errs, err)
 		}
+		all = append(all, r.States...)
 	}
-	return errors.Join(errs...)
+	return errors.Join(append(errs, p.save(all))...)
+}
+
+func (p *Pool) save(states []syncer.SavedState) error {
+	if len(states) == 0 {
+		return nil
+	}
+	entries := make([]store.SyncStateEntry, len(states))
+	for i, s := range states {
+		entries[i] = store.SyncStateEntry{Peer: s.Storage, Doc: s.Doc, State: s.State}
+	}
+	return p.cfg.Host.PutSyncStates(context.Background(), entries)
 }
 
 // Close stops the children: each saves its sync states and exits when its

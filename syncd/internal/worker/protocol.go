@@ -52,8 +52,12 @@ type Failure struct {
 	Refused bool // Admit refused a new document (scope)
 }
 
-// ForgetArgs drops a disconnected peer's states after saving them.
+// ForgetArgs drops a disconnected peer's states.
 type ForgetArgs struct{ Peer string }
+
+// StatesReply carries dirty sync states for the parent to save in one
+// batch, after the call: the child is free again meanwhile.
+type StatesReply struct{ States []syncer.SavedState }
 
 // Empty is an empty argument or reply.
 type Empty struct{}

@@ -1,0 +1,36 @@
+// Package loadtest drives Haven's relay (syncd) and the official JavaScript
+// sync server (automerge-repo's Node websocket server with file-system
+// storage, syncd/interop/server.mjs) with the same Go clients, so that their
+// figures can be set side by side. `make bench` runs its two benchmarks,
+// BenchmarkLive and BenchmarkFreshDevice, each printing one table.
+//
+// Both servers run as separate processes on loopback, each started afresh for
+// each benchmark, so that what they cost can be read from /proc: CPU seconds
+// (utime+stime) and peak resident memory (VmHWM, reset per phase through
+// clear_refs), for syncd summed over its CRDT worker processes.
+//
+// The clients are shared/client, the desktop's own sync client, each over a
+// lean in-memory store (memStorage) instead of an encrypted Badger folder:
+// twenty Badger stores would compete with the servers for the machine, and
+// what a client stores does not change what a server does. The JavaScript
+// server ignores the credential; syncd gets real ones, enrolled through its
+// admin socket and POST /enroll.
+//
+// The two scenarios, from the relay issue:
+//
+//   - Live (live.go, ledger.go): N clients each append notes to the same
+//     residents' timelines at rising rates. Each note carries its sender's
+//     clock in its text; each other client reads it out of its own copy the
+//     moment the change is applied there, which gives edit-to-other-client
+//     latency, and a note some client never reads is missing. The servers'
+//     steps are interleaved, so that other work on a shared machine falls on
+//     both alike; each step's table row also says how much CPU the rest of
+//     the machine used meanwhile.
+//   - Fresh device (fresh.go): a new client downloads every resident record,
+//     through a proxy that counts the bytes on the wire (proxy.go).
+//
+// Quick run, then the full one (knobs in loadtest_test.go):
+//
+//	HAVEN_BENCH_STEP=3s go test -run '^$' -bench . -benchtime 1x ./syncd/internal/loadtest/
+//	go test -run '^$' -bench . -benchtime 1x ./syncd/internal/loadtest/
+package loadtest

@@ -1,0 +1,93 @@
+package loadtest
+
+import (
+	"bytes"
+	"io"
+	"net"
+	"os"
+	"testing"
+	"time"
+)
+
+func TestNoteTextRoundTrip(t *testing.T) {
+	sent := time.Unix(1712345678, 901234567)
+	sender, seq, got, err := parseNoteText(noteText(7, 123, sent))
+	if err != nil || sender != 7 || seq != 123 || !got.Equal(sent) {
+		t.Fatalf("parseNoteText(noteText(7, 123, %v)) = %d, %d, %v, %v", sent, sender, seq, got, err)
+	}
+	if _, _, _, err := parseNoteText("Mrs Marlow slept well"); err == nil {
+		t.Fatal("a note that is not the load test's parsed")
+	}
+}
+
+func TestPercentile(t *testing.T) {
+	var lat []time.Duration
+	for i := 100; i >= 1; i-- {
+		lat = append(lat, time.Duration(i)*time.Millisecond)
+	}
+	for _, c := range []struct {
+		p    float64
+		want time.Duration
+	}{{0.5, 50 * time.Millisecond}, {0.95, 95 * time.Millisecond}, {0.99, 99 * time.Millisecond}, {1, 100 * time.Millisecond}} {
+		if got := percentile(lat, c.p); got != c.want {
+			t.Errorf("percentile(1..100 ms, %v) = %v, want %v", c.p, got, c.want)
+		}
+	}
+	if got := percentile(nil, 0.99); got != 0 {
+		t.Errorf("percentile(nil) = %v, want 0", got)
+	}
+}
+
+func TestTreeUsageOfThisProcess(t *testing.T) {
+	u, err := treeUsage(os.Getpid())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if u.PeakRSS <= 0 || len(u.Parts) == 0 || u.Parts[0] <= 0 {
+		t.Fatalf("treeUsage(self) = %+v, want a peak", u)
+	}
+	if err := resetPeak(os.Getpid()); err != nil {
+		t.Fatalf("resetPeak(self) = %v", err)
+	}
+	if machineCPU() <= 0 {
+		t.Fatal("machineCPU() = 0")
+	}
+}
+
+// The proxy counts every byte each way and passes them through unchanged.
+func TestCountingProxy(t *testing.T) {
+	echo, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer echo.Close()
+	go func() {
+		c, err := echo.Accept()
+		if err != nil {
+			return
+		}
+		io.Copy(c, c)
+		c.Close()
+	}()
+	p, err := startProxy(echo.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer p.Close()
+	c, err := net.Dial("tcp", p.Addr())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	msg := bytes.Repeat([]byte("haven"), 1000)
+	if _, err := c.Write(msg); err != nil {
+		t.Fatal(err)
+	}
+	got := make([]byte, len(msg))
+	if _, err := io.ReadFull(c, got); err != nil || !bytes.Equal(got, msg) {
+		t.Fatalf("echo through the proxy: %v", err)
+	}
+	if up, down := p.Bytes(); up != int64(len(msg)) || down != int64(len(msg)) {
+		t.Fatalf("Bytes() = %d up, %d down, want %d each", up, down, len(msg))
+	}
+}

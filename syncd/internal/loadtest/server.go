@@ -1,0 +1,266 @@
+package loadtest
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"syscall"
+	"time"
+)
+
+// Kind names a server implementation under test.
+type Kind string
+
+const (
+	Haven Kind = "haven" // syncd, Haven's relay
+	JS    Kind = "js"    // automerge-repo's reference sync server in Node
+)
+
+// Label is the kind as the result tables print it.
+func (k Kind) Label() string {
+	if k == Haven {
+		return "Haven syncd"
+	}
+	return "JS sync server"
+}
+
+// Server is one server process on loopback, started for one scenario so
+// that its peak memory and CPU belong to that scenario alone.
+type Server struct {
+	Kind Kind
+	addr string // host:port it listens on
+	path string // websocket path ("/sync" for syncd)
+	bin  string // syncd binary, for admin commands
+	data string // its data folder
+	log  string // its stderr, kept for a failure report
+	home string // Haven: the care home every device is enrolled for
+
+	cmd    *exec.Cmd
+	exited chan struct{} // closed once the process has been waited for
+}
+
+// startTimeout bounds a server's start, up to its "listening" line.
+const startTimeout = 60 * time.Second
+
+// StartHaven runs `syncd serve` from the binary bin with a fresh data folder
+// under dir, on a free loopback port, with the given number of CRDT workers
+// (0: syncd's default).
+func StartHaven(bin, dir string, workers int) (*Server, error) {
+	data := filepath.Join(dir, "syncd-data")
+	args := []string{"serve", "-data", data, "-listen", "127.0.0.1:0", "-log-level", "warn"}
+	if workers > 0 {
+		args = append(args, "-workers", fmt.Sprint(workers))
+	}
+	s := &Server{Kind: Haven, path: "/sync", bin: bin, data: data, log: filepath.Join(dir, "syncd.log")}
+	// "syncd listening on ws://127.0.0.1:PORT/sync (data …)"
+	re := regexp.MustCompile(`listening on ws://(\S+?)/sync`)
+	if err := s.start(exec.Command(bin, args...), re); err != nil {
+		return nil, err
+	}
+	return s, nil
+}
+
+// StartJS runs the reference server script (syncd/interop/server.mjs) with a
+// fresh data folder under dir, on a free loopback port.
+func StartJS(script, dir string) (*Server, error) {
+	data := filepath.Join(dir, "js-data")
+	s := &Server{Kind: JS, path: "/", data: data, log: filepath.Join(dir, "js-server.log"), home: "home-loadtest"}
+	cmd := exec.Command("node", filepath.Base(script), "0", data)
+	cmd.Dir = filepath.Dir(script) // its node_modules
+	// "listening PORT"
+	if err := s.start(cmd, regexp.MustCompile(`^listening (\d+)$`)); err != nil {
+		return nil, err
+	}
+	s.addr = "127.0.0.1:" + s.addr
+	return s, nil
+}
+
+// start runs cmd and waits for the line matching ready, whose first group
+// is the address (or port) it listens on.
+func (s *Server) start(cmd *exec.Cmd, ready *regexp.Regexp) error {
+	logf, err := os.Create(s.log)
+	if err != nil {
+		return err
+	}
+	cmd.Stderr = logf
+	out, err := cmd.StdoutPipe()
+	if err != nil {
+		logf.Close()
+		return err
+	}
+	if err := cmd.Start(); err != nil {
+		logf.Close()
+		return fmt.Errorf("start %s: %w", s.Kind.Label(), err)
+	}
+	s.cmd, s.exited = cmd, make(chan struct{})
+	addr := make(chan string, 1)
+	go func() {
+		// Reads stdout until the process ends, so it never blocks on a full pipe.
+		sc := bufio.NewScanner(out)
+		for sc.Scan() {
+			if m := ready.FindStringSubmatch(strings.TrimSpace(sc.Text())); m != nil {
+				select {
+				case addr <- m[1]:
+				default:
+				}
+			}
+		}
+		io.Copy(io.Discard, out)
+		cmd.Wait()
+		logf.Close()
+		close(s.exited)
+	}()
+	select {
+	case s.addr = <-addr:
+		return nil
+	case <-s.exited:
+		return fmt.Errorf("%s exited before listening: %s", s.Kind.Label(), s.logTail())
+	case <-time.After(startTimeout):
+		s.Stop()
+		return fmt.Errorf("%s did not start within %v: %s", s.Kind.Label(), startTimeout, s.logTail())
+	}
+}
+
+// logTail is the end of the server's stderr, for error reports.
+func (s *Server) logTail() string {
+	b, _ := os.ReadFile(s.log)
+	if len(b) > 2000 {
+		b = b[len(b)-2000:]
+	}
+	return strings.TrimSpace(string(b))
+}
+
+// Addr is host:port.
+func (s *Server) Addr() string { return s.addr }
+
+// URL is the websocket URL for a client that reaches the server at addr
+// (its own address, or a proxy's).
+func (s *Server) URL(addr string) string { return "ws://" + addr + s.path }
+
+// Home is the care home devices are enrolled for, which new records name.
+func (s *Server) Home() string { return s.home }
+
+// Alive reports an error if the process has exited.
+func (s *Server) Alive() error {
+	select {
+	case <-s.exited:
+		return fmt.Errorf("%s exited: %s", s.Kind.Label(), s.logTail())
+	default:
+		return nil
+	}
+}
+
+// Usage is the process tree's CPU time so far and its peak memory since
+// start or the last ResetPeak.
+func (s *Server) Usage() (usage, error) {
+	if err := s.Alive(); err != nil {
+		return usage{}, err
+	}
+	return treeUsage(s.cmd.Process.Pid)
+}
+
+// ResetPeak starts the peak-memory measurement again.
+func (s *Server) ResetPeak() error { return resetTreePeak(s.cmd.Process.Pid) }
+
+// Stop asks the server to shut down gracefully and waits for it; after 20 s
+// it is killed.
+func (s *Server) Stop() error {
+	if s.cmd == nil || s.cmd.Process == nil {
+		return nil
+	}
+	s.cmd.Process.Signal(syscall.SIGTERM)
+	select {
+	case <-s.exited:
+	case <-time.After(20 * time.Second):
+		s.cmd.Process.Kill()
+		<-s.exited
+		return fmt.Errorf("%s ignored SIGTERM for 20 s and was killed", s.Kind.Label())
+	}
+	if st := s.cmd.ProcessState; st != nil && !st.Success() {
+		return fmt.Errorf("%s exited with %v: %s", s.Kind.Label(), st, s.logTail())
+	}
+	return nil
+}
+
+// Enroll returns credentials for n devices of one care home. syncd needs
+// real ones: the first call creates the home through the admin socket, then
+// each device gets a one-time code that is exchanged at POST /enroll as the
+// desktop does. The JavaScript server checks nothing: it gets empty ones.
+func (s *Server) Enroll(ctx context.Context, n int) ([]string, error) {
+	creds := make([]string, n)
+	if s.Kind != Haven {
+		return creds, nil
+	}
+	if s.home == "" {
+		out, err := s.admin(ctx, "create-home", "Load Test House")
+		if err != nil {
+			return nil, err
+		}
+		m := regexp.MustCompile(`care home (home-[0-9a-z]+) created`).FindStringSubmatch(out)
+		if m == nil {
+			return nil, fmt.Errorf("create-home printed %q", out)
+		}
+		s.home = m[1]
+	}
+	codeRE := regexp.MustCompile(`one-time code: (\S+)`)
+	for i := range creds {
+		out, err := s.admin(ctx, "enroll", s.home, "-name", fmt.Sprintf("load-test device %02d", i))
+		if err != nil {
+			return nil, err
+		}
+		m := codeRE.FindStringSubmatch(out)
+		if m == nil {
+			return nil, fmt.Errorf("enroll printed %q", out)
+		}
+		if creds[i], err = s.redeem(ctx, m[1]); err != nil {
+			return nil, err
+		}
+	}
+	return creds, nil
+}
+
+// admin runs `syncd admin` against the running relay (its admin socket).
+func (s *Server) admin(ctx context.Context, args ...string) (string, error) {
+	cmd := exec.CommandContext(ctx, s.bin, append([]string{"admin", "-data", s.data}, args...)...)
+	var out, errb bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &out, &errb
+	if err := cmd.Run(); err != nil {
+		return "", fmt.Errorf("syncd admin %s: %v: %s", args[0], err, strings.TrimSpace(errb.String()))
+	}
+	return out.String(), nil
+}
+
+// redeem exchanges a one-time code for the device's credential.
+func (s *Server) redeem(ctx context.Context, code string) (string, error) {
+	body, _ := json.Marshal(map[string]string{"code": code})
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, "http://"+s.addr+"/enroll", bytes.NewReader(body))
+	if err != nil {
+		return "", err
+	}
+	req.Header.Set("Content-Type", "application/json")
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return "", err
+	}
+	defer resp.Body.Close()
+	var er struct {
+		Credential string `json:"credential"`
+	}
+	if resp.StatusCode != http.StatusOK {
+		return "", fmt.Errorf("POST /enroll: %s", resp.Status)
+	}
+	if err := json.NewDecoder(resp.Body).Decode(&er); err != nil || er.Credential == "" {
+		return "", errors.Join(errors.New("POST /enroll: no credential"), err)
+	}
+	return er.Credential, nil
+}

@@ -69,13 +69,13 @@ func freeAddr(t *testing.T) string {
 
 // startRelay runs `syncd serve` on addr with the data folder, and waits for
 // it to say it is listening.
-func startRelay(t *testing.T, data, addr string) *relayProc {
+func startRelay(t *testing.T, data, addr string, extra ...string) *relayProc {
 	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
 	pr, pw := io.Pipe()
 	p := &relayProc{t: t, data: data, addr: addr, cancel: cancel, done: make(chan error, 1)}
 	go func() {
-		err := run(ctx, []string{"serve", "-data", data, "-listen", addr, "-workers", "2", "-log-level", "warn"}, pw, io.Discard)
+		err := run(ctx, append([]string{"serve", "-data", data, "-listen", addr, "-workers", "2", "-log-level", "warn"}, extra...), pw, io.Discard)
 		pw.CloseWithError(fmt.Errorf("syncd exited: %v", err))
 		p.done <- err
 	}()
@@ -514,4 +514,32 @@ func mustParse(t *testing.T, der []byte) *x509.Certificate {
 		t.Fatal(err)
 	}
 	return c
+}
+
+// A relay at its connection limit turns devices away for now; they keep
+// trying and get in when a place frees up (a refusal they cannot cure, such
+// as revocation, stops them instead: TestRevokedDeviceRefused).
+func TestConnectionCapTurnsAwayForNow(t *testing.T) {
+	p := startRelay(t, t.TempDir(), freeAddr(t), "-max-conns", "1")
+	home := idRE.FindString(p.admin("create-home", "Larch House"))
+	first := newDevice(t, "first", p.enroll(home, "PC 1"), p.url())
+	waitFor(t, "the first device online", first.online)
+	second := newDevice(t, "second", p.enroll(home, "PC 2"), p.url())
+	waitFor(t, "the second device to be told the relay is full", func() bool {
+		second.mu.Lock()
+		defer second.mu.Unlock()
+		for _, e := range second.errors {
+			if strings.Contains(e, "connection limit") {
+				return true
+			}
+		}
+		return false
+	})
+	select {
+	case err := <-second.runErr:
+		t.Fatalf("the refused device gave up: %v", err)
+	default:
+	}
+	first.cancel() // a place frees up
+	waitFor(t, "the second device to get in", second.online)
 }

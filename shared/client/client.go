@@ -42,7 +42,7 @@ type Config struct {
 	Logger *slog.Logger
 	// Transport tunes the connection.
 	Transport transport.Options
-	// Backoff bounds for reconnecting. Defaults 500 ms and 30 s.
+	// Backoff bounds for reconnecting. Defaults 500 ms and 5 s.
 	MinBackoff, MaxBackoff time.Duration
 	// OnChange is called after a document changed because of the relay.
 	OnChange func(id docid.ID)
@@ -92,7 +92,9 @@ func New(cfg Config) *Client {
 		cfg.MinBackoff = 500 * time.Millisecond
 	}
 	if cfg.MaxBackoff <= 0 {
-		cfg.MaxBackoff = 30 * time.Second
+		// Short enough that a home whose line comes back is synced within
+		// seconds; jitter spreads a relay restart's reconnections.
+		cfg.MaxBackoff = 5 * time.Second
 	}
 	log := cfg.Logger
 	if log == nil {
@@ -154,6 +156,14 @@ func (c *Client) Run(ctx context.Context) error {
 }
 
 var errRefused = errors.New("the relay refused this device")
+
+// permanent reports whether the relay closed with a refusal that retrying
+// cannot cure (a bad or revoked credential): a policy violation. Anything
+// else (at capacity, restarting, a dropped line) is worth another try.
+func permanent(err error) bool {
+	var ce *transport.CloseError
+	return errors.As(err, &ce) && ce.Code == transport.ClosePolicyViolation
+}
 
 // worker applies incoming work in order until ctx ends.
 func (c *Client) worker(ctx context.Context) {
@@ -217,8 +227,11 @@ func (c *Client) connect(ctx context.Context) error {
 	case <-joined:
 	case err := <-done:
 		c.setStatus(func(s *Status) { s.Online = false })
-		if refused != nil {
+		if refused != nil && permanent(err) {
 			return refused
+		}
+		if refused != nil {
+			return fmt.Errorf("refused for now: %w", err)
 		}
 		return err
 	case <-ctx.Done():

@@ -123,6 +123,8 @@ type Store struct {
 	closeErr  error
 
 	commits atomic.Uint64 // badger transactions committed by the writer; tests read it
+	mark    uint64        // transactions ever committed, as stored; only the writer goroutine changes it after Open
+	damage  string        // what Open found missing (see mark.go)
 	hooks   testHooks
 }
 
@@ -157,7 +159,7 @@ func Open(dir string, opts Options) (*Store, error) {
 		logger = slog.New(slog.DiscardHandler)
 	}
 	bo, maxBatch := badgerOptions(abs, opts, logger)
-	db, err := badger.Open(bo)
+	db, err := openBadger(bo)
 	if err != nil {
 		switch {
 		case isLockError(err):
@@ -178,6 +180,10 @@ func Open(dir string, opts Options) (*Store, error) {
 		logSeq:     make(map[string]uint64),
 		stop:       make(chan struct{}),
 		gcDone:     make(chan struct{}),
+	}
+	if err := s.readMark(); err != nil {
+		db.Close()
+		return nil, fmt.Errorf("open data folder %s: %w", abs, err)
 	}
 	go s.writeLoop()
 	interval := opts.GCInterval
@@ -346,4 +352,15 @@ func checkSize(n int) error {
 		return fmt.Errorf("%w: %d bytes, limit %d", ErrTooLarge, n, MaxValueSize)
 	}
 	return nil
+}
+
+// openBadger opens Badger, turning a panic on a damaged table into an error:
+// a data folder whose files are cut short must not take the program down.
+func openBadger(bo badger.Options) (db *badger.DB, err error) {
+	defer func() {
+		if r := recover(); r != nil {
+			err = fmt.Errorf("the data folder is damaged (%v): move it aside and let this computer download its records again, or restore a backup", r)
+		}
+	}()
+	return badger.Open(bo)
 }

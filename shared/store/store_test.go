@@ -5,6 +5,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"os"
+	"path/filepath"
 	"slices"
 	"strings"
 	"sync"
@@ -504,5 +506,45 @@ func TestPutManyAndLastSeq(t *testing.T) {
 	}
 	if v, err := s.SyncState("p", "d2"); err != nil || string(v) != "s2" {
 		t.Fatalf("SyncState after PutSyncStates = %q, %v", v, err)
+	}
+}
+
+// A write-ahead log damaged in the middle makes Badger open without the
+// writes after the damage; the store notices and says so.
+func TestLostWritesAreReported(t *testing.T) {
+	dir := t.TempDir()
+	s := open(t, dir)
+	for i := 0; i < 5; i++ {
+		if _, err := s.AppendChunk(context.Background(), "doc", []byte("chunk")); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if s.Damage() != "" {
+		t.Fatalf("fresh store reports damage: %s", s.Damage())
+	}
+	s.Close()
+	s = open(t, dir)
+	if s.Damage() != "" {
+		t.Fatalf("an ordinary reopen reports damage: %s", s.Damage())
+	}
+	s.Close()
+	// Stand in for the damage: the witness says more commits were made than
+	// the store recovered.
+	b, err := os.ReadFile(filepath.Join(dir, "HAVEN-MARK"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var n int
+	fmt.Sscan(string(b), &n)
+	os.WriteFile(filepath.Join(dir, "HAVEN-MARK"), []byte(fmt.Sprint(n+3)), 0o600)
+	s = open(t, dir)
+	if !strings.Contains(s.Damage(), "3 most recent writes") {
+		t.Fatalf("Damage() = %q, want the 3 lost commits named", s.Damage())
+	}
+	s.Close()
+	s = open(t, dir)
+	defer s.Close()
+	if s.Damage() != "" {
+		t.Fatalf("damage reported again after it was reported: %s", s.Damage())
 	}
 }

@@ -199,9 +199,14 @@ func (s *Store) runTxn(ops []*op) (err error) {
 	if !wrote {
 		return nil
 	}
+	mark, err := s.nextMark(txn)
+	if err != nil {
+		return err
+	}
 	if err := txn.Commit(); err != nil {
 		return err
 	}
+	s.committed(mark)
 	s.commits.Add(1)
 	return nil
 }

@@ -108,6 +108,7 @@ const (
 	ClosePolicyViolation = 1008 // e.g. a bad credential or a frame the protocol forbids
 	CloseTooBig          = 1009 // a frame over ReadLimit
 	CloseInternalError   = 1011 // the endpoint failed
+	CloseTryAgainLater   = 1013 // a passing refusal (at capacity, restarting): reconnect later
 )
 
 var (

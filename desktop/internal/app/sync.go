@@ -122,6 +122,9 @@ func (a *App) Status() SyncStatus {
 	}
 	s := a.client.Status()
 	out := SyncStatus{Online: s.Online, Pending: s.Pending, LastExchange: s.LastExchange, Problem: s.LastError, Download: dl}
+	if d := a.st.Damage(); d != "" && out.Problem == "" {
+		out.Problem = d // the store came back without recent writes: say so until sync restores them
+	}
 	if a.audit != nil {
 		out.PendingAudit = a.audit.pending()
 	}

@@ -42,14 +42,14 @@ func (s *Server) Accept(ctx context.Context, tc *transport.Conn, dev orgs.Device
 	switch {
 	case s.closing:
 		s.mu.Unlock()
-		return refuse(ctx, tc, s.peerID, "the relay is shutting down; try again shortly")
+		return refuse(ctx, tc, s.peerID, transport.CloseTryAgainLater, "the relay is shutting down; try again shortly")
 	case s.work == nil:
 		s.mu.Unlock()
-		return refuse(ctx, tc, s.peerID, "the relay is starting; try again shortly")
+		return refuse(ctx, tc, s.peerID, transport.CloseTryAgainLater, "the relay is starting; try again shortly")
 	case len(s.conns) >= s.cfg.MaxConns:
 		s.mu.Unlock()
 		s.metrics.refused.WithLabelValues("connection-cap").Inc()
-		return refuse(ctx, tc, s.peerID, "the relay is at its connection limit; try again shortly")
+		return refuse(ctx, tc, s.peerID, transport.CloseTryAgainLater, "the relay is at its connection limit; try again shortly")
 	}
 	s.conns[c] = true
 	s.wg.Add(2)
@@ -71,8 +71,10 @@ func (s *Server) Accept(ctx context.Context, tc *transport.Conn, dev orgs.Device
 // refuse answers an unauthenticated or unwelcome connection the way
 // automerge-repo clients understand: an error message, then a close. (A bare
 // HTTP 401 makes the JavaScript client throw.) It waits briefly for the join
-// so the error can name the client.
-func refuse(ctx context.Context, tc *transport.Conn, self, reason string) error {
+// so the error can name the client. The close code tells Haven's client
+// whether to keep trying: ClosePolicyViolation for a credential that will
+// never work, CloseTryAgainLater for a passing refusal.
+func refuse(ctx context.Context, tc *transport.Conn, self string, code int, reason string) error {
 	joined := make(chan string, 1)
 	go func() {
 		<-time.After(2 * time.Second)
@@ -93,7 +95,7 @@ func refuse(ctx context.Context, tc *transport.Conn, self, reason string) error 
 	if frame, err := wire.Encode(wire.Message{Type: wire.TypeError, SenderID: self, TargetID: target, ErrorMessage: reason}); err == nil {
 		tc.Send(frame)
 	}
-	tc.Close(transport.ClosePolicyViolation, reason)
+	tc.Close(code, reason)
 	<-tc.Done()
 	return nil
 }

@@ -59,12 +59,12 @@ func (s *Server) serveSync(w http.ResponseWriter, r *http.Request) {
 		}
 		s.metrics.refused.WithLabelValues("unauthenticated").Inc()
 		s.log.Warn("connection refused", "remote", r.RemoteAddr, "revoked", errors.Is(err, orgs.ErrRevoked))
-		refuse(ctx, tc, s.peerID, reason)
+		refuse(ctx, tc, s.peerID, transport.ClosePolicyViolation, reason)
 		return
 	}
 	scope, err := s.orgs.Scope(dev)
 	if err != nil {
-		refuse(ctx, tc, s.peerID, "this device's organisation could not be found")
+		refuse(ctx, tc, s.peerID, transport.ClosePolicyViolation, "this device's organisation could not be found")
 		return
 	}
 	s.Accept(ctx, tc, dev, scope)

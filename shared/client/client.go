@@ -42,7 +42,7 @@ type Config struct {
 	Logger *slog.Logger
 	// Transport tunes the connection.
 	Transport transport.Options
-	// Backoff bounds for reconnecting. Defaults 500 ms and 5 s.
+	// Backoff bounds for reconnecting. Defaults 250 ms and 2 s.
 	MinBackoff, MaxBackoff time.Duration
 	// OnChange is called after a document changed because of the relay.
 	OnChange func(id docid.ID)
@@ -89,12 +89,14 @@ type Client struct {
 // New makes a client; Run connects it.
 func New(cfg Config) *Client {
 	if cfg.MinBackoff <= 0 {
-		cfg.MinBackoff = 500 * time.Millisecond
+		cfg.MinBackoff = 250 * time.Millisecond
 	}
 	if cfg.MaxBackoff <= 0 {
-		// Short enough that a home whose line comes back is synced within
-		// seconds; jitter spreads a relay restart's reconnections.
-		cfg.MaxBackoff = 5 * time.Second
+		// A line that comes back is found within 2 s, so a home is synced
+		// within seconds of it. An attempt that fails costs the relay a
+		// refused connection at most (one at capacity answers a cheap
+		// refusal), and jitter spreads a relay restart's reconnections.
+		cfg.MaxBackoff = 2 * time.Second
 	}
 	log := cfg.Logger
 	if log == nil {
@@ -334,15 +336,19 @@ func (c *Client) syncAll(ctx context.Context) {
 	if c.cfg.Docs == nil {
 		return
 	}
-	for _, id := range c.cfg.Docs() {
+	began := time.Now()
+	ids := c.cfg.Docs()
+	for _, id := range ids {
 		c.syncDoc(ctx, id)
 	}
+	c.log.Debug("offered documents", "docs", len(ids), "took", time.Since(began))
 }
 
 // syncDoc sends the relay whatever it needs of one document.
 func (c *Client) syncDoc(ctx context.Context, id docid.ID) {
 	outs, err := c.engine.Sync(ctx, id, []string{c.relay})
 	if err != nil {
+		c.log.Warn("cannot offer a document to the relay", "doc", id.String(), "err", err)
 		return
 	}
 	c.sendAll(outs)
@@ -440,7 +446,9 @@ func (c *Client) applySync(ctx context.Context, id docid.ID, data []byte) {
 	if h, err := c.cfg.Repo.Open(id); err == nil {
 		before = headsKey(h)
 	}
+	began := time.Now()
 	outs, err := c.engine.Receive(ctx, id, []syncer.In{{From: c.relay, Data: data}}, nil)
+	c.log.Debug("applied sync message", "doc", id.String(), "bytes", len(data), "took", time.Since(began), "replies", len(outs))
 	if err != nil {
 		c.log.Warn("applying a sync message from the relay", "doc", id.String(), "err", err)
 		return

@@ -58,6 +58,7 @@ type Repo struct {
 
 	mu      sync.Mutex // guards handles and closed
 	handles map[docid.ID]*Handle
+	loading map[docid.ID]chan struct{} // documents being loaded; closed when done
 	closed  bool
 
 	compact chan *Handle   // handles due for compaction
@@ -77,6 +78,7 @@ func New(st Storage, opts Options) *Repo {
 	r := &Repo{
 		st: st, opts: opts, log: log,
 		handles: map[docid.ID]*Handle{},
+		loading: map[docid.ID]chan struct{}{},
 		compact: make(chan *Handle, 256),
 		done:    make(chan struct{}),
 	}
@@ -144,7 +146,8 @@ func (h *Handle) Report() LoadReport {
 // is written as the first chunk, durably.
 func (r *Repo) Create(ctx context.Context, id docid.ID, doc *crdt.Doc) (*Handle, error) {
 	r.mu.Lock()
-	if _, ok := r.handles[id]; ok {
+	_, open := r.handles[id]
+	if _, loading := r.loading[id]; open || loading {
 		r.mu.Unlock()
 		return nil, fmt.Errorf("document %s is already open", id)
 	}
@@ -170,24 +173,37 @@ func (r *Repo) Create(ctx context.Context, id docid.ID, doc *crdt.Doc) (*Handle,
 
 // Open returns the document's handle, loading it on first use.
 func (r *Repo) Open(id docid.ID) (*Handle, error) {
-	r.mu.Lock()
-	if h, ok := r.handles[id]; ok {
+	for {
+		r.mu.Lock()
+		if h, ok := r.handles[id]; ok {
+			r.mu.Unlock()
+			return h, nil
+		}
+		if wait, ok := r.loading[id]; ok {
+			// Another caller is loading it: one load, not two racing to
+			// quarantine the same damaged chunk.
+			r.mu.Unlock()
+			<-wait
+			continue
+		}
+		done := make(chan struct{})
+		r.loading[id] = done
 		r.mu.Unlock()
+
+		h := &Handle{ID: id, repo: r}
+		err := h.load()
+		r.mu.Lock()
+		delete(r.loading, id)
+		if err == nil {
+			r.handles[id] = h
+		}
+		r.mu.Unlock()
+		close(done)
+		if err != nil {
+			return nil, err
+		}
 		return h, nil
 	}
-	r.mu.Unlock()
-
-	h := &Handle{ID: id, repo: r}
-	if err := h.load(); err != nil {
-		return nil, err
-	}
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	if existing, ok := r.handles[id]; ok { // another caller loaded it meanwhile
-		return existing, nil
-	}
-	r.handles[id] = h
-	return h, nil
 }
 
 // load (re)reads the document from storage. Caller holds h.mu or owns h.
@@ -218,7 +234,7 @@ func (h *Handle) load() error {
 		if err := doc.LoadIncremental(c.Data); err != nil {
 			reason := "chunk does not apply: " + err.Error()
 			r.log.Error("quarantining chunk", "doc", h.ID.String(), "seq", c.Seq, "bytes", len(c.Data))
-			if qerr := r.st.Quarantine(context.Background(), h.ID.String(), c.Seq, reason); qerr != nil {
+			if qerr := r.st.Quarantine(context.Background(), h.ID.String(), c.Seq, reason); qerr != nil && !errors.Is(qerr, store.ErrNotFound) {
 				return fmt.Errorf("quarantine chunk %d of %s: %w", c.Seq, h.ID, qerr)
 			}
 			report.Quarantined = append(report.Quarantined, store.Quarantine{DocID: h.ID.String(), Seq: c.Seq, Size: len(c.Data), Reason: reason})

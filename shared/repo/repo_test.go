@@ -366,3 +366,56 @@ func TestTryDiscardsOnError(t *testing.T) {
 		t.Fatalf("a good Try: %v, %d notes", err, len(timeline(t, h).Notes))
 	}
 }
+
+// A damaged document opened by several callers at once (the sync client
+// offering every document while the screen reads the same one) is loaded
+// once: every caller gets the same handle, none an error from two loads
+// racing to quarantine the same chunk.
+func TestConcurrentOpensOfADamagedDocument(t *testing.T) {
+	st := openStore(t, t.TempDir())
+	defer st.Close()
+	r := New(st, Options{})
+	e := testEditor(t)
+	h := newResident(t, r, e)
+	for i := 0; i < 6; i++ {
+		addNote(t, h, e, "note")
+	}
+	r.Close()
+	// The first chunk is lost, so every later one fails to apply.
+	if err := st.Quarantine(context.Background(), h.ID.String(), 1, "test: damaged"); err != nil {
+		t.Fatal(err)
+	}
+	for round := 0; round < 5; round++ {
+		r2 := New(st, Options{})
+		const callers = 8
+		handles := make(chan *Handle, callers)
+		errs := make(chan error, callers)
+		start := make(chan struct{})
+		for i := 0; i < callers; i++ {
+			go func() {
+				<-start
+				h, err := r2.Open(h.ID)
+				if err != nil {
+					errs <- err
+					return
+				}
+				handles <- h
+			}()
+		}
+		close(start)
+		var first *Handle
+		for i := 0; i < callers; i++ {
+			select {
+			case err := <-errs:
+				t.Fatalf("round %d: Open failed while another caller loaded the same document: %v", round, err)
+			case got := <-handles:
+				if first == nil {
+					first = got
+				} else if got != first {
+					t.Fatalf("round %d: two callers got different handles for one document", round)
+				}
+			}
+		}
+		r2.Close()
+	}
+}

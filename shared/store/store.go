@@ -159,6 +159,9 @@ func Open(dir string, opts Options) (*Store, error) {
 		logger = slog.New(slog.DiscardHandler)
 	}
 	bo, maxBatch := badgerOptions(abs, opts, logger)
+	if err := checkTables(abs, bo); err != nil {
+		return nil, fmt.Errorf("open data folder %s: %w", abs, err)
+	}
 	db, err := openBadger(bo)
 	if err != nil {
 		switch {
@@ -359,7 +362,7 @@ func checkSize(n int) error {
 func openBadger(bo badger.Options) (db *badger.DB, err error) {
 	defer func() {
 		if r := recover(); r != nil {
-			err = fmt.Errorf("the data folder is damaged (%v): move it aside and let this computer download its records again, or restore a backup", r)
+			err = fmt.Errorf("%w (%v)", errDamagedFolder, r)
 		}
 	}()
 	return badger.Open(bo)

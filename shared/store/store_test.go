@@ -548,3 +548,57 @@ func TestLostWritesAreReported(t *testing.T) {
 		t.Fatalf("damage reported again after it was reported: %s", s.Damage())
 	}
 }
+
+// A table cut short (a failing disk, a copy that stopped half way) must give
+// a plain error at open, not a crash: Badger reads table footers on its own
+// goroutines, where a panic cannot be recovered.
+func TestTruncatedTableIsAnErrorNotACrash(t *testing.T) {
+	ref := t.TempDir()
+	s := open(t, ref)
+	for i := 0; i < 200; i++ {
+		if _, err := s.AppendChunk(context.Background(), fmt.Sprintf("doc%03d", i), bytes.Repeat([]byte{byte(i)}, 500)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	closeStore(t, s) // Close flushes the memtable into a table
+	tables, _ := filepath.Glob(filepath.Join(ref, "*.sst"))
+	if len(tables) == 0 {
+		t.Fatal("no table written at close")
+	}
+	st, err := os.Stat(tables[0])
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, keep := range []int64{0, 3, 7, st.Size() / 3, st.Size() / 2, st.Size() - 1, st.Size() - 5} {
+		dir := t.TempDir()
+		copyFolder(t, ref, dir)
+		if err := os.Truncate(filepath.Join(dir, filepath.Base(tables[0])), keep); err != nil {
+			t.Fatal(err)
+		}
+		s, err := store.Open(dir, store.Options{Key: testKey})
+		if err == nil {
+			s.Close()
+			t.Fatalf("table cut to %d of %d bytes: opened without a word", keep, st.Size())
+		}
+		if !strings.Contains(err.Error(), "damaged") || !strings.Contains(err.Error(), dir) {
+			t.Fatalf("table cut to %d bytes: error %q does not say the folder %s is damaged", keep, err, dir)
+		}
+	}
+}
+
+func copyFolder(t *testing.T, src, dst string) {
+	t.Helper()
+	entries, err := os.ReadDir(src)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, e := range entries {
+		b, err := os.ReadFile(filepath.Join(src, e.Name()))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(filepath.Join(dst, e.Name()), b, 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+}

@@ -270,3 +270,65 @@ func TestCheckRejectsBeforeAutomerge(t *testing.T) {
 		t.Fatalf("Receive from an unknown peer = %v", err)
 	}
 }
+
+// A device whose copy lost changes it had already shared (a damaged chunk
+// quarantined, a disk that lost its last writes) still has a saved sync
+// state saying it holds them. The copy must still be made whole: the
+// relay sends what is missing, part of the copy lost or all of it.
+func TestCopyThatLostSharedChangesIsMadeWhole(t *testing.T) {
+	for _, all := range []bool{false, true} {
+		t.Run(fmt.Sprintf("lost everything %v", all), func(t *testing.T) { testCopyThatLost(t, all) })
+	}
+}
+
+func testCopyThatLost(t *testing.T, everything bool) {
+	states, err := store.Open(t.TempDir(), store.Options{Key: bytes.Repeat([]byte{1}, 32)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer states.Close()
+	relay := newNode(t, "relay", t.TempDir(), Options{})
+	b := newNode(t, "b", t.TempDir(), Options{States: states})
+	nw := &net{t: t, nodes: map[string]*node{"relay": relay, "b": b}}
+	relay.eng.Connect(Peer{ID: "b", StorageID: "store-b"})
+	b.eng.Connect(Peer{ID: "relay", StorageID: "store-relay"})
+	id := docid.New()
+	doc := crdt.New()
+	if _, err := doc.Change("", time.Time{}, func(w *crdt.Writer) error { return w.Set("1", "room") }); err != nil {
+		t.Fatal(err)
+	}
+	early := doc.Save()
+	hb, err := b.repo.Create(ctx, id, doc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	setValue(t, hb, "allergy", "penicillin")
+	outs, _ := b.eng.Sync(ctx, id, []string{"relay"})
+	nw.pump("b", outs)
+	if got := value(t, relay, id, "allergy"); got != "penicillin" {
+		t.Fatalf("relay has allergy %v before the loss", got)
+	}
+	relay.eng.Disconnect(ctx, "b")
+	b.eng.Disconnect(ctx, "relay") // saves b's state: it shares the allergy change
+
+	// b comes back with only the early copy, and its saved states.
+	lost, err := crdt.Load(early)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if everything {
+		lost = crdt.New()
+	}
+	b2 := newNode(t, "b", t.TempDir(), Options{States: states})
+	if _, err := b2.repo.Create(ctx, id, lost); err != nil {
+		t.Fatal(err)
+	}
+	nw.nodes["b"] = b2
+	relay.eng.Connect(Peer{ID: "b", StorageID: "store-b"})
+	b2.eng.Connect(Peer{ID: "relay", StorageID: "store-relay"})
+	outs, _ = b2.eng.Sync(ctx, id, []string{"relay"})
+	nw.pump("b", outs)
+	if got := value(t, b2, id, "allergy"); got != "penicillin" {
+		t.Fatalf("after reconnecting, the damaged copy has allergy %v; want the change it lost sent again", got)
+	}
+}

@@ -22,6 +22,7 @@ import (
 // RemoteAddr are safe from any goroutine, including from inside onFrame.
 type Conn struct {
 	ws   *websocket.Conn
+	bc   *batchConn // under ws; nil if the socket could not be wrapped
 	opts Options
 
 	// send holds frames for the writer. It is never closed, so a late Send
@@ -52,9 +53,10 @@ type Conn struct {
 	cause   error // why it ended; the first reason recorded wins; nil after a clean Close
 }
 
-func newConn(ws *websocket.Conn, opts Options) *Conn {
+func newConn(ws *websocket.Conn, bc *batchConn, opts Options) *Conn {
 	c := &Conn{
 		ws:       ws,
+		bc:       bc,
 		opts:     opts,
 		send:     make(chan []byte, opts.SendQueue),
 		closeReq: make(chan struct{}),
@@ -338,12 +340,7 @@ func (c *Conn) writeLoop(readDone <-chan struct{}) {
 		var err error
 		select {
 		case frame := <-c.send:
-			select {
-			case c.space <- struct{}{}:
-			default:
-			}
-			c.ws.SetWriteDeadline(time.Now().Add(c.opts.WriteWait))
-			err = c.ws.WriteMessage(websocket.BinaryMessage, frame)
+			err = c.writeBatch(frame)
 		case <-tick:
 			err = c.ws.WriteControl(websocket.PingMessage, nil, time.Now().Add(c.opts.WriteWait))
 		case <-c.closeReq:
@@ -357,6 +354,45 @@ func (c *Conn) writeLoop(readDone <-chan struct{}) {
 			return
 		}
 	}
+}
+
+// writeBatch writes frame and the frames queued behind it, gathered into
+// one write to the socket (see batchConn).
+func (c *Conn) writeBatch(frame []byte) error {
+	deadline := time.Now().Add(c.opts.WriteWait)
+	if c.bc != nil {
+		c.bc.begin()
+	}
+	size := 0
+	var err error
+	for n := 0; ; n++ {
+		select {
+		case c.space <- struct{}{}:
+		default:
+		}
+		c.ws.SetWriteDeadline(deadline)
+		if err = c.ws.WriteMessage(websocket.BinaryMessage, frame); err != nil {
+			break
+		}
+		size += len(frame)
+		if c.bc == nil || n+1 >= maxBatchFrames || size >= maxBatchBytes {
+			break
+		}
+		var more bool
+		select {
+		case frame, more = <-c.send:
+		default:
+		}
+		if !more {
+			break
+		}
+	}
+	if c.bc != nil {
+		if ferr := c.bc.flush(deadline); err == nil {
+			err = ferr
+		}
+	}
+	return err
 }
 
 // goodbye flushes the queue, sends the close frame and waits for the peer

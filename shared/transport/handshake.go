@@ -37,11 +37,18 @@ func Upgrade(w http.ResponseWriter, r *http.Request, opts Options) (*Conn, error
 		WriteBufferPool:  writeBufferPool,
 		CheckOrigin:      func(*http.Request) bool { return true },
 	}
+	var bc *batchConn
+	if h, ok := w.(http.Hijacker); ok {
+		w = &batchHijacker{ResponseWriter: w, h: h}
+	}
 	ws, err := u.Upgrade(w, r, nil)
 	if err != nil {
 		return nil, fmt.Errorf("transport: upgrade: %w", err)
 	}
-	return newConn(ws, opts), nil
+	if bh, ok := w.(*batchHijacker); ok {
+		bc = bh.conn
+	}
+	return newConn(ws, bc, opts), nil
 }
 
 // Dial opens a websocket to url (ws:// or wss://) with header added to the
@@ -55,10 +62,12 @@ func Upgrade(w http.ResponseWriter, r *http.Request, opts Options) (*Conn, error
 // and need not be closed. The caller owns the Conn and must Run it.
 func Dial(ctx context.Context, url string, header http.Header, opts Options) (*Conn, *http.Response, error) {
 	opts = opts.withDefaults()
+	bd := &batchDialer{}
 	d := websocket.Dialer{
 		Proxy:            http.ProxyFromEnvironment,
 		HandshakeTimeout: opts.HandshakeTimeout,
 		WriteBufferPool:  writeBufferPool,
+		NetDialContext:   bd.dial,
 	}
 	ws, resp, err := d.DialContext(ctx, url, header)
 	if errors.Is(err, websocket.ErrBadHandshake) && resp != nil {
@@ -67,5 +76,5 @@ func Dial(ctx context.Context, url string, header http.Header, opts Options) (*C
 	if err != nil {
 		return nil, resp, fmt.Errorf("transport: dial: %w", err)
 	}
-	return newConn(ws, opts), resp, nil
+	return newConn(ws, bd.conn, opts), resp, nil
 }

@@ -2,6 +2,7 @@ package relay
 
 import (
 	"context"
+	"fmt"
 	"slices"
 	"time"
 
@@ -20,6 +21,7 @@ type conn struct {
 	scope orgs.Scope
 
 	clientID string      // the peer ID the client gave in join
+	client   string      // the device and clientID: one client, whichever connection it is on
 	peer     syncer.Peer // the engine's view: IDs prefixed by the device, so no device can pose as another's peer
 	joined   bool
 
@@ -187,16 +189,25 @@ func (c *conn) join(m wire.Message) {
 		return
 	}
 	c.clientID = m.SenderID
-	c.peer = syncer.Peer{ID: c.dev.ID + "/" + m.SenderID}
+	c.client = c.dev.ID + "/" + m.SenderID
+	s := c.s
+	s.mu.Lock()
+	s.joins++
+	// Each connection is its own peer to the engine: Automerge's sync
+	// state belongs to one connection, and a state carried over from the
+	// last one (changes it believes in flight, heads it believes the
+	// client has) can leave a reconnected client waiting for changes that
+	// are never resent. What lasts across connections is saved by storage
+	// ID and loaded afresh.
+	c.peer = syncer.Peer{ID: fmt.Sprintf("%s#%d", c.client, s.joins)}
 	if md := m.PeerMetadata; md != nil {
 		c.peer.Ephemeral = md.IsEphemeral
 		if md.StorageID != "" {
 			c.peer.StorageID = c.dev.ID + "/" + md.StorageID
 		}
 	}
-	s := c.s
-	s.mu.Lock()
-	old := s.peers[c.peer.ID]
+	old := s.clients[c.client]
+	s.clients[c.client] = c
 	s.peers[c.peer.ID] = c
 	s.mu.Unlock()
 	if old != nil && old != c {
@@ -214,9 +225,12 @@ func (c *conn) leave() {
 	s := c.s
 	s.mu.Lock()
 	delete(s.conns, c)
-	mine := c.joined && s.peers[c.peer.ID] == c
+	mine := c.joined
 	if mine {
 		delete(s.peers, c.peer.ID)
+		if s.clients[c.client] == c {
+			delete(s.clients, c.client)
+		}
 		for doc, subs := range s.subs {
 			delete(subs, c.peer.ID)
 			if len(subs) == 0 {

@@ -93,7 +93,10 @@ func (s *Server) process(doc string, batch []queued) {
 		args.Peers = append(args.Peers, p)
 	}
 
+	began := time.Now()
 	reply, err := s.work.Work(ctx, args)
+	defer s.forgetDeparted(args.Peers)
+	s.log.Debug("sync work", "doc", doc, "messages", len(batch), "waited", began.Sub(batch[0].at), "took", time.Since(began), "out", len(reply.Out))
 	switch {
 	case errors.Is(err, worker.ErrQuarantined):
 		if len(batch) > 1 {
@@ -136,6 +139,23 @@ func (s *Server) process(doc string, batch []queued) {
 	}
 	if !wasKnown {
 		s.created(ctx, doc, batch)
+	}
+}
+
+// forgetDeparted has the workers drop the states of peers whose connection
+// ended while their message was being worked on: the worker took them up
+// again after the connection's leave had it forget them.
+func (s *Server) forgetDeparted(peers []syncer.Peer) {
+	s.mu.Lock()
+	var gone []string
+	for _, p := range peers {
+		if s.peers[p.ID] == nil {
+			gone = append(gone, p.ID)
+		}
+	}
+	s.mu.Unlock()
+	for _, p := range gone {
+		s.work.Forget(p)
 	}
 }
 

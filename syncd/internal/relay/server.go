@@ -64,7 +64,9 @@ type Server struct {
 
 	mu       sync.Mutex // guards everything below
 	conns    map[*conn]bool
-	peers    map[string]*conn           // by protocol peer ID, after join
+	peers    map[string]*conn           // by engine peer ID (one per connection), after join
+	clients  map[string]*conn           // by device and the client's own peer ID: its current connection
+	joins    uint64                     // connections joined so far; numbers engine peer IDs
 	subs     map[string]map[string]bool // document → subscribed peer IDs
 	waiting  map[string]map[string]bool // unknown document → peers that asked for it
 	owners   map[string]string          // document → owning organisation
@@ -125,7 +127,7 @@ func New(cfg Config) (*Server, error) {
 	}
 	s := &Server{
 		cfg: cfg, log: log, st: cfg.Store, orgs: cfg.Orgs, metrics: m,
-		conns: map[*conn]bool{}, peers: map[string]*conn{}, subs: map[string]map[string]bool{},
+		conns: map[*conn]bool{}, peers: map[string]*conn{}, clients: map[string]*conn{}, subs: map[string]map[string]bool{},
 		waiting: map[string]map[string]bool{}, owners: map[string]string{}, queues: map[string]*docQueue{},
 		seenEph: map[string]uint64{}, strikes: map[string][]time.Time{}, stop: make(chan struct{}),
 	}

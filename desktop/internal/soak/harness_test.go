@@ -1,0 +1,665 @@
+package soak
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"testing"
+	"time"
+
+	"haven/desktop/internal/app"
+)
+
+// harness owns the run's processes, links and logs. Lines from the agents
+// arrive on their reader goroutines; everything they change is under mu,
+// and every change wakes waiters (waitFor).
+type harness struct {
+	t    *testing.T
+	cfg  config
+	root string
+	bin  string // the syncd binary built from this checkout
+
+	relay  *relayProc
+	agents []*agentProc
+
+	home, hub, advice, birch string // organisation IDs
+
+	mu      sync.Mutex
+	changed chan struct{} // closed and replaced on every change under mu
+	acks    []ack
+	ackTags map[string]int // tag → index in acks
+	nacks   int
+	ackLog  *os.File
+	events  *os.File // the run's narrative: faults as they happen
+
+	counts counts
+
+	progress atomic.Int64 // lines from the desktops about their copies: convergence is moving
+}
+
+// counts are the totals the summary prints.
+type counts struct {
+	relayKills, relayStarts  int
+	agentKills, agentStarts  int
+	cuts, blackholes, oneWay int
+	editsSent, editsSkipped  int
+	injectedFrames           int
+	hostileConnections       int
+	rounds                   int
+}
+
+// ack is one change a desktop acknowledged: durable on its disk.
+type ack struct {
+	Tag   string    `json:"tag"`
+	Agent string    `json:"agent"`
+	Kind  string    `json:"kind"` // note, decide, resident
+	Doc   string    `json:"doc"`  // the resident
+	At    time.Time `json:"at"`
+}
+
+func newHarness(t *testing.T, cfg config, root string) *harness {
+	h := &harness{t: t, cfg: cfg, root: root, changed: make(chan struct{}), ackTags: map[string]int{}}
+	var err error
+	if h.ackLog, err = os.OpenFile(filepath.Join(root, "acks.jsonl"), os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if h.events, err = os.OpenFile(filepath.Join(root, "events.log"), os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return h
+}
+
+func (h *harness) close() {
+	h.ackLog.Close()
+	h.events.Close()
+}
+
+// logf records a line in events.log.
+func (h *harness) logf(format string, args ...any) {
+	fmt.Fprintf(h.events, "%s %s\n", time.Now().Format("15:04:05.000"), fmt.Sprintf(format, args...))
+}
+
+// notify wakes every waiter. Caller holds h.mu.
+func (h *harness) notifyLocked() {
+	close(h.changed)
+	h.changed = make(chan struct{})
+}
+
+func (h *harness) notify() {
+	h.mu.Lock()
+	h.notifyLocked()
+	h.mu.Unlock()
+}
+
+// waitFor checks cond on every change the agents report (and every 100 ms,
+// for changes that are not reported, such as a process exiting) until it
+// holds or within passes.
+func (h *harness) waitFor(within time.Duration, cond func() bool) bool {
+	deadline := time.NewTimer(within)
+	defer deadline.Stop()
+	tick := time.NewTicker(100 * time.Millisecond)
+	defer tick.Stop()
+	for {
+		h.mu.Lock()
+		ch := h.changed
+		h.mu.Unlock()
+		if cond() {
+			return true
+		}
+		select {
+		case <-ch:
+		case <-tick.C:
+		case <-deadline.C:
+			return cond()
+		}
+	}
+}
+
+// recordAck appends an ack to the independent log as it arrives.
+func (h *harness) recordAck(a ack) {
+	b, _ := json.Marshal(a)
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	h.ackLog.Write(append(b, '\n'))
+	if _, dup := h.ackTags[a.Tag]; !dup {
+		h.ackTags[a.Tag] = len(h.acks)
+		h.acks = append(h.acks, a)
+	}
+	h.notifyLocked()
+}
+
+func (h *harness) ackList() []ack {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	return append([]ack(nil), h.acks...)
+}
+
+// --- the relay ---
+
+// buildSyncd builds the relay from this checkout.
+func buildSyncd(t *testing.T, dir string) string {
+	t.Helper()
+	bin := filepath.Join(dir, "syncd")
+	out, err := exec.Command("go", "build", "-o", bin, "haven/syncd").CombinedOutput()
+	if err != nil {
+		t.Fatalf("go build syncd: %v\n%s", err, out)
+	}
+	return bin
+}
+
+func freeAddr(t *testing.T) string {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	return ln.Addr().String()
+}
+
+// relayProc is the real syncd process, restartable on the same data folder
+// and port.
+// child is a process the suite starts and kills. Its mutex also guards the
+// embedding type's own mutable fields.
+type child struct {
+	mu     sync.Mutex
+	cmd    *exec.Cmd
+	exited chan struct{}
+	pid    int
+}
+
+func (c *child) running() bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.cmd == nil {
+		return false
+	}
+	select {
+	case <-c.exited:
+		return false
+	default:
+		return true
+	}
+}
+
+type relayProc struct {
+	bin, data, addr, logPath string
+	child
+}
+
+func (r *relayProc) keyFile() string { return strings.TrimRight(r.data, "/") + ".key" }
+
+// start runs `syncd serve` and returns once it says it is listening.
+func (r *relayProc) start() error {
+	logf, err := os.OpenFile(r.logPath, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o600)
+	if err != nil {
+		return err
+	}
+	defer logf.Close()
+	cmd := exec.Command(r.bin, "serve", "-data", r.data, "-listen", r.addr, "-workers", "2", "-log-level", logLevel().String())
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL} // its CRDT workers die with it; it dies with the suite
+	cmd.Stderr = logf
+	stdout, err := cmd.StdoutPipe()
+	if err != nil {
+		return err
+	}
+	if err := cmd.Start(); err != nil {
+		return err
+	}
+	exited := make(chan struct{})
+	go func() { cmd.Wait(); close(exited) }()
+	line := make(chan string, 1)
+	go func() {
+		br := bufio.NewReader(stdout)
+		l, _ := br.ReadString('\n')
+		line <- l
+		io.Copy(io.Discard, br)
+	}()
+	select {
+	case l := <-line:
+		if !strings.Contains(l, "listening") {
+			syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL)
+			<-exited
+			return fmt.Errorf("syncd did not start: %q (see %s)", l, r.logPath)
+		}
+	case <-time.After(30 * time.Second):
+		syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL)
+		<-exited
+		return fmt.Errorf("syncd did not say it was listening within 30s (see %s)", r.logPath)
+	}
+	r.mu.Lock()
+	r.cmd, r.exited, r.pid = cmd, exited, cmd.Process.Pid
+	r.mu.Unlock()
+	return nil
+}
+
+func (r *relayProc) PID() int {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.pid
+}
+
+// kill sends SIGKILL to the relay and its workers and waits for it.
+func (r *relayProc) kill() {
+	r.mu.Lock()
+	cmd, exited := r.cmd, r.exited
+	r.cmd = nil
+	r.mu.Unlock()
+	if cmd == nil {
+		return
+	}
+	syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL)
+	<-exited
+}
+
+// stop asks the relay to shut down cleanly (SIGINT) and waits.
+func (r *relayProc) stop() {
+	r.mu.Lock()
+	cmd, exited := r.cmd, r.exited
+	r.cmd = nil
+	r.mu.Unlock()
+	if cmd == nil {
+		return
+	}
+	cmd.Process.Signal(os.Interrupt)
+	select {
+	case <-exited:
+	case <-time.After(30 * time.Second):
+		syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL)
+		<-exited
+	}
+}
+
+func (r *relayProc) healthz() error {
+	c := http.Client{Timeout: 3 * time.Second}
+	resp, err := c.Get("http://" + r.addr + "/healthz")
+	if err != nil {
+		return err
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		return errors.New(resp.Status)
+	}
+	return nil
+}
+
+// metrics reads the relay's Prometheus counters.
+func (r *relayProc) metrics() map[string]float64 {
+	out := map[string]float64{}
+	c := http.Client{Timeout: 5 * time.Second}
+	resp, err := c.Get("http://" + r.addr + "/metrics")
+	if err != nil {
+		return out
+	}
+	defer resp.Body.Close()
+	sc := bufio.NewScanner(resp.Body)
+	for sc.Scan() {
+		line := sc.Text()
+		if strings.HasPrefix(line, "#") {
+			continue
+		}
+		if i := strings.LastIndexByte(line, ' '); i > 0 {
+			var v float64
+			fmt.Sscanf(line[i+1:], "%g", &v)
+			out[line[:i]] = v
+		}
+	}
+	return out
+}
+
+// runCmd runs a command and returns its combined output.
+func runCmd(bin string, args ...string) (string, error) {
+	out, err := exec.Command(bin, args...).CombinedOutput()
+	if err != nil {
+		return string(out), fmt.Errorf("%s %v: %v: %s", filepath.Base(bin), args, err, out)
+	}
+	return string(out), nil
+}
+
+// admin runs `syncd admin` (through the running relay's socket, or on the
+// data folder when it is stopped).
+func (r *relayProc) admin(args ...string) (string, error) {
+	out, err := exec.Command(r.bin, append([]string{"admin", "-data", r.data}, args...)...).CombinedOutput()
+	if err != nil {
+		return "", fmt.Errorf("syncd admin %v: %v: %s", args, err, out)
+	}
+	return string(out), nil
+}
+
+var (
+	codeRE = regexp.MustCompile(`one-time code: (\S+)`)
+	idRE   = regexp.MustCompile(`(home|hub|advice|dev)-[0-9a-z]+`)
+)
+
+// enrollCode makes a device for org and returns its one-time code.
+func (r *relayProc) enrollCode(org, name string) (string, error) {
+	out, err := r.admin("enroll", org, "-name", name)
+	if err != nil {
+		return "", err
+	}
+	m := codeRE.FindStringSubmatch(out)
+	if m == nil {
+		return "", fmt.Errorf("enroll printed %q", out)
+	}
+	return m[1], nil
+}
+
+// enrollDevice exchanges a fresh code for a credential directly (for the
+// hostile devices, which have no desktop).
+func (r *relayProc) enrollDevice(org, name string) (device, credential string, err error) {
+	code, err := r.enrollCode(org, name)
+	if err != nil {
+		return "", "", err
+	}
+	body, _ := json.Marshal(map[string]string{"code": code})
+	resp, err := http.Post("http://"+r.addr+"/enroll", "application/json", bytes.NewReader(body))
+	if err != nil {
+		return "", "", err
+	}
+	defer resp.Body.Close()
+	var er struct{ Device, Credential string }
+	if resp.StatusCode != http.StatusOK || json.NewDecoder(resp.Body).Decode(&er) != nil || er.Credential == "" {
+		return "", "", fmt.Errorf("enroll: %s", resp.Status)
+	}
+	return er.Device, er.Credential, nil
+}
+
+// --- the desktops ---
+
+// agentSpec is one desktop of the run.
+type agentSpec struct {
+	name    string
+	orgKind string // "home" or "hub"
+	account string
+	profile Profile
+}
+
+func agentSpecs(n int) []agentSpec {
+	all := []agentSpec{
+		{"home-lan", "home", "Dr Ada Quill", ProfileLAN},
+		{"hub-4g", "hub", "Nurse Bo Lind", Profile4G},
+		{"home-rural", "home", "Dr Ada Quill", ProfileRural},
+		{"home-failing", "home", "Dr Ada Quill", ProfileFailing},
+		{"home-rural-2", "home", "Dr Ada Quill", ProfileRural},
+		{"office-4g", "home", "Dr Ada Quill", Profile4G},
+	}
+	return all[:n]
+}
+
+func accountPIN(name string) string {
+	for _, a := range app.DemoAccounts {
+		if a.Name == name {
+			return a.PIN
+		}
+	}
+	panic("no demo account " + name)
+}
+
+// agentProc is one desktop's sync process (this test binary in agent
+// mode), restartable on the same data folder.
+type agentProc struct {
+	h       *harness
+	spec    agentSpec
+	dir     string
+	link    *Link
+	logPath string
+	seed    uint64
+
+	child   // its mutex guards the fields below
+	stdin   io.WriteCloser
+	gen     int // process generation: lines from an older one are ignored
+	ready   bool
+	state   string    // last state digest
+	stateAt time.Time // when it was reported
+	rows    int
+	notes   int
+	seen    map[string]time.Time // soak tag → first seen
+	online  bool
+	pending int
+	settled time.Time // when pending last became 0
+	status  chan string
+	bye     chan struct{}
+	starts  int
+}
+
+func (a *agentProc) name() string { return a.spec.name }
+
+// start launches the agent; it reports "ready" by itself.
+func (a *agentProc) start() error {
+	cfg, _ := json.Marshal(AgentConfig{Name: a.spec.name, Dir: a.dir, Account: a.spec.account, PIN: accountPIN(a.spec.account), Seed: a.seed})
+	cmd := exec.Command(os.Args[0], "-test.run=^$")
+	cmd.Env = append(os.Environ(), AgentEnv+"="+string(cfg))
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
+	logf, err := os.OpenFile(a.logPath, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o600)
+	if err != nil {
+		return err
+	}
+	cmd.Stderr = logf
+	stdout, err := cmd.StdoutPipe()
+	if err != nil {
+		logf.Close()
+		return err
+	}
+	stdin, err := cmd.StdinPipe()
+	if err != nil {
+		logf.Close()
+		return err
+	}
+	if err := cmd.Start(); err != nil {
+		logf.Close()
+		return err
+	}
+	logf.Close() // the child holds its own descriptor
+	exited := make(chan struct{})
+	a.mu.Lock()
+	a.gen++
+	gen := a.gen
+	a.cmd, a.stdin, a.exited, a.ready, a.pid = cmd, stdin, exited, false, cmd.Process.Pid
+	a.starts++
+	a.bye = make(chan struct{})
+	a.mu.Unlock()
+	go func() {
+		sc := bufio.NewScanner(stdout)
+		sc.Buffer(make([]byte, 64<<10), 1<<20)
+		for sc.Scan() {
+			a.onLine(gen, sc.Text(), time.Now())
+		}
+		cmd.Wait()
+		close(exited)
+		a.mu.Lock()
+		if a.gen == gen {
+			a.ready = false
+		}
+		a.mu.Unlock()
+		a.h.notify()
+	}()
+	return nil
+}
+
+func (a *agentProc) onLine(gen int, line string, at time.Time) {
+	f := strings.Fields(line)
+	if len(f) == 0 {
+		return
+	}
+	h := a.h
+	switch f[0] {
+	case "ack":
+		// Recorded whatever the generation: the change is on disk.
+		if len(f) == 4 {
+			h.recordAck(ack{Tag: f[1], Agent: a.spec.name, Kind: f[2], Doc: f[3], At: at})
+		}
+		return
+	case "nack":
+		h.mu.Lock()
+		h.nacks++
+		h.mu.Unlock()
+		return
+	}
+	a.mu.Lock()
+	if a.gen != gen {
+		a.mu.Unlock()
+		return
+	}
+	h.progress.Add(1)
+	switch f[0] {
+	case "ready":
+		a.ready = true
+		a.online, a.pending, a.settled = false, -1, time.Time{}
+	case "seen":
+		if len(f) == 2 {
+			if _, ok := a.seen[f[1]]; !ok {
+				a.seen[f[1]] = at
+			}
+		}
+	case "state":
+		if len(f) == 4 && f[1] != a.state {
+			h.logf("%s state %s rows %s notes %s", a.spec.name, f[1], f[2], f[3])
+			a.state, a.stateAt = f[1], at
+			fmt.Sscanf(f[2], "%d", &a.rows)
+			fmt.Sscanf(f[3], "%d", &a.notes)
+		}
+	case "sync":
+		if len(f) == 3 {
+			on := f[1] == "true"
+			var n int
+			fmt.Sscanf(f[2], "%d", &n)
+			if n == 0 && (a.pending != 0 || a.settled.IsZero()) {
+				a.settled = at
+			}
+			if on != a.online || (n == 0) != (a.pending == 0) {
+				h.logf("%s online %v pending %d", a.spec.name, on, n)
+			}
+			a.online, a.pending = on, n
+		}
+	case "status":
+		select {
+		case a.status <- strings.TrimPrefix(line, "status "):
+		default:
+		}
+	case "bye":
+		close(a.bye)
+	}
+	a.mu.Unlock()
+	h.notify()
+}
+
+func (a *agentProc) isReady() bool {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	return a.ready
+}
+
+// send writes one command line; false if the agent is not running.
+func (a *agentProc) send(cmd string) bool {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	if a.cmd == nil || !a.ready {
+		return false
+	}
+	_, err := io.WriteString(a.stdin, cmd+"\n")
+	return err == nil
+}
+
+// kill SIGKILLs the agent and waits for it to be gone.
+func (a *agentProc) kill() {
+	a.mu.Lock()
+	cmd, exited := a.cmd, a.exited
+	a.cmd, a.ready = nil, false
+	a.mu.Unlock()
+	if cmd == nil {
+		return
+	}
+	syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL)
+	<-exited
+}
+
+// quit asks the agent to close the app and exit, killing it if it will not.
+func (a *agentProc) quit() error {
+	a.mu.Lock()
+	cmd, exited, bye, stdin := a.cmd, a.exited, a.bye, a.stdin
+	a.mu.Unlock()
+	if cmd == nil {
+		return nil
+	}
+	io.WriteString(stdin, "quit\n")
+	var err error
+	select {
+	case <-bye:
+		<-exited
+	case <-exited:
+		err = fmt.Errorf("%s exited without closing cleanly (see %s)", a.spec.name, a.logPath)
+	case <-time.After(60 * time.Second):
+		err = fmt.Errorf("%s did not close within 60s", a.spec.name)
+		syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL)
+		<-exited
+	}
+	a.mu.Lock()
+	a.cmd, a.ready = nil, false
+	a.mu.Unlock()
+	return err
+}
+
+// askStatus returns the agent's sync status.
+func (a *agentProc) askStatus() (app.SyncStatus, error) {
+	var st app.SyncStatus
+	if !a.send("status") {
+		return st, errors.New("not running")
+	}
+	a.mu.Lock()
+	ch := a.status
+	a.mu.Unlock()
+	select {
+	case s := <-ch:
+		return st, json.Unmarshal([]byte(s), &st)
+	case <-time.After(10 * time.Second):
+		return st, errors.New("no answer")
+	}
+}
+
+type agentView struct {
+	ready       bool
+	state       string
+	stateAt     time.Time
+	rows, notes int
+	online      bool
+	pending     int
+	settled     time.Time
+}
+
+func (a *agentProc) view() agentView {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	return agentView{ready: a.ready, state: a.state, stateAt: a.stateAt, rows: a.rows, notes: a.notes,
+		online: a.online, pending: a.pending, settled: a.settled}
+}
+
+func (a *agentProc) seenAt(tag string) (time.Time, bool) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	t, ok := a.seen[tag]
+	return t, ok
+}
+
+// enroll sets up the desktop's data folder: a one-time code from the relay
+// exchanged through the desktop's own link, as the first-run screen does.
+func (a *agentProc) enroll(ctx context.Context, r *relayProc, org string) error {
+	code, err := r.enrollCode(org, a.spec.name)
+	if err != nil {
+		return err
+	}
+	return app.Enroll(ctx, a.dir, app.EnrollRequest{RelayURL: "http://" + a.link.Addr(), Code: code, Demo: true})
+}

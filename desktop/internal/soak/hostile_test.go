@@ -1,0 +1,1180 @@
+package soak
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"crypto/rand"
+	"crypto/sha256"
+	"encoding/base64"
+	"encoding/binary"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io"
+	mrand "math/rand/v2"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"haven/shared/client"
+	"haven/shared/crdt"
+	"haven/shared/docid"
+	"haven/shared/nhs"
+	"haven/shared/record"
+	"haven/shared/repo"
+	"haven/shared/store"
+	"haven/shared/transport"
+	"haven/shared/wire"
+)
+
+// The hostile phase. Healthy desktops write notes at a steady pace and the
+// suite measures how long each takes to appear on the other desktops,
+// first with no attack and then while these peers attack the relay:
+//
+//   - an unenrolled device and a revoked one, reconnecting again and again;
+//   - an enrolled device of another care home (Birch Court) asking in every
+//     way it can for Larch House's documents, and sending mutated copies of
+//     real Automerge sync messages (bit flips, truncations, insertions,
+//     changes altered with their checksum recomputed, heads and Bloom bits
+//     altered) for its own documents, new documents and Larch's;
+//   - slowloris handshakes: HTTP requests whose headers never end, and
+//     websockets that never send join;
+//   - a reader that never reads, asking for the whole home;
+//   - oversized frames (one over the read limit, one claiming 2^62 bytes)
+//     and garbage CBOR from an enrolled device of the home.
+//
+// The relay must not restart (same PID, /healthz up throughout), the
+// healthy p99 may be at most 20% worse, and nothing of Larch House may
+// reach the other home's device or an unauthenticated one. Then a
+// connection flood: one enrolled device opens the relay's whole connection
+// allowance while the healthy desktops reconnect; they must be syncing
+// again once it ends.
+
+func (h *harness) hostile(rep *report) {
+	t := h.t
+	rep.hostileRan = true
+	for _, a := range h.agents {
+		a.link.SetProfile(ProfileLAN) // the relay is the only thing that changes between the two windows
+	}
+	h.healAll()
+	if !h.waitFor(h.cfg.converge, h.converged) {
+		t.Errorf("hostile phase: no convergence before the attack:\n  %s", h.describe())
+		return
+	}
+	r := h.relay
+	rep.relayPIDBefore = r.PID()
+	before := r.metrics()
+
+	birchDev, birchCred, err := r.enrollDevice(h.birch, "Birch office PC")
+	if err != nil {
+		t.Errorf("hostile: %v", err)
+		return
+	}
+	_, larchCred, err := r.enrollDevice(h.home, "Compromised PC")
+	if err != nil {
+		t.Errorf("hostile: %v", err)
+		return
+	}
+	revDev, revCred, err := r.enrollDevice(h.home, "Stolen laptop")
+	if err != nil {
+		t.Errorf("hostile: %v", err)
+		return
+	}
+	if _, err := r.admin("revoke", revDev); err != nil {
+		t.Errorf("hostile: %v", err)
+		return
+	}
+	larchDocs, err := listDocs(r.addr, larchCred)
+	if err != nil || len(larchDocs) < 100 {
+		t.Errorf("hostile: listing the home's documents as an enrolled device: %d, %v", len(larchDocs), err)
+		return
+	}
+	birchDocs, corpus, err := birchResident(r.addr, birchDev, birchCred, h.birch, t.TempDir())
+	if err != nil {
+		t.Errorf("hostile: the other home's device could not store its resident: %v", err)
+		return
+	}
+	h.logf("hostile: %d Larch documents; Birch resident %v", len(larchDocs), birchDocs)
+
+	at := &attack{h: h, addr: r.addr, larch: larchDocs, larchSet: map[string]bool{}, birch: birchDocs, corpus: corpus,
+		birchCred: birchCred, larchCred: larchCred, revCred: revCred, unenrolledCred: "hvn1_" + randomHex(24)}
+	for _, id := range larchDocs {
+		at.larchSet[id] = true
+	}
+	at.plan = planMutations(mrand.New(mrand.NewPCG(h.cfg.seed, 0x4057)), h.cfg.mutations, corpus, birchDocs, larchDocs)
+	rep.baseline, rep.attacked = h.measureLatency(at)
+
+	rep.relayPIDAfter = r.PID()
+	if err := r.healthz(); err != nil {
+		at.healthFailures.Add(1)
+	}
+	if rep.relayPIDAfter != rep.relayPIDBefore || !r.running() {
+		rep.relayRestarts++
+	}
+	rep.healthFailures = int(at.healthFailures.Load())
+	after := r.metrics()
+	rep.workerRestarts = after["haven_relay_worker_restarts_total"] - before["haven_relay_worker_restarts_total"]
+	rep.disclosed = at.disclosures()
+	rep.hostileNotes = at.notes(before, after)
+	h.counts.injectedFrames += int(at.frames.Load())
+	h.counts.hostileConnections += int(at.conns.Load())
+
+	if !*flagNoFlood {
+		h.flood(rep, larchCred)
+	}
+}
+
+func randomHex(n int) string {
+	b := make([]byte, n)
+	rand.Read(b)
+	return hex.EncodeToString(b)
+}
+
+// measureLatency has every healthy desktop write a note every 150 ms
+// through alternating slices without and with the attack (so that a slow
+// moment of this shared machine falls on both sides alike), then returns,
+// for every note and every other desktop, the time from the author's ack
+// to the note being in that desktop's copy, split by slice.
+func (h *harness) measureLatency(at *attack) (without, with []time.Duration) {
+	type sent struct {
+		tag      string
+		attacked bool
+	}
+	var notes []sent
+	tick := time.NewTicker(150 * time.Millisecond) // the staff's pace
+	defer tick.Stop()
+	checkTick := time.NewTicker(250 * time.Millisecond)
+	defer checkTick.Stop()
+	n := 0
+	for slice := 0; slice < 2*h.cfg.hostileSlices; slice++ {
+		attacked := slice%2 == 1
+		if attacked {
+			at.start()
+		}
+		end := time.Now().Add(h.cfg.hostileWin)
+		for time.Now().Before(end) {
+			select {
+			case <-tick.C:
+				for i, a := range h.agents {
+					tag := fmt.Sprintf("s%d-latency-a%d-%d", h.cfg.seed, i, n)
+					if a.send(fmt.Sprintf("note %s %d", tag, n*7+i)) {
+						notes = append(notes, sent{tag, attacked})
+						h.counts.editsSent++
+					}
+				}
+				n++
+			case <-checkTick.C:
+				if attacked {
+					at.checkHealth()
+				}
+			}
+		}
+		if attacked {
+			at.finish()
+		}
+	}
+	h.waitFor(30*time.Second, func() bool {
+		h.mu.Lock()
+		defer h.mu.Unlock()
+		for _, x := range notes {
+			i, ok := h.ackTags[x.tag]
+			if !ok {
+				return false
+			}
+			for _, a := range h.agents {
+				if a.spec.name == h.acks[i].Agent {
+					continue
+				}
+				if _, ok := a.seenAt(x.tag); !ok {
+					return false
+				}
+			}
+		}
+		return true
+	})
+	missing := 0
+	tsv, _ := os.Create(filepath.Join(h.root, "latency.tsv"))
+	defer tsv.Close()
+	fmt.Fprintf(tsv, "acked\tauthor\tobserver\tms\tattacked\ttag\n")
+	for _, x := range notes {
+		h.mu.Lock()
+		i, ok := h.ackTags[x.tag]
+		var k ack
+		if ok {
+			k = h.acks[i]
+		}
+		h.mu.Unlock()
+		if !ok {
+			missing++
+			continue
+		}
+		for _, a := range h.agents {
+			if a.spec.name == k.Agent {
+				continue
+			}
+			d := 30 * time.Second // not seen within the wait: counted at the wait's length
+			if at, ok := a.seenAt(x.tag); ok {
+				d = max(at.Sub(k.At), 0)
+			} else {
+				missing++
+			}
+			fmt.Fprintf(tsv, "%s\t%s\t%s\t%d\t%v\t%s\n", k.At.Format("15:04:05.000"), k.Agent, a.spec.name, d.Milliseconds(), x.attacked, x.tag)
+			if x.attacked {
+				with = append(with, d)
+			} else {
+				without = append(without, d)
+			}
+		}
+	}
+	h.logf("latency: %d notes, %d missing; without attack p50 %v p95 %v p99 %v (n=%d); with p50 %v p95 %v p99 %v (n=%d)", len(notes), missing,
+		quantile(without, 0.5), quantile(without, 0.95), quantile(without, 0.99), len(without),
+		quantile(with, 0.5), quantile(with, 0.95), quantile(with, 0.99), len(with))
+	return without, with
+}
+
+// --- the hostile peers ---
+
+type attack struct {
+	h                                             *harness
+	addr                                          string
+	larch                                         []string
+	larchSet                                      map[string]bool
+	birch                                         []string
+	corpus                                        []seedMsg
+	birchCred, larchCred, revCred, unenrolledCred string
+
+	// stop and wg belong to the current slice of the attack (start to
+	// finish); everything below them lasts across slices.
+	stop chan struct{}
+	wg   sync.WaitGroup
+
+	frames, conns, healthFailures atomic.Int64
+
+	mu       sync.Mutex
+	leaks    []string       // what reached a device that must not have it
+	outcomes map[string]int // attack → outcome → count, as "attack: outcome"
+	plan     []planned
+	next     int           // the next planned message to send
+	slowest  time.Duration // longest a slowloris connection stayed open
+}
+
+func (at *attack) outcome(what string) {
+	at.mu.Lock()
+	if at.outcomes == nil {
+		at.outcomes = map[string]int{}
+	}
+	at.outcomes[what]++
+	at.mu.Unlock()
+}
+
+func (at *attack) leak(what string) {
+	at.mu.Lock()
+	at.leaks = append(at.leaks, what)
+	at.mu.Unlock()
+}
+
+func (at *attack) stopped() bool {
+	select {
+	case <-at.stop:
+		return true
+	default:
+		return false
+	}
+}
+
+func (at *attack) checkHealth() {
+	if err := at.h.relay.healthz(); err != nil {
+		at.healthFailures.Add(1)
+		at.h.logf("hostile: /healthz failed: %v", err)
+	}
+	if !at.h.relay.running() {
+		at.healthFailures.Add(1)
+	}
+}
+
+// start launches every attack (one slice of it).
+func (at *attack) start() {
+	at.stop = make(chan struct{})
+	want := map[string]bool{}
+	for _, a := range strings.Split(*flagAttacks, ",") {
+		if a = strings.TrimSpace(a); a != "" {
+			want[a] = true
+		}
+	}
+	for _, x := range []struct {
+		name string
+		f    func()
+	}{
+		{"unenrolled", at.unauthenticated(at.unenrolledCred, "unenrolled")}, {"revoked", at.unauthenticated(at.revCred, "revoked")},
+		{"out-of-scope", at.outOfScope}, {"mutated", at.mutated}, {"slowloris", at.slowloris}, {"silent", at.silentWebsockets},
+		{"never-reads", at.neverReads}, {"oversized", at.oversized}, {"garbage", at.garbage},
+	} {
+		if len(want) > 0 && !want[x.name] {
+			continue
+		}
+		at.wg.Add(1)
+		go func() { defer at.wg.Done(); x.f() }()
+	}
+}
+
+func (at *attack) finish() {
+	close(at.stop)
+	at.wg.Wait()
+}
+
+func (at *attack) disclosures() []string {
+	at.mu.Lock()
+	defer at.mu.Unlock()
+	return slices.Clone(at.leaks)
+}
+
+func (at *attack) notes(before, after map[string]float64) []string {
+	at.mu.Lock()
+	defer at.mu.Unlock()
+	keys := make([]string, 0, len(at.outcomes))
+	for k := range at.outcomes {
+		keys = append(keys, k)
+	}
+	slices.Sort(keys)
+	var out []string
+	for _, k := range keys {
+		out = append(out, fmt.Sprintf("%s ×%d", k, at.outcomes[k]))
+	}
+	out = append(out, fmt.Sprintf("slowloris connections held open at most %v", at.slowest.Round(100*time.Millisecond)))
+	diff := func(k string) float64 { return after[k] - before[k] }
+	out = append(out, fmt.Sprintf("relay counters during the attack: refused unauthenticated %g, out-of-scope %g, malformed frames %g, bad sync messages %g, quarantined messages %g, CRDT worker restarts %g",
+		diff(`haven_relay_refused_total{reason="unauthenticated"}`), diff(`haven_relay_refused_total{reason="out-of-scope"}`),
+		diff(`haven_relay_refused_total{reason="malformed-frame"}`), diff(`haven_relay_refused_total{reason="bad-sync-message"}`),
+		diff(`haven_relay_quarantined_total{what="message"}`), diff("haven_relay_worker_restarts_total")))
+	return out
+}
+
+// pace waits d unless the attack is over (pacing, not waiting for an event).
+func (at *attack) pace(d time.Duration) bool {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-t.C:
+		return true
+	case <-at.stop:
+		return false
+	}
+}
+
+// peer is one protocol-speaking connection of a hostile device.
+type peer struct {
+	at     *attack
+	tc     *transport.Conn
+	done   chan error
+	joined chan struct{}
+	name   string
+	scoped bool // an enrolled device whose answers must be checked for Larch documents
+}
+
+func (at *attack) dialPeer(name, cred string, scoped bool) (*peer, error) {
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	tc, _, err := transport.Dial(ctx, "ws://"+at.addr+"/sync", http.Header{"Authorization": {"Bearer " + cred}}, transport.Options{})
+	if err != nil {
+		return nil, err
+	}
+	at.conns.Add(1)
+	p := &peer{at: at, tc: tc, done: make(chan error, 1), joined: make(chan struct{}), name: name, scoped: scoped}
+	var once sync.Once
+	go func() {
+		p.done <- tc.Run(context.Background(), func(frame []byte) {
+			m, err := wire.Decode(frame)
+			if err != nil {
+				return
+			}
+			switch {
+			case m.Type == wire.TypePeer:
+				once.Do(func() { close(p.joined) })
+			case m.Type == wire.TypeError:
+				at.outcome(name + ": told " + errorKind(m.ErrorMessage))
+			}
+			if !scoped {
+				if m.Type != wire.TypeError {
+					at.leak(fmt.Sprintf("%s device received %s", name, m.Type))
+				}
+				return
+			}
+			for _, id := range append([]string{m.DocumentID}, m.DocumentIDs...) {
+				if at.larchSet[id] && m.Type != wire.TypeDocUnavailable {
+					at.leak(fmt.Sprintf("%s device received %s for Larch document %s", name, m.Type, id))
+				}
+			}
+		})
+	}()
+	p.send(wire.Message{Type: wire.TypeJoin, SenderID: "hostile-" + name, SupportedProtocolVersions: []string{wire.ProtocolV1},
+		PeerMetadata: &wire.PeerMetadata{StorageID: "hostile-" + name}})
+	return p, nil
+}
+
+func (p *peer) send(m wire.Message) bool {
+	if m.Type != wire.TypeJoin {
+		m.SenderID, m.TargetID = "hostile-"+p.name, "relay"
+	}
+	frame, err := wire.Encode(m)
+	if err != nil {
+		return false
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if p.tc.SendWait(ctx, frame) != nil {
+		return false
+	}
+	p.at.frames.Add(1)
+	return true
+}
+
+func (p *peer) close() {
+	p.tc.Close(transport.CloseNormal, "")
+	<-p.done
+}
+
+func errorKind(msg string) string {
+	for _, k := range []struct{ has, kind string }{
+		{"not enrolled", "not enrolled"}, {"revoked", "revoked"}, {"malformed sync message", "sync message refused (Go check)"},
+		{"sync message refused", "sync message refused (Automerge)"}, {"set aside", "message quarantined"},
+		{"disconnected", "disconnected"}, {"slow down", "rate limited"}, {"too many", "rate limited"},
+		{"malformed frame", "malformed frame"}, {"document refused", "document refused"}, {"invalid message", "invalid message"},
+		{"connection limit", "at the connection limit"},
+	} {
+		if strings.Contains(msg, k.has) {
+			return k.kind
+		}
+	}
+	return "other error"
+}
+
+// unauthenticated reconnects with a bad credential every 100 ms: each must
+// be refused, none may join.
+func (at *attack) unauthenticated(cred, name string) func() {
+	return func() {
+		for at.pace(100 * time.Millisecond) {
+			p, err := at.dialPeer(name, cred, false)
+			if err != nil {
+				at.outcome(name + ": dial refused")
+				continue
+			}
+			select {
+			case <-p.joined:
+				at.leak(name + " device was admitted (peer message)")
+				p.close()
+			case err := <-p.done:
+				var ce *transport.CloseError
+				if errors.As(err, &ce) {
+					at.outcome(fmt.Sprintf("%s: closed %d", name, ce.Code))
+				} else {
+					at.outcome(name + ": closed")
+				}
+				p.done <- err
+			case <-time.After(10 * time.Second):
+				at.outcome(name + ": neither refused nor admitted in 10s")
+				p.close()
+			}
+		}
+	}
+}
+
+// outOfScope is the other home's enrolled device asking for Larch's
+// documents every way the protocol allows, over and over.
+func (at *attack) outOfScope() {
+	open, _, _ := crdt.NewSyncState(crdt.New()).Generate()
+	for !at.stopped() {
+		p, err := at.dialPeer("other-home", at.birchCred, true)
+		if err != nil {
+			at.outcome("other-home: dial failed")
+			if !at.pace(time.Second) {
+				return
+			}
+			continue
+		}
+		select {
+		case <-p.joined:
+		case <-time.After(10 * time.Second):
+			at.outcome("other-home: not admitted")
+			p.close()
+			continue
+		}
+		p.send(wire.Message{Type: wire.TypeHavenList})
+		p.send(wire.Message{Type: wire.TypeHavenFetch, DocumentIDs: at.larch})
+		for i, id := range at.larch {
+			typ := wire.TypeRequest
+			if i%2 == 1 {
+				typ = wire.TypeSync
+			}
+			if !p.send(wire.Message{Type: typ, DocumentID: id, Data: open}) {
+				break
+			}
+			if i%20 == 19 && !at.pace(20*time.Millisecond) {
+				break
+			}
+		}
+		at.pace(500 * time.Millisecond)
+		p.close()
+	}
+}
+
+// mutated sends the planned mutated sync messages from the other home's
+// device, reconnecting when the relay drops it for repeated quarantines.
+func (at *attack) mutated() {
+	var p *peer
+	defer func() {
+		if p != nil {
+			p.close()
+		}
+	}()
+	for ; at.next < len(at.plan) && !at.stopped(); at.next++ {
+		i := at.next
+		if p == nil {
+			var err error
+			if p, err = at.dialPeer("mutator", at.birchCred, true); err != nil {
+				at.outcome("mutator: dial failed")
+				if !at.pace(500 * time.Millisecond) {
+					return
+				}
+				continue
+			}
+			select {
+			case <-p.joined:
+			case <-time.After(10 * time.Second):
+				p.close()
+				p = nil
+				continue
+			}
+		}
+		m := at.plan[i]
+		if !p.send(wire.Message{Type: m.typ, DocumentID: m.doc, Data: m.data}) {
+			p.close()
+			p = nil
+			at.outcome("mutator: dropped by the relay")
+			continue
+		}
+		at.outcome("mutator: sent " + m.kind)
+		if i%10 == 9 && !at.pace(20*time.Millisecond) {
+			return
+		}
+	}
+}
+
+// slowloris keeps 64 HTTP requests open whose headers never end.
+func (at *attack) slowloris() {
+	var wg sync.WaitGroup
+	for i := 0; i < 64; i++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for !at.stopped() {
+				c, err := net.DialTimeout("tcp", at.addr, 5*time.Second)
+				if err != nil {
+					at.pace(200 * time.Millisecond)
+					continue
+				}
+				at.conns.Add(1)
+				opened := time.Now()
+				fmt.Fprintf(c, "GET /sync HTTP/1.1\r\nHost: %s\r\nUpgrade: websocket\r\n", at.addr)
+				for at.pace(500 * time.Millisecond) {
+					if _, err := fmt.Fprintf(c, "X-%d: %s\r\n", mrand.IntN(1e6), strings.Repeat("a", 1)); err != nil {
+						break
+					}
+				}
+				held := time.Since(opened)
+				at.mu.Lock()
+				at.slowest = max(at.slowest, held)
+				at.mu.Unlock()
+				c.Close()
+			}
+		}()
+	}
+	wg.Wait()
+}
+
+// silentWebsockets upgrade with the home's compromised credential and
+// then send nothing at all, never answering pings.
+func (at *attack) silentWebsockets() {
+	var wg sync.WaitGroup
+	for i := 0; i < 16; i++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for !at.stopped() {
+				w, err := dialRaw(at.addr, at.larchCred, 0)
+				if err != nil {
+					at.pace(200 * time.Millisecond)
+					continue
+				}
+				at.conns.Add(1)
+				closed := make(chan struct{})
+				go func() { io.Copy(io.Discard, w.br); close(closed) }()
+				select {
+				case <-closed:
+					at.outcome("silent websocket: closed by the relay")
+				case <-at.stop:
+				}
+				w.c.Close()
+			}
+		}()
+	}
+	wg.Wait()
+}
+
+// neverReads joins with the compromised credential, asks for the whole
+// home again and again, and never reads a byte.
+func (at *attack) neverReads() {
+	join := mustEncode(wire.Message{Type: wire.TypeJoin, SenderID: "never-reads", SupportedProtocolVersions: []string{wire.ProtocolV1}})
+	fetch := mustEncode(wire.Message{Type: wire.TypeHavenFetch, SenderID: "never-reads", TargetID: "relay", DocumentIDs: at.larch})
+	open, _, _ := crdt.NewSyncState(crdt.New()).Generate()
+	for !at.stopped() {
+		w, err := dialRaw(at.addr, at.larchCred, 4096)
+		if err != nil {
+			at.pace(200 * time.Millisecond)
+			continue
+		}
+		at.conns.Add(1)
+		opened := time.Now()
+		w.c.SetWriteDeadline(time.Now().Add(30 * time.Second))
+		err = w.writeFrame(0x2, join)
+		for i := 0; err == nil && !at.stopped(); i++ {
+			if i%50 == 0 {
+				err = w.writeFrame(0x2, fetch)
+			} else {
+				id := at.larch[i%len(at.larch)]
+				err = w.writeFrame(0x2, mustEncode(wire.Message{Type: wire.TypeRequest, SenderID: "never-reads", TargetID: "relay", DocumentID: id, Data: open}))
+			}
+			at.frames.Add(1)
+			at.pace(20 * time.Millisecond)
+		}
+		if err != nil {
+			at.outcome(fmt.Sprintf("never-reads: dropped by the relay (after ~%ds)", int(time.Since(opened).Seconds())/5*5))
+		}
+		w.c.Close()
+	}
+}
+
+// oversized sends a frame over the relay's read limit and a header
+// claiming 2^62 bytes, now and then.
+func (at *attack) oversized() {
+	huge := bytes.Repeat([]byte{0x42}, 16<<20+1)
+	for i := 0; at.pace(time.Second); i++ {
+		w, err := dialRaw(at.addr, at.larchCred, 0)
+		if err != nil {
+			continue
+		}
+		at.conns.Add(1)
+		w.c.SetDeadline(time.Now().Add(20 * time.Second))
+		var name string
+		if i%2 == 0 {
+			name = "frame over the read limit"
+			err = w.writeFrame(0x2, huge)
+		} else {
+			name = "header claiming 2^62 bytes"
+			err = w.writeClaim(0x2, 1<<62, []byte("abc"))
+		}
+		at.frames.Add(1)
+		code := w.closeCode()
+		at.outcome(fmt.Sprintf("oversized (%s): %s", name, code))
+		w.c.Close()
+	}
+}
+
+// garbage sends random bytes and malformed CBOR after a proper join.
+func (at *attack) garbage() {
+	rng := mrand.New(mrand.NewPCG(at.h.cfg.seed, 0x6a5b))
+	kinds := []struct {
+		name  string
+		frame func() []byte
+	}{
+		{"random bytes", func() []byte {
+			b := make([]byte, 1+rng.IntN(600))
+			for i := range b {
+				b[i] = byte(rng.Uint32())
+			}
+			b[0] = 0xff
+			return b
+		}},
+		{"CBOR array", func() []byte { return []byte{0x83, 1, 2, 3} }},
+		{"CBOR map without type", func() []byte { return []byte{0xa1, 0x63, 'f', 'o', 'o', 0x01} }},
+		{"byte string claiming 2^60 bytes", func() []byte {
+			return []byte{0xa2, 0x64, 't', 'y', 'p', 'e', 0x64, 's', 'y', 'n', 'c', 0x64, 'd', 'a', 't', 'a', 0x5b, 0x0f, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 1, 2, 3}
+		}},
+		{"100,000 nested arrays", func() []byte {
+			return append([]byte{0xa1, 0x63, 'f', 'o', 'o'}, append(bytes.Repeat([]byte{0x81}, 100000), 0)...)
+		}},
+	}
+	for i := 0; at.pace(100 * time.Millisecond); i++ {
+		k := kinds[i%len(kinds)]
+		p, err := at.dialPeer("garbage", at.larchCred, true)
+		if err != nil {
+			continue
+		}
+		select {
+		case <-p.joined:
+		case <-time.After(10 * time.Second):
+			p.close()
+			continue
+		}
+		p.tc.Send(k.frame())
+		at.frames.Add(1)
+		select {
+		case err := <-p.done:
+			var ce *transport.CloseError
+			if errors.As(err, &ce) {
+				at.outcome(fmt.Sprintf("garbage (%s): closed %d", k.name, ce.Code))
+			} else {
+				at.outcome(fmt.Sprintf("garbage (%s): closed", k.name))
+			}
+			p.done <- err
+		case <-time.After(5 * time.Second):
+			at.outcome(fmt.Sprintf("garbage (%s): connection kept", k.name))
+			p.close()
+		}
+	}
+}
+
+func mustEncode(m wire.Message) []byte {
+	b, err := wire.Encode(m)
+	if err != nil {
+		panic(err)
+	}
+	return b
+}
+
+// --- a raw websocket, for frames the transport will not send ---
+
+type rawWS struct {
+	c  net.Conn
+	br *bufio.Reader
+}
+
+// dialRaw upgrades a TCP connection by hand. rcvbuf, if positive, shrinks
+// the socket's receive buffer (a reader that never reads fills it fast).
+func dialRaw(addr, cred string, rcvbuf int) (*rawWS, error) {
+	c, err := net.DialTimeout("tcp", addr, 5*time.Second)
+	if err != nil {
+		return nil, err
+	}
+	if tc, ok := c.(*net.TCPConn); ok && rcvbuf > 0 {
+		tc.SetReadBuffer(rcvbuf)
+	}
+	c.SetDeadline(time.Now().Add(10 * time.Second))
+	key := base64.StdEncoding.EncodeToString([]byte(randomHex(8)))
+	fmt.Fprintf(c, "GET /sync HTTP/1.1\r\nHost: %s\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Key: %s\r\nSec-WebSocket-Version: 13\r\nAuthorization: Bearer %s\r\n\r\n", addr, key, cred)
+	br := bufio.NewReader(c)
+	resp, err := http.ReadResponse(br, nil)
+	if err != nil {
+		c.Close()
+		return nil, err
+	}
+	if resp.StatusCode != http.StatusSwitchingProtocols {
+		c.Close()
+		return nil, errors.New(resp.Status)
+	}
+	c.SetDeadline(time.Time{})
+	return &rawWS{c: c, br: br}, nil
+}
+
+func (w *rawWS) writeFrame(opcode byte, payload []byte) error {
+	return w.writeClaim(opcode, uint64(len(payload)), payload)
+}
+
+// writeClaim writes a masked frame whose header claims n bytes.
+func (w *rawWS) writeClaim(opcode byte, n uint64, payload []byte) error {
+	b := []byte{0x80 | opcode}
+	switch {
+	case n < 126:
+		b = append(b, 0x80|byte(n))
+	case n < 1<<16:
+		b = append(b, 0x80|126)
+		b = binary.BigEndian.AppendUint16(b, uint16(n))
+	default:
+		b = append(b, 0x80|127)
+		b = binary.BigEndian.AppendUint64(b, n)
+	}
+	mask := [4]byte{0x12, 0x34, 0x56, 0x78}
+	b = append(b, mask[:]...)
+	out := make([]byte, len(b)+len(payload))
+	copy(out, b)
+	for i, c := range payload {
+		out[len(b)+i] = c ^ mask[i%4]
+	}
+	_, err := w.c.Write(out)
+	return err
+}
+
+// closeCode reads server frames until a close frame and names its code.
+func (w *rawWS) closeCode() string {
+	for {
+		var hdr [2]byte
+		if _, err := io.ReadFull(w.br, hdr[:]); err != nil {
+			return "connection ended without a close frame"
+		}
+		n := uint64(hdr[1] & 0x7f)
+		switch n {
+		case 126:
+			var ext [2]byte
+			if _, err := io.ReadFull(w.br, ext[:]); err != nil {
+				return "connection ended"
+			}
+			n = uint64(binary.BigEndian.Uint16(ext[:]))
+		case 127:
+			var ext [8]byte
+			if _, err := io.ReadFull(w.br, ext[:]); err != nil {
+				return "connection ended"
+			}
+			n = binary.BigEndian.Uint64(ext[:])
+		}
+		if n > 1<<20 {
+			return fmt.Sprintf("server frame of %d bytes", n)
+		}
+		payload := make([]byte, n)
+		if _, err := io.ReadFull(w.br, payload); err != nil {
+			return "connection ended"
+		}
+		if hdr[0]&0x0f == 0x8 {
+			if len(payload) < 2 {
+				return "closed 1005"
+			}
+			return fmt.Sprintf("closed %d", binary.BigEndian.Uint16(payload))
+		}
+	}
+}
+
+// --- the documents the attack works with ---
+
+// listDocs asks the relay, as an enrolled device, for the documents in its
+// scope.
+func listDocs(addr, cred string) ([]string, error) {
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	tc, _, err := transport.Dial(ctx, "ws://"+addr+"/sync", http.Header{"Authorization": {"Bearer " + cred}}, transport.Options{})
+	if err != nil {
+		return nil, err
+	}
+	got := make(chan []string, 1)
+	joined := make(chan struct{})
+	var once sync.Once
+	done := make(chan error, 1)
+	go func() {
+		done <- tc.Run(ctx, func(frame []byte) {
+			m, err := wire.Decode(frame)
+			if err != nil {
+				return
+			}
+			switch m.Type {
+			case wire.TypePeer:
+				once.Do(func() { close(joined) })
+			case wire.TypeHavenList:
+				select {
+				case got <- m.DocumentIDs:
+				default:
+				}
+			}
+		})
+	}()
+	defer func() { tc.Close(transport.CloseNormal, ""); <-done }()
+	tc.Send(mustEncode(wire.Message{Type: wire.TypeJoin, SenderID: "lister", SupportedProtocolVersions: []string{wire.ProtocolV1}}))
+	select {
+	case <-joined:
+	case <-ctx.Done():
+		return nil, errors.New("not admitted")
+	}
+	tc.Send(mustEncode(wire.Message{Type: wire.TypeHavenList, SenderID: "lister", TargetID: "relay"}))
+	select {
+	case ids := <-got:
+		return ids, nil
+	case <-ctx.Done():
+		return nil, errors.New("no haven-list answer")
+	}
+}
+
+// birchResident has the other home's device store a resident of its own
+// through a real Go sync client, and returns its documents' IDs and a
+// corpus of real sync messages about them to mutate.
+func birchResident(addr, device, cred, home, dir string) ([]string, []seedMsg, error) {
+	key := make([]byte, 32)
+	rand.Read(key)
+	st, err := store.Open(dir, store.Options{Key: key})
+	if err != nil {
+		return nil, nil, err
+	}
+	defer st.Close()
+	rp := repo.New(st, repo.Options{})
+	defer rp.Close()
+	ed, err := record.NewEditor(record.Author{UserID: "u-birch", Name: "Dr Rowan Ash", Role: record.GP, RegNo: "GMC 7000009", DeviceID: device},
+		record.Rules{NHS: nhs.Demo})
+	if err != nil {
+		return nil, nil, err
+	}
+	docs, err := ed.NewResident(home, record.Identity{GivenName: "Agnes", FamilyName: "Birchall", NHSNumber: "9990000018", DateOfBirth: "1931-04-02", Sex: "female", Room: "3"})
+	if err != nil {
+		return nil, nil, err
+	}
+	for i := 0; i < 3; i++ {
+		if _, err := ed.AddNote(docs.Timeline, record.Note{Kind: record.NoteKindNote, Text: fmt.Sprintf("Birch note %d", i)}); err != nil {
+			return nil, nil, err
+		}
+	}
+	ctx := context.Background()
+	for _, d := range []struct {
+		id  docid.ID
+		doc *crdt.Doc
+	}{{docs.RecordID, docs.Record}, {docs.TimelineID, docs.Timeline}} {
+		if _, err := rp.Create(ctx, d.id, d.doc); err != nil {
+			return nil, nil, err
+		}
+	}
+	c := client.New(client.Config{URL: "ws://" + addr + "/sync", Credential: cred, Repo: rp, States: st, PeerID: "birch-pc", StorageID: "birch-store",
+		Docs:       func() []docid.ID { return []docid.ID{docs.RecordID, docs.TimelineID} },
+		MinBackoff: 50 * time.Millisecond, MaxBackoff: 500 * time.Millisecond})
+	cctx, cancel := context.WithCancel(ctx)
+	done := make(chan error, 1)
+	go func() { done <- c.Run(cctx) }()
+	c.Changed(docs.RecordID)
+	c.Changed(docs.TimelineID)
+	ok := pollUntil(30*time.Second, func() bool { return c.Status().Online && c.Synced(docs.RecordID) && c.Synced(docs.TimelineID) })
+	cancel()
+	<-done
+	if !ok {
+		return nil, nil, errors.New("the relay never confirmed the resident")
+	}
+	ids := []string{docs.RecordID.String(), docs.TimelineID.String()}
+	corpus, err := buildCorpus(ed, []*crdt.Doc{docs.Record, docs.Timeline}, ids)
+	return ids, corpus, err
+}
+
+// pollUntil checks cond every 20 ms until it holds or within passes (for a
+// state with no event to wait on).
+func pollUntil(within time.Duration, cond func() bool) bool {
+	deadline := time.NewTimer(within)
+	defer deadline.Stop()
+	tick := time.NewTicker(20 * time.Millisecond)
+	defer tick.Stop()
+	for !cond() {
+		select {
+		case <-deadline.C:
+			return cond()
+		case <-tick.C:
+		}
+	}
+	return true
+}
+
+// --- mutated sync messages ---
+
+type seedMsg struct {
+	doc  string
+	data []byte
+}
+
+// buildCorpus makes real sync messages for the documents: opening
+// messages, whole histories to an empty peer, and single new changes.
+func buildCorpus(ed *record.Editor, docs []*crdt.Doc, ids []string) ([]seedMsg, error) {
+	var out []seedMsg
+	for i, base := range docs {
+		fork := func() *crdt.Doc {
+			f, err := base.Fork()
+			if err != nil {
+				panic(err)
+			}
+			return f
+		}
+		if msg, ok, err := crdt.NewSyncState(fork()).Generate(); err == nil && ok {
+			out = append(out, seedMsg{ids[i], msg})
+		}
+		if m, err := firstChanges(fork(), crdt.New()); err == nil {
+			out = append(out, seedMsg{ids[i], m})
+		}
+		for j := 0; j < 4; j++ {
+			x := fork()
+			var err error
+			if i == 1 {
+				_, err = ed.AddNote(x, record.Note{Kind: record.NoteKindNote, Text: fmt.Sprintf("corpus note %d", j)})
+			} else {
+				_, err = ed.AddAlert(x, record.Alert{Text: fmt.Sprintf("corpus alert %d", j), Since: "2024-01-02"})
+			}
+			if err != nil {
+				return nil, err
+			}
+			if m, err := firstChanges(x, fork()); err == nil {
+				out = append(out, seedMsg{ids[i], m})
+			}
+		}
+	}
+	if len(out) == 0 {
+		return nil, errors.New("no sync messages")
+	}
+	return out, nil
+}
+
+// firstChanges syncs from to to in memory and returns the first message
+// that carried changes.
+func firstChanges(from, to *crdt.Doc) ([]byte, error) {
+	sf, st := crdt.NewSyncState(from), crdt.NewSyncState(to)
+	for i := 0; i < 10; i++ {
+		if m, ok, err := sf.Generate(); err != nil {
+			return nil, err
+		} else if ok {
+			before := to.Heads()
+			if err := st.Receive(m); err != nil {
+				return nil, err
+			}
+			if !crdt.SameHeads(before, to.Heads()) {
+				return m, nil
+			}
+		}
+		if m, ok, err := st.Generate(); err != nil {
+			return nil, err
+		} else if ok {
+			if err := sf.Receive(m); err != nil {
+				return nil, err
+			}
+		}
+	}
+	return nil, errors.New("no message carried changes")
+}
+
+// planned is one mutated message to send.
+type planned struct {
+	doc  string
+	typ  wire.Type
+	data []byte
+	kind string
+}
+
+// planMutations draws n mutated messages from the corpus, for the hostile
+// device's own home's documents (including those that pass the relay's Go
+// check and reach Automerge), for new documents and for Larch's.
+func planMutations(rng *mrand.Rand, n int, corpus []seedMsg, own, larch []string) []planned {
+	var out []planned
+	for len(out) < n {
+		s := corpus[rng.IntN(len(corpus))]
+		data, kind := mutate(rng, s.data)
+		if len(data) == 0 {
+			data = []byte{0x42}
+		}
+		doc := s.doc
+		switch x := rng.IntN(100); {
+		case x < 35:
+			doc = larch[rng.IntN(len(larch))]
+			kind += ", to a Larch document"
+		case x < 65:
+			doc = docid.New().String()
+			kind += ", as a new document"
+		default:
+			kind += ", to its own document"
+			if crdt.CheckSyncMessage(data) == nil {
+				kind += " (passes the Go check)"
+			}
+		}
+		typ := wire.TypeSync
+		if rng.IntN(100) < 15 {
+			typ = wire.TypeRequest
+		}
+		out = append(out, planned{doc: doc, typ: typ, data: data, kind: kind})
+	}
+	return out
+}
+
+// mutate returns a damaged copy of a real sync message and what was done.
+func mutate(rng *mrand.Rand, msg []byte) ([]byte, string) {
+	b := bytes.Clone(msg)
+	changes := changeSpans(b)
+	switch r := rng.IntN(100); {
+	case r < 25:
+		for n := 1 + rng.IntN(4); n > 0; n-- {
+			b[rng.IntN(len(b))] ^= 1 << rng.IntN(8)
+		}
+		return b, "bit flips"
+	case r < 40:
+		return b[:rng.IntN(len(b))], "truncated"
+	case r < 55:
+		at := rng.IntN(len(b) + 1)
+		ins := make([]byte, 1+rng.IntN(8))
+		for i := range ins {
+			ins[i] = byte(rng.Uint32())
+		}
+		return slices.Insert(b, at, ins...), "bytes inserted"
+	case r < 90 && len(changes) > 0:
+		span := changes[rng.IntN(len(changes))]
+		c := b[span[0]:span[1]]
+		if len(c) < 16 {
+			return b, "unchanged"
+		}
+		for n := 1 + rng.IntN(3); n > 0; n-- {
+			c[12+rng.IntN(len(c)-12)] ^= 1 << rng.IntN(8)
+		}
+		sum := sha256.Sum256(c[8:])
+		copy(c[4:8], sum[:4])
+		return b, "change altered, checksum recomputed"
+	default:
+		if len(b) > 34 {
+			b[2+rng.IntN(32)] ^= 1 << rng.IntN(8) // the first head hash
+		}
+		return b, "heads altered"
+	}
+}
+
+// changeSpans finds the byte ranges of the change chunks in a sync message
+// (type byte, heads, need, haves with Bloom filters, then changes).
+func changeSpans(b []byte) [][2]int {
+	off := 1
+	uleb := func() (int, bool) {
+		if off >= len(b) {
+			return 0, false
+		}
+		v, n := binary.Uvarint(b[off:])
+		if n <= 0 || v > uint64(len(b)) {
+			return 0, false
+		}
+		off += n
+		return int(v), true
+	}
+	hashes := func() bool {
+		n, ok := uleb()
+		if !ok || off+32*n > len(b) {
+			return false
+		}
+		off += 32 * n
+		return true
+	}
+	if len(b) == 0 || !hashes() || !hashes() {
+		return nil
+	}
+	haves, ok := uleb()
+	if !ok {
+		return nil
+	}
+	for i := 0; i < haves; i++ {
+		if !hashes() {
+			return nil
+		}
+		n, ok := uleb()
+		if !ok || off+n > len(b) {
+			return nil
+		}
+		off += n
+	}
+	count, ok := uleb()
+	if !ok {
+		return nil
+	}
+	var out [][2]int
+	for i := 0; i < count; i++ {
+		n, ok := uleb()
+		if !ok || off+n > len(b) {
+			return out
+		}
+		out = append(out, [2]int{off, off + n})
+		off += n
+	}
+	return out
+}

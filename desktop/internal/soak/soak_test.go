@@ -1,0 +1,495 @@
+package soak
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+)
+
+// TestSoak is the suite. Without flags it runs the fast subset (a couple
+// of chaos rounds, a short hostile phase, one damaged chunk on each side),
+// which `go test ./...` includes; -soak.full runs the whole thing (make
+// soak). Both print the same summary table.
+//
+// Phases:
+//  1. setup: the real syncd built from ./syncd, its demo home (40
+//     residents) grown to 60 by a desktop, N desktops enrolled through their
+//     own fault links, all converged on LAN;
+//  2. chaos: rounds of a fault window (relay and desktop SIGKILLs at random
+//     points during sync, cuts, blackholes both and one way, on each
+//     desktop's link profile, with edits throughout), then everything is
+//     healed and the time each desktop takes to converge is measured;
+//  3. hostile: healthy desktops' edit-to-other-desktop latency with and
+//     without an attack by unenrolled, revoked and out-of-scope devices,
+//     slowloris handshakes, a reader that never reads, oversized frames,
+//     garbage CBOR and mutated Automerge sync messages; then a connection
+//     flood;
+//  4. disk: a truncated and a bit-flipped chunk in two stopped desktops'
+//     stores and in the stopped relay's, and raw damage to copies of the
+//     relay's files;
+//  5. final: everything healed and converged, stopped cleanly, and every
+//     store opened: acknowledged changes present everywhere, equal heads
+//     and records everywhere, damaged chunks quarantined and reported.
+func TestSoak(t *testing.T) {
+	cfg := loadConfig()
+	if testing.Short() && !*flagFull {
+		t.Skip("the soak's fast subset takes about a minute; -short skips it")
+	}
+	start := time.Now()
+	root := *flagDir
+	keep := root != ""
+	if root == "" {
+		var err error
+		if root, err = os.MkdirTemp("", "haven-soak-"); err != nil {
+			t.Fatal(err)
+		}
+	} else if err := os.MkdirAll(root, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("soak %s: seed %d (replay with -soak.seed=%d), data in %s", cfg.mode, cfg.seed, cfg.seed, root)
+	h := newHarness(t, cfg, root)
+	rep := &report{cfg: cfg, start: start}
+	defer func() {
+		for _, a := range h.agents {
+			st := a.link.Stats()
+			rep.links = append(rep.links, fmt.Sprintf("%s (%s) %d conns, %.1f/%.1f MB up/down, %d loss stalls",
+				a.spec.name, a.spec.profile.Name, st.Accepted, float64(st.BytesUp)/1e6, float64(st.BytesDown)/1e6, st.Stalls))
+		}
+		h.shutdown()
+		h.close()
+		rep.elapsed = time.Since(start)
+		rep.counts = h.counts
+		// go test shows a passing package's output only with -v, so the
+		// table also goes to a file that outlives the run's folder.
+		table := rep.table()
+		fmt.Print(table)
+		os.WriteFile(filepath.Join(root, "summary.txt"), []byte(table), 0o600)
+		last := filepath.Join(os.TempDir(), "haven-soak-"+cfg.mode+"-summary.txt")
+		if os.WriteFile(last, []byte(table), 0o644) == nil {
+			t.Logf("summary table also in %s", last)
+		}
+		if t.Failed() || keep {
+			t.Logf("run data kept in %s (events.log, acks.jsonl, schedule.txt, relay.log, agent logs)", root)
+		} else {
+			os.RemoveAll(root)
+		}
+	}()
+
+	h.setup()
+	if t.Failed() {
+		return
+	}
+	h.chaos(rep)
+	h.hostile(rep)
+	h.disk(rep)
+	h.final(rep)
+	rep.check(t)
+}
+
+// setup builds and starts the relay, grows the demo home to 60 residents
+// and brings every desktop up to date on LAN.
+func (h *harness) setup() {
+	t := h.t
+	h.bin = buildSyncd(t, h.root)
+	data := filepath.Join(h.root, "relay", "data")
+	if err := os.MkdirAll(filepath.Dir(data), 0o700); err != nil {
+		t.Fatal(err)
+	}
+	h.relay = &relayProc{bin: h.bin, data: data, addr: freeAddr(t), logPath: filepath.Join(h.root, "relay.log")}
+	out, err := runCmd(h.bin, "demo", "-data", data)
+	if err != nil {
+		t.Fatalf("syncd demo: %v", err)
+	}
+	h.home = regexp.MustCompile(`home=(\S+)`).FindStringSubmatch(out)[1]
+	h.hub = regexp.MustCompile(`hub=(\S+)`).FindStringSubmatch(out)[1]
+	h.advice = regexp.MustCompile(`advice=(\S+)`).FindStringSubmatch(out)[1]
+	out, err = h.relay.admin("create-home", "Birch Court")
+	if err != nil {
+		t.Fatal(err)
+	}
+	h.birch = idRE.FindString(out)
+	if err := h.relay.start(); err != nil {
+		t.Fatal(err)
+	}
+	h.counts.relayStarts++
+	h.logf("relay started pid %d on %s; home %s hub %s birch %s", h.relay.PID(), h.relay.addr, h.home, h.hub, h.birch)
+
+	// Each desktop gets its own link (LAN for now) and is enrolled through
+	// it, in parallel: enrolment seals the key under every demo PIN.
+	specs := agentSpecs(h.cfg.agents)
+	var wg sync.WaitGroup
+	errs := make([]error, len(specs))
+	for i, s := range specs {
+		link, err := NewLink(s.name, "127.0.0.1:0", h.relay.addr, ProfileLAN, h.cfg.seed*100+uint64(i))
+		if err != nil {
+			t.Fatal(err)
+		}
+		a := &agentProc{h: h, spec: s, dir: filepath.Join(h.root, "desktops", s.name), link: link,
+			logPath: filepath.Join(h.root, "desktop-"+s.name+".log"), seed: h.cfg.seed*1000 + uint64(i),
+			seen: map[string]time.Time{}, status: make(chan string, 1)}
+		h.agents = append(h.agents, a)
+		org := h.home
+		if s.orgKind == "hub" {
+			org = h.hub
+		}
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			errs[i] = a.enroll(context.Background(), h.relay, org)
+		}()
+	}
+	wg.Wait()
+	for i, err := range errs {
+		if err != nil {
+			t.Fatalf("enrol %s: %v", specs[i].name, err)
+		}
+	}
+	for _, a := range h.agents {
+		if err := a.start(); err != nil {
+			t.Fatal(err)
+		}
+		h.counts.agentStarts++
+	}
+	if !h.waitFor(3*time.Minute, func() bool { return h.allHold(40) }) {
+		t.Fatalf("the desktops did not download the demo home: %s", h.describe())
+	}
+	// The first desktop admits residents until the home has 60.
+	first := h.agents[0]
+	for i := 0; i < h.cfg.extraResidents; i++ {
+		first.send(fmt.Sprintf("admit s%d-admit-%d %d", h.cfg.seed, i, 1000+i))
+	}
+	want := 40 + h.cfg.extraResidents
+	if !h.waitFor(3*time.Minute, func() bool { return h.allHold(want) && h.converged() }) {
+		t.Fatalf("the desktops did not converge on the home of %d residents: %s", want, h.describe())
+	}
+	h.logf("setup done: %d desktops hold %d residents", len(h.agents), want)
+	for _, a := range h.agents {
+		a.link.SetProfile(a.spec.profile)
+	}
+}
+
+// allHold reports whether every desktop is running and lists n residents.
+func (h *harness) allHold(n int) bool {
+	for _, a := range h.agents {
+		v := a.view()
+		if !v.ready || v.rows < n {
+			return false
+		}
+	}
+	return true
+}
+
+// converged reports whether the relay and every desktop are up and
+// connected, every desktop reports the same copy, and every acknowledged
+// note is in every desktop's copy. (Decisions and new residents change the
+// records' heads, which the copies' digests include.)
+func (h *harness) converged() bool {
+	if !h.relay.running() {
+		return false
+	}
+	var state string
+	for i, a := range h.agents {
+		v := a.view()
+		if !v.ready || !v.online || v.state == "" || (i > 0 && v.state != state) {
+			return false
+		}
+		state = v.state
+	}
+	for _, k := range h.ackList() {
+		if k.Kind != "note" {
+			continue
+		}
+		for _, a := range h.agents {
+			if _, ok := a.seenAt(k.Tag); !ok {
+				return false
+			}
+		}
+	}
+	return true
+}
+
+// stallLimit is how long convergence may make no progress at all (no
+// desktop's copy changing, with every desktop connected) before a wait
+// gives up early: it is stuck, and waiting out the deadline would only
+// make a failing run slower.
+const stallLimit = 30 * time.Second
+
+// waitConverged waits for convergence until within passes or progress
+// stalls.
+func (h *harness) waitConverged(within time.Duration) bool {
+	last, lastAt := h.progress.Load(), time.Now()
+	return h.waitFor(within, func() bool {
+		if h.converged() {
+			return true
+		}
+		if p := h.progress.Load(); p != last {
+			last, lastAt = p, time.Now()
+		}
+		if time.Since(lastAt) < stallLimit || !h.relay.running() {
+			return false
+		}
+		for _, a := range h.agents {
+			if !a.view().online {
+				return false
+			}
+		}
+		h.logf("convergence stalled for %v", stallLimit)
+		return true
+	}) && h.converged()
+}
+
+// settled waits briefly for every desktop's status bar to show nothing
+// waiting, and returns those that still show changes waiting.
+func (h *harness) unsettled(within time.Duration) []string {
+	h.waitFor(within, func() bool {
+		for _, a := range h.agents {
+			if a.view().pending != 0 {
+				return false
+			}
+		}
+		return true
+	})
+	var out []string
+	for _, a := range h.agents {
+		if v := a.view(); v.pending != 0 {
+			out = append(out, fmt.Sprintf("%s (%d)", a.spec.name, v.pending))
+		}
+	}
+	return out
+}
+
+// describe says where each desktop is, for failure messages.
+func (h *harness) describe() string {
+	var parts []string
+	acks := h.ackList()
+	for _, a := range h.agents {
+		v := a.view()
+		missing := 0
+		for _, k := range acks {
+			if _, ok := a.seenAt(k.Tag); k.Kind == "note" && !ok {
+				missing++
+			}
+		}
+		st := "not running"
+		if s, err := a.askStatus(); err == nil {
+			st = fmt.Sprintf("online %v pending %d problem %q", s.Online, s.Pending, s.Problem)
+		}
+		parts = append(parts, fmt.Sprintf("%s: ready %v state %s rows %d notes %d, %d acked notes missing; %s; link faulty %v conns %d",
+			a.spec.name, v.ready, v.state, v.rows, v.notes, missing, st, a.link.Faulty(), a.link.Conns()))
+	}
+	parts = append(parts, fmt.Sprintf("relay running %v", h.relay.running()))
+	return strings.Join(parts, "\n  ")
+}
+
+// healAll ends every fault: links healed, the relay and every desktop
+// running. It returns when the last heal action was taken.
+func (h *harness) healAll() {
+	for _, a := range h.agents {
+		a.link.Heal()
+	}
+	if !h.relay.running() {
+		if err := h.relay.start(); err != nil {
+			h.t.Errorf("restarting the relay: %v", err)
+		} else {
+			h.counts.relayStarts++
+		}
+	}
+	for _, a := range h.agents {
+		if !a.running() {
+			if err := a.start(); err != nil {
+				h.t.Errorf("restarting %s: %v", a.spec.name, err)
+			} else {
+				h.counts.agentStarts++
+			}
+		}
+	}
+}
+
+// shutdown stops whatever still runs (at the end, or after a failure).
+func (h *harness) shutdown() {
+	for _, a := range h.agents {
+		a.kill()
+		a.link.Close()
+	}
+	if h.relay != nil {
+		h.relay.kill()
+	}
+}
+
+// chaos runs the rounds of faults and measures convergence after each.
+func (h *harness) chaos(rep *report) {
+	t := h.t
+	sched := makeSchedule(h.cfg, len(h.agents))
+	os.WriteFile(filepath.Join(h.root, "schedule.txt"), []byte(sched.String()), 0o600)
+	rep.scheduleDigest = sched.digest()
+	for r, evs := range sched.Rounds {
+		h.logf("round %d: %d events", r, len(evs))
+		h.runRound(r, evs)
+		h.healAll()
+		healed := time.Now()
+		h.logf("round %d healed", r)
+		ok := h.waitConverged(h.cfg.converge)
+		h.counts.rounds++
+		if !ok {
+			rep.notConverged = append(rep.notConverged, fmt.Sprintf("round %d: %s", r, h.describe()))
+			t.Errorf("round %d: no convergence within %v of the heal:\n  %s", r, h.cfg.converge, h.describe())
+			// Recover for the next round: restart every desktop.
+			for _, a := range h.agents {
+				a.kill()
+			}
+			h.healAll()
+			if !h.waitConverged(h.cfg.converge) {
+				t.Errorf("still no convergence after restarting every desktop; ending the chaos phase:\n  %s", h.describe())
+				return
+			}
+			continue
+		}
+		h.sampleConvergence(rep, healed)
+		if u := h.unsettled(10 * time.Second); len(u) > 0 {
+			rep.unsettled = append(rep.unsettled, fmt.Sprintf("round %d: %s", r, strings.Join(u, ", ")))
+			h.logf("round %d: converged, but still showing changes waiting: %v", r, u)
+		}
+	}
+}
+
+// sampleConvergence records, for each desktop, how long after the heal its
+// own line took to bring it level with the relay: until every note it had
+// acknowledged was at the relay (seen by another desktop), and until it
+// held every note the relay held, each counted from when the relay had it
+// (first seen by another desktop, or the heal if earlier). A desktop is not
+// charged for another's slow line: a note stuck behind a failing line
+// reaches a LAN desktop late, but only after it reached the relay.
+func (h *harness) sampleConvergence(rep *report, healed time.Time) {
+	acks := h.ackList()
+	// relayHad estimates when the relay had a note: the first time a
+	// desktop other than its author and except skip saw it.
+	relayHad := func(k ack, skip *agentProc) (time.Time, bool) {
+		var first time.Time
+		for _, o := range h.agents {
+			if o == skip || o.spec.name == k.Agent {
+				continue
+			}
+			if at, ok := o.seenAt(k.Tag); ok && (first.IsZero() || at.Before(first)) {
+				first = at
+			}
+		}
+		return first, !first.IsZero()
+	}
+	for _, x := range h.agents {
+		done := healed
+		for _, k := range acks {
+			if k.Kind != "note" {
+				continue
+			}
+			if k.Agent == x.spec.name { // uplink
+				if at, ok := relayHad(k, nil); ok && at.After(done) {
+					done = at
+				}
+				continue
+			}
+			seen, ok := x.seenAt(k.Tag) // downlink
+			if !ok || !seen.After(healed) {
+				continue
+			}
+			from := healed
+			if at, ok := relayHad(k, x); ok && at.After(from) {
+				from = at
+			}
+			if lag := seen.Sub(from); healed.Add(lag).After(done) {
+				done = healed.Add(lag)
+			}
+		}
+		d := done.Sub(healed)
+		rep.addConvergence(x.spec.profile.Name, d)
+		h.logf("converged %s (%s) in %v", x.spec.name, x.spec.profile.Name, d)
+	}
+}
+
+// runRound plays one round's events at their offsets.
+func (h *harness) runRound(r int, evs []event) {
+	start := time.Now()
+	for _, e := range evs {
+		if d := time.Until(start.Add(e.At)); d > 0 {
+			tm := time.NewTimer(d) // the schedule's pacing
+			<-tm.C
+		}
+		h.apply(e)
+	}
+	if d := time.Until(start.Add(h.cfg.window)); d > 0 {
+		tm := time.NewTimer(d)
+		<-tm.C
+	}
+}
+
+func (h *harness) apply(e event) {
+	switch e.Kind {
+	case evRelayKill:
+		if h.relay.running() {
+			h.relay.kill()
+			h.counts.relayKills++
+			h.logf("relay killed")
+		}
+	case evRelayStart:
+		if !h.relay.running() {
+			if err := h.relay.start(); err != nil {
+				h.t.Errorf("restarting the relay: %v", err)
+				return
+			}
+			h.counts.relayStarts++
+			h.logf("relay restarted pid %d", h.relay.PID())
+		}
+	case evAgentKill:
+		a := h.agents[e.Agent]
+		if a.running() {
+			a.kill()
+			h.counts.agentKills++
+			h.logf("%s killed", a.spec.name)
+		}
+	case evAgentStart:
+		a := h.agents[e.Agent]
+		if !a.running() {
+			if err := a.start(); err != nil {
+				h.t.Errorf("restarting %s: %v", a.spec.name, err)
+				return
+			}
+			h.counts.agentStarts++
+			h.logf("%s restarted", a.spec.name)
+		}
+	case evCut:
+		h.agents[e.Agent].link.Cut()
+		h.counts.cuts++
+		h.logf("%s link cut", h.agents[e.Agent].spec.name)
+	case evHole:
+		h.agents[e.Agent].link.Blackhole(e.Dir)
+		if e.Dir == Both {
+			h.counts.blackholes++
+		} else {
+			h.counts.oneWay++
+		}
+		h.logf("%s link blackholed %s", h.agents[e.Agent].spec.name, e.Dir)
+	case evHeal:
+		h.agents[e.Agent].link.Heal()
+		h.logf("%s link healed", h.agents[e.Agent].spec.name)
+	case evNote, evDecide:
+		a := h.agents[e.Agent]
+		cmd := fmt.Sprintf("note %s %d", e.Tag, e.N)
+		if e.Kind == evDecide {
+			rec := "n"
+			if e.Rec {
+				rec = "r"
+			}
+			cmd = fmt.Sprintf("decide %s %d %s", e.Tag, e.N, rec)
+		}
+		if a.send(cmd) {
+			h.counts.editsSent++
+		} else {
+			h.counts.editsSkipped++
+		}
+	}
+}

@@ -1,0 +1,87 @@
+package transport
+
+import (
+	"context"
+	"fmt"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"sync/atomic"
+	"testing"
+	"time"
+)
+
+// countingConn counts the writes that reach the socket.
+type countingConn struct {
+	net.Conn
+	writes atomic.Int64
+}
+
+func (c *countingConn) Write(p []byte) (int, error) {
+	c.writes.Add(1)
+	return c.Conn.Write(p)
+}
+
+// Frames queued together leave in a few socket writes, complete and in
+// order; a frame sent alone is not held back waiting for company.
+func TestQueuedFramesShareAWrite(t *testing.T) {
+	const frames = 200
+	counted := make(chan *countingConn, 1)
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		c, err := Upgrade(w, r, Options{SendQueue: 1000})
+		if err != nil {
+			return
+		}
+		if c.bc == nil {
+			t.Error("the server's socket was not wrapped for batching")
+			return
+		}
+		cc := &countingConn{Conn: c.bc.Conn}
+		c.bc.Conn = cc
+		for i := 0; i < frames; i++ {
+			c.Send([]byte(fmt.Sprintf("frame %03d %s", i, strings.Repeat("x", 100))))
+		}
+		counted <- cc
+		c.Run(r.Context(), func(frame []byte) { c.Send(frame) }) // echo
+	}))
+	defer srv.Close()
+
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	c, _, err := Dial(ctx, "ws"+strings.TrimPrefix(srv.URL, "http"), nil, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := make(chan []byte, frames+1)
+	go c.Run(ctx, func(frame []byte) { got <- frame })
+	for i := 0; i < frames; i++ {
+		select {
+		case f := <-got:
+			if want := fmt.Sprintf("frame %03d ", i); !strings.HasPrefix(string(f), want) {
+				t.Fatalf("frame %d = %.12q, want %q first", i, f, want)
+			}
+		case <-ctx.Done():
+			t.Fatalf("only %d of %d frames arrived", i, frames)
+		}
+	}
+	cc := <-counted
+	if n := cc.writes.Load(); n > 4 {
+		t.Errorf("%d queued frames took %d socket writes; want them gathered into a few", frames, n)
+	}
+	// A lone frame goes at once: the echo comes back.
+	before := cc.writes.Load()
+	c.Send([]byte("alone"))
+	select {
+	case f := <-got:
+		if string(f) != "alone" {
+			t.Fatalf("echo = %q", f)
+		}
+	case <-ctx.Done():
+		t.Fatal("a lone frame was held back")
+	}
+	if cc.writes.Load() != before+1 {
+		t.Errorf("a lone frame took %d writes, want 1", cc.writes.Load()-before)
+	}
+	c.Close(CloseNormal, "")
+}

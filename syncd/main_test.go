@@ -149,6 +149,7 @@ type device struct {
 	mu          sync.Mutex
 	unavailable map[docid.ID]chan struct{}
 	errors      []string
+	auditAcks   chan uint64
 }
 
 func newDevice(t *testing.T, name string, enr relay.EnrollResponse, url string) *device {
@@ -157,7 +158,7 @@ func newDevice(t *testing.T, name string, enr relay.EnrollResponse, url string) 
 	if err != nil {
 		t.Fatal(err)
 	}
-	d := &device{t: t, name: name, st: st, unavailable: map[docid.ID]chan struct{}{}}
+	d := &device{t: t, name: name, st: st, unavailable: map[docid.ID]chan struct{}{}, auditAcks: make(chan uint64, 100)}
 	d.repo = repo.New(st, repo.Options{OnChange: func(id docid.ID) {}})
 	ed, err := record.NewEditor(record.Author{UserID: "u-" + name, Name: name, Role: record.GP, RegNo: "GMC 7000001", DeviceID: enr.Device},
 		record.Rules{NHS: nhs.Demo})
@@ -192,6 +193,7 @@ func newDevice(t *testing.T, name string, enr relay.EnrollResponse, url string) 
 			d.errors = append(d.errors, msg)
 			d.mu.Unlock()
 		},
+		OnAuditAck: func(seq uint64) { d.auditAcks <- seq },
 	})
 	ctx, cancel := context.WithCancel(context.Background())
 	d.cancel = cancel
@@ -542,4 +544,48 @@ func TestConnectionCapTurnsAwayForNow(t *testing.T) {
 	}
 	first.cancel() // a place frees up
 	waitFor(t, "the second device to get in", second.online)
+}
+
+// A desktop sends audit events again until the relay confirms them (the
+// confirmation may be lost, or a second batch may leave before it comes):
+// the relay stores each event once.
+func TestResentAuditEventsAreStoredOnce(t *testing.T) {
+	w := setup(t)
+	a := newDevice(t, "carer-pc", w.relay.enroll(w.homeA, "Larch nurses' station"), w.relay.url())
+	waitFor(t, "device online", a.online)
+	docs := a.newResident(w.homeA, "Marlow")
+	waitFor(t, "the relay to confirm the new record", func() bool { return a.client.Synced(docs.RecordID) })
+	batch := func(seqs ...uint64) []byte {
+		var evs []relay.ClientAuditEvent
+		for _, s := range seqs {
+			evs = append(evs, relay.ClientAuditEvent{Time: time.Now(), User: fmt.Sprintf("user-%d", s), Role: "senior-carer",
+				Resident: docs.RecordID.String(), Action: "view-front-sheet", Seq: s})
+		}
+		b, _ := json.Marshal(evs)
+		return b
+	}
+	send := func(last uint64, b []byte) {
+		t.Helper()
+		if !a.client.SendAudit(last, b) {
+			t.Fatal("audit batch not sent")
+		}
+		select {
+		case got := <-a.auditAcks:
+			if got != last {
+				t.Fatalf("ack for %d, want %d", got, last)
+			}
+		case <-time.After(10 * time.Second):
+			t.Fatal("no audit ack")
+		}
+	}
+	for i := 0; i < 3; i++ {
+		send(2, batch(1, 2))
+	}
+	send(3, batch(2, 3))
+	log := w.relay.admin("audit")
+	for s := 1; s <= 3; s++ {
+		if n := strings.Count(log, fmt.Sprintf("\tuser-%d\t", s)); n != 1 {
+			t.Errorf("event %d stored %d times, want once:\n%s", s, n, log)
+		}
+	}
 }

@@ -81,6 +81,7 @@ type Client struct {
 	gone    chan struct{} // closed when the current connection ends
 	status  Status
 	pending map[docid.ID]bool
+	heard   map[docid.ID]time.Time // last message sent or received about a document
 	waiters map[docid.ID][]chan struct{}
 	docMsgs chan wire.Message // haven-doc / doc-unavailable replies for Bootstrap
 	list    chan []string
@@ -103,7 +104,7 @@ func New(cfg Config) *Client {
 		log = slog.New(slog.DiscardHandler)
 	}
 	c := &Client{cfg: cfg, log: log, relay: "relay", work: newFIFO(),
-		pending: map[docid.ID]bool{}, waiters: map[docid.ID][]chan struct{}{}}
+		pending: map[docid.ID]bool{}, heard: map[docid.ID]time.Time{}, waiters: map[docid.ID][]chan struct{}{}}
 	c.engine = syncer.New(cfg.Repo, syncer.Options{States: cfg.States, Logger: log})
 	return c
 }
@@ -249,6 +250,7 @@ func (c *Client) connect(ctx context.Context) error {
 	c.setStatus(func(s *Status) { s.Online = true; s.LastError = "" })
 	c.log.Info("connected to relay")
 	c.enqueue(func() { c.syncAll(ctx) })
+	go c.nudge(ctx, gone)
 	err = <-done
 	c.mu.Lock()
 	c.conn, c.gone = nil, nil
@@ -377,6 +379,60 @@ func (c *Client) settle(id docid.ID) {
 func (c *Client) sendAll(outs []syncer.Out) {
 	for _, o := range outs {
 		c.send(wire.Message{Type: wire.TypeSync, DocumentID: o.Doc.String(), Data: o.Data})
+		c.touch(o.Doc)
+	}
+}
+
+// touch notes that a message about id went or came just now.
+func (c *Client) touch(id docid.ID) {
+	c.mu.Lock()
+	c.heard[id] = time.Now()
+	c.mu.Unlock()
+}
+
+// nudgeAfter is how long a document with changes the relay has not
+// confirmed may go with no message about it either way before the client
+// asks again. Long enough that a slow line's answer is not overtaken.
+const nudgeAfter = 20 * time.Second
+
+// nudge runs while a connection is up: a document still waiting for the
+// relay's confirmation, and silent for nudgeAfter, has its exchange begun
+// afresh. Automerge's exchange waits for an answer to each message; one
+// lost on the way (with a connection's send queue, say) would otherwise
+// leave the change unconfirmed until the next reconnect.
+func (c *Client) nudge(ctx context.Context, gone <-chan struct{}) {
+	since := time.Now()
+	t := time.NewTicker(nudgeAfter / 4)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-gone:
+			return
+		case now := <-t.C:
+			var quiet []docid.ID
+			c.mu.Lock()
+			for id := range c.pending {
+				last := c.heard[id]
+				if last.Before(since) {
+					last = since
+				}
+				if now.Sub(last) >= nudgeAfter {
+					quiet = append(quiet, id)
+					c.heard[id] = now
+				}
+			}
+			c.mu.Unlock()
+			for _, id := range quiet {
+				c.enqueue(func() {
+					c.log.Info("asking the relay again about changes it has not confirmed", "doc", id.String())
+					if err := c.engine.Restart(c.relay, id); err == nil {
+						c.syncDoc(ctx, id)
+					}
+				})
+			}
+		}
 	}
 }
 
@@ -446,6 +502,7 @@ func (c *Client) applySync(ctx context.Context, id docid.ID, data []byte) {
 	if h, err := c.cfg.Repo.Open(id); err == nil {
 		before = headsKey(h)
 	}
+	c.touch(id)
 	began := time.Now()
 	outs, err := c.engine.Receive(ctx, id, []syncer.In{{From: c.relay, Data: data}}, nil)
 	c.log.Debug("applied sync message", "doc", id.String(), "bytes", len(data), "took", time.Since(began), "replies", len(outs))

@@ -234,6 +234,34 @@ func (e *Engine) lock(id docid.ID) func() {
 	return l.Unlock
 }
 
+// Restart begins the exchange about one document with a peer afresh:
+// what the state knows the peer holds is kept, anything it believes in
+// flight is dropped, so the next Sync sends a message again. For a caller
+// that has waited too long for an answer that is not coming (a message
+// lost with a connection's send queue, say).
+func (e *Engine) Restart(peerID string, id docid.ID) error {
+	defer e.lock(id)()
+	h, err := e.repo.Open(id)
+	if err != nil {
+		return err
+	}
+	doc := h.Doc()
+	ss, err := e.state(peerID, id, doc)
+	if err != nil {
+		return err
+	}
+	fresh, err := crdt.SyncStateSharing(doc, ss.SharedHeads())
+	if err != nil {
+		return err
+	}
+	e.mu.Lock()
+	if p, ok := e.peers[peerID]; ok {
+		p.states[id] = &docState{doc: doc, ss: fresh}
+	}
+	e.mu.Unlock()
+	return nil
+}
+
 // state returns the sync state for (peer, doc), loading a persisted one.
 // Caller holds the document's lock.
 func (e *Engine) state(peerID string, id docid.ID, doc *crdt.Doc) (*crdt.SyncState, error) {

@@ -332,3 +332,47 @@ func testCopyThatLost(t *testing.T, everything bool) {
 		t.Fatalf("after reconnecting, the damaged copy has allergy %v; want the change it lost sent again", got)
 	}
 }
+
+// A message lost on the way leaves Automerge waiting for an answer that
+// never comes: it sends nothing more about the document. Restart begins
+// that exchange afresh, and the change gets through.
+func TestRestartAfterALostMessage(t *testing.T) {
+	relay := newNode(t, "relay", t.TempDir(), Options{AckInSync: true})
+	b := newNode(t, "b", t.TempDir(), Options{})
+	nw := &net{t: t, nodes: map[string]*node{"relay": relay, "b": b}}
+	relay.eng.Connect(Peer{ID: "b", StorageID: "store-b"})
+	b.eng.Connect(Peer{ID: "relay", StorageID: "store-relay"})
+	id := docid.New()
+	hb, err := b.repo.Create(ctx, id, crdt.New())
+	if err != nil {
+		t.Fatal(err)
+	}
+	setValue(t, hb, "room", "1")
+	outs, _ := b.eng.Sync(ctx, id, []string{"relay"})
+	nw.pump("b", outs)
+	setValue(t, hb, "allergy", "latex")
+	if outs, _ = b.eng.Sync(ctx, id, []string{"relay"}); len(outs) == 0 {
+		t.Fatal("no message for a new change")
+	}
+	// That message is lost. Asked again, Automerge waits for its answer.
+	if outs, _ = b.eng.Sync(ctx, id, []string{"relay"}); len(outs) != 0 {
+		t.Fatalf("Automerge sent %d more messages while one was in flight; the premise of Restart changed", len(outs))
+	}
+	if b.eng.InSync("relay", id) {
+		t.Fatal("in sync before the relay has the change")
+	}
+	if err := b.eng.Restart("relay", id); err != nil {
+		t.Fatal(err)
+	}
+	outs, _ = b.eng.Sync(ctx, id, []string{"relay"})
+	if len(outs) == 0 {
+		t.Fatal("Restart did not make the engine send again")
+	}
+	nw.pump("b", outs)
+	if got := value(t, relay, id, "allergy"); got != "latex" {
+		t.Fatalf("relay has allergy %v after the restarted exchange", got)
+	}
+	if !b.eng.InSync("relay", id) {
+		t.Fatal("the relay's holding the change is not known after the restarted exchange")
+	}
+}

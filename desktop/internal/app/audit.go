@@ -25,6 +25,9 @@ type auditEvent struct {
 	Resident string    `json:"resident"`
 	Action   string    `json:"action"`
 	Detail   string    `json:"detail,omitempty"` // an operation name, never health data
+	// Seq is the event's place in this computer's audit log, set when it
+	// is sent: the relay stores each event once however often it arrives.
+	Seq uint64 `json:"seq,omitempty"`
 }
 
 const (
@@ -104,13 +107,19 @@ func (o *auditOutbox) sendBatch() {
 	if c == nil || !c.Status().Online {
 		return
 	}
-	var events []json.RawMessage
+	var events []auditEvent
 	var last uint64
 	o.a.st.ReadLog(auditLog, o.ackedSeq(), func(seq uint64, v []byte) error {
 		if len(events) >= auditBatch {
 			return errStop
 		}
-		events = append(events, v)
+		var e auditEvent
+		if err := json.Unmarshal(v, &e); err != nil {
+			o.a.log.Error("unreadable audit event skipped", "seq", seq)
+			return nil
+		}
+		e.Seq = seq
+		events = append(events, e)
 		last = seq
 		return nil
 	})

@@ -2,6 +2,7 @@ package relay
 
 import (
 	"context"
+	"encoding/binary"
 	"encoding/json"
 	"time"
 
@@ -19,7 +20,15 @@ type ClientAuditEvent struct {
 	Resident string    `json:"resident"` // document ID
 	Action   string    `json:"action"`   // e.g. "view-wishes", "change", "break-glass"
 	Detail   string    `json:"detail,omitempty"`
+	// Seq is the event's place in the device's own audit log. A desktop
+	// sends unconfirmed events again (the confirmation may be lost, or a
+	// second batch may leave before it arrives), so events at or below the
+	// highest Seq stored from the device are skipped. Zero: no dedup.
+	Seq uint64 `json:"seq,omitempty"`
 }
+
+// nsAuditSeq maps a device to the highest Seq of its events stored.
+const nsAuditSeq = "relay-audit-seq"
 
 const maxAuditBatch = 1000
 
@@ -36,7 +45,14 @@ func (c *conn) storeAudit(m wire.Message) {
 	}
 	now := time.Now().UTC()
 	ctx := context.Background()
+	var stored uint64
+	if b, err := s.st.Get(nsAuditSeq, c.dev.ID); err == nil && len(b) == 8 {
+		stored = binary.BigEndian.Uint64(b)
+	}
 	for _, e := range events {
+		if e.Seq != 0 && e.Seq <= stored {
+			continue // stored from an earlier copy of this batch
+		}
 		owner := s.owner(e.Resident)
 		if owner == "" || !c.scope.Allows(owner) {
 			continue
@@ -49,6 +65,13 @@ func (c *conn) storeAudit(m wire.Message) {
 			s.log.Error("store audit event", "device", c.dev.ID, "err", err)
 			return // no ack: the desktop sends the batch again
 		}
+		stored = max(stored, e.Seq)
+	}
+	// One write for the batch: a crash before it means a resent batch is
+	// stored twice, which an audit can bear; never an event lost.
+	if err := s.st.Put(ctx, nsAuditSeq, c.dev.ID, binary.BigEndian.AppendUint64(nil, stored)); err != nil {
+		s.log.Error("store audit sequence", "device", c.dev.ID, "err", err)
+		return
 	}
 	c.send(wire.Message{Type: wire.TypeHavenAuditAck, Count: m.Count})
 }

@@ -82,7 +82,7 @@ func (p *countingProxy) forward(client net.Conn) {
 	p.mu.Unlock()
 	done := make(chan struct{}, 2)
 	pipe := func(dst, src net.Conn, n *atomic.Int64) {
-		io.Copy(countingWriter{dst, n, &p.last}, src)
+		io.Copy(dst, countingReader{src, n, &p.last})
 		done <- struct{}{}
 	}
 	go pipe(server, client, &p.up)
@@ -97,16 +97,19 @@ func (p *countingProxy) forward(client net.Conn) {
 	p.mu.Unlock()
 }
 
-// countingWriter adds what it writes to n and notes the time in last.
-type countingWriter struct {
-	w    io.Writer
+// countingReader adds what it reads to n and notes the time in last. It
+// counts on the way in, so a byte is counted before its echo can return.
+type countingReader struct {
+	r    io.Reader
 	n    *atomic.Int64
 	last *atomic.Int64
 }
 
-func (c countingWriter) Write(b []byte) (int, error) {
-	k, err := c.w.Write(b)
-	c.n.Add(int64(k))
-	c.last.Store(time.Now().UnixNano())
+func (c countingReader) Read(b []byte) (int, error) {
+	k, err := c.r.Read(b)
+	if k > 0 {
+		c.n.Add(int64(k))
+		c.last.Store(time.Now().UnixNano())
+	}
 	return k, err
 }

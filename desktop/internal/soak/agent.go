@@ -3,7 +3,8 @@ package soak
 // Agent mode: one desktop's sync process, headless. The suite re-executes
 // its own test binary with AgentEnv set; the child opens the desktop's
 // application layer (desktop/internal/app: Open, Unlock, sync by itself),
-// makes edits on command or on its own schedule, and reports on stdout:
+// makes edits on command or on its own schedule, and reports on stdout,
+// each line after the time it was written (Unix nanoseconds):
 //
 //	ready <pid>                 the app is open and unlocked
 //	ack <tag> <kind> <doc>      an edit returned from the app: it is on this computer's disk
@@ -213,7 +214,10 @@ type agent struct {
 }
 
 func (ag *agent) say(format string, args ...any) {
-	line := fmt.Sprintf(format, args...) + "\n"
+	// Each line carries the agent's own clock (the same wall clock as the
+	// suite's), so a busy suite process reading late does not stretch the
+	// latencies it measures.
+	line := fmt.Sprintf("%d ", time.Now().UnixNano()) + fmt.Sprintf(format, args...) + "\n"
 	ag.outMu.Lock()
 	io.WriteString(ag.out, line)
 	ag.outMu.Unlock()

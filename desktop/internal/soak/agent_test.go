@@ -30,7 +30,11 @@ func TestAgentMode(t *testing.T) {
 	go func() {
 		sc := bufio.NewScanner(outR)
 		for sc.Scan() {
-			lines <- sc.Text()
+			line, at := stamped(sc.Text())
+			if d := time.Since(at); d < 0 || d > time.Minute {
+				t.Errorf("line %q stamped %v ago", line, d)
+			}
+			lines <- line
 		}
 		close(lines)
 	}()

@@ -14,6 +14,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -476,7 +477,8 @@ func (a *agentProc) start() error {
 		sc := bufio.NewScanner(stdout)
 		sc.Buffer(make([]byte, 64<<10), 1<<20)
 		for sc.Scan() {
-			a.onLine(gen, sc.Text(), time.Now())
+			line, at := stamped(sc.Text())
+			a.onLine(gen, line, at)
 		}
 		cmd.Wait()
 		close(exited)
@@ -488,6 +490,17 @@ func (a *agentProc) start() error {
 		a.h.notify()
 	}()
 	return nil
+}
+
+// stamped splits an agent's line into the time it was written and the
+// report (see agent.go); a line without a time is taken as of now.
+func stamped(line string) (string, time.Time) {
+	if ts, rest, ok := strings.Cut(line, " "); ok {
+		if n, err := strconv.ParseInt(ts, 10, 64); err == nil {
+			return rest, time.Unix(0, n)
+		}
+	}
+	return line, time.Now()
 }
 
 func (a *agentProc) onLine(gen int, line string, at time.Time) {

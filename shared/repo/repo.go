@@ -146,8 +146,18 @@ func (h *Handle) Report() LoadReport {
 // is written as the first chunk, durably.
 func (r *Repo) Create(ctx context.Context, id docid.ID, doc *crdt.Doc) (*Handle, error) {
 	r.mu.Lock()
-	_, open := r.handles[id]
-	if _, loading := r.loading[id]; open || loading {
+	for {
+		wait, loading := r.loading[id]
+		if !loading {
+			break
+		}
+		// Someone is looking for it (Open of a document not yet here,
+		// often): wait for their answer rather than fail.
+		r.mu.Unlock()
+		<-wait
+		r.mu.Lock()
+	}
+	if _, ok := r.handles[id]; ok {
 		r.mu.Unlock()
 		return nil, fmt.Errorf("document %s is already open", id)
 	}

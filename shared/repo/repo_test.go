@@ -419,3 +419,42 @@ func TestConcurrentOpensOfADamagedDocument(t *testing.T) {
 		r2.Close()
 	}
 }
+
+// A document arriving (Create) while something else is asking for it (Open,
+// still not found: a screen polling for a record being downloaded) is
+// stored, not refused as "already open".
+func TestCreateWhileOpenLooksForIt(t *testing.T) {
+	st := openStore(t, t.TempDir())
+	defer st.Close()
+	r := New(st, Options{})
+	defer r.Close()
+	for i := 0; i < 50; i++ {
+		id := docid.New()
+		stop := make(chan struct{})
+		done := make(chan struct{})
+		go func() {
+			defer close(done)
+			for {
+				select {
+				case <-stop:
+					return
+				default:
+					r.Open(id)
+				}
+			}
+		}()
+		doc := crdt.New()
+		if _, err := doc.Change("", time.Time{}, func(w *crdt.Writer) error { return w.Set("1", "room") }); err != nil {
+			t.Fatal(err)
+		}
+		_, err := r.Create(context.Background(), id, doc)
+		close(stop)
+		<-done
+		if err != nil {
+			t.Fatalf("Create while another caller looked for the document: %v", err)
+		}
+		if h, err := r.Open(id); err != nil || h.Doc() != doc {
+			t.Fatalf("after Create, Open = %v, %v", h, err)
+		}
+	}
+}

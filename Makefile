@@ -77,7 +77,7 @@ test: deps ## run every test (real Badger, real Automerge, real websockets)
 	$(GO) vet ./...
 	$(GO) test -count=1 ./...
 
-soak: ## the fault-injection suite in full (about 20 minutes): kills, partitions, poor links, hostile peers, damaged disks; one summary table
+soak: ## the fault-injection suite in full (about 15 minutes): kills, partitions, poor links, hostile peers, damaged disks; one summary table
 	$(GO) test -count=1 -timeout 60m -run 'TestSoak$$' -v ./desktop/internal/soak -soak.full
 
 bench: ## print the performance figures the issues ask for

@@ -1,0 +1,105 @@
+package relay
+
+import (
+	"bytes"
+	"context"
+	"sync"
+	"testing"
+
+	"haven/shared/docid"
+	"haven/shared/store"
+	"haven/shared/wire"
+	"haven/syncd/internal/orgs"
+	"haven/syncd/internal/worker"
+)
+
+// peerWorker records which engine peers the relay hands its worker, and
+// which it tells the worker to forget.
+type peerWorker struct {
+	echoWorker
+	mu     sync.Mutex
+	from   []string
+	forgot []string
+}
+
+func (w *peerWorker) Work(ctx context.Context, a worker.WorkArgs) (worker.WorkReply, error) {
+	w.mu.Lock()
+	for _, m := range a.Msgs {
+		w.from = append(w.from, m.From)
+	}
+	w.mu.Unlock()
+	return w.echoWorker.Work(ctx, a)
+}
+
+func (w *peerWorker) Forget(p string) {
+	w.mu.Lock()
+	w.forgot = append(w.forgot, p)
+	w.mu.Unlock()
+}
+
+// A client that reconnects (same device, same peer ID) is a new peer to
+// the engine: Automerge's sync state belongs to one connection, and one
+// carried over (changes it believes in flight) can leave the reconnected
+// client waiting for changes that are never resent. The old connection's
+// states are forgotten when it goes, even if it was replaced first.
+func TestEachConnectionIsItsOwnEnginePeer(t *testing.T) {
+	st, err := store.Open(t.TempDir(), store.Options{Key: bytes.Repeat([]byte{3}, 32)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	reg := orgs.New(st)
+	ctx := context.Background()
+	home, _ := reg.CreateHome(ctx, "Larch House", "")
+	s, err := New(Config{Store: st, Orgs: reg})
+	if err != nil {
+		t.Fatal(err)
+	}
+	w := &peerWorker{}
+	s.Start(w)
+	doc := docid.New().String()
+	s.RegisterDocument(doc, home.ID)
+	dev, _, err := reg.EnrollDevice(ctx, home.ID, "Nurses' station", 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	sc, err := reg.Scope(dev)
+	if err != nil {
+		t.Fatal(err)
+	}
+	enc := func(m wire.Message) []byte { b, _ := wire.Encode(m); return b }
+	join := enc(wire.Message{Type: wire.TypeJoin, SenderID: "pc", SupportedProtocolVersions: []string{"1"},
+		PeerMetadata: &wire.PeerMetadata{StorageID: "store-pc"}})
+	msg := enc(wire.Message{Type: wire.TypeSync, SenderID: "pc", TargetID: "relay", DocumentID: doc, Data: []byte{0x42, 0, 0, 0, 0}})
+
+	first := &conn{s: s, tc: &recorder{}, dev: dev, scope: sc, boot: make(chan wire.Message, 16)}
+	first.onFrame(join)
+	first.onFrame(msg)
+	s.wg.Wait()
+	// The client comes back before the relay noticed the first connection drop.
+	second := &conn{s: s, tc: &recorder{}, dev: dev, scope: sc, boot: make(chan wire.Message, 16)}
+	second.onFrame(join)
+	second.onFrame(msg)
+	s.wg.Wait()
+	first.leave()
+	second.leave()
+
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if len(w.from) != 2 || w.from[0] == w.from[1] {
+		t.Fatalf("the two connections reached the engine as %q; want two different peers", w.from)
+	}
+	if first.peer.StorageID != second.peer.StorageID || first.peer.StorageID == "" {
+		t.Fatalf("storage IDs %q and %q: saved states must carry across connections", first.peer.StorageID, second.peer.StorageID)
+	}
+	forgot := map[string]bool{}
+	for _, p := range w.forgot {
+		forgot[p] = true
+	}
+	if !forgot[w.from[0]] || !forgot[w.from[1]] {
+		t.Fatalf("forgotten %q; want both connections' peers %q", w.forgot, w.from)
+	}
+	if !first.tc.(*recorder).closed {
+		t.Fatal("the replaced connection was not closed")
+	}
+}

@@ -19,7 +19,7 @@ func (h *harness) final(rep *report) {
 	rep.finalConverge = time.Since(start)
 	if !rep.finalConverged {
 		t.Errorf("no final convergence within %v:\n  %s", time.Since(start).Round(time.Second), h.describe())
-	} else if u := h.unsettled(10 * time.Second); len(u) > 0 {
+	} else if u := h.unsettled(settleWithin); len(u) > 0 {
 		rep.unsettled = append(rep.unsettled, "final: "+strings.Join(u, ", "))
 		rep.unsettledFinal = true
 	}

@@ -104,6 +104,10 @@ var convergeTarget = map[string]time.Duration{
 	ProfileFailing.Name: 30 * time.Second,
 }
 
+// minConvergeSamples is how many convergence times a profile needs before
+// its p99 target is judged (the full run takes 16 or more).
+const minConvergeSamples = 10
+
 const latencyBudget = 1.20 // attack p99 at most 20% worse
 
 // minLatencySamples is how many latency samples each side needs before the
@@ -163,7 +167,14 @@ func (r *report) rows() []row {
 		}
 		res := fmt.Sprintf("p50 %s  p99 %s  max %s  (n=%d)", secs(quantile(ds, 0.5)), secs(quantile(ds, 0.99)), secs(quantile(ds, 1)), len(ds))
 		if tgt, ok := convergeTarget[p.Name]; ok {
-			add("converge after heal: "+p.Name, res, "p99 ≤ "+secs(tgt), quantile(ds, 0.99) <= tgt)
+			if len(ds) < minConvergeSamples {
+				// The fast subset's two rounds: a p99 of two samples is
+				// one slow moment of this shared machine, a figure to
+				// print, not a target to judge (make soak judges it).
+				rows = append(rows, row{"converge after heal: " + p.Name, res + fmt.Sprintf(" (judged from %d samples)", minConvergeSamples), "p99 ≤ " + secs(tgt), "n/a"})
+			} else {
+				add("converge after heal: "+p.Name, res, "p99 ≤ "+secs(tgt), quantile(ds, 0.99) <= tgt)
+			}
 		} else {
 			info("converge after heal: "+p.Name, res)
 		}

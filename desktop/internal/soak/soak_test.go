@@ -244,6 +244,11 @@ func (h *harness) waitConverged(within time.Duration) bool {
 	}) && h.converged()
 }
 
+// settleWithin is how long after convergence a status bar may still show
+// changes waiting: a document whose confirmation was lost is asked about
+// again after 20 s of silence (shared/client's nudge), checked every 5 s.
+const settleWithin = 30 * time.Second
+
 // settled waits briefly for every desktop's status bar to show nothing
 // waiting, and returns those that still show changes waiting.
 func (h *harness) unsettled(within time.Duration) []string {
@@ -351,7 +356,7 @@ func (h *harness) chaos(rep *report) {
 			continue
 		}
 		h.sampleConvergence(rep, healed)
-		if u := h.unsettled(10 * time.Second); len(u) > 0 {
+		if u := h.unsettled(settleWithin); len(u) > 0 {
 			rep.unsettled = append(rep.unsettled, fmt.Sprintf("round %d: %s", r, strings.Join(u, ", ")))
 			h.logf("round %d: converged, but still showing changes waiting: %v", r, u)
 		}

@@ -168,10 +168,11 @@ func TestStuckPeerDropped(t *testing.T) {
 		}
 		roundTrip(accepted)
 	}
-	// More than the queue went out: the writer really drained into the
-	// socket until the peer's side stopped taking data.
-	if accepted <= opts.SendQueue {
-		t.Errorf("ErrStuck after %d frames, want more than the queue of %d", accepted, opts.SendQueue)
+	// The whole queue was taken before the peer counted as stuck (how many
+	// more the writer put into the socket depends on the kernel's buffers
+	// and on when a busy machine runs the writer, so it is only logged).
+	if accepted < opts.SendQueue {
+		t.Errorf("ErrStuck after %d frames, want at least the queue of %d", accepted, opts.SendQueue)
 	}
 	t.Logf("ErrStuck after %d frames of %d KiB; slowest Send %v", accepted, len(frame)>>10, slowest)
 	if slowest > opts.WriteWait/2 {

@@ -114,10 +114,5 @@ func showDischarge(u *UI, rs *residentScreen) *dischargeForm {
 
 func (f *dischargeForm) onSave() {
 	saved, err := f.u.app.Discharge(f.rs.id, f.status.Value(), app.NormaliseDate(f.date.Text), f.place.Text)
-	if err != nil {
-		f.form.show(err)
-		return
-	}
-	f.dlg.Hide()
-	f.rs.m.saved(saved)
+	f.rs.closeSaved(f.form, f.dlg, saved, err)
 }

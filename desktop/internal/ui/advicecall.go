@@ -176,10 +176,5 @@ func (f *adviceCallForm) call() app.AdviceCallForm {
 
 func (f *adviceCallForm) onSave() {
 	saved, err := f.u.app.RecordAdviceCall(f.rs.id, f.call())
-	if err != nil {
-		f.form.show(err)
-		return
-	}
-	f.dlg.Hide()
-	f.rs.m.saved(saved)
+	f.rs.closeSaved(f.form, f.dlg, saved, err)
 }

@@ -214,12 +214,7 @@ func (e *carePlanEdit) onSave() {
 		Goal: e.goal.Text, Support: e.support.Text, PleaseDo: e.pleaseDo.Text, PleaseDont: e.pleaseDont.Text,
 		ScoreTool: e.scoreTool.Value(), Score: e.score.Text, ScoreDate: e.scoreDate.Text, AgreedWith: e.agreedWith.Text,
 		Reviewer: e.reviewer.Text, ReviewDue: e.reviewDue.Text})
-	if err != nil {
-		e.form.show(err)
-		return
-	}
-	e.dlg.Hide()
-	e.rs.m.saved(saved)
+	e.rs.closeSaved(e.form, e.dlg, saved, err)
 }
 
 // reviewForm marks a domain reviewed and sets the next review date.
@@ -267,10 +262,5 @@ func (r *reviewForm) next() string {
 
 func (r *reviewForm) onSave() {
 	saved, err := r.u.app.MarkReviewed(r.rs.id, r.domain, r.next())
-	if err != nil {
-		r.form.show(err)
-		return
-	}
-	r.dlg.Hide()
-	r.rs.m.saved(saved)
+	r.rs.closeSaved(r.form, r.dlg, saved, err)
 }

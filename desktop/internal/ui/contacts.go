@@ -194,10 +194,5 @@ func (f *contactForm) contact() record.Contact {
 
 func (f *contactForm) onSave() {
 	saved, err := f.u.app.AddContact(f.rs.id, f.contact())
-	if err != nil {
-		f.form.show(err)
-		return
-	}
-	f.dlg.Hide()
-	f.rs.m.saved(saved)
+	f.rs.closeSaved(f.form, f.dlg, saved, err)
 }

@@ -165,10 +165,5 @@ func (f *decideForm) valueOf() any {
 
 func (f *decideForm) onSave() {
 	saved, err := f.u.app.Decide(f.rs.id, f.kind, f.subject, f.valueOf(), f.reason.Text)
-	if err != nil {
-		f.form.show(err)
-		return
-	}
-	f.dlg.Hide()
-	f.rs.m.saved(saved)
+	f.rs.closeSaved(f.form, f.dlg, saved, err)
 }

@@ -249,10 +249,5 @@ func showInError(u *UI, rs *residentScreen, n app.NoteView) *inErrorForm {
 
 func (f *inErrorForm) onSave() {
 	saved, err := f.u.app.MarkEnteredInError(f.rs.id, f.note.ID, f.reason.Text)
-	if err != nil {
-		f.form.show(err)
-		return
-	}
-	f.dlg.Hide()
-	f.rs.m.saved(saved)
+	f.rs.closeSaved(f.form, f.dlg, saved, err)
 }

@@ -401,50 +401,29 @@ func fieldName(k string) string {
 
 // fixedWidth keeps an object at least w wide.
 func fixedWidth(w float32, o fyne.CanvasObject) fyne.CanvasObject {
-	return container.New(&minWidth{w: w}, o)
-}
-
-type minWidth struct{ w float32 }
-
-func (m *minWidth) Layout(objs []fyne.CanvasObject, size fyne.Size) {
-	for _, o := range objs {
-		o.Resize(size)
-		o.Move(fyne.NewPos(0, 0))
-	}
-}
-
-func (m *minWidth) MinSize(objs []fyne.CanvasObject) fyne.Size {
-	var s fyne.Size
-	for _, o := range objs {
-		s = s.Max(o.MinSize())
-	}
-	if s.Width < m.w {
-		s.Width = m.w
-	}
-	return s
+	return container.New(&atLeast{min: fyne.NewSize(w, 0)}, o)
 }
 
 // tall makes a button easy to hit.
 func tall(b *widget.Button) fyne.CanvasObject {
-	return container.New(&minHeight{h: 48}, b)
+	return container.New(&atLeast{min: fyne.NewSize(0, 48)}, b)
 }
 
-type minHeight struct{ h float32 }
+// atLeast stacks its objects over its whole area and is never smaller than
+// min (nor than any of its objects).
+type atLeast struct{ min fyne.Size }
 
-func (m *minHeight) Layout(objs []fyne.CanvasObject, size fyne.Size) {
+func (m *atLeast) Layout(objs []fyne.CanvasObject, size fyne.Size) {
 	for _, o := range objs {
 		o.Resize(size)
 		o.Move(fyne.NewPos(0, 0))
 	}
 }
 
-func (m *minHeight) MinSize(objs []fyne.CanvasObject) fyne.Size {
-	var s fyne.Size
+func (m *atLeast) MinSize(objs []fyne.CanvasObject) fyne.Size {
+	s := m.min
 	for _, o := range objs {
 		s = s.Max(o.MinSize())
-	}
-	if s.Height < m.h {
-		s.Height = m.h
 	}
 	return s
 }

@@ -5,6 +5,7 @@ import (
 
 	"fyne.io/fyne/v2"
 	"fyne.io/fyne/v2/container"
+	"fyne.io/fyne/v2/dialog"
 	"fyne.io/fyne/v2/widget"
 
 	"haven/desktop/internal/app"
@@ -174,4 +175,16 @@ func (s *residentScreen) refreshAsOf() {
 	s.fs.AsOf, s.fs.Stale = asOf, stale
 	s.showAsOf(asOf, stale)
 	s.front.showAsOf(asOf, stale)
+}
+
+// closeSaved ends a form's save: on error the form says why in plain words
+// and stays open; otherwise the dialog closes and the screen shows what was
+// saved.
+func (s *residentScreen) closeSaved(form *fieldForm, dlg dialog.Dialog, saved app.Saved, err error) {
+	if err != nil {
+		form.show(err)
+		return
+	}
+	dlg.Hide()
+	s.m.saved(saved)
 }

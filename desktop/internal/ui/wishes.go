@@ -314,12 +314,7 @@ func (e *wishesEdit) onSave() {
 		b()
 	}
 	saved, err := e.u.app.UpdateWishes(e.rs.id, e.w)
-	if err != nil {
-		e.form.show(err)
-		return
-	}
-	e.dlg.Hide()
-	e.rs.m.saved(saved)
+	e.rs.closeSaved(e.form, e.dlg, saved, err)
 }
 
 // respectReviewForm records a ReSPECT review (section 9).
@@ -354,10 +349,5 @@ func showRespectReview(u *UI, rs *residentScreen) *respectReviewForm {
 
 func (r *respectReviewForm) onSave() {
 	saved, err := r.u.app.AddRespectReview(r.rs.id, record.Review{Date: app.NormaliseDate(r.date.Text), Clinician: r.clinician.Text, RemainsRelevant: r.relevant.Checked})
-	if err != nil {
-		r.form.show(err)
-		return
-	}
-	r.dlg.Hide()
-	r.rs.m.saved(saved)
+	r.rs.closeSaved(r.form, r.dlg, saved, err)
 }

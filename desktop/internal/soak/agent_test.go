@@ -38,8 +38,18 @@ func TestAgentMode(t *testing.T) {
 		}
 		close(lines)
 	}()
+	// Reports from different goroutines of the agent may come in either
+	// order (a note can be seen before its ack is printed): a line passed
+	// over while waiting for another is kept for a later expect.
+	var earlier []string
 	expect := func(what string, match func(string) bool) string {
 		t.Helper()
+		for i, l := range earlier {
+			if match(l) {
+				earlier = append(earlier[:i], earlier[i+1:]...)
+				return l
+			}
+		}
 		deadline := time.After(30 * time.Second)
 		for {
 			select {
@@ -50,6 +60,7 @@ func TestAgentMode(t *testing.T) {
 				if match(l) {
 					return l
 				}
+				earlier = append(earlier, l)
 			case <-deadline:
 				t.Fatalf("no %s within 30s", what)
 			}

@@ -137,15 +137,23 @@ func (c *Client) Run(ctx context.Context) error {
 	backoff := c.cfg.MinBackoff
 	for {
 		start := time.Now()
-		err := c.connect(ctx)
+		joined, err := c.connect(ctx)
 		if ctx.Err() != nil {
 			return ctx.Err()
 		}
 		if errors.Is(err, errRefused) {
 			return err
 		}
-		if time.Since(start) > 30*time.Second {
-			backoff = c.cfg.MinBackoff // it was a good connection
+		if (joined && !permanent(err)) || time.Since(start) > 30*time.Second {
+			// The relay was up and took this device: whatever ended the
+			// connection (a restart, a dropped line), it is worth trying
+			// again at once rather than after the waits that refused dials
+			// built up. A relay that is down refuses the dial, and a relay
+			// at capacity refuses before joining, so the backoff still
+			// grows for them; so it does for a connection another one
+			// replaced (a policy close), so two copies of one device do
+			// not take turns at full speed.
+			backoff = c.cfg.MinBackoff
 		}
 		wait := backoff/2 + rand.N(backoff/2+1)
 		c.log.Debug("reconnecting", "in", wait, "err", err)
@@ -179,7 +187,16 @@ func (c *Client) worker(ctx context.Context) {
 	}
 }
 
-func (c *Client) connect(ctx context.Context) error {
+// connect runs one connection until it ends, and reports whether the relay
+// accepted the join.
+//
+// The first sync messages go out right behind the join, without waiting
+// for the relay's peer reply: the relay reads a connection's frames in
+// order, so they arrive after the join, and a relay that refuses the
+// device drops them unread (they carry heads, never changes: Automerge
+// sends changes only once it knows what the other side has). On a
+// 300 ms line that saves a round trip on every reconnect.
+func (c *Client) connect(ctx context.Context) (bool, error) {
 	h := http.Header{}
 	h.Set("Authorization", "Bearer "+c.cfg.Credential)
 	tc, resp, err := transport.Dial(ctx, c.cfg.URL, h, c.cfg.Transport)
@@ -189,7 +206,7 @@ func (c *Client) connect(ctx context.Context) error {
 			msg = fmt.Sprintf("the relay answered %s", resp.Status)
 		}
 		c.setStatus(func(s *Status) { s.Online = false; s.LastError = msg })
-		return err
+		return false, err
 	}
 	joined := make(chan struct{})
 	var refused error
@@ -226,46 +243,55 @@ func (c *Client) connect(ctx context.Context) error {
 	if frame, err := wire.Encode(join); err == nil {
 		tc.Send(frame)
 	}
-	select {
-	case <-joined:
-	case err := <-done:
-		c.setStatus(func(s *Status) { s.Online = false })
-		if refused != nil && permanent(err) {
-			return refused
-		}
-		if refused != nil {
-			return fmt.Errorf("refused for now: %w", err)
-		}
-		return err
-	case <-ctx.Done():
-		tc.Close(transport.CloseGoingAway, "")
-		<-done
-		return ctx.Err()
-	}
 	c.engine.Connect(syncer.Peer{ID: c.relay, StorageID: "relay"})
 	gone := make(chan struct{})
 	c.mu.Lock()
 	c.conn, c.gone = tc, gone
 	c.mu.Unlock()
-	c.setStatus(func(s *Status) { s.Online = true; s.LastError = "" })
-	c.log.Info("connected to relay")
 	c.enqueue(func() { c.syncAll(ctx) })
 	go c.nudge(ctx, gone)
+	// hangUp ends this connection's part in the client's state.
+	hangUp := func(msg string) {
+		c.mu.Lock()
+		c.conn, c.gone = nil, nil
+		c.mu.Unlock()
+		close(gone)
+		c.engine.Disconnect(context.Background(), c.relay)
+		c.setStatus(func(s *Status) { s.Online = false; s.LastError = msg })
+	}
+	select {
+	case <-joined:
+	case err := <-done:
+		msg := "connection to the relay lost"
+		if refused != nil {
+			msg = refused.Error()
+		}
+		hangUp(msg)
+		if refused != nil && permanent(err) {
+			return false, refused
+		}
+		if refused != nil {
+			return false, fmt.Errorf("refused for now: %w", err)
+		}
+		return false, err
+	case <-ctx.Done():
+		tc.Close(transport.CloseGoingAway, "")
+		<-done
+		hangUp("")
+		return false, ctx.Err()
+	}
+	c.setStatus(func(s *Status) { s.Online = true; s.LastError = "" })
+	c.log.Info("connected to relay")
 	err = <-done
-	c.mu.Lock()
-	c.conn, c.gone = nil, nil
-	c.mu.Unlock()
-	close(gone)
-	c.engine.Disconnect(context.Background(), c.relay)
 	msg := "connection to the relay lost"
 	if refused != nil {
 		msg = refused.Error()
 	}
-	c.setStatus(func(s *Status) { s.Online = false; s.LastError = msg })
+	hangUp(msg)
 	if refused != nil {
-		return refused
+		return true, refused
 	}
-	return err
+	return true, err
 }
 
 // enqueue never blocks: the read loop must keep reading (and answering

@@ -42,6 +42,16 @@ func (b *batchConn) Write(p []byte) (int, error) {
 	return len(p), nil
 }
 
+// CloseWrite half-closes the socket beneath, so that a lingering close
+// (see Conn.linger) tells the peer at once that nothing more is coming.
+// Without it both ends of an orderly close would wait out maxLinger.
+func (b *batchConn) CloseWrite() error {
+	if cw, ok := b.Conn.(interface{ CloseWrite() error }); ok {
+		return cw.CloseWrite()
+	}
+	return nil
+}
+
 // begin starts gathering writes.
 func (b *batchConn) begin() {
 	b.mu.Lock()

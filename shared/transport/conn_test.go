@@ -578,3 +578,20 @@ func TestSendWaitPacesABurst(t *testing.T) {
 		}
 	}
 }
+
+// An orderly close between two of our own ends is over as soon as both
+// close frames have crossed: each end half-closes its socket beneath the
+// batching writer, so neither waits out the lingering close's bound
+// (2 s) for the other's FIN.
+func TestOrderlyCloseIsPrompt(t *testing.T) {
+	wsURL, peers := serve(t, transport.Options{}, nil)
+	client := dial(t, wsURL, transport.Options{}, nil)
+	server := recv(t, peers, "server conn")
+	start := time.Now()
+	server.Close(transport.CloseGoingAway, "restarting")
+	recv(t, client.result, "client Run")
+	recv(t, server.result, "server Run")
+	if took := time.Since(start); took > time.Second {
+		t.Errorf("an orderly close took %v on loopback, want it done well before the 2 s linger bound", took)
+	}
+}

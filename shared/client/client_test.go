@@ -1,0 +1,211 @@
+package client
+
+import (
+	"context"
+	"crypto/rand"
+	"net/http"
+	"net/http/httptest"
+	"slices"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"haven/shared/crdt"
+	"haven/shared/docid"
+	"haven/shared/repo"
+	"haven/shared/store"
+	"haven/shared/transport"
+	"haven/shared/wire"
+)
+
+// fakeRelay is a websocket endpoint whose behaviour each test scripts: it
+// hands every accepted connection, with the frames it reads, to serve.
+type fakeRelay struct {
+	url   string
+	mu    sync.Mutex
+	conns []time.Time // when each connection was accepted
+	ends  []time.Time // when each connection ended
+}
+
+func newFakeRelay(t *testing.T, serve func(tc *transport.Conn, frames <-chan wire.Message)) *fakeRelay {
+	t.Helper()
+	f := &fakeRelay{}
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		tc, err := transport.Upgrade(w, r, transport.Options{})
+		if err != nil {
+			return
+		}
+		f.mu.Lock()
+		f.conns = append(f.conns, time.Now())
+		f.mu.Unlock()
+		frames := make(chan wire.Message, 1024)
+		go func() {
+			tc.Run(context.Background(), func(frame []byte) {
+				if m, err := wire.Decode(frame); err == nil {
+					frames <- m
+				}
+			})
+			close(frames)
+		}()
+		serve(tc, frames)
+		<-tc.Done()
+		f.mu.Lock()
+		f.ends = append(f.ends, time.Now())
+		f.mu.Unlock()
+	}))
+	t.Cleanup(srv.Close)
+	f.url = "ws" + strings.TrimPrefix(srv.URL, "http")
+	return f
+}
+
+// gaps returns how long the client waited between one connection's end and
+// the next connection.
+func (f *fakeRelay) gaps() []time.Duration {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	var out []time.Duration
+	for i := 1; i < len(f.conns) && i-1 < len(f.ends); i++ {
+		out = append(out, f.conns[i].Sub(f.ends[i-1]))
+	}
+	return out
+}
+
+func (f *fakeRelay) count() int {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return len(f.ends)
+}
+
+// startClient runs a client against url holding one document, and returns
+// it with the document's ID.
+func startClient(t *testing.T, url string, minBackoff, maxBackoff time.Duration) (*Client, docid.ID) {
+	t.Helper()
+	key := make([]byte, 32)
+	rand.Read(key)
+	st, err := store.Open(t.TempDir(), store.Options{Key: key})
+	if err != nil {
+		t.Fatal(err)
+	}
+	r := repo.New(st, repo.Options{})
+	id := docid.New()
+	doc := crdt.New()
+	if _, err := doc.Change("first", time.Now(), func(w *crdt.Writer) error { return w.Set("Test Resident", "name") }); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := r.Create(context.Background(), id, doc); err != nil {
+		t.Fatal(err)
+	}
+	c := New(Config{URL: url, Credential: "secret", Repo: r, States: st, PeerID: "desktop-test", StorageID: "store-test",
+		Docs: func() []docid.ID { return []docid.ID{id} }, MinBackoff: minBackoff, MaxBackoff: maxBackoff})
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { c.Run(ctx); close(done) }()
+	t.Cleanup(func() {
+		cancel()
+		<-done
+		r.Close()
+		st.Close()
+	})
+	return c, id
+}
+
+// The first sync messages travel right behind the join: the client does
+// not wait a round trip for the relay's peer reply before offering its
+// documents, and it says it is online only once the relay has taken it.
+func TestFirstSyncGoesWithTheJoin(t *testing.T) {
+	got := make(chan []wire.Message, 1)
+	f := newFakeRelay(t, func(tc *transport.Conn, frames <-chan wire.Message) {
+		// Never answers the join: everything the client sends, it sends
+		// unprompted.
+		var seen []wire.Message
+		timeout := time.After(10 * time.Second)
+		for {
+			select {
+			case m, ok := <-frames:
+				if !ok {
+					got <- seen
+					return
+				}
+				seen = append(seen, m)
+				if m.Type == wire.TypeSync {
+					got <- seen
+					return
+				}
+			case <-timeout:
+				got <- seen
+				tc.Close(transport.CloseGoingAway, "")
+				return
+			}
+		}
+	})
+	c, id := startClient(t, f.url, 10*time.Millisecond, 50*time.Millisecond)
+	seen := <-got
+	var types []string
+	for _, m := range seen {
+		types = append(types, string(m.Type))
+	}
+	if len(seen) < 2 || seen[0].Type != wire.TypeJoin || seen[len(seen)-1].Type != wire.TypeSync {
+		t.Fatalf("frames before any peer reply: %v; want the join, then the document's sync message", types)
+	}
+	if seen[len(seen)-1].DocumentID != id.String() {
+		t.Errorf("sync message for %s, want %s", seen[len(seen)-1].DocumentID, id)
+	}
+	if c.Status().Online {
+		t.Error("online before the relay answered the join")
+	}
+}
+
+// A connection the relay took and then lost (a relay restart, a dropped
+// line) is retried at once, not after the waits that earlier failed dials
+// built up; dials the relay refuses before a join still back off.
+func TestReconnectBackoff(t *testing.T) {
+	const minBackoff, maxBackoff = 20 * time.Millisecond, 2 * time.Second
+	t.Run("joined", func(t *testing.T) {
+		f := newFakeRelay(t, func(tc *transport.Conn, frames <-chan wire.Message) {
+			for m := range frames {
+				if m.Type == wire.TypeJoin {
+					if frame, err := wire.Encode(wire.Message{Type: wire.TypePeer, SenderID: "relay", TargetID: m.SenderID,
+						SelectedProtocolVersion: wire.ProtocolV1}); err == nil {
+						tc.Send(frame)
+					}
+					time.Sleep(30 * time.Millisecond)
+					tc.Close(transport.CloseGoingAway, "restarting")
+					return
+				}
+			}
+		})
+		startClient(t, f.url, minBackoff, maxBackoff)
+		waitCount(t, f, 10)
+		gaps := f.gaps()
+		last := slices.Clone(gaps[len(gaps)-5:])
+		slices.Sort(last)
+		// Doubling from 20 ms would wait at least a second by now.
+		if med := last[len(last)/2]; med > 400*time.Millisecond {
+			t.Errorf("waits before reconnecting after joined connections: %v; median of the last five %v, want well under a second", gaps, med)
+		}
+	})
+	t.Run("refused before joining", func(t *testing.T) {
+		f := newFakeRelay(t, func(tc *transport.Conn, frames <-chan wire.Message) {
+			tc.Close(transport.CloseTryAgainLater, "at capacity")
+		})
+		startClient(t, f.url, minBackoff, maxBackoff)
+		waitCount(t, f, 8)
+		gaps := f.gaps()
+		// The seventh wait is drawn from [640 ms, 1280 ms].
+		if g := gaps[6]; g < 500*time.Millisecond {
+			t.Errorf("waits after refusals: %v; the seventh is %v, want the backoff to have grown past 500 ms", gaps, g)
+		}
+	})
+}
+
+func waitCount(t *testing.T, f *fakeRelay, n int) {
+	t.Helper()
+	deadline := time.Now().Add(30 * time.Second)
+	for f.count() < n {
+		if time.Now().After(deadline) {
+			t.Fatalf("only %d connections in 30 s, want %d", f.count(), n)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}

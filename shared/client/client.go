@@ -16,6 +16,7 @@ import (
 	"log/slog"
 	"math/rand/v2"
 	"net/http"
+	"slices"
 	"sync"
 	"time"
 
@@ -93,11 +94,12 @@ func New(cfg Config) *Client {
 		cfg.MinBackoff = 250 * time.Millisecond
 	}
 	if cfg.MaxBackoff <= 0 {
-		// A line that comes back is found within 2 s, so a home is synced
-		// within seconds of it. An attempt that fails costs the relay a
-		// refused connection at most (one at capacity answers a cheap
-		// refusal), and jitter spreads a relay restart's reconnections.
-		cfg.MaxBackoff = 2 * time.Second
+		// A line or relay that comes back is found within a second, so a
+		// home is synced within seconds of it. An attempt that fails costs
+		// the relay a refused connection at most (one at capacity answers a
+		// cheap refusal), and jitter spreads a relay restart's
+		// reconnections over that second.
+		cfg.MaxBackoff = time.Second
 	}
 	log := cfg.Logger
 	if log == nil {
@@ -360,17 +362,36 @@ func (c *Client) send(m wire.Message) bool {
 }
 
 // syncAll offers every local document to the relay (sent on each connect).
+// The messages are made first and queued together, a chunk at a time, so
+// that the writer sends them in a few full packets rather than one small
+// packet each: on a lossy line every packet risks a stall.
 func (c *Client) syncAll(ctx context.Context) {
 	if c.cfg.Docs == nil {
 		return
 	}
 	began := time.Now()
 	ids := c.cfg.Docs()
-	for _, id := range ids {
-		c.syncDoc(ctx, id)
+	for chunk := range slices.Chunk(ids, offerChunk) {
+		var outs []syncer.Out
+		for _, id := range chunk {
+			o, err := c.engine.Sync(ctx, id, []string{c.relay})
+			if err != nil {
+				c.log.Warn("cannot offer a document to the relay", "doc", id.String(), "err", err)
+				continue
+			}
+			outs = append(outs, o...)
+		}
+		c.sendAll(outs)
+		for _, id := range chunk {
+			c.settle(id)
+		}
 	}
 	c.log.Debug("offered documents", "docs", len(ids), "took", time.Since(began))
 }
+
+// offerChunk is how many documents' offers are queued at once: well within
+// the connection's send queue, which drops a peer it overflows.
+const offerChunk = 64
 
 // syncDoc sends the relay whatever it needs of one document.
 func (c *Client) syncDoc(ctx context.Context, id docid.ID) {

@@ -163,3 +163,50 @@ func (r *reader) hashes(what string) error {
 	r.off += int(n) * 32
 	return nil
 }
+
+// KnowsShared reports whether the sender of sync message b shows that it
+// already knows its receiver holds heads: one of the message's "have"
+// entries (Automerge builds them on the last heads the two sides were
+// known to share) covers them. A peer whose message shows that needs no
+// word that the two agree; one whose message does not (a reconnect after
+// the confirmation was lost, an exchange begun afresh) does. A malformed
+// message reports false.
+func KnowsShared(b []byte, heads []Hash) bool {
+	r := reader{b: b}
+	if t, ok := r.byte(); !ok || t != 0x42 {
+		return false
+	}
+	if r.hashes("heads") != nil || r.hashes("need") != nil {
+		return false
+	}
+	haves, ok := r.uleb()
+	if !ok || haves > maxHashes {
+		return false
+	}
+	for i := uint64(0); i < haves; i++ {
+		lastSync, ok := r.hashList()
+		if !ok {
+			return false
+		}
+		if _, ok := r.bytes(); !ok { // the Bloom filter
+			return false
+		}
+		if Covers(lastSync, heads) {
+			return true
+		}
+	}
+	return false
+}
+
+func (r *reader) hashList() ([]Hash, bool) {
+	n, ok := r.uleb()
+	if !ok || n > maxHashes || n*32 > uint64(len(r.b)-r.off) {
+		return nil, false
+	}
+	out := make([]Hash, n)
+	for i := range out {
+		copy(out[i][:], r.b[r.off:r.off+32])
+		r.off += 32
+	}
+	return out, true
+}

@@ -104,5 +104,49 @@ func FuzzCheckSyncMessage(f *testing.F) {
 	f.Add([]byte{0x42, 0, 0, 0, 0})
 	f.Fuzz(func(t *testing.T, b []byte) {
 		_ = CheckSyncMessage(b) // must not panic or hang
+		_ = KnowsShared(b, []Hash{{1}})
 	})
+}
+
+// KnowsShared tells a message whose sender knows it shares our heads from
+// one whose sender does not.
+func TestKnowsShared(t *testing.T) {
+	d := New()
+	if _, err := d.Change("", time.Time{}, func(w *Writer) error { return w.Set("Ward 2", "room") }); err != nil {
+		t.Fatal(err)
+	}
+	heads := d.Heads()
+	msgFrom := func(ss *SyncState) []byte {
+		t.Helper()
+		msg, ok, err := ss.Generate()
+		if err != nil || !ok {
+			t.Fatalf("Generate = %v, %v", ok, err)
+		}
+		return msg
+	}
+	fresh := msgFrom(NewSyncState(d))
+	if KnowsShared(fresh, heads) {
+		t.Error("a first message from a fresh state claims to know the heads are shared")
+	}
+	known, err := SyncStateSharing(d, heads)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !KnowsShared(msgFrom(known), heads) {
+		t.Error("a message built on a last sync at these heads does not show it")
+	}
+	if _, err := d.Change("", time.Time{}, func(w *Writer) error { return w.Set("Ward 3", "room") }); err != nil {
+		t.Fatal(err)
+	}
+	if KnowsShared(msgFrom(known), d.Heads()) {
+		t.Error("a message built on older heads claims to know the newer ones are shared")
+	}
+	if KnowsShared(HeadsMessage(heads), heads) {
+		t.Error("a heads-only message (no have) claims knowledge")
+	}
+	for _, bad := range [][]byte{nil, {0x42}, {0x42, 1}, {0x41, 0, 0, 0, 0}, append(HeadsMessage(heads)[:5:5], 0xff)} {
+		if KnowsShared(bad, heads) {
+			t.Errorf("malformed message % x claims knowledge", bad)
+		}
+	}
 }

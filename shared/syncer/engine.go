@@ -51,11 +51,14 @@ type Options struct {
 	// Check, if set, vets each incoming sync message before Automerge sees
 	// it (see crdt.CheckSyncMessage).
 	Check func(msg []byte) error
-	// AckInSync makes the engine answer a peer's first message about a
-	// document with a heads-only message when Automerge has nothing to say
-	// (the two already agree): otherwise a peer that reconnects with nothing
-	// new never hears that its copy is confirmed. Set on the relay only: two
-	// peers both acking would answer each other for ever.
+	// AckInSync makes the engine answer a message that does not show its
+	// sender knows the two agree (crdt.KnowsShared) with a heads-only
+	// message when Automerge has nothing to say: otherwise a peer that
+	// reconnects after its confirmation was lost, or begins an exchange
+	// afresh, never hears that its copy is confirmed. A peer that already
+	// knows gets nothing, so a reconnect with nothing new costs no reply.
+	// Set on the relay only: two peers both acking could answer each other
+	// for ever.
 	AckInSync bool
 	// Verify makes every received change prove the document still saves
 	// and reloads before it is stored or passed on (O(document) per change;
@@ -113,9 +116,8 @@ type peerState struct {
 }
 
 type docState struct {
-	doc  *crdt.Doc // the document object the state was made for
-	ss   *crdt.SyncState
-	sent bool // a message went to the peer about this document since it connected
+	doc *crdt.Doc // the document object the state was made for
+	ss  *crdt.SyncState
 }
 
 type dirtyKey struct {
@@ -387,9 +389,14 @@ func (e *Engine) receiveChecked(ctx context.Context, h *repo.Handle, id docid.ID
 		}
 		// Other peers only need a message if the document changed (or
 		// nothing was received: an explicit request to sync them).
+		// A sender whose message does not show it knows we agree gets
+		// told, if Automerge has nothing else to say (see AckInSync).
 		senders := map[string]bool{}
-		for p := range targets {
-			senders[p] = true
+		heads := doc.Heads()
+		for _, m := range msgs {
+			if targets[m.From] {
+				senders[m.From] = !crdt.KnowsShared(m.Data, heads)
+			}
 		}
 		if len(msgs) == 0 || changed {
 			for _, p := range notify {
@@ -605,37 +612,15 @@ func (e *Engine) generateAck(id docid.ID, doc *crdt.Doc, peers []string, ack map
 			e.log.Error("generate sync message", "peer", p, "doc", id.String(), "err", err)
 			continue
 		}
-		if !ok && ack[p] && e.opts.AckInSync && !e.wasSent(p, id) {
+		if !ok && ack[p] && e.opts.AckInSync {
 			msg, ok = crdt.HeadsMessage(doc.Heads()), true
 		}
 		if ok {
 			e.markDirty(p, id)
-			e.markSent(p, id)
 			out = append(out, Out{To: p, Doc: id, Data: msg})
 		}
 	}
 	return out
-}
-
-func (e *Engine) wasSent(peer string, id docid.ID) bool {
-	e.mu.Lock()
-	defer e.mu.Unlock()
-	if p, ok := e.peers[peer]; ok {
-		if st := p.states[id]; st != nil {
-			return st.sent
-		}
-	}
-	return false
-}
-
-func (e *Engine) markSent(peer string, id docid.ID) {
-	e.mu.Lock()
-	defer e.mu.Unlock()
-	if p, ok := e.peers[peer]; ok {
-		if st := p.states[id]; st != nil {
-			st.sent = true
-		}
-	}
 }
 
 // InSync reports whether the peer is known to have every change of the

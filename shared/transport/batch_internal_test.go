@@ -85,3 +85,53 @@ func TestQueuedFramesShareAWrite(t *testing.T) {
 	}
 	c.Close(CloseNormal, "")
 }
+
+// A burst whose frames are still being made (the relay answering a
+// reconnect's offers as each is worked out) is gathered too: frames a
+// millisecond apart leave in far fewer writes than frames, all of them
+// complete and in order.
+func TestTricklingBurstSharesWrites(t *testing.T) {
+	const frames = 100
+	counted := make(chan *countingConn, 1)
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		c, err := Upgrade(w, r, Options{})
+		if err != nil {
+			return
+		}
+		cc := &countingConn{Conn: c.bc.Conn}
+		c.bc.Conn = cc
+		go c.Run(r.Context(), func([]byte) {})
+		for i := 0; i < frames; i++ {
+			c.Send([]byte(fmt.Sprintf("frame %03d %s", i, strings.Repeat("x", 100))))
+			time.Sleep(time.Millisecond)
+		}
+		counted <- cc
+		<-c.Done()
+	}))
+	defer srv.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	c, _, err := Dial(ctx, "ws"+strings.TrimPrefix(srv.URL, "http"), nil, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := make(chan []byte, frames+1)
+	go c.Run(ctx, func(frame []byte) { got <- frame })
+	for i := 0; i < frames; i++ {
+		select {
+		case f := <-got:
+			if want := fmt.Sprintf("frame %03d ", i); !strings.HasPrefix(string(f), want) {
+				t.Fatalf("frame %d = %.12q, want %q first", i, f, want)
+			}
+		case <-ctx.Done():
+			t.Fatalf("only %d of %d frames arrived", i, frames)
+		}
+	}
+	cc := <-counted
+	if n := cc.writes.Load(); n > frames/3 {
+		t.Errorf("%d frames a millisecond apart took %d socket writes; want them gathered", frames, n)
+	} else {
+		t.Logf("%d frames a millisecond apart took %d socket writes", frames, n)
+	}
+	c.Close(CloseNormal, "")
+}

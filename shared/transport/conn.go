@@ -21,9 +21,10 @@ import (
 // A Conn that is never Run leaks its socket. Send, Close, Done and
 // RemoteAddr are safe from any goroutine, including from inside onFrame.
 type Conn struct {
-	ws   *websocket.Conn
-	bc   *batchConn // under ws; nil if the socket could not be wrapped
-	opts Options
+	ws        *websocket.Conn
+	bc        *batchConn // under ws; nil if the socket could not be wrapped
+	lastWrite time.Time  // when writeBatch last flushed; the writer goroutine's own
+	opts      Options
 
 	// send holds frames for the writer. It is never closed, so a late Send
 	// cannot panic. Invariant: frames enter it only under mu while closing
@@ -356,10 +357,31 @@ func (c *Conn) writeLoop(readDone <-chan struct{}) {
 	}
 }
 
+// A burst is gathered while its frames come at most gatherGap apart, for
+// at most gatherFor in all: the delay a frame in a burst may take on for
+// the sake of fewer packets.
+const (
+	gatherGap = 2 * time.Millisecond
+	gatherFor = 10 * time.Millisecond
+)
+
+// nextFrame waits up to d for a queued frame.
+func (c *Conn) nextFrame(d time.Duration) ([]byte, bool) {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case frame, ok := <-c.send:
+		return frame, ok
+	case <-t.C:
+		return nil, false
+	}
+}
+
 // writeBatch writes frame and the frames queued behind it, gathered into
 // one write to the socket (see batchConn).
 func (c *Conn) writeBatch(frame []byte) error {
-	deadline := time.Now().Add(c.opts.WriteWait)
+	start := time.Now()
+	deadline := start.Add(c.opts.WriteWait)
 	if c.bc != nil {
 		c.bc.begin()
 	}
@@ -382,6 +404,15 @@ func (c *Conn) writeBatch(frame []byte) error {
 		select {
 		case frame, more = <-c.send:
 		default:
+			// A burst (two frames or more so far, or a frame hard on the
+			// heels of the last write) is often still being made: the
+			// relay answers a reconnect's hundred offers as its workers
+			// finish each. Wait a moment for the next frame, so that the
+			// burst leaves in a few full packets rather than one small
+			// packet per frame. A lone frame never waits.
+			if (n > 0 || start.Sub(c.lastWrite) < gatherGap) && time.Since(start) < gatherFor {
+				frame, more = c.nextFrame(gatherGap)
+			}
 		}
 		if !more {
 			break
@@ -392,6 +423,7 @@ func (c *Conn) writeBatch(frame []byte) error {
 			err = ferr
 		}
 	}
+	c.lastWrite = time.Now()
 	return err
 }
 

@@ -107,7 +107,7 @@ func New(cfg Config) *Client {
 	}
 	c := &Client{cfg: cfg, log: log, relay: "relay", work: newFIFO(),
 		pending: map[docid.ID]bool{}, heard: map[docid.ID]time.Time{}, waiters: map[docid.ID][]chan struct{}{}}
-	c.engine = syncer.New(cfg.Repo, syncer.Options{States: cfg.States, Logger: log})
+	c.engine = syncer.New(cfg.Repo, syncer.Options{States: cfg.States, EagerChanges: true, Logger: log})
 	return c
 }
 

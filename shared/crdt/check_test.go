@@ -1,6 +1,7 @@
 package crdt
 
 import (
+	"bytes"
 	"errors"
 	"math/rand"
 	"testing"
@@ -148,5 +149,58 @@ func TestKnowsShared(t *testing.T) {
 		if KnowsShared(bad, heads) {
 			t.Errorf("malformed message % x claims knowledge", bad)
 		}
+	}
+}
+
+// WithChangesSince adds the changes made since the given heads to a first
+// message, which its receiver applies; it leaves alone a message with
+// changes already, a peer with nothing shared, and anything over the limit.
+func TestWithChangesSince(t *testing.T) {
+	a := New()
+	set := func(v string) {
+		t.Helper()
+		if _, err := a.Change("", time.Time{}, func(w *Writer) error { return w.Set(v, "room") }); err != nil {
+			t.Fatal(err)
+		}
+	}
+	set("Ward 2")
+	b, err := a.Fork()
+	if err != nil {
+		t.Fatal(err)
+	}
+	shared := a.Heads()
+	set("Ward 3")
+	ss, err := SyncStateSharing(a, shared)
+	if err != nil {
+		t.Fatal(err)
+	}
+	msg, ok, err := ss.Generate()
+	if err != nil || !ok {
+		t.Fatalf("Generate = %v, %v", ok, err)
+	}
+	out, added, err := WithChangesSince(msg, a, shared, 1<<20)
+	if err != nil || !added {
+		t.Fatalf("WithChangesSince = %v, %v; want the change added", added, err)
+	}
+	if err := CheckSyncMessage(out); err != nil {
+		t.Fatalf("the message with changes does not parse: %v", err)
+	}
+	if err := NewSyncState(b).Receive(out); err != nil {
+		t.Fatal(err)
+	}
+	if v, _, _ := b.Get("room"); v != "Ward 3" {
+		t.Fatalf("receiver has room %v after the first message, want Ward 3", v)
+	}
+	if again, added, _ := WithChangesSince(out, a, shared, 1<<20); added || !bytes.Equal(again, out) {
+		t.Error("changes added to a message that carries some already")
+	}
+	if same, added, _ := WithChangesSince(msg, a, nil, 1<<20); added || !bytes.Equal(same, msg) {
+		t.Error("changes added with nothing known to be shared")
+	}
+	if same, added, _ := WithChangesSince(msg, a, shared, 10); added || !bytes.Equal(same, msg) {
+		t.Error("changes over the limit added")
+	}
+	if same, added, _ := WithChangesSince([]byte{0x42, 5}, a, shared, 1<<20); added || !bytes.Equal(same, []byte{0x42, 5}) {
+		t.Error("a malformed message was changed")
 	}
 }

@@ -124,3 +124,84 @@ func HeadsMessage(heads []Hash) []byte {
 	}
 	return append(b, 0, 0, 0) // need, have, changes: none
 }
+
+// WithChangesSince returns msg, a sync message Automerge made with no
+// changes in it, carrying as well every change of d not in the history of
+// since, if there are any and they come to at most limit bytes. Automerge
+// sends no changes in the first message of an exchange (it waits to hear
+// what the peer has); a peer that knows from an earlier exchange what the
+// other side held can send what it made since at once, and save the round
+// trip. The receiver applies them as it applies any message's changes; one
+// it already has costs it nothing. ok is false, and msg is returned as it
+// was, when there is nothing to add, too much, since is empty, or msg
+// already carries changes.
+func WithChangesSince(msg []byte, d *Doc, since []Hash, limit int) (out []byte, ok bool, err error) {
+	if len(since) == 0 {
+		return msg, false, nil
+	}
+	off, found := changesOffset(msg)
+	if !found || msg[off] != 0 {
+		return msg, false, nil
+	}
+	raws, size, err := d.rawChangesSince(since)
+	if err != nil {
+		return msg, false, err
+	}
+	if len(raws) == 0 || size > limit {
+		return msg, false, nil
+	}
+	out = make([]byte, 0, len(msg)+size+8*len(raws))
+	out = append(out, msg[:off]...)
+	out = binary.AppendUvarint(out, uint64(len(raws)))
+	for _, raw := range raws {
+		out = binary.AppendUvarint(out, uint64(len(raw)))
+		out = append(out, raw...)
+	}
+	return append(out, msg[off+1:]...), true, nil
+}
+
+// rawChangesSince returns the encoded changes of d not in the history of
+// since, and their total size.
+func (d *Doc) rawChangesSince(since []Hash) (raws [][]byte, size int, err error) {
+	defer recoverTo(&err, "changes since")
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	hs := make([]automerge.ChangeHash, len(since))
+	for i, h := range since {
+		hs[i] = automerge.ChangeHash(h)
+	}
+	chs, err := d.am.Changes(hs...)
+	if err != nil {
+		return nil, 0, err
+	}
+	for _, c := range chs {
+		raw := c.Save()
+		size += len(raw)
+		raws = append(raws, raw)
+	}
+	return raws, size, nil
+}
+
+// changesOffset finds where a sync message's change count begins.
+func changesOffset(msg []byte) (int, bool) {
+	r := reader{b: msg}
+	if t, ok := r.byte(); !ok || t != 0x42 {
+		return 0, false
+	}
+	if r.hashes("heads") != nil || r.hashes("need") != nil {
+		return 0, false
+	}
+	haves, ok := r.uleb()
+	if !ok || haves > maxHashes {
+		return 0, false
+	}
+	for i := uint64(0); i < haves; i++ {
+		if r.hashes("have") != nil {
+			return 0, false
+		}
+		if _, ok := r.bytes(); !ok {
+			return 0, false
+		}
+	}
+	return r.off, r.off < len(msg)
+}

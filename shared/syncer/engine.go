@@ -60,6 +60,13 @@ type Options struct {
 	// Set on the relay only: two peers both acking could answer each other
 	// for ever.
 	AckInSync bool
+	// EagerChanges makes the first message about a document to a peer
+	// (after a connect or a Restart) carry the changes made since the heads
+	// the two were last known to share, instead of waiting a round trip to
+	// hear what the peer has, as Automerge does. A reconnecting desktop's
+	// notes reach the relay a round trip sooner: 300 ms on a rural line,
+	// 2 s on a failing one. Changes the peer already has cost it nothing.
+	EagerChanges bool
 	// Verify makes every received change prove the document still saves
 	// and reloads before it is stored or passed on (O(document) per change;
 	// the relay's workers set it).
@@ -116,8 +123,9 @@ type peerState struct {
 }
 
 type docState struct {
-	doc *crdt.Doc // the document object the state was made for
-	ss  *crdt.SyncState
+	doc   *crdt.Doc // the document object the state was made for
+	ss    *crdt.SyncState
+	eager bool // no message made from this state yet (see Options.EagerChanges)
 }
 
 type dirtyKey struct {
@@ -258,7 +266,7 @@ func (e *Engine) Restart(peerID string, id docid.ID) error {
 	}
 	e.mu.Lock()
 	if p, ok := e.peers[peerID]; ok {
-		p.states[id] = &docState{doc: doc, ss: fresh}
+		p.states[id] = &docState{doc: doc, ss: fresh, eager: true}
 	}
 	e.mu.Unlock()
 	return nil
@@ -296,7 +304,7 @@ func (e *Engine) state(peerID string, id docid.ID, doc *crdt.Doc) (*crdt.SyncSta
 	}
 	e.mu.Lock()
 	if p, ok := e.peers[peerID]; ok {
-		p.states[id] = &docState{doc: doc, ss: ss}
+		p.states[id] = &docState{doc: doc, ss: ss, eager: true}
 	}
 	e.mu.Unlock()
 	return ss, nil
@@ -615,10 +623,49 @@ func (e *Engine) generateAck(id docid.ID, doc *crdt.Doc, peers []string, ack map
 		if !ok && ack[p] && e.opts.AckInSync {
 			msg, ok = crdt.HeadsMessage(doc.Heads()), true
 		}
+		if ok && e.opts.EagerChanges && e.takeEager(p, id) {
+			msg = e.withEagerChanges(p, id, doc, ss, msg)
+		}
 		if ok {
 			e.markDirty(p, id)
 			out = append(out, Out{To: p, Doc: id, Data: msg})
 		}
+	}
+	return out
+}
+
+// takeEager reports whether no message was made yet from (peer, doc)'s
+// state, and records that one is now.
+func (e *Engine) takeEager(peer string, id docid.ID) bool {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if p, ok := e.peers[peer]; ok {
+		if st := p.states[id]; st != nil && st.eager {
+			st.eager = false
+			return true
+		}
+	}
+	return false
+}
+
+// eagerLimit bounds the changes a first message carries unasked.
+const eagerLimit = 64 << 10
+
+// withEagerChanges adds to the first message of an exchange the changes
+// made since the heads the peer was last known to share (see
+// Options.EagerChanges).
+func (e *Engine) withEagerChanges(peer string, id docid.ID, doc *crdt.Doc, ss *crdt.SyncState, msg []byte) []byte {
+	shared := ss.SharedHeads()
+	if len(shared) == 0 || crdt.Covers(shared, doc.Heads()) {
+		return msg
+	}
+	out, added, err := crdt.WithChangesSince(msg, doc, shared, eagerLimit)
+	if err != nil {
+		e.log.Debug("first message sent without its changes", "peer", peer, "doc", id.String(), "err", err)
+		return msg
+	}
+	if added {
+		e.log.Debug("first message carries its changes", "peer", peer, "doc", id.String(), "bytes", len(out)-len(msg))
 	}
 	return out
 }

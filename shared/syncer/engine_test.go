@@ -470,3 +470,56 @@ func TestReconnectWithNothingNewGetsNoReply(t *testing.T) {
 		t.Fatalf("the relay answered a reconnect with nothing new with %d messages (%d bytes)", len(replies), len(replies[0].Data))
 	}
 }
+
+// With EagerChanges, a peer that made changes while away sends them in its
+// first message after reconnecting: the relay holds them after one message,
+// not after a round trip. The exchange still ends with both sides agreeing.
+func TestReconnectSendsChangesAtOnce(t *testing.T) {
+	relay := newNode(t, "relay", t.TempDir(), Options{AckInSync: true})
+	b := newNode(t, "b", t.TempDir(), Options{EagerChanges: true})
+	nw := &net{t: t, nodes: map[string]*node{"relay": relay, "b": b}}
+	relay.eng.Connect(Peer{ID: "b", StorageID: "store-b"})
+	b.eng.Connect(Peer{ID: "relay", StorageID: "store-relay"})
+	id := docid.New()
+	hb, err := b.repo.Create(ctx, id, crdt.New())
+	if err != nil {
+		t.Fatal(err)
+	}
+	setValue(t, hb, "room", "1")
+	outs, _ := b.eng.Sync(ctx, id, []string{"relay"})
+	nw.pump("b", outs)
+	relay.eng.Disconnect(ctx, "b")
+	b.eng.Disconnect(ctx, "relay")
+
+	setValue(t, hb, "allergy", "latex") // made offline
+	relay.eng.Connect(Peer{ID: "b#2", StorageID: "store-b"})
+	b.eng.Connect(Peer{ID: "relay", StorageID: "store-relay"})
+	outs, _ = b.eng.Sync(ctx, id, []string{"relay"})
+	if len(outs) != 1 {
+		t.Fatalf("%d first messages, want 1", len(outs))
+	}
+	if err := crdt.CheckSyncMessage(outs[0].Data); err != nil {
+		t.Fatalf("the first message does not parse: %v", err)
+	}
+	replies, err := relay.eng.Receive(ctx, id, []In{{From: "b#2", Data: outs[0].Data}}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := value(t, relay, id, "allergy"); got != "latex" {
+		t.Fatalf("after the first message the relay has allergy %v, want the change made offline", got)
+	}
+	nw.nodes["b#2"] = b
+	for _, r := range replies {
+		more, err := b.eng.Receive(ctx, id, []In{{From: "relay", Data: r.Data}}, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, m := range more {
+			m.To = "relay"
+			nw.pump("b#2", []Out{m})
+		}
+	}
+	if !b.eng.InSync("relay", id) {
+		t.Fatal("the change is not confirmed after the exchange")
+	}
+}

@@ -337,21 +337,10 @@ func testCopyThatLost(t *testing.T, everything bool) {
 // never comes: it sends nothing more about the document. Restart begins
 // that exchange afresh, and the change gets through.
 func TestRestartAfterALostMessage(t *testing.T) {
-	relay := newNode(t, "relay", t.TempDir(), Options{AckInSync: true})
-	b := newNode(t, "b", t.TempDir(), Options{})
-	nw := &net{t: t, nodes: map[string]*node{"relay": relay, "b": b}}
-	relay.eng.Connect(Peer{ID: "b", StorageID: "store-b"})
-	b.eng.Connect(Peer{ID: "relay", StorageID: "store-relay"})
-	id := docid.New()
-	hb, err := b.repo.Create(ctx, id, crdt.New())
-	if err != nil {
-		t.Fatal(err)
-	}
-	setValue(t, hb, "room", "1")
-	outs, _ := b.eng.Sync(ctx, id, []string{"relay"})
-	nw.pump("b", outs)
+	relay, b, nw, id, hb := syncedPair(t, Options{})
 	setValue(t, hb, "allergy", "latex")
-	if outs, _ = b.eng.Sync(ctx, id, []string{"relay"}); len(outs) == 0 {
+	outs, _ := b.eng.Sync(ctx, id, []string{"relay"})
+	if len(outs) == 0 {
 		t.Fatal("no message for a new change")
 	}
 	// That message is lost. Asked again, Automerge waits for its answer.
@@ -361,13 +350,7 @@ func TestRestartAfterALostMessage(t *testing.T) {
 	if b.eng.InSync("relay", id) {
 		t.Fatal("in sync before the relay has the change")
 	}
-	if err := b.eng.Restart("relay", id); err != nil {
-		t.Fatal(err)
-	}
-	outs, _ = b.eng.Sync(ctx, id, []string{"relay"})
-	if len(outs) == 0 {
-		t.Fatal("Restart did not make the engine send again")
-	}
+	outs = restartAndOffer(t, b, id)
 	nw.pump("b", outs)
 	if got := value(t, relay, id, "allergy"); got != "latex" {
 		t.Fatalf("relay has allergy %v after the restarted exchange", got)
@@ -377,12 +360,26 @@ func TestRestartAfterALostMessage(t *testing.T) {
 	}
 }
 
+// restartAndOffer begins b's exchange with the relay afresh and returns
+// what b sends.
+func restartAndOffer(t *testing.T, b *node, id docid.ID) []Out {
+	t.Helper()
+	if err := b.eng.Restart("relay", id); err != nil {
+		t.Fatal(err)
+	}
+	outs, _ := b.eng.Sync(ctx, id, []string{"relay"})
+	if len(outs) == 0 {
+		t.Fatal("Restart did not make the engine send again")
+	}
+	return outs
+}
+
 // syncedPair returns a relay (AckInSync) and a peer b that share one
 // document, fully synced.
-func syncedPair(t *testing.T) (relay, b *node, nw *net, id docid.ID, hb *repo.Handle) {
+func syncedPair(t *testing.T, bOpts Options) (relay, b *node, nw *net, id docid.ID, hb *repo.Handle) {
 	t.Helper()
 	relay = newNode(t, "relay", t.TempDir(), Options{AckInSync: true})
-	b = newNode(t, "b", t.TempDir(), Options{})
+	b = newNode(t, "b", t.TempDir(), bOpts)
 	nw = &net{t: t, nodes: map[string]*node{"relay": relay, "b": b}}
 	relay.eng.Connect(Peer{ID: "b", StorageID: "store-b"})
 	b.eng.Connect(Peer{ID: "relay", StorageID: "store-relay"})
@@ -405,7 +402,7 @@ func syncedPair(t *testing.T) (relay, b *node, nw *net, id docid.ID, hb *repo.Ha
 // more to say (it believes it told the peer), so the relay must say it
 // agrees, or the change shows as waiting for ever.
 func TestLostConfirmationIsAnsweredAfterRestart(t *testing.T) {
-	relay, b, nw, id, hb := syncedPair(t)
+	relay, b, nw, id, hb := syncedPair(t, Options{})
 	setValue(t, hb, "allergy", "latex")
 	outs, _ := b.eng.Sync(ctx, id, []string{"relay"})
 	if len(outs) == 0 {
@@ -422,13 +419,7 @@ func TestLostConfirmationIsAnsweredAfterRestart(t *testing.T) {
 	if b.eng.InSync("relay", id) {
 		t.Fatal("in sync without the relay's confirmation")
 	}
-	if err := b.eng.Restart("relay", id); err != nil {
-		t.Fatal(err)
-	}
-	outs, _ = b.eng.Sync(ctx, id, []string{"relay"})
-	if len(outs) == 0 {
-		t.Fatal("Restart did not make the engine send again")
-	}
+	outs = restartAndOffer(t, b, id)
 	replies, err = relay.eng.Receive(ctx, id, []In{{From: "b", Data: outs[0].Data}}, nil)
 	if err != nil {
 		t.Fatal(err)
@@ -446,7 +437,7 @@ func TestLostConfirmationIsAnsweredAfterRestart(t *testing.T) {
 // knows the relay agrees, gets no reply at all: a reconnect of a home's
 // 121 unchanged documents costs 121 small messages up and nothing down.
 func TestReconnectWithNothingNewGetsNoReply(t *testing.T) {
-	relay, b, _, id, _ := syncedPair(t)
+	relay, b, _, id, _ := syncedPair(t, Options{})
 	if err := relay.eng.Disconnect(ctx, "b"); err != nil {
 		t.Fatal(err)
 	}
@@ -475,26 +466,14 @@ func TestReconnectWithNothingNewGetsNoReply(t *testing.T) {
 // first message after reconnecting: the relay holds them after one message,
 // not after a round trip. The exchange still ends with both sides agreeing.
 func TestReconnectSendsChangesAtOnce(t *testing.T) {
-	relay := newNode(t, "relay", t.TempDir(), Options{AckInSync: true})
-	b := newNode(t, "b", t.TempDir(), Options{EagerChanges: true})
-	nw := &net{t: t, nodes: map[string]*node{"relay": relay, "b": b}}
-	relay.eng.Connect(Peer{ID: "b", StorageID: "store-b"})
-	b.eng.Connect(Peer{ID: "relay", StorageID: "store-relay"})
-	id := docid.New()
-	hb, err := b.repo.Create(ctx, id, crdt.New())
-	if err != nil {
-		t.Fatal(err)
-	}
-	setValue(t, hb, "room", "1")
-	outs, _ := b.eng.Sync(ctx, id, []string{"relay"})
-	nw.pump("b", outs)
+	relay, b, nw, id, hb := syncedPair(t, Options{EagerChanges: true})
 	relay.eng.Disconnect(ctx, "b")
 	b.eng.Disconnect(ctx, "relay")
 
 	setValue(t, hb, "allergy", "latex") // made offline
 	relay.eng.Connect(Peer{ID: "b#2", StorageID: "store-b"})
 	b.eng.Connect(Peer{ID: "relay", StorageID: "store-relay"})
-	outs, _ = b.eng.Sync(ctx, id, []string{"relay"})
+	outs, _ := b.eng.Sync(ctx, id, []string{"relay"})
 	if len(outs) != 1 {
 		t.Fatalf("%d first messages, want 1", len(outs))
 	}

@@ -23,13 +23,14 @@ func (c *countingConn) Write(p []byte) (int, error) {
 	return c.Conn.Write(p)
 }
 
-// Frames queued together leave in a few socket writes, complete and in
-// order; a frame sent alone is not held back waiting for company.
-func TestQueuedFramesShareAWrite(t *testing.T) {
-	const frames = 200
-	counted := make(chan *countingConn, 1)
+// countedServer serves one websocket whose socket writes are counted:
+// queue runs before the connection runs, send while it runs (echoing what
+// it reads). counted yields the counter once send returns.
+func countedServer(t *testing.T, opts Options, queue, send func(c *Conn)) (url string, counted <-chan *countingConn) {
+	t.Helper()
+	ch := make(chan *countingConn, 1)
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		c, err := Upgrade(w, r, Options{SendQueue: 1000})
+		c, err := Upgrade(w, r, opts)
 		if err != nil {
 			return
 		}
@@ -39,17 +40,32 @@ func TestQueuedFramesShareAWrite(t *testing.T) {
 		}
 		cc := &countingConn{Conn: c.bc.Conn}
 		c.bc.Conn = cc
-		for i := 0; i < frames; i++ {
-			c.Send([]byte(fmt.Sprintf("frame %03d %s", i, strings.Repeat("x", 100))))
-		}
-		counted <- cc
+		queue(c)
+		go func() {
+			send(c)
+			ch <- cc
+		}()
 		c.Run(r.Context(), func(frame []byte) { c.Send(frame) }) // echo
 	}))
-	defer srv.Close()
+	t.Cleanup(srv.Close)
+	return "ws" + strings.TrimPrefix(srv.URL, "http"), ch
+}
 
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
-	c, _, err := Dial(ctx, "ws"+strings.TrimPrefix(srv.URL, "http"), nil, Options{})
+// sendNumbered sends frames numbered from 0, pausing gap after each.
+func sendNumbered(c *Conn, frames int, gap time.Duration) {
+	for i := 0; i < frames; i++ {
+		c.Send([]byte(fmt.Sprintf("frame %03d %s", i, strings.Repeat("x", 100))))
+		if gap > 0 {
+			time.Sleep(gap)
+		}
+	}
+}
+
+// readNumbered dials url and checks that frames numbered frames arrive
+// complete and in order; it returns the connection and its frames.
+func readNumbered(t *testing.T, ctx context.Context, url string, frames int) (*Conn, <-chan []byte) {
+	t.Helper()
+	c, _, err := Dial(ctx, url, nil, Options{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -65,6 +81,17 @@ func TestQueuedFramesShareAWrite(t *testing.T) {
 			t.Fatalf("only %d of %d frames arrived", i, frames)
 		}
 	}
+	return c, got
+}
+
+// Frames queued together leave in a few socket writes, complete and in
+// order; a frame sent alone is not held back waiting for company.
+func TestQueuedFramesShareAWrite(t *testing.T) {
+	const frames = 200
+	url, counted := countedServer(t, Options{SendQueue: 1000}, func(c *Conn) { sendNumbered(c, frames, 0) }, func(*Conn) {})
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	c, got := readNumbered(t, ctx, url, frames)
 	cc := <-counted
 	if n := cc.writes.Load(); n > 4 {
 		t.Errorf("%d queued frames took %d socket writes; want them gathered into a few", frames, n)
@@ -92,41 +119,10 @@ func TestQueuedFramesShareAWrite(t *testing.T) {
 // complete and in order.
 func TestTricklingBurstSharesWrites(t *testing.T) {
 	const frames = 100
-	counted := make(chan *countingConn, 1)
-	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		c, err := Upgrade(w, r, Options{})
-		if err != nil {
-			return
-		}
-		cc := &countingConn{Conn: c.bc.Conn}
-		c.bc.Conn = cc
-		go c.Run(r.Context(), func([]byte) {})
-		for i := 0; i < frames; i++ {
-			c.Send([]byte(fmt.Sprintf("frame %03d %s", i, strings.Repeat("x", 100))))
-			time.Sleep(time.Millisecond)
-		}
-		counted <- cc
-		<-c.Done()
-	}))
-	defer srv.Close()
+	url, counted := countedServer(t, Options{}, func(*Conn) {}, func(c *Conn) { sendNumbered(c, frames, time.Millisecond) })
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	c, _, err := Dial(ctx, "ws"+strings.TrimPrefix(srv.URL, "http"), nil, Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	got := make(chan []byte, frames+1)
-	go c.Run(ctx, func(frame []byte) { got <- frame })
-	for i := 0; i < frames; i++ {
-		select {
-		case f := <-got:
-			if want := fmt.Sprintf("frame %03d ", i); !strings.HasPrefix(string(f), want) {
-				t.Fatalf("frame %d = %.12q, want %q first", i, f, want)
-			}
-		case <-ctx.Done():
-			t.Fatalf("only %d of %d frames arrived", i, frames)
-		}
-	}
+	c, _ := readNumbered(t, ctx, url, frames)
 	cc := <-counted
 	if n := cc.writes.Load(); n > frames/3 {
 		t.Errorf("%d frames a millisecond apart took %d socket writes; want them gathered", frames, n)

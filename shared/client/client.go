@@ -212,6 +212,7 @@ func (c *Client) connect(ctx context.Context) (bool, error) {
 	}
 	joined := make(chan struct{})
 	var refused error
+	var refusal string // the relay's own words for refused, for the status bar
 	var once sync.Once
 	done := make(chan error, 1)
 	go func() {
@@ -234,6 +235,7 @@ func (c *Client) connect(ctx context.Context) (bool, error) {
 				case <-joined:
 				default:
 					refused = fmt.Errorf("%w: %s", errRefused, m.ErrorMessage)
+					refusal = m.ErrorMessage
 				}
 			default:
 				c.inbound(ctx, m)
@@ -266,7 +268,7 @@ func (c *Client) connect(ctx context.Context) (bool, error) {
 	case err := <-done:
 		msg := "connection to the relay lost"
 		if refused != nil {
-			msg = refused.Error()
+			msg = refusal // "at its connection limit; try again shortly" is not a verdict on the device
 		}
 		hangUp(msg)
 		if refused != nil && permanent(err) {

@@ -209,3 +209,48 @@ func waitCount(t *testing.T, f *fakeRelay, n int) {
 		time.Sleep(10 * time.Millisecond)
 	}
 }
+
+// A relay that turns the device away for now says why, and the status bar
+// shows its words, not a verdict on the device.
+func TestRefusalForNowShowsTheRelaysWords(t *testing.T) {
+	const why = "the relay is at its connection limit; try again shortly"
+	var mu sync.Mutex
+	first := true
+	f := newFakeRelay(t, func(tc *transport.Conn, frames <-chan wire.Message) {
+		mu.Lock()
+		refuse := first
+		first = false
+		mu.Unlock()
+		if !refuse { // later connections hear nothing: the status stays as the refusal left it
+			for range frames {
+			}
+			return
+		}
+		for m := range frames {
+			if m.Type == wire.TypeJoin {
+				if frame, err := wire.Encode(wire.Message{Type: wire.TypeError, SenderID: "relay", TargetID: m.SenderID, ErrorMessage: why}); err == nil {
+					tc.Send(frame)
+				}
+				tc.Close(transport.CloseTryAgainLater, "at capacity")
+				return
+			}
+		}
+	})
+	c, _ := startClient(t, f.url, 20*time.Millisecond, time.Second)
+	deadline := time.Now().Add(10 * time.Second)
+	for { // the client has hung up on the first connection once it dials again
+		f.mu.Lock()
+		n := len(f.conns)
+		f.mu.Unlock()
+		if n >= 2 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("the client did not dial again after the refusal")
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	if st := c.Status(); st.Online || st.LastError != why {
+		t.Errorf("status after a refusal for now: online %v, problem %q; want offline with %q", st.Online, st.LastError, why)
+	}
+}

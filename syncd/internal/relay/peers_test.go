@@ -5,6 +5,7 @@ import (
 	"context"
 	"sync"
 	"testing"
+	"time"
 
 	"haven/shared/docid"
 	"haven/shared/store"
@@ -101,5 +102,90 @@ func TestEachConnectionIsItsOwnEnginePeer(t *testing.T) {
 	}
 	if !first.tc.(*recorder).closed {
 		t.Fatal("the replaced connection was not closed")
+	}
+}
+
+// batchWorker records how many messages each worker call carried, and when.
+type batchWorker struct {
+	echoWorker
+	mu    sync.Mutex
+	sizes []int
+	at    []time.Time
+}
+
+func (w *batchWorker) Work(ctx context.Context, a worker.WorkArgs) (worker.WorkReply, error) {
+	w.mu.Lock()
+	w.sizes = append(w.sizes, len(a.Msgs))
+	w.at = append(w.at, time.Now())
+	w.mu.Unlock()
+	return w.echoWorker.Work(ctx, a)
+}
+
+func (w *batchWorker) calls() int {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return len(w.sizes)
+}
+
+// A message to an idle document is worked at once; messages that follow
+// within the linger (the answers to a fan-out) share one worker call
+// instead of one call each.
+func TestAnswersShareAWorkerCall(t *testing.T) {
+	st, err := store.Open(t.TempDir(), store.Options{Key: bytes.Repeat([]byte{3}, 32)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	reg := orgs.New(st)
+	ctx := context.Background()
+	home, _ := reg.CreateHome(ctx, "Larch House", "")
+	const linger = 300 * time.Millisecond // wide, so that the test does not race the scheduler
+	s, err := New(Config{Store: st, Orgs: reg, Linger: linger})
+	if err != nil {
+		t.Fatal(err)
+	}
+	w := &batchWorker{}
+	s.Start(w)
+	doc := docid.New().String()
+	s.RegisterDocument(doc, home.ID)
+	var conns []*conn
+	for _, name := range []string{"a", "b", "c"} {
+		dev, _, err := reg.EnrollDevice(ctx, home.ID, "PC "+name, 0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		sc, err := reg.Scope(dev)
+		if err != nil {
+			t.Fatal(err)
+		}
+		c := &conn{s: s, tc: &recorder{}, dev: dev, scope: sc, boot: make(chan wire.Message, 16)}
+		b, _ := wire.Encode(wire.Message{Type: wire.TypeJoin, SenderID: name, SupportedProtocolVersions: []string{"1"}})
+		c.onFrame(b)
+		conns = append(conns, c)
+	}
+	send := func(c *conn) {
+		b, _ := wire.Encode(wire.Message{Type: wire.TypeSync, SenderID: c.clientID, TargetID: "relay", DocumentID: doc, Data: []byte{0x42, 0, 0, 0, 0}})
+		c.onFrame(b)
+	}
+	sent := time.Now()
+	send(conns[0])
+	for w.calls() == 0 {
+		if time.Since(sent) > 5*time.Second {
+			t.Fatal("the first message was never worked")
+		}
+		time.Sleep(time.Millisecond)
+	}
+	time.Sleep(linger / 10)
+	send(conns[1])
+	time.Sleep(linger / 10)
+	send(conns[2])
+	s.wg.Wait()
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if got := w.at[0].Sub(sent); got > linger/2 {
+		t.Errorf("a message to an idle document waited %v for the worker", got)
+	}
+	if len(w.sizes) != 2 || w.sizes[0] != 1 || w.sizes[1] != 2 {
+		t.Errorf("worker calls carried %v messages; want [1 2]: the two answers arriving within the linger share a call", w.sizes)
 	}
 }

@@ -54,14 +54,26 @@ func (s *Server) enqueue(doc string, q queued) bool {
 // run works through a document's queue in batches, then exits.
 func (s *Server) run(doc string, dq *docQueue) {
 	defer s.wg.Done()
+	lingered := true // a message to an idle document is worked at once
 	for {
 		s.mu.Lock()
+		if len(dq.items) == 0 && !lingered {
+			// The document is busy: a change just went out to its
+			// subscribers, and their answers are on the way. Wait a
+			// moment so that they share one call to the worker instead
+			// of one call each.
+			s.mu.Unlock()
+			lingered = true
+			time.Sleep(s.cfg.Linger)
+			continue
+		}
 		if len(dq.items) == 0 {
 			dq.running = false
 			delete(s.queues, doc)
 			s.mu.Unlock()
 			return
 		}
+		lingered = false
 		n := min(len(dq.items), maxBatch)
 		batch := append([]queued(nil), dq.items[:n]...)
 		dq.items = dq.items[n:]

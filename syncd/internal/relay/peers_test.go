@@ -38,36 +38,62 @@ func (w *peerWorker) Forget(p string) {
 	w.mu.Unlock()
 }
 
+// testRelay is a relay on a fresh store with one home and one document of
+// that home, working through w.
+type testRelay struct {
+	s    *Server
+	reg  *orgs.Registry
+	home string
+	doc  string
+}
+
+func newTestRelay(t *testing.T, cfg Config, w Worker) *testRelay {
+	t.Helper()
+	st, err := store.Open(t.TempDir(), store.Options{Key: bytes.Repeat([]byte{3}, 32)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { st.Close() })
+	reg := orgs.New(st)
+	home, err := reg.CreateHome(context.Background(), "Larch House", "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg.Store, cfg.Orgs = st, reg
+	s, err := New(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s.Start(w)
+	doc := docid.New().String()
+	s.RegisterDocument(doc, home.ID)
+	return &testRelay{s: s, reg: reg, home: home.ID, doc: doc}
+}
+
+// device enrols a device of the home and returns its ID and scope.
+func (r *testRelay) device(t *testing.T, name string) (orgs.Device, orgs.Scope) {
+	t.Helper()
+	dev, _, err := r.reg.EnrollDevice(context.Background(), r.home, name, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	sc, err := r.reg.Scope(dev)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return dev, sc
+}
+
 // A client that reconnects (same device, same peer ID) is a new peer to
 // the engine: Automerge's sync state belongs to one connection, and one
 // carried over (changes it believes in flight) can leave the reconnected
 // client waiting for changes that are never resent. The old connection's
 // states are forgotten when it goes, even if it was replaced first.
 func TestEachConnectionIsItsOwnEnginePeer(t *testing.T) {
-	st, err := store.Open(t.TempDir(), store.Options{Key: bytes.Repeat([]byte{3}, 32)})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer st.Close()
-	reg := orgs.New(st)
-	ctx := context.Background()
-	home, _ := reg.CreateHome(ctx, "Larch House", "")
-	s, err := New(Config{Store: st, Orgs: reg})
-	if err != nil {
-		t.Fatal(err)
-	}
 	w := &peerWorker{}
-	s.Start(w)
-	doc := docid.New().String()
-	s.RegisterDocument(doc, home.ID)
-	dev, _, err := reg.EnrollDevice(ctx, home.ID, "Nurses' station", 0)
-	if err != nil {
-		t.Fatal(err)
-	}
-	sc, err := reg.Scope(dev)
-	if err != nil {
-		t.Fatal(err)
-	}
+	r := newTestRelay(t, Config{}, w)
+	s, doc := r.s, r.doc
+	dev, sc := r.device(t, "Nurses' station")
 	enc := func(m wire.Message) []byte { b, _ := wire.Encode(m); return b }
 	join := enc(wire.Message{Type: wire.TypeJoin, SenderID: "pc", SupportedProtocolVersions: []string{"1"},
 		PeerMetadata: &wire.PeerMetadata{StorageID: "store-pc"}})
@@ -131,33 +157,13 @@ func (w *batchWorker) calls() int {
 // within the linger (the answers to a fan-out) share one worker call
 // instead of one call each.
 func TestAnswersShareAWorkerCall(t *testing.T) {
-	st, err := store.Open(t.TempDir(), store.Options{Key: bytes.Repeat([]byte{3}, 32)})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer st.Close()
-	reg := orgs.New(st)
-	ctx := context.Background()
-	home, _ := reg.CreateHome(ctx, "Larch House", "")
 	const linger = 300 * time.Millisecond // wide, so that the test does not race the scheduler
-	s, err := New(Config{Store: st, Orgs: reg, Linger: linger})
-	if err != nil {
-		t.Fatal(err)
-	}
 	w := &batchWorker{}
-	s.Start(w)
-	doc := docid.New().String()
-	s.RegisterDocument(doc, home.ID)
+	r := newTestRelay(t, Config{Linger: linger}, w)
+	s, doc := r.s, r.doc
 	var conns []*conn
 	for _, name := range []string{"a", "b", "c"} {
-		dev, _, err := reg.EnrollDevice(ctx, home.ID, "PC "+name, 0)
-		if err != nil {
-			t.Fatal(err)
-		}
-		sc, err := reg.Scope(dev)
-		if err != nil {
-			t.Fatal(err)
-		}
+		dev, sc := r.device(t, "PC "+name)
 		c := &conn{s: s, tc: &recorder{}, dev: dev, scope: sc, boot: make(chan wire.Message, 16)}
 		b, _ := wire.Encode(wire.Message{Type: wire.TypeJoin, SenderID: name, SupportedProtocolVersions: []string{"1"}})
 		c.onFrame(b)

@@ -15,6 +15,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"runtime"
 	"strings"
 	"time"
 
@@ -57,13 +58,20 @@ func env(name, def string) string {
 	return def
 }
 
+// defaultWorkers is one CRDT worker process per CPU, and at least two so
+// that a message that crashes one leaves another serving while it restarts.
+// Automerge work is CPU-bound: more workers than CPUs only add context
+// switches and memory (on 2 CPUs, at 8 edits/s from 20 clients, 4 workers
+// gave a p99 of 2.2 s and a peak of 382 MiB; 2 workers 536 ms and 217 MiB).
+func defaultWorkers() int { return max(2, runtime.NumCPU()) }
+
 func (c *config) flags(fs *flag.FlagSet) {
 	fs.StringVar(&c.data, "data", env("HAVEN_SYNCD_DATA", defaultDataDir()), "data folder (HAVEN_SYNCD_DATA)")
 	fs.StringVar(&c.keyFile, "key-file", env("HAVEN_SYNCD_KEY_FILE", ""), "file holding the 32-byte store key in hex; default: beside the data folder, created on first run (HAVEN_SYNCD_KEY_FILE)")
 	fs.StringVar(&c.listen, "listen", env("HAVEN_SYNCD_LISTEN", "127.0.0.1:8450"), "address to serve on (HAVEN_SYNCD_LISTEN); plain websockets only on loopback")
 	fs.StringVar(&c.tlsCert, "tls-cert", env("HAVEN_SYNCD_TLS_CERT", ""), "TLS certificate file (HAVEN_SYNCD_TLS_CERT)")
 	fs.StringVar(&c.tlsKey, "tls-key", env("HAVEN_SYNCD_TLS_KEY", ""), "TLS key file (HAVEN_SYNCD_TLS_KEY)")
-	fs.IntVar(&c.workers, "workers", 4, "CRDT worker processes")
+	fs.IntVar(&c.workers, "workers", defaultWorkers(), "CRDT worker processes (default: one per CPU, at least 2)")
 	fs.IntVar(&c.maxConns, "max-conns", 1000, "most devices connected at once; more are told to try again later")
 	fs.StringVar(&c.logLevel, "log-level", env("HAVEN_SYNCD_LOG_LEVEL", "info"), "debug, info, warn or error")
 }

@@ -254,6 +254,15 @@ func (c *Client) connect(ctx context.Context) (bool, error) {
 	c.mu.Unlock()
 	c.enqueue(func() { c.syncAll(ctx) })
 	go c.nudge(ctx, gone)
+	// lost says why the connection ended, for the status bar: the relay's
+	// own words if it turned the device away ("at its connection limit; try
+	// again shortly" is not a verdict on the device).
+	lost := func() string {
+		if refused != nil {
+			return refusal
+		}
+		return "connection to the relay lost"
+	}
 	// hangUp ends this connection's part in the client's state.
 	hangUp := func(msg string) {
 		c.mu.Lock()
@@ -266,11 +275,7 @@ func (c *Client) connect(ctx context.Context) (bool, error) {
 	select {
 	case <-joined:
 	case err := <-done:
-		msg := "connection to the relay lost"
-		if refused != nil {
-			msg = refusal // "at its connection limit; try again shortly" is not a verdict on the device
-		}
-		hangUp(msg)
+		hangUp(lost())
 		if refused != nil && permanent(err) {
 			return false, refused
 		}
@@ -287,11 +292,7 @@ func (c *Client) connect(ctx context.Context) (bool, error) {
 	c.setStatus(func(s *Status) { s.Online = true; s.LastError = "" })
 	c.log.Info("connected to relay")
 	err = <-done
-	msg := "connection to the relay lost"
-	if refused != nil {
-		msg = refused.Error()
-	}
-	hangUp(msg)
+	hangUp(lost())
 	if refused != nil {
 		return true, refused
 	}
@@ -363,10 +364,8 @@ func (c *Client) send(m wire.Message) bool {
 	return tc.Send(frame) == nil
 }
 
-// syncAll offers every local document to the relay (sent on each connect).
-// The messages are made first and queued together, a chunk at a time, so
-// that the writer sends them in a few full packets rather than one small
-// packet each: on a lossy line every packet risks a stall.
+// syncAll offers every local document to the relay (sent on each connect),
+// a chunk at a time.
 func (c *Client) syncAll(ctx context.Context) {
 	if c.cfg.Docs == nil {
 		return
@@ -374,19 +373,7 @@ func (c *Client) syncAll(ctx context.Context) {
 	began := time.Now()
 	ids := c.cfg.Docs()
 	for chunk := range slices.Chunk(ids, offerChunk) {
-		var outs []syncer.Out
-		for _, id := range chunk {
-			o, err := c.engine.Sync(ctx, id, []string{c.relay})
-			if err != nil {
-				c.log.Warn("cannot offer a document to the relay", "doc", id.String(), "err", err)
-				continue
-			}
-			outs = append(outs, o...)
-		}
-		c.sendAll(outs)
-		for _, id := range chunk {
-			c.settle(id)
-		}
+		c.offer(ctx, chunk)
 	}
 	c.log.Debug("offered documents", "docs", len(ids), "took", time.Since(began))
 }
@@ -396,14 +383,26 @@ func (c *Client) syncAll(ctx context.Context) {
 const offerChunk = 64
 
 // syncDoc sends the relay whatever it needs of one document.
-func (c *Client) syncDoc(ctx context.Context, id docid.ID) {
-	outs, err := c.engine.Sync(ctx, id, []string{c.relay})
-	if err != nil {
-		c.log.Warn("cannot offer a document to the relay", "doc", id.String(), "err", err)
-		return
+func (c *Client) syncDoc(ctx context.Context, id docid.ID) { c.offer(ctx, []docid.ID{id}) }
+
+// offer sends the relay whatever it needs of these documents. The messages
+// are made first and queued together, so that the writer sends them in a
+// few full packets rather than one small packet each: on a lossy line
+// every packet risks a stall.
+func (c *Client) offer(ctx context.Context, ids []docid.ID) {
+	var outs []syncer.Out
+	for _, id := range ids {
+		o, err := c.engine.Sync(ctx, id, []string{c.relay})
+		if err != nil {
+			c.log.Warn("cannot offer a document to the relay", "doc", id.String(), "err", err)
+			continue
+		}
+		outs = append(outs, o...)
 	}
 	c.sendAll(outs)
-	c.settle(id)
+	for _, id := range ids {
+		c.settle(id)
+	}
 }
 
 // settle marks a document confirmed or waiting from the sync state: the

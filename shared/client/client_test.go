@@ -3,6 +3,7 @@ package client
 import (
 	"context"
 	"crypto/rand"
+	"fmt"
 	"net/http"
 	"net/http/httptest"
 	"slices"
@@ -22,22 +23,51 @@ import (
 // fakeRelay is a websocket endpoint whose behaviour each test scripts: it
 // hands every accepted connection, with the frames it reads, to serve.
 type fakeRelay struct {
-	url   string
-	mu    sync.Mutex
-	conns []time.Time // when each connection was accepted
-	ends  []time.Time // when each connection ended
+	url     string
+	mu      sync.Mutex
+	conns   []time.Time   // when each connection was accepted
+	ends    []time.Time   // when each connection ended
+	changed chan struct{} // closed and replaced at each connection and each end
+}
+
+// noteLocked records a connection or its end and wakes waiters. Caller holds f.mu.
+func (f *fakeRelay) noteLocked(list *[]time.Time) {
+	*list = append(*list, time.Now())
+	close(f.changed)
+	f.changed = make(chan struct{})
+}
+
+// waitFor waits until cond holds for the connections accepted and ended so
+// far, woken by each of them.
+func (f *fakeRelay) waitFor(t *testing.T, what string, cond func(conns, ends int) bool) {
+	t.Helper()
+	deadline := time.NewTimer(30 * time.Second)
+	defer deadline.Stop()
+	for {
+		f.mu.Lock()
+		ok, changed := cond(len(f.conns), len(f.ends)), f.changed
+		f.mu.Unlock()
+		if ok {
+			return
+		}
+		select {
+		case <-changed:
+		case <-deadline.C:
+			t.Fatalf("no %s in 30 s", what)
+		}
+	}
 }
 
 func newFakeRelay(t *testing.T, serve func(tc *transport.Conn, frames <-chan wire.Message)) *fakeRelay {
 	t.Helper()
-	f := &fakeRelay{}
+	f := &fakeRelay{changed: make(chan struct{})}
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		tc, err := transport.Upgrade(w, r, transport.Options{})
 		if err != nil {
 			return
 		}
 		f.mu.Lock()
-		f.conns = append(f.conns, time.Now())
+		f.noteLocked(&f.conns)
 		f.mu.Unlock()
 		frames := make(chan wire.Message, 1024)
 		go func() {
@@ -51,7 +81,7 @@ func newFakeRelay(t *testing.T, serve func(tc *transport.Conn, frames <-chan wir
 		serve(tc, frames)
 		<-tc.Done()
 		f.mu.Lock()
-		f.ends = append(f.ends, time.Now())
+		f.noteLocked(&f.ends)
 		f.mu.Unlock()
 	}))
 	t.Cleanup(srv.Close)
@@ -69,12 +99,6 @@ func (f *fakeRelay) gaps() []time.Duration {
 		out = append(out, f.conns[i].Sub(f.ends[i-1]))
 	}
 	return out
-}
-
-func (f *fakeRelay) count() int {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	return len(f.ends)
 }
 
 // startClient runs a client against url holding one document, and returns
@@ -163,20 +187,22 @@ func TestReconnectBackoff(t *testing.T) {
 	const minBackoff, maxBackoff = 20 * time.Millisecond, 2 * time.Second
 	t.Run("joined", func(t *testing.T) {
 		f := newFakeRelay(t, func(tc *transport.Conn, frames <-chan wire.Message) {
+			// Take the device, then "restart" once its offer has arrived.
 			for m := range frames {
-				if m.Type == wire.TypeJoin {
+				switch m.Type {
+				case wire.TypeJoin:
 					if frame, err := wire.Encode(wire.Message{Type: wire.TypePeer, SenderID: "relay", TargetID: m.SenderID,
 						SelectedProtocolVersion: wire.ProtocolV1}); err == nil {
 						tc.Send(frame)
 					}
-					time.Sleep(30 * time.Millisecond)
+				case wire.TypeSync:
 					tc.Close(transport.CloseGoingAway, "restarting")
 					return
 				}
 			}
 		})
 		startClient(t, f.url, minBackoff, maxBackoff)
-		waitCount(t, f, 10)
+		waitEnds(t, f, 10)
 		gaps := f.gaps()
 		last := slices.Clone(gaps[len(gaps)-5:])
 		slices.Sort(last)
@@ -190,7 +216,7 @@ func TestReconnectBackoff(t *testing.T) {
 			tc.Close(transport.CloseTryAgainLater, "at capacity")
 		})
 		startClient(t, f.url, minBackoff, maxBackoff)
-		waitCount(t, f, 8)
+		waitEnds(t, f, 8)
 		gaps := f.gaps()
 		// The seventh wait is drawn from [640 ms, 1280 ms].
 		if g := gaps[6]; g < 500*time.Millisecond {
@@ -199,15 +225,10 @@ func TestReconnectBackoff(t *testing.T) {
 	})
 }
 
-func waitCount(t *testing.T, f *fakeRelay, n int) {
+// waitEnds waits until n connections have come and gone.
+func waitEnds(t *testing.T, f *fakeRelay, n int) {
 	t.Helper()
-	deadline := time.Now().Add(30 * time.Second)
-	for f.count() < n {
-		if time.Now().After(deadline) {
-			t.Fatalf("only %d connections in 30 s, want %d", f.count(), n)
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
+	f.waitFor(t, fmt.Sprintf("%d ended connections", n), func(_, ends int) bool { return ends >= n })
 }
 
 // A relay that turns the device away for now says why, and the status bar
@@ -237,19 +258,8 @@ func TestRefusalForNowShowsTheRelaysWords(t *testing.T) {
 		}
 	})
 	c, _ := startClient(t, f.url, 20*time.Millisecond, time.Second)
-	deadline := time.Now().Add(10 * time.Second)
-	for { // the client has hung up on the first connection once it dials again
-		f.mu.Lock()
-		n := len(f.conns)
-		f.mu.Unlock()
-		if n >= 2 {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatal("the client did not dial again after the refusal")
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
+	// The client has hung up on the first connection once it dials again.
+	f.waitFor(t, "second connection", func(conns, _ int) bool { return conns >= 2 })
 	if st := c.Status(); st.Online || st.LastError != why {
 		t.Errorf("status after a refusal for now: online %v, problem %q; want offline with %q", st.Online, st.LastError, why)
 	}

@@ -338,11 +338,7 @@ func testCopyThatLost(t *testing.T, everything bool) {
 // that exchange afresh, and the change gets through.
 func TestRestartAfterALostMessage(t *testing.T) {
 	relay, b, nw, id, hb := syncedPair(t, Options{})
-	setValue(t, hb, "allergy", "latex")
-	outs, _ := b.eng.Sync(ctx, id, []string{"relay"})
-	if len(outs) == 0 {
-		t.Fatal("no message for a new change")
-	}
+	outs := changeAndOffer(t, b, hb, id)
 	// That message is lost. Asked again, Automerge waits for its answer.
 	if outs, _ = b.eng.Sync(ctx, id, []string{"relay"}); len(outs) != 0 {
 		t.Fatalf("Automerge sent %d more messages while one was in flight; the premise of Restart changed", len(outs))
@@ -358,6 +354,18 @@ func TestRestartAfterALostMessage(t *testing.T) {
 	if !b.eng.InSync("relay", id) {
 		t.Fatal("the relay's holding the change is not known after the restarted exchange")
 	}
+}
+
+// changeAndOffer records an allergy on b's copy and returns what b sends
+// the relay about it.
+func changeAndOffer(t *testing.T, b *node, hb *repo.Handle, id docid.ID) []Out {
+	t.Helper()
+	setValue(t, hb, "allergy", "latex")
+	outs, _ := b.eng.Sync(ctx, id, []string{"relay"})
+	if len(outs) == 0 {
+		t.Fatal("no message for a new change")
+	}
+	return outs
 }
 
 // restartAndOffer begins b's exchange with the relay afresh and returns
@@ -403,11 +411,7 @@ func syncedPair(t *testing.T, bOpts Options) (relay, b *node, nw *net, id docid.
 // agrees, or the change shows as waiting for ever.
 func TestLostConfirmationIsAnsweredAfterRestart(t *testing.T) {
 	relay, b, nw, id, hb := syncedPair(t, Options{})
-	setValue(t, hb, "allergy", "latex")
-	outs, _ := b.eng.Sync(ctx, id, []string{"relay"})
-	if len(outs) == 0 {
-		t.Fatal("no message for a new change")
-	}
+	outs := changeAndOffer(t, b, hb, id)
 	replies, err := relay.eng.Receive(ctx, id, []In{{From: "b", Data: outs[0].Data}}, nil)
 	if err != nil {
 		t.Fatal(err)

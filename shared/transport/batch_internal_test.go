@@ -51,12 +51,24 @@ func countedServer(t *testing.T, opts Options, queue, send func(c *Conn)) (url s
 	return "ws" + strings.TrimPrefix(srv.URL, "http"), ch
 }
 
-// sendNumbered sends frames numbered from 0, pausing gap after each.
-func sendNumbered(c *Conn, frames int, gap time.Duration) {
+// sendNumbered sends frames numbered from 0. With trickle, each frame is
+// sent only once the writer has taken the one before it off the queue: a
+// burst that is still being made, never queued ahead of the writer.
+func sendNumbered(c *Conn, frames int, trickle bool) {
 	for i := 0; i < frames; i++ {
+		if trickle {
+			select { // a token left by an earlier take
+			case <-c.space:
+			default:
+			}
+		}
 		c.Send([]byte(fmt.Sprintf("frame %03d %s", i, strings.Repeat("x", 100))))
-		if gap > 0 {
-			time.Sleep(gap)
+		if trickle {
+			select {
+			case <-c.space: // the writer took it
+			case <-c.done:
+				return
+			}
 		}
 	}
 }
@@ -88,7 +100,7 @@ func readNumbered(t *testing.T, ctx context.Context, url string, frames int) (*C
 // order; a frame sent alone is not held back waiting for company.
 func TestQueuedFramesShareAWrite(t *testing.T) {
 	const frames = 200
-	url, counted := countedServer(t, Options{SendQueue: 1000}, func(c *Conn) { sendNumbered(c, frames, 0) }, func(*Conn) {})
+	url, counted := countedServer(t, Options{SendQueue: 1000}, func(c *Conn) { sendNumbered(c, frames, false) }, func(*Conn) {})
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	c, got := readNumbered(t, ctx, url, frames)
@@ -114,20 +126,21 @@ func TestQueuedFramesShareAWrite(t *testing.T) {
 }
 
 // A burst whose frames are still being made (the relay answering a
-// reconnect's offers as each is worked out) is gathered too: frames a
-// millisecond apart leave in far fewer writes than frames, all of them
-// complete and in order.
+// reconnect's offers as each is worked out) is gathered too: frames sent
+// one at a time, each only after the writer took the one before, leave in
+// far fewer writes than frames, all of them complete and in order. (Written
+// as they come, each would be a write of its own.)
 func TestTricklingBurstSharesWrites(t *testing.T) {
 	const frames = 100
-	url, counted := countedServer(t, Options{}, func(*Conn) {}, func(c *Conn) { sendNumbered(c, frames, time.Millisecond) })
+	url, counted := countedServer(t, Options{}, func(*Conn) {}, func(c *Conn) { sendNumbered(c, frames, true) })
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	c, _ := readNumbered(t, ctx, url, frames)
 	cc := <-counted
 	if n := cc.writes.Load(); n > frames/3 {
-		t.Errorf("%d frames a millisecond apart took %d socket writes; want them gathered", frames, n)
+		t.Errorf("%d frames made one after another took %d socket writes; want them gathered", frames, n)
 	} else {
-		t.Logf("%d frames a millisecond apart took %d socket writes", frames, n)
+		t.Logf("%d frames made one after another took %d socket writes", frames, n)
 	}
 	c.Close(CloseNormal, "")
 }

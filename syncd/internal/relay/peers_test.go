@@ -5,6 +5,7 @@ import (
 	"context"
 	"sync"
 	"testing"
+	"testing/synctest"
 	"time"
 
 	"haven/shared/docid"
@@ -131,33 +132,23 @@ func TestEachConnectionIsItsOwnEnginePeer(t *testing.T) {
 	}
 }
 
-// batchWorker records how many messages each worker call carried, and when.
+// batchWorker tells the test how many messages each worker call carried.
 type batchWorker struct {
 	echoWorker
-	mu    sync.Mutex
-	sizes []int
-	at    []time.Time
+	calls chan int // made inside the test's bubble
 }
 
 func (w *batchWorker) Work(ctx context.Context, a worker.WorkArgs) (worker.WorkReply, error) {
-	w.mu.Lock()
-	w.sizes = append(w.sizes, len(a.Msgs))
-	w.at = append(w.at, time.Now())
-	w.mu.Unlock()
+	w.calls <- len(a.Msgs)
 	return w.echoWorker.Work(ctx, a)
-}
-
-func (w *batchWorker) calls() int {
-	w.mu.Lock()
-	defer w.mu.Unlock()
-	return len(w.sizes)
 }
 
 // A message to an idle document is worked at once; messages that follow
 // within the linger (the answers to a fan-out) share one worker call
-// instead of one call each.
+// instead of one call each. The relay's runners run in a synctest bubble,
+// so the linger passes on the bubble's clock.
 func TestAnswersShareAWorkerCall(t *testing.T) {
-	const linger = 300 * time.Millisecond // wide, so that the test does not race the scheduler
+	const linger = 300 * time.Millisecond
 	w := &batchWorker{}
 	r := newTestRelay(t, Config{Linger: linger}, w)
 	s, doc := r.s, r.doc
@@ -173,25 +164,36 @@ func TestAnswersShareAWorkerCall(t *testing.T) {
 		b, _ := wire.Encode(wire.Message{Type: wire.TypeSync, SenderID: c.clientID, TargetID: "relay", DocumentID: doc, Data: []byte{0x42, 0, 0, 0, 0}})
 		c.onFrame(b)
 	}
-	sent := time.Now()
-	send(conns[0])
-	for w.calls() == 0 {
-		if time.Since(sent) > 5*time.Second {
-			t.Fatal("the first message was never worked")
+	synctest.Test(t, func(t *testing.T) {
+		w.calls = make(chan int, 4)
+		start := time.Now()
+		send(conns[0])
+		if n := <-w.calls; n != 1 {
+			t.Fatalf("first call carried %d messages, want 1", n)
 		}
-		time.Sleep(time.Millisecond)
-	}
-	time.Sleep(linger / 10)
-	send(conns[1])
-	time.Sleep(linger / 10)
-	send(conns[2])
-	s.wg.Wait()
-	w.mu.Lock()
-	defer w.mu.Unlock()
-	if got := w.at[0].Sub(sent); got > linger/2 {
-		t.Errorf("a message to an idle document waited %v for the worker", got)
-	}
-	if len(w.sizes) != 2 || w.sizes[0] != 1 || w.sizes[1] != 2 {
-		t.Errorf("worker calls carried %v messages; want [1 2]: the two answers arriving within the linger share a call", w.sizes)
-	}
+		if d := time.Since(start); d != 0 {
+			t.Errorf("a message to an idle document waited %v for the worker", d)
+		}
+		synctest.Wait() // the runner is done with the first batch
+		send(conns[1])
+		synctest.Wait()
+		send(conns[2])
+		synctest.Wait()
+		if n := <-w.calls; n != 2 {
+			t.Errorf("the next call carried %d messages; want the two answers that came within the linger in one call", n)
+		}
+		if d := time.Since(start); d != linger {
+			t.Errorf("the answers were worked %v after the first message, want after the linger (%v)", d, linger)
+		}
+		// With nothing more, the runner goes once its linger is over (the
+		// bubble's clock moves at once: nothing else is running).
+		time.Sleep(linger)
+		synctest.Wait()
+		s.mu.Lock()
+		_, running := s.queues[doc]
+		s.mu.Unlock()
+		if running {
+			t.Error("the document's runner is still there after a linger with nothing to do")
+		}
+	})
 }

@@ -16,6 +16,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"slices"
 	"sort"
 	"sync"
 	"sync/atomic"
@@ -46,7 +47,15 @@ type Doc struct {
 	mu  sync.Mutex // held for every call into am, so no sync step sees a half-made change
 	am  *automerge.Doc
 	seq uint64 // creation order; Merge locks two documents in this order
+	// heads caches Heads until the next change (nil: not known). Asking
+	// Automerge costs a cgo call and a finalizer per hash, and a sync step
+	// asks several times.
+	heads []Hash
 }
+
+// changed forgets the cached heads. Every method that can add changes to am
+// defers it while holding mu.
+func (d *Doc) changed() { d.heads = nil }
 
 var docs atomic.Uint64
 
@@ -142,6 +151,7 @@ func (d *Doc) LoadIncremental(b []byte) (err error) {
 		}
 		d.mu.Lock()
 		defer d.mu.Unlock()
+		defer d.changed()
 		_, err = d.am.Merge(whole)
 		return err
 	}
@@ -154,6 +164,7 @@ func (d *Doc) LoadIncremental(b []byte) (err error) {
 	hashes, raw := rest[:n*32], rest[n*32:]
 	d.mu.Lock()
 	defer d.mu.Unlock()
+	defer d.changed()
 	if err := d.am.LoadIncremental(raw); err != nil {
 		return err
 	}
@@ -175,7 +186,10 @@ func (d *Doc) LoadIncremental(b []byte) (err error) {
 func (d *Doc) Heads() []Hash {
 	d.mu.Lock()
 	defer d.mu.Unlock()
-	return sortHashes(d.am.Heads())
+	if d.heads == nil {
+		d.heads = sortHashes(d.am.Heads())
+	}
+	return slices.Clone(d.heads)
 }
 
 func sortHashes(hs []automerge.ChangeHash) []Hash {
@@ -227,6 +241,7 @@ func (d *Doc) Merge(o *Doc) (err error) {
 	defer first.mu.Unlock()
 	second.mu.Lock()
 	defer second.mu.Unlock()
+	defer d.changed()
 	_, err = d.am.Merge(o.am)
 	return err
 }
@@ -275,6 +290,7 @@ func (d *Doc) Change(message string, at time.Time, fn func(w *Writer) error) (h 
 	defer recoverTo(&err, "change")
 	d.mu.Lock()
 	defer d.mu.Unlock()
+	defer d.changed()
 	w := &Writer{am: d.am}
 	fnErr := fn(w)
 	if w.writes == 0 {

@@ -208,3 +208,83 @@ func TestHashRoundTrip(t *testing.T) {
 		t.Fatal("ParseHash accepted zz")
 	}
 }
+
+// TestHeadsFollowEveryKindOfChange: Heads is cached, so every way a
+// document can gain changes must refresh it. Each case reads the heads
+// first (filling the cache), changes the document, and compares Heads with
+// what a fresh load of the document reports.
+func TestHeadsFollowEveryKindOfChange(t *testing.T) {
+	source := func(t *testing.T) (*Doc, *Doc) {
+		base := New()
+		set(t, base, "base", "x", "a")
+		other, err := base.Fork()
+		if err != nil {
+			t.Fatal(err)
+		}
+		set(t, other, "other", "y", "b")
+		return base, other
+	}
+	cases := map[string]func(t *testing.T, d, other *Doc){
+		"change": func(t *testing.T, d, _ *Doc) { set(t, d, "local", "z", "c") },
+		"merge": func(t *testing.T, d, other *Doc) {
+			if err := d.Merge(other); err != nil {
+				t.Fatal(err)
+			}
+		},
+		"load incremental chunk": func(t *testing.T, d, other *Doc) {
+			chunk, err := other.SaveSince(d.Heads())
+			if err != nil {
+				t.Fatal(err)
+			}
+			if err := d.LoadIncremental(chunk); err != nil {
+				t.Fatal(err)
+			}
+		},
+		"load incremental whole": func(t *testing.T, d, other *Doc) {
+			if err := d.LoadIncremental(other.Save()); err != nil {
+				t.Fatal(err)
+			}
+		},
+		"sync message": func(t *testing.T, d, other *Doc) {
+			from, to := NewSyncState(other), NewSyncState(d)
+			for i := 0; i < 10; i++ {
+				msg, ok, err := from.Generate()
+				if err != nil {
+					t.Fatal(err)
+				}
+				if ok {
+					if err := to.Receive(msg); err != nil {
+						t.Fatal(err)
+					}
+				}
+				back, ok2, err := to.Generate()
+				if err != nil {
+					t.Fatal(err)
+				}
+				if ok2 {
+					if err := from.Receive(back); err != nil {
+						t.Fatal(err)
+					}
+				}
+				if !ok && !ok2 {
+					break
+				}
+			}
+		},
+	}
+	for name, mutate := range cases {
+		t.Run(name, func(t *testing.T) {
+			d, other := source(t)
+			before := d.Heads()
+			mutate(t, d, other)
+			again, err := Load(d.Save())
+			if err != nil {
+				t.Fatal(err)
+			}
+			want := again.Heads()
+			if got := d.Heads(); !SameHeads(got, want) || SameHeads(got, before) {
+				t.Fatalf("Heads() = %v after the change, want %v (was %v)", got, want, before)
+			}
+		})
+	}
+}

@@ -37,6 +37,7 @@ func (s *SyncState) Receive(msg []byte) (err error) {
 	defer recoverTo(&err, "receive sync message")
 	s.doc.mu.Lock()
 	defer s.doc.mu.Unlock()
+	defer s.doc.changed()
 	_, err = s.ss.ReceiveMessage(msg)
 	return err
 }

@@ -9,6 +9,7 @@ import (
 	"net"
 	"net/rpc"
 	"os"
+	"sync"
 
 	"haven/shared/crdt"
 	"haven/shared/docid"
@@ -64,22 +65,26 @@ func serve(call, host io.ReadWriteCloser, log *slog.Logger) error {
 	return svc.eng.Flush(context.Background())
 }
 
-// Worker is the child's RPC service. net/rpc may run calls concurrently; the
-// parent sends one at a time, and the engine locks per document anyway.
+// Worker is the child's RPC service. net/rpc runs calls concurrently: the
+// parent sends several at once, never two for one document, and the engine
+// locks per document anyway.
 type Worker struct {
 	eng   *syncer.Engine
-	known map[string]bool // peers connected to the engine
+	mu    sync.Mutex
+	known map[string]bool // peers connected to the engine; guarded by mu
 }
 
 // Work applies a work item.
 func (w *Worker) Work(args WorkArgs, reply *WorkReply) error {
 	ctx := context.Background()
+	w.mu.Lock()
 	for _, p := range args.Peers {
 		if !w.known[p.ID] {
 			w.eng.Connect(p)
 			w.known[p.ID] = true
 		}
 	}
+	w.mu.Unlock()
 	id, err := docid.Parse(args.Doc)
 	if err != nil {
 		return err
@@ -108,7 +113,9 @@ func (w *Worker) Work(args WorkArgs, reply *WorkReply) error {
 
 // Forget drops a peer, returning its dirty sync states for the parent to save.
 func (w *Worker) Forget(args ForgetArgs, reply *StatesReply) error {
+	w.mu.Lock()
 	delete(w.known, args.Peer)
+	w.mu.Unlock()
 	reply.States = w.eng.TakeDirty(args.Peer)
 	w.eng.Forget(args.Peer)
 	return nil

@@ -77,7 +77,7 @@ func Start(cfg Config) (*Pool, error) {
 		p.log = slog.New(slog.DiscardHandler)
 	}
 	for i := 0; i < cfg.Workers; i++ {
-		pr := &proc{pool: p, index: i}
+		pr := &proc{pool: p, index: i, slots: make(chan struct{}, callsPerChild)}
 		if err := pr.start(); err != nil {
 			p.Close()
 			return nil, err
@@ -96,17 +96,20 @@ func (p *Pool) procFor(doc string) *proc {
 	return p.procs[int(h.Sum32()%uint32(len(p.procs)))]
 }
 
-// Work runs one item on the child that owns its document. If the child
-// crashes, it is restarted and the item replayed once on the fresh child (a
-// crash can come from state an earlier message left behind, which the
-// restart cleared); if the replay crashes too, the item is quarantined.
+// Work runs one item on the child that owns its document. A child works on
+// several items at once (each on its own document), so that one item's wait
+// for the disk does not hold up the others. If the child crashes, it is
+// restarted and every item it was working on is replayed once, alone, on the
+// fresh child: a crash can come from state an earlier message left behind,
+// which the restart cleared, and alone, an item that crashes the child again
+// is the culprit. That item is quarantined; the others go on.
 func (p *Pool) Work(ctx context.Context, args WorkArgs) (WorkReply, error) {
 	pr := p.procFor(args.Doc)
-	reply, err := pr.work(args)
+	reply, err := pr.work(args, false)
 	if !errors.Is(err, errCrashed) {
 		return reply, err
 	}
-	reply, err = pr.work(args)
+	reply, err = pr.work(args, true)
 	if errors.Is(err, errCrashed) {
 		return WorkReply{}, ErrQuarantined
 	}
@@ -118,7 +121,7 @@ func (p *Pool) Forget(peer string) {
 	var all []syncer.SavedState
 	for _, pr := range p.procs {
 		var r StatesReply
-		if pr.call("Worker.Forget", ForgetArgs{Peer: peer}, &r) == nil {
+		if pr.call("Worker.Forget", ForgetArgs{Peer: peer}, &r, false) == nil {
 			all = append(all, r.States...)
 		}
 	}
@@ -135,7 +138,7 @@ func (p *Pool) Flush() error {
 	var errs []error
 	for _, pr := range p.procs {
 		var r StatesReply
-		if err := pr.call("Worker.Flush", Empty{}, &r); err != nil && !errors.Is(err, errCrashed) {
+		if err := pr.call("Worker.Flush", Empty{}, &r, false); err != nil && !errors.Is(err, errCrashed) {
 			errs = append(errs, err)
 		}
 		all = append(all, r.States...)
@@ -166,13 +169,23 @@ func (p *Pool) Close() error {
 
 var errCrashed = errors.New("worker crashed")
 
-// proc is one child. Its mutex keeps one call in flight, so when the child
-// dies the call that was running is the only suspect.
+// callsPerChild is how many calls a child works on at once. Automerge work
+// is CPU-bound, but a call that changed its document waits for the parent's
+// store to make the change durable; meanwhile the child works on others,
+// and the store commits their changes together.
+const callsPerChild = 4
+
+// proc is one child. Up to callsPerChild calls are in flight at once, each
+// holding mu for reading and a slot; a replay after a crash holds mu for
+// writing, so it is the only call in flight and the only suspect if the
+// child dies again.
 type proc struct {
 	pool  *Pool
 	index int
+	slots chan struct{}
 
-	mu     sync.Mutex // guards everything below; held for a whole call
+	mu     sync.RWMutex // guards everything below; see proc
+	gen    int          // counts starts, so that a crash restarts the child once
 	cmd    *exec.Cmd
 	client *rpc.Client
 	host   net.Conn
@@ -217,18 +230,32 @@ func (pr *proc) start() error {
 	}
 	go srv.ServeConn(hostConn) // ends when the child's end closes (exit or crash)
 	pr.cmd, pr.client, pr.host = cmd, rpc.NewClient(callConn), hostConn
+	pr.gen++
 	exited := make(chan struct{})
 	pr.exited = exited
 	go func() { cmd.Wait(); close(exited) }()
 	return nil
 }
 
-// call runs one RPC. A transport failure means the child died: it is
-// restarted and errCrashed returned; an error the child returned is passed on.
-func (pr *proc) call(method string, args, reply any) error {
-	pr.mu.Lock()
-	defer pr.mu.Unlock()
-	err := pr.client.Call(method, args, reply)
+// call runs one RPC, alongside others unless alone. A transport failure
+// means the child died: it is restarted (once, however many calls were in
+// flight) and errCrashed returned; an error the child returned is passed on.
+func (pr *proc) call(method string, args, reply any, alone bool) error {
+	var gen int
+	var err error
+	if alone {
+		pr.mu.Lock()
+		gen = pr.gen
+		err = pr.client.Call(method, args, reply)
+		pr.mu.Unlock()
+	} else {
+		pr.slots <- struct{}{}
+		pr.mu.RLock()
+		gen = pr.gen
+		err = pr.client.Call(method, args, reply)
+		pr.mu.RUnlock()
+		<-pr.slots
+	}
 	if err == nil {
 		return nil
 	}
@@ -236,18 +263,22 @@ func (pr *proc) call(method string, args, reply any) error {
 	if errors.As(err, &se) {
 		return errors.New(string(se))
 	}
-	pr.restart()
+	pr.mu.Lock()
+	if pr.gen == gen {
+		pr.restart()
+	}
+	pr.mu.Unlock()
 	return errCrashed
 }
 
-func (pr *proc) work(args WorkArgs) (WorkReply, error) {
+func (pr *proc) work(args WorkArgs, alone bool) (WorkReply, error) {
 	var reply WorkReply
-	err := pr.call("Worker.Work", args, &reply)
+	err := pr.call("Worker.Work", args, &reply, alone)
 	return reply, err
 }
 
 // restart waits for the dead child, logs why it died (sizes and IDs, never
-// content) and starts a new one. Caller holds pr.mu.
+// content) and starts a new one. Caller holds pr.mu for writing.
 func (pr *proc) restart() {
 	pr.client.Close()
 	pr.cmd.Process.Kill()

@@ -6,6 +6,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"log/slog"
 	"os"
 	"strings"
 	"sync"
@@ -81,10 +82,17 @@ func newClient(id string) *client {
 // syncWith exchanges messages with the pool until both sides are quiet.
 func (c *client) syncWith(t *testing.T, p *Pool, doc docid.ID) {
 	t.Helper()
+	if err := c.exchange(p, doc); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// exchange is syncWith, returning what went wrong.
+func (c *client) exchange(p *Pool, doc docid.ID) error {
 	for i := 0; i < 20; i++ {
 		msg, ok, err := c.ss.Generate()
 		if err != nil {
-			t.Fatal(err)
+			return err
 		}
 		args := WorkArgs{Doc: doc.String(), Peers: []syncer.Peer{c.peer}}
 		if ok {
@@ -94,21 +102,21 @@ func (c *client) syncWith(t *testing.T, p *Pool, doc docid.ID) {
 		}
 		reply, err := p.Work(context.Background(), args)
 		if err != nil {
-			t.Fatal(err)
+			return err
 		}
 		if reply.Failed != nil {
-			t.Fatalf("work failed: %+v", reply.Failed)
+			return fmt.Errorf("work failed: %+v", reply.Failed)
 		}
 		if !ok && len(reply.Out) == 0 {
-			return
+			return nil
 		}
 		for _, o := range reply.Out {
 			if err := c.ss.Receive(o.Data); err != nil {
-				t.Fatal(err)
+				return err
 			}
 		}
 	}
-	t.Fatal("sync did not settle")
+	return errors.New("sync did not settle")
 }
 
 func TestPoolStoresAndServes(t *testing.T) {
@@ -233,3 +241,141 @@ func TestSyncStatesPersist(t *testing.T) {
 	}
 	_ = repo.ErrNotFound
 }
+
+// gatedHost holds the first appends of new documents until gate closes, and
+// tells arrived about each one held.
+type gatedHost struct {
+	*testHost
+	hold    func() bool // whether to hold this append
+	arrived chan string
+	gate    chan struct{}
+}
+
+func (h *gatedHost) AppendChunk(ctx context.Context, doc string, chunk []byte) (uint64, error) {
+	open := false
+	select {
+	case <-h.gate:
+		open = true
+	default:
+	}
+	if !open && h.hold() {
+		h.arrived <- doc
+		select {
+		case <-h.gate:
+		case <-time.After(10 * time.Second):
+			return 0, errors.New("append held for 10 s: the gate never opened")
+		}
+	}
+	return h.testHost.AppendChunk(ctx, doc, chunk)
+}
+
+func startGatedPool(t *testing.T, log *slog.Logger, hold func() bool) (*Pool, *gatedHost) {
+	t.Helper()
+	st, err := store.Open(t.TempDir(), store.Options{Key: bytes.Repeat([]byte{2}, 32)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	host := &gatedHost{testHost: &testHost{Store: st, admitted: map[string]string{}}, hold: hold,
+		arrived: make(chan string, 16), gate: make(chan struct{})}
+	p, err := Start(Config{Command: []string{os.Args[0]}, Env: []string{childEnv + "=1"}, Workers: 1, Host: host, Logger: log})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { p.Close(); st.Close() })
+	return p, host
+}
+
+// While one item waits for the store to make its change durable, the child
+// works on another: two new documents on a one-child pool both reach the
+// store before either append returns.
+func TestChildWorksOnSeveralItemsAtOnce(t *testing.T) {
+	p, host := startGatedPool(t, nil, func() bool { return true })
+	errs := make(chan error, 2)
+	for _, name := range []string{"a", "b"} {
+		c := newClient(name)
+		c.doc.Change("", time.Time{}, func(w *crdt.Writer) error { return w.Set(name, "k") })
+		go func() { errs <- c.exchange(p, docid.New()) }()
+	}
+	for range 2 {
+		select {
+		case <-host.arrived:
+		case err := <-errs:
+			t.Fatalf("an item finished (%v) before both were at the store: the child works on one item at a time", err)
+		}
+	}
+	close(host.gate)
+	for range 2 {
+		if err := <-errs; err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
+// A crash with several items in flight: each is replayed alone on the fresh
+// child; the innocent ones complete and are stored, only the culprit is
+// quarantined.
+func TestCrashAmongSeveralItemsInFlight(t *testing.T) {
+	died := make(chan struct{})
+	var once sync.Once
+	log := slog.New(handlerFunc(func(r slog.Record) {
+		if strings.Contains(r.Message, "CRDT worker died") {
+			once.Do(func() { close(died) })
+		}
+	}))
+	var first sync.Once
+	var p *Pool
+	p, host := startGatedPool(t, log, func() bool {
+		// Hold the innocent items' first appends on the first child
+		// until it has died, so they are in flight when it does.
+		select {
+		case <-died:
+			return false
+		default:
+			return true
+		}
+	})
+	go func() { <-died; first.Do(func() { close(host.gate) }) }()
+	t.Cleanup(func() { first.Do(func() { close(host.gate) }) })
+
+	const innocents = callsPerChild - 1
+	type result struct {
+		c   *client
+		id  docid.ID
+		err error
+	}
+	results := make(chan result, innocents)
+	for i := range innocents {
+		c := newClient(fmt.Sprint("good", i))
+		c.doc.Change("", time.Time{}, func(w *crdt.Writer) error { return w.Set(int64(i), "n") })
+		id := docid.New()
+		go func() { results <- result{c, id, c.exchange(p, id)} }()
+	}
+	for range innocents {
+		<-host.arrived // every innocent item is in flight, at the store
+	}
+	_, err := p.Work(context.Background(), WorkArgs{Doc: docid.New().String(), Msgs: []syncer.In{{From: "evil", Data: crashingMessage(t)}}, Peers: []syncer.Peer{{ID: "evil"}}})
+	if !errors.Is(err, ErrQuarantined) {
+		t.Fatalf("Work(crashing message) = %v, want ErrQuarantined", err)
+	}
+	for range innocents {
+		r := <-results
+		if r.err != nil {
+			t.Fatalf("an innocent item in flight at the crash failed: %v", r.err)
+		}
+		if _, err := host.LoadDoc(r.id.String()); err != nil {
+			t.Fatalf("an innocent item's document was not stored: %v", err)
+		}
+		r.c.syncWith(t, p, r.id)
+	}
+	if n := p.Restarts(); n != 2 {
+		t.Fatalf("restarts = %d, want 2 (the crash, and the culprit's replay)", n)
+	}
+}
+
+// handlerFunc is a slog.Handler calling a function for each record.
+type handlerFunc func(slog.Record)
+
+func (h handlerFunc) Enabled(context.Context, slog.Level) bool      { return true }
+func (h handlerFunc) Handle(_ context.Context, r slog.Record) error { h(r); return nil }
+func (h handlerFunc) WithAttrs([]slog.Attr) slog.Handler            { return h }
+func (h handlerFunc) WithGroup(string) slog.Handler                 { return h }

@@ -4,6 +4,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -51,8 +52,15 @@ func (s *Store) readMark() error {
 	if err != nil {
 		return err
 	}
-	b, err := os.ReadFile(s.markPath())
+	// The witness stays open: it is rewritten after every commit, and
+	// opening it each time cost the relay more than writing it.
+	f, err := os.OpenFile(s.markPath(), os.O_RDWR|os.O_CREATE, 0o600)
 	if err != nil {
+		return fmt.Errorf("open the commit witness: %w", err)
+	}
+	s.witness = f
+	b, err := io.ReadAll(f)
+	if err != nil || len(b) == 0 {
 		return nil // no witness yet
 	}
 	witness, err := strconv.ParseUint(strings.TrimSpace(string(b)), 10, 64)
@@ -76,8 +84,11 @@ func (s *Store) committed(n uint64) {
 	s.writeWitness()
 }
 
+// writeWitness overwrites the witness in place. It is fixed-width (the
+// count right-aligned in 20 columns, the most a uint64 needs, and a
+// newline), so each write covers the whole of the last one.
 func (s *Store) writeWitness() {
-	os.WriteFile(s.markPath(), []byte(strconv.FormatUint(s.mark, 10)+"\n"), 0o600)
+	s.witness.WriteAt(fmt.Appendf(nil, "%20d\n", s.mark), 0)
 }
 
 // Damage says what Open found missing, in plain words, or "" if nothing.

@@ -20,6 +20,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"os"
 	"path/filepath"
 	"strings"
 	"sync"
@@ -124,6 +125,7 @@ type Store struct {
 
 	commits atomic.Uint64 // badger transactions committed by the writer; tests read it
 	mark    uint64        // transactions ever committed, as stored; only the writer goroutine changes it after Open
+	witness *os.File      // mirrors mark (see mark.go); only the writer goroutine writes it after Open
 	damage  string        // what Open found missing (see mark.go)
 	hooks   testHooks
 }
@@ -185,6 +187,9 @@ func Open(dir string, opts Options) (*Store, error) {
 		gcDone:     make(chan struct{}),
 	}
 	if err := s.readMark(); err != nil {
+		if s.witness != nil {
+			s.witness.Close()
+		}
 		db.Close()
 		return nil, fmt.Errorf("open data folder %s: %w", abs, err)
 	}
@@ -269,6 +274,7 @@ func (s *Store) Close() error {
 		close(s.ops) // safe: every sender was inside active
 		<-s.writerDone
 		<-s.gcDone
+		s.witness.Close()
 		if err := s.db.Close(); err != nil {
 			s.closeErr = fmt.Errorf("close data folder %s: %w", s.dir, err)
 		}

@@ -109,7 +109,9 @@ func (h *harness) hostile(rep *report) {
 		at.larchSet[id] = true
 	}
 	at.plan = planMutations(mrand.New(mrand.NewPCG(h.cfg.seed, 0x4057)), h.cfg.mutations, corpus, birchDocs, larchDocs)
+	logsFrom := h.agentLogSizes()
 	rep.baseline, rep.attacked = h.measureLatency(at)
+	rep.healthyRefused = h.refusalsSince(logsFrom)
 
 	rep.relayPIDAfter = r.PID()
 	if err := r.healthz(); err != nil {
@@ -129,6 +131,40 @@ func (h *harness) hostile(rep *report) {
 	if !*flagNoFlood {
 		h.flood(rep, larchCred)
 	}
+}
+
+// agentLogSizes notes how far each healthy desktop's log has got.
+func (h *harness) agentLogSizes() map[*agentProc]int64 {
+	sizes := map[*agentProc]int64{}
+	for _, a := range h.agents {
+		if fi, err := os.Stat(a.logPath); err == nil {
+			sizes[a] = fi.Size()
+		}
+	}
+	return sizes
+}
+
+// refusalsSince lists the healthy desktops the relay told, since sizes were
+// taken, that a message of theirs was refused or set aside (quarantined):
+// the attack's crashes and refusals must fall on the attacker alone.
+func (h *harness) refusalsSince(sizes map[*agentProc]int64) []string {
+	var out []string
+	for _, a := range h.agents {
+		b, _ := os.ReadFile(a.logPath)
+		if from := sizes[a]; from <= int64(len(b)) {
+			b = b[from:]
+		}
+		n := 0
+		for _, line := range bytes.Split(b, []byte("\n")) {
+			if bytes.Contains(line, []byte(`"relay error"`)) && (bytes.Contains(line, []byte("set aside")) || bytes.Contains(line, []byte("refused"))) {
+				n++
+			}
+		}
+		if n > 0 {
+			out = append(out, fmt.Sprintf("%s ×%d", a.spec.name, n))
+		}
+	}
+	return out
 }
 
 func randomHex(n int) string {

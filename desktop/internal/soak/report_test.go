@@ -55,6 +55,7 @@ type report struct {
 	floodRan           bool
 	floodRefused       []string // healthy desktops refused during the flood
 	floodStuck         []string // healthy desktops that did not come back after it
+	healthyRefused     []string // healthy desktops told during the attack that a message was refused or set aside
 	floodConns         int
 
 	links []string // per desktop link: profile, connections, bytes, loss stalls
@@ -191,6 +192,7 @@ func (r *report) rows() []row {
 			add("hostile: healthy p99 latency, attack vs not", res, "≤ +20%", r.latencyRatio() > 0 && r.latencyRatio() <= latencyBudget)
 		}
 		add("hostile: out-of-scope documents disclosed", fmt.Sprintf("%d", len(r.disclosed)), "0", len(r.disclosed) == 0)
+		add("hostile: healthy desktops' messages refused or set aside", listOrNone(r.healthyRefused), "none", len(r.healthyRefused) == 0)
 		if r.floodRan {
 			add("hostile: desktops syncing again after a connection flood", fmt.Sprintf("%d of %d (%d flood conns; refused during it: %s)", r.cfg.agents-len(r.floodStuck), r.cfg.agents, r.floodConns, listOrNone(r.floodRefused)), "all", len(r.floodStuck) == 0)
 		}

@@ -33,4 +33,10 @@
 //
 //	HAVEN_BENCH_STEP=3s go test -run '^$' -bench . -benchtime 1x ./syncd/internal/loadtest/
 //	go test -run '^$' -bench . -benchtime 1x ./syncd/internal/loadtest/
+//
+// The clients and the server share the machine's CPUs: on a small machine
+// the clients' own Automerge work caps the rate any server can be seen to
+// hold. Where there are CPUs to spare, give each side its own, e.g. on 8:
+//
+//	HAVEN_BENCH_SERVER_CPUS=4-7 taskset -c 0-3 go test -run '^$' -bench Live -benchtime 1x ./syncd/internal/loadtest/
 package loadtest

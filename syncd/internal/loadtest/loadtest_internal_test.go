@@ -15,8 +15,11 @@ func TestNoteTextRoundTrip(t *testing.T) {
 	if err != nil || sender != 7 || seq != 123 || !got.Equal(sent) {
 		t.Fatalf("parseNoteText(noteText(7, 123, %v)) = %d, %d, %v, %v", sent, sender, seq, got, err)
 	}
-	if _, _, _, err := parseNoteText("Mrs Marlow slept well"); err == nil {
-		t.Fatal("a note that is not the load test's parsed")
+	for _, s := range []string{"Mrs Marlow slept well", "load test: client 7, edit 123", "load test: client x, edit 1, sent 2",
+		"load test: client 7, edit 123, sent 99x"} {
+		if _, _, _, err := parseNoteText(s); err == nil {
+			t.Fatalf("parseNoteText(%q) parsed; it is not a load-test note", s)
+		}
 	}
 }
 

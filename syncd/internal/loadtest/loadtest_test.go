@@ -29,6 +29,7 @@ var (
 	serversFlag = flag.String("loadtest.servers", envString("HAVEN_BENCH_SERVERS", "haven,js"), "servers to measure (HAVEN_BENCH_SERVERS)")
 	traceFlag   = flag.String("loadtest.trace", envString("HAVEN_BENCH_TRACE", ""), "file for a CSV line per live note arrival (HAVEN_BENCH_TRACE)")
 	syncdFlag   = flag.String("loadtest.syncd", envString("HAVEN_BENCH_SYNCD", ""), "a syncd binary to run instead of building one (HAVEN_BENCH_SYNCD), e.g. for perf probes")
+	cpusFlag    = flag.String("loadtest.server-cpus", envString("HAVEN_BENCH_SERVER_CPUS", ""), "confine each server to these CPUs (a taskset list, e.g. 4-7); run the benchmark itself under taskset for the clients' (HAVEN_BENCH_SERVER_CPUS)")
 	workersFlag = flag.Int("loadtest.workers", envInt("HAVEN_BENCH_WORKERS", 0), "syncd CRDT workers; 0: syncd's default (HAVEN_BENCH_WORKERS)")
 )
 
@@ -125,6 +126,7 @@ func startServer(b *testing.B, k Kind, syncdBin string) *Server {
 	b.Helper()
 	var srv *Server
 	var err error
+	CPUs = *cpusFlag
 	if k == Haven {
 		srv, err = StartHaven(syncdBin, b.TempDir(), *workersFlag)
 	} else {

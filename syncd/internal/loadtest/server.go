@@ -52,6 +52,11 @@ type Server struct {
 // startTimeout bounds a server's start, up to its "listening" line.
 const startTimeout = 60 * time.Second
 
+// CPUs, when set, is a CPU list (as taskset takes it, e.g. "2-5") that
+// every server started afterwards is confined to, so that a machine with
+// CPUs to spare can keep the load clients off the server's.
+var CPUs string
+
 // StartHaven runs `syncd serve` from the binary bin with a fresh data folder
 // under dir, on a free loopback port, with the given number of CRDT workers
 // (0: syncd's default).
@@ -91,6 +96,17 @@ func (s *Server) start(cmd *exec.Cmd, ready *regexp.Regexp) error {
 	logf, err := os.Create(s.log)
 	if err != nil {
 		return err
+	}
+	if CPUs != "" {
+		taskset, err := exec.LookPath("taskset")
+		if err != nil {
+			logf.Close()
+			return fmt.Errorf("confining %s to CPUs %s: %w", s.Kind.Label(), CPUs, err)
+		}
+		// taskset sets the mask and execs the server in place: same
+		// process, so its CPU and memory figures are the server's.
+		cmd.Args = append([]string{"taskset", "-c", CPUs}, cmd.Args...)
+		cmd.Path = taskset
 	}
 	cmd.Stderr = logf
 	out, err := cmd.StdoutPipe()

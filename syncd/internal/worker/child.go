@@ -111,6 +111,9 @@ func (w *Worker) Work(args WorkArgs, reply *WorkReply) error {
 	return nil
 }
 
+// Ping answers, so the parent knows the child is alive before a replay.
+func (w *Worker) Ping(_ Empty, _ *Empty) error { return nil }
+
 // Forget drops a peer, returning its dirty sync states for the parent to save.
 func (w *Worker) Forget(args ForgetArgs, reply *StatesReply) error {
 	w.mu.Lock()

@@ -116,12 +116,13 @@ func (p *Pool) Work(ctx context.Context, args WorkArgs) (WorkReply, error) {
 	return reply, err
 }
 
-// Forget tells every child a peer has gone, and saves its sync states.
+// Forget tells every child a peer has gone, and saves its sync states. It
+// runs alone on each child, so no item is half way through with the peer.
 func (p *Pool) Forget(peer string) {
 	var all []syncer.SavedState
 	for _, pr := range p.procs {
 		var r StatesReply
-		if pr.call("Worker.Forget", ForgetArgs{Peer: peer}, &r, false) == nil {
+		if pr.call("Worker.Forget", ForgetArgs{Peer: peer}, &r, true) == nil {
 			all = append(all, r.States...)
 		}
 	}
@@ -240,28 +241,33 @@ func (pr *proc) start() error {
 // call runs one RPC, alongside others unless alone. A transport failure
 // means the child died: it is restarted (once, however many calls were in
 // flight) and errCrashed returned; an error the child returned is passed on.
+//
+// A call alone is a replay after a crash, and a second crash quarantines its
+// item, so the death must be its own: it first checks the child answers (a
+// crash another item caused may not have been noticed yet) and restarts it
+// if not, then holds the child until a crash is dealt with.
 func (pr *proc) call(method string, args, reply any, alone bool) error {
-	var gen int
-	var err error
 	if alone {
 		pr.mu.Lock()
-		gen = pr.gen
-		err = pr.client.Call(method, args, reply)
-		pr.mu.Unlock()
-	} else {
-		pr.slots <- struct{}{}
-		pr.mu.RLock()
-		gen = pr.gen
-		err = pr.client.Call(method, args, reply)
-		pr.mu.RUnlock()
-		<-pr.slots
+		defer pr.mu.Unlock()
+		if pr.client.Call("Worker.Ping", Empty{}, &Empty{}) != nil {
+			pr.restart()
+		}
+		err := pr.client.Call(method, args, reply)
+		if err == nil || isServerError(err) {
+			return childError(err)
+		}
+		pr.restart()
+		return errCrashed
 	}
-	if err == nil {
-		return nil
-	}
-	var se rpc.ServerError
-	if errors.As(err, &se) {
-		return errors.New(string(se))
+	pr.slots <- struct{}{}
+	pr.mu.RLock()
+	gen := pr.gen
+	err := pr.client.Call(method, args, reply)
+	pr.mu.RUnlock()
+	<-pr.slots
+	if err == nil || isServerError(err) {
+		return childError(err)
 	}
 	pr.mu.Lock()
 	if pr.gen == gen {
@@ -269,6 +275,20 @@ func (pr *proc) call(method string, args, reply any, alone bool) error {
 	}
 	pr.mu.Unlock()
 	return errCrashed
+}
+
+func isServerError(err error) bool {
+	var se rpc.ServerError
+	return errors.As(err, &se)
+}
+
+// childError turns an error the child returned into a plain one.
+func childError(err error) error {
+	var se rpc.ServerError
+	if errors.As(err, &se) {
+		return errors.New(string(se))
+	}
+	return err
 }
 
 func (pr *proc) work(args WorkArgs, alone bool) (WorkReply, error) {

@@ -379,3 +379,39 @@ func (h handlerFunc) Enabled(context.Context, slog.Level) bool      { return tru
 func (h handlerFunc) Handle(_ context.Context, r slog.Record) error { h(r); return nil }
 func (h handlerFunc) WithAttrs([]slog.Attr) slog.Handler            { return h }
 func (h handlerFunc) WithGroup(string) slog.Handler                 { return h }
+
+// A replay runs alone, and a crash during it quarantines its item; so a
+// child that another item already killed, before anyone noticed, must not
+// count against the replay. Here the child is killed from outside; a replay
+// on it restarts it first and succeeds.
+func TestReplayOnAChildAlreadyDeadIsNotItsCrash(t *testing.T) {
+	p, host := startPool(t, 1)
+	pr := p.procs[0]
+	pr.cmd.Process.Kill()
+	<-pr.exited
+	c := newClient("a")
+	c.doc.Change("", time.Time{}, func(w *crdt.Writer) error { return w.Set("x", "k") })
+	id := docid.New()
+	for i := 0; i < 20; i++ {
+		msg, ok, err := c.ss.Generate()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !ok {
+			break
+		}
+		reply, err := pr.work(WorkArgs{Doc: id.String(), Msgs: []syncer.In{{From: c.id, Data: msg}}, Peers: []syncer.Peer{c.peer}}, true)
+		if err != nil {
+			t.Fatalf("replay on a child that was already dead: %v, want it restarted first and the item worked", err)
+		}
+		for _, o := range reply.Out {
+			c.ss.Receive(o.Data)
+		}
+	}
+	if _, err := host.LoadDoc(id.String()); err != nil {
+		t.Fatalf("the replayed item's document was not stored: %v", err)
+	}
+	if n := p.Restarts(); n != 1 {
+		t.Fatalf("restarts = %d, want 1", n)
+	}
+}

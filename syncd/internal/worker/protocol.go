@@ -1,8 +1,9 @@
 // Package worker runs the relay's CRDT work in child processes. automerge-go
 // aborts the whole process on some malformed sync messages (a Rust panic
 // through cgo that Go cannot recover), so the relay never calls Automerge on
-// what a peer sent from its own process: a Pool of children does, each one
-// work item at a time, and a crash costs one child, which is restarted.
+// what a peer sent from its own process: a Pool of children does, each a
+// few work items at a time (never two on one document), and a crash costs
+// one child, which is restarted; the items it held are replayed one by one.
 //
 // The parent keeps the store. A child loads documents, appends chunks,
 // compacts and keeps sync states by calling back into the parent (Host), so

@@ -133,15 +133,13 @@ func (s *Server) process(doc string, batch []queued) {
 	if f := reply.Failed; f != nil {
 		applied = batch[:f.Index]
 		q := batch[f.Index]
-		reason := "sync message refused: " + f.Reason
-		if f.Refused {
-			s.metrics.refused.WithLabelValues("create-out-of-scope").Inc()
-			reason = "document refused: it belongs to a care home outside this device's scope"
+		if s.gone(q.from) {
+			// The connection ended while its message waited, and the
+			// worker forgot the peer: nothing was wrong with the message,
+			// and there is no one to tell.
 		} else {
-			s.metrics.refused.WithLabelValues("bad-sync-message").Inc()
+			s.refuse(doc, q, f)
 		}
-		s.log.Warn("sync message refused", "doc", doc, "device", q.from.dev.ID, "bytes", len(q.data), "refused", f.Refused)
-		q.from.send(wire.Message{Type: wire.TypeError, ErrorMessage: reason})
 		if rest := batch[f.Index+1:]; len(rest) > 0 {
 			defer s.process(doc, rest) // those after the failure were not applied
 		}
@@ -152,6 +150,26 @@ func (s *Server) process(doc string, batch []queued) {
 	if !wasKnown {
 		s.created(ctx, doc, batch)
 	}
+}
+
+// refuse tells a device that the worker refused its message, and why.
+func (s *Server) refuse(doc string, q queued, f *worker.Failure) {
+	reason := "sync message refused: " + f.Reason
+	if f.Refused {
+		s.metrics.refused.WithLabelValues("create-out-of-scope").Inc()
+		reason = "document refused: it belongs to a care home outside this device's scope"
+	} else {
+		s.metrics.refused.WithLabelValues("bad-sync-message").Inc()
+	}
+	s.log.Warn("sync message refused", "doc", doc, "device", q.from.dev.ID, "bytes", len(q.data), "refused", f.Refused)
+	q.from.send(wire.Message{Type: wire.TypeError, ErrorMessage: reason})
+}
+
+// gone reports whether c's connection has ended.
+func (s *Server) gone(c *conn) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.peers[c.peer.ID] != c
 }
 
 // forgetDeparted has the workers drop the states of peers whose connection

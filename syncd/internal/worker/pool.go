@@ -116,13 +116,15 @@ func (p *Pool) Work(ctx context.Context, args WorkArgs) (WorkReply, error) {
 	return reply, err
 }
 
-// Forget tells every child a peer has gone, and saves its sync states. It
-// runs alone on each child, so no item is half way through with the peer.
+// Forget tells every child a peer has gone, and saves its sync states. An
+// item in flight with a message from the peer may then fail it as from an
+// unknown peer: the peer is gone, and its unconfirmed changes come again
+// when it reconnects.
 func (p *Pool) Forget(peer string) {
 	var all []syncer.SavedState
 	for _, pr := range p.procs {
 		var r StatesReply
-		if pr.call("Worker.Forget", ForgetArgs{Peer: peer}, &r, true) == nil {
+		if pr.call("Worker.Forget", ForgetArgs{Peer: peer}, &r, false) == nil {
 			all = append(all, r.States...)
 		}
 	}

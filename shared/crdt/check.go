@@ -172,30 +172,43 @@ func (r *reader) hashes(what string) error {
 // the confirmation was lost, an exchange begun afresh) does. A malformed
 // message reports false.
 func KnowsShared(b []byte, heads []Hash) bool {
+	knows := false
+	readHaves(b, func(lastSync []Hash) bool {
+		knows = Covers(lastSync, heads)
+		return knows
+	})
+	return knows
+}
+
+// readHaves reads a sync message up to its changes, calling each for the
+// last-sync heads of every "have" entry until it returns true. It returns
+// where the reading stopped (where the change count begins, if each never
+// stopped it), and false for a malformed message.
+func readHaves(b []byte, each func(lastSync []Hash) bool) (int, bool) {
 	r := reader{b: b}
 	if t, ok := r.byte(); !ok || t != 0x42 {
-		return false
+		return 0, false
 	}
 	if r.hashes("heads") != nil || r.hashes("need") != nil {
-		return false
+		return 0, false
 	}
 	haves, ok := r.uleb()
 	if !ok || haves > maxHashes {
-		return false
+		return 0, false
 	}
 	for i := uint64(0); i < haves; i++ {
 		lastSync, ok := r.hashList()
 		if !ok {
-			return false
+			return 0, false
 		}
 		if _, ok := r.bytes(); !ok { // the Bloom filter
-			return false
+			return 0, false
 		}
-		if Covers(lastSync, heads) {
-			return true
+		if each != nil && each(lastSync) {
+			return r.off, true
 		}
 	}
-	return false
+	return r.off, true
 }
 
 func (r *reader) hashList() ([]Hash, bool) {

@@ -113,11 +113,7 @@ func (d *Doc) SaveSince(heads []Hash) (b []byte, err error) {
 	defer recoverTo(&err, "save since")
 	d.mu.Lock()
 	defer d.mu.Unlock()
-	since := make([]automerge.ChangeHash, len(heads))
-	for i, h := range heads {
-		since[i] = automerge.ChangeHash(h)
-	}
-	chs, err := d.am.Changes(since...)
+	chs, err := d.changesSince(heads)
 	if err != nil {
 		return nil, err
 	}
@@ -130,6 +126,16 @@ func (d *Doc) SaveSince(heads []Hash) (b []byte, err error) {
 		b = append(b, h[:]...)
 	}
 	return append(b, automerge.SaveChanges(chs)...), nil
+}
+
+// changesSince returns the changes not in the history of heads (all of
+// them for nil heads), in causal order. Caller holds d.mu.
+func (d *Doc) changesSince(heads []Hash) ([]*automerge.Change, error) {
+	since := make([]automerge.ChangeHash, len(heads))
+	for i, h := range heads {
+		since[i] = automerge.ChangeHash(h)
+	}
+	return d.am.Changes(since...)
 }
 
 // ErrIncomplete reports a chunk whose changes did not all apply.

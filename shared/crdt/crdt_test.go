@@ -16,6 +16,31 @@ func set(t *testing.T, d *Doc, msg string, v any, path ...string) Hash {
 	return h
 }
 
+// exchange passes sync messages between two states until neither has
+// anything to send.
+func exchange(t *testing.T, sa, sb *SyncState) {
+	t.Helper()
+	for round := 0; round < 10; round++ {
+		moved := false
+		for _, p := range [][2]*SyncState{{sa, sb}, {sb, sa}} {
+			m, ok, err := p[0].Generate()
+			if err != nil {
+				t.Fatal(err)
+			}
+			if ok {
+				moved = true
+				if err := p[1].Receive(m); err != nil {
+					t.Fatal(err)
+				}
+			}
+		}
+		if !moved {
+			return
+		}
+	}
+	t.Fatal("sync did not settle in 10 rounds")
+}
+
 func TestChangeIsOneCommitWithMessage(t *testing.T) {
 	d := New()
 	at := time.Date(2026, 11, 22, 3, 0, 0, 0, time.UTC)
@@ -88,28 +113,7 @@ func TestSyncConverges(t *testing.T) {
 	set(t, a, "a", "1", "x")
 	set(t, b, "b", "2", "y")
 	sa, sb := NewSyncState(a), NewSyncState(b)
-	for round := 0; round < 10; round++ {
-		moved := false
-		if m, ok, err := sa.Generate(); err != nil {
-			t.Fatal(err)
-		} else if ok {
-			moved = true
-			if err := sb.Receive(m); err != nil {
-				t.Fatal(err)
-			}
-		}
-		if m, ok, err := sb.Generate(); err != nil {
-			t.Fatal(err)
-		} else if ok {
-			moved = true
-			if err := sa.Receive(m); err != nil {
-				t.Fatal(err)
-			}
-		}
-		if !moved {
-			break
-		}
-	}
+	exchange(t, sa, sb)
 	if !SameHeads(a.Heads(), b.Heads()) {
 		t.Fatalf("heads differ after sync: %v vs %v", a.Heads(), b.Heads())
 	}
@@ -246,30 +250,7 @@ func TestHeadsFollowEveryKindOfChange(t *testing.T) {
 			}
 		},
 		"sync message": func(t *testing.T, d, other *Doc) {
-			from, to := NewSyncState(other), NewSyncState(d)
-			for i := 0; i < 10; i++ {
-				msg, ok, err := from.Generate()
-				if err != nil {
-					t.Fatal(err)
-				}
-				if ok {
-					if err := to.Receive(msg); err != nil {
-						t.Fatal(err)
-					}
-				}
-				back, ok2, err := to.Generate()
-				if err != nil {
-					t.Fatal(err)
-				}
-				if ok2 {
-					if err := from.Receive(back); err != nil {
-						t.Fatal(err)
-					}
-				}
-				if !ok && !ok2 {
-					break
-				}
-			}
+			exchange(t, NewSyncState(other), NewSyncState(d))
 		},
 	}
 	for name, mutate := range cases {

@@ -167,11 +167,7 @@ func (d *Doc) rawChangesSince(since []Hash) (raws [][]byte, size int, err error)
 	defer recoverTo(&err, "changes since")
 	d.mu.Lock()
 	defer d.mu.Unlock()
-	hs := make([]automerge.ChangeHash, len(since))
-	for i, h := range since {
-		hs[i] = automerge.ChangeHash(h)
-	}
-	chs, err := d.am.Changes(hs...)
+	chs, err := d.changesSince(since)
 	if err != nil {
 		return nil, 0, err
 	}
@@ -185,24 +181,6 @@ func (d *Doc) rawChangesSince(since []Hash) (raws [][]byte, size int, err error)
 
 // changesOffset finds where a sync message's change count begins.
 func changesOffset(msg []byte) (int, bool) {
-	r := reader{b: msg}
-	if t, ok := r.byte(); !ok || t != 0x42 {
-		return 0, false
-	}
-	if r.hashes("heads") != nil || r.hashes("need") != nil {
-		return 0, false
-	}
-	haves, ok := r.uleb()
-	if !ok || haves > maxHashes {
-		return 0, false
-	}
-	for i := uint64(0); i < haves; i++ {
-		if r.hashes("have") != nil {
-			return 0, false
-		}
-		if _, ok := r.bytes(); !ok {
-			return 0, false
-		}
-	}
-	return r.off, r.off < len(msg)
+	off, ok := readHaves(msg, nil)
+	return off, ok && off < len(msg)
 }

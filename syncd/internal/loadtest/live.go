@@ -29,8 +29,11 @@ type LiveConfig struct {
 	// is measured rather than cut off by the ladder. 0: no extension.
 	MaxRate float64
 	Step    time.Duration // length of each step
-	Warmup  time.Duration // unmeasured editing at 1 edit/s per client before the first step
-	Grace   time.Duration // how long after a step its notes may still arrive
+	// ServerCPUs names the CPUs the servers were confined to, for the
+	// report ("": not confined).
+	ServerCPUs string
+	Warmup     time.Duration // unmeasured editing at 1 edit/s per client before the first step
+	Grace      time.Duration // how long after a step its notes may still arrive
 	// Settle is how long, after Grace, a step's late notes may take to clear
 	// (unmeasured) before the next step starts on any server, so that one
 	// step's backlog does not load the next.

@@ -126,11 +126,10 @@ func startServer(b *testing.B, k Kind, syncdBin string) *Server {
 	b.Helper()
 	var srv *Server
 	var err error
-	CPUs = *cpusFlag
 	if k == Haven {
-		srv, err = StartHaven(syncdBin, b.TempDir(), *workersFlag)
+		srv, err = StartHaven(syncdBin, b.TempDir(), *workersFlag, *cpusFlag)
 	} else {
-		srv, err = StartJS(jsScript, b.TempDir())
+		srv, err = StartJS(jsScript, b.TempDir(), *cpusFlag)
 	}
 	if err != nil {
 		b.Fatal(err)
@@ -178,7 +177,7 @@ func printTable(b *testing.B, table string) {
 // metrics it reports.
 func BenchmarkLive(b *testing.B) {
 	cfg := LiveConfig{Clients: *clientsFlag, Docs: *docsFlag, Rates: parseRates(b), MaxRate: *maxRateFlag, Step: *stepFlag,
-		Warmup: *warmupFlag, Grace: *graceFlag, Settle: *settleFlag, Deadline: liveDeadline(), Logf: progress}
+		Warmup: *warmupFlag, Grace: *graceFlag, Settle: *settleFlag, Deadline: liveDeadline(), Logf: progress, ServerCPUs: *cpusFlag}
 	if *traceFlag != "" {
 		f, err := os.Create(*traceFlag)
 		if err != nil {

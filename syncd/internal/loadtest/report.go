@@ -21,8 +21,8 @@ func LiveTable(cfg LiveConfig, results []LiveResult) string {
 		cfg.Clients, cfg.Docs, cfg.Step, cfg.Grace)
 	fmt.Fprintf(&sb, "Latency: note made at one client -> readable at each of the %d others. Held: p99 <= %v and nothing missing.\n",
 		cfg.Clients-1, HeldP99)
-	if CPUs != "" {
-		fmt.Fprintf(&sb, "Each server confined to CPUs %s (taskset).\n", CPUs)
+	if cfg.ServerCPUs != "" {
+		fmt.Fprintf(&sb, "Each server confined to CPUs %s (taskset).\n", cfg.ServerCPUs)
 	}
 	if cfg.MaxRate > 0 {
 		fmt.Fprintf(&sb, "Rates past %s run only on a server that has held every rate so far (x1.5 a step, up to %s).\n",

@@ -44,6 +44,7 @@ type Server struct {
 	data string // its data folder
 	log  string // its stderr, kept for a failure report
 	home string // Haven: the care home every device is enrolled for
+	cpus string // the CPUs it is confined to ("" for all)
 
 	cmd    *exec.Cmd
 	exited chan struct{} // closed once the process has been waited for
@@ -52,21 +53,18 @@ type Server struct {
 // startTimeout bounds a server's start, up to its "listening" line.
 const startTimeout = 60 * time.Second
 
-// CPUs, when set, is a CPU list (as taskset takes it, e.g. "2-5") that
-// every server started afterwards is confined to, so that a machine with
-// CPUs to spare can keep the load clients off the server's.
-var CPUs string
-
 // StartHaven runs `syncd serve` from the binary bin with a fresh data folder
 // under dir, on a free loopback port, with the given number of CRDT workers
-// (0: syncd's default).
-func StartHaven(bin, dir string, workers int) (*Server, error) {
+// (0: syncd's default). cpus, if not "", is a CPU list (as taskset takes
+// it, e.g. "2-5") the server is confined to, so that a machine with CPUs to
+// spare can keep the load clients off the server's.
+func StartHaven(bin, dir string, workers int, cpus string) (*Server, error) {
 	data := filepath.Join(dir, "syncd-data")
 	args := []string{"serve", "-data", data, "-listen", "127.0.0.1:0", "-log-level", "warn"}
 	if workers > 0 {
 		args = append(args, "-workers", fmt.Sprint(workers))
 	}
-	s := &Server{Kind: Haven, path: "/sync", bin: bin, data: data, log: filepath.Join(dir, "syncd.log")}
+	s := &Server{Kind: Haven, path: "/sync", bin: bin, data: data, log: filepath.Join(dir, "syncd.log"), cpus: cpus}
 	// "syncd listening on ws://127.0.0.1:PORT/sync (data …)"
 	re := regexp.MustCompile(`listening on ws://(\S+?)/sync`)
 	if err := s.start(exec.Command(bin, args...), re); err != nil {
@@ -76,10 +74,11 @@ func StartHaven(bin, dir string, workers int) (*Server, error) {
 }
 
 // StartJS runs the reference server script (syncd/interop/server.mjs) with a
-// fresh data folder under dir, on a free loopback port.
-func StartJS(script, dir string) (*Server, error) {
+// fresh data folder under dir, on a free loopback port, confined to cpus as
+// StartHaven is.
+func StartJS(script, dir, cpus string) (*Server, error) {
 	data := filepath.Join(dir, "js-data")
-	s := &Server{Kind: JS, path: "/", data: data, log: filepath.Join(dir, "js-server.log"), home: "home-loadtest"}
+	s := &Server{Kind: JS, path: "/", data: data, log: filepath.Join(dir, "js-server.log"), home: "home-loadtest", cpus: cpus}
 	cmd := exec.Command("node", filepath.Base(script), "0", data)
 	cmd.Dir = filepath.Dir(script) // its node_modules
 	// "listening PORT"
@@ -97,15 +96,15 @@ func (s *Server) start(cmd *exec.Cmd, ready *regexp.Regexp) error {
 	if err != nil {
 		return err
 	}
-	if CPUs != "" {
+	if s.cpus != "" {
 		taskset, err := exec.LookPath("taskset")
 		if err != nil {
 			logf.Close()
-			return fmt.Errorf("confining %s to CPUs %s: %w", s.Kind.Label(), CPUs, err)
+			return fmt.Errorf("confining %s to CPUs %s: %w", s.Kind.Label(), s.cpus, err)
 		}
 		// taskset sets the mask and execs the server in place: same
 		// process, so its CPU and memory figures are the server's.
-		cmd.Args = append([]string{"taskset", "-c", CPUs}, cmd.Args...)
+		cmd.Args = append([]string{"taskset", "-c", s.cpus}, cmd.Args...)
 		cmd.Path = taskset
 	}
 	cmd.Stderr = logf

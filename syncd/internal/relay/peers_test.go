@@ -3,6 +3,8 @@ package relay
 import (
 	"bytes"
 	"context"
+	"net/http/httptest"
+	"strings"
 	"sync"
 	"testing"
 	"testing/synctest"
@@ -185,10 +187,12 @@ func TestAnswersShareAWorkerCall(t *testing.T) {
 		if d := time.Since(start); d != linger {
 			t.Errorf("the answers were worked %v after the first message, want after the linger (%v)", d, linger)
 		}
-		// With nothing more, the runner goes once its linger is over (the
-		// bubble's clock moves at once: nothing else is running).
-		time.Sleep(linger)
-		synctest.Wait()
+		// With nothing more, the runner goes once one linger is over.
+		// Waiting for it to end lets the bubble's clock run to then.
+		s.wg.Wait()
+		if d := time.Since(start); d != 2*linger {
+			t.Errorf("the idle runner ended %v after the first message, want one linger after the answers (%v)", d, 2*linger)
+		}
 		s.mu.Lock()
 		_, running := s.queues[doc]
 		s.mu.Unlock()
@@ -196,4 +200,55 @@ func TestAnswersShareAWorkerCall(t *testing.T) {
 			t.Error("the document's runner is still there after a linger with nothing to do")
 		}
 	})
+}
+
+// failWorker fails every message as from a peer it does not know; before
+// answering, it runs during (if set), as if a connection ended meanwhile.
+type failWorker struct {
+	echoWorker
+	during func()
+}
+
+func (w *failWorker) Work(_ context.Context, a worker.WorkArgs) (worker.WorkReply, error) {
+	if w.during != nil {
+		w.during()
+	}
+	return worker.WorkReply{Failed: &worker.Failure{Index: 0, Peer: a.Msgs[0].From, Reason: "unknown peer"}}, nil
+}
+
+// A refused message is reported to its device; but one whose connection
+// ended while it waited (the worker forgot the peer, and fails the message
+// for that) is not a refusal: nobody is told, nothing is counted.
+func TestMessageOfADepartedConnectionIsNotARefusal(t *testing.T) {
+	for _, departs := range []bool{false, true} {
+		w := &failWorker{}
+		r := newTestRelay(t, Config{}, w)
+		dev, sc := r.device(t, "PC")
+		tc := &recorder{}
+		c := &conn{s: r.s, tc: tc, dev: dev, scope: sc, boot: make(chan wire.Message, 16)}
+		enc := func(m wire.Message) []byte { b, _ := wire.Encode(m); return b }
+		c.onFrame(enc(wire.Message{Type: wire.TypeJoin, SenderID: "pc", SupportedProtocolVersions: []string{"1"}}))
+		if departs {
+			w.during = c.leave
+		}
+		c.onFrame(enc(wire.Message{Type: wire.TypeSync, SenderID: "pc", TargetID: "relay", DocumentID: r.doc, Data: []byte{0x42, 0, 0, 0, 0}}))
+		r.s.wg.Wait()
+		told := 0
+		tc.mu.Lock()
+		for _, f := range tc.frames {
+			if m, err := wire.Decode(f); err == nil && m.Type == wire.TypeError {
+				told++
+			}
+		}
+		tc.mu.Unlock()
+		rec := httptest.NewRecorder()
+		r.s.metrics.Handler().ServeHTTP(rec, httptest.NewRequest("GET", "/metrics", nil))
+		counted := strings.Contains(rec.Body.String(), `haven_relay_refused_total{reason="bad-sync-message"} 1`)
+		if departs && (told != 0 || counted) {
+			t.Errorf("connection gone: told %d, refusal counted %v; want neither", told, counted)
+		}
+		if !departs && (told != 1 || !counted) {
+			t.Errorf("connection still there: told %d, refusal counted %v; want both", told, counted)
+		}
+	}
 }

@@ -133,11 +133,10 @@ func (s *Server) process(doc string, batch []queued) {
 	if f := reply.Failed; f != nil {
 		applied = batch[:f.Index]
 		q := batch[f.Index]
-		if s.gone(q.from) {
-			// The connection ended while its message waited, and the
-			// worker forgot the peer: nothing was wrong with the message,
-			// and there is no one to tell.
-		} else {
+		// A connection that ended while its message waited had the worker
+		// forget its peer, which fails the message: nothing was wrong with
+		// it, and there is no one to tell.
+		if !s.gone(q.from) {
 			s.refuse(doc, q, f)
 		}
 		if rest := batch[f.Index+1:]; len(rest) > 0 {

@@ -255,9 +255,9 @@ func (pr *proc) call(method string, args, reply any, alone bool) error {
 		if pr.client.Call("Worker.Ping", Empty{}, &Empty{}) != nil {
 			pr.restart()
 		}
-		err := pr.client.Call(method, args, reply)
-		if err == nil || isServerError(err) {
-			return childError(err)
+		crashed, err := outcome(pr.client.Call(method, args, reply))
+		if !crashed {
+			return err
 		}
 		pr.restart()
 		return errCrashed
@@ -265,11 +265,11 @@ func (pr *proc) call(method string, args, reply any, alone bool) error {
 	pr.slots <- struct{}{}
 	pr.mu.RLock()
 	gen := pr.gen
-	err := pr.client.Call(method, args, reply)
+	crashed, err := outcome(pr.client.Call(method, args, reply))
 	pr.mu.RUnlock()
 	<-pr.slots
-	if err == nil || isServerError(err) {
-		return childError(err)
+	if !crashed {
+		return err
 	}
 	pr.mu.Lock()
 	if pr.gen == gen {
@@ -279,18 +279,17 @@ func (pr *proc) call(method string, args, reply any, alone bool) error {
 	return errCrashed
 }
 
-func isServerError(err error) bool {
+// outcome sorts a call's error: an error the child returned is passed on
+// as a plain error; any other means the child died.
+func outcome(err error) (crashed bool, _ error) {
 	var se rpc.ServerError
-	return errors.As(err, &se)
-}
-
-// childError turns an error the child returned into a plain one.
-func childError(err error) error {
-	var se rpc.ServerError
-	if errors.As(err, &se) {
-		return errors.New(string(se))
+	switch {
+	case err == nil:
+		return false, nil
+	case errors.As(err, &se):
+		return false, errors.New(string(se))
 	}
-	return err
+	return true, nil
 }
 
 func (pr *proc) work(args WorkArgs, alone bool) (WorkReply, error) {

@@ -214,7 +214,7 @@ func TestHostileDeviceCannotHurtOthers(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	storedRec, err := record.Read(storedRecDoc)
+	storedRec, err := record.Read(storedRecDoc, nil) // alerts, not decisions
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -290,11 +290,11 @@ func (e *healthyEditor) step() error {
 		}
 		e.alerts[aid] = alert
 		if err := poll(20*time.Second, func() bool { return has(e.other, e.rec, "alerts", aid) }); err != nil {
-			return fmt.Errorf("alert %d of %s never reached %s", i, e.d.name, e.other.name)
+			return fmt.Errorf("alert %d of %s never reached %s (the relay told %s: %v)", i, e.d.name, e.other.name, e.d.name, e.d.errorCodes())
 		}
 	}
 	if err := poll(20*time.Second, func() bool { return has(e.other, e.tl, "notes", id) }); err != nil {
-		return fmt.Errorf("note %d of %s never reached %s", i, e.d.name, e.other.name)
+		return fmt.Errorf("note %d of %s never reached %s (the relay told %s: %v)", i, e.d.name, e.other.name, e.d.name, e.d.errorCodes())
 	}
 	e.lat = append(e.lat, time.Since(start))
 	return nil

@@ -5,6 +5,7 @@ import (
 	"bytes"
 	"context"
 	"crypto/ecdsa"
+	"crypto/ed25519"
 	"crypto/elliptic"
 	"crypto/rand"
 	"crypto/tls"
@@ -25,6 +26,7 @@ import (
 	"testing"
 	"time"
 
+	"haven/shared/cert"
 	"haven/shared/client"
 	"haven/shared/crdt"
 	"haven/shared/docid"
@@ -32,6 +34,7 @@ import (
 	"haven/shared/record"
 	"haven/shared/repo"
 	"haven/shared/store"
+	"haven/shared/wire"
 	"haven/syncd/internal/relay"
 	"haven/syncd/internal/worker"
 )
@@ -115,7 +118,7 @@ var idRE = regexp.MustCompile(`(home|hub|advice|dev)-[0-9a-z]+`)
 var codeRE = regexp.MustCompile(`one-time code: (\S+)`)
 
 // enroll makes a device for org and exchanges its code for a credential.
-func (p *relayProc) enroll(org, name string) relay.EnrollResponse {
+func (p *relayProc) enroll(org, name string) wire.Enrollment {
 	p.t.Helper()
 	out := p.admin("enroll", org, "-name", name)
 	m := codeRE.FindStringSubmatch(out)
@@ -128,7 +131,7 @@ func (p *relayProc) enroll(org, name string) relay.EnrollResponse {
 		p.t.Fatal(err)
 	}
 	defer resp.Body.Close()
-	var er relay.EnrollResponse
+	var er wire.Enrollment
 	if resp.StatusCode != http.StatusOK || json.NewDecoder(resp.Body).Decode(&er) != nil || er.Credential == "" {
 		p.t.Fatalf("enroll: %s", resp.Status)
 	}
@@ -149,10 +152,14 @@ type device struct {
 	mu          sync.Mutex
 	unavailable map[docid.ID]chan struct{}
 	errors      []string
+	codes       []string // the ErrorCode of each error, in order
 	auditAcks   chan uint64
+	anchor      []byte      // the organisation key, from enrolment
+	trust       *cert.Trust // from the relay's last haven-trust; nil before
+	certs       []cert.Certificate
 }
 
-func newDevice(t *testing.T, name string, enr relay.EnrollResponse, url string) *device {
+func newDevice(t *testing.T, name string, enr wire.Enrollment, url string) *device {
 	t.Helper()
 	st, err := store.Open(t.TempDir(), store.Options{Key: bytes.Repeat([]byte{9}, 32)})
 	if err != nil {
@@ -160,7 +167,7 @@ func newDevice(t *testing.T, name string, enr relay.EnrollResponse, url string) 
 	}
 	d := &device{t: t, name: name, st: st, unavailable: map[docid.ID]chan struct{}{}, auditAcks: make(chan uint64, 100)}
 	d.repo = repo.New(st, repo.Options{OnChange: func(id docid.ID) {}})
-	ed, err := record.NewEditor(record.Author{UserID: "u-" + name, Name: name, Role: record.GP, RegNo: "GMC 7000001", DeviceID: enr.Device},
+	ed, err := record.NewEditor(record.Author{UserID: "staff-" + name, Name: name, Role: record.GP, RegNo: "GMC 7000001", DeviceID: enr.Device},
 		record.Rules{NHS: nhs.Demo})
 	if err != nil {
 		t.Fatal(err)
@@ -188,13 +195,23 @@ func newDevice(t *testing.T, name string, enr relay.EnrollResponse, url string) 
 			}
 			d.mu.Unlock()
 		},
-		OnError: func(msg string) {
+		OnError: func(code, msg string) {
 			d.mu.Lock()
 			d.errors = append(d.errors, msg)
+			d.codes = append(d.codes, code)
 			d.mu.Unlock()
 		},
 		OnAuditAck: func(seq uint64) { d.auditAcks <- seq },
+		OnTrust: func(t wire.Trust) {
+			if !bytes.Equal(t.Anchor, d.anchor) {
+				return
+			}
+			d.mu.Lock()
+			d.trust, d.certs = cert.NewTrust(t.Anchor, t.Revocations), t.Certificates
+			d.mu.Unlock()
+		},
 	})
+	d.anchor = enr.Anchor
 	ctx, cancel := context.WithCancel(context.Background())
 	d.cancel = cancel
 	d.runErr = make(chan error, 1)
@@ -256,11 +273,58 @@ func (d *device) record(id docid.ID) *record.Record {
 	if err != nil {
 		d.t.Fatal(err)
 	}
-	r, err := record.Read(h.Doc())
+	r, err := record.Read(h.Doc(), d.currentTrust())
 	if err != nil {
 		d.t.Fatal(err)
 	}
 	return r
+}
+
+// errorCodes lists the codes of the errors the relay sent, in order.
+func (d *device) errorCodes() []string {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	return append([]string(nil), d.codes...)
+}
+
+func (d *device) currentTrust() *cert.Trust {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	return d.trust
+}
+
+// certify has the device's editor certified the way a desktop is: a key
+// made here, a certificate request sent over the connection, an
+// administrator's approval, and the certificate back in a haven-trust
+// message. The editor then signs its decisions.
+func (d *device) certify(p *relayProc) {
+	d.t.Helper()
+	pub, priv := cert.NewKey()
+	a := d.ed.Author
+	req := wire.CertRequest{ID: "req-" + strings.ToLower(strings.ReplaceAll(d.name, " ", "")) + "0001", Staff: a.UserID, Name: a.Name,
+		Role: string(a.Role), Registration: a.RegNo, PublicKey: pub}
+	req.Proof = ed25519.Sign(priv, req.SigningBytes())
+	waitFor(d.t, "the device online to send its request", d.online)
+	if !d.client.SendCertRequest(req) {
+		d.t.Fatal("certificate request not sent")
+	}
+	waitFor(d.t, "the relay to hold the request", func() bool { return strings.Contains(p.admin("staff", "list"), req.ID) })
+	p.admin("staff", "approve", req.ID)
+	// The next trust message carries it: ask by sending the request again.
+	var c *cert.Certificate
+	waitFor(d.t, "the certificate to arrive", func() bool {
+		d.client.SendCertRequest(req)
+		d.mu.Lock()
+		defer d.mu.Unlock()
+		for i := range d.certs {
+			if d.certs[i].Staff == a.UserID {
+				c = &d.certs[i]
+			}
+		}
+		return c != nil
+	})
+	d.ed.Signer = record.KeySigner{Cert: c, Key: priv}
+	d.ed.Rules.Trust = d.currentTrust()
 }
 
 func (d *device) edit(id docid.ID, fn func(doc *crdt.Doc) error) {
@@ -334,6 +398,8 @@ func TestCreateFindConvergeAndScope(t *testing.T) {
 		id.Room = "14"
 		return a.ed.UpdateIdentity(doc, id)
 	})
+	hub.certify(w.relay)
+	a.certify(w.relay) // to read the hub's signed decision
 	hub.edit(docs.RecordID, func(doc *crdt.Doc) error {
 		_, err := hub.ed.Decide(doc, record.KindCPR, "", record.CPRNotRecommended, "frailty; discussed with family")
 		return err

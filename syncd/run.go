@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"context"
+	"crypto/ed25519"
 	"crypto/rand"
 	"encoding/hex"
 	"encoding/json"
@@ -30,14 +31,16 @@ import (
 // variable, and every default is safe: loopback only, data under the user's
 // home, a fresh random key on first run.
 type config struct {
-	data     string
-	keyFile  string
-	listen   string
-	tlsCert  string
-	tlsKey   string
-	workers  int
-	maxConns int
-	logLevel string
+	data    string
+	keyFile string
+	// signingKeyFile holds the organisation signing key (see signingKey).
+	signingKeyFile string
+	listen         string
+	tlsCert        string
+	tlsKey         string
+	workers        int
+	maxConns       int
+	logLevel       string
 }
 
 func defaultDataDir() string {
@@ -68,6 +71,7 @@ func defaultWorkers() int { return max(2, runtime.NumCPU()) }
 func (c *config) flags(fs *flag.FlagSet) {
 	fs.StringVar(&c.data, "data", env("HAVEN_SYNCD_DATA", defaultDataDir()), "data folder (HAVEN_SYNCD_DATA)")
 	fs.StringVar(&c.keyFile, "key-file", env("HAVEN_SYNCD_KEY_FILE", ""), "file holding the 32-byte store key in hex; default: beside the data folder, created on first run (HAVEN_SYNCD_KEY_FILE)")
+	fs.StringVar(&c.signingKeyFile, "signing-key-file", env("HAVEN_SYNCD_SIGNING_KEY_FILE", ""), "file holding the organisation signing key (Ed25519 seed, 64 hex digits) that certifies staff; default: beside the data folder, created on first run (HAVEN_SYNCD_SIGNING_KEY_FILE)")
 	fs.StringVar(&c.listen, "listen", env("HAVEN_SYNCD_LISTEN", "127.0.0.1:8450"), "address to serve on (HAVEN_SYNCD_LISTEN); plain websockets only on loopback")
 	fs.StringVar(&c.tlsCert, "tls-cert", env("HAVEN_SYNCD_TLS_CERT", ""), "TLS certificate file (HAVEN_SYNCD_TLS_CERT)")
 	fs.StringVar(&c.tlsKey, "tls-key", env("HAVEN_SYNCD_TLS_KEY", ""), "TLS key file (HAVEN_SYNCD_TLS_KEY)")
@@ -86,30 +90,60 @@ func (c *config) logger(w io.Writer) *slog.Logger {
 // file sits beside the data folder, not in it, so copying the folder alone
 // does not copy the key.
 func (c *config) key() ([]byte, error) {
-	path := c.keyFile
-	if path == "" {
-		path = strings.TrimRight(c.data, string(filepath.Separator)) + ".key"
+	return c.secret(c.keyFile, ".key", "key file")
+}
+
+// signingKey reads the organisation signing key (an Ed25519 seed), which
+// signs staff certificates and revocations, creating it on first run. Like
+// the store key it sits beside the data folder, never in the store: a copy
+// of the store cannot certify anyone.
+func (c *config) signingKey() (ed25519.PrivateKey, error) {
+	seed, err := c.secret(c.signingKeyFile, ".signing-key", "signing key file")
+	if err != nil {
+		return nil, err
+	}
+	return ed25519.NewKeyFromSeed(seed), nil
+}
+
+// secret reads 32 bytes in hex from path (default: the data folder's path
+// plus suffix), creating the default file with fresh random bytes on first
+// run.
+func (c *config) secret(path, suffix, what string) ([]byte, error) {
+	given := path != ""
+	if !given {
+		path = strings.TrimRight(c.data, string(filepath.Separator)) + suffix
 	}
 	b, err := os.ReadFile(path)
-	if errors.Is(err, os.ErrNotExist) && c.keyFile == "" {
+	if errors.Is(err, os.ErrNotExist) && !given {
 		if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
 			return nil, err
 		}
 		var k [32]byte
 		rand.Read(k[:])
 		if err := os.WriteFile(path, []byte(hex.EncodeToString(k[:])+"\n"), 0o600); err != nil {
-			return nil, fmt.Errorf("create key file: %w", err)
+			return nil, fmt.Errorf("create %s: %w", what, err)
 		}
 		return k[:], nil
 	}
 	if err != nil {
-		return nil, fmt.Errorf("read key file: %w", err)
+		return nil, fmt.Errorf("read %s: %w", what, err)
 	}
 	k, err := hex.DecodeString(strings.TrimSpace(string(b)))
 	if err != nil || len(k) != 32 {
-		return nil, fmt.Errorf("key file %s must hold 64 hex digits", path)
+		return nil, fmt.Errorf("%s %s must hold 64 hex digits", what, path)
 	}
 	return k, nil
+}
+
+// registry opens the organisation registry over st with the signing key.
+func (c *config) registry(st *store.Store, log *slog.Logger) (*orgs.Registry, error) {
+	key, err := c.signingKey()
+	if err != nil {
+		return nil, err
+	}
+	reg := orgs.New(st)
+	reg.Key, reg.Logger = key, log
+	return reg, nil
 }
 
 func (c *config) openStore(log *slog.Logger) (*store.Store, error) {
@@ -194,13 +228,16 @@ func serve(ctx context.Context, c config, stdout, stderr io.Writer) error {
 		return err
 	}
 	defer st.Close()
-	reg := orgs.New(st)
-	reg.Logger = log
+	reg, err := c.registry(st, log)
+	if err != nil {
+		return err
+	}
 	metrics := relay.NewMetrics()
 	srv, err := relay.New(relay.Config{Store: st, Orgs: reg, Logger: log, Metrics: metrics, MaxConns: c.maxConns})
 	if err != nil {
 		return err
 	}
+	reg.OnTrustChange = srv.TrustChanged
 	self, err := os.Executable()
 	if err != nil {
 		return err
@@ -331,7 +368,11 @@ func runAdmin(ctx context.Context, c config, args []string, out io.Writer) error
 		return err
 	}
 	defer st.Close()
-	return (&admin.Admin{Store: st, Orgs: orgs.New(st)}).Run(ctx, args, out)
+	reg, err := c.registry(st, slog.New(slog.DiscardHandler))
+	if err != nil {
+		return err
+	}
+	return (&admin.Admin{Store: st, Orgs: reg}).Run(ctx, args, out)
 }
 
 // waitHealthy polls url until it answers 200 or the timeout passes.

@@ -5,10 +5,13 @@
 package demo
 
 import (
+	"crypto/ed25519"
 	"fmt"
 	"math/rand"
+	"sync"
 	"time"
 
+	"haven/shared/cert"
 	"haven/shared/crdt"
 	"haven/shared/docid"
 	"haven/shared/nhs"
@@ -69,12 +72,54 @@ func Person(rng *rand.Rand, i int, now time.Time) record.Identity {
 	return id
 }
 
-// Authors used for demo changes.
-func Authors(device string) (carer, senior, gp *record.Editor) {
-	rules := record.Rules{NHS: nhs.Demo}
-	carer, _ = record.NewEditor(record.Author{UserID: "demo-carer", Name: "Casey Carer", Role: record.CareWorker, DeviceID: device}, rules)
-	senior, _ = record.NewEditor(record.Author{UserID: "demo-senior", Name: "Sam Senior", Role: record.SeniorCarer, DeviceID: device}, rules)
-	gp, _ = record.NewEditor(record.Author{UserID: "demo-gp", Name: "Dr Ada Quill", Role: record.GP, RegNo: "GMC 7000001", DeviceID: device}, rules)
+// Certifier is the organisation key that signs the demo staff's
+// certificates, so the demo's decisions verify wherever that key is
+// trusted: the relay's own key for `syncd demo`, a key of the demo
+// computer's own for an offline demo. Each demo author is certified once.
+type Certifier struct {
+	Key ed25519.PrivateKey
+	Org string // the organisation named in the certificates
+
+	mu      sync.Mutex
+	signers map[string]record.KeySigner
+}
+
+// NewCertifier returns a Certifier over key.
+func NewCertifier(key ed25519.PrivateKey, org string) *Certifier {
+	return &Certifier{Key: key, Org: org, signers: map[string]record.KeySigner{}}
+}
+
+// Trust verifies what the certifier's staff sign.
+func (c *Certifier) Trust() *cert.Trust {
+	return cert.NewTrust(c.Key.Public().(ed25519.PublicKey), nil)
+}
+
+// Editor returns a signing editor for a.
+func (c *Certifier) Editor(a record.Author) *record.Editor {
+	c.mu.Lock()
+	s, ok := c.signers[a.UserID]
+	if !ok {
+		pub, priv := cert.NewKey()
+		from := time.Date(2020, 1, 1, 0, 0, 0, 0, time.UTC)
+		crt := cert.Certificate{ID: cert.NewID(), Org: c.Org, Staff: a.UserID, Name: a.Name, Role: string(a.Role),
+			Registration: a.RegNo, PublicKey: pub, ValidFrom: from, ValidUntil: from.AddDate(20, 0, 0)}.Sign(c.Key)
+		s = record.KeySigner{Cert: &crt, Key: priv}
+		c.signers[a.UserID] = s
+	}
+	c.mu.Unlock()
+	ed, err := record.NewEditor(a, record.Rules{NHS: nhs.Demo, Trust: c.Trust()})
+	if err != nil {
+		panic(err) // the demo authors are valid
+	}
+	ed.Signer = s
+	return ed
+}
+
+// Authors used for demo changes, certified by c.
+func Authors(device string, c *Certifier) (carer, senior, gp *record.Editor) {
+	carer = c.Editor(record.Author{UserID: "demo-carer", Name: "Casey Carer", Role: record.CareWorker, DeviceID: device})
+	senior = c.Editor(record.Author{UserID: "demo-senior", Name: "Sam Senior", Role: record.SeniorCarer, DeviceID: device})
+	gp = c.Editor(record.Author{UserID: "demo-gp", Name: "Dr Ada Quill", Role: record.GP, RegNo: "GMC 7000001", DeviceID: device})
 	return
 }
 
@@ -83,9 +128,9 @@ type Resident = record.NewDocs
 
 // NewResident makes resident i of a home: identity, contacts, care plan,
 // advance wishes, decisions and some notes. notes bounds the timeline.
-func NewResident(home string, i int, seed int64, notes int, now time.Time) (Resident, error) {
+func NewResident(home string, i int, seed int64, notes int, now time.Time, c *Certifier) (Resident, error) {
 	rng := rand.New(rand.NewSource(seed*1000 + int64(i)))
-	carer, senior, gp := Authors("demo-device")
+	carer, senior, gp := Authors("demo-device", c)
 	ident := Person(rng, i, now)
 	docs, err := senior.NewResident(home, ident)
 	if err != nil {
@@ -187,15 +232,15 @@ type Home struct {
 }
 
 // NewHome makes a care home's directory with n residents.
-func NewHome(home, name string, n, notes int, seed int64, now time.Time) (*Home, error) {
-	_, senior, _ := Authors("demo-device")
+func NewHome(home, name string, n, notes int, seed int64, now time.Time, c *Certifier) (*Home, error) {
+	_, senior, _ := Authors("demo-device", c)
 	dir, id, err := senior.NewDirectory(home, name)
 	if err != nil {
 		return nil, err
 	}
 	h := &Home{DirectoryID: id, Directory: dir}
 	for i := 0; i < n; i++ {
-		r, err := NewResident(home, i, seed, notes, now)
+		r, err := NewResident(home, i, seed, notes, now, c)
 		if err != nil {
 			return nil, err
 		}

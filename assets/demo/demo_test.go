@@ -4,13 +4,16 @@ import (
 	"testing"
 	"time"
 
+	"haven/shared/cert"
 	"haven/shared/nhs"
 	"haven/shared/record"
 )
 
 func TestHomeIsValidAndDeterministic(t *testing.T) {
 	now := time.Date(2026, 11, 22, 9, 0, 0, 0, time.UTC)
-	h, err := NewHome("home-demo", "Larch House", 5, 3, 1, now)
+	_, key := cert.NewKey()
+	c := NewCertifier(key, "home-demo")
+	h, err := NewHome("home-demo", "Larch House", 5, 3, 1, now, c)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -20,7 +23,7 @@ func TestHomeIsValidAndDeterministic(t *testing.T) {
 	}
 	seen := map[string]bool{}
 	for _, r := range h.Residents {
-		rec, err := record.Read(r.Record)
+		rec, err := record.Read(r.Record, c.Trust())
 		if err != nil || len(rec.Problems) > 0 {
 			t.Fatalf("record: %v %v", err, rec.Problems)
 		}
@@ -40,9 +43,9 @@ func TestHomeIsValidAndDeterministic(t *testing.T) {
 			t.Fatalf("%d notes, want 3", len(tl.Notes))
 		}
 	}
-	again, _ := NewHome("home-demo", "Larch House", 5, 3, 1, now)
-	r1, _ := record.Read(h.Residents[2].Record)
-	r2, _ := record.Read(again.Residents[2].Record)
+	again, _ := NewHome("home-demo", "Larch House", 5, 3, 1, now, c)
+	r1, _ := record.Read(h.Residents[2].Record, c.Trust())
+	r2, _ := record.Read(again.Residents[2].Record, c.Trust())
 	if r1.Identity != r2.Identity {
 		t.Fatal("the same seed made different people")
 	}

@@ -11,6 +11,7 @@ package client
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -49,12 +50,17 @@ type Config struct {
 	OnChange func(id docid.ID)
 	// OnStatus is called whenever Status changes.
 	OnStatus func(Status)
-	// OnError receives error messages from the relay (e.g. revoked).
-	OnError func(msg string)
+	// OnError receives error messages from the relay: their code (see
+	// wire's Code constants; "" from a relay that sends none) and text.
+	OnError func(code, msg string)
 	// OnUnavailable is told about documents the relay does not have for us.
 	OnUnavailable func(id docid.ID)
 	// OnAuditAck is told a batch of audit events is stored.
 	OnAuditAck func(count uint64)
+	// OnTrust receives the relay's haven-trust messages (the organisation
+	// key, revocations, this device's certificates), on the client's work
+	// goroutine, in order with the documents' sync messages.
+	OnTrust func(wire.Trust)
 	// OnSettled is told, after each exchange about a document, whether the
 	// relay is known to hold all of this device's changes to it.
 	OnSettled func(id docid.ID, inSync bool)
@@ -229,7 +235,7 @@ func (c *Client) connect(ctx context.Context) (bool, error) {
 				c.log.Warn("relay error", "message", m.ErrorMessage)
 				c.setStatus(func(s *Status) { s.LastError = m.ErrorMessage })
 				if c.cfg.OnError != nil {
-					c.cfg.OnError(m.ErrorMessage)
+					c.cfg.OnError(m.ErrorCode, m.ErrorMessage)
 				}
 				select {
 				case <-joined:
@@ -542,6 +548,15 @@ func (c *Client) inbound(ctx context.Context, m wire.Message) {
 		if c.cfg.OnAuditAck != nil {
 			c.cfg.OnAuditAck(m.Count)
 		}
+	case wire.TypeHavenTrust:
+		var t wire.Trust
+		if err := json.Unmarshal(m.Data, &t); err != nil {
+			c.log.Warn("unreadable trust message from the relay", "bytes", len(m.Data))
+			return
+		}
+		if c.cfg.OnTrust != nil {
+			c.enqueue(func() { c.cfg.OnTrust(t) })
+		}
 	}
 }
 
@@ -616,6 +631,16 @@ func (c *Client) NextExchange(id docid.ID) <-chan struct{} {
 // relay acknowledges it through OnAuditAck. It reports false when offline.
 func (c *Client) SendAudit(seq uint64, events []byte) bool {
 	return c.send(wire.Message{Type: wire.TypeHavenAudit, Data: events, Count: seq})
+}
+
+// SendCertRequest asks the relay to certify a member of staff; the answer
+// comes as a haven-trust message (OnTrust). It reports false when offline.
+func (c *Client) SendCertRequest(req wire.CertRequest) bool {
+	data, err := json.Marshal(req)
+	if err != nil {
+		return false
+	}
+	return c.send(wire.Message{Type: wire.TypeHavenCertReq, Data: data})
 }
 
 func (c *Client) deliverBoot(m wire.Message) {

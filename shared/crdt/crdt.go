@@ -517,3 +517,21 @@ func recoverTo(err *error, op string) {
 		*err = fmt.Errorf("automerge %s: %v", op, r)
 	}
 }
+
+// RawChangesSince returns the changes not in the history of heads (all of
+// them for nil heads), in causal order, each as the bytes DecodeChange
+// reads.
+func (d *Doc) RawChangesSince(heads []Hash) (out [][]byte, err error) {
+	defer recoverTo(&err, "changes since")
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	chs, err := d.changesSince(heads)
+	if err != nil {
+		return nil, err
+	}
+	out = make([][]byte, len(chs))
+	for i, c := range chs {
+		out[i] = c.Save()
+	}
+	return out, nil
+}

@@ -5,6 +5,8 @@ import (
 	"fmt"
 	"sort"
 	"strings"
+
+	"haven/shared/cert"
 )
 
 // Kind names a safety-critical value held as a decision list.
@@ -32,16 +34,29 @@ var kindLabels = map[Kind]string{
 // Label is the kind as staff read it.
 func (k Kind) Label() string { return kindLabels[k] }
 
-// CanDecide reports whether a role may record a decision of this kind. The
-// clinical recommendations of ReSPECT section 4 need a registered clinician
-// (DOMAIN: DNACPR recorded only by the senior responsible clinician; the
-// clinician's registration is recorded with the entry). Allergies, ADRT,
-// attorney authority and place of death record facts and wishes that senior
-// care staff collect; care workers report them to a senior.
+// CanDecide reports whether a role may record a decision of this kind. It
+// is the one place this is decided: the editor asks it before signing, the
+// relay before storing, every reader before showing an entry as a decision.
+//
+//   - CPR: the GP alone. DOMAIN: a DNACPR is recorded only by the senior
+//     responsible clinician; of Haven's roles only the GP is a doctor who
+//     holds the person's care (a hub nurse or home nurse may hold the
+//     conversation; the GP signs).
+//   - Clinical focus and ceiling of treatment (ReSPECT section 4): the GP
+//     or a GP-hub nurse (advanced nurse practitioners in the hubs lead
+//     ReSPECT conversations). Not an advice-line clinician, who knows the
+//     person only through a telephone call, nor a home's nurse.
+//   - Allergies, ADRT and preferred place of death record facts and wishes
+//     that senior care staff collect: any registered clinician, a senior
+//     carer or the home manager. Care workers report them to a senior.
+//   - Attorney authority (an LPA seen): a registered clinician or the home
+//     manager.
 func CanDecide(r Role, k Kind) bool {
 	switch k {
-	case KindCPR, KindFocus, KindCeiling:
-		return r.Clinician()
+	case KindCPR:
+		return r == GP
+	case KindFocus, KindCeiling:
+		return r == GP || r == HubNurse
 	case KindAllergies, KindADRT, KindPlaceOfDeath:
 		return r.Clinician() || r == SeniorCarer || r == HomeManager
 	case KindAttorney:
@@ -50,15 +65,19 @@ func CanDecide(r Role, k Kind) bool {
 	return false
 }
 
-// Entry is one decision: immutable once written.
+// Entry is one decision: immutable once written, and signed (see
+// EntrySigningBytes).
 type Entry struct {
 	ID         string   `json:"id"`
 	Subject    string   `json:"subject,omitempty"` // the attorney's contact ID for KindAttorney
 	Value      string   `json:"value"`             // JSON of the kind's value type
-	Author     Author   `json:"by"`
+	Author     Author   `json:"by"`                // as written; a verified entry's comes from Cert
 	At         string   `json:"at"`
 	Reason     string   `json:"reason"`
 	Supersedes []string `json:"supersedes"`
+	// Cert is the author's staff certificate and Sig their signature.
+	Cert *cert.Certificate `json:"cert,omitempty"`
+	Sig  []byte            `json:"sig,omitempty"`
 }
 
 // Value types, one per kind. CPR, clinical focus are bare enumerations.
@@ -108,13 +127,16 @@ type AttorneyAuthority struct {
 	LifeSustaining bool `json:"lifeSustaining"`
 }
 
-// DecisionState is one decision list as read: every entry, and the current
-// ones (those no entry supersedes). More than one current entry is a conflict.
+// DecisionState is one decision list as read: every verified entry, the
+// current ones (those no verified entry supersedes), and the entries that
+// are not decisions. More than one current entry is a conflict; an
+// unverified entry is never current and supersedes nothing.
 type DecisionState struct {
-	Kind    Kind
-	Subject string
-	Entries []Entry // oldest first
-	Current []Entry // oldest first
+	Kind       Kind
+	Subject    string
+	Entries    []Entry      // verified, oldest first
+	Current    []Entry      // oldest first
+	Unverified []Unverified // oldest first
 }
 
 // Key is the map key a Record uses for this list.
@@ -166,27 +188,68 @@ func (e Entry) Text() string {
 	return s
 }
 
-// newState computes Current from all entries of one list.
-func newState(k Kind, subject string, entries []Entry) *DecisionState {
+// newState verifies every entry of one list (each with its ID set to its
+// key in the document; flagged are those readEntries already found wanting)
+// and computes Current from the verified ones.
+func newState(trust *cert.Trust, docID string, k Kind, subject string, entries []Entry, flagged map[string]error) *DecisionState {
 	sort.Slice(entries, func(i, j int) bool {
 		if entries[i].At != entries[j].At {
 			return entries[i].At < entries[j].At
 		}
 		return entries[i].ID < entries[j].ID
 	})
-	superseded := map[string]bool{}
+	held := map[string]bool{}
 	for _, e := range entries {
+		held[e.ID] = true
+	}
+	s := &DecisionState{Kind: k, Subject: subject}
+	for _, e := range entries {
+		v, err := VerifyEntry(trust, docID, k, e.ID, e)
+		if ferr := flagged[e.ID]; ferr != nil {
+			err = ferr
+		}
+		for _, id := range e.Supersedes {
+			if err == nil && !held[id] {
+				err = fmt.Errorf("%w (%s)", ErrMissingSupersede, id)
+			}
+		}
+		if err != nil {
+			s.Unverified = append(s.Unverified, Unverified{Entry: e, Reason: err})
+			continue
+		}
+		s.Entries = append(s.Entries, v)
+	}
+	superseded := map[string]bool{}
+	for _, e := range s.Entries {
 		for _, id := range e.Supersedes {
 			superseded[id] = true
 		}
 	}
-	s := &DecisionState{Kind: k, Subject: subject, Entries: entries}
-	for _, e := range entries {
+	for _, e := range s.Entries {
 		if !superseded[e.ID] {
 			s.Current = append(s.Current, e)
 		}
 	}
 	return s
+}
+
+// Tampered lists every entry of the record that is not a decision, in
+// Kinds order: what a manager's tamper alert counts.
+func (r *Record) Tampered() []Unverified {
+	var out []Unverified
+	for _, k := range Kinds {
+		var keys []string
+		for key, s := range r.Decisions {
+			if s.Kind == k && len(s.Unverified) > 0 {
+				keys = append(keys, key)
+			}
+		}
+		sort.Strings(keys)
+		for _, key := range keys {
+			out = append(out, r.Decisions[key].Unverified...)
+		}
+	}
+	return out
 }
 
 // Decision returns the list for kind (and subject, for attorneys); never nil.

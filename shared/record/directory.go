@@ -119,7 +119,7 @@ func (e *Editor) AddResident(dir *crdt.Doc, id Identity) (NewDocs, error) {
 	if err != nil {
 		return docs, err
 	}
-	r, err := Read(docs.Record)
+	r, err := Read(docs.Record, nil)
 	if err != nil {
 		return docs, err
 	}
@@ -157,7 +157,7 @@ func (e *Editor) Discharge(dir, rec *crdt.Doc, status, date, placeOfDeath string
 	if status != StatusDischarged && status != StatusDied {
 		return &ValidationError{Fields: []*FieldError{{"status", "must be discharged or died"}}}
 	}
-	r, err := Read(rec)
+	r, err := Read(rec, nil)
 	if err != nil {
 		return err
 	}
@@ -169,7 +169,7 @@ func (e *Editor) Discharge(dir, rec *crdt.Doc, status, date, placeOfDeath string
 // Reconcile makes the directory entry for rec match the record. It reports
 // whether it wrote anything.
 func (e *Editor) Reconcile(dir, rec *crdt.Doc) (bool, error) {
-	r, err := Read(rec)
+	r, err := Read(rec, nil)
 	if err != nil {
 		return false, err
 	}

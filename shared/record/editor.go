@@ -35,6 +35,9 @@ var ErrNotFound = errors.New("not found in this record")
 type Editor struct {
 	Author Author
 	Rules  Rules
+	// Signer signs decisions; an editor without one (a member of staff not
+	// yet certified) may write everything but decisions.
+	Signer Signer
 }
 
 // NewEditor checks the author once.
@@ -336,14 +339,29 @@ func (e *Editor) AddReview(doc *crdt.Doc, r Review) (string, error) {
 	})
 }
 
-// Decide records a safety-critical decision. It supersedes every entry that
-// is current on this copy, so it settles a conflict shown to the author; an
-// entry made concurrently elsewhere stays current beside it and shows as a
-// conflict after sync. It returns the new entry's ID.
+// ErrNotCertified is wrapped when the author has no staff certificate that
+// can sign a decision now (not yet certified, expired or revoked).
+var ErrNotCertified = errors.New("no staff certificate that can sign decisions")
+
+// Decide records a safety-critical decision, signed by the editor's Signer.
+// It supersedes every entry that is current on this copy, so it settles a
+// conflict shown to the author; an entry made concurrently elsewhere stays
+// current beside it and shows as a conflict after sync. Before writing it
+// verifies the entry exactly as the relay and every reader will (against
+// Rules.Trust), so it never writes an entry that others refuse. It returns
+// the new entry's ID.
 func (e *Editor) Decide(doc *crdt.Doc, k Kind, subject string, value any, reason string) (string, error) {
-	if err := ValidateDecision(k, subject, value, reason, e.Author, e.Rules); err != nil {
-		if !CanDecide(e.Author.Role, k) {
-			return "", fmt.Errorf("record the %s: %w (%s)", strings.ToLower(k.Label()), ErrNotPermitted, e.Author.Role.Label())
+	if e.Signer == nil || e.Signer.Certificate() == nil {
+		return "", fmt.Errorf("record the %s: %w (not yet certified)", strings.ToLower(k.Label()), ErrNotCertified)
+	}
+	c := e.Signer.Certificate()
+	author := CertificateAuthor(c, e.Author.DeviceID)
+	if c.Staff != e.Author.UserID {
+		return "", fmt.Errorf("record the %s: %w (the certificate is another person's)", strings.ToLower(k.Label()), ErrNotCertified)
+	}
+	if err := ValidateDecision(k, subject, value, reason, author, e.Rules); err != nil {
+		if !CanDecide(author.Role, k) {
+			return "", fmt.Errorf("record the %s: %w (%s)", strings.ToLower(k.Label()), ErrNotPermitted, author.Role.Label())
 		}
 		return "", err
 	}
@@ -363,15 +381,20 @@ func (e *Editor) Decide(doc *crdt.Doc, k Kind, subject string, value any, reason
 	if !ok {
 		return "", fmt.Errorf("decisions.%s: %w", k, ErrNotFound)
 	}
-	entries, _ := readEntries(k, asMap(raw))
-	state := newState(k, subject, entries[subject])
+	docID, _, _ := doc.Get("id")
+	entries, flagged, _ := readEntries(k, asMap(raw))
+	state := newState(e.Rules.Trust, asString(docID), k, subject, entries[subject], flagged)
 	val, _ := json.Marshal(value)
 	entry := Entry{
-		ID: NewID(), Subject: subject, Value: string(val), Author: e.Author,
-		At: Timestamp(e.now()), Reason: reason, Supersedes: []string{},
+		ID: NewID(), Subject: subject, Value: string(val), Author: author,
+		At: Timestamp(e.now()), Reason: reason, Supersedes: []string{}, Cert: c,
 	}
 	for _, c := range state.Current {
 		entry.Supersedes = append(entry.Supersedes, c.ID)
+	}
+	entry.Sig = e.Signer.Sign(EntrySigningBytes(asString(docID), k, entry))
+	if _, err := VerifyEntry(e.Rules.Trust, asString(docID), k, entry.ID, entry); err != nil {
+		return "", fmt.Errorf("record the %s: %w (%v)", strings.ToLower(k.Label()), ErrNotCertified, err)
 	}
 	field := "decisions." + string(k) + "." + entry.ID
 	body, _ := json.Marshal(entry)

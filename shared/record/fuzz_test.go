@@ -18,6 +18,7 @@ func FuzzRead(f *testing.F) {
 	if err != nil {
 		f.Fatal(err)
 	}
+	e.Signer = certify(e.Author)
 	docs, err := e.NewResident("home-1", identity())
 	if err != nil {
 		f.Fatal(err)
@@ -52,11 +53,11 @@ func FuzzRead(f *testing.F) {
 		if err != nil && err != crdt.ErrNoChange {
 			return // a key automerge refuses; nothing to read
 		}
-		r1, err := Read(doc)
+		r1, err := Read(doc, testTrust)
 		if err != nil {
 			t.Fatalf("Read: %v", err)
 		}
-		r2, _ := Read(doc)
+		r2, _ := Read(doc, testTrust)
 		if len(r1.Problems) != len(r2.Problems) || r1.Timeline != r2.Timeline || len(r1.Conflicts()) != len(r2.Conflicts()) {
 			t.Fatal("Read is not deterministic")
 		}

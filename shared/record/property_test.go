@@ -11,6 +11,7 @@ import (
 	"strings"
 	"testing"
 
+	"haven/shared/cert"
 	"haven/shared/crdt"
 )
 
@@ -27,6 +28,11 @@ var (
 // equal record, and the decisions nothing supersedes are exactly those the
 // causal history says no later decision of the same kind had seen: every
 // pair of concurrent decisions left standing is reported as a conflict.
+// Every decision is signed; some replicas also plant entries that do not
+// verify (unsigned, a role that may not sign the kind, a value changed
+// after signing, another organisation's key), each superseding what is
+// current: those are never current, never supersede anything, and are
+// listed as unverified on every replica.
 func TestConvergenceProperty(t *testing.T) {
 	seeds := make([]int64, 0, *seedCount)
 	if *seedFlag >= 0 {
@@ -91,7 +97,8 @@ type pair struct{ from, to int }
 func runSeed(seed int64) (conflicts, resolved int, err error) {
 	rng := rand.New(rand.NewSource(seed))
 	n := 3 + rng.Intn(5)
-	roles := []Role{GP, AdviceClinician, HubNurse, Nurse, SeniorCarer, HomeManager}
+	roles := []Role{GP, GP, AdviceClinician, HubNurse, Nurse, SeniorCarer, HomeManager}
+	forged := map[string]bool{}
 	origin, err := NewEditor(Author{UserID: "creator", Name: "Creator", Role: HomeManager, DeviceID: "d0"}, rules())
 	if err != nil {
 		return 0, 0, err
@@ -112,6 +119,7 @@ func runSeed(seed int64) (conflicts, resolved int, err error) {
 		if err != nil {
 			return 0, 0, err
 		}
+		ed.Signer = certify(ed.Author)
 		reps[i] = &replica{doc: doc, ed: ed, sync: map[int]*crdt.SyncState{}}
 	}
 	queues := map[pair][][]byte{}
@@ -134,6 +142,13 @@ func runSeed(seed int64) (conflicts, resolved int, err error) {
 			if err == nil && state.Conflict() {
 				resolved++
 			}
+		case op < 5 && rng.Intn(3) == 0: // an entry planted by a device that does not play by the rules
+			k := propKinds[rng.Intn(len(propKinds))]
+			id, err := forge(rng, r.doc, k, randomValue(rng, k))
+			if err != nil {
+				return 0, 0, err
+			}
+			forged[id] = true
 		case op < 6: // an ordinary field
 			id := mustRead(r.doc).Identity
 			id.Room = fmt.Sprint(rng.Intn(40))
@@ -241,6 +256,18 @@ func runSeed(seed int64) (conflicts, resolved int, err error) {
 	if err != nil {
 		return 0, 0, err
 	}
+	unverified := map[string]bool{}
+	for _, u := range first.Tampered() {
+		unverified[u.Entry.ID] = true
+	}
+	for id := range forged {
+		if !unverified[id] {
+			return 0, 0, fmt.Errorf("planted entry %s is not listed as unverified", id)
+		}
+	}
+	if len(unverified) != len(forged) {
+		return 0, 0, fmt.Errorf("%d entries unverified, %d planted: a signed decision failed to verify", len(unverified), len(forged))
+	}
 	for _, k := range propKinds {
 		var got []string
 		for _, e := range first.Decision(k, "").Current {
@@ -258,6 +285,43 @@ func runSeed(seed int64) (conflicts, resolved int, err error) {
 		}
 	}
 	return conflicts, resolved, nil
+}
+
+// forge writes an entry of kind k that must not verify, superseding every
+// current entry, in one of the ways a device with its own code could.
+func forge(rng *rand.Rand, doc *crdt.Doc, k Kind, value any) (string, error) {
+	docID, _, _ := doc.Get("id")
+	cur := mustRead(doc).Decision(k, "")
+	val, _ := json.Marshal(value)
+	carer := Author{UserID: "u-carer", Name: "Dr Claims", Role: CareWorker, DeviceID: "d-x"}
+	e := Entry{ID: NewID(), Value: string(val), Author: Author{UserID: "u-x", Name: "Dr Forged", Role: GP, RegNo: "GMC 7000009", DeviceID: "d-x"},
+		At: Timestamp(testNow), Reason: "forged", Supersedes: []string{}}
+	for _, c := range cur.Current {
+		e.Supersedes = append(e.Supersedes, c.ID)
+	}
+	switch rng.Intn(4) {
+	case 0: // unsigned
+	case 1: // a care worker's certificate
+		s := certify(carer)
+		e.Cert = s.Cert
+		e.Sig = s.Sign(EntrySigningBytes(docID.(string), k, e))
+	case 2: // signed by a GP, then the value changed
+		s := certify(e.Author)
+		e.Cert = s.Cert
+		e.Sig = s.Sign(EntrySigningBytes(docID.(string), k, e))
+		e.Value += " " // still the same JSON value, no longer what was signed
+	case 3: // a certificate from another organisation's key
+		_, other := cert.NewKey()
+		pub, priv := cert.NewKey()
+		c := cert.Certificate{ID: cert.NewID(), Org: "org-other", Staff: "u-x", Name: "Dr Forged", Role: string(GP),
+			Registration: "GMC 7000009", PublicKey: pub, ValidFrom: testNow.AddDate(-1, 0, 0), ValidUntil: testNow.AddDate(1, 0, 0)}.Sign(other)
+		e.Cert = &c
+		e.Sig = KeySigner{Cert: &c, Key: priv}.Sign(EntrySigningBytes(docID.(string), k, e))
+	}
+	body, _ := json.Marshal(e)
+	msg, _ := json.Marshal(ChangeMeta{V: 1, Op: "forge", By: e.Author})
+	_, err := doc.Change(string(msg), testNow, func(w *crdt.Writer) error { return w.Set(string(body), "decisions", string(k), e.ID) })
+	return e.ID, err
 }
 
 func (r *replica) state(peer int) *crdt.SyncState {
@@ -286,7 +350,7 @@ func randomQueue(rng *rand.Rand, queues map[pair][][]byte) (pair, bool) {
 // mustRead reads a record; a walk failure cannot happen on documents this
 // test writes, and would surface as a mismatch in the checks that follow.
 func mustRead(d *crdt.Doc) *Record {
-	r, err := Read(d)
+	r, err := Read(d, testTrust)
 	if err != nil {
 		return &Record{Problems: []string{err.Error()}}
 	}

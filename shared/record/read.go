@@ -5,23 +5,27 @@ import (
 	"fmt"
 	"sort"
 
+	"haven/shared/cert"
 	"haven/shared/crdt"
 	"haven/shared/docid"
 )
 
-// Read returns the resident's record held in doc.
-func Read(doc *crdt.Doc) (*Record, error) {
+// Read returns the resident's record held in doc, its decisions verified
+// against trust (nil trust: none verifies, so none is shown as settled).
+func Read(doc *crdt.Doc, trust *cert.Trust) (*Record, error) {
 	root, err := doc.Root()
 	if err != nil {
 		return nil, fmt.Errorf("read record: %w", err)
 	}
-	return FromTree(root), nil
+	return FromTree(root, trust), nil
 }
 
 // FromTree builds a Record from a document's plain tree. It never fails and
 // never panics: whatever cannot be read is left out and named in Problems,
 // because a document may have been written by another client or version.
-func FromTree(root map[string]any) *Record {
+// Every decision entry is verified against trust: one that fails is kept
+// in its list's Unverified, never current.
+func FromTree(root map[string]any, trust *cert.Trust) *Record {
 	r := &Record{Decisions: map[string]*DecisionState{}}
 	if id, err := docid.Parse(asString(root["id"])); err == nil {
 		r.ID = id
@@ -92,10 +96,10 @@ func FromTree(root map[string]any) *Record {
 
 	decisions := asMap(root["decisions"])
 	for _, k := range Kinds {
-		bySubject, problems := readEntries(k, asMap(decisions[string(k)]))
+		bySubject, flagged, problems := readEntries(k, asMap(decisions[string(k)]))
 		r.Problems = append(r.Problems, problems...)
 		for subject, entries := range bySubject {
-			s := newState(k, subject, entries)
+			s := newState(trust, asString(root["id"]), k, subject, entries, flagged)
 			r.Decisions[s.Key()] = s
 		}
 	}
@@ -109,27 +113,31 @@ func FromTree(root map[string]any) *Record {
 	return r
 }
 
-// readEntries reads one kind's entries, grouped by subject.
-func readEntries(k Kind, m map[string]any) (map[string][]Entry, []string) {
-	out := map[string][]Entry{}
-	var problems []string
-	for id, v := range m {
+// readEntries reads one kind's entries, grouped by subject, each with its
+// ID set to its key in the document; flagged says why an entry is not a
+// decision whatever its signature: it could not be read whole, or it names
+// another ID than its key.
+func readEntries(k Kind, m map[string]any) (out map[string][]Entry, flagged map[string]error, problems []string) {
+	out, flagged = map[string][]Entry{}, map[string]error{}
+	for key, v := range m {
 		var e Entry
-		path := "decisions." + string(k) + "." + id
+		path := "decisions." + string(k) + "." + key
 		if p := fromJSONOrFields(v, &e, path); len(p) > 0 {
 			// A decision that cannot be read whole must not be half-shown:
-			// it still counts (it may supersede others), with its value
-			// marked unreadable.
+			// it is listed as unverified, with its value marked unreadable.
 			problems = append(problems, p...)
 			e.Value = `"unreadable"`
+			flagged[key] = ErrMalformedEntry
+		} else if e.ID != key {
+			flagged[key] = ErrWrongKey
 		}
-		e.ID = id
+		e.ID = key
 		if k != KindAttorney {
 			e.Subject = ""
 		}
 		out[e.Subject] = append(out[e.Subject], e)
 	}
-	return out, problems
+	return out, flagged, problems
 }
 
 // Contact returns the contact with the given ID.

@@ -12,7 +12,9 @@ import (
 
 var testNow = time.Date(2026, 11, 22, 3, 0, 0, 0, time.UTC)
 
-func rules() Rules { return Rules{NHS: nhs.Demo, Now: func() time.Time { return testNow }} }
+func rules() Rules {
+	return Rules{NHS: nhs.Demo, Now: func() time.Time { return testNow }, Trust: testTrust}
+}
 
 func editor(t testing.TB, name string, role Role) *Editor {
 	t.Helper()
@@ -24,6 +26,7 @@ func editor(t testing.TB, name string, role Role) *Editor {
 	if err != nil {
 		t.Fatalf("NewEditor(%s): %v", name, err)
 	}
+	e.Signer = certify(a)
 	return e
 }
 
@@ -61,7 +64,7 @@ func readTimeline(t testing.TB, doc *crdt.Doc) *Timeline {
 
 func read(t testing.TB, doc *crdt.Doc) *Record {
 	t.Helper()
-	r, err := Read(doc)
+	r, err := Read(doc, testTrust)
 	if err != nil {
 		t.Fatalf("Read: %v", err)
 	}
@@ -173,13 +176,13 @@ func TestConcurrentFieldEditsMerge(t *testing.T) {
 
 func TestConcurrentCPRDecisionsConflictUntilSuperseded(t *testing.T) {
 	gp := editor(t, "Dr Ada Quill", GP)
-	adv := editor(t, "Nurse Bo Lind", AdviceClinician)
+	other := editor(t, "Dr Sam Okafor", GP)
 	a := newResident(t, gp)
 	b, _ := a.Fork()
 	if _, err := gp.Decide(a, KindCPR, "", CPRNotRecommended, "frailty; discussed with family"); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := adv.Decide(b, KindCPR, "", CPRRecommended, "resident's wish on the call"); err != nil {
+	if _, err := other.Decide(b, KindCPR, "", CPRRecommended, "resident's wish on the call"); err != nil {
 		t.Fatal(err)
 	}
 	sync(t, a, b)
@@ -190,7 +193,7 @@ func TestConcurrentCPRDecisionsConflictUntilSuperseded(t *testing.T) {
 			t.Fatalf("concurrent CPR decisions merged into %+v, want a conflict", s.Current)
 		}
 		summary := s.ConflictSummary(func(e Entry) string { return Label(e.Text()) })
-		for _, want := range []string{"Dr Ada Quill", "Nurse Bo Lind", "CPR attempts NOT recommended", "CPR attempts recommended"} {
+		for _, want := range []string{"Dr Ada Quill", "Dr Sam Okafor", "CPR attempts NOT recommended", "CPR attempts recommended"} {
 			if !strings.Contains(summary, want) {
 				t.Fatalf("conflict summary %q does not name %q", summary, want)
 			}
@@ -441,7 +444,7 @@ func TestReadToleratesForeignDocuments(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	r, err := Read(doc)
+	r, err := Read(doc, testTrust)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -453,8 +456,8 @@ func TestReadToleratesForeignDocuments(t *testing.T) {
 		t.Fatalf("Problems = %q, want %q", r.Problems, want)
 	}
 	s := r.Decision(KindCPR, "")
-	if len(s.Current) != 1 || s.Current[0].Text() != "unreadable" {
-		t.Fatalf("unreadable decision shown as %+v; it must not read as a CPR value", s.Current)
+	if len(s.Current) != 0 || len(s.Unverified) != 1 || !errors.Is(s.Unverified[0].Reason, ErrMalformedEntry) {
+		t.Fatalf("unreadable decision shown as current %+v, unverified %+v; it must be listed as unverified only", s.Current, s.Unverified)
 	}
 	h, err := History(doc, "")
 	if err != nil || len(h) != 1 || h[0].Op != "external" || !strings.HasPrefix(h[0].Who(doc.Actor()), "unknown client") {

@@ -3,9 +3,11 @@ package record
 import (
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 	"time"
 
+	"haven/shared/cert"
 	"haven/shared/nhs"
 )
 
@@ -16,6 +18,9 @@ type Rules struct {
 	NHS nhs.Mode
 	// Now is the clock; nil means time.Now.
 	Now func() time.Time
+	// Trust verifies decisions: the organisation key and the revocations
+	// this device knows. An editor signs a decision only if it verifies.
+	Trust *cert.Trust
 }
 
 func (r Rules) now() time.Time {
@@ -445,3 +450,62 @@ func ValidateDecision(k Kind, subject string, value any, reason string, by Autho
 	}
 	return c.err()
 }
+
+// Professional registers, and the roles each may register.
+var registers = []struct {
+	body  string
+	shape func(string) bool
+	roles []Role
+}{
+	{"GMC", func(s string) bool { return len(s) == 7 && allDigits(s) }, []Role{GP, AdviceClinician}},
+	{"NMC", func(s string) bool { // two digits, a letter, four digits, a letter: 12A3456E
+		return len(s) == 8 && allDigits(s[:2]) && isUpper(s[2]) && allDigits(s[3:7]) && isUpper(s[7])
+	}, []Role{Nurse, HubNurse, AdviceClinician}},
+	{"HCPC", func(s string) bool { // a profession's two letters, then digits: PA12345
+		return len(s) >= 4 && len(s) <= 10 && isUpper(s[0]) && isUpper(s[1]) && allDigits(s[2:])
+	}, []Role{AdviceClinician}},
+}
+
+func allDigits(s string) bool {
+	for i := 0; i < len(s); i++ {
+		if s[i] < '0' || s[i] > '9' {
+			return false
+		}
+	}
+	return s != ""
+}
+
+func isUpper(c byte) bool { return c >= 'A' && c <= 'Z' }
+
+// ValidateRegistration checks a professional registration for a role and
+// returns it in its stored form ("GMC 7000001", "NMC 12A3456E", "HCPC
+// PA12345"): a GP is on the GMC register; a nurse on the NMC's; an
+// advice-line clinician on any of the three (doctors, nurses, paramedics);
+// other roles have none. It is checked before a certificate is issued,
+// because the registration is part of what the organisation vouches for.
+func ValidateRegistration(role Role, reg string) (string, error) {
+	reg = strings.ToUpper(strings.Join(strings.Fields(reg), " "))
+	if !role.Clinician() {
+		if reg != "" {
+			return "", &ValidationError{Fields: []*FieldError{{"registration", fmt.Sprintf("a %s has no professional registration", strings.ToLower(role.Label()))}}}
+		}
+		return "", nil
+	}
+	var bodies []string
+	for _, r := range registers {
+		if !slices.Contains(r.roles, role) {
+			continue
+		}
+		bodies = append(bodies, r.body)
+		if num, ok := strings.CutPrefix(reg, r.body); ok {
+			num = strings.TrimSpace(num)
+			if r.shape(num) {
+				return r.body + " " + num, nil
+			}
+			return "", &ValidationError{Fields: []*FieldError{{"registration", fmt.Sprintf("is not a %s number (%s)", r.body, registerExample[r.body])}}}
+		}
+	}
+	return "", &ValidationError{Fields: []*FieldError{{"registration", fmt.Sprintf("a %s gives a %s number", strings.ToLower(role.Label()), strings.Join(bodies, " or "))}}}
+}
+
+var registerExample = map[string]string{"GMC": "7 digits, e.g. GMC 7000001", "NMC": "e.g. NMC 12A3456E", "HCPC": "two letters and digits, e.g. HCPC PA12345"}

@@ -163,3 +163,37 @@ func TestInvalidInputWritesNothing(t *testing.T) {
 		t.Fatal("an invalid input changed the document")
 	}
 }
+
+func TestValidateRegistration(t *testing.T) {
+	for _, tc := range []struct {
+		role Role
+		reg  string
+		want string // "" and ok: none; "!" an error
+	}{
+		{GP, "GMC 7000001", "GMC 7000001"},
+		{GP, "gmc  7000001", "GMC 7000001"},
+		{GP, "GMC7000001", "GMC 7000001"},
+		{GP, "GMC 700001", "!"},
+		{GP, "NMC 12A3456E", "!"},
+		{GP, "", "!"},
+		{HubNurse, "NMC 12A3456E", "NMC 12A3456E"},
+		{Nurse, "nmc 12a3456e", "NMC 12A3456E"},
+		{Nurse, "NMC 1213456E", "!"},
+		{AdviceClinician, "HCPC PA12345", "HCPC PA12345"},
+		{AdviceClinician, "GMC 7000002", "GMC 7000002"},
+		{AdviceClinician, "HCPC 1234567", "!"},
+		{CareWorker, "", ""},
+		{HomeManager, "NMC 12A3456E", "!"},
+	} {
+		got, err := ValidateRegistration(tc.role, tc.reg)
+		if tc.want == "!" {
+			if !errors.Is(err, ErrInvalid) {
+				t.Errorf("ValidateRegistration(%s, %q) = %q, %v; want an error", tc.role, tc.reg, got, err)
+			}
+			continue
+		}
+		if err != nil || got != tc.want {
+			t.Errorf("ValidateRegistration(%s, %q) = %q, %v; want %q", tc.role, tc.reg, got, err, tc.want)
+		}
+	}
+}

@@ -11,6 +11,7 @@ import (
 	"haven/shared/crdt"
 	"haven/shared/docid"
 	"haven/shared/record"
+	"haven/shared/record/recordtest"
 )
 
 // BenchmarkDurableCommit measures the latency of one acknowledged change (a
@@ -74,7 +75,8 @@ func BenchmarkDurableCommit(b *testing.B) {
 // record is what shows the front sheet. Target: open ≤ 150 ms.
 func BenchmarkFiveYearRecord(b *testing.B) {
 	e := testEditor(b)
-	gp, _ := record.NewEditor(record.Author{UserID: "gp", Name: "Dr Ada Quill", Role: record.GP, RegNo: "GMC 7000001", DeviceID: "hub"}, e.Rules)
+	org := recordtest.NewOrg()
+	gp := org.Editor(record.Author{UserID: "gp", Name: "Dr Ada Quill", Role: record.GP, RegNo: "GMC 7000001", DeviceID: "hub"}, e.Rules)
 	docs, err := e.NewResident("home-1", testIdentity())
 	if err != nil {
 		b.Fatal(err)
@@ -143,7 +145,7 @@ func BenchmarkFiveYearRecord(b *testing.B) {
 		if err != nil {
 			b.Fatal(err)
 		}
-		rec, err := record.Read(h.Doc())
+		rec, err := record.Read(h.Doc(), org.Trust)
 		if err != nil || rec.Decision(record.KindCPR, "").Current == nil {
 			b.Fatalf("read record: %v", err)
 		}

@@ -67,10 +67,14 @@ type Options struct {
 	// notes reach the relay a round trip sooner: 300 ms on a rural line,
 	// 2 s on a failing one. Changes the peer already has cost it nothing.
 	EagerChanges bool
-	// Verify makes every received change prove the document still saves
-	// and reloads before it is stored or passed on (O(document) per change;
-	// the relay's workers set it).
-	Verify bool
+	// Vet, if set, checks what a batch of received messages added to a
+	// document before anything is stored or sent: the document as it is
+	// now, and its heads before the batch (nil for a document new to this
+	// engine). An error refuses the batch, and each message of it is then
+	// taken alone so only the culprit is refused (a *MessageError wrapping
+	// Vet's error). The relay's workers set it to enforce the record's
+	// rules and that the document still loads.
+	Vet    func(ctx context.Context, id docid.ID, doc *crdt.Doc, before []crdt.Hash) error
 	Logger *slog.Logger
 }
 
@@ -390,8 +394,8 @@ func (e *Engine) receiveChecked(ctx context.Context, h *repo.Handle, id docid.ID
 			targets[m.From] = true
 		}
 		changed := !crdt.SameHeads(before, doc.Heads())
-		if changed && e.opts.Verify {
-			if err := roundTrips(doc); err != nil {
+		if changed && e.opts.Vet != nil {
+			if err := e.opts.Vet(ctx, id, doc, before); err != nil {
 				return &verifyError{err}
 			}
 		}
@@ -416,7 +420,9 @@ func (e *Engine) receiveChecked(ctx context.Context, h *repo.Handle, id docid.ID
 	})
 	var verr *verifyError
 	if errors.As(err, &verr) {
-		e.log.Warn("sync message refused: its changes break the document", "doc", id.String(), "messages", len(msgs))
+		e.log.Warn("sync message refused", "doc", id.String(), "messages", len(msgs), "why", verr.err)
+		// The verifyError stays in the chain: Receive looks for it to take
+		// a batch's messages one at a time.
 		return nil, &MessageError{Index: 0, Peer: msgs[0].From, Err: err}
 	}
 	if err != nil {
@@ -524,12 +530,11 @@ func (e *Engine) receiveNew(ctx context.Context, id docid.ID, msgs []In, notify 
 	e.mu.Lock()
 	delete(e.pending, id)
 	e.mu.Unlock()
-	// A new document must reload from its own saved form: changes that
-	// Automerge applies but whose saved document it cannot load again would
-	// otherwise be stored and passed on.
-	if err := roundTrips(pd.doc); err != nil {
-		e.forget(id, pd)
-		return nil, &MessageError{Peer: admitter, Err: err}
+	if e.opts.Vet != nil {
+		if err := e.opts.Vet(ctx, id, pd.doc, nil); err != nil {
+			e.forget(id, pd)
+			return nil, &MessageError{Peer: admitter, Err: err}
+		}
 	}
 	if e.opts.Admit != nil {
 		p, _ := e.peer(admitter)
@@ -551,7 +556,12 @@ func (e *Engine) receiveNew(ctx context.Context, id docid.ID, msgs []In, notify 
 // ErrUnloadable reports changes whose saved document does not load again.
 var ErrUnloadable = errors.New("changes do not survive a save and reload")
 
-func roundTrips(doc *crdt.Doc) error {
+// RoundTrips checks that doc survives a save and reload with the same
+// heads: automerge-go applies some malformed changes (a sequence number
+// that skips ahead, corrupted columns with a valid checksum) that leave a
+// document it cannot load again, and peers that take such a change abort
+// when they next generate a sync message. O(document).
+func RoundTrips(doc *crdt.Doc) error {
 	again, err := crdt.Load(doc.Save())
 	if err != nil {
 		return fmt.Errorf("%w: %v", ErrUnloadable, err)

@@ -506,3 +506,67 @@ func TestReconnectSendsChangesAtOnce(t *testing.T) {
 		t.Fatal("the change is not confirmed after the exchange")
 	}
 }
+
+// TestVetRefusesOnlyTheCulprit: a batch holds a good message and, after
+// it, one whose change Vet refuses. Only the second is refused (its index
+// and sender named); the first is applied, stored and answered, and
+// nothing of the second is stored.
+func TestVetRefusesOnlyTheCulprit(t *testing.T) {
+	var vetted int
+	bad := errors.New("a change writes the forbidden key")
+	relay := newNode(t, "relay", t.TempDir(), Options{Vet: func(_ context.Context, _ docid.ID, doc *crdt.Doc, _ []crdt.Hash) error {
+		vetted++
+		if _, ok, _ := doc.Get("forbidden"); ok {
+			return bad
+		}
+		return nil
+	}})
+	id := docid.New()
+	base := crdt.New()
+	if _, err := base.Change("", time.Time{}, func(w *crdt.Writer) error { return w.Set("x", "start") }); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := relay.repo.Create(ctx, id, base); err != nil {
+		t.Fatal(err)
+	}
+	msg := func(peer, key string) In {
+		d, _ := base.Fork()
+		if _, err := d.Change("", time.Time{}, func(w *crdt.Writer) error { return w.Set("v", key) }); err != nil {
+			t.Fatal(err)
+		}
+		// A message carrying the change: what the peer would send once it
+		// knows the relay's heads.
+		ss, _ := crdt.SyncStateSharing(d, base.Heads())
+		data, ok, err := ss.Generate()
+		if err != nil || !ok {
+			t.Fatalf("generate: %v %v", ok, err)
+		}
+		data, added, err := crdt.WithChangesSince(data, d, base.Heads(), 1<<20)
+		if err != nil || !added {
+			t.Fatalf("adding the change to the message: %v %v", added, err)
+		}
+		relay.eng.Connect(Peer{ID: peer})
+		return In{From: peer, Data: data}
+	}
+	good, evil := msg("good", "fine"), msg("evil", "forbidden")
+	_, err := relay.eng.Receive(ctx, id, []In{good, evil}, nil)
+	var me *MessageError
+	if !errors.As(err, &me) || me.Index != 1 || me.Peer != "evil" || !errors.Is(err, bad) {
+		t.Fatalf("Receive(good, evil) = %v; want the second message refused for Vet's reason", err)
+	}
+	if value(t, relay, id, "fine") != "v" || value(t, relay, id, "forbidden") != nil {
+		t.Fatalf("after the batch the relay holds fine=%v forbidden=%v; want the good change only", value(t, relay, id, "fine"), value(t, relay, id, "forbidden"))
+	}
+	relay.repo.Close()
+	again := repo.New(relay.st, repo.Options{})
+	h, err := again.Open(id)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if v, _, _ := h.Doc().Get("forbidden"); v != nil {
+		t.Fatal("the refused change was stored")
+	}
+	if vetted < 2 {
+		t.Fatalf("Vet ran %d times; the batch should have been vetted whole, then message by message", vetted)
+	}
+}

@@ -87,6 +87,9 @@ func Encode(m Message) ([]byte, error) {
 	if fields&fErrorMessage != 0 {
 		f.ErrorMessage = m.ErrorMessage
 	}
+	if fields&fErrorCode != 0 {
+		f.ErrorCode = m.ErrorCode
+	}
 	if fields&fCount != 0 && m.Count != 0 {
 		if m.Count > maxSafeInteger {
 			return nil, fmt.Errorf("wire: encode %s: count %d is beyond 2^53", m.Type, m.Count)
@@ -143,6 +146,7 @@ type outFrame struct {
 	Supported    []string            `cbor:"supportedProtocolVersions,omitempty"`
 	Selected     string              `cbor:"selectedProtocolVersion,omitempty"`
 	ErrorMessage string              `cbor:"message,omitempty"`
+	ErrorCode    string              `cbor:"code,omitempty"`
 	Count        *jsNumber           `cbor:"count,omitempty"`
 	SessionID    string              `cbor:"sessionId,omitempty"`
 	NewHeads     map[string]outHeads `cbor:"newHeads,omitempty"`
@@ -246,6 +250,9 @@ func Decode(frame []byte) (Message, error) {
 	if fields&fErrorMessage != 0 {
 		m.ErrorMessage = d.text(raw.ErrorMessage, "message")
 	}
+	if fields&fErrorCode != 0 {
+		m.ErrorCode = d.text(raw.ErrorCode, "code")
+	}
 	if fields&fCount != 0 {
 		if n := d.integer(raw.Count, "count"); n < 0 {
 			d.fail("count", "a non-negative integer", fmt.Sprint(n))
@@ -292,6 +299,7 @@ type inFrame struct {
 	Supported    item `cbor:"supportedProtocolVersions"`
 	Selected     item `cbor:"selectedProtocolVersion"`
 	ErrorMessage item `cbor:"message"`
+	ErrorCode    item `cbor:"code"`
 	Count        item `cbor:"count"`
 	SessionID    item `cbor:"sessionId"`
 	NewHeads     item `cbor:"newHeads"`

@@ -22,7 +22,7 @@ func samples() []Message {
 		{Type: TypeJoin, SenderID: "desktop-1", PeerMetadata: meta, SupportedProtocolVersions: []string{ProtocolV1}},
 		{Type: TypeJoin, SenderID: "desktop-2", PeerMetadata: &PeerMetadata{IsEphemeral: true}, SupportedProtocolVersions: []string{ProtocolV1}},
 		{Type: TypePeer, SenderID: "syncd", TargetID: "desktop-1", PeerMetadata: meta, SelectedProtocolVersion: ProtocolV1},
-		{Type: TypeError, SenderID: "syncd", TargetID: "desktop-1", ErrorMessage: "device revoked: ask your administrator to enrol it again"},
+		{Type: TypeError, SenderID: "syncd", TargetID: "desktop-1", ErrorMessage: "device revoked: ask your administrator to enrol it again", ErrorCode: "device-revoked"},
 		{Type: TypeLeave, SenderID: "desktop-1"},
 		{Type: TypeHavenList, SenderID: "desktop-1", TargetID: "syncd"},
 		{Type: TypeHavenList, SenderID: "syncd", TargetID: "desktop-1", DocumentIDs: []string{docID, docID}},
@@ -31,6 +31,8 @@ func samples() []Message {
 		{Type: TypeHavenDoc, SenderID: "syncd", TargetID: "desktop-1", DocumentID: docID, Chunks: [][]byte{{1, 2}}},
 		{Type: TypeHavenAudit, SenderID: "desktop-1", TargetID: "syncd", Data: []byte(`[{"action":"view"}]`), Count: 3},
 		{Type: TypeHavenAuditAck, SenderID: "syncd", TargetID: "desktop-1", Count: 3},
+		{Type: TypeHavenTrust, SenderID: "syncd", TargetID: "desktop-1", Data: []byte(`{"anchor":"AAAA"}`)},
+		{Type: TypeHavenCertReq, SenderID: "desktop-1", TargetID: "syncd", Data: []byte(`{"id":"req-1"}`)},
 		{Type: TypeSync, SenderID: "desktop-1", TargetID: "syncd", DocumentID: docID, Data: []byte{0x42, 1, 2, 3}},
 		{Type: TypeRequest, SenderID: "desktop-1", TargetID: "syncd", DocumentID: docID, Data: []byte{0x42, 0, 0}},
 		{Type: TypeDocUnavailable, SenderID: "syncd", TargetID: "desktop-1", DocumentID: docID},
@@ -334,6 +336,8 @@ func TestValidate(t *testing.T) {
 		TypeHavenDoc:                 {"senderId", "documentId"},
 		TypeHavenAudit:               {"senderId", "data", "count"},
 		TypeHavenAuditAck:            {"senderId", "count"},
+		TypeHavenTrust:               {"senderId", "data"},
+		TypeHavenCertReq:             {"senderId", "data"},
 	}
 	for _, m := range samples() {
 		for _, key := range requiredKeys[m.Type] {

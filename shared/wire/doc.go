@@ -34,7 +34,7 @@
 //	join            senderId*, peerMetadata* {storageId?: text, isEphemeral?: bool},
 //	                supportedProtocolVersions* [text] (["1"])
 //	peer            senderId*, targetId*, peerMetadata*, selectedProtocolVersion* ("1")
-//	error           senderId*, targetId*, message* (text)
+//	error           senderId*, targetId*, message* (text); Haven adds code? (text)
 //	leave           senderId* (automerge-repo 1.x only; 2.x neither sends nor handles it)
 //	sync            senderId*, targetId*, documentId*, data* (bytes: automerge sync message)
 //	request         same keys as sync

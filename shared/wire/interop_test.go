@@ -266,6 +266,7 @@ func jsView(m Message) any {
 		list("supportedProtocolVersions", m.SupportedProtocolVersions)
 		set("selectedProtocolVersion", m.SelectedProtocolVersion)
 		set("message", m.ErrorMessage)
+		set("code", m.ErrorCode)
 		if m.Count != 0 {
 			v["count"] = m.Count
 		}

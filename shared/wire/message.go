@@ -38,6 +38,9 @@ const (
 	TypeHavenDoc      Type = "haven-doc"       // relay → client: one stored document (snapshot and chunks)
 	TypeHavenAudit    Type = "haven-audit"     // client → relay: a batch of audit events (data), numbered by count
 	TypeHavenAuditAck Type = "haven-audit-ack" // relay → client: the batch numbered count is stored
+	TypeHavenTrust    Type = "haven-trust"     // relay → client: Trust (JSON) in data
+	TypeHavenCertReq  Type = "haven-cert-request"
+	// haven-cert-request: client → relay, a CertRequest (JSON) in data
 )
 
 // Known reports whether t is a type this package decodes field by field.
@@ -82,6 +85,10 @@ type Message struct {
 	SelectedProtocolVersion   string        // peer
 
 	ErrorMessage string // error: the "message" key
+	// ErrorCode is Haven's addition to error: a stable, machine-readable
+	// name of the refusal (the "code" key; see the Code constants).
+	// JavaScript peers ignore it and show ErrorMessage.
+	ErrorCode string
 
 	Count     uint64 // ephemeral: sender's sequence number, from 1
 	SessionID string // ephemeral: sender's random session ID
@@ -122,7 +129,7 @@ var (
 )
 
 // field is a set of message keys, used to describe each type's shape.
-type field uint16
+type field uint32
 
 const (
 	fSender field = 1 << iota
@@ -141,13 +148,14 @@ const (
 	fDocumentIDs
 	fSnapshot
 	fChunks
+	fErrorCode
 )
 
 // schemas lists the keys each known type carries, as automerge-repo 2.5 sends them.
 var schemas = map[Type]field{
 	TypeJoin:                     fSender | fPeerMetadata | fSupported,
 	TypePeer:                     fSender | fTarget | fPeerMetadata | fSelected,
-	TypeError:                    fSender | fTarget | fErrorMessage,
+	TypeError:                    fSender | fTarget | fErrorMessage | fErrorCode,
 	TypeLeave:                    fSender,
 	TypeSync:                     fSender | fTarget | fDocument | fData,
 	TypeRequest:                  fSender | fTarget | fDocument | fData,
@@ -160,6 +168,8 @@ var schemas = map[Type]field{
 	TypeHavenDoc:                 fSender | fTarget | fDocument | fSnapshot | fChunks,
 	TypeHavenAudit:               fSender | fTarget | fData | fCount,
 	TypeHavenAuditAck:            fSender | fTarget | fCount,
+	TypeHavenTrust:               fSender | fTarget | fData,
+	TypeHavenCertReq:             fSender | fTarget | fData,
 }
 
 // unknownSchema is what Decode reads and Encode writes for unknown types.
@@ -184,6 +194,8 @@ var required = map[Type]field{
 	TypeHavenDoc:                 fSender | fDocument,
 	TypeHavenAudit:               fSender | fData | fCount,
 	TypeHavenAuditAck:            fSender | fCount,
+	TypeHavenTrust:               fSender | fData,
+	TypeHavenCertReq:             fSender | fData,
 }
 
 // Validate reports whether m carries every field its type needs, and a

@@ -11,6 +11,7 @@ package app
 
 import (
 	"context"
+	"crypto/ed25519"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -34,10 +35,13 @@ type Options struct {
 	NoSync bool
 }
 
-// User is the person signed in.
+// User is the person signed in: their certificate's name, role and
+// registration when certified (Staff.Certified), with the signing key their
+// PIN unsealed.
 type User struct {
 	Staff
 	author record.Author
+	signer record.KeySigner // Cert nil when not certified
 }
 
 // Event tells the UI what changed.
@@ -81,6 +85,8 @@ type App struct {
 
 	idx   *index
 	audit *auditOutbox
+	// trustState is who this computer believes is certified (staff.go).
+	trustState staffTrust
 }
 
 // Progress is a fresh device's download.
@@ -138,62 +144,67 @@ func (a *App) Device() Device {
 	return Device{Name: a.dev.DeviceName, Org: a.dev.Org, OrgName: a.dev.OrgName, OrgKind: a.dev.OrgKind, Demo: a.dev.Demo}
 }
 
-// StaffList is who can unlock this computer, for the unlock screen.
+// StaffList is who can unlock this computer, for the unlock screen: names
+// and roles from their certificates once this computer has unlocked and
+// holds them, else as requested (Certified false).
 func (a *App) StaffList() []Staff {
 	a.mu.Lock()
 	defer a.mu.Unlock()
 	out := make([]Staff, len(a.dev.Staff))
 	for i, s := range a.dev.Staff {
-		out[i] = Staff{ID: s.ID, Name: s.Name, Role: s.Role, RegNo: s.RegNo}
+		out[i] = a.viewLocked(s)
 	}
 	return out
 }
 
 // Unlock signs a member of staff in with their PIN. The first unlock after
-// start opens the store and starts syncing.
+// start opens the store and starts syncing. Their role is their
+// certificate's; without a valid certificate for the key their PIN
+// unseals they are signed in as not yet certified.
 func (a *App) Unlock(staffID, pin string) (*User, error) {
 	a.mu.Lock()
-	var s *Staff
-	for i := range a.dev.Staff {
-		if a.dev.Staff[i].ID == staffID {
-			s = &a.dev.Staff[i]
-		}
-	}
+	s := a.staffLocked(staffID)
 	if s == nil {
 		a.mu.Unlock()
 		return nil, errors.New("choose your name first")
 	}
 	now := a.opts.Now()
-	if now.Before(s.LockedUntil) {
+	failures, lockedUntil := a.pinsLocked(*s)
+	if now.Before(lockedUntil) {
 		a.mu.Unlock()
 		return nil, ErrTooManyPINs
 	}
-	salt, sealed := s.Salt, s.Sealed
+	rec := *s
 	a.mu.Unlock()
 
-	master, err := unseal(pinKey(pin, salt), sealed) // slow on purpose: outside the lock
+	key := pinKey(pin, rec.Salt) // slow on purpose: outside the lock
+	master, err := unseal(key, rec.Sealed)
+	var signKey ed25519.PrivateKey
+	if err == nil {
+		signKey, err = unsealKey(rec, key)
+	} else {
+		err = ErrWrongPIN
+	}
 
 	a.mu.Lock()
 	defer a.mu.Unlock()
 	if err != nil {
-		s.Failures++
-		if s.Failures >= 5 {
-			s.LockedUntil = now.Add(time.Minute)
-			s.Failures = 0
+		failures++
+		if failures >= 5 {
+			lockedUntil, failures = now.Add(time.Minute), 0
 		}
-		a.dev.save(a.dir)
-		return nil, ErrWrongPIN
+		a.setPinsLocked(staffID, failures, lockedUntil)
+		return nil, err
 	}
-	if s.Failures != 0 {
-		s.Failures = 0
-		a.dev.save(a.dir)
+	if failures != 0 {
+		a.setPinsLocked(staffID, 0, time.Time{})
 	}
 	if a.st == nil {
 		if err := a.startLocked(master); err != nil {
 			return nil, err
 		}
 	}
-	u := &User{Staff: *s, author: record.Author{UserID: s.ID, Name: s.Name, Role: s.Role, RegNo: s.RegNo, DeviceID: a.dev.DeviceID}}
+	u := a.resolveLocked(rec, signKey)
 	a.user = u
 	a.lastTouch = now
 	return u, nil
@@ -210,6 +221,12 @@ func (a *App) startLocked(master []byte) error {
 		return err
 	}
 	a.st, a.master = st, master
+	if err := a.loadTrustLocked(master); err != nil {
+		st.Close()
+		a.st, a.master = nil, nil
+		return err
+	}
+	a.mergePinsLocked()
 	a.repo = repo.New(st, repo.Options{Logger: a.log, OnChange: func(id docid.ID) {}})
 	a.audit = newAuditOutbox(a)
 	cred, err := unseal(master, a.dev.Credential)
@@ -233,6 +250,7 @@ func (a *App) startLocked(master []byte) error {
 		OnStatus:   a.statusChanged,
 		OnSettled:  a.settled,
 		OnAuditAck: a.audit.acked,
+		OnTrust:    a.onTrust,
 	})
 	go func() {
 		defer close(a.done)
@@ -325,20 +343,27 @@ func (a *App) lockAfterLocked() time.Duration {
 	return time.Duration(a.dev.LockAfterSeconds) * time.Second
 }
 
-// AddStaff creates a staff account on this computer; a home manager (or
-// the first account's holder) must be signed in. The new PIN seals the same
-// store key.
+// AddStaff creates a staff account on this computer with the person
+// present to choose their PIN, and asks the relay to certify them: at once
+// for a care worker or senior carer when a certified home manager adds
+// them (the manager's signature vouches), else once an administrator has
+// checked the person and their registration. Until then they may sign in
+// and write notes, shown as not yet certified.
 func (a *App) AddStaff(name string, role record.Role, reg, pin string) (Staff, error) {
 	u := a.CurrentUser()
-	if u == nil || (u.Role != record.HomeManager && u.Role != record.GP && u.Role != record.HubNurse && u.Role != record.AdviceClinician) {
-		return Staff{}, errors.New("a manager must be signed in to add staff")
+	if u == nil || !u.Certified || (u.Role != record.HomeManager && u.Role != record.GP && u.Role != record.HubNurse && u.Role != record.AdviceClinician) {
+		return Staff{}, errors.New("a certified manager must be signed in to add staff")
+	}
+	var voucher *record.KeySigner
+	if u.Role == record.HomeManager && u.signer.Cert != nil {
+		voucher = &u.signer
 	}
 	a.mu.Lock()
 	defer a.mu.Unlock()
 	if a.st == nil {
 		return Staff{}, errors.New("unlock first")
 	}
-	s, err := newStaff(name, role, reg, pin, a.master)
+	s, err := newStaff(name, role, reg, pin, a.master, voucher)
 	if err != nil {
 		return Staff{}, err
 	}
@@ -346,7 +371,10 @@ func (a *App) AddStaff(name string, role record.Role, reg, pin string) (Staff, e
 	if err := a.dev.save(a.dir); err != nil {
 		return Staff{}, err
 	}
-	return Staff{ID: s.ID, Name: s.Name, Role: s.Role, RegNo: s.RegNo}, nil
+	if a.client != nil {
+		go a.sendRequests()
+	}
+	return a.viewLocked(s), nil
 }
 
 // Close stops sync and closes the store.
@@ -377,7 +405,14 @@ func (a *App) editor() (*record.Editor, error) {
 	if a.dev.Demo {
 		mode = nhs.Demo
 	}
-	return record.NewEditor(u.author, record.Rules{NHS: mode, Now: a.opts.Now})
+	ed, err := record.NewEditor(u.author, record.Rules{NHS: mode, Now: a.opts.Now, Trust: a.Trust()})
+	if err != nil {
+		return nil, err
+	}
+	if u.signer.Cert != nil {
+		ed.Signer = u.signer
+	}
+	return ed, nil
 }
 
 // ErrLockedScreen is returned by actions while nobody is signed in.

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"haven/assets/demo"
+	"haven/shared/cert"
 	"haven/shared/crdt"
 	"haven/shared/docid"
 	"haven/shared/news2"
@@ -30,27 +31,47 @@ type clock struct{ t time.Time }
 
 func (c *clock) now() time.Time { return c.t }
 
+// testOrgKey stands in for the relay's organisation key in these tests:
+// testDevice's computers learnt it at enrolment, and it certifies their
+// staff and the demo residents' authors (testCertifier).
+var testOrgPub, testOrgKey = cert.NewKey()
+
+var testCertifier = demo.NewCertifier(testOrgKey, "home-1")
+
 // testDevice writes a device file for an enrolled care-home computer with
-// three staff, as Enroll and AddStaff would, without a relay.
+// three staff, as Enroll and AddStaff would, and stores the certificates
+// the relay would have sent, without a relay.
 func testDevice(t testing.TB, dir string) []byte {
 	t.Helper()
 	master := randomBytes(32)
-	var staff []Staff
+	var staff []staffRecord
 	for _, s := range []struct {
 		name, reg, pin string
 		role           record.Role
 	}{{"Mo Manager", "", managerPIN, record.HomeManager}, {"Casey Carer", "", carerPIN, record.CareWorker}, {"Dr Ada Quill", "GMC 7000001", gpPIN, record.GP}} {
-		st, err := newStaff(s.name, s.role, s.reg, s.pin, master)
+		st, err := newStaff(s.name, s.role, s.reg, s.pin, master, nil)
 		if err != nil {
 			t.Fatal(err)
 		}
 		staff = append(staff, st)
 	}
 	cred, _ := seal(master, []byte("hvn1_test-credential"))
+	anchor, _ := seal(master, testOrgPub)
 	d := &deviceFile{Version: 1, DeviceID: "dev-test", DeviceName: "Nurses' station", Org: "home-1", OrgName: "Larch House",
 		OrgKind: "care-home", RelayURL: "ws://127.0.0.1:1/sync", PeerID: "p", StorageID: "s", Credential: cred,
-		LockAfterSeconds: 300, Demo: true, Staff: staff}
+		LockAfterSeconds: 300, Demo: true, Staff: staff, Anchor: anchor}
 	if err := d.save(dir); err != nil {
+		t.Fatal(err)
+	}
+	st, err := store.Open(dir, store.Options{Key: master})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	if err := certifyDemoStaff(st, testOrgKey, "home-1", staff, testNow); err != nil {
+		t.Fatal(err)
+	}
+	if err := st.Put(context.Background(), nsDemo, keyDemoOrg, testOrgKey.Seed()); err != nil {
 		t.Fatal(err)
 	}
 	return master
@@ -82,7 +103,7 @@ func openApp(t testing.TB, n int, who, pin string) (*App, *clock, *demo.Home) {
 	if _, err := a.Unlock(staffID(t, a, who), pin); err != nil {
 		t.Fatal(err)
 	}
-	h, err := demo.NewHome("home-1", "Larch House", n, 2, 7, testNow)
+	h, err := demo.NewHome("home-1", "Larch House", n, 2, 7, testNow, testCertifier)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -202,7 +223,7 @@ func TestSearchAndFilters(t *testing.T) {
 	if len(all) != 40 {
 		t.Fatalf("%d residents listed, want 40", len(all))
 	}
-	target, _ := record.Read(h.Residents[17].Record)
+	target, _ := record.Read(h.Residents[17].Record, a.Trust())
 	id := target.Identity
 	find := func(q string) []Row { return a.Residents(Filter{Query: q}) }
 	contains := func(rows []Row) bool {
@@ -253,7 +274,7 @@ func TestSearchAndFilters(t *testing.T) {
 func TestFrontSheetContent(t *testing.T) {
 	a, _, h := openApp(t, 3, "Dr Ada Quill", gpPIN)
 	id := h.Residents[0].RecordID
-	rec, _ := record.Read(h.Residents[0].Record)
+	rec, _ := record.Read(h.Residents[0].Record, a.Trust())
 	fs, err := a.FrontSheet(id)
 	if err != nil {
 		t.Fatal(err)
@@ -285,7 +306,7 @@ func TestConflictShownAndResolvedByClinician(t *testing.T) {
 	id := h.Residents[1].RecordID
 	// A decision made on another, disconnected computer arrives as a merge.
 	other, _ := h.Residents[1].Record.Fork()
-	_, _, gp2 := demo.Authors("hub-laptop")
+	_, _, gp2 := demo.Authors("hub-laptop", testCertifier)
 	if _, err := gp2.Decide(other, record.KindCPR, "", record.CPRRecommended, "on the phone with the resident"); err != nil {
 		t.Fatal(err)
 	}

@@ -2,11 +2,14 @@ package app
 
 import (
 	"context"
+	"crypto/ed25519"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"time"
 
 	"haven/assets/demo"
+	"haven/shared/cert"
 	"haven/shared/crdt"
 	"haven/shared/docid"
 	"haven/shared/record"
@@ -29,14 +32,15 @@ var DemoAccounts = []DemoAccount{
 	{"Casey Carer", record.CareWorker, "", "135790"},
 	{"Mo Manager", record.HomeManager, "", "314159"},
 	{"Dr Ada Quill", record.GP, "GMC 7000001", "271828"},
+	{"Dr Priya Shah", record.GP, "GMC 7000002", "577215"},
 	{"Nurse Bo Lind", record.AdviceClinician, "NMC 12A3456E", "161803"},
 }
 
-// demoStaff seals master for every demo account.
-func demoStaff(master []byte) ([]Staff, error) {
-	var out []Staff
+// demoStaff makes every demo account, sealed with master.
+func demoStaff(master []byte) ([]staffRecord, error) {
+	var out []staffRecord
 	for _, d := range DemoAccounts {
-		s, err := newStaff(d.Name, d.Role, d.RegNo, d.PIN, master)
+		s, err := newStaff(d.Name, d.Role, d.RegNo, d.PIN, master, nil)
 		if err != nil {
 			return nil, err
 		}
@@ -60,15 +64,30 @@ func SeedDemo(dir string, n, notes int, now time.Time) error {
 	}
 	cred, _ := seal(master, []byte("offline-demo"))
 	home := "home-demo"
+	// An offline demo has no relay: a key made here stands in for the
+	// organisation key, certifies the demo staff and signs the demo's
+	// decisions, and is then forgotten.
+	orgPub, orgKey := cert.NewKey()
+	anchor, _ := seal(master, orgPub)
 	d := &deviceFile{Version: 1, DeviceID: "dev-demo", DeviceName: "Demo computer", Org: home, OrgName: "Larch House (demo)",
 		OrgKind: "care-home", RelayURL: "", PeerID: randomID("desktop-"), StorageID: randomID("store-"), Credential: cred,
-		LockAfterSeconds: 300, Demo: true, Staff: staff}
+		LockAfterSeconds: 300, Demo: true, Staff: staff, Anchor: anchor}
 	st, err := store.Open(dir, store.Options{Key: master})
 	if err != nil {
 		return err
 	}
+	if err := certifyDemoStaff(st, orgKey, home, staff, now); err == nil {
+		// Kept (encrypted, like everything in the store) so that the
+		// demonstration helpers can certify the clinicians of the other,
+		// imaginary computers whose conflicting decisions they make up.
+		err = st.Put(context.Background(), nsDemo, keyDemoOrg, orgKey.Seed())
+	}
+	if err != nil {
+		st.Close()
+		return err
+	}
 	r := repo.New(st, repo.Options{})
-	h, err := demo.NewHome(home, d.OrgName, n, notes, 1, now)
+	h, err := demo.NewHome(home, d.OrgName, n, notes, 1, now, demo.NewCertifier(orgKey, home))
 	if err == nil {
 		ctx := context.Background()
 		put := func(id docid.ID, doc *crdt.Doc) {
@@ -91,4 +110,39 @@ func SeedDemo(dir string, n, notes int, now time.Time) error {
 	}
 	d.Directory = h.DirectoryID.String()
 	return d.save(dir)
+}
+
+// nsDemo holds what only an offline demo computer keeps: the organisation
+// key standing in for the relay's.
+const (
+	nsDemo     = "demo"
+	keyDemoOrg = "org-key"
+)
+
+// demoOrgKey is an offline demo computer's organisation key.
+func (a *App) demoOrgKey() (ed25519.PrivateKey, error) {
+	a.mu.Lock()
+	st := a.st
+	a.mu.Unlock()
+	if st == nil {
+		return nil, ErrLockedScreen
+	}
+	seed, err := st.Get(nsDemo, keyDemoOrg)
+	if err != nil || len(seed) != ed25519.SeedSize {
+		return nil, errors.New("conflicts are made up only on an offline demo computer (seeded with -seed-demo)")
+	}
+	return ed25519.NewKeyFromSeed(seed), nil
+}
+
+// certifyDemoStaff issues each demo account a certificate with the offline
+// demo's organisation key and stores them as the relay's would arrive.
+func certifyDemoStaff(st *store.Store, orgKey ed25519.PrivateKey, org string, staff []staffRecord, now time.Time) error {
+	certs := map[string]cert.Certificate{}
+	for _, s := range staff {
+		r := s.Request
+		certs[s.ID] = cert.Certificate{ID: cert.NewID(), Org: org, Staff: s.ID, Name: r.Name, Role: r.Role, Registration: r.Registration,
+			PublicKey: r.PublicKey, ValidFrom: now.AddDate(-1, 0, 0), ValidUntil: now.AddDate(2, 0, 0)}.Sign(orgKey)
+	}
+	b, _ := json.Marshal(certs)
+	return st.Put(context.Background(), nsTrust, keyCerts, b)
 }

@@ -5,6 +5,7 @@ import (
 	"context"
 	"crypto/aes"
 	"crypto/cipher"
+	"crypto/ed25519"
 	"crypto/rand"
 	"encoding/hex"
 	"encoding/json"
@@ -20,14 +21,25 @@ import (
 
 	"golang.org/x/crypto/argon2"
 
+	"haven/shared/cert"
 	"haven/shared/record"
+	"haven/shared/wire"
 )
 
 // The device file (device.json in the data folder, mode 0600) says which
-// relay this computer syncs with and who may use it. It holds no key in the
-// clear: the store's master key is sealed once per staff member under a key
-// derived from their PIN (Argon2id), so a copied data folder is useless
-// without a PIN; the relay credential is sealed under the master key.
+// relay this computer syncs with and who may sign in. It holds no key in
+// the clear: the store's master key is sealed once per staff member under a
+// key derived from their PIN (Argon2id), so a copied data folder is useless
+// without a PIN; each member of staff's own signing key is sealed under
+// their PIN alone, so one person's PIN never unseals another's key; the
+// relay credential and the organisation key learnt at enrolment are sealed
+// under the master key.
+//
+// The file confers nothing. A role comes only from a certificate that the
+// organisation key signed for the staff member's own public key (kept in
+// the encrypted store); names and requested roles here are what the unlock
+// screen shows before that. Editing the file, copying one person's entry
+// to another's ID or changing a requested role can only lock a person out.
 type deviceFile struct {
 	Version    int      `json:"version"`
 	DeviceID   string   `json:"deviceId"`
@@ -42,21 +54,29 @@ type deviceFile struct {
 	StorageID  string   `json:"storageId"`
 	Credential []byte   `json:"credential"` // sealed with the master key
 	// LockAfter is the idle time before the screen locks, set by the home.
-	LockAfterSeconds int     `json:"lockAfterSeconds"`
-	Demo             bool    `json:"demo,omitempty"` // NHS test-range numbers allowed
-	Staff            []Staff `json:"staff"`
+	LockAfterSeconds int           `json:"lockAfterSeconds"`
+	Demo             bool          `json:"demo,omitempty"` // NHS test-range numbers allowed
+	Staff            []staffRecord `json:"staff"`
+	// Anchor is the organisation key learnt at enrolment, sealed with the
+	// master key.
+	Anchor []byte `json:"anchor"`
 }
 
-// Staff is one person who may use this computer.
-type Staff struct {
-	ID    string      `json:"id"`
-	Name  string      `json:"name"`
-	Role  record.Role `json:"role"`
-	RegNo string      `json:"reg,omitempty"`
+// staffRecord is one person who may sign in on this computer.
+type staffRecord struct {
+	ID   string `json:"id"`
+	Name string `json:"name"` // for the unlock screen; the certificate's name is what counts
 	// Salt and Sealed: the master key sealed under Argon2id(PIN, Salt).
 	Salt   []byte `json:"salt"`
 	Sealed []byte `json:"sealed"`
-	// Failures and LockedUntil slow guessing at the unlock screen.
+	// SealedKey: the person's Ed25519 signing key (its seed) sealed under
+	// the same PIN key.
+	SealedKey []byte `json:"sealedKey"`
+	// Request is the certificate request made for them: until the
+	// certificate comes, what the screen shows (marked not yet certified).
+	Request wire.CertRequest `json:"request"`
+	// Failures and LockedUntil slow guessing at the unlock screen while the
+	// store is closed; once it is open they are kept there (pins.go).
 	Failures    int       `json:"failures,omitempty"`
 	LockedUntil time.Time `json:"lockedUntil,omitempty"`
 }
@@ -183,24 +203,44 @@ func randomBytes(n int) []byte {
 
 func randomID(prefix string) string { return prefix + hex.EncodeToString(randomBytes(8)) }
 
-// newStaff seals master for a new staff member with their PIN.
-func newStaff(name string, role record.Role, reg, pin string, master []byte) (Staff, error) {
+// newStaff makes a staff account: a signing key pair made here, the
+// master key and the signing key sealed under their PIN, and the
+// certificate request for the relay, signed with the new key (and, when a
+// certified home manager adds a care worker or senior carer, vouched for
+// by the manager's signature).
+func newStaff(name string, role record.Role, reg, pin string, master []byte, voucher *record.KeySigner) (staffRecord, error) {
 	if err := CheckPIN(pin); err != nil {
-		return Staff{}, err
+		return staffRecord{}, err
 	}
-	if strings.TrimSpace(name) == "" {
-		return Staff{}, errors.New("a staff account needs a name")
+	name, err := cert.CleanText("name", name, 200)
+	if err != nil || name == "" {
+		return staffRecord{}, errors.New("a staff account needs a name (plain text, at most 200 characters)")
 	}
-	a := record.Author{UserID: "x", Name: name, Role: role, RegNo: reg, DeviceID: "x"}
-	if err := record.ValidateAuthor(a); err != nil {
-		return Staff{}, err
+	if role.Label() == "" {
+		return staffRecord{}, errors.New("choose the person's role")
 	}
+	if reg, err = record.ValidateRegistration(role, reg); err != nil {
+		return staffRecord{}, err
+	}
+	pub, priv := cert.NewKey()
 	salt := randomBytes(16)
-	sealed, err := seal(pinKey(pin, salt), master)
+	key := pinKey(pin, salt)
+	sealed, err := seal(key, master)
 	if err != nil {
-		return Staff{}, err
+		return staffRecord{}, err
 	}
-	return Staff{ID: randomID("staff-"), Name: strings.TrimSpace(name), Role: role, RegNo: strings.TrimSpace(reg), Salt: salt, Sealed: sealed}, nil
+	sealedKey, err := seal(key, priv.Seed())
+	if err != nil {
+		return staffRecord{}, err
+	}
+	s := staffRecord{ID: randomID("staff-"), Name: name, Salt: salt, Sealed: sealed, SealedKey: sealedKey}
+	s.Request = wire.CertRequest{ID: randomID("req-"), Staff: s.ID, Name: name, Role: string(role), Registration: reg, PublicKey: pub}
+	s.Request.Proof = ed25519.Sign(priv, s.Request.SigningBytes())
+	if voucher != nil && (role == record.CareWorker || role == record.SeniorCarer) {
+		s.Request.By = voucher.Cert
+		s.Request.BySig = voucher.Sign(s.Request.SigningBytes())
+	}
+	return s, nil
 }
 
 // EnrollRequest is what the first-run screen collects.
@@ -216,18 +256,6 @@ type EnrollRequest struct {
 	Demo bool
 }
 
-type enrollResponse struct {
-	Device     string   `json:"device"`
-	DeviceName string   `json:"deviceName"`
-	Org        string   `json:"org"`
-	OrgName    string   `json:"orgName"`
-	OrgKind    string   `json:"orgKind"`
-	Homes      []string `json:"homes"`
-	Directory  string   `json:"directory"`
-	Credential string   `json:"credential"`
-	Error      string   `json:"error"`
-}
-
 // Enroll exchanges a one-time code for this computer's credential and
 // creates the first staff account. It writes the device file; Open the app
 // afterwards.
@@ -236,7 +264,7 @@ func Enroll(ctx context.Context, dir string, req EnrollRequest) error {
 		return errors.New("this computer is already set up")
 	}
 	master := randomBytes(32)
-	var staff []Staff
+	var staff []staffRecord
 	if req.Demo {
 		demo, err := demoStaff(master)
 		if err != nil {
@@ -245,11 +273,11 @@ func Enroll(ctx context.Context, dir string, req EnrollRequest) error {
 		staff = demo
 	}
 	if req.Name != "" || !req.Demo {
-		first, err := newStaff(req.Name, req.Role, req.RegNo, req.PIN, master)
+		first, err := newStaff(req.Name, req.Role, req.RegNo, req.PIN, master, nil)
 		if err != nil {
 			return err
 		}
-		staff = append([]Staff{first}, staff...)
+		staff = append([]staffRecord{first}, staff...)
 	}
 	base := strings.TrimRight(strings.TrimSpace(req.RelayURL), "/")
 	if !strings.HasPrefix(base, "http://") && !strings.HasPrefix(base, "https://") {
@@ -266,14 +294,21 @@ func Enroll(ctx context.Context, dir string, req EnrollRequest) error {
 		return fmt.Errorf("cannot reach the relay at %s: check the address and the connection", base)
 	}
 	defer resp.Body.Close()
-	var er enrollResponse
+	var er wire.Enrollment
 	if err := json.NewDecoder(io.LimitReader(resp.Body, 1<<20)).Decode(&er); err != nil || resp.StatusCode != http.StatusOK {
 		if er.Error != "" {
 			return errors.New(er.Error)
 		}
 		return fmt.Errorf("the relay refused the code (%s)", resp.Status)
 	}
+	if len(er.Anchor) != ed25519.PublicKeySize {
+		return errors.New("the relay sent no organisation key: it may be an older version; ask your administrator")
+	}
 	cred, err := seal(master, []byte(er.Credential))
+	if err != nil {
+		return err
+	}
+	anchor, err := seal(master, er.Anchor)
 	if err != nil {
 		return err
 	}
@@ -281,7 +316,7 @@ func Enroll(ctx context.Context, dir string, req EnrollRequest) error {
 	d := &deviceFile{
 		Version: 1, DeviceID: er.Device, DeviceName: er.DeviceName, Org: er.Org, OrgName: er.OrgName, OrgKind: er.OrgKind,
 		Homes: er.Homes, Directory: er.Directory, RelayURL: ws, PeerID: randomID("desktop-"), StorageID: randomID("store-"),
-		Credential: cred, LockAfterSeconds: 300, Demo: req.Demo, Staff: staff,
+		Credential: cred, LockAfterSeconds: 300, Demo: req.Demo, Staff: staff, Anchor: anchor,
 	}
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return err

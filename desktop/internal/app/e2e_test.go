@@ -113,6 +113,12 @@ func (r *relay) desktop(org, name string, account DemoAccount) *App {
 	if _, err := a.Unlock(staffID(r.t, a, account.Name), account.PIN); err != nil {
 		r.t.Fatal(err)
 	}
+	// A demonstration organisation's certificates are granted at once; they
+	// arrive with the relay's first trust message.
+	eventually(r.t, account.Name+" to be certified", func() bool {
+		u := a.CurrentUser()
+		return u != nil && u.Certified
+	}, a)
 	return a
 }
 
@@ -164,7 +170,7 @@ func TestOfflineConflictEndToEnd(t *testing.T) {
 	t.Cleanup(r.stop)
 
 	careHome := r.desktop(home, "Larch nurses' station", account("Dr Ada Quill"))
-	hubLaptop := r.desktop(hub, "Hub laptop", account("Nurse Bo Lind"))
+	hubLaptop := r.desktop(hub, "Hub laptop", account("Dr Priya Shah"))
 	held := func(a *App) int {
 		n := 0
 		for _, r := range a.Residents(Filter{}) {
@@ -211,7 +217,7 @@ func TestOfflineConflictEndToEnd(t *testing.T) {
 	}, careHome, hubLaptop)
 	for _, a := range []*App{careHome, hubLaptop} {
 		fs, _ := a.FrontSheet(resident.ID)
-		if !strings.Contains(fs.CPR.Text, "Dr Ada Quill") || !strings.Contains(fs.CPR.Text, "Nurse Bo Lind") {
+		if !strings.Contains(fs.CPR.Text, "Dr Ada Quill") || !strings.Contains(fs.CPR.Text, "Dr Priya Shah") {
 			t.Fatalf("conflict %q does not name both decisions", fs.CPR.Text)
 		}
 		if c := a.Conflicts(); len(c) != 1 || c[0].Resident != resident.ID {

@@ -32,11 +32,18 @@ type Row struct {
 	Held          bool     `json:"held"` // the record is on this computer
 	CPR           string   `json:"cpr"`  // current value; "" not recorded; "conflict"
 	Conflicts     []string `json:"conflicts,omitempty"`
-	Overdue       int      `json:"overdue"`    // care-plan domains past their review date
-	NextReview    string   `json:"nextReview"` // earliest review date
-	Heads         string   `json:"heads"`      // of the record the summary was made from
-	Seq           uint64   `json:"seq"`        // the record's newest stored chunk then: unchanged since if store.LastSeq agrees
-	Timeline      string   `json:"timeline,omitempty"`
+	// Tampered counts decision entries that are not decisions (they fail
+	// verification): the manager's tamper alert.
+	Tampered int `json:"tampered,omitempty"`
+	// Revocations is how many certificate revocations this computer knew
+	// when the summary was made: a new one may unmake a decision, so the
+	// row is made again.
+	Revocations int    `json:"revocations"`
+	Overdue     int    `json:"overdue"`    // care-plan domains past their review date
+	NextReview  string `json:"nextReview"` // earliest review date
+	Heads       string `json:"heads"`      // of the record the summary was made from
+	Seq         uint64 `json:"seq"`        // the record's newest stored chunk then: unchanged since if store.LastSeq agrees
+	Timeline    string `json:"timeline,omitempty"`
 
 	words   []string // lower-case name words, for search
 	sortKey string   // lower-case family then given name
@@ -126,8 +133,13 @@ func (x *index) knownDirectories() []docid.ID {
 	return out
 }
 
+// reverify runs verify in the background after what this computer trusts
+// changed (a revocation): every row made under the old trust is made again.
+func (x *index) reverify() { go x.verify() }
+
 // verify refreshes every row whose record changed without the row being
-// rewritten, and learns documents the cache does not know yet.
+// rewritten, or was made before a revocation this computer now knows, and
+// learns documents the cache does not know yet.
 func (x *index) verify() {
 	ids, err := x.a.st.Docs()
 	if err != nil {
@@ -148,7 +160,7 @@ func (x *index) verify() {
 			x.mu.RUnlock()
 			// Cheap: compare the stored chunk sequence, without loading
 			// the document.
-			if last, err := x.a.st.LastSeq(s); r != nil && r.Held && err == nil && last == r.Seq {
+			if last, err := x.a.st.LastSeq(s); r != nil && r.Held && err == nil && last == r.Seq && r.Revocations == x.a.revocationCount() {
 				continue
 			}
 		}
@@ -207,14 +219,15 @@ func (x *index) refresh(id docid.ID) bool {
 		return true
 	case "resident":
 		x.a.st.Put(ctx, nsKind, id.String(), []byte("resident"))
-		rec, err := record.Read(doc)
+		revs := x.a.revocationCount()
+		rec, err := record.Read(doc, x.a.Trust())
 		if err != nil {
 			return false
 		}
 		now, seq := x.a.opts.Now(), h.Seq()
 		x.update(id, func(r *Row) {
 			summarise(r, rec, doc.Heads(), now)
-			r.Seq = seq
+			r.Seq, r.Revocations = seq, revs
 		})
 		if rec.Timeline != (docid.ID{}) {
 			x.a.st.Put(ctx, nsKind, rec.Timeline.String(), []byte("timeline"))
@@ -297,6 +310,7 @@ func summarise(r *Row, rec *record.Record, heads []crdt.Hash, now time.Time) {
 	default:
 		r.CPR = ""
 	}
+	r.Tampered = len(rec.Tampered())
 	r.Conflicts = nil
 	for _, c := range rec.Conflicts() {
 		r.Conflicts = append(r.Conflicts, c.Kind.Label())

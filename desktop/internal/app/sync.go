@@ -70,6 +70,7 @@ func (a *App) statusChanged(s client.Status) {
 	a.mu.Unlock()
 	if s.Online && !wasOnline {
 		go a.fetchMissing()
+		go a.sendRequests()
 		if a.audit != nil {
 			a.audit.nudge()
 		}

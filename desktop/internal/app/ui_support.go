@@ -14,10 +14,10 @@ import (
 	"strings"
 	"time"
 
+	"haven/assets/demo"
 	"haven/shared/crdt"
 	"haven/shared/docid"
 	"haven/shared/news2"
-	"haven/shared/nhs"
 	"haven/shared/record"
 )
 
@@ -353,8 +353,8 @@ var demoConflictAuthors = []struct {
 }{
 	{record.Author{UserID: "demo-hub-gp", Name: "Dr Priya Shah", Role: record.GP, RegNo: "GMC 7000002", DeviceID: "demo-hub-laptop"},
 		"Discussed with the resident by video; recorded on the hub laptop while it was offline.", 2 * time.Hour},
-	{record.Author{UserID: "demo-advice", Name: "Nurse Bo Lind", Role: record.AdviceClinician, RegNo: "NMC 12A3456E", DeviceID: "demo-advice-line"},
-		"Discussed with the attorney by phone; recorded on the advice line while it was offline.", time.Hour},
+	{record.Author{UserID: "demo-ooh-gp", Name: "Dr Tom Reyes", Role: record.GP, RegNo: "GMC 7000003", DeviceID: "demo-ooh-laptop"},
+		"Discussed with the attorney by phone; recorded by the out-of-hours GP while offline.", time.Hour},
 }
 
 // DemoConflict makes a conflict on a demo computer: two clinicians on two
@@ -368,6 +368,11 @@ func (a *App) DemoConflict(id docid.ID, k record.Kind, first, second any) error 
 	if a.CurrentUser() == nil {
 		return ErrLockedScreen
 	}
+	orgKey, err := a.demoOrgKey()
+	if err != nil {
+		return err
+	}
+	certifier := demo.NewCertifier(orgKey, a.Device().Org)
 	h, err := a.repo.Open(id)
 	if err != nil {
 		return err
@@ -377,10 +382,8 @@ func (a *App) DemoConflict(id docid.ID, k record.Kind, first, second any) error 
 	for i, v := range []any{first, second} {
 		side := demoConflictAuthors[i]
 		at := now.Add(-side.ago)
-		ed, err := record.NewEditor(side.author, record.Rules{NHS: nhs.Demo, Now: func() time.Time { return at }})
-		if err != nil {
-			return err
-		}
+		ed := certifier.Editor(side.author)
+		ed.Rules.Now = func() time.Time { return at }
 		f, err := h.Doc().Fork()
 		if err != nil {
 			return err

@@ -194,7 +194,7 @@ func TestDemoConflictShowsBothClinicians(t *testing.T) {
 		t.Fatal(err)
 	}
 	fs, _ := a.FrontSheet(id)
-	if fs.CPR.State != DecisionConflict || len(fs.CPR.Sides) != 2 || !strings.Contains(fs.CPR.Sides[0].By, "Dr Priya Shah") || !strings.Contains(fs.CPR.Sides[1].By, "Nurse Bo Lind") {
+	if fs.CPR.State != DecisionConflict || len(fs.CPR.Sides) != 2 || !strings.Contains(fs.CPR.Sides[0].By, "Dr Priya Shah") || !strings.Contains(fs.CPR.Sides[1].By, "Dr Tom Reyes") {
 		t.Fatalf("CPR = %+v; want a conflict naming both clinicians", fs.CPR)
 	}
 	if len(a.Conflicts()) != 1 {

@@ -28,7 +28,22 @@ type DecisionView struct {
 	Reason string
 	// Sides of a conflict: each decision nothing supersedes yet.
 	Sides []DecisionSide
+	// Unverified are entries in this list that are not decisions: shown
+	// apart, in red, never as the value.
+	Unverified []UnverifiedView
 }
+
+// UnverifiedView is an entry that failed verification, as staff see it.
+type UnverifiedView struct {
+	Text    string // what it claims, in words
+	Claimed string // who it claims wrote it: the writer's own word
+	At      string
+	Why     string // why it is not a decision
+	Code    string // record.EntryCode
+}
+
+// UnverifiedLabel heads every unverified entry wherever it is shown.
+const UnverifiedLabel = "Unverified entry — not a decision"
 
 // DecisionSide is one side of a conflict.
 type DecisionSide struct {
@@ -65,7 +80,9 @@ type FrontSheet struct {
 	AsOf          string // when this copy was last confirmed with the relay, in words
 	Stale         bool   // the copy may be out of date: offline and not confirmed recently
 	Conflicts     int
-	Problems      []string // parts of the record that could not be read
+	// Tampered counts entries that are not decisions: the tamper alert.
+	Tampered int
+	Problems []string // parts of the record that could not be read
 }
 
 // AttorneyView is an attorney and whether they may decide on
@@ -186,6 +203,10 @@ func describe(k record.Kind, e record.Entry) string {
 func decisionView(rec *record.Record, k record.Kind, subject string) DecisionView {
 	s := rec.Decision(k, subject)
 	v := DecisionView{Kind: k, Label: k.Label()}
+	for _, u := range s.Unverified {
+		v.Unverified = append(v.Unverified, UnverifiedView{Text: describe(k, u.Entry), Claimed: by(u.Entry.Author) + " (claimed)",
+			At: when(u.Entry.At), Why: u.Words(), Code: record.EntryCode(u.Reason)})
+	}
 	switch e, ok := s.Settled(); {
 	case s.Conflict():
 		v.State = DecisionConflict
@@ -219,7 +240,18 @@ func (a *App) record(id docid.ID) (*record.Record, *repo.Handle, error) {
 	if err != nil {
 		return nil, nil, err
 	}
-	rec, err := record.Read(h.Doc())
+	rec, err := record.Read(h.Doc(), a.Trust())
+	if err == nil && rec.ID != id {
+		// A document that names another ID is not this resident's record:
+		// its signatures were made for that other one.
+		rec.Problems = append(rec.Problems, "id: this document claims to be another record")
+		for _, s := range rec.Decisions {
+			for _, e := range s.Entries {
+				s.Unverified = append(s.Unverified, record.Unverified{Entry: e, Reason: record.ErrWrongKey})
+			}
+			s.Entries, s.Current = nil, nil
+		}
+	}
 	return rec, h, err
 }
 
@@ -257,7 +289,7 @@ func (a *App) FrontSheet(id docid.ID) (*FrontSheet, error) {
 		CPR: decisionView(rec, record.KindCPR, ""), Focus: decisionView(rec, record.KindFocus, ""),
 		Ceiling: decisionView(rec, record.KindCeiling, ""), Allergies: decisionView(rec, record.KindAllergies, ""),
 		ADRT: decisionView(rec, record.KindADRT, ""), PlaceOfDeath: decisionView(rec, record.KindPlaceOfDeath, ""),
-		Conflicts: len(rec.Conflicts()),
+		Conflicts: len(rec.Conflicts()), Tampered: len(rec.Tampered()),
 	}
 	a.idx.mu.RLock()
 	if r := a.idx.rows[id]; r != nil {

@@ -392,7 +392,7 @@ type agentSpec struct {
 func agentSpecs(n int) []agentSpec {
 	all := []agentSpec{
 		{"home-lan", "home", "Dr Ada Quill", ProfileLAN},
-		{"hub-4g", "hub", "Nurse Bo Lind", Profile4G},
+		{"hub-4g", "hub", "Dr Priya Shah", Profile4G},
 		{"home-rural", "home", "Dr Ada Quill", ProfileRural},
 		{"home-failing", "home", "Dr Ada Quill", ProfileFailing},
 		{"home-rural-2", "home", "Dr Ada Quill", ProfileRural},

@@ -200,7 +200,8 @@ func (r *replica) holds(k ack) bool {
 	if rv == nil || rv.typ != "resident" {
 		return false
 	}
-	rec, err := record.Read(rv.doc)
+	// Whether a change is held, not whether it verifies: no trust.
+	rec, err := record.Read(rv.doc, nil)
 	if err != nil {
 		return false
 	}
@@ -220,8 +221,8 @@ func (r *replica) holds(k ack) bool {
 		}
 		return false
 	case "decide":
-		for _, e := range rec.Decision(record.KindCPR, "").Entries {
-			if tag, ok := TagOf(e.Reason); ok && tag == k.Tag {
+		for _, u := range rec.Decision(record.KindCPR, "").Unverified {
+			if tag, ok := TagOf(u.Entry.Reason); ok && tag == k.Tag {
 				return true
 			}
 		}

@@ -466,7 +466,7 @@ func TestResolveCPRConflict(t *testing.T) {
 		t.Fatal("the inbox did not open the resident")
 	}
 	for _, want := range []string{"CONFLICT: CPR recommendation", "1. CPR attempts recommended", "2. CPR attempts NOT recommended",
-		"Dr Priya Shah, GP, GMC 7000002", "Nurse Bo Lind, Advice-line clinician, NMC 12A3456E", "Your role cannot resolve this"} {
+		"Dr Priya Shah, GP, GMC 7000002", "Dr Tom Reyes, GP, GMC 7000003", "Your role cannot resolve this"} {
 		if !shows(s.front.box, want) {
 			t.Errorf("the front sheet does not show %q", want)
 		}

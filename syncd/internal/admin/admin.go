@@ -46,7 +46,13 @@ const Usage = `syncd admin commands:
   revoke DEVICE-ID                       revoke a device (effective at its next connection)
   audit [-org ORG-ID] [-after N]         print audit events (for the IG lead)
   audit -unreviewed [-org ORG-ID]        break-glass accesses no IG lead has reviewed yet
-  review SEQ -by NAME [-note TEXT]       record the IG lead's review of a break-glass access`
+  review SEQ -by NAME [-note TEXT]       record the IG lead's review of a break-glass access
+  staff list [-org ORG-ID]               staff certificate requests (pending first) and certificates
+  staff approve REQUEST-ID               grant a request once you have checked the person and their registration
+  staff refuse REQUEST-ID -note REASON   refuse a request (the manager sees the reason)
+  staff add -org ORG-ID -name NAME -role ROLE [-reg "GMC 7000001"]
+                                         pre-approve a person: their desktop's request is granted at once
+  staff revoke CERT-ID                   revoke a certificate (a leaver): what it signed before stays valid`
 
 // Run executes one command, writing what a person reads to out.
 func (a *Admin) Run(ctx context.Context, args []string, out io.Writer) error {
@@ -65,6 +71,8 @@ func (a *Admin) Run(ctx context.Context, args []string, out io.Writer) error {
 	unreviewed := fs.Bool("unreviewed", false, "only break-glass accesses awaiting review")
 	reviewer := fs.String("by", "", "who reviewed")
 	note := fs.String("note", "", "review note")
+	role := fs.String("role", "", "staff role")
+	reg := fs.String("reg", "", "professional registration")
 	// Positional arguments come first (NAME, IDs), flags after.
 	var pos []string
 	for len(rest) > 0 && !strings.HasPrefix(rest[0], "-") {
@@ -179,10 +187,104 @@ func (a *Admin) Run(ctx context.Context, args []string, out io.Writer) error {
 			return err
 		}
 		fmt.Fprintf(out, "break-glass access %d reviewed by %s\n", seq, *reviewer)
+	case "staff":
+		if len(pos) == 0 {
+			return fmt.Errorf("staff needs list, approve, refuse, add or revoke\n%s", Usage)
+		}
+		return a.staff(ctx, out, pos[0], pos[1:], *orgFilter, *name, *role, *reg, *note)
 	default:
 		return fmt.Errorf("unknown command %q\n%s", cmd, Usage)
 	}
 	return nil
+}
+
+// staff runs the staff certificate commands.
+func (a *Admin) staff(ctx context.Context, out io.Writer, sub string, pos []string, org, name, role, reg, note string) error {
+	one := func(what string) error {
+		if len(pos) != 1 {
+			return fmt.Errorf("staff %s needs %s\n%s", sub, what, Usage)
+		}
+		return nil
+	}
+	switch sub {
+	case "list":
+		return a.listStaff(out, org)
+	case "approve":
+		if err := one("a REQUEST-ID"); err != nil {
+			return err
+		}
+		c, err := a.Orgs.ApproveRequest(ctx, pos[0])
+		if err != nil {
+			return err
+		}
+		fmt.Fprintf(out, "certificate %s issued to %s (%s%s), valid until %s\n", c.ID, c.Name, c.Role, regSuffix(c.Registration),
+			c.ValidUntil.Local().Format("2 Jan 2006"))
+	case "refuse":
+		if err := one("a REQUEST-ID"); err != nil {
+			return err
+		}
+		if err := a.Orgs.RefuseRequest(ctx, pos[0], note); err != nil {
+			return err
+		}
+		fmt.Fprintf(out, "request %s refused\n", pos[0])
+	case "add":
+		if err := a.Orgs.PreapproveStaff(ctx, org, name, role, reg); err != nil {
+			return err
+		}
+		fmt.Fprintf(out, "%s (%s) of %s pre-approved: their desktop's certificate request will be granted at once\n", name, role, org)
+	case "revoke":
+		if err := one("a CERT-ID"); err != nil {
+			return err
+		}
+		rv, err := a.Orgs.RevokeCertificate(ctx, pos[0])
+		if err != nil {
+			return err
+		}
+		fmt.Fprintf(out, "certificate %s revoked from %s: what it signed before stays valid, nothing after\n", rv.Cert, rv.At.Local().Format("2 Jan 2006 15:04:05"))
+	default:
+		return fmt.Errorf("unknown staff command %q\n%s", sub, Usage)
+	}
+	return nil
+}
+
+func regSuffix(reg string) string {
+	if reg == "" {
+		return ""
+	}
+	return ", " + reg
+}
+
+func (a *Admin) listStaff(out io.Writer, org string) error {
+	reqs, err := a.Orgs.StaffRequests(org)
+	if err != nil {
+		return err
+	}
+	certs, err := a.Orgs.Certificates(org)
+	if err != nil {
+		return err
+	}
+	revs, err := a.Orgs.Revocations()
+	if err != nil {
+		return err
+	}
+	revoked := map[string]time.Time{}
+	for _, r := range revs {
+		revoked[r.Cert] = r.At
+	}
+	tw := tabwriter.NewWriter(out, 2, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "REQUEST\tSTATE\tORG\tNAME\tROLE\tREGISTRATION\tRECEIVED")
+	for _, r := range reqs {
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\n", r.ID, r.State, r.Org, r.Name, r.Role, r.Registration, r.Received.Local().Format("2006-01-02 15:04"))
+	}
+	fmt.Fprintln(tw, "\nCERTIFICATE\tSTATUS\tORG\tNAME\tROLE\tREGISTRATION\tVALID UNTIL")
+	for _, c := range certs {
+		status := "valid"
+		if at, ok := revoked[c.ID]; ok {
+			status = "revoked " + at.Local().Format("2006-01-02")
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\n", c.ID, status, c.Org, c.Name, c.Role, c.Registration, c.ValidUntil.Local().Format("2006-01-02"))
+	}
+	return tw.Flush()
 }
 
 func splitIDs(s string) []string {

@@ -79,7 +79,7 @@ func startDevice(cfg deviceConfig) (*device, error) {
 			d.mu.Unlock()
 			d.poke()
 		},
-		OnError: func(msg string) {
+		OnError: func(_, msg string) {
 			d.mu.Lock()
 			if len(d.errs) < 100 {
 				d.errs = append(d.errs, msg)

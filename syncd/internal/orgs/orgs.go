@@ -24,6 +24,7 @@ package orgs
 import (
 	"cmp"
 	"context"
+	"crypto/ed25519"
 	"crypto/rand"
 	"encoding/json"
 	"errors"
@@ -120,6 +121,9 @@ type Org struct {
 	// Directory is a care home's directory document ID once set (see SetDirectory).
 	Directory string    `json:"directory,omitempty"`
 	Created   time.Time `json:"created"`
+	// Demo marks a demonstration organisation (syncd demo): its staff
+	// certificate requests are granted without an administrator.
+	Demo bool `json:"demo,omitempty"`
 }
 
 // Namespaces and log names in the store (see the key layout above).
@@ -134,7 +138,7 @@ const (
 )
 
 // namespaces lists every key/value namespace the registry writes, for tests that inspect them.
-var namespaces = []string{nsOrgs, nsDevices, nsCodes, nsCreds, nsSeen, nsFirst}
+var namespaces = []string{nsOrgs, nsDevices, nsCodes, nsCreds, nsSeen, nsFirst, nsStaffReq, nsCerts, nsRevoked, nsPreapproved}
 
 // Limits on what administrators and clients may send.
 const (
@@ -151,6 +155,13 @@ const (
 // not own the store: the caller opens it, keeps it open while the Registry is used, and
 // closes it.
 type Registry struct {
+	// Key is the organisation signing key: it signs staff certificates and
+	// their revocations. Nil: certificate requests are refused. Set it
+	// before the Registry is first used.
+	Key ed25519.PrivateKey
+	// OnTrustChange is called after a revocation (the relay tells every
+	// connection, and its workers). May be nil.
+	OnTrustChange func()
 	// Now returns the current time. Nil means time.Now. Tests replace it; set it before the
 	// Registry is first used.
 	Now func() time.Time
@@ -194,6 +205,18 @@ func (r *Registry) log() *slog.Logger {
 		return r.Logger
 	}
 	return slog.New(slog.DiscardHandler)
+}
+
+// MarkDemo marks an organisation as a demonstration (see Org.Demo).
+func (r *Registry) MarkDemo(ctx context.Context, id string) error {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	o, err := r.Org(id)
+	if err != nil {
+		return err
+	}
+	o.Demo = true
+	return r.putJSON(ctx, nsOrgs, o.ID, o)
 }
 
 // CreateHome registers a care home. ods is its ODS code, or empty; if given it must be

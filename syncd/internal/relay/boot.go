@@ -35,6 +35,10 @@ func (c *conn) bootstrap(ctx context.Context) {
 			}
 		case wire.TypeHavenAudit:
 			c.storeAudit(m)
+		case wire.TypeHavenTrust:
+			c.sendTrust()
+		case wire.TypeHavenCertReq:
+			c.certRequest(m)
 		}
 	}
 }

@@ -16,6 +16,7 @@ import (
 // on the read goroutine before the peer is registered, then only read.
 type conn struct {
 	s     *Server
+	ctx   context.Context // the connection's; ends when it closes
 	tc    frameConn
 	dev   orgs.Device
 	scope orgs.Scope
@@ -39,7 +40,7 @@ type frameConn interface {
 // Accept serves one authenticated device's connection until it ends. The
 // server owns tc from here on and closes it.
 func (s *Server) Accept(ctx context.Context, tc *transport.Conn, dev orgs.Device, scope orgs.Scope) error {
-	c := &conn{s: s, tc: tc, dev: dev, scope: scope, boot: make(chan wire.Message, 16)}
+	c := &conn{s: s, ctx: ctx, tc: tc, dev: dev, scope: scope, boot: make(chan wire.Message, 16)}
 	s.mu.Lock()
 	switch {
 	case s.closing:
@@ -160,7 +161,7 @@ func (c *conn) onFrame(frame []byte) {
 		c.syncMessage(m)
 	case wire.TypeEphemeral:
 		c.ephemeral(m)
-	case wire.TypeHavenList, wire.TypeHavenFetch, wire.TypeHavenAudit:
+	case wire.TypeHavenList, wire.TypeHavenFetch, wire.TypeHavenAudit, wire.TypeHavenCertReq:
 		select { // served in order on the connection's bootstrap goroutine: they read or write the store
 		case c.boot <- m:
 		default:
@@ -216,6 +217,12 @@ func (c *conn) join(m wire.Message) {
 	c.joined = true
 	c.send(wire.Message{Type: wire.TypePeer, SelectedProtocolVersion: wire.ProtocolV1,
 		PeerMetadata: &wire.PeerMetadata{StorageID: s.storageID}})
+	// The device's trust goes first, before any document: its revocations
+	// must be known before it shows a decision it receives.
+	select {
+	case c.boot <- wire.Message{Type: wire.TypeHavenTrust}:
+	default:
+	}
 	s.log.Info("peer joined", "device", c.dev.ID, "org", c.dev.Org, "peer", c.peer.ID)
 }
 

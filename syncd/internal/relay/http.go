@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"haven/shared/transport"
+	"haven/shared/wire"
 	"haven/syncd/internal/orgs"
 )
 
@@ -70,18 +71,6 @@ func (s *Server) serveSync(w http.ResponseWriter, r *http.Request) {
 	s.Accept(ctx, tc, dev, scope)
 }
 
-// EnrollResponse is what a desktop receives for a valid one-time code.
-type EnrollResponse struct {
-	Device     string   `json:"device"`
-	DeviceName string   `json:"deviceName"`
-	Org        string   `json:"org"`
-	OrgName    string   `json:"orgName"`
-	OrgKind    string   `json:"orgKind"`
-	Homes      []string `json:"homes,omitempty"` // a hub's homes
-	Directory  string   `json:"directory,omitempty"`
-	Credential string   `json:"credential"`
-}
-
 func (s *Server) serveEnroll(w http.ResponseWriter, r *http.Request) {
 	var req struct {
 		Code string `json:"code"`
@@ -95,7 +84,7 @@ func (s *Server) serveEnroll(w http.ResponseWriter, r *http.Request) {
 		s.metrics.refused.WithLabelValues("bad-enrolment-code").Inc()
 		w.Header().Set("Content-Type", "application/json")
 		w.WriteHeader(http.StatusForbidden)
-		json.NewEncoder(w).Encode(map[string]string{"error": "that code is not valid: it may be mistyped, used already or expired; ask your administrator for a new one"})
+		json.NewEncoder(w).Encode(wire.Enrollment{Error: "that code is not valid: it may be mistyped, used already or expired; ask your administrator for a new one"})
 		return
 	}
 	org, err := s.orgs.Org(dev.Org)
@@ -105,9 +94,9 @@ func (s *Server) serveEnroll(w http.ResponseWriter, r *http.Request) {
 	}
 	s.log.Info("device enrolled", "device", dev.ID, "org", org.ID)
 	w.Header().Set("Content-Type", "application/json")
-	json.NewEncoder(w).Encode(EnrollResponse{
+	json.NewEncoder(w).Encode(wire.Enrollment{
 		Device: dev.ID, DeviceName: dev.Name, Org: org.ID, OrgName: org.Name, OrgKind: string(org.Kind),
-		Homes: org.Homes, Directory: org.Directory, Credential: cred,
+		Homes: org.Homes, Directory: org.Directory, Credential: cred, Anchor: s.orgs.Anchor(),
 	})
 }
 

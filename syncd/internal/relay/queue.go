@@ -87,7 +87,7 @@ func (s *Server) process(doc string, batch []queued) {
 	ctx := context.Background()
 	s.auditAccess(ctx, doc, batch)
 	wasKnown := s.owner(doc) != ""
-	args := worker.WorkArgs{Doc: doc}
+	args := worker.WorkArgs{Doc: doc, TrustVersion: s.trustVersion()}
 	peers := map[string]syncer.Peer{}
 	for _, q := range batch {
 		args.Msgs = append(args.Msgs, syncer.In{From: q.from.peer.ID, Data: q.data})
@@ -151,17 +151,26 @@ func (s *Server) process(doc string, batch []queued) {
 	}
 }
 
-// refuse tells a device that the worker refused its message, and why.
+// refuse tells a device that the worker refused its message, and why: a
+// record rule its changes break (by name), a document outside its scope, or
+// a message that could not be applied. Nothing of the message was stored
+// or forwarded. The log names device, document and rule, never content.
 func (s *Server) refuse(doc string, q queued, f *worker.Failure) {
-	reason := "sync message refused: " + f.Reason
-	if f.Refused {
+	reason, code := "sync message refused: "+f.Reason, wire.CodeRefused
+	switch {
+	case f.Rule != "":
+		code = wire.RuleCode(f.Rule, f.Detail)
+		reason = "change refused: it breaks the record rule " + code[len("rule/"):] + "; nothing of it was stored or passed on"
+		s.metrics.refused.WithLabelValues("rule-" + f.Rule).Inc()
+	case f.Refused:
 		s.metrics.refused.WithLabelValues("create-out-of-scope").Inc()
-		reason = "document refused: it belongs to a care home outside this device's scope"
-	} else {
+		reason, code = "document refused: it belongs to a care home outside this device's scope", wire.CodeOutOfScope
+	default:
 		s.metrics.refused.WithLabelValues("bad-sync-message").Inc()
 	}
-	s.log.Warn("sync message refused", "doc", doc, "device", q.from.dev.ID, "bytes", len(q.data), "refused", f.Refused)
-	q.from.send(wire.Message{Type: wire.TypeError, ErrorMessage: reason})
+	s.log.Warn("sync message refused", "doc", doc, "device", q.from.dev.ID, "peer", q.from.peer.ID, "bytes", len(q.data),
+		"rule", f.Rule, "detail", f.Detail, "out_of_scope", f.Refused)
+	q.from.send(wire.Message{Type: wire.TypeError, ErrorMessage: reason, ErrorCode: code})
 }
 
 // gone reports whether c's connection has ended.
@@ -254,7 +263,8 @@ func (s *Server) quarantine(ctx context.Context, doc string, q queued) {
 		s.log.Error("storing a quarantined message", "err", err)
 	}
 	s.log.Error("sync message quarantined: it crashed a CRDT worker twice", "doc", doc, "device", q.from.dev.ID, "peer", q.from.peer.ID, "bytes", len(q.data))
-	q.from.send(wire.Message{Type: wire.TypeError, ErrorMessage: "a sync message for document " + doc + " could not be processed and was set aside; it was not stored or passed on"})
+	q.from.send(wire.Message{Type: wire.TypeError, ErrorCode: wire.CodeQuarantined,
+		ErrorMessage: "a sync message for document " + doc + " could not be processed and was set aside; it was not stored or passed on"})
 	q.from.strike()
 }
 

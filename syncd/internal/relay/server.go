@@ -18,6 +18,7 @@ import (
 	"sync"
 	"time"
 
+	"haven/shared/cert"
 	"haven/shared/store"
 	"haven/shared/syncer"
 	"haven/shared/transport"
@@ -70,21 +71,23 @@ type Server struct {
 	peerID    string // this relay's peer ID in the protocol
 	storageID string // stable across restarts: peers key their sync states by it
 
-	mu       sync.Mutex // guards everything below
-	conns    map[*conn]bool
-	peers    map[string]*conn           // by engine peer ID (one per connection), after join
-	clients  map[string]*conn           // by device and the client's own peer ID: its current connection
-	joins    uint64                     // connections joined so far; numbers engine peer IDs
-	subs     map[string]map[string]bool // document → subscribed peer IDs
-	waiting  map[string]map[string]bool // unknown document → peers that asked for it
-	owners   map[string]string          // document → owning organisation
-	queues   map[string]*docQueue
-	seenEph  map[string]uint64 // "sender session" → highest ephemeral count forwarded
-	strikes  map[string][]time.Time
-	closing  bool
-	wg       sync.WaitGroup // connections and queue runners
-	stop     chan struct{}
-	flushers sync.WaitGroup
+	mu      sync.Mutex // guards everything below
+	conns   map[*conn]bool
+	peers   map[string]*conn           // by engine peer ID (one per connection), after join
+	clients map[string]*conn           // by device and the client's own peer ID: its current connection
+	joins   uint64                     // connections joined so far; numbers engine peer IDs
+	subs    map[string]map[string]bool // document → subscribed peer IDs
+	waiting map[string]map[string]bool // unknown document → peers that asked for it
+	owners  map[string]string          // document → owning organisation
+	queues  map[string]*docQueue
+	seenEph map[string]uint64 // "sender session" → highest ephemeral count forwarded
+	strikes map[string][]time.Time
+	// revocations are every certificate revocation issued (see trust.go).
+	revocations []cert.Revocation
+	closing     bool
+	wg          sync.WaitGroup // connections and queue runners
+	stop        chan struct{}
+	flushers    sync.WaitGroup
 }
 
 const (
@@ -155,6 +158,9 @@ func New(cfg Config) (*Server, error) {
 		return nil, fmt.Errorf("load document owners: %w", err)
 	}
 	m.documents.Set(float64(len(s.owners)))
+	if err := s.loadTrust(); err != nil {
+		return nil, fmt.Errorf("load revocations: %w", err)
+	}
 	return s, nil
 }
 
@@ -298,6 +304,9 @@ func (h host) Admit(ctx context.Context, from syncer.Peer, doc, home string) err
 	s.log.Info("document created", "doc", doc, "owner", owner, "device", c.dev.ID)
 	return nil
 }
+
+// Trust is what workers check signatures against.
+func (h host) Trust() ([]byte, []cert.Revocation, uint64) { return h.s.workerTrust() }
 
 // Host returns the worker.Host the pool's children call back into.
 func (s *Server) Host() worker.Host { return host{s} }

@@ -13,6 +13,7 @@ import (
 
 	"haven/shared/crdt"
 	"haven/shared/docid"
+	"haven/shared/record"
 	"haven/shared/repo"
 	"haven/shared/store"
 	"haven/shared/syncer"
@@ -43,11 +44,11 @@ func serve(call, host io.ReadWriteCloser, log *slog.Logger) error {
 	defer hc.c.Close()
 	r := repo.New(hc, repo.Options{Logger: log})
 	defer r.Close()
-	svc := &Worker{}
+	svc := &Worker{vet: newVetter(hc.c)}
 	svc.eng = syncer.New(r, syncer.Options{
 		States:    hc,
 		Check:     crdt.CheckSyncMessage,
-		Verify:    true,
+		Vet:       svc.vet.vet,
 		AckInSync: true,
 		Logger:    log,
 		Admit: func(ctx context.Context, from syncer.Peer, id docid.ID, d *crdt.Doc) error {
@@ -70,6 +71,7 @@ func serve(call, host io.ReadWriteCloser, log *slog.Logger) error {
 // locks per document anyway.
 type Worker struct {
 	eng   *syncer.Engine
+	vet   *vetter
 	mu    sync.Mutex
 	known map[string]bool // peers connected to the engine; guarded by mu
 }
@@ -77,6 +79,7 @@ type Worker struct {
 // Work applies a work item.
 func (w *Worker) Work(args WorkArgs, reply *WorkReply) error {
 	ctx := context.Background()
+	w.vet.announce(args.TrustVersion)
 	w.mu.Lock()
 	for _, p := range args.Peers {
 		if !w.known[p.ID] {
@@ -105,6 +108,10 @@ func (w *Worker) Work(args WorkArgs, reply *WorkReply) error {
 		reply.NotFound = true
 	case errors.As(err, &me):
 		reply.Failed = &Failure{Index: me.Index, Peer: me.Peer, Reason: me.Err.Error(), Refused: errors.Is(err, syncer.ErrRefused)}
+		var re *record.RuleError
+		if errors.As(err, &re) {
+			reply.Failed.Rule, reply.Failed.Detail = re.Rule, re.Detail
+		}
 	default:
 		return err
 	}

@@ -16,6 +16,7 @@ import (
 	"sync/atomic"
 	"syscall"
 
+	"haven/shared/cert"
 	"haven/shared/store"
 	"haven/shared/syncer"
 )
@@ -31,6 +32,9 @@ type Host interface {
 	PutSyncState(ctx context.Context, storageID, docID string, state []byte) error
 	PutSyncStates(ctx context.Context, states []store.SyncStateEntry) error
 	Admit(ctx context.Context, from syncer.Peer, docID, home string) error
+	// Trust is what children check signed decisions against: the
+	// organisation key, the revocations, and their version.
+	Trust() (anchor []byte, revocations []cert.Revocation, version uint64)
 }
 
 // Config starts a Pool.
@@ -409,6 +413,11 @@ func (s *hostService) SyncState(a StateArgs, r *StateReply) error {
 
 func (s *hostService) PutSyncState(a PutStateArgs, _ *Empty) error {
 	return s.h.PutSyncState(context.Background(), a.Storage, a.Doc, a.State)
+}
+
+func (s *hostService) Trust(_ Empty, r *TrustReply) error {
+	r.Anchor, r.Revocations, r.Version = s.h.Trust()
+	return nil
 }
 
 func (s *hostService) Admit(a AdmitArgs, _ *Empty) error {

@@ -13,6 +13,7 @@ import (
 	"testing"
 	"time"
 
+	"haven/shared/cert"
 	"haven/shared/crdt"
 	"haven/shared/docid"
 	"haven/shared/repo"
@@ -49,6 +50,9 @@ func (h *testHost) Admit(_ context.Context, from syncer.Peer, doc, home string) 
 	h.admitted[doc] = from.ID
 	return nil
 }
+
+// Trust: these tests write plain documents, which no signature concerns.
+func (h *testHost) Trust() ([]byte, []cert.Revocation, uint64) { return nil, nil, 1 }
 
 func startPool(t *testing.T, workers int) (*Pool, *testHost) {
 	t.Helper()

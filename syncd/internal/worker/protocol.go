@@ -16,6 +16,7 @@
 package worker
 
 import (
+	"haven/shared/cert"
 	"haven/shared/store"
 	"haven/shared/syncer"
 )
@@ -27,6 +28,10 @@ type WorkArgs struct {
 	Msgs   []syncer.In
 	Notify []string
 	Peers  []syncer.Peer // every peer named in Msgs or Notify
+	// TrustVersion is the version of the parent's trust (organisation key
+	// and revocations); a child holding an older one fetches it before
+	// checking a change.
+	TrustVersion uint64
 }
 
 // WorkReply is what a work item produced.
@@ -51,6 +56,9 @@ type Failure struct {
 	Peer    string
 	Reason  string
 	Refused bool // Admit refused a new document (scope)
+	// Rule and Detail name the record rule the message's changes broke
+	// (record.RuleError), if that is why it was refused.
+	Rule, Detail string
 }
 
 // ForgetArgs drops a disconnected peer's states.
@@ -94,6 +102,14 @@ type PutStateArgs struct {
 	Storage, Doc string
 	State        []byte
 }
+
+// TrustReply is what the child checks signatures against.
+type TrustReply struct {
+	Anchor      []byte
+	Revocations []cert.Revocation
+	Version     uint64
+}
+
 type AdmitArgs struct {
 	Peer syncer.Peer
 	Doc  string

@@ -1,0 +1,97 @@
+package relay
+
+import (
+	"encoding/json"
+	"errors"
+
+	"haven/shared/cert"
+	"haven/shared/wire"
+	"haven/syncd/internal/orgs"
+)
+
+// The relay's trust is the organisation key and every revocation it has
+// issued. It is read from the registry at start and again whenever a
+// certificate is revoked (TrustChanged); its version, the number of
+// revocations, goes with every work item, so a worker checks each change
+// against the revocations the relay knows at that moment.
+
+// loadTrust reads the trust from the registry. Caller need not hold s.mu.
+func (s *Server) loadTrust() error {
+	_, revs, err := s.orgs.Trust()
+	if err != nil {
+		return err
+	}
+	s.mu.Lock()
+	s.revocations = revs
+	s.mu.Unlock()
+	return nil
+}
+
+// trustVersion is the version workers compare with their own.
+func (s *Server) trustVersion() uint64 {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return uint64(len(s.revocations)) + 1
+}
+
+// TrustChanged is the registry's OnTrustChange: a certificate was revoked.
+// Workers fetch the new trust with their next item; every connected device
+// is told now.
+func (s *Server) TrustChanged() {
+	if err := s.loadTrust(); err != nil {
+		s.log.Error("reloading revocations", "err", err)
+		return
+	}
+	s.mu.Lock()
+	conns := make([]*conn, 0, len(s.peers))
+	for _, c := range s.peers {
+		conns = append(conns, c)
+	}
+	s.mu.Unlock()
+	for _, c := range conns {
+		c.sendTrust()
+	}
+}
+
+// sendTrust sends the device its haven-trust message. Plain automerge-repo
+// clients drop it unread.
+func (c *conn) sendTrust() {
+	t, err := c.s.orgs.TrustFor(c.dev)
+	if err != nil {
+		c.s.log.Error("trust for device", "device", c.dev.ID, "err", err)
+		return
+	}
+	data, err := json.Marshal(t)
+	if err != nil {
+		return
+	}
+	c.send(wire.Message{Type: wire.TypeHavenTrust, Data: data})
+}
+
+// certRequest takes a haven-cert-request and answers with the device's
+// trust, which says where the request stands.
+func (c *conn) certRequest(m wire.Message) {
+	var req wire.CertRequest
+	if err := json.Unmarshal(m.Data, &req); err != nil {
+		c.send(wire.Message{Type: wire.TypeError, ErrorMessage: "certificate request unreadable", ErrorCode: wire.CodeBadRequest})
+		return
+	}
+	if _, err := c.s.orgs.RequestCertificate(c.ctx, c.dev, req); err != nil {
+		code := wire.CodeBadRequest
+		if !errors.Is(err, orgs.ErrBadRequest) {
+			c.s.log.Error("certificate request", "device", c.dev.ID, "err", err)
+			code = wire.CodeInternal
+		}
+		c.s.metrics.refused.WithLabelValues("cert-request").Inc()
+		c.send(wire.Message{Type: wire.TypeError, ErrorMessage: err.Error(), ErrorCode: code})
+		return
+	}
+	c.sendTrust()
+}
+
+// workerTrust is the Host's Trust: what workers check signatures against.
+func (s *Server) workerTrust() ([]byte, []cert.Revocation, uint64) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.orgs.Anchor(), append([]cert.Revocation(nil), s.revocations...), uint64(len(s.revocations)) + 1
+}

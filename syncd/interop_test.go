@@ -47,6 +47,7 @@ type jsEvent struct {
 	DocumentID   string         `json:"documentId"`
 	URL          string         `json:"url"`
 	Message      string         `json:"message"`
+	Code         string         `json:"code"`
 	PeerID       string         `json:"peerId"`
 	PeerMetadata *jsPeerMeta    `json:"peerMetadata"`
 	Doc          map[string]any `json:"doc"`

@@ -137,6 +137,11 @@ type DecisionState struct {
 	Entries    []Entry      // verified, oldest first
 	Current    []Entry      // oldest first
 	Unverified []Unverified // oldest first
+	// Altered names the rules this list's history breaks (an entry
+	// deleted or rewritten on this computer, outside the relay): see
+	// Record.MarkAltered. An altered list is neither settled nor a
+	// conflict: what it shows cannot be trusted.
+	Altered []string
 }
 
 // Key is the map key a Record uses for this list.
@@ -150,15 +155,40 @@ func decisionKey(k Kind, subject string) string {
 }
 
 // Conflict reports concurrent decisions that nothing supersedes yet.
-func (s *DecisionState) Conflict() bool { return s != nil && len(s.Current) > 1 }
+func (s *DecisionState) Conflict() bool { return s != nil && len(s.Current) > 1 && len(s.Altered) == 0 }
 
-// Settled returns the single current entry; ok is false when there is none
-// or there is a conflict.
+// Settled returns the single current entry; ok is false when there is none,
+// there is a conflict, or the list was altered.
 func (s *DecisionState) Settled() (e Entry, ok bool) {
-	if s == nil || len(s.Current) != 1 {
+	if s == nil || len(s.Current) != 1 || len(s.Altered) > 0 {
 		return Entry{}, false
 	}
 	return s.Current[0], true
+}
+
+// MarkAltered records rules a document's history breaks (Guard.Observe):
+// a decision list's against that list (every subject of its kind), the
+// rest against the record as a whole.
+func (r *Record) MarkAltered(violations []*RuleError) {
+	for _, v := range violations {
+		rule := v.Rule
+		kind, ok := strings.CutPrefix(v.Path, "decisions.")
+		if !ok {
+			r.Altered = append(r.Altered, rule+" ("+v.Path+")")
+			continue
+		}
+		found := false
+		for _, st := range r.Decisions {
+			if string(st.Kind) == kind {
+				st.Altered = append(st.Altered, rule)
+				found = true
+			}
+		}
+		if !found {
+			st := &DecisionState{Kind: Kind(kind), Altered: []string{rule}}
+			r.Decisions[st.Key()] = st
+		}
+	}
 }
 
 // ConflictSummary names each current decision and its author, for the
@@ -233,8 +263,18 @@ func newState(trust *cert.Trust, docID string, k Kind, subject string, entries [
 	return s
 }
 
+// TamperCount is what a manager's tamper alert counts: entries that are
+// not decisions, and rules the record's history breaks.
+func (r *Record) TamperCount() int {
+	n := len(r.Tampered()) + len(r.Altered)
+	for _, s := range r.Decisions {
+		n += len(s.Altered)
+	}
+	return n
+}
+
 // Tampered lists every entry of the record that is not a decision, in
-// Kinds order: what a manager's tamper alert counts.
+// Kinds order.
 func (r *Record) Tampered() []Unverified {
 	var out []Unverified
 	for _, k := range Kinds {

@@ -97,6 +97,9 @@ var schemaKeys = map[string]struct{ scalars, maps []string }{
 // concurrent use.
 type Guard struct {
 	docID   string
+	// observing: Observe is checking changes already held, whose entries
+	// the reader verifies itself; only the structural rules are checked.
+	observing bool
 	typ     string // "" until the first change is seen
 	created bool
 	// containers: the object made for each root container key and for
@@ -148,6 +151,29 @@ func (g *Guard) Check(changes []*crdt.DecodedChange, trust *cert.Trust) error {
 	}
 	g.undo = g.undo[:0]
 	return nil
+}
+
+// Observe checks changes a document already holds (read from a local
+// store, never offered for storing) in causal order: each is checked
+// against the structural rules (a decision or note deleted or rewritten, a
+// fixed field written, a second history), then taken in whether it keeps
+// them or not, so the next is judged against the document as it is. It
+// returns the rules broken. Entries are not verified here: every reader
+// verifies them itself (VerifyEntry).
+func (g *Guard) Observe(changes []*crdt.DecodedChange) []*RuleError {
+	g.observing = true
+	defer func() { g.observing = false }()
+	var out []*RuleError
+	for _, c := range changes {
+		g.undo = g.undo[:0]
+		var re *RuleError
+		if err := g.check(c, nil); errors.As(err, &re) {
+			out = append(out, re)
+		}
+		g.apply(c)
+	}
+	g.undo = g.undo[:0]
+	return out
 }
 
 func (g *Guard) setContainer(name string, id crdt.OpID) {
@@ -332,6 +358,9 @@ func (g *Guard) checkEntry(c *crdt.DecodedChange, op crdt.Op, trust *cert.Trust,
 	}
 	if k != KindAttorney {
 		e.Subject = ""
+	}
+	if g.observing {
+		return nil
 	}
 	if _, err := VerifyEntry(trust, g.docID, k, op.Key, e); err != nil {
 		return &RuleError{Rule: RuleDecisionUnver, Detail: EntryCode(err), Path: path, Change: c.Hash}

@@ -263,6 +263,9 @@ type Record struct {
 	// Problems names parts of the document that could not be read (paths, no
 	// values), e.g. a field of the wrong type written by another client.
 	Problems []string
+	// Altered names rules the record's history breaks outside its decision
+	// lists (see MarkAltered).
+	Altered []string
 }
 
 // Timeline is a resident's notes as read from the timeline document.

@@ -20,17 +20,25 @@
 //   {"cmd":"create","doc":{...}}                  → created {url, documentId}
 //   {"cmd":"find","id":ID}                        → doc {documentId, doc} | unavailable | timeout
 //   {"cmd":"change","id":ID,"key":K,"value":V}    → changed {documentId, heads}
+//   {"cmd":"set","id":ID,"path":[K,...],"value":V,"scalar":true}
+//                                                → changed: any change at a path (maps), as any
+//                                                   holder of a credential could make; with
+//                                                   scalar, a string is a plain string value,
+//                                                   not collaborative text (automerge 3's default)
+//   {"cmd":"delete","id":ID,"path":[K,...]}       → changed: deletes the key at the path
 //   {"cmd":"wait","id":ID,"key":K,"value":V}      → matched {documentId, doc} | timeout
 //   {"cmd":"synced","id":ID}                      → synced {documentId, heads} once the server
 //                                                   reports our heads (needs its storageId) | timeout
 //   {"cmd":"broadcast","id":ID,"message":M}       → broadcast (ephemeral message to peers)
 //   {"cmd":"quit"}
 // Unprompted events: connected {peerId, peerMetadata}, disconnected {peerId},
-// error {message} (an error frame from the server, or a failed connection),
+// error {message, code?} (an error frame from the server, with its code if it
+// sent one, or a failed connection),
 // ephemeral {documentId, senderId, message}.
 import readline from "node:readline"
 import { isDeepStrictEqual } from "node:util"
 import { Repo, cbor } from "@automerge/automerge-repo"
+import { ImmutableString } from "@automerge/automerge"
 import { WebSocketClientAdapter } from "@automerge/automerge-repo-network-websocket"
 import { NodeFSStorageAdapter } from "@automerge/automerge-repo-storage-nodefs"
 import { emit, flushReady } from "./lib.mjs"
@@ -73,7 +81,7 @@ class ObservedClientAdapter extends WebSocketClientAdapter {
   receiveMessage(bytes) {
     try {
       const msg = cbor.decode(new Uint8Array(bytes))
-      if (msg?.type === "error") reportError(String(msg.message))
+      if (msg?.type === "error") reportError(String(msg.message), msg.code)
     } catch {
       // undecodable: the parent drops it too
     }
@@ -154,6 +162,21 @@ async function run(cmd) {
         const h = await handleFor(cmd.id, ms)
         h.change(d => {
           d[cmd.key] = cmd.value
+        })
+        emit({ event: "changed", documentId: h.documentId, heads: h.heads() })
+        return true
+      }
+      case "set":
+      case "delete": {
+        const h = await handleFor(cmd.id, ms)
+        const path = cmd.path ?? []
+        if (path.length === 0) throw new Error("set and delete need a path")
+        h.change(d => {
+          let obj = d
+          for (const k of path.slice(0, -1)) obj = obj[k]
+          const last = path[path.length - 1]
+          if (cmd.cmd === "set") obj[last] = cmd.scalar && typeof cmd.value === "string" ? new ImmutableString(cmd.value) : cmd.value
+          else delete obj[last]
         })
         emit({ event: "changed", documentId: h.documentId, heads: h.heads() })
         return true

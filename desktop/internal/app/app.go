@@ -87,6 +87,9 @@ type App struct {
 	audit *auditOutbox
 	// trustState is who this computer believes is certified (staff.go).
 	trustState staffTrust
+
+	watchMu sync.Mutex // guards watches; taken without mu
+	watches map[docid.ID]*watched
 }
 
 // Progress is a fresh device's download.
@@ -110,7 +113,8 @@ func Open(dir string, opts Options) (*App, error) {
 	if err != nil {
 		return nil, err
 	}
-	a := &App{dir: dir, opts: opts, log: log, dev: dev, lastSync: map[docid.ID]time.Time{}, glass: map[docid.ID]bool{}}
+	a := &App{dir: dir, opts: opts, log: log, dev: dev, lastSync: map[docid.ID]time.Time{}, glass: map[docid.ID]bool{},
+		watches: map[docid.ID]*watched{}}
 	a.idx = newIndex(a)
 	return a, nil
 }
@@ -312,7 +316,7 @@ func (a *App) LockAfter() time.Duration {
 // SetLockAfter changes the idle time (a home manager's setting).
 func (a *App) SetLockAfter(d time.Duration) error {
 	u := a.CurrentUser()
-	if u == nil || u.Role != record.HomeManager {
+	if u.Acts() != record.HomeManager {
 		return errors.New("only the home manager can change the lock time")
 	}
 	if d < time.Minute || d > time.Hour {
@@ -351,7 +355,7 @@ func (a *App) lockAfterLocked() time.Duration {
 // and write notes, shown as not yet certified.
 func (a *App) AddStaff(name string, role record.Role, reg, pin string) (Staff, error) {
 	u := a.CurrentUser()
-	if u == nil || !u.Certified || (u.Role != record.HomeManager && u.Role != record.GP && u.Role != record.HubNurse && u.Role != record.AdviceClinician) {
+	if r := u.Acts(); r != record.HomeManager && r != record.GP && r != record.HubNurse && r != record.AdviceClinician {
 		return Staff{}, errors.New("a certified manager must be signed in to add staff")
 	}
 	var voucher *record.KeySigner

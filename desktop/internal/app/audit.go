@@ -49,7 +49,7 @@ func newAuditOutbox(a *App) *auditOutbox {
 
 // record appends an event durably and nudges the sender.
 func (o *auditOutbox) record(u *User, resident docid.ID, action, detail string) {
-	b, _ := json.Marshal(auditEvent{Time: o.a.opts.Now().UTC(), User: u.ID, Role: string(u.Role), Resident: resident.String(), Action: action, Detail: detail})
+	b, _ := json.Marshal(auditEvent{Time: o.a.opts.Now().UTC(), User: u.ID, Role: string(u.Acts()), Resident: resident.String(), Action: action, Detail: detail})
 	if _, err := o.a.st.AppendLog(context.Background(), auditLog, b); err != nil {
 		o.a.log.Error("audit event not recorded", "err", err)
 		return

@@ -224,6 +224,7 @@ func (x *index) refresh(id docid.ID) bool {
 		if err != nil {
 			return false
 		}
+		rec.MarkAltered(x.a.historyCheck(id, doc))
 		now, seq := x.a.opts.Now(), h.Seq()
 		x.update(id, func(r *Row) {
 			summarise(r, rec, doc.Heads(), now)
@@ -303,6 +304,8 @@ func summarise(r *Row, rec *record.Record, heads []crdt.Hash, now time.Time) {
 	}
 	cpr := rec.Decision(record.KindCPR, "")
 	switch e, ok := cpr.Settled(); {
+	case len(cpr.Altered) > 0:
+		r.CPR = "unverified"
 	case cpr.Conflict():
 		r.CPR = "conflict"
 	case ok:
@@ -310,7 +313,7 @@ func summarise(r *Row, rec *record.Record, heads []crdt.Hash, now time.Time) {
 	default:
 		r.CPR = ""
 	}
-	r.Tampered = len(rec.Tampered())
+	r.Tampered = rec.TamperCount()
 	r.Conflicts = nil
 	for _, c := range rec.Conflicts() {
 		r.Conflicts = append(r.Conflicts, c.Kind.Label())

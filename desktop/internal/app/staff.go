@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"strings"
 	"time"
 
 	"haven/shared/cert"
@@ -238,7 +239,6 @@ func certWords(err error) string {
 func (a *App) resolveLocked(s staffRecord, key ed25519.PrivateKey) *User {
 	v := a.viewLocked(s)
 	u := &User{Staff: v}
-	u.author = record.Author{UserID: s.ID, Name: v.Name, Role: v.Role, RegNo: v.RegNo, DeviceID: a.dev.DeviceID}
 	u.signer.Key = key
 	if v.Certified {
 		c := a.trustState.certs[s.ID]
@@ -248,7 +248,26 @@ func (a *App) resolveLocked(s staffRecord, key ed25519.PrivateKey) *User {
 			u.Certified, u.Status = false, "this account's key does not match its certificate"
 		}
 	}
+	u.author = record.Author{UserID: s.ID, Name: v.Name, Role: u.Acts(), RegNo: v.RegNo, DeviceID: a.dev.DeviceID}
+	if !u.Certified {
+		// What they write says so: their name as asked for, their role
+		// what an uncertified person may do.
+		u.author.Name += " (not yet certified as " + strings.ToLower(v.Role.Label()) + ")"
+		u.author.RegNo = ""
+	}
 	return u
+}
+
+// Acts is the role the user acts with: their certificate's; without a
+// valid certificate, a care worker's (notes only), whatever was asked for.
+func (u *User) Acts() record.Role {
+	if u == nil {
+		return ""
+	}
+	if !u.Certified {
+		return record.CareWorker
+	}
+	return u.Role
 }
 
 // unsealKey opens a staff member's signing key with the PIN key. A key

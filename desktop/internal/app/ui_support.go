@@ -37,7 +37,7 @@ func (a *App) Permissions() Permissions {
 	if u == nil {
 		return Permissions{}
 	}
-	r := u.Role
+	r := u.Acts()
 	return Permissions{
 		EditRecord:   r != record.CareWorker && r != record.IGLead && r != "",
 		EditClinical: r.Clinician(),

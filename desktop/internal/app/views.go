@@ -54,6 +54,7 @@ const (
 	DecisionSettled     = "settled"
 	DecisionConflict    = "conflict"
 	DecisionNotRecorded = "not-recorded"
+	DecisionAltered     = "altered" // the list's history breaks the rules: not shown as a decision
 )
 
 // FrontSheet is the emergency summary on one screen.
@@ -80,8 +81,12 @@ type FrontSheet struct {
 	AsOf          string // when this copy was last confirmed with the relay, in words
 	Stale         bool   // the copy may be out of date: offline and not confirmed recently
 	Conflicts     int
-	// Tampered counts entries that are not decisions: the tamper alert.
+	// Tampered counts entries that are not decisions and rules the
+	// record's history breaks: the tamper alert.
 	Tampered int
+	// Altered names rules the record's history breaks outside its
+	// decision lists (its home or type changed on this computer).
+	Altered []string
 	Problems []string // parts of the record that could not be read
 }
 
@@ -207,6 +212,14 @@ func decisionView(rec *record.Record, k record.Kind, subject string) DecisionVie
 		v.Unverified = append(v.Unverified, UnverifiedView{Text: describe(k, u.Entry), Claimed: by(u.Entry.Author) + " (claimed)",
 			At: when(u.Entry.At), Why: u.Words(), Code: record.EntryCode(u.Reason)})
 	}
+	if len(s.Altered) > 0 {
+		// The list's history breaks the rules on this computer: nothing
+		// in it is shown as the decision.
+		v.State = DecisionAltered
+		v.Text = "Unverified: this decision list was altered on this computer outside Haven's rules (" + strings.Join(s.Altered, ", ") +
+			"). Use the paper form and ask the home manager to report it."
+		return v
+	}
 	switch e, ok := s.Settled(); {
 	case s.Conflict():
 		v.State = DecisionConflict
@@ -241,6 +254,9 @@ func (a *App) record(id docid.ID) (*record.Record, *repo.Handle, error) {
 		return nil, nil, err
 	}
 	rec, err := record.Read(h.Doc(), a.Trust())
+	if err == nil {
+		rec.MarkAltered(a.historyCheck(id, h.Doc()))
+	}
 	if err == nil && rec.ID != id {
 		// A document that names another ID is not this resident's record:
 		// its signatures were made for that other one.
@@ -289,7 +305,7 @@ func (a *App) FrontSheet(id docid.ID) (*FrontSheet, error) {
 		CPR: decisionView(rec, record.KindCPR, ""), Focus: decisionView(rec, record.KindFocus, ""),
 		Ceiling: decisionView(rec, record.KindCeiling, ""), Allergies: decisionView(rec, record.KindAllergies, ""),
 		ADRT: decisionView(rec, record.KindADRT, ""), PlaceOfDeath: decisionView(rec, record.KindPlaceOfDeath, ""),
-		Conflicts: len(rec.Conflicts()), Tampered: len(rec.Tampered()),
+		Conflicts: len(rec.Conflicts()), Tampered: rec.TamperCount(), Altered: rec.Altered,
 	}
 	a.idx.mu.RLock()
 	if r := a.idx.rows[id]; r != nil {
@@ -444,7 +460,7 @@ func (a *App) Wishes(id docid.ID) (*WishesView, error) {
 		Wishes: rec.Wishes, CPR: decisionView(rec, record.KindCPR, ""), Focus: decisionView(rec, record.KindFocus, ""),
 		Ceiling: decisionView(rec, record.KindCeiling, ""), ADRT: decisionView(rec, record.KindADRT, ""),
 		PlaceOfDeath: decisionView(rec, record.KindPlaceOfDeath, ""), Allergies: decisionView(rec, record.KindAllergies, ""),
-		CanEditClinical: u.Role.Clinician(), CanEdit: u.Role != record.CareWorker && u.Role != record.IGLead,
+		CanEditClinical: u.Acts().Clinician(), CanEdit: u.Acts() != record.CareWorker && u.Acts() != record.IGLead,
 	}, nil
 }
 

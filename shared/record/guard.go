@@ -96,12 +96,12 @@ var schemaKeys = map[string]struct{ scalars, maps []string }{
 // history once (Learn), then Check each new batch of changes. Not safe for
 // concurrent use.
 type Guard struct {
-	docID   string
+	docID string
 	// observing: Observe is checking changes already held, whose entries
 	// the reader verifies itself; only the structural rules are checked.
 	observing bool
-	typ     string // "" until the first change is seen
-	created bool
+	typ       string // "" until the first change is seen
+	created   bool
 	// containers: the object made for each root container key and for
 	// each decision kind, by name ("decisions", "decisions.cpr", "notes"…).
 	containers map[string]crdt.OpID

@@ -86,7 +86,7 @@ type FrontSheet struct {
 	Tampered int
 	// Altered names rules the record's history breaks outside its
 	// decision lists (its home or type changed on this computer).
-	Altered []string
+	Altered  []string
 	Problems []string // parts of the record that could not be read
 }
 

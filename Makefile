@@ -71,7 +71,9 @@ screenshots: build ## render the front sheet and resident list to docs/screensho
 	@set -e; d=$$(mktemp -d); trap 'rm -rf $$d' EXIT; mkdir -p docs/screenshots; \
 	LANG=C.UTF-8 xvfb-run -a -s "-screen 0 1400x900x24" $(BIN)/desktop -data $$d -seed-demo 40 -unlock "Dr Ada Quill:271828" -open-first -screenshot docs/screenshots/front-sheet.png; \
 	LANG=C.UTF-8 xvfb-run -a -s "-screen 0 1400x900x24" $(BIN)/desktop -data $$d -unlock "Dr Ada Quill:271828" -screenshot docs/screenshots/list.png; \
-	echo "wrote docs/screenshots/front-sheet.png and docs/screenshots/list.png"
+	t=$$(mktemp -d); trap 'rm -rf $$d $$t' EXIT; \
+	LANG=C.UTF-8 xvfb-run -a -s "-screen 0 1400x900x24" $(BIN)/desktop -data $$t -seed-demo 12 -demo-conflicts 0 -demo-tamper 1 -unlock "Mo Manager:314159" -open-first -screenshot docs/screenshots/front-sheet-tamper.png; \
+	echo "wrote docs/screenshots/front-sheet.png, list.png and front-sheet-tamper.png"
 
 test: deps ## run every test (real Badger, real Automerge, real websockets)
 	$(GO) vet ./...

@@ -47,6 +47,7 @@ type config struct {
 	relay, code            string
 	demo                   bool
 	seed, conflicts, notes int
+	tamper                 int
 	screenshot             string
 	unlock                 string
 	openFirst              bool
@@ -72,6 +73,7 @@ func parse(args []string) (config, error) {
 	fs.IntVar(&c.seed, "seed-demo", 0, "set up an empty data folder as an offline demo with this many residents")
 	fs.IntVar(&c.conflicts, "demo-conflicts", 2, "with -seed-demo: residents given a CPR conflict, as two offline computers would make one")
 	fs.IntVar(&c.notes, "demo-notes", 6, "with -seed-demo: notes per resident")
+	fs.IntVar(&c.tamper, "demo-tamper", 0, "with -seed-demo: residents given a forged CPR entry, as an altered copy of the folder would hold one")
 	fs.StringVar(&c.screenshot, "screenshot", "", "save a PNG of the window once the first view is ready, then exit")
 	fs.StringVar(&c.unlock, "unlock", "", "NAME:PIN to unlock at start (demos and screenshots)")
 	fs.BoolVar(&c.openFirst, "open-first", false, "open the first resident's front sheet")
@@ -169,6 +171,9 @@ func prepare(c config, log *slog.Logger) error {
 			return err
 		}
 		if err := app.AddDemoConflicts(c.dir, c.conflicts, time.Now()); err != nil {
+			return err
+		}
+		if err := app.AddDemoTamper(c.dir, c.tamper, time.Now()); err != nil {
 			return err
 		}
 		log.Info("offline demo folder set up", "dir", c.dir, "residents", c.seed, "conflicts", c.conflicts, "took", time.Since(start).Round(time.Millisecond))

@@ -80,6 +80,7 @@ type App struct {
 	online    bool
 	lastSync  map[docid.ID]time.Time // when each document was last confirmed with the relay
 	glass     map[docid.ID]bool      // residents opened with a break-glass reason this session
+	refusal   string                 // the relay's last refusal of a change, for the status bar
 	cancel    context.CancelFunc
 	done      chan struct{} // closed when the sync goroutines have stopped
 
@@ -255,6 +256,7 @@ func (a *App) startLocked(master []byte) error {
 		OnSettled:  a.settled,
 		OnAuditAck: a.audit.acked,
 		OnTrust:    a.onTrust,
+		OnError:    a.relayError,
 	})
 	go func() {
 		defer close(a.done)

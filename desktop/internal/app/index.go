@@ -58,6 +58,18 @@ func (r Row) Name() string {
 	return n
 }
 
+// Tampered lists the residents whose records hold entries that are not
+// decisions, or were altered outside the rules: the tamper alert.
+func (a *App) Tampered() []Row {
+	var out []Row
+	for _, r := range a.idx.inOrder() {
+		if r.Tampered > 0 {
+			out = append(out, *r)
+		}
+	}
+	return out
+}
+
 // CPRConflict reports a CPR conflict.
 func (r Row) CPRConflict() bool { return r.CPR == "conflict" }
 

@@ -203,6 +203,9 @@ func (a *App) staffLocked(id string) *staffRecord {
 func (a *App) viewLocked(s staffRecord) Staff {
 	v := Staff{ID: s.ID, Name: s.Name, Role: record.Role(s.Request.Role), RegNo: s.Request.Registration}
 	st := a.trustState
+	if st.trust == nil {
+		return v // nothing unlocked yet: who is certified is not known
+	}
 	if c, ok := st.certs[s.ID]; ok && bytes.Equal(c.PublicKey, s.Request.PublicKey) {
 		if err := st.trust.Check(c, a.opts.Now()); err == nil {
 			v.Name, v.Role, v.RegNo, v.Certified = c.Name, record.Role(c.Role), c.Registration, true

@@ -2,10 +2,12 @@ package app
 
 import (
 	"context"
+	"strings"
 	"time"
 
 	"haven/shared/client"
 	"haven/shared/docid"
+	"haven/shared/wire"
 )
 
 // localDocs is every document on this computer, offered to the relay on
@@ -58,6 +60,21 @@ func (a *App) settled(id docid.ID, inSync bool) {
 		a.lastSync[id] = a.opts.Now()
 		a.mu.Unlock()
 	}
+}
+
+// relayError takes an error message from the relay. A refused change (its
+// code names the record rule) stays on the status bar in the relay's own
+// words: the change stays on this computer, and staff should know it has
+// not gone further.
+func (a *App) relayError(code, msg string) {
+	if !strings.HasPrefix(code, "rule/") && code != wire.CodeQuarantined && code != wire.CodeBadRequest {
+		return
+	}
+	a.log.Warn("the relay refused a change", "code", code)
+	a.mu.Lock()
+	a.refusal = "The relay refused a change from this computer: " + msg
+	a.mu.Unlock()
+	a.emit(Event{Kind: EventStatus})
 }
 
 // statusChanged runs on every change of the client's status. On each new
@@ -123,6 +140,12 @@ func (a *App) Status() SyncStatus {
 	}
 	s := a.client.Status()
 	out := SyncStatus{Online: s.Online, Pending: s.Pending, LastExchange: s.LastExchange, Problem: s.LastError, Download: dl}
+	a.mu.Lock()
+	refusal := a.refusal
+	a.mu.Unlock()
+	if refusal != "" && out.Problem == "" {
+		out.Problem = refusal
+	}
 	if d := a.st.Damage(); d != "" && out.Problem == "" {
 		out.Problem = d // the store came back without recent writes: say so until sync restores them
 	}

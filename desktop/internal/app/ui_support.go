@@ -8,6 +8,7 @@ package app
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"strconv"
@@ -417,11 +418,68 @@ func (a *App) DemoConflict(id docid.ID, k record.Kind, first, second any) error 
 // SeedDemo) a CPR conflict, starting with the first in list order, so a
 // demonstration opens on what a conflict looks like.
 func AddDemoConflicts(dir string, n int, now time.Time) error {
+	return demoSession(dir, now, func(a *App, rows []Row) error {
+		for i := 0; i < n && i < len(rows); i++ {
+			if err := a.DemoConflict(rows[i*len(rows)/n].ID, record.KindCPR, record.CPRRecommended, record.CPRNotRecommended); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+}
+
+// AddDemoTamper plants, in n residents of a freshly seeded demo folder
+// (starting with the first in list order), a CPR entry as an altered copy
+// of the folder could: the GP's latest entry copied under a new ID with its
+// value flipped. For demonstrations and screenshots of the tamper alert:
+// the desktop shows it as an unverified entry, never as the decision.
+func AddDemoTamper(dir string, n int, now time.Time) error {
+	if n <= 0 {
+		return nil
+	}
+	return demoSession(dir, now, func(a *App, rows []Row) error {
+		for i := 0; i < n && i < len(rows); i++ {
+			id := rows[i].ID
+			rec, h, err := a.record(id)
+			if err != nil {
+				return err
+			}
+			cur, ok := rec.Decision(record.KindCPR, "").Settled()
+			if !ok {
+				continue
+			}
+			forged := cur
+			forged.ID, forged.Supersedes = record.NewID(), []string{cur.ID}
+			forged.Value = `"` + record.CPRRecommended + `"`
+			if cur.Text() == record.CPRRecommended {
+				forged.Value = `"` + record.CPRNotRecommended + `"`
+			}
+			body, _ := json.Marshal(forged)
+			if err := h.Change(context.Background(), func(doc *crdt.Doc) error {
+				_, err := doc.Change(`{"v":1,"op":"decide"}`, now, func(w *crdt.Writer) error {
+					return w.Set(string(body), "decisions", string(record.KindCPR), forged.ID)
+				})
+				return err
+			}); err != nil {
+				return err
+			}
+			a.idx.refresh(id)
+		}
+		return nil
+	})
+}
+
+// demoSession opens a demo folder offline as the demo GP, waits for the
+// resident list, and runs fn on the rows in list order.
+func demoSession(dir string, now time.Time, fn func(a *App, rows []Row) error) error {
 	a, err := Open(dir, Options{NoSync: true, Now: func() time.Time { return now }})
 	if err != nil {
 		return err
 	}
 	defer a.Close()
+	if !a.Device().Demo {
+		return errors.New("only on a demo computer")
+	}
 	listed := make(chan struct{}, 1)
 	a.Subscribe(func(e Event) {
 		if e.Kind == EventList {
@@ -435,6 +493,7 @@ func AddDemoConflicts(dir string, n int, now time.Time) error {
 	for _, d := range DemoAccounts {
 		if d.Role == record.GP {
 			gp = d
+			break
 		}
 	}
 	var staff string
@@ -454,13 +513,7 @@ func AddDemoConflicts(dir string, n int, now time.Time) error {
 	case <-time.After(time.Minute):
 		return errors.New("the resident list was not built within a minute")
 	}
-	rows := a.Residents(Filter{})
-	for i := 0; i < n && i < len(rows); i++ {
-		if err := a.DemoConflict(rows[i*len(rows)/n].ID, record.KindCPR, record.CPRRecommended, record.CPRNotRecommended); err != nil {
-			return err
-		}
-	}
-	return nil
+	return fn(a, a.Residents(Filter{}))
 }
 
 // AsOf says how current this copy of a resident's record is, as the front

@@ -31,6 +31,7 @@ type (
 	lister interface {
 		Residents(app.Filter) []app.Row
 		Conflicts() []app.Conflict
+		Tampered() []app.Row
 		Homes() []string
 	}
 

@@ -48,6 +48,9 @@ func (f *frontSheet) show(fs *app.FrontSheet) {
 	if fs.Conflicts > 0 && fs.CPR.State != app.DecisionConflict && fs.Focus.State != app.DecisionConflict {
 		objs = append(objs, card(toneDanger, wrapped(conflictBanner(fs.Conflicts), toneDanger, true)))
 	}
+	if fs.Tampered > 0 {
+		objs = append(objs, card(toneDanger, wrapped(tamperBanner(fs), toneDanger, true)))
+	}
 	if len(fs.Problems) > 0 {
 		objs = append(objs, card(toneWarning, text("Parts of this record could not be read", toneWarning, true),
 			wrapped(strings.Join(fs.Problems, ", "), toneWarning, false)))
@@ -95,13 +98,43 @@ func (f *frontSheet) action(v app.DecisionView, subject string) *widget.Button {
 	return nil
 }
 
+// tamperBanner words the tamper alert at the top of a record.
+func tamperBanner(fs *app.FrontSheet) string {
+	s := fmt.Sprintf("TAMPER ALERT: %d item(s) in this record are not decisions: shown in red below and never as the value.", fs.Tampered)
+	if len(fs.Altered) > 0 {
+		s += " This record was altered on this computer outside Haven's rules (" + strings.Join(fs.Altered, ", ") + ")."
+	}
+	return s + " Check the paper ReSPECT form, and tell the home manager."
+}
+
 // decisionBlock shows a decision as every screen does: settled (value, who,
-// when), not recorded (amber), or a conflict (red, each side with who,
-// when and why). settled is the tone of a settled value's card.
+// when), not recorded (amber), a conflict (red, each side with who, when
+// and why), or an altered list (red, no value); entries that are not
+// decisions follow in red, each with why. settled is the tone of a settled
+// value's card.
 func decisionBlock(v app.DecisionView, big bool, settled tone, act *widget.Button) fyne.CanvasObject {
+	block := decisionValue(v, big, settled, act)
+	if len(v.Unverified) == 0 {
+		return block
+	}
+	objs := []fyne.CanvasObject{block}
+	for _, u := range v.Unverified {
+		objs = append(objs, card(toneDanger, text(app.UnverifiedLabel, toneDanger, true),
+			wrapped(u.Text, toneDanger, false), caption(u.Claimed+" · "+u.At+"\nWhy: "+u.Why)))
+	}
+	return container.NewVBox(objs...)
+}
+
+func decisionValue(v app.DecisionView, big bool, settled tone, act *widget.Button) fyne.CanvasObject {
 	title := blockTitle(strings.ToUpper(shortLabel(v)))
 	var objs []fyne.CanvasObject
 	switch v.State {
+	case app.DecisionAltered:
+		head := wrapped("UNVERIFIED: "+v.Label, toneDanger, true)
+		if big {
+			head.SizeName = sizeDecision
+		}
+		return card(toneDanger, title, head, wrapped(v.Text, toneDanger, false))
 	case app.DecisionConflict:
 		head := wrapped("CONFLICT: "+v.Label, toneDanger, true)
 		if big {

@@ -43,10 +43,15 @@ func rowFor(r app.Row) rowView {
 		v.CPR, v.CPRTone = "Record downloading: CPR status not known yet", toneInfo
 	case r.CPRConflict():
 		v.CPR, v.CPRTone = "CPR: CONFLICT between two decisions", toneDanger
+	case r.CPR == "unverified":
+		v.CPR, v.CPRTone = "CPR: UNVERIFIED (record altered on this computer)", toneDanger
 	case r.CPR == "":
 		v.CPR, v.CPRTone = "CPR: not recorded", toneWarning
 	default:
 		v.CPR = record.Label(r.CPR)
+	}
+	if r.Tampered > 0 {
+		v.Badges = append(v.Badges, badgeView{"TAMPER ALERT", toneDanger})
 	}
 	switch n := len(r.Conflicts); {
 	case n == 1:

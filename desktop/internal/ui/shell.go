@@ -3,6 +3,7 @@ package ui
 import (
 	"errors"
 	"fmt"
+	"strings"
 	"time"
 
 	"fyne.io/fyne/v2"
@@ -28,6 +29,8 @@ type mainScreen struct {
 	detail    *fyne.Container
 
 	conflictsButton *widget.Button
+	tamper          *widget.Label
+	tamperBox       *fyne.Container
 	resident        *residentScreen
 	inbox           *conflictsInbox
 	admission       *admissionForm
@@ -45,6 +48,10 @@ func (m *mainScreen) build() fyne.CanvasObject {
 	if r := user.Role.Label(); r != "" {
 		who += " · " + r
 	}
+	if !user.Certified {
+		// Until the certificate comes: notes only, no decisions.
+		who += " · " + user.Status + " (notes only)"
+	}
 	// The left column carries who is signed in, Lock, the conflicts inbox
 	// and the list, so the resident on the right has the full height.
 	m.conflictsButton = u.button("Conflicts inbox", m.showConflicts)
@@ -58,9 +65,12 @@ func (m *mainScreen) build() fyne.CanvasObject {
 	signedIn := text(who, toneNeutral, true)
 	signedIn.Truncation = fyne.TextTruncateEllipsis
 	place := caption(u.app.Device().OrgName)
+	m.tamper = wrapped("", toneDanger, true)
+	m.tamperBox = card(toneDanger, m.tamper)
+	m.tamperBox.Hide()
 	header := container.NewVBox(
 		container.NewBorder(nil, nil, title, fixedWidth(100, lock), container.NewVBox(signedIn, place)),
-		actions)
+		actions, m.tamperBox)
 
 	m.list = newResidentList(u, m.openResident)
 	m.status = newStatusBar(u)
@@ -189,6 +199,7 @@ func (m *mainScreen) statusChanged() {
 }
 
 func (m *mainScreen) updateConflictCount() {
+	m.updateTamper()
 	n := len(m.u.app.Conflicts())
 	if n == 0 {
 		m.conflictsButton.SetText("Conflicts inbox (none)")
@@ -198,6 +209,27 @@ func (m *mainScreen) updateConflictCount() {
 		m.conflictsButton.Importance = widget.DangerImportance
 	}
 	m.conflictsButton.Refresh()
+}
+
+// updateTamper shows the tamper alert while any resident's record holds
+// entries that are not decisions.
+func (m *mainScreen) updateTamper() {
+	t := m.u.app.Tampered()
+	if len(t) == 0 {
+		m.tamperBox.Hide()
+		return
+	}
+	names := make([]string, 0, 3)
+	for i, r := range t {
+		if i == 3 {
+			names = append(names, "…")
+			break
+		}
+		names = append(names, r.Name())
+	}
+	m.tamper.SetText(fmt.Sprintf("TAMPER ALERT: %d record(s) hold entries that are not decisions (%s). They are shown in red and never used. "+
+		"Home manager: report it to your Haven administrator.", len(t), strings.Join(names, ", ")))
+	m.tamperBox.Show()
 }
 
 // saved tells the person their change is on disk, for a few seconds.

@@ -37,6 +37,9 @@ func (s *unlockScreen) build() fyne.CanvasObject {
 		if r := p.Role.Label(); r != "" {
 			label += " · " + r
 		}
+		if !p.Certified && p.Status != "" {
+			label += " (" + p.Status + ")"
+		}
 		b := u.button(label, func() { s.onChoose(p.ID) })
 		s.people = append(s.people, b)
 		names.Add(tall(b))

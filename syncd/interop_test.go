@@ -486,3 +486,42 @@ console.log(JSON.stringify({"an empty document": hex(empty), "a document with co
 		}
 	}
 }
+
+// TestJavaScriptChangesAreCanonical: changes the pinned JavaScript
+// automerge (3.x) writes, for the kinds of values an automerge-repo client
+// writes into Haven's documents (plain strings, numbers, maps, deletes,
+// overwrites), decode in Go and are encoded exactly as automerge-go would
+// rebuild them, so the relay's workers check them in proportion to the
+// change rather than by saving and reloading the whole document.
+func TestJavaScriptChangesAreCanonical(t *testing.T) {
+	node := needInterop(t)
+	const script = `
+import * as A from "@automerge/automerge"
+const hex = b => Buffer.from(b).toString("hex")
+let d = A.from({type: new A.ImmutableString("resident"), n: 1, m: {a: new A.ImmutableString("x")}})
+d = A.change(d, x => { x.m.a = new A.ImmutableString("y"); x.m.b = 2.5; x.f = false })
+d = A.change(d, x => { delete x.m.b; x.m.c = {deep: new A.ImmutableString("z")} })
+d = A.change(d, x => { x.t = "collaborative text"; x.l = [1, 2, 3] })
+console.log(JSON.stringify(A.getAllChanges(d).map(hex)))
+`
+	cmd := exec.Command(node, "--input-type=module", "-e", script)
+	cmd.Dir = interopDir
+	out, err := cmd.Output()
+	if err != nil {
+		t.Fatalf("node: %v", err)
+	}
+	var changes []string
+	if err := json.Unmarshal(out, &changes); err != nil || len(changes) != 4 {
+		t.Fatalf("node printed %q", out)
+	}
+	for i, h := range changes {
+		b, _ := hex.DecodeString(h)
+		c, err := crdt.DecodeChange(b)
+		if err != nil {
+			t.Fatalf("change %d from JavaScript does not decode: %v", i, err)
+		}
+		if !c.IsCanonical() {
+			t.Errorf("change %d from JavaScript (%d ops) is not canonical:\n  got %x\n from %s", i, len(c.Ops), c.Canonical(), h)
+		}
+	}
+}

@@ -136,6 +136,14 @@ type DecodedChange struct {
 	// know (from a later Automerge); their content is not in Ops.
 	UnknownColumns bool
 	Extra          []byte
+
+	body []byte // the uncompressed body as received, for Canonical
+}
+
+// IsCanonical reports whether the change is encoded exactly as Automerge
+// would rebuild it from a saved document (see Canonical).
+func (c *DecodedChange) IsCanonical() bool {
+	return !c.UnknownColumns && bytes.Equal(c.Canonical(), c.body)
 }
 
 // MaxOp is the counter of the change's last operation (StartOp-1 when it
@@ -215,6 +223,7 @@ func DecodeChange(b []byte) (*DecodedChange, error) {
 	if err := c.decodeBody(body); err != nil {
 		return nil, err
 	}
+	c.body = body
 	return &c, nil
 }
 

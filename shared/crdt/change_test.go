@@ -178,3 +178,164 @@ func TestDecodeChangeRefusesDamage(t *testing.T) {
 		}
 	}
 }
+
+// TestCanonicalMatchesAutomerge: every change Automerge itself writes, of
+// every kind of operation, re-encodes to exactly its own bytes.
+func TestCanonicalMatchesAutomerge(t *testing.T) {
+	d := New()
+	at := time.Date(2026, 3, 1, 9, 30, 0, 0, time.UTC)
+	steps := []func(w *Writer) error{
+		func(w *Writer) error {
+			return errors.Join(w.Set("resident", "type"), w.Set(int64(1), "schema"), w.Set(map[string]any{"a": "x", "b": int64(-3), "c": 2.5, "d": true, "e": nil}, "m"),
+				w.Set([]any{"one", "two", int64(3)}, "list"), w.Set([]byte{0, 1, 2}, "raw"))
+		},
+		func(w *Writer) error { return errors.Join(w.Set("y", "m", "a"), w.Set(int64(1000000), "m", "big")) },
+		func(w *Writer) error { return w.Delete("m", "b") },
+		func(w *Writer) error { return w.Set(strings.Repeat("long text ", 100), "m", "long") },
+		func(w *Writer) error {
+			for i := 0; i < 40; i++ {
+				if err := w.Set(int64(i%3), "m", "k"+strings.Repeat("x", i%5)); err != nil {
+					return err
+				}
+			}
+			return nil
+		},
+	}
+	for i, step := range steps {
+		if _, err := d.Change("", at.Add(time.Duration(i)*time.Minute), step); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// A second actor whose change overwrites the first's: preds name it.
+	f, _ := d.Fork()
+	if _, err := f.Change("other", at, func(w *Writer) error { return errors.Join(w.Set("z", "m", "a"), w.Delete("raw")) }); err != nil {
+		t.Fatal(err)
+	}
+	if err := d.Merge(f); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := d.Change("after", at, func(w *Writer) error { return w.Set("w", "m", "a") }); err != nil {
+		t.Fatal(err)
+	}
+	for i, c := range decodeAll(t, d, nil) {
+		if !c.IsCanonical() {
+			t.Errorf("change %d (%d ops): canonical re-encoding differs:\n got %x\nwant %x", i, len(c.Ops), c.Canonical(), c.body)
+		}
+	}
+}
+
+// TestNonCanonicalChangesAreNoticed: the same change with a number written
+// in a longer LEB128 form, or an actor listed that no operation names,
+// still decodes, but is not canonical.
+func TestNonCanonicalChangesAreNoticed(t *testing.T) {
+	d := New()
+	if _, err := d.Change("m", time.Unix(1000, 0), func(w *Writer) error { return w.Set("v", "k") }); err != nil {
+		t.Fatal(err)
+	}
+	raws, _ := d.RawChangesSince(nil)
+	c, err := DecodeChange(raws[0])
+	if err != nil || !c.IsCanonical() {
+		t.Fatalf("the original: %v, canonical %v", err, c.IsCanonical())
+	}
+	// seq 1 as 0x81 0x00: the same number in two bytes.
+	b := bytes.Clone(c.body)
+	r := reader{b: b}
+	r.hashList()
+	r.bytes() // actor
+	seqAt := r.off
+	long := append(append(bytes.Clone(b[:seqAt]), 0x81, 0x00), b[seqAt+1:]...)
+	// An extra actor nobody names.
+	r2 := reader{b: b}
+	r2.hashList()
+	r2.bytes()
+	r2.uleb()
+	r2.uleb()
+	r2.sleb()
+	r2.bytes()
+	actorsAt := r2.off
+	extra := append(append(bytes.Clone(b[:actorsAt]), 1, 2, 0xaa, 0xbb), b[actorsAt+1:]...)
+	for name, body := range map[string][]byte{"long LEB128": long, "an actor nobody names": extra} {
+		chunk := append(bytes.Clone(changeMagic[:]), 0, 0, 0, 0, 1)
+		chunk = binary.AppendUvarint(chunk, uint64(len(body)))
+		chunk = append(chunk, body...)
+		sum := sha256.Sum256(chunk[8:])
+		copy(chunk[4:8], sum[:4])
+		nc, err := DecodeChange(chunk)
+		if err != nil {
+			t.Errorf("%s: %v; want it to decode", name, err)
+			continue
+		}
+		if nc.IsCanonical() {
+			t.Errorf("%s: reported canonical", name)
+		}
+	}
+}
+
+// FuzzDecodeChange: DecodeChange never panics on bytes from the network,
+// and what it accepts as canonical decodes again, from its own canonical
+// form, to the same operations.
+func FuzzDecodeChange(f *testing.F) {
+	d := New()
+	d.Change("seed", time.Unix(1000, 0), func(w *Writer) error {
+		return errors.Join(w.Set("resident", "type"), w.Set(map[string]any{"a": int64(1), "b": "x"}, "m"), w.Set([]any{"l"}, "list"))
+	})
+	d.Change("", time.Unix(2000, 0), func(w *Writer) error { return errors.Join(w.Delete("m", "a"), w.Set(2.5, "m", "c")) })
+	raws, _ := d.RawChangesSince(nil)
+	for _, r := range raws {
+		f.Add(r)
+	}
+	f.Fuzz(func(t *testing.T, b []byte) {
+		c, err := DecodeChange(b)
+		if err != nil || !c.IsCanonical() {
+			return
+		}
+		again := append(bytes.Clone(b[:8]), 1)
+		again = binary.AppendUvarint(again, uint64(len(c.body)))
+		again = append(again, c.Canonical()...)
+		c2, err := DecodeChange(again)
+		if err != nil {
+			t.Fatalf("the canonical form of an accepted change does not decode: %v", err)
+		}
+		if len(c2.Ops) != len(c.Ops) || c2.Hash != c.Hash {
+			t.Fatalf("canonical form decodes differently: %d ops vs %d", len(c2.Ops), len(c.Ops))
+		}
+	})
+}
+
+func TestSyncMessageChangesAndHasChange(t *testing.T) {
+	base := New()
+	if _, err := base.Change("", time.Time{}, func(w *Writer) error { return w.Set("v", "k") }); err != nil {
+		t.Fatal(err)
+	}
+	a, _ := base.Fork()
+	if _, err := a.Change("", time.Time{}, func(w *Writer) error { return w.Set("w", "k") }); err != nil {
+		t.Fatal(err)
+	}
+	ss, _ := SyncStateSharing(a, base.Heads())
+	msg, ok, err := ss.Generate()
+	if err != nil || !ok {
+		t.Fatal(err)
+	}
+	msg, added, err := WithChangesSince(msg, a, base.Heads(), 1<<20)
+	if err != nil || !added {
+		t.Fatalf("the change was not added to the message: %v", err)
+	}
+	chs, err := SyncMessageChanges(msg)
+	if err != nil || len(chs) != 1 {
+		t.Fatalf("SyncMessageChanges = %d changes, %v", len(chs), err)
+	}
+	c, err := DecodeChange(chs[0])
+	if err != nil || c.Hash != a.Heads()[0] {
+		t.Fatalf("the message's change: %v", err)
+	}
+	b, _ := Load(base.Save())
+	if b.HasChange(c.Hash) || !b.HasChange(base.Heads()[0]) {
+		t.Fatal("HasChange does not tell the base's change from the new one")
+	}
+	if err := b.ApplyChanges(chs[0]); err != nil || !b.HasChange(c.Hash) {
+		t.Fatalf("after applying: %v, holds %v", err, b.HasChange(c.Hash))
+	}
+	if _, err := SyncMessageChanges([]byte{0x42, 5}); err == nil {
+		t.Fatal("a truncated message read without error")
+	}
+}

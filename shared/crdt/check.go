@@ -223,3 +223,26 @@ func (r *reader) hashList() ([]Hash, bool) {
 	}
 	return out, true
 }
+
+// SyncMessageChanges returns the changes a sync message carries, each as
+// the bytes DecodeChange reads, or an error for a malformed message.
+func SyncMessageChanges(b []byte) ([][]byte, error) {
+	off, ok := readHaves(b, nil)
+	if !ok {
+		return nil, fmt.Errorf("%w: before its changes", ErrMalformedSync)
+	}
+	r := reader{b: b, off: off}
+	n, ok := r.uleb()
+	if !ok || n > uint64(len(b)) {
+		return nil, fmt.Errorf("%w: change count", ErrMalformedSync)
+	}
+	out := make([][]byte, 0, n)
+	for i := uint64(0); i < n; i++ {
+		raw, ok := r.bytes()
+		if !ok {
+			return nil, fmt.Errorf("%w: change %d truncated", ErrMalformedSync, i)
+		}
+		out = append(out, raw)
+	}
+	return out, nil
+}

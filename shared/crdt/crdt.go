@@ -535,3 +535,27 @@ func (d *Doc) RawChangesSince(heads []Hash) (out [][]byte, err error) {
 	}
 	return out, nil
 }
+
+// ApplyChanges applies raw changes (as RawChangesSince returns them), as a
+// sync message's changes are applied. Changes whose dependencies are
+// missing wait inside the document.
+func (d *Doc) ApplyChanges(raws ...[]byte) (err error) {
+	defer recoverTo(&err, "apply changes")
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	defer d.changed()
+	return d.am.LoadIncremental(bytes.Join(raws, nil))
+}
+
+// HasChange reports whether the document holds (has applied) the change.
+func (d *Doc) HasChange(h Hash) (ok bool) {
+	defer func() {
+		if recover() != nil {
+			ok = false
+		}
+	}()
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	_, err := d.am.Change(automerge.ChangeHash(h))
+	return err == nil
+}

@@ -110,13 +110,33 @@ type Guard struct {
 	// status maps: key → the entry's subject (decision lists) or "".
 	written map[crdt.OpID]map[string]string
 	undo    []func() // reverses what the batch being checked changed
+	// st follows the document's structure, and unproven says why the
+	// last batch Check took in is not proven loadable ("" if it is).
+	st       *structure
+	unproven string
+	inChange map[objKey]bool // see check
 }
 
 // NewGuard returns the guard of document id, knowing nothing yet.
 func NewGuard(id docid.ID) *Guard {
 	return &Guard{docID: id.String(), containers: map[string]crdt.OpID{}, kinds: map[crdt.OpID]Kind{},
-		written: map[crdt.OpID]map[string]string{}}
+		written: map[crdt.OpID]map[string]string{}, st: newStructure()}
 }
+
+// Knows reports whether the guard has taken in the change.
+func (g *Guard) Knows(h crdt.Hash) bool {
+	_, ok := g.st.maxOps[h]
+	return ok
+}
+
+// Changes is how many changes the guard has taken in.
+func (g *Guard) Changes() int { return len(g.st.maxOps) }
+
+// Proven reports whether every change of the last batch Check took in is
+// proven to keep the document loadable (see structure.go), so the
+// whole-document check can be skipped; always false for a document of a
+// type Haven does not know, which may hold lists and text.
+func (g *Guard) Proven() bool { return havenType(g.typ) && g.unproven == "" }
 
 // Type is the document's type as its first change set it ("" for a
 // document Haven does not know).
@@ -131,6 +151,7 @@ func (g *Guard) Type() string {
 // for building the guard from a stored history, in causal order.
 func (g *Guard) Learn(c *crdt.DecodedChange) {
 	g.apply(c)
+	g.st.learn(c)
 	g.undo = nil
 }
 
@@ -138,7 +159,9 @@ func (g *Guard) Learn(c *crdt.DecodedChange) {
 // and, if all keep them, takes them in. If any breaks a rule it returns a
 // *RuleError and the guard is as before the call.
 func (g *Guard) Check(changes []*crdt.DecodedChange, trust *cert.Trust) error {
-	g.undo = g.undo[:0]
+	g.undo, g.unproven = g.undo[:0], ""
+	g.st.undo = &g.undo
+	defer func() { g.st.undo = nil }()
 	for _, c := range changes {
 		if err := g.check(c, trust); err != nil {
 			for i := len(g.undo) - 1; i >= 0; i-- {
@@ -147,7 +170,11 @@ func (g *Guard) Check(changes []*crdt.DecodedChange, trust *cert.Trust) error {
 			g.undo = g.undo[:0]
 			return err
 		}
+		if g.unproven == "" {
+			g.unproven = g.st.proven(c)
+		}
 		g.apply(c)
+		g.st.learn(c)
 	}
 	g.undo = g.undo[:0]
 	return nil
@@ -269,6 +296,9 @@ func (g *Guard) check(c *crdt.DecodedChange, trust *cert.Trust) error {
 		return nil
 	}
 	schema := schemaKeys[g.typ]
+	// Keys this change writes in the append-only lists: a second write at
+	// one of them in the same change rewrites the first.
+	g.inChange = map[objKey]bool{}
 	for _, op := range c.Ops {
 		if err := checkKindOfOp(op); err != "" {
 			return fail(RuleSchema, err)
@@ -311,11 +341,12 @@ func (g *Guard) appendOnly(op crdt.Op, deleted, rewritten, malformed string) str
 	switch {
 	case op.Action == crdt.ActDelete:
 		return deleted
-	case len(op.Pred) > 0 || g.wasWritten(op.Obj, op.Key):
+	case len(op.Pred) > 0 || g.wasWritten(op.Obj, op.Key) || g.inChange[objKey{op.Obj, op.Key}]:
 		return rewritten
 	case op.Action != crdt.ActPut || op.Value.Kind != crdt.ValString:
 		return malformed
 	}
+	g.inChange[objKey{op.Obj, op.Key}] = true
 	return ""
 }
 

@@ -106,6 +106,10 @@ func TestGuardRefusesTampering(t *testing.T) {
 	flipped.Supersedes = []string{cur.ID}
 	rewritten := cur
 	rewritten.Value = `"` + CPRRecommended + `"`
+	fresh := Entry{ID: NewID(), Value: `"` + CPRRecommended + `"`, At: Timestamp(testNow), Reason: "new", Supersedes: []string{cur.ID}}
+	gpSigner := s.gp.Signer.(KeySigner)
+	fresh.Cert = gpSigner.Cert
+	fresh.Sig = gpSigner.Sign(EntrySigningBytes(idOf(rec), KindCPR, fresh))
 
 	carer := editor(t, "Casey Carer", CareWorker)
 	carerSigned := func() Entry {
@@ -142,6 +146,9 @@ func TestGuardRefusesTampering(t *testing.T) {
 		{"another organisation's key", func(w *crdt.Writer) error { return w.Set(entryJSON(foreign), "decisions", "cpr", foreign.ID) },
 			RuleDecisionUnver + "/foreign-issuer"},
 		{"an entry that is not JSON", func(w *crdt.Writer) error { return w.Set("DNACPR", "decisions", "cpr", "x1") }, RuleDecisionBad},
+		{"an entry written twice in one change", func(w *crdt.Writer) error {
+			return errors.Join(w.Set(entryJSON(fresh), "decisions", "cpr", fresh.ID), w.Set(entryJSON(flipped), "decisions", "cpr", fresh.ID))
+		}, RuleDecisionRewrite},
 		{"an entry written as a map", func(w *crdt.Writer) error {
 			return w.Set(map[string]any{"value": `"cpr-recommended"`}, "decisions", "cpr", "x2")
 		}, RuleDecisionBad},
@@ -347,5 +354,51 @@ func TestGuardBatchIsAllOrNothing(t *testing.T) {
 	chs := decoded(t, f2, b2)
 	if err := s.g.Check(chs[:1], testTrust); err != nil {
 		t.Fatalf("entry %s after a refused batch: %v", id, err)
+	}
+}
+
+// TestGuardProvesHonestChanges: every change Haven's editor makes is proven
+// to keep the document loadable (no whole-document check needed); a change
+// whose seq skips ahead is not.
+func TestGuardProvesHonestChanges(t *testing.T) {
+	s := newGuarded(t)
+	rec := s.docs.Record
+	for _, step := range []func() error{
+		func() error {
+			return s.gp.UpdateIdentity(rec, Identity{NHSNumber: "9990000018", GivenName: "Edie", FamilyName: "Marlow", DateOfBirth: "1931-04-02", Sex: "female", Status: StatusActive})
+		},
+		func() error { _, err := s.gp.AddAlert(rec, Alert{Text: "falls risk"}); return err },
+		func() error { _, err := s.gp.Decide(rec, KindFocus, "", FocusComfort, ""); return err },
+	} {
+		before := rec.Heads()
+		if err := step(); err != nil {
+			t.Fatal(err)
+		}
+		if err := s.g.Check(decoded(t, rec, before), testTrust); err != nil || !s.g.Proven() {
+			t.Fatalf("honest change: %v, proven %v (%s)", err, s.g.Proven(), s.g.unproven)
+		}
+	}
+	// The same guard, a second actor's concurrent change merged in.
+	other, _ := rec.Fork()
+	if _, err := s.gp.AddAlert(other, Alert{Text: "DoLS in force"}); err != nil {
+		t.Fatal(err)
+	}
+	before := rec.Heads()
+	if err := rec.Merge(other); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.g.Check(decoded(t, rec, before), testTrust); err != nil || !s.g.Proven() {
+		t.Fatalf("a concurrent change: %v, proven %v (%s)", err, s.g.Proven(), s.g.unproven)
+	}
+	// A change with its seq rewritten (checksum made good) is not proven.
+	f, _ := rec.Fork()
+	before = f.Heads()
+	if _, err := s.gp.AddAlert(f, Alert{Text: "x"}); err != nil {
+		t.Fatal(err)
+	}
+	c := decoded(t, f, before)[0]
+	c.Seq += 3
+	if s.g.st.proven(c) == "" {
+		t.Fatal("a change whose seq skips ahead is proven")
 	}
 }

@@ -69,12 +69,13 @@ type Options struct {
 	EagerChanges bool
 	// Vet, if set, checks what a batch of received messages added to a
 	// document before anything is stored or sent: the document as it is
-	// now, and its heads before the batch (nil for a document new to this
-	// engine). An error refuses the batch, and each message of it is then
-	// taken alone so only the culprit is refused (a *MessageError wrapping
-	// Vet's error). The relay's workers set it to enforce the record's
-	// rules and that the document still loads.
-	Vet    func(ctx context.Context, id docid.ID, doc *crdt.Doc, before []crdt.Hash) error
+	// now, its heads before the batch (nil for a document new to this
+	// engine), and the messages applied (the changes they carry are most
+	// often all that was added). An error refuses the batch, and each
+	// message of it is then taken alone so only the culprit is refused (a
+	// *MessageError wrapping Vet's error). The relay's workers set it to
+	// enforce the record's rules and that the document still loads.
+	Vet    func(ctx context.Context, id docid.ID, doc *crdt.Doc, before []crdt.Hash, msgs [][]byte) error
 	Logger *slog.Logger
 }
 
@@ -395,7 +396,7 @@ func (e *Engine) receiveChecked(ctx context.Context, h *repo.Handle, id docid.ID
 		}
 		changed := !crdt.SameHeads(before, doc.Heads())
 		if changed && e.opts.Vet != nil {
-			if err := e.opts.Vet(ctx, id, doc, before); err != nil {
+			if err := e.opts.Vet(ctx, id, doc, before, datas(msgs)); err != nil {
 				return &verifyError{err}
 			}
 		}
@@ -442,6 +443,14 @@ func (e *MessageError) Error() string {
 	return fmt.Sprintf("sync message %d from %s: %v", e.Index, e.Peer, e.Err)
 }
 func (e *MessageError) Unwrap() error { return e.Err }
+
+func datas(msgs []In) [][]byte {
+	out := make([][]byte, len(msgs))
+	for i, m := range msgs {
+		out[i] = m.Data
+	}
+	return out
+}
 
 func keys(m map[string]bool) []string {
 	out := make([]string, 0, len(m))
@@ -531,7 +540,7 @@ func (e *Engine) receiveNew(ctx context.Context, id docid.ID, msgs []In, notify 
 	delete(e.pending, id)
 	e.mu.Unlock()
 	if e.opts.Vet != nil {
-		if err := e.opts.Vet(ctx, id, pd.doc, nil); err != nil {
+		if err := e.opts.Vet(ctx, id, pd.doc, nil, datas(msgs)); err != nil {
 			e.forget(id, pd)
 			return nil, &MessageError{Peer: admitter, Err: err}
 		}

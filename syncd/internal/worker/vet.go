@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net/rpc"
 	"sync"
+	"sync/atomic"
 
 	"haven/shared/cert"
 	"haven/shared/crdt"
@@ -29,6 +30,9 @@ var ErrMalformedChange = errors.New("malformed change")
 // the document after a failed write), it is built again.
 type vetter struct {
 	host *rpc.Client
+	// proven and reloaded count batches checked in proportion to the
+	// change and by saving and reloading the whole document.
+	proven, reloaded atomic.Int64
 
 	mu      sync.Mutex
 	guards  map[docid.ID]*guarded
@@ -76,22 +80,12 @@ func (v *vetter) currentTrust() (*cert.Trust, error) {
 }
 
 // vet is the engine's Vet.
-func (v *vetter) vet(ctx context.Context, id docid.ID, doc *crdt.Doc, before []crdt.Hash) error {
-	raws, err := doc.RawChangesSince(before)
-	if err != nil {
-		return err
-	}
-	news := make([]*crdt.DecodedChange, len(raws))
-	for i, raw := range raws {
-		if news[i], err = crdt.DecodeChange(raw); err != nil {
-			return fmt.Errorf("%w: %v", ErrMalformedChange, err)
-		}
-	}
+func (v *vetter) vet(ctx context.Context, id docid.ID, doc *crdt.Doc, before []crdt.Hash, msgs [][]byte) error {
 	trust, err := v.currentTrust()
 	if err != nil {
 		return err
 	}
-	g, err := v.guard(id, doc, before, news)
+	news, g, err := v.added(id, doc, before, msgs)
 	if err != nil {
 		return err
 	}
@@ -99,45 +93,151 @@ func (v *vetter) vet(ctx context.Context, id docid.ID, doc *crdt.Doc, before []c
 		return err
 	}
 	g.heads = doc.Heads()
-	if g.g.Type() == "" {
-		// A document Haven does not know may hold anything Automerge can:
-		// prove the whole still loads.
-		return syncer.RoundTrips(doc)
+	if g.g.Proven() {
+		// Each change is proven to keep the document loadable, in
+		// proportion to the change (see record's structure.go).
+		v.proven.Add(1)
+		return nil
 	}
-	return syncer.RoundTrips(doc)
+	// A document Haven does not know may hold anything Automerge can, and
+	// a change not proven may be malformed: prove the whole still loads.
+	v.reloaded.Add(1)
+	if err := syncer.RoundTrips(doc); err != nil {
+		v.mu.Lock()
+		delete(v.guards, id) // it took in what is now refused: the document is reloaded
+		v.mu.Unlock()
+		return err
+	}
+	return nil
 }
 
-// guard returns the document's guard as of before, building it from the
-// history that precedes news if the cached one does not match.
-func (v *vetter) guard(id docid.ID, doc *crdt.Doc, before []crdt.Hash, news []*crdt.DecodedChange) (*guarded, error) {
-	v.mu.Lock()
-	g := v.guards[id]
-	v.mu.Unlock()
-	if g != nil && g.doc == doc && crdt.SameHeads(g.heads, before) {
-		return g, nil
+// added returns the changes the messages added to doc since before, in
+// causal order, and the document's guard as of before. They are read from
+// the messages themselves (the cost of the change) when the messages
+// account for everything added: every head of the document, and every
+// dependency of an added change, is either added or known to the guard.
+// Otherwise (a change held back earlier for want of its dependencies, now
+// applied) they are asked of Automerge, at the cost of the history.
+func (v *vetter) added(id docid.ID, doc *crdt.Doc, before []crdt.Hash, msgs [][]byte) ([]*crdt.DecodedChange, *guarded, error) {
+	g, fresh, err := v.guard(id, doc, before)
+	if err != nil {
+		return nil, nil, err
 	}
-	g = &guarded{doc: doc, heads: before, g: record.NewGuard(id)}
-	if len(before) > 0 {
-		fresh := make(map[crdt.Hash]bool, len(news))
-		for _, c := range news {
-			fresh[c.Hash] = true
+	if !fresh && len(before) > 0 {
+		if news, ok := g.fromMessages(doc, msgs); ok {
+			return news, g, nil
 		}
-		all, err := doc.RawChangesSince(nil)
+	}
+	raws, err := doc.RawChangesSince(before)
+	if err != nil {
+		return nil, nil, err
+	}
+	news := make([]*crdt.DecodedChange, len(raws))
+	for i, raw := range raws {
+		if news[i], err = crdt.DecodeChange(raw); err != nil {
+			return nil, nil, fmt.Errorf("%w: %v", ErrMalformedChange, err)
+		}
+	}
+	if fresh && len(before) > 0 {
+		if err := g.learnUpTo(doc, news); err != nil {
+			return nil, nil, err
+		}
+	}
+	return news, g, nil
+}
+
+// fromMessages finds the changes the messages carried that doc now holds
+// and the guard has not taken in, in causal order; ok is false when they
+// may not be all the document added.
+func (g *guarded) fromMessages(doc *crdt.Doc, msgs [][]byte) ([]*crdt.DecodedChange, bool) {
+	byHash := map[crdt.Hash]*crdt.DecodedChange{}
+	var order []crdt.Hash
+	for _, m := range msgs {
+		raws, err := crdt.SyncMessageChanges(m)
 		if err != nil {
-			return nil, err
+			return nil, false
 		}
-		for _, raw := range all {
+		for _, raw := range raws {
 			c, err := crdt.DecodeChange(raw)
 			if err != nil {
-				return nil, fmt.Errorf("stored history does not decode: %w", err)
+				return nil, false // the slow path reports it
 			}
-			if !fresh[c.Hash] {
-				g.g.Learn(c)
+			if g.g.Knows(c.Hash) || byHash[c.Hash] != nil || !doc.HasChange(c.Hash) {
+				continue
+			}
+			byHash[c.Hash] = c
+			order = append(order, c.Hash)
+		}
+	}
+	accounted := func(h crdt.Hash) bool { return byHash[h] != nil || g.g.Knows(h) }
+	for _, h := range doc.Heads() {
+		if !accounted(h) {
+			return nil, false
+		}
+	}
+	for _, c := range byHash {
+		for _, d := range c.Deps {
+			if !accounted(d) {
+				return nil, false
 			}
 		}
 	}
+	// Causal order: a change after everything it depends on.
+	var out []*crdt.DecodedChange
+	done := map[crdt.Hash]bool{}
+	var visit func(h crdt.Hash)
+	visit = func(h crdt.Hash) {
+		c := byHash[h]
+		if c == nil || done[h] {
+			return
+		}
+		done[h] = true
+		for _, d := range c.Deps {
+			visit(d)
+		}
+		out = append(out, c)
+	}
+	for _, h := range order {
+		visit(h)
+	}
+	return out, true
+}
+
+// guard returns the document's guard. fresh reports a guard just made,
+// which has taken in nothing yet: the caller has it learn the history that
+// precedes the new changes (learnUpTo).
+func (v *vetter) guard(id docid.ID, doc *crdt.Doc, before []crdt.Hash) (g *guarded, fresh bool, err error) {
+	v.mu.Lock()
+	g = v.guards[id]
+	v.mu.Unlock()
+	if g != nil && g.doc == doc && crdt.SameHeads(g.heads, before) {
+		return g, false, nil
+	}
+	g = &guarded{doc: doc, heads: before, g: record.NewGuard(id)}
 	v.mu.Lock()
 	v.guards[id] = g
 	v.mu.Unlock()
-	return g, nil
+	return g, true, nil
+}
+
+// learnUpTo has a fresh guard take in the document's history but news.
+func (g *guarded) learnUpTo(doc *crdt.Doc, news []*crdt.DecodedChange) error {
+	fresh := make(map[crdt.Hash]bool, len(news))
+	for _, c := range news {
+		fresh[c.Hash] = true
+	}
+	all, err := doc.RawChangesSince(nil)
+	if err != nil {
+		return err
+	}
+	for _, raw := range all {
+		c, err := crdt.DecodeChange(raw)
+		if err != nil {
+			return fmt.Errorf("stored history does not decode: %w", err)
+		}
+		if !fresh[c.Hash] {
+			g.g.Learn(c)
+		}
+	}
+	return nil
 }

@@ -157,6 +157,7 @@ type device struct {
 	anchor      []byte      // the organisation key, from enrolment
 	trust       *cert.Trust // from the relay's last haven-trust; nil before
 	certs       []cert.Certificate
+	onWho       func(wire.Who)
 }
 
 func newDevice(t *testing.T, name string, enr wire.Enrollment, url string) *device {
@@ -202,6 +203,14 @@ func newDevice(t *testing.T, name string, enr wire.Enrollment, url string) *devi
 			d.mu.Unlock()
 		},
 		OnAuditAck: func(seq uint64) { d.auditAcks <- seq },
+		OnWho: func(w wire.Who) {
+			d.mu.Lock()
+			f := d.onWho
+			d.mu.Unlock()
+			if f != nil {
+				f(w)
+			}
+		},
 		OnTrust: func(t wire.Trust) {
 			if !bytes.Equal(t.Anchor, d.anchor) {
 				return

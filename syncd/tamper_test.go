@@ -163,3 +163,44 @@ func (d *device) plainTree(id docid.ID) map[string]any {
 	json.Unmarshal(b, &out)
 	return out
 }
+
+// TestRelayNamesTheDeviceThatSentAChange: History shows a name as verified
+// only where a signature binds it; otherwise it says which enrolled device
+// sent the change. The relay records, for each actor new to a document, the
+// device whose connection first brought its changes, and tells a device in
+// the document's scope (haven-who); one outside the scope learns nothing.
+func TestRelayNamesTheDeviceThatSentAChange(t *testing.T) {
+	w := setup(t)
+	p := w.relay
+	a := newDevice(t, "a", p.enroll(w.homeA, "Nurses' station"), p.url())
+	b := newDevice(t, "b", p.enroll(w.homeA, "Office PC"), p.url())
+	birch := newDevice(t, "birch", p.enroll(w.homeB, "Birch office"), p.url())
+	waitFor(t, "online", func() bool { return a.online() && b.online() && birch.online() })
+	docs := a.newResident(w.homeA, "Marlow")
+	waitFor(t, "the relay to hold the record", func() bool { return a.client.Synced(docs.RecordID) })
+	h, _ := a.repo.Open(docs.RecordID)
+	actor := h.Doc().Actor()
+	ask := func(d *device) wire.Who {
+		ch := make(chan wire.Who, 1)
+		d.mu.Lock()
+		d.onWho = func(w wire.Who) { ch <- w }
+		d.mu.Unlock()
+		if !d.client.AskWho(docs.RecordID, []string{actor, "00ff"}) {
+			t.Fatal("not sent")
+		}
+		select {
+		case w := <-ch:
+			return w
+		case <-time.After(10 * time.Second):
+			t.Fatal("no answer")
+		}
+		return wire.Who{}
+	}
+	got := ask(b)
+	if d, ok := got.Devices[actor]; !ok || d.Name != "Nurses' station" || len(got.Devices) != 1 {
+		t.Fatalf("in scope: %+v; want the actor named as sent by the nurses' station, and nothing for an actor never seen", got)
+	}
+	if got := ask(birch); len(got.Devices) != 0 {
+		t.Fatalf("out of scope: %+v; want nothing", got)
+	}
+}

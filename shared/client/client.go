@@ -61,6 +61,8 @@ type Config struct {
 	// key, revocations, this device's certificates), on the client's work
 	// goroutine, in order with the documents' sync messages.
 	OnTrust func(wire.Trust)
+	// OnWho receives the relay's answers to AskWho.
+	OnWho func(wire.Who)
 	// OnSettled is told, after each exchange about a document, whether the
 	// relay is known to hold all of this device's changes to it.
 	OnSettled func(id docid.ID, inSync bool)
@@ -557,6 +559,11 @@ func (c *Client) inbound(ctx context.Context, m wire.Message) {
 		if c.cfg.OnTrust != nil {
 			c.enqueue(func() { c.cfg.OnTrust(t) })
 		}
+	case wire.TypeHavenWho:
+		var w wire.Who
+		if json.Unmarshal(m.Data, &w) == nil && c.cfg.OnWho != nil {
+			c.cfg.OnWho(w)
+		}
 	}
 }
 
@@ -641,6 +648,19 @@ func (c *Client) SendCertRequest(req wire.CertRequest) bool {
 		return false
 	}
 	return c.send(wire.Message{Type: wire.TypeHavenCertReq, Data: data})
+}
+
+// AskWho asks the relay which enrolled devices sent these actors' changes
+// to a document; the answer comes to OnWho. It reports false when offline.
+func (c *Client) AskWho(doc docid.ID, actors []string) bool {
+	if len(actors) > wire.MaxWhoActors {
+		actors = actors[:wire.MaxWhoActors]
+	}
+	data, err := json.Marshal(wire.WhoRequest{Doc: doc.String(), Actors: actors})
+	if err != nil {
+		return false
+	}
+	return c.send(wire.Message{Type: wire.TypeHavenWho, Data: data})
 }
 
 func (c *Client) deliverBoot(m wire.Message) {

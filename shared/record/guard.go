@@ -129,6 +129,12 @@ func (g *Guard) Knows(h crdt.Hash) bool {
 	return ok
 }
 
+// KnowsActor reports whether the guard has taken in a change by actor.
+func (g *Guard) KnowsActor(actor string) bool {
+	_, ok := g.st.actors[actor]
+	return ok
+}
+
 // Changes is how many changes the guard has taken in.
 func (g *Guard) Changes() int { return len(g.st.maxOps) }
 

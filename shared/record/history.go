@@ -11,6 +11,7 @@ import (
 // Change is one entry of a record's history.
 type Change struct {
 	Hash   crdt.Hash
+	Actor  string // the Automerge actor that made it
 	At     time.Time
 	By     Author // Name is empty for changes Haven did not write
 	Op     string
@@ -43,7 +44,7 @@ func History(doc *crdt.Doc, field string) ([]Change, error) {
 		if field != "" && !touches(meta.Fields, field) {
 			continue
 		}
-		out = append(out, Change{Hash: c.Hash, At: c.Time, By: meta.By, Op: meta.Op, Fields: meta.Fields})
+		out = append(out, Change{Hash: c.Hash, Actor: c.Actor, At: c.Time, By: meta.By, Op: meta.Op, Fields: meta.Fields})
 	}
 	return out, nil
 }

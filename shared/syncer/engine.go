@@ -75,7 +75,7 @@ type Options struct {
 	// message of it is then taken alone so only the culprit is refused (a
 	// *MessageError wrapping Vet's error). The relay's workers set it to
 	// enforce the record's rules and that the document still loads.
-	Vet    func(ctx context.Context, id docid.ID, doc *crdt.Doc, before []crdt.Hash, msgs [][]byte) error
+	Vet    func(ctx context.Context, id docid.ID, doc *crdt.Doc, before []crdt.Hash, msgs []In) error
 	Logger *slog.Logger
 }
 
@@ -396,7 +396,7 @@ func (e *Engine) receiveChecked(ctx context.Context, h *repo.Handle, id docid.ID
 		}
 		changed := !crdt.SameHeads(before, doc.Heads())
 		if changed && e.opts.Vet != nil {
-			if err := e.opts.Vet(ctx, id, doc, before, datas(msgs)); err != nil {
+			if err := e.opts.Vet(ctx, id, doc, before, msgs); err != nil {
 				return &verifyError{err}
 			}
 		}
@@ -443,14 +443,6 @@ func (e *MessageError) Error() string {
 	return fmt.Sprintf("sync message %d from %s: %v", e.Index, e.Peer, e.Err)
 }
 func (e *MessageError) Unwrap() error { return e.Err }
-
-func datas(msgs []In) [][]byte {
-	out := make([][]byte, len(msgs))
-	for i, m := range msgs {
-		out[i] = m.Data
-	}
-	return out
-}
 
 func keys(m map[string]bool) []string {
 	out := make([]string, 0, len(m))
@@ -540,7 +532,7 @@ func (e *Engine) receiveNew(ctx context.Context, id docid.ID, msgs []In, notify 
 	delete(e.pending, id)
 	e.mu.Unlock()
 	if e.opts.Vet != nil {
-		if err := e.opts.Vet(ctx, id, pd.doc, nil, datas(msgs)); err != nil {
+		if err := e.opts.Vet(ctx, id, pd.doc, nil, msgs); err != nil {
 			e.forget(id, pd)
 			return nil, &MessageError{Peer: admitter, Err: err}
 		}

@@ -514,7 +514,7 @@ func TestReconnectSendsChangesAtOnce(t *testing.T) {
 func TestVetRefusesOnlyTheCulprit(t *testing.T) {
 	var vetted int
 	bad := errors.New("a change writes the forbidden key")
-	relay := newNode(t, "relay", t.TempDir(), Options{Vet: func(_ context.Context, _ docid.ID, doc *crdt.Doc, _ []crdt.Hash, _ [][]byte) error {
+	relay := newNode(t, "relay", t.TempDir(), Options{Vet: func(_ context.Context, _ docid.ID, doc *crdt.Doc, _ []crdt.Hash, _ []In) error {
 		vetted++
 		if _, ok, _ := doc.Get("forbidden"); ok {
 			return bad

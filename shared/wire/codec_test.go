@@ -33,6 +33,7 @@ func samples() []Message {
 		{Type: TypeHavenAuditAck, SenderID: "syncd", TargetID: "desktop-1", Count: 3},
 		{Type: TypeHavenTrust, SenderID: "syncd", TargetID: "desktop-1", Data: []byte(`{"anchor":"AAAA"}`)},
 		{Type: TypeHavenCertReq, SenderID: "desktop-1", TargetID: "syncd", Data: []byte(`{"id":"req-1"}`)},
+		{Type: TypeHavenWho, SenderID: "desktop-1", TargetID: "syncd", Data: []byte(`{"doc":"x","actors":["ab"]}`)},
 		{Type: TypeSync, SenderID: "desktop-1", TargetID: "syncd", DocumentID: docID, Data: []byte{0x42, 1, 2, 3}},
 		{Type: TypeRequest, SenderID: "desktop-1", TargetID: "syncd", DocumentID: docID, Data: []byte{0x42, 0, 0}},
 		{Type: TypeDocUnavailable, SenderID: "syncd", TargetID: "desktop-1", DocumentID: docID},
@@ -338,6 +339,7 @@ func TestValidate(t *testing.T) {
 		TypeHavenAuditAck:            {"senderId", "count"},
 		TypeHavenTrust:               {"senderId", "data"},
 		TypeHavenCertReq:             {"senderId", "data"},
+		TypeHavenWho:                 {"senderId", "data"},
 	}
 	for _, m := range samples() {
 		for _, key := range requiredKeys[m.Type] {

@@ -106,3 +106,28 @@ type Enrollment struct {
 	// Error is set instead of the above when the code is refused.
 	Error string `json:"error,omitempty"`
 }
+
+// WhoRequest is a haven-who message's data from a device: which enrolled
+// device first sent each of these actors' changes to a document.
+type WhoRequest struct {
+	Doc    string   `json:"doc"`
+	Actors []string `json:"actors"`
+}
+
+// Who is the relay's answer: for the actors it knows, the device. A
+// document outside the device's scope, or an actor the relay never saw,
+// has no entry.
+type Who struct {
+	Doc     string                `json:"doc"`
+	Devices map[string]DeviceName `json:"devices"`
+}
+
+// DeviceName is an enrolled device as History names it.
+type DeviceName struct {
+	ID   string `json:"id"`
+	Name string `json:"name"`
+	Org  string `json:"org"`
+}
+
+// MaxWhoActors bounds the actors one haven-who may ask about.
+const MaxWhoActors = 2000

@@ -41,6 +41,7 @@ const (
 	TypeHavenTrust    Type = "haven-trust"     // relay → client: Trust (JSON) in data
 	TypeHavenCertReq  Type = "haven-cert-request"
 	// haven-cert-request: client → relay, a CertRequest (JSON) in data
+	TypeHavenWho Type = "haven-who" // client → relay: WhoRequest; relay → client: Who (JSON in data)
 )
 
 // Known reports whether t is a type this package decodes field by field.
@@ -170,6 +171,7 @@ var schemas = map[Type]field{
 	TypeHavenAuditAck:            fSender | fTarget | fCount,
 	TypeHavenTrust:               fSender | fTarget | fData,
 	TypeHavenCertReq:             fSender | fTarget | fData,
+	TypeHavenWho:                 fSender | fTarget | fData,
 }
 
 // unknownSchema is what Decode reads and Encode writes for unknown types.
@@ -196,6 +198,7 @@ var required = map[Type]field{
 	TypeHavenAuditAck:            fSender | fCount,
 	TypeHavenTrust:               fSender | fData,
 	TypeHavenCertReq:             fSender | fData,
+	TypeHavenWho:                 fSender | fData,
 }
 
 // Validate reports whether m carries every field its type needs, and a

@@ -257,6 +257,7 @@ func (a *App) startLocked(master []byte) error {
 		OnAuditAck: a.audit.acked,
 		OnTrust:    a.onTrust,
 		OnError:    a.relayError,
+		OnWho:      a.onWho,
 	})
 	go func() {
 		defer close(a.done)

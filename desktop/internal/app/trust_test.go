@@ -270,3 +270,63 @@ func TestWrongPINCountOutlivesACopiedDeviceFile(t *testing.T) {
 		t.Fatalf("a minute later: %v", err)
 	}
 }
+
+// TestHistoryIsHonestAboutNames: a decision's author shows as signed (their
+// certificate's name); a change without a signature shows its claimed name
+// as not verified, with the sending computer not yet confirmed (offline);
+// a forged decision entry is not shown as signed by the GP it names.
+func TestHistoryIsHonestAboutNames(t *testing.T) {
+	a, _, h := openApp(t, 1, "Dr Ada Quill", gpPIN)
+	id := h.Residents[0].RecordID
+	if _, err := a.Decide(id, record.KindCPR, "", record.CPRNotRecommended, "reviewed today"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := a.AddAlert(id, "falls risk"); err != nil {
+		t.Fatal(err)
+	}
+	rec, _, _ := a.record(id)
+	cur, _ := rec.Decision(record.KindCPR, "").Settled()
+	forged := cur
+	forged.ID, forged.Value, forged.Supersedes = record.NewID(), `"`+record.CPRRecommended+`"`, []string{cur.ID}
+	body, _ := json.Marshal(forged)
+	meta, _ := json.Marshal(record.ChangeMeta{V: 1, Op: "decide", By: cur.Author, Fields: []string{"decisions.cpr." + forged.ID}})
+	hd, _ := a.repo.Open(id)
+	if err := hd.Change(context.Background(), func(doc *crdt.Doc) error {
+		_, err := doc.Change(string(meta), testNow, func(w *crdt.Writer) error { return w.Set(string(body), "decisions", "cpr", forged.ID) })
+		return err
+	}); err != nil {
+		t.Fatal(err)
+	}
+	items, err := a.History(id)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var signed, alert, forgedItem *HistoryItem
+	for i := range items {
+		it := &items[i]
+		switch {
+		case strings.Contains(it.What, "Added an alert"):
+			alert = it
+		case strings.Contains(it.What, "Recorded a decision") && it.Verified:
+			signed = it
+		case strings.Contains(it.What, "Recorded a decision"):
+			forgedItem = it
+		}
+	}
+	if signed == nil || !strings.Contains(signed.Who, "Dr Ada Quill, GP, GMC 7000001 · signed") {
+		t.Errorf("the GP's decision: %+v; want it shown as signed by her", signed)
+	}
+	if alert == nil || alert.Verified || !strings.Contains(alert.Who, "(name not verified)") || !strings.Contains(alert.Who, "not yet confirmed by the relay") {
+		t.Errorf("the alert: %+v; want the name as not verified and the sender not yet confirmed", alert)
+	}
+	if forgedItem == nil || forgedItem.Verified || strings.Contains(forgedItem.Who, "signed") {
+		t.Errorf("the forged entry: %+v; want it not shown as signed", forgedItem)
+	}
+	a.onWho(wire.Who{Doc: id.String(), Devices: map[string]wire.DeviceName{hd.Doc().Actor(): {ID: "dev-1", Name: "Nurses' station", Org: "home-1"}}})
+	items, _ = a.History(id)
+	for _, it := range items {
+		if strings.Contains(it.What, "Added an alert") && it.Device != "Nurses' station" {
+			t.Errorf("after the relay's answer the alert shows %+v; want it sent by the nurses' station", it)
+		}
+	}
+}

@@ -520,9 +520,15 @@ func (a *App) Notes(id docid.ID) ([]NoteView, error) {
 	return out, nil
 }
 
-// HistoryItem is one change, for the history tab.
+// HistoryItem is one change, for the history tab. Who is honest about
+// what is known: a name is verified only where a signature binds that
+// member of staff to the change (a decision entry); every other name is
+// the sending computer's word, shown with the enrolled device the relay
+// saw send it.
 type HistoryItem struct {
 	At, Who, What string
+	Verified      bool   // a signature binds the named person to the change
+	Device        string // the enrolled device that sent it, as the relay recorded; "" not known yet
 }
 
 var opWords = map[string]string{
@@ -534,13 +540,23 @@ var opWords = map[string]string{
 
 // History lists who changed what, newest first, by name, and audits the view.
 func (a *App) History(id docid.ID) ([]HistoryItem, error) {
-	_, _, h, err := a.view(id, AuditViewHistory)
+	_, rec, h, err := a.view(id, AuditViewHistory)
 	if err != nil {
 		return nil, err
 	}
 	changes, err := record.History(h.Doc(), "")
 	if err != nil {
 		return nil, err
+	}
+	verified := map[string]record.Entry{} // entry ID → the verified entry
+	for _, s := range rec.Decisions {
+		for _, e := range s.Entries {
+			verified[e.ID] = e
+		}
+	}
+	devices, unknown := a.provenance(changes)
+	if len(unknown) > 0 && a.client != nil {
+		a.client.AskWho(id, unknown)
 	}
 	out := make([]HistoryItem, 0, len(changes))
 	for _, c := range changes {
@@ -555,18 +571,44 @@ func (a *App) History(id docid.ID) ([]HistoryItem, error) {
 		if len(fields) > 0 && c.Op != "create" {
 			what += ": " + strings.Join(fields, ", ")
 		}
-		who := c.By.Name
-		if who == "" {
-			who = "unknown"
+		it := HistoryItem{At: c.At.Local().Format("2 Jan 2006 15:04"), What: what}
+		if e, ok := signedBy(c, verified); ok {
+			it.Who, it.Verified = by(e.Author)+" · signed", true
 		} else {
-			who = by(c.By)
+			it.Who = "unknown"
+			if c.By.Name != "" {
+				it.Who = c.By.Name + " (name not verified)"
+			}
 		}
-		out = append(out, HistoryItem{At: c.At.Local().Format("2 Jan 2006 15:04"), Who: who, What: what})
+		if d, ok := devices[c.Actor]; ok {
+			it.Device = d.Name
+			it.Who += " · sent by " + d.Name
+		} else if !it.Verified {
+			it.Who += " · sending computer not yet confirmed by the relay"
+		}
+		out = append(out, it)
 	}
 	for i, j := 0, len(out)-1; i < j; i, j = i+1, j-1 {
 		out[i], out[j] = out[j], out[i]
 	}
 	return out, nil // reversed above: newest first
+}
+
+// signedBy finds the verified decision entry a change wrote, if its
+// signature names the author the change claims.
+func signedBy(c record.Change, verified map[string]record.Entry) (record.Entry, bool) {
+	if c.Op != "decide" || len(c.Fields) != 1 {
+		return record.Entry{}, false
+	}
+	parts := strings.Split(c.Fields[0], ".")
+	if len(parts) != 3 || parts[0] != "decisions" {
+		return record.Entry{}, false
+	}
+	e, ok := verified[parts[2]]
+	if !ok || e.Author.UserID != c.By.UserID {
+		return record.Entry{}, false
+	}
+	return e, true
 }
 
 // fieldWords turns a stored path into words ("carePlan.skin.goal" →

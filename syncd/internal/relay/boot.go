@@ -39,6 +39,8 @@ func (c *conn) bootstrap(ctx context.Context) {
 			c.sendTrust()
 		case wire.TypeHavenCertReq:
 			c.certRequest(m)
+		case wire.TypeHavenWho:
+			c.who(m)
 		}
 	}
 }

@@ -161,7 +161,7 @@ func (c *conn) onFrame(frame []byte) {
 		c.syncMessage(m)
 	case wire.TypeEphemeral:
 		c.ephemeral(m)
-	case wire.TypeHavenList, wire.TypeHavenFetch, wire.TypeHavenAudit, wire.TypeHavenCertReq:
+	case wire.TypeHavenList, wire.TypeHavenFetch, wire.TypeHavenAudit, wire.TypeHavenCertReq, wire.TypeHavenWho:
 		select { // served in order on the connection's bootstrap goroutine: they read or write the store
 		case c.boot <- m:
 		default:

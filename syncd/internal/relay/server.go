@@ -15,6 +15,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"strings"
 	"sync"
 	"time"
 
@@ -94,6 +95,9 @@ const (
 	nsMeta   = "relay-meta"
 	nsOwner  = OwnerNamespace
 	nsQuaran = "relay-quarantined-msg"
+	// nsProvenance: actor (hex) → the ID of the device that first sent its
+	// changes; History asks it (haven-who).
+	nsProvenance = "relay-provenance"
 )
 
 // OwnerNamespace is the store namespace mapping each document to the
@@ -303,6 +307,39 @@ func (h host) Admit(ctx context.Context, from syncer.Peer, doc, home string) err
 	s.metrics.documents.Set(float64(n))
 	s.log.Info("document created", "doc", doc, "owner", owner, "device", c.dev.ID)
 	return nil
+}
+
+// Provenance records, per actor new to a document, the enrolled device
+// whose connection first brought its changes (an engine peer ID starts
+// with its device's ID). Kept once: the first sender is the author's
+// device, and what others relay later does not change that.
+func (h host) Provenance(doc string, actors map[string]string) {
+	ctx := context.Background()
+	for actor, peer := range actors {
+		dev, _, ok := strings.Cut(peer, "/")
+		if !ok || !validActor(actor) {
+			continue
+		}
+		if _, err := h.s.st.Get(nsProvenance, actor); err == nil {
+			continue
+		}
+		if err := h.s.st.Put(ctx, nsProvenance, actor, []byte(dev)); err != nil {
+			h.s.log.Warn("recording which device sent a change", "doc", doc, "err", err)
+		}
+	}
+}
+
+// validActor accepts an Automerge actor ID as hex of 1 to 64 bytes.
+func validActor(a string) bool {
+	if len(a) == 0 || len(a) > 128 || len(a)%2 != 0 {
+		return false
+	}
+	for _, c := range a {
+		if !(c >= '0' && c <= '9' || c >= 'a' && c <= 'f') {
+			return false
+		}
+	}
+	return true
 }
 
 // Trust is what workers check signatures against.

@@ -95,3 +95,39 @@ func (s *Server) workerTrust() ([]byte, []cert.Revocation, uint64) {
 	defer s.mu.Unlock()
 	return s.orgs.Anchor(), append([]cert.Revocation(nil), s.revocations...), uint64(len(s.revocations)) + 1
 }
+
+// who answers a haven-who: for a document in the device's scope, the
+// enrolled device that first sent each named actor's changes. Out of scope
+// and unknown documents get an empty answer, as a missing one would.
+func (c *conn) who(m wire.Message) {
+	var req wire.WhoRequest
+	if err := json.Unmarshal(m.Data, &req); err != nil || len(req.Actors) > wire.MaxWhoActors {
+		c.send(wire.Message{Type: wire.TypeError, ErrorMessage: "who request unreadable or too long", ErrorCode: wire.CodeBadRequest})
+		return
+	}
+	out := wire.Who{Doc: req.Doc, Devices: map[string]wire.DeviceName{}}
+	if owner := c.s.owner(req.Doc); owner != "" && c.scope.Allows(owner) {
+		names := map[string]wire.DeviceName{}
+		for _, a := range req.Actors {
+			if !validActor(a) {
+				continue
+			}
+			dev, err := c.s.st.Get(nsProvenance, a)
+			if err != nil {
+				continue
+			}
+			n, ok := names[string(dev)]
+			if !ok {
+				d, err := c.s.orgs.Device(string(dev))
+				if err != nil {
+					continue
+				}
+				n = wire.DeviceName{ID: d.ID, Name: d.Name, Org: d.Org}
+				names[string(dev)] = n
+			}
+			out.Devices[a] = n
+		}
+	}
+	data, _ := json.Marshal(out)
+	c.send(wire.Message{Type: wire.TypeHavenWho, Data: data})
+}

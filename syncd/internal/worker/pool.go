@@ -35,6 +35,8 @@ type Host interface {
 	// Trust is what children check signed decisions against: the
 	// organisation key, the revocations, and their version.
 	Trust() (anchor []byte, revocations []cert.Revocation, version uint64)
+	// Provenance records which peer first sent each actor's changes.
+	Provenance(doc string, actors map[string]string)
 }
 
 // Config starts a Pool.
@@ -413,6 +415,11 @@ func (s *hostService) SyncState(a StateArgs, r *StateReply) error {
 
 func (s *hostService) PutSyncState(a PutStateArgs, _ *Empty) error {
 	return s.h.PutSyncState(context.Background(), a.Storage, a.Doc, a.State)
+}
+
+func (s *hostService) Provenance(a ProvenanceArgs, _ *Empty) error {
+	s.h.Provenance(a.Doc, a.Actors)
+	return nil
 }
 
 func (s *hostService) Trust(_ Empty, r *TrustReply) error {

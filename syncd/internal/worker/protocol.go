@@ -103,6 +103,13 @@ type PutStateArgs struct {
 	State        []byte
 }
 
+// ProvenanceArgs names, per actor new to a document, the peer whose message
+// first brought its changes.
+type ProvenanceArgs struct {
+	Doc    string
+	Actors map[string]string // actor → peer ID
+}
+
 // TrustReply is what the child checks signatures against.
 type TrustReply struct {
 	Anchor      []byte

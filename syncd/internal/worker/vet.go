@@ -80,7 +80,7 @@ func (v *vetter) currentTrust() (*cert.Trust, error) {
 }
 
 // vet is the engine's Vet.
-func (v *vetter) vet(ctx context.Context, id docid.ID, doc *crdt.Doc, before []crdt.Hash, msgs [][]byte) error {
+func (v *vetter) vet(ctx context.Context, id docid.ID, doc *crdt.Doc, before []crdt.Hash, msgs []syncer.In) error {
 	trust, err := v.currentTrust()
 	if err != nil {
 		return err
@@ -89,10 +89,19 @@ func (v *vetter) vet(ctx context.Context, id docid.ID, doc *crdt.Doc, before []c
 	if err != nil {
 		return err
 	}
+	var newActors []*crdt.DecodedChange
+	for _, c := range news {
+		if !g.g.KnowsActor(c.Actor) {
+			newActors = append(newActors, c)
+		}
+	}
 	if err := g.g.Check(news, trust); err != nil {
 		return err
 	}
 	g.heads = doc.Heads()
+	if len(newActors) > 0 {
+		v.tellProvenance(id, newActors, msgs)
+	}
 	if g.g.Proven() {
 		// Each change is proven to keep the document loadable, in
 		// proportion to the change (see record's structure.go).
@@ -118,7 +127,7 @@ func (v *vetter) vet(ctx context.Context, id docid.ID, doc *crdt.Doc, before []c
 // dependency of an added change, is either added or known to the guard.
 // Otherwise (a change held back earlier for want of its dependencies, now
 // applied) they are asked of Automerge, at the cost of the history.
-func (v *vetter) added(id docid.ID, doc *crdt.Doc, before []crdt.Hash, msgs [][]byte) ([]*crdt.DecodedChange, *guarded, error) {
+func (v *vetter) added(id docid.ID, doc *crdt.Doc, before []crdt.Hash, msgs []syncer.In) ([]*crdt.DecodedChange, *guarded, error) {
 	g, fresh, err := v.guard(id, doc, before)
 	if err != nil {
 		return nil, nil, err
@@ -149,11 +158,11 @@ func (v *vetter) added(id docid.ID, doc *crdt.Doc, before []crdt.Hash, msgs [][]
 // fromMessages finds the changes the messages carried that doc now holds
 // and the guard has not taken in, in causal order; ok is false when they
 // may not be all the document added.
-func (g *guarded) fromMessages(doc *crdt.Doc, msgs [][]byte) ([]*crdt.DecodedChange, bool) {
+func (g *guarded) fromMessages(doc *crdt.Doc, msgs []syncer.In) ([]*crdt.DecodedChange, bool) {
 	byHash := map[crdt.Hash]*crdt.DecodedChange{}
 	var order []crdt.Hash
 	for _, m := range msgs {
-		raws, err := crdt.SyncMessageChanges(m)
+		raws, err := crdt.SyncMessageChanges(m.Data)
 		if err != nil {
 			return nil, false
 		}
@@ -201,6 +210,37 @@ func (g *guarded) fromMessages(doc *crdt.Doc, msgs [][]byte) ([]*crdt.DecodedCha
 		visit(h)
 	}
 	return out, true
+}
+
+// tellProvenance tells the parent which peer's message first brought each
+// new actor's changes: the relay keeps, for History, which enrolled device
+// sent what (a change's own message names whoever the sender claims).
+func (v *vetter) tellProvenance(id docid.ID, changes []*crdt.DecodedChange, msgs []syncer.In) {
+	carried := map[crdt.Hash]string{}
+	for _, m := range msgs {
+		raws, err := crdt.SyncMessageChanges(m.Data)
+		if err != nil {
+			continue
+		}
+		for _, raw := range raws {
+			if c, err := crdt.DecodeChange(raw); err == nil {
+				if _, ok := carried[c.Hash]; !ok {
+					carried[c.Hash] = m.From
+				}
+			}
+		}
+	}
+	args := ProvenanceArgs{Doc: id.String(), Actors: map[string]string{}}
+	for _, c := range changes {
+		if peer, ok := carried[c.Hash]; ok {
+			if _, seen := args.Actors[c.Actor]; !seen {
+				args.Actors[c.Actor] = peer
+			}
+		}
+	}
+	if len(args.Actors) > 0 {
+		v.host.Go("Host.Provenance", args, &Empty{}, nil) // not waited for: it is for History, never for safety
+	}
 }
 
 // guard returns the document's guard. fresh reports a guard just made,

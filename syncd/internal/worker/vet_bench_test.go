@@ -80,7 +80,7 @@ func BenchmarkRuleCheck(b *testing.B) {
 				b.Fatal(err)
 			}
 			t0 := time.Now()
-			if err := v.vet(context.Background(), id, tl, before, [][]byte{msg}); err != nil {
+			if err := v.vet(context.Background(), id, tl, before, []syncer.In{{From: "dev-1/peer#1", Data: msg}}); err != nil {
 				b.Fatal(err)
 			}
 			check = append(check, time.Since(t0))

@@ -53,6 +53,13 @@ func TestJavaScriptTamperingIsRefused(t *testing.T) {
 	leaver.certify(p)
 	leaverCert := leaver.ed.Signer.(record.KeySigner).Cert
 	p.admin("staff", "revoke", leaverCert.ID)
+	// The revocation reaches every connected device at once, not at its
+	// next connection.
+	waitFor(t, "the revocation to reach the connected desktops", func() bool {
+		_, gpKnows := gp.currentTrust().RevokedAt(leaverCert.ID)
+		_, carerKnows := carer.currentTrust().RevokedAt(leaverCert.ID)
+		return gpKnows && carerKnows
+	})
 
 	id := docs.RecordID.String()
 	entryJSON := func(e record.Entry) string { b, _ := json.Marshal(e); return string(b) }

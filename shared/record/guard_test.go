@@ -1,6 +1,8 @@
 package record
 
 import (
+	"bytes"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"testing"
@@ -402,3 +404,28 @@ func TestGuardProvesHonestChanges(t *testing.T) {
 		t.Fatal("a change whose seq skips ahead is proven")
 	}
 }
+
+// TestEntrySigningBytesVector pins the canonical encoding a decision entry
+// is signed over (documented on EntrySigningBytes): a change to it would
+// unmake every decision ever signed, so it must show here first. The
+// supersedes IDs are encoded sorted, whatever order the entry lists them in.
+func TestEntrySigningBytesVector(t *testing.T) {
+	e := Entry{ID: "e1", Value: `"cpr-not-recommended"`, At: "2026-12-06T09:30:00Z", Reason: "frailty",
+		Supersedes: []string{"b2", "a1"}, Cert: &cert.Certificate{ID: "crt-0000000000000001"}}
+	got := EntrySigningBytes("2MRYccjwdp8aaRmHKUs1dzyF8AGX", KindCPR, e)
+	want := cert.Encode([]byte("haven decision entry v1"), []byte("2MRYccjwdp8aaRmHKUs1dzyF8AGX"), []byte("cpr"), []byte(""),
+		[]byte("e1"), []byte(`"cpr-not-recommended"`), []byte("2026-12-06T09:30:00Z"), []byte("frailty"),
+		cert.EncodeStrings("a1", "b2"), []byte("crt-0000000000000001"))
+	if !bytes.Equal(got, want) {
+		t.Fatalf("EntrySigningBytes = %x\nwant %x", got, want)
+	}
+	if hex.EncodeToString(got) != entryVector {
+		t.Errorf("the encoding changed:\n got %x\nwant %s", got, entryVector)
+	}
+}
+
+// entryVector is the test entry's signing bytes, as written when the
+// encoding was made.
+const entryVector = "0a17686176656e206465636973696f6e20656e7472792076311c324d525963636a776470386161526d484b557331647a794638414758" +
+	"036370720002653115226370722d6e6f742d7265636f6d6d656e6465642214323032362d31322d30365430393a33303a30305a07667261696c7479" +
+	"0702026131026232146372742d30303030303030303030303030303031"

@@ -132,4 +132,21 @@
 //
 // A JS Repo drops a message whose type it does not know, so Haven may add
 // types of its own. Decode returns such frames with Type.Known() false.
+//
+// # Haven's own types
+//
+//	haven-list          client asks (no data); relay answers with documentIds in the client's scope
+//	haven-fetch         client → relay: documentIds to send whole
+//	haven-doc           relay → client: one document (documentId, snapshot, chunks)
+//	haven-audit         client → relay: a batch of audit events (JSON in data), numbered by count
+//	haven-audit-ack     relay → client: the batch numbered count is stored
+//	haven-trust         relay → client: Trust (JSON in data): the organisation key, every
+//	                    revocation, this device's certificates and open requests; sent after
+//	                    join, after a certificate request, and on every revocation
+//	haven-cert-request  client → relay: CertRequest (JSON in data)
+//	haven-who           client → relay: WhoRequest; relay → client: Who (JSON in data)
+//
+// An error from Haven's relay also carries code: a stable name of the
+// refusal ("rule/decision-deleted", "quarantined": see the Code constants
+// and RuleCode), which clients act on instead of the message's words.
 package wire

@@ -288,3 +288,81 @@ func TestOfflineConflictEndToEnd(t *testing.T) {
 	}
 	_ = docid.ID{}
 }
+
+// TestStaffCertifiedThroughTheRelay: a real relay and a care home that is
+// not a demonstration. The manager enrols the home's computer and signs in
+// as not yet certified; an administrator approves her request; she adds a
+// care worker, whom her signature vouches for, certified at once, and a GP,
+// who waits for an administrator (and may write notes only) until approved.
+func TestStaffCertifiedThroughTheRelay(t *testing.T) {
+	r := &relay{t: t, bin: syncdBinary(t), data: t.TempDir(), addr: freeAddr(t)}
+	home := regexp.MustCompile(`(home-\S+)`).FindStringSubmatch(r.syncd("admin", "create-home", "Rowan House"))[1]
+	r.start()
+	t.Cleanup(r.stop)
+	code := codeRE.FindStringSubmatch(r.syncd("admin", "enroll", home, "-name", "Office PC"))[1]
+	dir := t.TempDir()
+	if err := Enroll(context.Background(), dir, EnrollRequest{RelayURL: "http://" + r.addr, Code: code,
+		Name: "Rosa Reyes", Role: record.HomeManager, PIN: "428571"}); err != nil {
+		t.Fatal(err)
+	}
+	a, err := Open(dir, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { a.Close() })
+	u, err := a.Unlock(staffID(t, a, "Rosa Reyes"), "428571")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if u.Certified {
+		t.Fatal("a manager is certified before an administrator approved her")
+	}
+	if _, err := a.AddStaff("Casey Carer", record.CareWorker, "", carerPIN); err == nil {
+		t.Fatal("an uncertified manager added staff")
+	}
+	pending := regexp.MustCompile(`(req-\S+)\s+pending\s+\S+\s+Rosa Reyes`)
+	var req []string
+	eventually(t, "the manager's request to reach the relay", func() bool {
+		req = pending.FindStringSubmatch(r.syncd("admin", "staff", "list"))
+		return req != nil
+	}, a)
+	r.syncd("admin", "staff", "approve", req[1])
+	eventually(t, "the manager's certificate, pushed to her desktop", func() bool {
+		u := a.CurrentUser()
+		return u != nil && u.Certified && u.Role == record.HomeManager
+	}, a)
+
+	carer, err := a.AddStaff("Casey Carer", record.CareWorker, "", carerPIN)
+	if err != nil {
+		t.Fatal(err)
+	}
+	gp, err := a.AddStaff("Dr Sam Okafor", record.GP, "GMC 7000004", gpPIN)
+	if err != nil {
+		t.Fatal(err)
+	}
+	certified := func(id string) bool {
+		for _, s := range a.StaffList() {
+			if s.ID == id {
+				return s.Certified
+			}
+		}
+		return false
+	}
+	eventually(t, "the care worker's certificate, granted on the manager's word", func() bool { return certified(carer.ID) }, a)
+	if certified(gp.ID) {
+		t.Fatal("a GP was certified without an administrator")
+	}
+	a.Lock()
+	if u, err := a.Unlock(gp.ID, gpPIN); err != nil || u.Certified || a.CanDecide(record.KindCPR) || !a.Permissions().AddNote {
+		t.Fatalf("the GP before approval: %+v, %v; want notes only", u, err)
+	}
+	req = regexp.MustCompile(`(req-\S+)\s+pending\s+\S+\s+Dr Sam Okafor\s+gp\s+GMC 7000004`).FindStringSubmatch(r.syncd("admin", "staff", "list"))
+	if req == nil {
+		t.Fatal("the GP's request is not pending at the relay")
+	}
+	r.syncd("admin", "staff", "approve", req[1])
+	eventually(t, "the GP's certificate", func() bool {
+		u := a.CurrentUser()
+		return u != nil && u.Certified && a.CanDecide(record.KindCPR)
+	}, a)
+}

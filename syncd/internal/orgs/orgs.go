@@ -159,7 +159,8 @@ type Registry struct {
 	// their revocations. Nil: certificate requests are refused. Set it
 	// before the Registry is first used.
 	Key ed25519.PrivateKey
-	// OnTrustChange is called after a revocation (the relay tells every
+	// OnTrustChange is called after a revocation, and after an
+	// administrator grants or refuses a request (the relay tells every
 	// connection, and its workers). May be nil.
 	OnTrustChange func()
 	// Now returns the current time. Nil means time.Now. Tests replace it; set it before the

@@ -301,7 +301,13 @@ func (r *Registry) ApproveRequest(ctx context.Context, id string) (cert.Certific
 	}
 	sr.State, sr.Cert = requestGranted, c.ID
 	r.log().Info("staff certificate granted", "org", sr.Org, "cert", c.ID, "role", sr.Role, "why", "administrator")
-	return c, r.putJSON(ctx, nsStaffReq, key, sr)
+	if err := r.putJSON(ctx, nsStaffReq, key, sr); err != nil {
+		return c, err
+	}
+	if r.OnTrustChange != nil {
+		r.OnTrustChange() // the requesting desktop, if connected, hears at once
+	}
+	return c, nil
 }
 
 // RefuseRequest refuses a pending request, with a reason the manager reads.
@@ -320,7 +326,13 @@ func (r *Registry) RefuseRequest(ctx context.Context, id, reason string) error {
 		return invalidf("%v", err)
 	}
 	sr.State, sr.Reason = wire.RequestRefused, reason
-	return r.putJSON(ctx, nsStaffReq, key, sr)
+	if err := r.putJSON(ctx, nsStaffReq, key, sr); err != nil {
+		return err
+	}
+	if r.OnTrustChange != nil {
+		r.OnTrustChange()
+	}
+	return nil
 }
 
 // Certificates lists issued certificates (of one organisation, or all),

@@ -228,14 +228,9 @@ func (r *rle) flushNulls() {
 	r.out = binary.AppendUvarint(r.out, r.nulls)
 }
 
-func (r *rle) null() {
+// flushValues writes a pending lone value, run or literal run.
+func (r *rle) flushValues() {
 	switch r.state {
-	case rleEmpty:
-		r.state, r.nulls = rleInitialNulls, 1
-		return
-	case rleInitialNulls, rleNulls:
-		r.nulls++
-		return
 	case rleLone:
 		r.flushLiteral([][]byte{r.last})
 	case rleRun:
@@ -244,6 +239,18 @@ func (r *rle) null() {
 		r.flushLiteral(append(r.literal, r.last))
 		r.literal = nil
 	}
+}
+
+func (r *rle) null() {
+	switch r.state {
+	case rleEmpty:
+		r.state, r.nulls = rleInitialNulls, 1
+		return
+	case rleInitialNulls, rleNulls:
+		r.nulls++
+		return
+	}
+	r.flushValues()
 	r.state, r.nulls = rleNulls, 1
 }
 
@@ -279,16 +286,10 @@ func (r *rle) value(v []byte) {
 }
 
 func (r *rle) finish() []byte {
-	switch r.state {
-	case rleNulls:
-		r.flushNulls()
-	case rleLone:
-		r.flushLiteral([][]byte{r.last})
-	case rleRun:
-		r.flushRun()
-	case rleLiteral:
-		r.flushLiteral(append(r.literal, r.last))
+	if r.state == rleNulls {
+		r.flushNulls() // a column of nothing but nulls (rleInitialNulls) is left empty
 	}
+	r.flushValues()
 	return r.out
 }
 

@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"slices"
 	"testing"
 	"time"
 
@@ -145,6 +146,21 @@ func FuzzProvenChangeReloads(f *testing.F) {
 		if proven(docs.RecordID, history, c) {
 			if err := reloads(base.Save(), b); err != nil {
 				t.Fatal(err)
+			}
+			// What the rules promise of an accepted change: every entry
+			// still there, unchanged, and nothing new that does not verify.
+			doc, _ := crdt.Load(base.Save())
+			doc.ApplyChanges(b)
+			was, now := mustRead(base), mustRead(doc)
+			for key, s := range was.Decisions {
+				for _, e := range s.Entries {
+					if !slices.ContainsFunc(now.Decision(s.Kind, s.Subject).Entries, func(x Entry) bool { return x.ID == e.ID && x.Value == e.Value }) {
+						t.Fatalf("an accepted change removed or altered entry %s of %s", e.ID, key)
+					}
+				}
+			}
+			if len(now.Tampered()) > len(was.Tampered()) {
+				t.Fatalf("an accepted change added an entry that does not verify: %v", now.Tampered())
 			}
 		}
 	})

@@ -168,7 +168,9 @@ func (a *App) onTrust(t wire.Trust) {
 	a.trustState.revocations, a.trustState.certs, a.trustState.requests = revs, certs, reqs
 	a.trustState.trust = cert.NewTrust(st.anchor, revs)
 	if u := a.user; u != nil {
-		a.user = a.resolveLocked(*a.staffLocked(u.ID), u.signer.Key)
+		if s := a.staffLocked(u.ID); s != nil {
+			a.user = a.resolveLocked(*s, u.signer.Key)
+		}
 	}
 	a.mu.Unlock()
 	a.idx.reverify()

@@ -21,6 +21,7 @@ import (
 	"net/http"
 	"os"
 	"regexp"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -474,21 +475,47 @@ func TestReconnectAfterRelayRestartLosesNothing(t *testing.T) {
 	})
 }
 
+// TestRevokedDeviceRefused: revoking a device cuts off its live
+// connections at once (a stolen laptop does not stay connected), each told
+// why with a code; the admin command says how many it closed; the device
+// is refused at every later connection.
 func TestRevokedDeviceRefused(t *testing.T) {
 	w := setup(t)
 	enr := w.relay.enroll(w.homeA, "Stolen laptop")
 	d := newDevice(t, "stolen", enr, w.relay.url())
-	waitFor(t, "online", d.online)
-	w.relay.admin("revoke", enr.Device)
-	w.relay.stop() // drop the connection; revocation applies at the next one
-	startRelay(t, w.relay.data, w.relay.addr)
+	twin := newDevice(t, "stolen-twin", enr, w.relay.url()) // the same credential, a second connection
+	other := newDevice(t, "other", w.relay.enroll(w.homeA, "Office PC"), w.relay.url())
+	waitFor(t, "online", func() bool { return d.online() && twin.online() && other.online() })
+	start := time.Now()
+	out := w.relay.admin("revoke", enr.Device)
+	if !strings.Contains(out, "2 live connections closed") {
+		t.Errorf("revoke printed %q; want it to say it closed the device's 2 connections", out)
+	}
 	var err error
+	for _, dev := range []*device{d, twin} {
+		select {
+		case err = <-dev.runErr:
+		case <-time.After(10 * time.Second):
+			t.Fatal("the revoked device is still connected")
+		}
+		dev.runErr <- nil
+		if err == nil || !strings.Contains(err.Error(), "revoked") || !slices.Contains(dev.errorCodes(), wire.CodeDeviceRevoked) {
+			t.Fatalf("Run = %v, codes %v; want a refusal with code %s", err, dev.errorCodes(), wire.CodeDeviceRevoked)
+		}
+	}
+	t.Logf("both connections of the revoked device closed %v after the command", time.Since(start).Round(time.Millisecond))
+	if !other.online() {
+		t.Error("another device of the same home was cut off")
+	}
+	w.relay.stop()
+	startRelay(t, w.relay.data, w.relay.addr)
+	again := newDevice(t, "stolen-again", enr, w.relay.url())
 	select {
-	case err = <-d.runErr:
+	case err = <-again.runErr:
 	case <-time.After(20 * time.Second):
 		t.Fatal("revoked device kept retrying")
 	}
-	d.runErr <- nil
+	again.runErr <- nil
 	if err == nil || !strings.Contains(err.Error(), "revoked") {
 		t.Fatalf("Run = %v, want a refusal naming revocation", err)
 	}
@@ -662,5 +689,51 @@ func TestResentAuditEventsAreStoredOnce(t *testing.T) {
 		if n := strings.Count(log, fmt.Sprintf("\tuser-%d\t", s)); n != 1 {
 			t.Errorf("event %d stored %d times, want once:\n%s", s, n, log)
 		}
+	}
+}
+
+// TestHubRemovedFromAHomeHearsNoMore: when a hub stops covering a home, its
+// live connection is cut back at once: the admin command says so, a change
+// to the home's record made afterwards never reaches the hub, and the
+// hub's own change to the record is answered with doc-unavailable, as for
+// a missing one, and goes nowhere.
+func TestHubRemovedFromAHomeHearsNoMore(t *testing.T) {
+	w := setup(t)
+	home := newDevice(t, "home-pc", w.relay.enroll(w.homeA, "Nurses' station"), w.relay.url())
+	hub := newDevice(t, "hub-laptop", w.relay.enroll(w.hub, "Hub laptop"), w.relay.url())
+	waitFor(t, "online", func() bool { return home.online() && hub.online() })
+	docs := home.newResident(w.homeA, "Marlow")
+	waitFor(t, "the relay to hold the record", func() bool { return home.client.Synced(docs.RecordID) })
+	hub.client.Request(docs.RecordID)
+	waitFor(t, "the hub to hold the record", func() bool { return hub.has(docs.RecordID) })
+
+	out := w.relay.admin("set-hub-homes", w.hub, "-homes", "")
+	if !strings.Contains(out, "1 live connections lost access") {
+		t.Errorf("set-hub-homes printed %q; want it to say the hub's connection lost access", out)
+	}
+	home.edit(docs.RecordID, func(doc *crdt.Doc) error {
+		id := home.record(docs.RecordID).Identity
+		id.Room = "22"
+		return home.ed.UpdateIdentity(doc, id)
+	})
+	waitFor(t, "the relay to confirm the home's change", func() bool { return home.client.Synced(docs.RecordID) })
+	unavailable := make(chan struct{})
+	hub.mu.Lock()
+	hub.unavailable[docs.RecordID] = unavailable
+	hub.mu.Unlock()
+	hub.edit(docs.RecordID, func(doc *crdt.Doc) error {
+		_, err := hub.ed.AddAlert(doc, record.Alert{Text: "from a hub no longer covering the home"})
+		return err
+	})
+	select {
+	case <-unavailable:
+	case <-time.After(10 * time.Second):
+		t.Fatal("the hub's change to a home it no longer covers got no doc-unavailable")
+	}
+	if room := hub.record(docs.RecordID).Identity.Room; room == "22" {
+		t.Fatal("the home's change reached a hub that no longer covers it")
+	}
+	if len(home.record(docs.RecordID).Alerts) != 0 {
+		t.Fatal("the hub's change reached the home")
 	}
 }

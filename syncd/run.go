@@ -250,7 +250,7 @@ func serve(ctx context.Context, c config, stdout, stderr io.Writer) error {
 	metrics.WatchRestarts(pool.Restarts)
 	srv.Start(pool)
 
-	adm := &admin.Admin{Store: st, Orgs: reg, OnDocument: srv.RegisterDocument}
+	adm := &admin.Admin{Store: st, Orgs: reg, OnDocument: srv.RegisterDocument, OnRevoke: srv.DeviceRevoked, OnScopes: srv.ScopesChanged}
 	stopAdmin, err := serveAdminSocket(c.adminSocket(), adm, log)
 	if err != nil {
 		return err

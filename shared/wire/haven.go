@@ -72,11 +72,12 @@ const (
 // Error codes: the ErrorCode of the relay's error messages, stable names
 // that clients and tests act on (the text is for people).
 const (
-	CodeBadRequest  = "bad-request"  // a Haven request the relay could not take
-	CodeInternal    = "internal"     // the relay failed; try again later
-	CodeRefused     = "refused"      // a sync message whose changes the relay could not apply
-	CodeQuarantined = "quarantined"  // a sync message that crashed a worker, set aside
-	CodeOutOfScope  = "out-of-scope" // a new document for a home outside the device's scope
+	CodeBadRequest    = "bad-request"    // a Haven request the relay could not take
+	CodeInternal      = "internal"       // the relay failed; try again later
+	CodeRefused       = "refused"        // a sync message whose changes the relay could not apply
+	CodeQuarantined   = "quarantined"    // a sync message that crashed a worker, set aside
+	CodeOutOfScope    = "out-of-scope"   // a new document for a home outside the device's scope
+	CodeDeviceRevoked = "device-revoked" // the device's credential was revoked: it is disconnected
 )
 
 // RuleCode is the error code for a change refused because it breaks a

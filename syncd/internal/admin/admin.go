@@ -31,6 +31,12 @@ type Admin struct {
 	// OnDocument is told about documents admin creates (a home's
 	// directory), so a running relay serves them at once. May be nil.
 	OnDocument func(doc, owner string) error
+	// OnRevoke and OnScopes apply a revocation and a change of what an
+	// organisation covers to the running relay's live connections, and
+	// say how many connections they closed or cut back. Nil when the
+	// relay is not running (it applies them at each next connection).
+	OnRevoke func(device string) int
+	OnScopes func() int
 }
 
 // Usage lists the commands.
@@ -43,7 +49,7 @@ const Usage = `syncd admin commands:
   enroll ORG-ID -name "Nurses' station PC" [-ttl 24h]
                                          enrol a device; prints its one-time code
   devices [ORG-ID]                       list devices
-  revoke DEVICE-ID                       revoke a device (effective at its next connection)
+  revoke DEVICE-ID                       revoke a device (its live connections are closed at once)
   audit [-org ORG-ID] [-after N]         print audit events (for the IG lead)
   audit -unreviewed [-org ORG-ID]        break-glass accesses no IG lead has reviewed yet
   review SEQ -by NAME [-note TEXT]       record the IG lead's review of a break-glass access
@@ -121,6 +127,9 @@ func (a *Admin) Run(ctx context.Context, args []string, out io.Writer) error {
 			return err
 		}
 		fmt.Fprintf(out, "hub %s now covers %s\n", pos[0], *homes)
+		if a.OnScopes != nil {
+			fmt.Fprintf(out, "%d live connections lost access to documents\n", a.OnScopes())
+		}
 	case "create-advice-line":
 		if err := need(1, "a NAME"); err != nil {
 			return err
@@ -154,6 +163,11 @@ func (a *Admin) Run(ctx context.Context, args []string, out io.Writer) error {
 			return err
 		}
 		fmt.Fprintf(out, "device %s revoked\n", pos[0])
+		if a.OnRevoke != nil {
+			fmt.Fprintf(out, "%d live connections closed\n", a.OnRevoke(pos[0]))
+		} else {
+			fmt.Fprintln(out, "the relay is not running: the device is refused at its next connection")
+		}
 	case "audit":
 		if *unreviewed {
 			list, err := a.Orgs.Unreviewed(*orgFilter)

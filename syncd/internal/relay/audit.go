@@ -54,7 +54,7 @@ func (c *conn) storeAudit(m wire.Message) {
 			continue // stored from an earlier copy of this batch
 		}
 		owner := s.owner(e.Resident)
-		if owner == "" || !c.scope.Allows(owner) {
+		if owner == "" || !c.sc().Allows(owner) {
 			continue
 		}
 		_, err := s.orgs.Audit(ctx, orgs.AuditEvent{

@@ -51,7 +51,7 @@ func (c *conn) bootstrap(ctx context.Context) {
 // audited), rather than copying the region.
 func (s *Server) listScope(c *conn) []string {
 	var ids []string
-	if c.scope.AdviceLine() {
+	if c.sc().AdviceLine() {
 		orgList, err := s.orgs.Orgs()
 		if err != nil {
 			s.log.Error("list organisations", "err", err)
@@ -65,7 +65,7 @@ func (s *Server) listScope(c *conn) []string {
 	}
 	s.mu.Lock()
 	for doc, owner := range s.owners {
-		if c.scope.Allows(owner) {
+		if c.sc().Allows(owner) {
 			ids = append(ids, doc)
 		}
 	}
@@ -80,7 +80,7 @@ func (c *conn) fetch(ctx context.Context, id string) error {
 	s := c.s
 	s.mu.Lock()
 	owner := s.owners[id]
-	ok := owner != "" && c.scope.Allows(owner)
+	ok := owner != "" && c.sc().Allows(owner)
 	if ok {
 		subs := s.subs[id]
 		if subs == nil {

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"slices"
+	"sync/atomic"
 	"time"
 
 	"haven/shared/syncer"
@@ -15,11 +16,14 @@ import (
 // conn is one device's connection. Its fields after join are written once
 // on the read goroutine before the peer is registered, then only read.
 type conn struct {
-	s     *Server
-	ctx   context.Context // the connection's; ends when it closes
-	tc    frameConn
-	dev   orgs.Device
-	scope orgs.Scope
+	s   *Server
+	ctx context.Context // the connection's; ends when it closes
+	tc  frameConn
+	dev orgs.Device
+	// scope is what the device may see now: replaced whole (never
+	// changed in place) when its organisation's coverage changes, read by
+	// every goroutine through sc.
+	scope atomic.Pointer[orgs.Scope]
 
 	clientID string      // the peer ID the client gave in join
 	client   string      // the device and clientID: one client, whichever connection it is on
@@ -40,7 +44,7 @@ type frameConn interface {
 // Accept serves one authenticated device's connection until it ends. The
 // server owns tc from here on and closes it.
 func (s *Server) Accept(ctx context.Context, tc *transport.Conn, dev orgs.Device, scope orgs.Scope) error {
-	c := &conn{s: s, ctx: ctx, tc: tc, dev: dev, scope: scope, boot: make(chan wire.Message, 16)}
+	c := newConn(s, ctx, tc, dev, scope)
 	s.mu.Lock()
 	switch {
 	case s.closing:
@@ -102,6 +106,15 @@ func refuse(ctx context.Context, tc *transport.Conn, self string, code int, reas
 	<-tc.Done()
 	return nil
 }
+
+func newConn(s *Server, ctx context.Context, tc frameConn, dev orgs.Device, scope orgs.Scope) *conn {
+	c := &conn{s: s, ctx: ctx, tc: tc, dev: dev, boot: make(chan wire.Message, 16)}
+	c.scope.Store(&scope)
+	return c
+}
+
+// sc is the device's scope now.
+func (c *conn) sc() orgs.Scope { return *c.scope.Load() }
 
 // send encodes and queues a message; a stuck peer is dropped by transport.
 func (c *conn) send(m wire.Message) {
@@ -266,7 +279,7 @@ func (c *conn) syncMessage(m wire.Message) {
 	s.mu.Lock()
 	owner := s.owners[doc]
 	switch {
-	case owner != "" && !c.scope.Allows(owner):
+	case owner != "" && !c.sc().Allows(owner):
 		s.mu.Unlock()
 		s.metrics.refused.WithLabelValues("out-of-scope").Inc()
 		c.send(wire.Message{Type: wire.TypeDocUnavailable, DocumentID: doc})
@@ -309,7 +322,7 @@ func (c *conn) ephemeral(m wire.Message) {
 	key := c.peer.ID + " " + m.SessionID
 	s.mu.Lock()
 	owner := s.owners[doc]
-	if owner == "" || !c.scope.Allows(owner) || m.Count <= s.seenEph[key] {
+	if owner == "" || !c.sc().Allows(owner) || m.Count <= s.seenEph[key] {
 		s.mu.Unlock()
 		return
 	}

@@ -90,7 +90,7 @@ func FuzzHandleFrames(f *testing.F) {
 			sc = orgs.Scope{Device: dev}
 		}
 		rec := &recorder{}
-		c := &conn{s: s, tc: rec, dev: dev, scope: sc, boot: make(chan wire.Message, 16)}
+		c := newConn(s, context.Background(), rec, dev, sc)
 		c.onFrame(join)
 		c.onFrame(a)
 		c.onFrame(b)

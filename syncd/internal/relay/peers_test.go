@@ -102,12 +102,12 @@ func TestEachConnectionIsItsOwnEnginePeer(t *testing.T) {
 		PeerMetadata: &wire.PeerMetadata{StorageID: "store-pc"}})
 	msg := enc(wire.Message{Type: wire.TypeSync, SenderID: "pc", TargetID: "relay", DocumentID: doc, Data: []byte{0x42, 0, 0, 0, 0}})
 
-	first := &conn{s: s, tc: &recorder{}, dev: dev, scope: sc, boot: make(chan wire.Message, 16)}
+	first := newConn(s, context.Background(), &recorder{}, dev, sc)
 	first.onFrame(join)
 	first.onFrame(msg)
 	s.wg.Wait()
 	// The client comes back before the relay noticed the first connection drop.
-	second := &conn{s: s, tc: &recorder{}, dev: dev, scope: sc, boot: make(chan wire.Message, 16)}
+	second := newConn(s, context.Background(), &recorder{}, dev, sc)
 	second.onFrame(join)
 	second.onFrame(msg)
 	s.wg.Wait()
@@ -157,7 +157,7 @@ func TestAnswersShareAWorkerCall(t *testing.T) {
 	var conns []*conn
 	for _, name := range []string{"a", "b", "c"} {
 		dev, sc := r.device(t, "PC "+name)
-		c := &conn{s: s, tc: &recorder{}, dev: dev, scope: sc, boot: make(chan wire.Message, 16)}
+		c := newConn(s, context.Background(), &recorder{}, dev, sc)
 		b, _ := wire.Encode(wire.Message{Type: wire.TypeJoin, SenderID: name, SupportedProtocolVersions: []string{"1"}})
 		c.onFrame(b)
 		conns = append(conns, c)
@@ -225,7 +225,7 @@ func TestMessageOfADepartedConnectionIsNotARefusal(t *testing.T) {
 		r := newTestRelay(t, Config{}, w)
 		dev, sc := r.device(t, "PC")
 		tc := &recorder{}
-		c := &conn{s: r.s, tc: tc, dev: dev, scope: sc, boot: make(chan wire.Message, 16)}
+		c := newConn(r.s, context.Background(), tc, dev, sc)
 		enc := func(m wire.Message) []byte { b, _ := wire.Encode(m); return b }
 		c.onFrame(enc(wire.Message{Type: wire.TypeJoin, SenderID: "pc", SupportedProtocolVersions: []string{"1"}}))
 		if departs {

@@ -85,6 +85,21 @@ func (s *Server) run(doc string, dq *docQueue) {
 // process sends one batch to the worker and delivers what came back.
 func (s *Server) process(doc string, batch []queued) {
 	ctx := context.Background()
+	// A message queued before its sender's scope shrank is answered as for
+	// a missing document, and not worked on.
+	if owner := s.owner(doc); owner != "" {
+		kept := batch[:0:0]
+		for _, q := range batch {
+			if q.from.sc().Allows(owner) {
+				kept = append(kept, q)
+			} else {
+				q.from.send(wire.Message{Type: wire.TypeDocUnavailable, DocumentID: doc})
+			}
+		}
+		if batch = kept; len(batch) == 0 {
+			return
+		}
+	}
 	s.auditAccess(ctx, doc, batch)
 	wasKnown := s.owner(doc) != ""
 	args := worker.WorkArgs{Doc: doc, TrustVersion: s.trustVersion()}
@@ -197,12 +212,18 @@ func (s *Server) forgetDeparted(peers []syncer.Peer) {
 	}
 }
 
-// deliver sends the worker's messages to connected peers.
+// deliver sends the worker's messages to connected peers that may still
+// see the document (a scope can shrink while a message is worked on). A
+// document with no owner yet is one a device is offering: the worker
+// answers only the peers that sent its messages.
 func (s *Server) deliver(out []worker.OutMsg) {
 	s.mu.Lock()
 	to := make([]*conn, len(out))
 	for i, o := range out {
-		to[i] = s.peers[o.To]
+		owner := s.owners[o.Doc]
+		if c := s.peers[o.To]; c != nil && (owner == "" || c.sc().Allows(owner)) {
+			to[i] = c
+		}
 	}
 	s.mu.Unlock()
 	for i, o := range out {
@@ -228,13 +249,13 @@ func (s *Server) created(ctx context.Context, doc string, batch []queued) {
 		s.subs[doc] = subs
 	}
 	for _, q := range batch {
-		if q.from.scope.Allows(owner) {
+		if q.from.sc().Allows(owner) {
 			subs[q.from.peer.ID] = true
 		}
 	}
 	args := worker.WorkArgs{Doc: doc}
 	for p := range s.waiting[doc] {
-		if c := s.peers[p]; c != nil && c.scope.Allows(owner) {
+		if c := s.peers[p]; c != nil && c.sc().Allows(owner) {
 			subs[p] = true
 			args.Notify = append(args.Notify, p)
 			args.Peers = append(args.Peers, c.peer)
@@ -272,7 +293,7 @@ func (s *Server) quarantine(ctx context.Context, doc string, q queued) {
 func (s *Server) auditAccess(ctx context.Context, doc string, batch []queued) {
 	owner := s.owner(doc)
 	for _, q := range batch {
-		if !q.from.scope.AdviceLine() || owner == "" {
+		if !q.from.sc().AdviceLine() || owner == "" {
 			continue
 		}
 		_, _, err := s.orgs.AuditFirstAccess(ctx, orgs.AuditEvent{

@@ -290,9 +290,9 @@ func (h host) Admit(ctx context.Context, from syncer.Peer, doc, home string) err
 	if existing != "" {
 		return errors.New("document already exists")
 	}
-	owner := c.scope.Org.ID
+	owner := c.sc().Org.ID
 	if home != "" {
-		if _, err := s.orgs.Org(home); err != nil || !c.scope.Allows(home) {
+		if _, err := s.orgs.Org(home); err != nil || !c.sc().Allows(home) {
 			return fmt.Errorf("home %q is outside this device's scope", home)
 		}
 		owner = home

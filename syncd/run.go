@@ -17,6 +17,7 @@ import (
 	"os"
 	"path/filepath"
 	"runtime"
+	"strconv"
 	"strings"
 	"time"
 
@@ -40,6 +41,7 @@ type config struct {
 	tlsKey         string
 	workers        int
 	maxConns       int
+	limits         relay.Limits
 	logLevel       string
 }
 
@@ -68,6 +70,14 @@ func env(name, def string) string {
 // gave a p99 of 2.2 s and a peak of 382 MiB; 2 workers 536 ms and 217 MiB).
 func defaultWorkers() int { return max(2, runtime.NumCPU()) }
 
+// intEnv is an integer environment variable, or def.
+func intEnv(name string, def int) int {
+	if v, err := strconv.Atoi(os.Getenv(name)); err == nil {
+		return v
+	}
+	return def
+}
+
 func (c *config) flags(fs *flag.FlagSet) {
 	fs.StringVar(&c.data, "data", env("HAVEN_SYNCD_DATA", defaultDataDir()), "data folder (HAVEN_SYNCD_DATA)")
 	fs.StringVar(&c.keyFile, "key-file", env("HAVEN_SYNCD_KEY_FILE", ""), "file holding the 32-byte store key in hex; default: beside the data folder, created on first run (HAVEN_SYNCD_KEY_FILE)")
@@ -77,6 +87,11 @@ func (c *config) flags(fs *flag.FlagSet) {
 	fs.StringVar(&c.tlsKey, "tls-key", env("HAVEN_SYNCD_TLS_KEY", ""), "TLS key file (HAVEN_SYNCD_TLS_KEY)")
 	fs.IntVar(&c.workers, "workers", defaultWorkers(), "CRDT worker processes (default: one per CPU, at least 2)")
 	fs.IntVar(&c.maxConns, "max-conns", 1000, "most devices connected at once; more are told to try again later")
+	fs.IntVar(&c.limits.ConnsPerDevice, "max-conns-per-device", intEnv("HAVEN_SYNCD_MAX_CONNS_PER_DEVICE", 4), "most connections one device may hold at once (HAVEN_SYNCD_MAX_CONNS_PER_DEVICE)")
+	fs.IntVar(&c.limits.DocsPerHour, "max-docs-per-hour", intEnv("HAVEN_SYNCD_MAX_DOCS_PER_HOUR", 600), "most new documents one device may create in an hour; an organisation may create 2,000 (HAVEN_SYNCD_MAX_DOCS_PER_HOUR)")
+	fs.Int64Var(&c.limits.DocBytes, "max-doc-bytes", int64(intEnv("HAVEN_SYNCD_MAX_DOC_BYTES", 16<<20)), "largest a document may grow to, in bytes (HAVEN_SYNCD_MAX_DOC_BYTES)")
+	fs.Float64Var(&c.limits.ChangesPerSecond, "max-changes-per-second", 50, "changes per second one device may send after its burst (an organisation four times that)")
+	fs.IntVar(&c.limits.ChangeBurst, "max-change-burst", 10000, "changes one device may send at once, e.g. after a day offline (an organisation four times that)")
 	fs.StringVar(&c.logLevel, "log-level", env("HAVEN_SYNCD_LOG_LEVEL", "info"), "debug, info, warn or error")
 }
 
@@ -233,7 +248,7 @@ func serve(ctx context.Context, c config, stdout, stderr io.Writer) error {
 		return err
 	}
 	metrics := relay.NewMetrics()
-	srv, err := relay.New(relay.Config{Store: st, Orgs: reg, Logger: log, Metrics: metrics, MaxConns: c.maxConns})
+	srv, err := relay.New(relay.Config{Store: st, Orgs: reg, Logger: log, Metrics: metrics, MaxConns: c.maxConns, Limits: c.limits})
 	if err != nil {
 		return err
 	}

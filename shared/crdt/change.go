@@ -140,6 +140,9 @@ type DecodedChange struct {
 	body []byte // the uncompressed body as received, for Canonical
 }
 
+// Size is the change's encoded size, uncompressed.
+func (c *DecodedChange) Size() int { return len(c.body) }
+
 // IsCanonical reports whether the change is encoded exactly as Automerge
 // would rebuild it from a saved document (see Canonical).
 func (c *DecodedChange) IsCanonical() bool {

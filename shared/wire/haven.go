@@ -78,6 +78,15 @@ const (
 	CodeQuarantined   = "quarantined"    // a sync message that crashed a worker, set aside
 	CodeOutOfScope    = "out-of-scope"   // a new document for a home outside the device's scope
 	CodeDeviceRevoked = "device-revoked" // the device's credential was revoked: it is disconnected
+	CodeNotEnrolled   = "not-enrolled"   // no valid credential
+	CodeBusy          = "busy"           // the relay is at capacity or starting or stopping: try again shortly
+	// Quotas: one device, or its organisation, asked for more than its
+	// share. The device keeps what was refused and offers it again later.
+	CodeQuotaConnections = "quota/connections"    // too many connections from this device
+	CodeQuotaChanges     = "quota/changes"        // changes faster than the rate allows
+	CodeQuotaDocuments   = "quota/documents"      // too many new documents this hour
+	CodeQuotaDocBytes    = "quota/document-bytes" // the document would grow past its size limit
+	CodeQuotaWaiting     = "quota/waiting"        // too many of this connection's messages waiting
 )
 
 // RuleCode is the error code for a change refused because it breaks a

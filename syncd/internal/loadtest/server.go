@@ -60,7 +60,10 @@ const startTimeout = 60 * time.Second
 // spare can keep the load clients off the server's.
 func StartHaven(bin, dir string, workers int, cpus string) (*Server, error) {
 	data := filepath.Join(dir, "syncd-data")
-	args := []string{"serve", "-data", data, "-listen", "127.0.0.1:0", "-log-level", "warn"}
+	// A load test measures throughput, not an attack: the per-device
+	// shares are set far above what it sends.
+	args := []string{"serve", "-data", data, "-listen", "127.0.0.1:0", "-log-level", "warn",
+		"-max-docs-per-hour", "1000000", "-max-changes-per-second", "1000000", "-max-change-burst", "10000000", "-max-conns-per-device", "10000"}
 	if workers > 0 {
 		args = append(args, "-workers", fmt.Sprint(workers))
 	}

@@ -7,6 +7,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"haven/shared/crdt"
 	"haven/shared/syncer"
 	"haven/shared/transport"
 	"haven/shared/wire"
@@ -31,6 +32,8 @@ type conn struct {
 	joined   bool
 
 	boot chan wire.Message // haven-list, haven-fetch and haven-audit, served in order by the bootstrap goroutine
+	// waiting counts this connection's messages queued for the workers.
+	waiting atomic.Int64
 }
 
 // frameConn is what a conn needs of its connection; *transport.Conn in
@@ -46,17 +49,29 @@ type frameConn interface {
 func (s *Server) Accept(ctx context.Context, tc *transport.Conn, dev orgs.Device, scope orgs.Scope) error {
 	c := newConn(s, ctx, tc, dev, scope)
 	s.mu.Lock()
+	mine := 0
+	for o := range s.conns {
+		if o.dev.ID == dev.ID {
+			mine++
+		}
+	}
 	switch {
 	case s.closing:
 		s.mu.Unlock()
-		return refuse(ctx, tc, s.peerID, transport.CloseTryAgainLater, "the relay is shutting down; try again shortly")
+		return refuse(ctx, tc, s.peerID, transport.CloseTryAgainLater, "the relay is shutting down; try again shortly", wire.CodeBusy)
 	case s.work == nil:
 		s.mu.Unlock()
-		return refuse(ctx, tc, s.peerID, transport.CloseTryAgainLater, "the relay is starting; try again shortly")
+		return refuse(ctx, tc, s.peerID, transport.CloseTryAgainLater, "the relay is starting; try again shortly", wire.CodeBusy)
+	case mine >= s.cfg.Limits.ConnsPerDevice:
+		s.mu.Unlock()
+		s.metrics.refused.WithLabelValues("quota-connections").Inc()
+		s.log.Warn("connection refused: the device holds its share", "device", dev.ID, "connections", mine)
+		return refuse(ctx, tc, s.peerID, transport.CloseTryAgainLater,
+			fmt.Sprintf("this device already has %d connections open, its share; close one or try again shortly", mine), wire.CodeQuotaConnections)
 	case len(s.conns) >= s.cfg.MaxConns:
 		s.mu.Unlock()
 		s.metrics.refused.WithLabelValues("connection-cap").Inc()
-		return refuse(ctx, tc, s.peerID, transport.CloseTryAgainLater, "the relay is at its connection limit; try again shortly")
+		return refuse(ctx, tc, s.peerID, transport.CloseTryAgainLater, "the relay is at its connection limit; try again shortly", wire.CodeBusy)
 	}
 	s.conns[c] = true
 	s.wg.Add(2)
@@ -81,7 +96,7 @@ func (s *Server) Accept(ctx context.Context, tc *transport.Conn, dev orgs.Device
 // so the error can name the client. The close code tells Haven's client
 // whether to keep trying: ClosePolicyViolation for a credential that will
 // never work, CloseTryAgainLater for a passing refusal.
-func refuse(ctx context.Context, tc *transport.Conn, self string, code int, reason string) error {
+func refuse(ctx context.Context, tc *transport.Conn, self string, code int, reason, errCode string) error {
 	joined := make(chan string, 1)
 	go func() {
 		<-time.After(2 * time.Second)
@@ -99,7 +114,7 @@ func refuse(ctx context.Context, tc *transport.Conn, self string, code int, reas
 		}
 	})
 	target := <-joined
-	if frame, err := wire.Encode(wire.Message{Type: wire.TypeError, SenderID: self, TargetID: target, ErrorMessage: reason}); err == nil {
+	if frame, err := wire.Encode(wire.Message{Type: wire.TypeError, SenderID: self, TargetID: target, ErrorMessage: reason, ErrorCode: errCode}); err == nil {
 		tc.Send(frame)
 	}
 	tc.Close(code, reason)
@@ -308,6 +323,19 @@ func (c *conn) syncMessage(m wire.Message) {
 	s.mu.Unlock()
 	// owner == "" with a sync message: the device offers a new document;
 	// the worker admits it (scope) before anything is stored.
+	if n := crdt.CountChanges(m.Data); !s.allowChanges(c, n) {
+		s.metrics.refused.WithLabelValues("quota-changes").Inc()
+		s.log.Warn("changes refused: over the device's rate", "device", c.dev.ID, "doc", doc, "changes", n)
+		c.send(wire.Message{Type: wire.TypeError, ErrorCode: wire.CodeQuotaChanges,
+			ErrorMessage: "too many changes at once from this device; they stay on it and are sent again shortly"})
+		return
+	}
+	if c.waiting.Load() >= int64(s.cfg.Limits.Waiting) {
+		s.metrics.refused.WithLabelValues("quota-waiting").Inc()
+		c.send(wire.Message{Type: wire.TypeError, ErrorCode: wire.CodeQuotaWaiting,
+			ErrorMessage: "too many of this device's messages are waiting at the relay; slow down"})
+		return
+	}
 	if !s.enqueue(doc, queued{from: c, data: m.Data, at: time.Now()}) {
 		c.send(wire.Message{Type: wire.TypeError, ErrorMessage: "too many messages waiting for this document; slow down"})
 	}

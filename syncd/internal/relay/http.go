@@ -38,34 +38,47 @@ func credential(r *http.Request) string {
 	return r.URL.Query().Get("token")
 }
 
-// serveSync upgrades first, always: refusing the upgrade with a bare 401
-// makes automerge-repo's JavaScript client throw, so a bad credential is
-// answered in the protocol (an error message, then a close).
+// serveSync authenticates, then upgrades, always: refusing the upgrade
+// with a bare 401 makes automerge-repo's JavaScript client throw, so a bad
+// credential is answered in the protocol (an error message, then a close).
+// A refused connection reads at most a small frame (its join), and one
+// address may hold only a few refused connections open at once.
 func (s *Server) serveSync(w http.ResponseWriter, r *http.Request) {
 	if !strings.EqualFold(r.Header.Get("Upgrade"), "websocket") {
 		http.Error(w, "this endpoint speaks websocket (automerge-repo protocol)", http.StatusBadRequest)
 		return
 	}
+	ctx := r.Context()
+	dev, _, authErr := s.orgs.Authenticate(ctx, credential(r))
+	var scope orgs.Scope
+	if authErr == nil {
+		scope, authErr = s.orgs.Scope(dev)
+	}
+	if authErr != nil {
+		if !s.openUnauth(r.RemoteAddr) {
+			s.metrics.refused.WithLabelValues("unauthenticated-flood").Inc()
+			http.Error(w, "too many refused connections from this address", http.StatusTooManyRequests)
+			return
+		}
+		defer s.closeUnauth(r.RemoteAddr)
+		opts := s.cfg.Transport
+		opts.ReadLimit = s.cfg.Limits.PreAuthReadLimit
+		tc, err := transport.Upgrade(w, r, opts)
+		if err != nil {
+			return
+		}
+		reason, code := "this device is not enrolled: enrol it with a one-time code from your administrator", wire.CodeNotEnrolled
+		if errors.Is(authErr, orgs.ErrRevoked) {
+			reason, code = "this device's access has been revoked: ask your administrator to enrol it again", wire.CodeDeviceRevoked
+		}
+		s.metrics.refused.WithLabelValues("unauthenticated").Inc()
+		s.log.Warn("connection refused", "remote", r.RemoteAddr, "code", code)
+		refuse(ctx, tc, s.peerID, transport.ClosePolicyViolation, reason, code)
+		return
+	}
 	tc, err := transport.Upgrade(w, r, s.cfg.Transport)
 	if err != nil {
 		s.log.Warn("websocket upgrade failed", "remote", r.RemoteAddr, "err", err)
-		return
-	}
-	ctx := r.Context()
-	dev, _, err := s.orgs.Authenticate(ctx, credential(r))
-	if err != nil {
-		reason := "this device is not enrolled: enrol it with a one-time code from your administrator"
-		if errors.Is(err, orgs.ErrRevoked) {
-			reason = "this device's access has been revoked: ask your administrator to enrol it again"
-		}
-		s.metrics.refused.WithLabelValues("unauthenticated").Inc()
-		s.log.Warn("connection refused", "remote", r.RemoteAddr, "revoked", errors.Is(err, orgs.ErrRevoked))
-		refuse(ctx, tc, s.peerID, transport.ClosePolicyViolation, reason)
-		return
-	}
-	scope, err := s.orgs.Scope(dev)
-	if err != nil {
-		refuse(ctx, tc, s.peerID, transport.ClosePolicyViolation, "this device's organisation could not be found")
 		return
 	}
 	s.Accept(ctx, tc, dev, scope)

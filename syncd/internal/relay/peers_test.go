@@ -70,6 +70,9 @@ func newTestRelay(t *testing.T, cfg Config, w Worker) *testRelay {
 	s.Start(w)
 	doc := docid.New().String()
 	s.RegisterDocument(doc, home.ID)
+	// Read its stored size now, outside any synctest bubble: the store's
+	// wait group must not become the bubble's.
+	s.storedBytes(doc)
 	return &testRelay{s: s, reg: reg, home: home.ID, doc: doc}
 }
 

@@ -43,6 +43,7 @@ func (s *Server) enqueue(doc string, q queued) bool {
 		return false
 	}
 	dq.items = append(dq.items, q)
+	q.from.waiting.Add(1)
 	if !dq.running {
 		dq.running = true
 		s.wg.Add(1)
@@ -85,6 +86,9 @@ func (s *Server) run(doc string, dq *docQueue) {
 // process sends one batch to the worker and delivers what came back.
 func (s *Server) process(doc string, batch []queued) {
 	ctx := context.Background()
+	for _, q := range batch {
+		q.from.waiting.Add(-1)
+	}
 	// A message queued before its sender's scope shrank is answered as for
 	// a missing document, and not worked on.
 	if owner := s.owner(doc); owner != "" {
@@ -102,7 +106,25 @@ func (s *Server) process(doc string, batch []queued) {
 	}
 	s.auditAccess(ctx, doc, batch)
 	wasKnown := s.owner(doc) != ""
-	args := worker.WorkArgs{Doc: doc, TrustVersion: s.trustVersion()}
+	if !wasKnown {
+		// A new document: only from a device (and organisation) with a
+		// document left this hour.
+		kept := batch[:0:0]
+		for _, q := range batch {
+			if s.mayCreate(q.from, doc) {
+				kept = append(kept, q)
+				continue
+			}
+			s.metrics.refused.WithLabelValues("quota-documents").Inc()
+			s.log.Warn("new document refused: over the device's hourly share", "device", q.from.dev.ID, "doc", doc)
+			q.from.send(wire.Message{Type: wire.TypeError, ErrorCode: wire.CodeQuotaDocuments,
+				ErrorMessage: "this device has created its share of new documents this hour; they stay on it and are sent later"})
+		}
+		if batch = kept; len(batch) == 0 {
+			return
+		}
+	}
+	args := worker.WorkArgs{Doc: doc, TrustVersion: s.trustVersion(), StoredBytes: s.storedBytes(doc), MaxDocBytes: s.cfg.Limits.DocBytes}
 	peers := map[string]syncer.Peer{}
 	for _, q := range batch {
 		args.Msgs = append(args.Msgs, syncer.In{From: q.from.peer.ID, Data: q.data})
@@ -173,6 +195,10 @@ func (s *Server) process(doc string, batch []queued) {
 func (s *Server) refuse(doc string, q queued, f *worker.Failure) {
 	reason, code := "sync message refused: "+f.Reason, wire.CodeRefused
 	switch {
+	case f.TooLarge:
+		code = wire.CodeQuotaDocBytes
+		reason = "change refused: the document would grow past its size limit; nothing of it was stored or passed on"
+		s.metrics.refused.WithLabelValues("quota-document-bytes").Inc()
 	case f.Rule != "":
 		code = wire.RuleCode(f.Rule, f.Detail)
 		reason = "change refused: it breaks the record rule " + code[len("rule/"):] + "; nothing of it was stored or passed on"

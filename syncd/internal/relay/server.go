@@ -58,6 +58,8 @@ type Config struct {
 	Linger time.Duration
 	// Metrics may be shared with the HTTP handler; nil makes a private set.
 	Metrics *Metrics
+	// Limits are each device's and organisation's share (limits.go).
+	Limits Limits
 }
 
 // Server is the relay.
@@ -85,10 +87,14 @@ type Server struct {
 	strikes map[string][]time.Time
 	// revocations are every certificate revocation issued (see trust.go).
 	revocations []cert.Revocation
-	closing     bool
-	wg          sync.WaitGroup // connections and queue runners
-	stop        chan struct{}
-	flushers    sync.WaitGroup
+	// docBytes caches each document's stored size, for the size limit;
+	// filled from the store on first use, kept by the host's writes.
+	docBytes map[string]int64
+	quotas   *quotas
+	closing  bool
+	wg       sync.WaitGroup // connections and queue runners
+	stop     chan struct{}
+	flushers sync.WaitGroup
 }
 
 const (
@@ -135,6 +141,7 @@ func New(cfg Config) (*Server, error) {
 		cfg.Linger = 2 * time.Millisecond
 	}
 	cfg.Transport.Ping = true
+	cfg.Limits = cfg.Limits.withDefaults()
 	log := cfg.Logger
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
@@ -148,6 +155,7 @@ func New(cfg Config) (*Server, error) {
 		conns: map[*conn]bool{}, peers: map[string]*conn{}, clients: map[string]*conn{}, subs: map[string]map[string]bool{},
 		waiting: map[string]map[string]bool{}, owners: map[string]string{}, queues: map[string]*docQueue{},
 		seenEph: map[string]uint64{}, strikes: map[string][]time.Time{}, stop: make(chan struct{}),
+		docBytes: map[string]int64{}, quotas: newQuotas(),
 	}
 	id, err := s.loadStorageID()
 	if err != nil {
@@ -244,6 +252,24 @@ func (s *Server) Close() error {
 	return s.work.Flush()
 }
 
+// storedBytes is a document's stored size (0 for one not stored yet).
+func (s *Server) storedBytes(doc string) int64 {
+	s.mu.Lock()
+	n, ok := s.docBytes[doc]
+	s.mu.Unlock()
+	if ok {
+		return n
+	}
+	_, chunks, snap, err := s.st.DocStats(doc)
+	if err != nil && !errors.Is(err, store.ErrNotFound) {
+		return 0
+	}
+	s.mu.Lock()
+	s.docBytes[doc] = chunks + snap
+	s.mu.Unlock()
+	return chunks + snap
+}
+
 // owner returns a document's owning organisation, "" if unknown.
 func (s *Server) owner(doc string) string {
 	s.mu.Lock()
@@ -257,14 +283,26 @@ type host struct{ s *Server }
 
 func (h host) LoadDoc(id string) (store.Doc, error) { return h.s.st.LoadDoc(id) }
 func (h host) AppendChunk(ctx context.Context, id string, b []byte) (uint64, error) {
-	return h.s.st.AppendChunk(ctx, id, b)
+	seq, err := h.s.st.AppendChunk(ctx, id, b)
+	if err == nil {
+		h.s.mu.Lock()
+		if n, ok := h.s.docBytes[id]; ok {
+			h.s.docBytes[id] = n + int64(len(b))
+		}
+		h.s.mu.Unlock()
+	}
+	return seq, err
 }
 func (h host) Quarantine(ctx context.Context, id string, seq uint64, reason string) error {
 	h.s.metrics.quarantined.WithLabelValues("chunk").Inc()
 	return h.s.st.Quarantine(ctx, id, seq, reason)
 }
 func (h host) Compact(ctx context.Context, id string, snap []byte, upTo uint64) error {
-	return h.s.st.Compact(ctx, id, snap, upTo)
+	err := h.s.st.Compact(ctx, id, snap, upTo)
+	h.s.mu.Lock()
+	delete(h.s.docBytes, id) // read afresh at the next use
+	h.s.mu.Unlock()
+	return err
 }
 func (h host) SyncState(storage, id string) ([]byte, error) { return h.s.st.SyncState(storage, id) }
 func (h host) PutSyncState(ctx context.Context, storage, id string, state []byte) error {

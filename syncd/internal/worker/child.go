@@ -80,6 +80,7 @@ type Worker struct {
 func (w *Worker) Work(args WorkArgs, reply *WorkReply) error {
 	ctx := context.Background()
 	w.vet.announce(args.TrustVersion)
+	w.vet.setLimit(id0(args.Doc), args.StoredBytes, args.MaxDocBytes)
 	w.mu.Lock()
 	for _, p := range args.Peers {
 		if !w.known[p.ID] {
@@ -112,10 +113,16 @@ func (w *Worker) Work(args WorkArgs, reply *WorkReply) error {
 		if errors.As(err, &re) {
 			reply.Failed.Rule, reply.Failed.Detail = re.Rule, re.Detail
 		}
+		reply.Failed.TooLarge = errors.Is(err, ErrTooLarge)
 	default:
 		return err
 	}
 	return nil
+}
+
+func id0(s string) docid.ID {
+	id, _ := docid.Parse(s)
+	return id
 }
 
 // Ping answers, so the parent knows the child is alive before a replay.

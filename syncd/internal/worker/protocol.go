@@ -32,6 +32,9 @@ type WorkArgs struct {
 	// and revocations); a child holding an older one fetches it before
 	// checking a change.
 	TrustVersion uint64
+	// StoredBytes is the document's stored size now; MaxDocBytes the most
+	// it may grow to (0: no limit).
+	StoredBytes, MaxDocBytes int64
 }
 
 // WorkReply is what a work item produced.
@@ -59,6 +62,8 @@ type Failure struct {
 	// Rule and Detail name the record rule the message's changes broke
 	// (record.RuleError), if that is why it was refused.
 	Rule, Detail string
+	// TooLarge: the changes would take the document past MaxDocBytes.
+	TooLarge bool
 }
 
 // ForgetArgs drops a disconnected peer's states.

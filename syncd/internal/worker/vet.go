@@ -18,6 +18,10 @@ import (
 // ErrMalformedChange is a change that does not decode: refused whole.
 var ErrMalformedChange = errors.New("malformed change")
 
+// ErrTooLarge refuses changes that would take a document past its size
+// limit.
+var ErrTooLarge = errors.New("the document would grow past its size limit")
+
 // vetter checks every change a peer adds to a document before the engine
 // stores or forwards it: the record's rules (record.Guard), read from the
 // changes themselves at a cost in proportion to them, and, for documents
@@ -36,6 +40,7 @@ type vetter struct {
 
 	mu      sync.Mutex
 	guards  map[docid.ID]*guarded
+	limits  map[docid.ID][2]int64 // stored bytes and the limit, from the work item being done
 	trust   *cert.Trust
 	version uint64 // of trust; 0: never fetched
 	want    uint64 // the version the parent last announced
@@ -48,7 +53,15 @@ type guarded struct {
 }
 
 func newVetter(host *rpc.Client) *vetter {
-	return &vetter{host: host, guards: map[docid.ID]*guarded{}}
+	return &vetter{host: host, guards: map[docid.ID]*guarded{}, limits: map[docid.ID][2]int64{}}
+}
+
+// setLimit records a document's stored size and size limit for the work
+// item about it (one at a time per document).
+func (v *vetter) setLimit(id docid.ID, stored, max int64) {
+	v.mu.Lock()
+	v.limits[id] = [2]int64{stored, max}
+	v.mu.Unlock()
 }
 
 // announce records the trust version the parent holds (sent with each work
@@ -88,6 +101,18 @@ func (v *vetter) vet(ctx context.Context, id docid.ID, doc *crdt.Doc, before []c
 	news, g, err := v.added(id, doc, before, msgs)
 	if err != nil {
 		return err
+	}
+	v.mu.Lock()
+	lim := v.limits[id]
+	v.mu.Unlock()
+	if lim[1] > 0 {
+		grow := lim[0]
+		for _, c := range news {
+			grow += int64(c.Size())
+		}
+		if grow > lim[1] {
+			return fmt.Errorf("%w (%d bytes, limit %d)", ErrTooLarge, grow, lim[1])
+		}
 	}
 	var newActors []*crdt.DecodedChange
 	for _, c := range news {

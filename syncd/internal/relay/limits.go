@@ -1,0 +1,190 @@
+package relay
+
+import (
+	"net"
+	"sync"
+	"time"
+)
+
+// One device gets its share and no more. Every limit has a safe default
+// and a flag (syncd serve -help); each refusal is an error to the device
+// with a code (wire.CodeQuota…), a metric (haven_relay_refused_total) and a
+// log line with IDs. A refused message is not stored: the device keeps its
+// changes and offers them again later.
+type Limits struct {
+	// ConnsPerDevice caps one device's connections at once (a desktop
+	// needs one; a reconnect briefly overlaps the old). Default 4.
+	ConnsPerDevice int
+	// DocsPerHour caps the documents one device creates in an hour, and
+	// OrgDocsPerHour those one organisation's devices create. A resident is
+	// two documents; admitting a home of 120 at once is 240. Defaults 600
+	// and 2,000.
+	DocsPerHour, OrgDocsPerHour int
+	// DocBytes caps a document's stored size. A five-year record with its
+	// notes is about 0.35 MB; the default, 16 MiB, leaves room for decades
+	// and for what other clients write. Default 16 MiB.
+	DocBytes int64
+	// ChangesPerSecond and ChangeBurst are a token bucket per device for
+	// the changes its messages carry: the burst lets a desktop back from a
+	// day offline send its day at once; the rate is far above what staff
+	// type. Defaults 50/s and 10,000; per organisation four times those.
+	ChangesPerSecond float64
+	ChangeBurst      int
+	// Waiting caps one connection's messages queued for the workers.
+	// Default 5,000.
+	Waiting int
+	// PreAuthReadLimit is the largest frame read from a connection whose
+	// credential was refused (enough for a join). Default 4 KiB.
+	PreAuthReadLimit int64
+	// UnauthPerAddr caps the refused connections one address may hold open
+	// at once. Default 8.
+	UnauthPerAddr int
+}
+
+func (l Limits) withDefaults() Limits {
+	def := func(v *int, d int) {
+		if *v <= 0 {
+			*v = d
+		}
+	}
+	def(&l.ConnsPerDevice, 4)
+	def(&l.DocsPerHour, 600)
+	def(&l.OrgDocsPerHour, 2000)
+	def(&l.ChangeBurst, 10000)
+	def(&l.Waiting, 5000)
+	def(&l.UnauthPerAddr, 8)
+	if l.DocBytes <= 0 {
+		l.DocBytes = 16 << 20
+	}
+	if l.ChangesPerSecond <= 0 {
+		l.ChangesPerSecond = 50
+	}
+	if l.PreAuthReadLimit <= 0 {
+		l.PreAuthReadLimit = 4 << 10
+	}
+	return l
+}
+
+// bucket is a token bucket: it holds up to burst tokens and gains rate a
+// second.
+type bucket struct {
+	tokens float64
+	last   time.Time
+}
+
+// take removes n tokens if there are that many, refilling first.
+func (b *bucket) take(now time.Time, n, rate float64, burst int) bool {
+	if b.last.IsZero() {
+		b.tokens = float64(burst)
+	} else {
+		b.tokens = min(float64(burst), b.tokens+now.Sub(b.last).Seconds()*rate)
+	}
+	b.last = now
+	if b.tokens < n {
+		return false
+	}
+	b.tokens -= n
+	return true
+}
+
+// quotas holds the buckets, by device and by organisation.
+type quotas struct {
+	mu       sync.Mutex
+	changes  map[string]*bucket // device or "org:" + organisation
+	docs     map[string]*bucket
+	reserved map[string]string // document → the device whose document quota it took
+	unauth   map[string]int    // refused connections open, by address
+}
+
+func newQuotas() *quotas {
+	return &quotas{changes: map[string]*bucket{}, docs: map[string]*bucket{}, reserved: map[string]string{}, unauth: map[string]int{}}
+}
+
+func (q *quotas) get(m map[string]*bucket, key string) *bucket {
+	b := m[key]
+	if b == nil {
+		b = &bucket{}
+		m[key] = b
+	}
+	return b
+}
+
+// allowChanges takes n change tokens from the device and its organisation.
+func (s *Server) allowChanges(c *conn, n int) bool {
+	if n == 0 {
+		return true
+	}
+	l, now := s.cfg.Limits, time.Now()
+	q := s.quotas
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	dev, org := q.get(q.changes, c.dev.ID), q.get(q.changes, "org:"+c.dev.Org)
+	// Take from the organisation only if the device has them, and give
+	// the device's back if the organisation has none.
+	if !dev.take(now, float64(n), l.ChangesPerSecond, l.ChangeBurst) {
+		return false
+	}
+	if !org.take(now, float64(n), 4*l.ChangesPerSecond, 4*l.ChangeBurst) {
+		dev.tokens += float64(n)
+		return false
+	}
+	return true
+}
+
+// mayCreate reports whether the device may create a new document: the
+// first time a device offers a document the relay does not hold, one of the
+// device's (and its organisation's) documents for the hour is taken, held
+// for that document whatever follows, so documents offered at once cannot
+// all pass on the same last token.
+func (s *Server) mayCreate(c *conn, doc string) bool {
+	l, now := s.cfg.Limits, time.Now()
+	q := s.quotas
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	if q.reserved[doc] == c.dev.ID {
+		return true
+	}
+	dev, org := q.get(q.docs, c.dev.ID), q.get(q.docs, "org:"+c.dev.Org)
+	if !dev.take(now, 1, float64(l.DocsPerHour)/3600, l.DocsPerHour) {
+		return false
+	}
+	if !org.take(now, 1, float64(l.OrgDocsPerHour)/3600, l.OrgDocsPerHour) {
+		dev.tokens++
+		return false
+	}
+	if len(q.reserved) > 100000 {
+		clear(q.reserved) // bounded: a reservation only spares a second token
+	}
+	q.reserved[doc] = c.dev.ID
+	return true
+}
+
+// openUnauth counts a refused connection from an address; it reports false
+// when the address already holds its share.
+func (s *Server) openUnauth(remote string) bool {
+	host, _, err := net.SplitHostPort(remote)
+	if err != nil {
+		host = remote
+	}
+	q := s.quotas
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	if q.unauth[host] >= s.cfg.Limits.UnauthPerAddr {
+		return false
+	}
+	q.unauth[host]++
+	return true
+}
+
+func (s *Server) closeUnauth(remote string) {
+	host, _, err := net.SplitHostPort(remote)
+	if err != nil {
+		host = remote
+	}
+	q := s.quotas
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	if q.unauth[host]--; q.unauth[host] <= 0 {
+		delete(q.unauth, host)
+	}
+}

@@ -128,6 +128,42 @@ func newConn(s *Server, ctx context.Context, tc frameConn, dev orgs.Device, scop
 	return c
 }
 
+// validPeerID accepts a peer or storage ID before it is used or logged:
+// 1 to 128 ASCII letters, digits and . _ : @ - (automerge-repo's peer IDs,
+// syncd's, UUIDs).
+func validPeerID(id string) bool {
+	if len(id) == 0 || len(id) > 128 {
+		return false
+	}
+	for i := 0; i < len(id); i++ {
+		c := id[i]
+		if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '.' || c == '_' || c == ':' || c == '@' || c == '-') {
+			return false
+		}
+	}
+	return true
+}
+
+// hidden answers a sync message about a document the device may not see
+// (held, when the relay holds it for another home) as it would answer one
+// about a document it lacks, as far as it can: without changes, with the
+// sync message an empty document sends (it holds nothing; send yours), and
+// no state kept; with changes, which could create a missing document but
+// not one of another home's, the refusal a new document for a home
+// outside the scope gets.
+func (c *conn) hidden(doc string, held bool, changes int) {
+	s := c.s
+	if changes == 0 {
+		if held {
+			s.metrics.refused.WithLabelValues("out-of-scope").Inc()
+		}
+		c.send(wire.Message{Type: wire.TypeSync, DocumentID: doc, Data: s.emptyReply})
+		return
+	}
+	s.metrics.refused.WithLabelValues("create-out-of-scope").Inc()
+	c.send(wire.Message{Type: wire.TypeError, ErrorCode: wire.CodeOutOfScope, ErrorMessage: outOfScopeWords})
+}
+
 // sc is the device's scope now.
 func (c *conn) sc() orgs.Scope { return *c.scope.Load() }
 
@@ -213,8 +249,11 @@ func (c *conn) join(m wire.Message) {
 		c.fail("unsupported protocol version", transport.ClosePolicyViolation)
 		return
 	}
-	if m.SenderID == "" {
-		c.fail("join without a peer ID", transport.ClosePolicyViolation)
+	if !validPeerID(m.SenderID) || (m.PeerMetadata != nil && m.PeerMetadata.StorageID != "" && !validPeerID(m.PeerMetadata.StorageID)) {
+		s := c.s
+		s.metrics.refused.WithLabelValues("bad-peer-id").Inc()
+		s.log.Warn("join refused: peer or storage ID malformed", "device", c.dev.ID, "bytes", len(m.SenderID))
+		c.failCode("a peer ID and storage ID are 1 to 128 letters, digits and . _ : @ -", wire.CodeBadRequest, transport.ClosePolicyViolation)
 		return
 	}
 	c.clientID = m.SenderID
@@ -291,28 +330,34 @@ func (c *conn) leave() {
 func (c *conn) syncMessage(m wire.Message) {
 	s := c.s
 	doc := m.DocumentID
+	changes := crdt.CountChanges(m.Data) // 0 for a malformed message
 	s.mu.Lock()
 	owner := s.owners[doc]
+	visible := owner != "" && c.sc().Allows(owner)
 	switch {
-	case owner != "" && !c.sc().Allows(owner):
+	case !visible && m.Type == wire.TypeRequest:
+		// Missing or out of scope, the same answer: doc-unavailable. A
+		// missing one's asker is remembered in case it arrives.
+		if owner == "" {
+			w := s.waiting[doc]
+			if w == nil {
+				w = map[string]bool{}
+				s.waiting[doc] = w
+			}
+			if len(w) < 1000 {
+				w[c.peer.ID] = true
+			}
+		} else {
+			s.metrics.refused.WithLabelValues("out-of-scope").Inc()
+		}
 		s.mu.Unlock()
-		s.metrics.refused.WithLabelValues("out-of-scope").Inc()
 		c.send(wire.Message{Type: wire.TypeDocUnavailable, DocumentID: doc})
 		return
-	case owner == "" && m.Type == wire.TypeRequest:
-		// Unknown: say so now, and remember the asker in case it arrives.
-		w := s.waiting[doc]
-		if w == nil {
-			w = map[string]bool{}
-			s.waiting[doc] = w
-		}
-		if len(w) < 1000 {
-			w[c.peer.ID] = true
-		}
+	case !visible && (owner != "" || changes == 0):
 		s.mu.Unlock()
-		c.send(wire.Message{Type: wire.TypeDocUnavailable, DocumentID: doc})
+		c.hidden(doc, owner != "", changes)
 		return
-	case owner != "":
+	case visible:
 		subs := s.subs[doc]
 		if subs == nil {
 			subs = map[string]bool{}
@@ -323,9 +368,9 @@ func (c *conn) syncMessage(m wire.Message) {
 	s.mu.Unlock()
 	// owner == "" with a sync message: the device offers a new document;
 	// the worker admits it (scope) before anything is stored.
-	if n := crdt.CountChanges(m.Data); !s.allowChanges(c, n) {
+	if !s.allowChanges(c, changes) {
 		s.metrics.refused.WithLabelValues("quota-changes").Inc()
-		s.log.Warn("changes refused: over the device's rate", "device", c.dev.ID, "doc", doc, "changes", n)
+		s.log.Warn("changes refused: over the device's rate", "device", c.dev.ID, "doc", doc, "changes", changes)
 		c.send(wire.Message{Type: wire.TypeError, ErrorCode: wire.CodeQuotaChanges,
 			ErrorMessage: "too many changes at once from this device; they stay on it and are sent again shortly"})
 		return

@@ -3,9 +3,12 @@ package relay
 import (
 	"bytes"
 	"context"
+	"reflect"
 	"sync"
 	"testing"
+	"time"
 
+	"haven/shared/crdt"
 	"haven/shared/docid"
 	"haven/shared/store"
 	"haven/shared/wire"
@@ -53,25 +56,8 @@ func (echoWorker) Flush() error  { return nil }
 // document owned by another home exactly as for a missing one, and must
 // never send that home's document to this device.
 func FuzzHandleFrames(f *testing.F) {
-	st, err := store.Open(f.TempDir(), store.Options{Key: bytes.Repeat([]byte{3}, 32)})
-	if err != nil {
-		f.Fatal(err)
-	}
-	f.Cleanup(func() { st.Close() })
-	reg := orgs.New(st)
+	s, dev, sc, foreign, own := twoHomes(f)
 	ctx := context.Background()
-	mine, _ := reg.CreateHome(ctx, "Mine", "")
-	theirs, _ := reg.CreateHome(ctx, "Theirs", "")
-	s, err := New(Config{Store: st, Orgs: reg})
-	if err != nil {
-		f.Fatal(err)
-	}
-	s.Start(echoWorker{})
-	foreign := docid.New().String()
-	own := docid.New().String()
-	s.RegisterDocument(foreign, theirs.ID)
-	s.RegisterDocument(own, mine.ID)
-	dev := orgs.Device{ID: "dev-fuzz", Org: mine.ID}
 	enc := func(m wire.Message) []byte { b, _ := wire.Encode(m); return b }
 	join := enc(wire.Message{Type: wire.TypeJoin, SenderID: "p1", SupportedProtocolVersions: []string{"1"}})
 	for _, m := range []wire.Message{
@@ -85,10 +71,6 @@ func FuzzHandleFrames(f *testing.F) {
 	}
 	f.Add([]byte{0xff, 0x00}, []byte("not cbor"))
 	f.Fuzz(func(t *testing.T, a, b []byte) {
-		sc, err := reg.Scope(dev)
-		if err != nil {
-			sc = orgs.Scope{Device: dev}
-		}
 		rec := &recorder{}
 		c := newConn(s, context.Background(), rec, dev, sc)
 		c.onFrame(join)
@@ -105,9 +87,111 @@ func FuzzHandleFrames(f *testing.F) {
 			if err != nil {
 				t.Fatalf("relay sent an undecodable frame %x", fr)
 			}
-			if m.DocumentID == foreign && m.Type != wire.TypeDocUnavailable {
+			// About another home's document the relay may say only what it
+			// says of a document it lacks: unavailable, or an empty
+			// document's sync message.
+			if m.DocumentID == foreign && m.Type != wire.TypeDocUnavailable &&
+				!(m.Type == wire.TypeSync && bytes.Equal(m.Data, s.emptyReply)) {
 				t.Fatalf("relay sent %s for another home's document", m.Type)
 			}
 		}
 	})
+}
+
+// twoHomes starts a relay with an echo worker and two homes, each with one
+// document, and enrols a device of the first.
+func twoHomes(tb testing.TB) (s *Server, dev orgs.Device, sc orgs.Scope, foreign, own string) {
+	st, err := store.Open(tb.TempDir(), store.Options{Key: bytes.Repeat([]byte{3}, 32)})
+	if err != nil {
+		tb.Fatal(err)
+	}
+	tb.Cleanup(func() { st.Close() })
+	reg := orgs.New(st)
+	ctx := context.Background()
+	mine, _ := reg.CreateHome(ctx, "Mine", "")
+	theirs, _ := reg.CreateHome(ctx, "Theirs", "")
+	if dev, _, err = reg.EnrollDevice(ctx, mine.ID, "probe", 0); err != nil {
+		tb.Fatal(err)
+	}
+	if sc, err = reg.Scope(dev); err != nil {
+		tb.Fatal(err)
+	}
+	if s, err = New(Config{Store: st, Orgs: reg}); err != nil {
+		tb.Fatal(err)
+	}
+	s.Start(echoWorker{})
+	foreign, own = docid.New().String(), docid.New().String()
+	s.RegisterDocument(foreign, theirs.ID)
+	s.RegisterDocument(own, mine.ID)
+	return s, dev, sc, foreign, own
+}
+
+// TestAnotherHomesDocumentLooksMissing: whatever a device asks about
+// another home's document without sending changes, the relay's answer is
+// byte for byte the one it gives for a document it has never held, so a
+// device cannot learn which IDs exist elsewhere. Its own home's document
+// is answered by the worker (here an echo), which shows the test can tell.
+func TestAnotherHomesDocumentLooksMissing(t *testing.T) {
+	s, dev, sc, foreign, own := twoHomes(t)
+	enc := func(m wire.Message) []byte { b, _ := wire.Encode(m); return b }
+	answers := func(doc string, m wire.Message) []wire.Message {
+		rec := &recorder{}
+		c := newConn(s, context.Background(), rec, dev, sc)
+		c.onFrame(enc(wire.Message{Type: wire.TypeJoin, SenderID: "p1", SupportedProtocolVersions: []string{"1"}}))
+		rec.mu.Lock()
+		rec.frames = nil // the peer reply
+		rec.mu.Unlock()
+		m.DocumentID = doc
+		c.onFrame(enc(m))
+		s.wg.Wait()
+		c.leave()
+		rec.mu.Lock()
+		defer rec.mu.Unlock()
+		var out []wire.Message
+		for _, fr := range rec.frames {
+			a, err := wire.Decode(fr)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if a.DocumentID == doc {
+				a.DocumentID = "DOC"
+			}
+			out = append(out, a)
+		}
+		return out
+	}
+	empty, _, err := crdt.NewSyncState(crdt.New()).Generate()
+	if err != nil {
+		t.Fatal(err)
+	}
+	withHeads := crdt.New()
+	if _, err := withHeads.Change("x", time.Unix(0, 0), func(w *crdt.Writer) error { return w.Set(int64(1), "x") }); err != nil {
+		t.Fatal(err)
+	}
+	// The first message a peer holding changes sends names its heads but
+	// carries none of them.
+	heads, _, err := crdt.NewSyncState(withHeads).Generate()
+	if err != nil || crdt.CountChanges(heads) != 0 {
+		t.Fatalf("first sync message: %v, %d changes", err, crdt.CountChanges(heads))
+	}
+	probes := map[string]wire.Message{
+		"request":           {Type: wire.TypeRequest, SenderID: "p1", TargetID: "relay", Data: empty},
+		"sync, empty":       {Type: wire.TypeSync, SenderID: "p1", TargetID: "relay", Data: empty},
+		"sync naming heads": {Type: wire.TypeSync, SenderID: "p1", TargetID: "relay", Data: heads},
+		"sync, malformed":   {Type: wire.TypeSync, SenderID: "p1", TargetID: "relay", Data: []byte{0x42, 1, 2}},
+		"ephemeral":         {Type: wire.TypeEphemeral, SenderID: "p1", TargetID: "relay", Data: []byte{1}, Count: 1, SessionID: "s"},
+	}
+	for name, m := range probes {
+		missing := answers(docid.New().String(), m)
+		other := answers(foreign, m)
+		if len(missing) == 0 && m.Type != wire.TypeEphemeral { // ephemeral messages get no answer
+			t.Errorf("%s: no answer about a missing document", name)
+		}
+		if !reflect.DeepEqual(missing, other) {
+			t.Errorf("%s: another home's document answered %+v, a missing one %+v", name, other, missing)
+		}
+		if m.Type == wire.TypeSync && name != "sync, malformed" && reflect.DeepEqual(answers(own, m), missing) {
+			t.Errorf("%s: the device's own document was answered as a missing one", name)
+		}
+	}
 }

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"time"
 
+	"haven/shared/crdt"
 	"haven/shared/syncer"
 	"haven/shared/wire"
 	"haven/syncd/internal/orgs"
@@ -89,15 +90,15 @@ func (s *Server) process(doc string, batch []queued) {
 	for _, q := range batch {
 		q.from.waiting.Add(-1)
 	}
-	// A message queued before its sender's scope shrank is answered as for
-	// a missing document, and not worked on.
+	// A message queued before its sender's scope shrank is answered as one
+	// arriving now would be, and not worked on.
 	if owner := s.owner(doc); owner != "" {
 		kept := batch[:0:0]
 		for _, q := range batch {
 			if q.from.sc().Allows(owner) {
 				kept = append(kept, q)
 			} else {
-				q.from.send(wire.Message{Type: wire.TypeDocUnavailable, DocumentID: doc})
+				q.from.hidden(doc, true, crdt.CountChanges(q.data))
 			}
 		}
 		if batch = kept; len(batch) == 0 {
@@ -188,6 +189,10 @@ func (s *Server) process(doc string, batch []queued) {
 	}
 }
 
+// outOfScopeWords answers changes to a document the device may not hold,
+// whether the document is new (for a home outside its scope) or exists.
+const outOfScopeWords = "document refused: it belongs to a care home outside this device's scope"
+
 // refuse tells a device that the worker refused its message, and why: a
 // record rule its changes break (by name), a document outside its scope, or
 // a message that could not be applied. Nothing of the message was stored
@@ -205,7 +210,7 @@ func (s *Server) refuse(doc string, q queued, f *worker.Failure) {
 		s.metrics.refused.WithLabelValues("rule-" + f.Rule).Inc()
 	case f.Refused:
 		s.metrics.refused.WithLabelValues("create-out-of-scope").Inc()
-		reason, code = "document refused: it belongs to a care home outside this device's scope", wire.CodeOutOfScope
+		reason, code = outOfScopeWords, wire.CodeOutOfScope
 	default:
 		s.metrics.refused.WithLabelValues("bad-sync-message").Inc()
 	}

@@ -20,6 +20,7 @@ import (
 	"time"
 
 	"haven/shared/cert"
+	"haven/shared/crdt"
 	"haven/shared/store"
 	"haven/shared/syncer"
 	"haven/shared/transport"
@@ -91,10 +92,13 @@ type Server struct {
 	// filled from the store on first use, kept by the host's writes.
 	docBytes map[string]int64
 	quotas   *quotas
-	closing  bool
-	wg       sync.WaitGroup // connections and queue runners
-	stop     chan struct{}
-	flushers sync.WaitGroup
+	// emptyReply is the sync message an empty document sends a peer: the
+	// answer about any document a device may not see or the relay lacks.
+	emptyReply []byte
+	closing    bool
+	wg         sync.WaitGroup // connections and queue runners
+	stop       chan struct{}
+	flushers   sync.WaitGroup
 }
 
 const (
@@ -172,6 +176,10 @@ func New(cfg Config) (*Server, error) {
 	m.documents.Set(float64(len(s.owners)))
 	if err := s.loadTrust(); err != nil {
 		return nil, fmt.Errorf("load revocations: %w", err)
+	}
+	empty := crdt.New()
+	if s.emptyReply, _, err = crdt.NewSyncState(empty).Generate(); err != nil {
+		return nil, err
 	}
 	return s, nil
 }

@@ -40,6 +40,7 @@ type config struct {
 	tlsCert        string
 	tlsKey         string
 	workers        int
+	workerTimeout  time.Duration
 	maxConns       int
 	limits         relay.Limits
 	logLevel       string
@@ -86,6 +87,7 @@ func (c *config) flags(fs *flag.FlagSet) {
 	fs.StringVar(&c.tlsCert, "tls-cert", env("HAVEN_SYNCD_TLS_CERT", ""), "TLS certificate file (HAVEN_SYNCD_TLS_CERT)")
 	fs.StringVar(&c.tlsKey, "tls-key", env("HAVEN_SYNCD_TLS_KEY", ""), "TLS key file (HAVEN_SYNCD_TLS_KEY)")
 	fs.IntVar(&c.workers, "workers", defaultWorkers(), "CRDT worker processes (default: one per CPU, at least 2)")
+	fs.DurationVar(&c.workerTimeout, "worker-timeout", worker.DefaultCallTimeout, "longest a CRDT worker may take over one call (a legitimate one on a 16 MiB document takes a few seconds); a worker past it is killed and restarted, the messages it held are retried one at a time, and one that takes too long again is quarantined")
 	fs.IntVar(&c.maxConns, "max-conns", 1000, "most devices connected at once; more are told to try again later")
 	fs.IntVar(&c.limits.ConnsPerDevice, "max-conns-per-device", intEnv("HAVEN_SYNCD_MAX_CONNS_PER_DEVICE", 4), "most connections one device may hold at once (HAVEN_SYNCD_MAX_CONNS_PER_DEVICE)")
 	fs.IntVar(&c.limits.DocsPerHour, "max-docs-per-hour", intEnv("HAVEN_SYNCD_MAX_DOCS_PER_HOUR", 600), "most new documents one device may create in an hour; an organisation may create 2,000 (HAVEN_SYNCD_MAX_DOCS_PER_HOUR)")
@@ -257,11 +259,11 @@ func serve(ctx context.Context, c config, stdout, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
-	pool, err := worker.Start(worker.Config{Command: workerCommand(self), Env: workerEnv(), Workers: c.workers, Host: srv.Host(), Logger: log})
+	pool, err := worker.Start(worker.Config{Command: workerCommand(self), Env: workerEnv(), Workers: c.workers, CallTimeout: c.workerTimeout, Host: srv.Host(), Logger: log})
 	if err != nil {
 		return err
 	}
-	defer pool.Close() // after srv.Close (deferred later, runs first)
+	defer pool.Close() // after srv.Close, before the store (deferred earlier, runs later)
 	metrics.WatchRestarts(pool.Restarts)
 	srv.Start(pool)
 
@@ -303,14 +305,54 @@ func serve(ctx context.Context, c config, stdout, stderr io.Writer) error {
 			return err
 		}
 	}
-	// Graceful: stop taking connections, close every websocket (net/http's
-	// Shutdown does not wait for hijacked ones), let queued work finish and
-	// save sync states; then the deferred closes stop workers and the store.
 	log.Info("shutting down")
-	shutdownCtx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	return shutdown(hs, srv, pool, log)
+}
+
+// Shutting down waits at most httpDrain for HTTP requests, workDrain for
+// the work queued when the websockets closed, and the workers' exit grace
+// (2 s) and a kill; then the store closes. So syncd exits within 10 s of
+// SIGTERM whatever the workers do: within a service manager's stop timeout
+// (docker's is 10 s).
+const (
+	httpDrain = 2 * time.Second
+	workDrain = 3 * time.Second
+)
+
+// shutdown stops the relay in order: stop taking HTTP requests; close every
+// websocket (net/http's Shutdown does not wait for hijacked ones) and let
+// queued work finish and sync states be saved (srv.Close). A worker hung
+// in a call would hold its queue runner, and so srv.Close, until the
+// call's deadline, longer than the whole budget, and once more for its
+// replay: if work is still running after workDrain, the pool is closed
+// under it, which fails every call in flight at once with
+// worker.ErrClosed (never a replay, nor a quarantine) and any later call
+// too, so srv.Close's waits end. The deferred closes then stop the workers
+// (each saves its sync states, or is killed after its grace) and, last,
+// the store, which children write to until they exit.
+//
+// Nothing the relay acknowledged is lost: it answers a sync message, and
+// so confirms its changes to the device, only with the worker's reply,
+// and the worker replies only once the changes are durable in the store.
+// An item cut short was never answered, and its device sends the changes
+// again when it reconnects.
+func shutdown(hs *http.Server, srv *relay.Server, pool *worker.Pool, log *slog.Logger) error {
+	began := time.Now()
+	ctx, cancel := context.WithTimeout(context.Background(), httpDrain)
 	defer cancel()
-	hs.Shutdown(shutdownCtx)
-	return srv.Close()
+	if hs.Shutdown(ctx) != nil {
+		hs.Close()
+	}
+	closed := make(chan error, 1)
+	go func() { closed <- srv.Close() }()
+	select {
+	case err := <-closed:
+		return err
+	case <-time.After(workDrain):
+	}
+	log.Warn("CRDT work still running at shutdown; stopping the workers under it", "after", time.Since(began).Round(time.Millisecond))
+	pool.Close()
+	return <-closed
 }
 
 // workerCommand starts a CRDT worker: this binary's hidden subcommand, or,

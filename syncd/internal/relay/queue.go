@@ -158,6 +158,11 @@ func (s *Server) process(doc string, batch []queued) {
 		}
 		s.quarantine(ctx, doc, batch[0])
 		return
+	case errors.Is(err, worker.ErrClosed):
+		// Shutting down, the pool closed under the queue: nothing of the
+		// batch was answered, so none of its changes was confirmed, and
+		// each device sends them again when it reconnects.
+		return
 	case err != nil:
 		s.log.Error("CRDT work failed", "doc", doc, "messages", len(batch), "err", err)
 		for _, q := range batch {

@@ -27,7 +27,16 @@ const (
 
 // RunChild serves the parent's calls until the parent closes the connection,
 // then returns. syncd's main calls it for its hidden "worker" subcommand.
-func RunChild(log *slog.Logger) error {
+func RunChild(log *slog.Logger) error { return runChild(log, nil) }
+
+// RunTestChild is RunChild for a test binary's child mode, calling onWork
+// at the start of every work item: tests of the pool's deadlines make it
+// block on a chosen document, as an item that sent Automerge into an
+// endless loop would. Nothing in syncd calls it, so no message, flag or
+// environment of a real relay reaches onWork.
+func RunTestChild(log *slog.Logger, onWork func(WorkArgs)) error { return runChild(log, onWork) }
+
+func runChild(log *slog.Logger, onWork func(WorkArgs)) error {
 	call, err := net.FileConn(os.NewFile(callFD, "call"))
 	if err != nil {
 		return fmt.Errorf("worker: call socket: %w", err)
@@ -36,15 +45,15 @@ func RunChild(log *slog.Logger) error {
 	if err != nil {
 		return fmt.Errorf("worker: host socket: %w", err)
 	}
-	return serve(call, host, log)
+	return serve(call, host, log, onWork)
 }
 
-func serve(call, host io.ReadWriteCloser, log *slog.Logger) error {
+func serve(call, host io.ReadWriteCloser, log *slog.Logger, onWork func(WorkArgs)) error {
 	hc := &hostClient{c: rpc.NewClient(host)}
 	defer hc.c.Close()
 	r := repo.New(hc, repo.Options{Logger: log})
 	defer r.Close()
-	svc := &Worker{vet: newVetter(hc.c)}
+	svc := &Worker{vet: newVetter(hc.c), onWork: onWork}
 	svc.eng = syncer.New(r, syncer.Options{
 		States:    hc,
 		Check:     crdt.CheckSyncMessage,
@@ -62,7 +71,10 @@ func serve(call, host io.ReadWriteCloser, log *slog.Logger) error {
 	if err := srv.RegisterName("Worker", svc); err != nil {
 		return err
 	}
-	srv.ServeConn(call) // returns when the parent closes its end
+	// ServeConn returns once the parent has closed its end and every call in
+	// flight has returned: one hung in Automerge keeps the child running
+	// until the parent kills it.
+	srv.ServeConn(call)
 	return svc.eng.Flush(context.Background())
 }
 
@@ -74,10 +86,15 @@ type Worker struct {
 	vet   *vetter
 	mu    sync.Mutex
 	known map[string]bool // peers connected to the engine; guarded by mu
+	// onWork, set only by RunTestChild, is called first in every Work.
+	onWork func(WorkArgs)
 }
 
 // Work applies a work item.
 func (w *Worker) Work(args WorkArgs, reply *WorkReply) error {
+	if w.onWork != nil {
+		w.onWork(args)
+	}
 	ctx := context.Background()
 	w.vet.announce(args.TrustVersion)
 	w.vet.setLimit(id0(args.Doc), args.StoredBytes, args.MaxDocBytes)

@@ -15,6 +15,7 @@ import (
 	"sync"
 	"sync/atomic"
 	"syscall"
+	"time"
 
 	"haven/shared/cert"
 	"haven/shared/store"
@@ -49,27 +50,58 @@ type Config struct {
 	// Workers is the number of children; work on one document always goes
 	// to the same child. Default 4.
 	Workers int
-	Host    Host
-	Logger  *slog.Logger
+	// CallTimeout is the longest one call into a child may take. A child
+	// with a call past it is killed, which fails every call in flight on
+	// it as a crash would: each item is replayed alone on a fresh child,
+	// and one that takes too long again is quarantined. Default
+	// DefaultCallTimeout.
+	CallTimeout time.Duration
+	Host        Host
+	Logger      *slog.Logger
 }
 
-// ErrQuarantined is returned for a work item that crashed a child twice: it
-// was not applied, nothing of it was stored or forwarded.
+// DefaultCallTimeout is many times what a legitimate call takes (the
+// largest document the relay accepts, 16 MiB, loaded cold from the store
+// and applied on a slow two-core machine, takes a few seconds), and short
+// enough that an item that sends Automerge into an endless loop holds its
+// child for half a minute, not for good.
+const DefaultCallTimeout = 30 * time.Second
+
+// exitGrace is how long Close lets a child save its sync states and exit
+// once its call connection closes, before killing it. The relay flushes
+// sync states every few seconds and once more before closing the pool, so
+// a child has few left to write; one still running after this is stuck.
+const exitGrace = 2 * time.Second
+
+// ErrQuarantined is returned for a work item that crashed a child twice (or
+// took it past its deadline twice): it was not applied, nothing of it was
+// stored or forwarded.
 var ErrQuarantined = errors.New("work item crashed the CRDT worker and was quarantined")
+
+// ErrClosed is returned for a call cut short, or not made, because the pool
+// is closing. It says nothing about the item, which is neither replayed nor
+// quarantined: a caller that never answered it loses nothing it confirmed.
+var ErrClosed = errors.New("CRDT worker pool closed")
 
 // Pool is a set of child processes doing CRDT work.
 type Pool struct {
-	cfg      Config
-	log      *slog.Logger
-	procs    []*proc
-	restarts atomic.Int64
-	closed   atomic.Bool
+	cfg       Config
+	log       *slog.Logger
+	procs     []*proc
+	restarts  atomic.Int64
+	timeouts  atomic.Int64
+	closed    atomic.Bool // set before Close ends any child; see crashed
+	closeOnce sync.Once
+	hosts     sync.WaitGroup // serving children's calls into Host
 }
 
 // Start launches the children.
 func Start(cfg Config) (*Pool, error) {
 	if cfg.Workers <= 0 {
 		cfg.Workers = 4
+	}
+	if cfg.CallTimeout <= 0 {
+		cfg.CallTimeout = DefaultCallTimeout
 	}
 	if len(cfg.Command) == 0 {
 		self, err := os.Executable()
@@ -93,8 +125,13 @@ func Start(cfg Config) (*Pool, error) {
 	return p, nil
 }
 
-// Restarts counts children restarted after a crash.
+// Restarts counts children restarted after a crash, including those killed
+// for exceeding a call's deadline.
 func (p *Pool) Restarts() int64 { return p.restarts.Load() }
+
+// Timeouts counts children killed because a call on them exceeded its
+// deadline.
+func (p *Pool) Timeouts() int64 { return p.timeouts.Load() }
 
 func (p *Pool) procFor(doc string) *proc {
 	h := fnv.New32a()
@@ -108,7 +145,9 @@ func (p *Pool) procFor(doc string) *proc {
 // restarted and every item it was working on is replayed once, alone, on the
 // fresh child: a crash can come from state an earlier message left behind,
 // which the restart cleared, and alone, an item that crashes the child again
-// is the culprit. That item is quarantined; the others go on.
+// is the culprit. That item is quarantined; the others go on. A call past
+// the deadline (Config.CallTimeout) kills its child, and so counts as a
+// crash: an item that hangs Automerge is quarantined the same way.
 func (p *Pool) Work(ctx context.Context, args WorkArgs) (WorkReply, error) {
 	pr := p.procFor(args.Doc)
 	reply, err := pr.work(args, false)
@@ -147,7 +186,9 @@ func (p *Pool) Flush() error {
 	var errs []error
 	for _, pr := range p.procs {
 		var r StatesReply
-		if err := pr.call("Worker.Flush", Empty{}, &r, false); err != nil && !errors.Is(err, errCrashed) {
+		// A child that crashed lost its states; one that is closing saves
+		// its own as it exits.
+		if err := pr.call("Worker.Flush", Empty{}, &r, false); err != nil && !errors.Is(err, errCrashed) && !errors.Is(err, ErrClosed) {
 			errs = append(errs, err)
 		}
 		all = append(all, r.States...)
@@ -166,17 +207,57 @@ func (p *Pool) save(states []syncer.SavedState) error {
 	return p.cfg.Host.PutSyncStates(context.Background(), entries)
 }
 
-// Close stops the children: each saves its sync states and exits when its
-// call connection closes.
+// Close stops the children, whatever they are doing, in about exitGrace at
+// most. It first marks the pool closed, so that no call starts and a crash
+// from here on is not a replay's cue (see crashed); then it closes every
+// child's call connection, which fails each call in flight at once with
+// ErrClosed. Each child then saves its sync states and exits; one that has
+// not within exitGrace (a call hung in Automerge keeps it running) is
+// killed. Close returns once no child runs and no call from one into Host
+// is being served, so the store may close after it. Later calls wait for
+// the first.
 func (p *Pool) Close() error {
-	p.closed.Store(true)
-	for _, pr := range p.procs {
-		pr.stop()
-	}
+	p.closeOnce.Do(func() {
+		p.closed.Store(true)
+		cs := make([]*child, len(p.procs))
+		for i, pr := range p.procs {
+			if cs[i] = pr.take(); cs[i] != nil {
+				cs[i].client.Close()
+			}
+		}
+		grace, cancel := context.WithTimeout(context.Background(), exitGrace)
+		defer cancel()
+		for i, c := range cs {
+			if c == nil {
+				continue
+			}
+			select {
+			case <-c.exited:
+			case <-grace.Done():
+				p.log.Warn("CRDT worker did not exit when closed; killing it", "worker", i, "grace", exitGrace)
+				c.cmd.Process.Kill()
+				<-c.exited
+			}
+			c.host.Close()
+		}
+		p.hosts.Wait()
+	})
 	return nil
 }
 
 var errCrashed = errors.New("worker crashed")
+
+// crashed is what a call whose child died returns: errCrashed, for the
+// caller to replay or quarantine its item; or, once the pool is closed,
+// ErrClosed, because Close ends children on purpose and their deaths say
+// nothing about the items in flight (and a replay then would wait on a
+// child that is never started).
+func (p *Pool) crashed() error {
+	if p.closed.Load() {
+		return ErrClosed
+	}
+	return errCrashed
+}
 
 // callsPerChild is how many calls a child works on at once. Automerge work
 // is CPU-bound, but a call that changed its document waits for the parent's
@@ -184,22 +265,52 @@ var errCrashed = errors.New("worker crashed")
 // and the store commits their changes together.
 const callsPerChild = 4
 
-// proc is one child. Up to callsPerChild calls are in flight at once, each
-// holding mu for reading and a slot; a replay after a crash holds mu for
-// writing, so it is the only call in flight and the only suspect if the
-// child dies again.
+// proc is one place in the pool, held by one child at a time. Up to
+// callsPerChild calls are in flight at once, each holding mu for reading
+// and a slot; a replay after a crash holds mu for writing, so it is the
+// only call in flight and the only suspect if the child dies again. Every
+// call has a deadline, so mu is never held for longer than a few of them.
 type proc struct {
 	pool  *Pool
 	index int
 	slots chan struct{}
 
-	mu     sync.RWMutex // guards everything below; see proc
-	gen    int          // counts starts, so that a crash restarts the child once
+	mu  sync.RWMutex // orders calls; see proc
+	gen int          // counts starts, so that a crash restarts the child once; guarded by mu
+
+	// cur is the running child. It is replaced only by a holder of mu for
+	// writing that also holds life, so a call (holding mu either way)
+	// reads it without life, and it stays the same for the whole call.
+	// Close takes it holding life alone: a hung call may hold mu until
+	// its deadline, which on shutdown is too long to wait.
+	life    sync.Mutex
+	cur     *child
+	stopped bool // Close has taken cur; no child starts after; guarded by life
+}
+
+// child is one process and its connections, for its whole life.
+type child struct {
 	cmd    *exec.Cmd
 	client *rpc.Client
 	host   net.Conn
 	stderr *tailBuffer
 	exited chan struct{} // closed when cmd has been waited for
+	// late is the call that took the child past its deadline, set once,
+	// before the parent kills it; nil if it died otherwise.
+	late atomic.Pointer[lateCall]
+}
+
+// lateCall describes a call past its deadline for the log: IDs and sizes,
+// never content.
+type lateCall struct {
+	method string
+	attrs  []any
+}
+
+// kill ends the process at once and fails every call pending on it.
+func (c *child) kill() {
+	c.client.Close()
+	c.cmd.Process.Kill()
 }
 
 func (pr *proc) start() error {
@@ -214,8 +325,8 @@ func (pr *proc) start() error {
 	cmd := exec.Command(pr.pool.cfg.Command[0], pr.pool.cfg.Command[1:]...)
 	cmd.Env = append(os.Environ(), pr.pool.cfg.Env...)
 	cmd.ExtraFiles = []*os.File{callC, hostC}
-	pr.stderr = &tailBuffer{max: 8 << 10}
-	cmd.Stderr = pr.stderr
+	stderr := &tailBuffer{max: 8 << 10}
+	cmd.Stderr = stderr
 	if err := cmd.Start(); err != nil {
 		return fmt.Errorf("start CRDT worker: %w", err)
 	}
@@ -237,13 +348,35 @@ func (pr *proc) start() error {
 	if err := srv.RegisterName("Host", &hostService{h: pr.pool.cfg.Host}); err != nil {
 		return err
 	}
-	go srv.ServeConn(hostConn) // ends when the child's end closes (exit or crash)
-	pr.cmd, pr.client, pr.host = cmd, rpc.NewClient(callConn), hostConn
+	// ServeConn ends when the child's end closes (exit or crash) and the
+	// calls it was serving have returned; Close waits for that.
+	pr.pool.hosts.Add(1)
+	go func() {
+		defer pr.pool.hosts.Done()
+		srv.ServeConn(hostConn)
+	}()
+	c := &child{cmd: cmd, client: rpc.NewClient(callConn), host: hostConn, stderr: stderr, exited: make(chan struct{})}
+	go func() { cmd.Wait(); close(c.exited) }()
+	pr.life.Lock()
+	if pr.stopped { // Close came while this one started: it never serves
+		pr.life.Unlock()
+		c.kill()
+		<-c.exited
+		c.host.Close()
+		return ErrClosed
+	}
+	pr.cur = c
+	pr.life.Unlock()
 	pr.gen++
-	exited := make(chan struct{})
-	pr.exited = exited
-	go func() { cmd.Wait(); close(exited) }()
 	return nil
+}
+
+// take hands the current child to Close; none starts after.
+func (pr *proc) take() *child {
+	pr.life.Lock()
+	defer pr.life.Unlock()
+	pr.stopped = true
+	return pr.cur
 }
 
 // call runs one RPC, alongside others unless alone. A transport failure
@@ -255,23 +388,26 @@ func (pr *proc) start() error {
 // crash another item caused may not have been noticed yet) and restarts it
 // if not, then holds the child until a crash is dealt with.
 func (pr *proc) call(method string, args, reply any, alone bool) error {
+	if pr.pool.closed.Load() {
+		return ErrClosed
+	}
 	if alone {
 		pr.mu.Lock()
 		defer pr.mu.Unlock()
-		if pr.client.Call("Worker.Ping", Empty{}, &Empty{}) != nil {
+		if pr.invoke("Worker.Ping", Empty{}, &Empty{}) != nil {
 			pr.restart()
 		}
-		crashed, err := outcome(pr.client.Call(method, args, reply))
+		crashed, err := outcome(pr.invoke(method, args, reply))
 		if !crashed {
 			return err
 		}
 		pr.restart()
-		return errCrashed
+		return pr.pool.crashed()
 	}
 	pr.slots <- struct{}{}
 	pr.mu.RLock()
 	gen := pr.gen
-	crashed, err := outcome(pr.client.Call(method, args, reply))
+	crashed, err := outcome(pr.invoke(method, args, reply))
 	pr.mu.RUnlock()
 	<-pr.slots
 	if !crashed {
@@ -282,7 +418,46 @@ func (pr *proc) call(method string, args, reply any, alone bool) error {
 		pr.restart()
 	}
 	pr.mu.Unlock()
-	return errCrashed
+	return pr.pool.crashed()
+}
+
+// invoke makes one call on the current child, within the deadline; the
+// caller holds mu, either way. A call past its deadline kills the child:
+// every call in flight on it then fails as in a crash, and the crash path
+// finds the culprit by replaying each alone, each again with a deadline.
+func (pr *proc) invoke(method string, args, reply any) error {
+	c := pr.cur
+	call := c.client.Go(method, args, reply, make(chan *rpc.Call, 1))
+	deadline := time.NewTimer(pr.pool.cfg.CallTimeout)
+	defer deadline.Stop()
+	select {
+	case <-call.Done:
+		return call.Error
+	case <-deadline.C:
+	}
+	if c.late.CompareAndSwap(nil, &lateCall{method: method, attrs: callAttrs(args)}) {
+		pr.pool.timeouts.Add(1)
+	}
+	c.kill()
+	<-call.Done // at once: kill closed the client, which ends every pending call
+	return errDeadline
+}
+
+var errDeadline = errors.New("CRDT worker call exceeded its deadline")
+
+// callAttrs describes a call's arguments for the log: IDs and sizes only.
+func callAttrs(args any) []any {
+	switch a := args.(type) {
+	case WorkArgs:
+		n := 0
+		for _, m := range a.Msgs {
+			n += len(m.Data)
+		}
+		return []any{"doc", a.Doc, "messages", len(a.Msgs), "bytes", n, "notify", len(a.Notify)}
+	case ForgetArgs:
+		return []any{"peer", a.Peer}
+	}
+	return nil
 }
 
 // outcome sorts a call's error: an error the child returned is passed on
@@ -305,33 +480,27 @@ func (pr *proc) work(args WorkArgs, alone bool) (WorkReply, error) {
 }
 
 // restart waits for the dead child, logs why it died (sizes and IDs, never
-// content) and starts a new one. Caller holds pr.mu for writing.
+// content) and starts a new one. Caller holds pr.mu for writing. Once the
+// pool is closed it does nothing: Close ends the children, each after its
+// grace.
 func (pr *proc) restart() {
-	pr.client.Close()
-	pr.cmd.Process.Kill()
-	<-pr.exited
-	pr.host.Close()
-	if pr.pool.closed.Load() {
+	p := pr.pool
+	if p.closed.Load() {
 		return
 	}
-	pr.pool.restarts.Add(1)
-	pr.pool.log.Error("CRDT worker died; restarting", "worker", pr.index, "exit", pr.cmd.ProcessState.String(), "cause", pr.stderr.panicLine())
-	if err := pr.start(); err != nil {
-		pr.pool.log.Error("CRDT worker restart failed", "worker", pr.index, "err", err)
+	c := pr.cur
+	c.kill()
+	<-c.exited
+	c.host.Close()
+	p.restarts.Add(1)
+	if late := c.late.Load(); late != nil {
+		attrs := append([]any{"worker", pr.index, "call", late.method, "deadline", p.cfg.CallTimeout}, late.attrs...)
+		p.log.Error("CRDT worker killed: a call exceeded its deadline; restarting", attrs...)
+	} else {
+		p.log.Error("CRDT worker died; restarting", "worker", pr.index, "exit", c.cmd.ProcessState.String(), "cause", c.stderr.panicLine())
 	}
-}
-
-func (pr *proc) stop() {
-	pr.mu.Lock()
-	defer pr.mu.Unlock()
-	if pr.client != nil {
-		pr.client.Close()
-	}
-	if pr.exited != nil {
-		<-pr.exited
-	}
-	if pr.host != nil {
-		pr.host.Close()
+	if err := pr.start(); err != nil && !errors.Is(err, ErrClosed) {
+		p.log.Error("CRDT worker restart failed", "worker", pr.index, "err", err)
 	}
 }
 

@@ -8,6 +8,8 @@ import (
 	"fmt"
 	"log/slog"
 	"os"
+	"path/filepath"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -21,17 +23,74 @@ import (
 	"haven/shared/syncer"
 )
 
-const childEnv = "HAVEN_WORKER_TEST_CHILD"
+const (
+	childEnv = "HAVEN_WORKER_TEST_CHILD"
+	// holdDocEnv names a document whose work items the test children hold
+	// (see holdOn); holdDirEnv the folder where they mark each hold.
+	holdDocEnv = "HAVEN_WORKER_TEST_HOLD_DOC"
+	holdDirEnv = "HAVEN_WORKER_TEST_HOLD_DIR"
+)
 
 func TestMain(m *testing.M) {
 	if os.Getenv(childEnv) == "1" {
-		if err := RunChild(nil); err != nil {
+		if err := RunTestChild(nil, holdOn(os.Getenv(holdDocEnv), os.Getenv(holdDirEnv))); err != nil {
 			fmt.Fprintln(os.Stderr, err)
 			os.Exit(1)
 		}
 		os.Exit(0)
 	}
 	os.Exit(m.Run())
+}
+
+// holdOn makes a test child hold every work item on doc, as an item that
+// sent Automerge into an endless loop would, after marking the hold with a
+// file in dir named for the process. The hold is the fault itself, not a
+// wait for anything: a minute, longer than any test waits, but not forever,
+// so that a pool that failed to kill the child leaves no process behind.
+func holdOn(doc, dir string) func(WorkArgs) {
+	if doc == "" {
+		return nil
+	}
+	return func(a WorkArgs) {
+		if a.Doc == doc {
+			os.WriteFile(filepath.Join(dir, strconv.Itoa(os.Getpid())), nil, 0o600)
+			time.Sleep(time.Minute)
+		}
+	}
+}
+
+// hangingDoc is a document whose work hangs the test children.
+type hangingDoc struct {
+	doc docid.ID
+	dir string
+}
+
+func newHangingDoc(t *testing.T) hangingDoc { return hangingDoc{doc: docid.New(), dir: t.TempDir()} }
+
+// env is what a pool passes its children for them to hold h.doc.
+func (h hangingDoc) env() []string {
+	return []string{holdDocEnv + "=" + h.doc.String(), holdDirEnv + "=" + h.dir}
+}
+
+// held counts the children that have held an item on h.doc.
+func (h hangingDoc) held() int {
+	marks, _ := os.ReadDir(h.dir)
+	return len(marks)
+}
+
+// waitHeld waits until n children have held an item on h.doc.
+func (h hangingDoc) waitHeld(t *testing.T, n int) {
+	t.Helper()
+	deadline := time.After(20 * time.Second)
+	tick := time.NewTicker(5 * time.Millisecond)
+	defer tick.Stop()
+	for h.held() < n {
+		select {
+		case <-deadline:
+			t.Fatalf("%d children held the item, want %d", h.held(), n)
+		case <-tick.C:
+		}
+	}
 }
 
 type testHost struct {
@@ -58,17 +117,33 @@ func (h *testHost) Provenance(string, map[string]string) {}
 
 func startPool(t *testing.T, workers int) (*Pool, *testHost) {
 	t.Helper()
+	host := newTestHost(t)
+	return runPool(t, host, Config{Workers: workers}), host
+}
+
+// newTestHost is a host over a fresh store, closed when the test ends.
+func newTestHost(t *testing.T) *testHost {
+	t.Helper()
 	st, err := store.Open(t.TempDir(), store.Options{Key: bytes.Repeat([]byte{2}, 32)})
 	if err != nil {
 		t.Fatal(err)
 	}
-	host := &testHost{Store: st, admitted: map[string]string{}}
-	p, err := Start(Config{Command: []string{os.Args[0]}, Env: []string{childEnv + "=1"}, Workers: workers, Host: host})
+	t.Cleanup(func() { st.Close() })
+	return &testHost{Store: st, admitted: map[string]string{}}
+}
+
+// runPool starts test children serving host, configured by cfg; the pool
+// closes when the test ends, before the host's store.
+func runPool(t *testing.T, host Host, cfg Config) *Pool {
+	t.Helper()
+	cfg.Command, cfg.Host = []string{os.Args[0]}, host
+	cfg.Env = append(cfg.Env, childEnv+"=1")
+	p, err := Start(cfg)
 	if err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() { p.Close(); st.Close() })
-	return p, host
+	t.Cleanup(func() { p.Close() })
+	return p
 }
 
 // client is a peer with its own in-memory document, talking to the pool as
@@ -275,27 +350,17 @@ func (h *gatedHost) AppendChunk(ctx context.Context, doc string, chunk []byte) (
 	return h.testHost.AppendChunk(ctx, doc, chunk)
 }
 
-func startGatedPool(t *testing.T, log *slog.Logger, hold func() bool) (*Pool, *gatedHost) {
+func startGatedPool(t *testing.T, cfg Config, hold func() bool) (*Pool, *gatedHost) {
 	t.Helper()
-	st, err := store.Open(t.TempDir(), store.Options{Key: bytes.Repeat([]byte{2}, 32)})
-	if err != nil {
-		t.Fatal(err)
-	}
-	host := &gatedHost{testHost: &testHost{Store: st, admitted: map[string]string{}}, hold: hold,
-		arrived: make(chan string, 16), gate: make(chan struct{})}
-	p, err := Start(Config{Command: []string{os.Args[0]}, Env: []string{childEnv + "=1"}, Workers: 1, Host: host, Logger: log})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { p.Close(); st.Close() })
-	return p, host
+	host := &gatedHost{testHost: newTestHost(t), hold: hold, arrived: make(chan string, 16), gate: make(chan struct{})}
+	return runPool(t, host, cfg), host
 }
 
 // While one item waits for the store to make its change durable, the child
 // works on another: two new documents on a one-child pool both reach the
 // store before either append returns.
 func TestChildWorksOnSeveralItemsAtOnce(t *testing.T) {
-	p, host := startGatedPool(t, nil, func() bool { return true })
+	p, host := startGatedPool(t, Config{Workers: 1}, func() bool { return true })
 	errs := make(chan error, 2)
 	for _, name := range []string{"a", "b"} {
 		c := newClient(name)
@@ -321,60 +386,98 @@ func TestChildWorksOnSeveralItemsAtOnce(t *testing.T) {
 // child; the innocent ones complete and are stored, only the culprit is
 // quarantined.
 func TestCrashAmongSeveralItemsInFlight(t *testing.T) {
-	died := make(chan struct{})
-	var once sync.Once
-	log := slog.New(handlerFunc(func(r slog.Record) {
-		if strings.Contains(r.Message, "CRDT worker died") {
-			once.Do(func() { close(died) })
+	p := startDyingPool(t, Config{}, "CRDT worker died")
+	const innocents = callsPerChild - 1
+	results := p.startInnocents(t, innocents)
+	_, err := p.Work(context.Background(), WorkArgs{Doc: docid.New().String(), Msgs: []syncer.In{{From: "evil", Data: crashingMessage(t)}}, Peers: []syncer.Peer{{ID: "evil"}}})
+	if !errors.Is(err, ErrQuarantined) {
+		t.Fatalf("Work(crashing message) = %v, want ErrQuarantined", err)
+	}
+	p.checkInnocents(t, results, innocents)
+	if n := p.Restarts(); n != 2 {
+		t.Fatalf("restarts = %d, want 2 (the crash, and the culprit's replay)", n)
+	}
+}
+
+// dyingPool is a one-child pool whose store holds the first appends of new
+// documents until the log says the child died, so that items are in flight
+// when it does.
+type dyingPool struct {
+	*Pool
+	host   *gatedHost
+	died   chan struct{} // closed at the first record saying so
+	mu     sync.Mutex
+	deaths []slog.Record // the records saying so; guarded by mu
+}
+
+// startDyingPool starts a dyingPool; death is in the message of a log
+// record saying the child died.
+func startDyingPool(t *testing.T, cfg Config, death string) *dyingPool {
+	t.Helper()
+	d := &dyingPool{died: make(chan struct{})}
+	var once, opened sync.Once
+	cfg.Workers, cfg.Logger = 1, slog.New(handlerFunc(func(r slog.Record) {
+		if strings.Contains(r.Message, death) {
+			d.mu.Lock()
+			d.deaths = append(d.deaths, r)
+			d.mu.Unlock()
+			once.Do(func() { close(d.died) })
 		}
 	}))
-	var first sync.Once
-	var p *Pool
-	p, host := startGatedPool(t, log, func() bool {
-		// Hold the innocent items' first appends on the first child
-		// until it has died, so they are in flight when it does.
+	d.Pool, d.host = startGatedPool(t, cfg, func() bool {
 		select {
-		case <-died:
+		case <-d.died:
 			return false
 		default:
 			return true
 		}
 	})
-	go func() { <-died; first.Do(func() { close(host.gate) }) }()
-	t.Cleanup(func() { first.Do(func() { close(host.gate) }) })
+	go func() { <-d.died; opened.Do(func() { close(d.host.gate) }) }()
+	t.Cleanup(func() { opened.Do(func() { close(d.host.gate) }) })
+	return d
+}
 
-	const innocents = callsPerChild - 1
-	type result struct {
-		c   *client
-		id  docid.ID
-		err error
-	}
-	results := make(chan result, innocents)
-	for i := range innocents {
+// innocent is a client's exchange on a new document of its own.
+type innocent struct {
+	c   *client
+	id  docid.ID
+	err error
+}
+
+// startInnocents starts n innocent exchanges and waits until each item is
+// in flight on the child, held at the store.
+func (d *dyingPool) startInnocents(t *testing.T, n int) <-chan innocent {
+	t.Helper()
+	results := make(chan innocent, n)
+	for i := range n {
 		c := newClient(fmt.Sprint("good", i))
 		c.doc.Change("", time.Time{}, func(w *crdt.Writer) error { return w.Set(int64(i), "n") })
 		id := docid.New()
-		go func() { results <- result{c, id, c.exchange(p, id)} }()
+		go func() { results <- innocent{c, id, c.exchange(d.Pool, id)} }()
 	}
-	for range innocents {
-		<-host.arrived // every innocent item is in flight, at the store
+	for range n {
+		select {
+		case <-d.host.arrived:
+		case <-d.died:
+			t.Fatal("the child died before every innocent item was in flight")
+		}
 	}
-	_, err := p.Work(context.Background(), WorkArgs{Doc: docid.New().String(), Msgs: []syncer.In{{From: "evil", Data: crashingMessage(t)}}, Peers: []syncer.Peer{{ID: "evil"}}})
-	if !errors.Is(err, ErrQuarantined) {
-		t.Fatalf("Work(crashing message) = %v, want ErrQuarantined", err)
-	}
-	for range innocents {
+	return results
+}
+
+// checkInnocents waits for n innocent items that were in flight when the
+// child died: each completed, was stored, and syncs on.
+func (d *dyingPool) checkInnocents(t *testing.T, results <-chan innocent, n int) {
+	t.Helper()
+	for range n {
 		r := <-results
 		if r.err != nil {
-			t.Fatalf("an innocent item in flight at the crash failed: %v", r.err)
+			t.Fatalf("an innocent item in flight when the child died failed: %v", r.err)
 		}
-		if _, err := host.LoadDoc(r.id.String()); err != nil {
+		if _, err := d.host.LoadDoc(r.id.String()); err != nil {
 			t.Fatalf("an innocent item's document was not stored: %v", err)
 		}
-		r.c.syncWith(t, p, r.id)
-	}
-	if n := p.Restarts(); n != 2 {
-		t.Fatalf("restarts = %d, want 2 (the crash, and the culprit's replay)", n)
+		r.c.syncWith(t, d.Pool, r.id)
 	}
 }
 
@@ -393,8 +496,8 @@ func (h handlerFunc) WithGroup(string) slog.Handler                 { return h }
 func TestReplayOnAChildAlreadyDeadIsNotItsCrash(t *testing.T) {
 	p, host := startPool(t, 1)
 	pr := p.procs[0]
-	pr.cmd.Process.Kill()
-	<-pr.exited
+	pr.cur.cmd.Process.Kill()
+	<-pr.cur.exited
 	c := newClient("a")
 	c.doc.Change("", time.Time{}, func(w *crdt.Writer) error { return w.Set("x", "k") })
 	id := docid.New()
@@ -419,5 +522,124 @@ func TestReplayOnAChildAlreadyDeadIsNotItsCrash(t *testing.T) {
 	}
 	if n := p.Restarts(); n != 1 {
 		t.Fatalf("restarts = %d, want 1", n)
+	}
+}
+
+// An item that hangs Automerge, rather than crashing it, among several in
+// flight on one child: at its deadline the child is killed, which counts as
+// a crash. The innocent items in flight are replayed alone and complete;
+// the hanging one hangs again alone, is killed again and quarantined; the
+// child's documents work on.
+func TestHangAmongSeveralItemsInFlight(t *testing.T) {
+	const deadline = 2 * time.Second
+	h := newHangingDoc(t)
+	p := startDyingPool(t, Config{CallTimeout: deadline, Env: h.env()}, "exceeded its deadline")
+	slow := newClient("slow")
+	slow.doc.Change("", time.Time{}, func(w *crdt.Writer) error { return w.Set("x", "k") })
+	msg, _, err := slow.ss.Generate()
+	if err != nil {
+		t.Fatal(err)
+	}
+	began := time.Now()
+	hung := make(chan error, 1)
+	go func() {
+		_, err := p.Work(context.Background(), WorkArgs{Doc: h.doc.String(), Msgs: []syncer.In{{From: slow.id, Data: msg}}, Peers: []syncer.Peer{slow.peer}})
+		hung <- err
+	}()
+	h.waitHeld(t, 1)
+	// The others go in after it, so that its deadline comes first.
+	const innocents = callsPerChild - 1
+	results := p.startInnocents(t, innocents)
+
+	select {
+	case err = <-hung:
+	case <-time.After(2*deadline + 20*time.Second):
+		t.Fatalf("the hanging item was not settled %v after it was sent", time.Since(began).Round(time.Millisecond))
+	}
+	took := time.Since(began)
+	if !errors.Is(err, ErrQuarantined) {
+		t.Fatalf("Work(hanging item) = %v, want ErrQuarantined", err)
+	}
+	// Two deadlines: the one in flight, and the one alone.
+	if took < 2*deadline {
+		t.Fatalf("the hanging item was quarantined after %v, before two deadlines of %v had passed", took, deadline)
+	}
+	t.Logf("hanging item quarantined %v after it was sent (deadline %v)", took.Round(time.Millisecond), deadline)
+	p.checkInnocents(t, results, innocents)
+	if n := h.held(); n != 2 {
+		t.Errorf("%d children held the hanging item, want 2 (in flight, then alone)", n)
+	}
+	if r, k := p.Restarts(), p.Timeouts(); r != 2 || k != 2 {
+		t.Errorf("restarts = %d, timeouts = %d; want 2 and 2 (the kill in flight, and the replay's)", r, k)
+	}
+	if _, err := p.host.LoadDoc(h.doc.String()); !errors.Is(err, store.ErrNotFound) {
+		t.Errorf("the hanging item's document was stored: %v", err)
+	}
+	p.mu.Lock()
+	for _, r := range p.deaths {
+		var doc string
+		r.Attrs(func(a slog.Attr) bool {
+			if a.Key == "doc" {
+				doc = a.Value.String()
+			}
+			return true
+		})
+		if doc != h.doc.String() {
+			t.Errorf("a kill was logged naming document %q, want the hanging one, %s", doc, h.doc)
+		}
+	}
+	p.mu.Unlock()
+	// Documents on the child work on (the pool has one child: all of them).
+	c := newClient("after")
+	c.doc.Change("", time.Time{}, func(w *crdt.Writer) error { return w.Set("fine", "k") })
+	c.syncWith(t, p.Pool, docid.New())
+}
+
+// Close does not wait for a child hung in a call: the call returns
+// ErrClosed at once (neither replayed nor quarantined: its item says
+// nothing about the child), the child gets its grace to exit, is killed,
+// and Close returns.
+func TestCloseWhileAChildHangs(t *testing.T) {
+	h := newHangingDoc(t)
+	p := runPool(t, newTestHost(t), Config{Workers: 2, Env: h.env()}) // the default deadline: longer than the test waits
+	a := newClient("a")
+	a.doc.Change("", time.Time{}, func(w *crdt.Writer) error { return w.Set("x", "k") })
+	msg, _, err := a.ss.Generate()
+	if err != nil {
+		t.Fatal(err)
+	}
+	hung := make(chan error, 1)
+	go func() {
+		_, err := p.Work(context.Background(), WorkArgs{Doc: h.doc.String(), Msgs: []syncer.In{{From: a.id, Data: msg}}, Peers: []syncer.Peer{a.peer}})
+		hung <- err
+	}()
+	h.waitHeld(t, 1)
+
+	began := time.Now()
+	closed := make(chan struct{})
+	go func() { p.Close(); close(closed) }()
+	select {
+	case <-closed:
+	case <-time.After(exitGrace + 8*time.Second):
+		t.Fatalf("Close still waiting %v after it was called, for a child hung in a call", time.Since(began).Round(time.Millisecond))
+	}
+	took := time.Since(began)
+	t.Logf("Close returned %v after it was called, a child hung in a call (grace %v)", took.Round(time.Millisecond), exitGrace)
+	if took > exitGrace+3*time.Second {
+		t.Errorf("Close took %v with a child hung in a call, want about its grace, %v", took, exitGrace)
+	}
+	select {
+	case err := <-hung:
+		if !errors.Is(err, ErrClosed) {
+			t.Errorf("the hung call returned %v when the pool closed, want ErrClosed", err)
+		}
+	default:
+		t.Error("the hung call had not returned when Close did")
+	}
+	if n := p.Restarts(); n != 0 {
+		t.Errorf("restarts = %d, want 0: nothing restarts once the pool is closed", n)
+	}
+	if n := h.held(); n != 1 {
+		t.Errorf("%d children held the item, want 1: nothing is replayed once the pool is closed", n)
 	}
 }

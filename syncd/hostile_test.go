@@ -744,13 +744,7 @@ func (h *hostile) snapshot() hostileView {
 // emptySync is the sync message an empty document sends: the only sync
 // message the relay may send about a document the device may not see, as
 // it says nothing of the document. syncEmpty counts them apart.
-var emptySync = func() []byte {
-	b, _, err := crdt.NewSyncState(crdt.New()).Generate()
-	if err != nil {
-		panic(err)
-	}
-	return b
-}()
+var emptySync = crdt.EmptySyncMessage()
 
 const syncEmpty wire.Type = "sync (an empty document's)"
 

@@ -39,7 +39,7 @@ func init() {
 		// The hang itself, not a wait for anything: a minute, longer than
 		// the test, but not forever, so that a relay that failed to kill
 		// the worker leaves no process behind.
-		time.Sleep(time.Minute)
+		<-time.After(time.Minute)
 	})
 	if err != nil {
 		fmt.Fprintln(os.Stderr, err)

@@ -34,16 +34,9 @@ func (c *Client) Bootstrap(ctx context.Context, progress func(done, total int)) 
 		c.list, c.docMsgs = nil, nil
 		c.mu.Unlock()
 	}()
-	if !c.send(wire.Message{Type: wire.TypeHavenList}) {
-		return 0, ErrOffline
-	}
-	var ids []string
-	select {
-	case ids = <-list:
-	case <-gone:
-		return 0, ErrOffline
-	case <-ctx.Done():
-		return 0, ctx.Err()
+	ids, err := c.askList(ctx, list, gone)
+	if err != nil {
+		return 0, err
 	}
 	var missing []string
 	for _, s := range ids {
@@ -127,8 +120,46 @@ func (c *Client) storeDownloaded(ctx context.Context, m wire.Message) error {
 		c.log.Warn("recording a download", "doc", id.String(), "err", err)
 	}
 	c.syncDoc(ctx, id) // a handshake; picks up changes made since
+	c.stored(id)
 	if c.cfg.OnChange != nil {
 		c.cfg.OnChange(id)
 	}
 	return nil
+}
+
+// List asks the relay which documents this device should hold: its scope
+// (for an advice line, the records it opened and may still keep).
+func (c *Client) List(ctx context.Context) ([]string, error) {
+	list := make(chan []string, 1)
+	c.mu.Lock()
+	if c.list != nil {
+		c.mu.Unlock()
+		return nil, errors.New("client: a listing is already in progress")
+	}
+	c.list = list
+	gone := c.gone
+	c.mu.Unlock()
+	defer func() {
+		c.mu.Lock()
+		c.list = nil
+		c.mu.Unlock()
+	}()
+	if gone == nil {
+		return nil, ErrOffline
+	}
+	return c.askList(ctx, list, gone)
+}
+
+func (c *Client) askList(ctx context.Context, list chan []string, gone chan struct{}) ([]string, error) {
+	if !c.send(wire.Message{Type: wire.TypeHavenList}) {
+		return nil, ErrOffline
+	}
+	select {
+	case ids := <-list:
+		return ids, nil
+	case <-gone:
+		return nil, ErrOffline
+	case <-ctx.Done():
+		return nil, ctx.Err()
+	}
 }

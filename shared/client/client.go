@@ -94,6 +94,10 @@ type Client struct {
 	waiters map[docid.ID][]chan struct{}
 	docMsgs chan wire.Message // haven-doc / doc-unavailable replies for Bootstrap
 	list    chan []string
+	// answers are the requests waiting for the relay's answer, by type and
+	// ID (ask.go); storedWait those waiting for a document to arrive.
+	answers    map[string]chan []byte
+	storedWait map[docid.ID][]chan struct{}
 }
 
 // New makes a client; Run connects it.
@@ -114,7 +118,8 @@ func New(cfg Config) *Client {
 		log = slog.New(slog.DiscardHandler)
 	}
 	c := &Client{cfg: cfg, log: log, relay: "relay", work: newFIFO(),
-		pending: map[docid.ID]bool{}, heard: map[docid.ID]time.Time{}, waiters: map[docid.ID][]chan struct{}{}}
+		pending: map[docid.ID]bool{}, heard: map[docid.ID]time.Time{}, waiters: map[docid.ID][]chan struct{}{},
+		storedWait: map[docid.ID][]chan struct{}{}}
 	c.engine = syncer.New(cfg.Repo, syncer.Options{States: cfg.States, EagerChanges: true, Logger: log})
 	return c
 }
@@ -535,7 +540,16 @@ func (c *Client) inbound(ctx context.Context, m wire.Message) {
 			c.cfg.OnUnavailable(id)
 		}
 	case wire.TypeHavenDoc:
-		c.deliverBoot(m)
+		if !c.deliverBoot(m) {
+			// Not asked for by a Bootstrap: a record opened for a call.
+			c.enqueue(func() {
+				if err := c.storeDownloaded(ctx, m); err != nil {
+					c.log.Warn("storing a document the relay sent", "doc", m.DocumentID, "err", err)
+				}
+			})
+		}
+	case wire.TypeHavenSearch, wire.TypeHavenOpen, wire.TypeHavenReview:
+		c.answer(m.Type, m.Data)
 	case wire.TypeHavenList:
 		c.mu.Lock()
 		ch := c.list
@@ -663,14 +677,18 @@ func (c *Client) AskWho(doc docid.ID, actors []string) bool {
 	return c.send(wire.Message{Type: wire.TypeHavenWho, Data: data})
 }
 
-func (c *Client) deliverBoot(m wire.Message) {
+// deliverBoot hands a document message to a Bootstrap in progress, and
+// reports whether one took it.
+func (c *Client) deliverBoot(m wire.Message) bool {
 	c.mu.Lock()
 	ch := c.docMsgs
 	c.mu.Unlock()
 	if ch != nil {
 		select {
 		case ch <- m:
+			return true
 		default: // not asked for by a Bootstrap in progress
 		}
 	}
+	return false
 }

@@ -184,3 +184,15 @@ func changesOffset(msg []byte) (int, bool) {
 	off, ok := readHaves(msg, nil)
 	return off, ok && off < len(msg)
 }
+
+// EmptySyncMessage is the first sync message an empty document sends a
+// peer: "I hold nothing; send me what you have". The relay answers with it
+// about a document it will not show a device, exactly as it would about
+// one it lacks, and tests recognise it as saying nothing of a document.
+func EmptySyncMessage() []byte {
+	msg, _, err := NewSyncState(New()).Generate()
+	if err != nil {
+		panic("crdt: an empty document's first sync message: " + err.Error())
+	}
+	return msg
+}

@@ -364,3 +364,20 @@ func (h *Handle) Compact(ctx context.Context) error {
 	h.repo.log.Debug("compacted", "doc", h.ID.String(), "bytes", len(snap), "chunks", covered)
 	return nil
 }
+
+// Remove deletes a document from the store and forgets it here, for a
+// device that may keep a document only for a while. The store must delete
+// documents (a *store.Store does). A Handle still held elsewhere keeps its
+// copy in memory; a change made through it stores the document afresh.
+func (r *Repo) Remove(ctx context.Context, id docid.ID) error {
+	d, ok := r.st.(interface {
+		DeleteDoc(context.Context, string) error
+	})
+	if !ok {
+		return errors.New("repo: this store cannot delete documents")
+	}
+	r.mu.Lock()
+	delete(r.handles, id)
+	r.mu.Unlock()
+	return d.DeleteDoc(ctx, id.String())
+}

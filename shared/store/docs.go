@@ -1,6 +1,7 @@
 package store
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -479,4 +480,38 @@ func (s *Store) DocStats(docID string) (chunks int, chunkBytes int64, snapshotBy
 		return 0, 0, 0, ErrNotFound
 	}
 	return chunks, chunkBytes, snapshotBytes, nil
+}
+
+// DeleteDoc removes a document for good: its chunks, snapshot, quarantined
+// pieces and every peer's sync state for it, in one durable write. A device
+// that may keep a record only for a while (the advice line) deletes it
+// when the while is over; nothing else deletes documents.
+func (s *Store) DeleteDoc(ctx context.Context, docID string) error {
+	if err := checkName("document ID", docID); err != nil {
+		return err
+	}
+	if err := s.enter(); err != nil {
+		return err
+	}
+	defer s.active.Done()
+	return s.write(ctx, 0, func(b *batch) ([]mutation, error) {
+		muts := []mutation{{key: docMetaKey(docID), del: true}, {key: snapshotKey(docID), del: true}}
+		each := func(prefix []byte, keep func(key []byte) bool) {
+			it := b.txn.NewIterator(badger.IteratorOptions{Prefix: prefix})
+			defer it.Close()
+			for it.Rewind(); it.Valid(); it.Next() {
+				if k := it.Item().KeyCopy(nil); keep(k) {
+					muts = append(muts, mutation{key: k, del: true})
+				}
+			}
+		}
+		all := func([]byte) bool { return true }
+		each(chunkPrefix(docID), all)
+		each(quarantinePrefix(docID), all)
+		each(prefix('r', docID), all)
+		suffix := append([]byte{0}, docID...)
+		each([]byte("s/"), func(k []byte) bool { return bytes.HasSuffix(k, suffix) })
+		delete(b.s.docSeq, docID)
+		return muts, nil
+	})
 }

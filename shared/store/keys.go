@@ -23,6 +23,8 @@ import "encoding/binary"
 //	k/<ns> 00 <key>         key/value: frame(value). <key> is any bytes.
 //	l/<log> 00 <seq>        log entry <seq>: frame(value). Never rewritten or deleted, so the
 //	                        last key holds the log's last seq.
+//	h/<log> 00 <seq>        chained log entry <seq>: frame(link of entry seq-1 + value); see
+//	                        chain.go. Never rewritten or deleted.
 //	w/mark                  the number of transactions ever committed (8 bytes), written in
 //	                        each; mirrored, after each commit, in the file HAVEN-MARK (see mark.go).
 //

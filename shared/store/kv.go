@@ -1,7 +1,9 @@
 package store
 
 import (
+	"bytes"
 	"context"
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"math"
@@ -182,6 +184,20 @@ func (s *Store) ReadLog(log string, after uint64, fn func(seq uint64, val []byte
 	if err := checkName("log name", log); err != nil {
 		return err
 	}
+	return s.readNumbered(logPrefix(log), after, func(seq uint64, framed []byte) error {
+		val, err := decodeFrame(framed)
+		if err != nil {
+			return fmt.Errorf("log entry %d: %w", seq, err)
+		}
+		return fn(seq, val)
+	})
+}
+
+// readNumbered calls fn, in order, with each raw value stored under prefix
+// and a number above after (a log's or a chained log's entries), a copy fn
+// may keep. A value Badger cannot read stops it with ErrCorrupt naming the
+// number.
+func (s *Store) readNumbered(prefix []byte, after uint64, fn func(seq uint64, raw []byte) error) error {
 	if after == math.MaxUint64 {
 		return nil
 	}
@@ -190,16 +206,16 @@ func (s *Store) ReadLog(log string, after uint64, fn func(seq uint64, val []byte
 	}
 	defer s.active.Done()
 	return s.db.View(func(txn *badger.Txn) error {
-		it := txn.NewIterator(badger.IteratorOptions{Prefix: logPrefix(log), PrefetchValues: true, PrefetchSize: 64})
+		it := txn.NewIterator(badger.IteratorOptions{Prefix: prefix, PrefetchValues: true, PrefetchSize: 64})
 		defer it.Close()
-		for it.Seek(logKey(log, after+1)); it.Valid(); it.Next() {
+		for it.Seek(binary.BigEndian.AppendUint64(bytes.Clone(prefix), after+1)); it.Valid(); it.Next() {
 			item := it.Item()
 			seq := seqSuffix(item.Key())
-			val, err := readFramed(item)
+			raw, err := item.ValueCopy(nil)
 			if err != nil {
-				return fmt.Errorf("log entry %d: %w", seq, err)
+				return fmt.Errorf("entry %d: %w: %s", seq, ErrCorrupt, unreadable(err))
 			}
-			if err := fn(seq, val); err != nil {
+			if err := fn(seq, raw); err != nil {
 				return err
 			}
 		}

@@ -34,6 +34,9 @@ func samples() []Message {
 		{Type: TypeHavenTrust, SenderID: "syncd", TargetID: "desktop-1", Data: []byte(`{"anchor":"AAAA"}`)},
 		{Type: TypeHavenCertReq, SenderID: "desktop-1", TargetID: "syncd", Data: []byte(`{"id":"req-1"}`)},
 		{Type: TypeHavenWho, SenderID: "desktop-1", TargetID: "syncd", Data: []byte(`{"doc":"x","actors":["ab"]}`)},
+		{Type: TypeHavenSearch, SenderID: "desktop-1", TargetID: "syncd", Data: []byte(`{"id":"q1","nhsNumber":"9990000018"}`)},
+		{Type: TypeHavenOpen, SenderID: "desktop-1", TargetID: "syncd", Data: []byte(`{"id":"o1"}`)},
+		{Type: TypeHavenReview, SenderID: "syncd", TargetID: "desktop-1", Data: []byte(`{"id":"r1","pending":[]}`)},
 		{Type: TypeSync, SenderID: "desktop-1", TargetID: "syncd", DocumentID: docID, Data: []byte{0x42, 1, 2, 3}},
 		{Type: TypeRequest, SenderID: "desktop-1", TargetID: "syncd", DocumentID: docID, Data: []byte{0x42, 0, 0}},
 		{Type: TypeDocUnavailable, SenderID: "syncd", TargetID: "desktop-1", DocumentID: docID},
@@ -336,10 +339,13 @@ func TestValidate(t *testing.T) {
 		TypeHavenFetch:               {"senderId", "documentIds"},
 		TypeHavenDoc:                 {"senderId", "documentId"},
 		TypeHavenAudit:               {"senderId", "data", "count"},
-		TypeHavenAuditAck:            {"senderId", "count"},
+		TypeHavenAuditAck:            {"senderId"},
 		TypeHavenTrust:               {"senderId", "data"},
 		TypeHavenCertReq:             {"senderId", "data"},
 		TypeHavenWho:                 {"senderId", "data"},
+		TypeHavenSearch:              {"senderId", "data"},
+		TypeHavenOpen:                {"senderId", "data"},
+		TypeHavenReview:              {"senderId", "data"},
 	}
 	for _, m := range samples() {
 		for _, key := range requiredKeys[m.Type] {

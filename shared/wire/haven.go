@@ -1,6 +1,8 @@
 package wire
 
 import (
+	"time"
+
 	"haven/shared/cert"
 )
 
@@ -87,6 +89,17 @@ const (
 	CodeQuotaDocuments   = "quota/documents"      // too many new documents this hour
 	CodeQuotaDocBytes    = "quota/document-bytes" // the document would grow past its size limit
 	CodeQuotaWaiting     = "quota/waiting"        // too many of this connection's messages waiting
+	CodeQuotaAudit       = "quota/audit"          // audit events faster than the rate allows
+	// Audit batches: the relay stores a device's events in the order the
+	// device numbered them, without a gap. Either way nothing of the batch
+	// is stored; the haven-audit-ack that follows says where the relay
+	// stands.
+	CodeAuditGap      = "audit/gap"      // the batch starts past the next event the relay expects
+	CodeAuditSequence = "audit/sequence" // numbers out of order within the batch, or wildly far ahead
+	CodeQuotaSearch   = "quota/search"   // searches or openings faster than the rate allows
+	CodeNeedsReason   = "needs-reason"   // opening a record needs a reason a reviewer will understand
+	CodeNotPermitted  = "not-permitted"  // the signed-in member of staff may not do this (unsigned, or the wrong role or organisation)
+	CodeNotFound      = "not-found"      // no such record (or none this device may ask for)
 )
 
 // RuleCode is the error code for a change refused because it breaks a
@@ -141,3 +154,140 @@ type DeviceName struct {
 
 // MaxWhoActors bounds the actors one haven-who may ask about.
 const MaxWhoActors = 2000
+
+// AuditEvent is one event of a haven-audit batch: who on the device did
+// what to which resident's record, as the device says. The relay believes
+// only what it can check: the device is the connection's, the time it
+// received the event is its own, and the member of staff is the one whose
+// certificate signed the event; the rest it stores as the device's claim.
+// No health data: an action name, a document ID, and for a few actions a
+// short reason typed by staff.
+type AuditEvent struct {
+	// Seq is the event's place in the device's audit log, from 1 without
+	// a gap: the relay stores each once, in order.
+	Seq uint64 `json:"seq"`
+	// ID is a random name the device gives the event, signed with it, so
+	// a signature cannot be replayed for a second event.
+	ID       string    `json:"id"`
+	Time     time.Time `json:"time"` // on the device's clock
+	User     string    `json:"user"` // staff ID
+	Role     string    `json:"role"`
+	Resident string    `json:"resident"` // the record's document ID
+	Action   string    `json:"action"`   // e.g. "view-advance-wishes", "change"
+	Detail   string    `json:"detail,omitempty"`
+	// Cert and Sig are the signed-in member of staff's certificate ID and
+	// signature over SigningBytes; absent for staff not certified yet.
+	Cert string `json:"cert,omitempty"`
+	Sig  []byte `json:"sig,omitempty"`
+}
+
+const auditTag = "haven audit event v1"
+
+// SigningBytes is what Sig signs: "haven audit event v1", the device ID,
+// ID, Time (RFC 3339 with nanoseconds, UTC), User, Role, Resident, Action,
+// Detail and Cert (cert's canonical encoding). Seq is not signed: the
+// device numbers events when it sends them.
+func (e AuditEvent) SigningBytes(device string) []byte {
+	return cert.EncodeStrings(auditTag, device, e.ID, e.Time.UTC().Format(time.RFC3339Nano), e.User, e.Role,
+		e.Resident, e.Action, e.Detail, e.Cert)
+}
+
+// SearchQuery is a haven-search message's data from an advice-line device:
+// a resident by NHS number, or by family name and date of birth (both
+// needed, so a search names a person rather than lists a surname).
+type SearchQuery struct {
+	ID          string `json:"id"` // echoed in the answer
+	NHSNumber   string `json:"nhsNumber,omitempty"`
+	FamilyName  string `json:"familyName,omitempty"`
+	DateOfBirth string `json:"dateOfBirth,omitempty"` // YYYY-MM-DD
+}
+
+// MaxSearchMatches bounds the residents one search returns.
+const MaxSearchMatches = 10
+
+// SearchResult is the relay's answer: the residents who match, as their
+// home's list shows them, enough to tell two apart and to choose. Nothing
+// else of their records.
+type SearchResult struct {
+	ID      string        `json:"id"`
+	Matches []SearchMatch `json:"matches"`
+	// Code is an error code when the search was refused (bad-request for
+	// a query that names nobody, quota/search over the rate).
+	Code string `json:"code,omitempty"`
+}
+
+// SearchMatch is one resident found.
+type SearchMatch struct {
+	Record        string `json:"record"` // the record's document ID
+	Home          string `json:"home"`
+	HomeName      string `json:"homeName"`
+	GivenName     string `json:"givenName"`
+	FamilyName    string `json:"familyName"`
+	PreferredName string `json:"preferredName,omitempty"`
+	DateOfBirth   string `json:"dateOfBirth"`
+	NHSNumber     string `json:"nhsNumber"`
+	Status        string `json:"status"`
+}
+
+// OpenRequest is a haven-open message's data: an advice-line clinician
+// opens a resident's record for a call, with a reason. Claim is the
+// break-glass event, signed by the clinician like an audit event (Action
+// "break-glass", Resident the record, Detail the reason typed); the relay
+// records it in its audit log before it sends a byte of the record.
+type OpenRequest struct {
+	ID    string     `json:"id"`
+	Claim AuditEvent `json:"claim"`
+}
+
+// OpenResult is the relay's answer. On success the record and its
+// timeline follow as haven-doc messages, and the device may hold them
+// until Until, which each use moves on; Code is an error code otherwise.
+type OpenResult struct {
+	ID       string    `json:"id"`
+	Record   string    `json:"record,omitempty"`
+	Timeline string    `json:"timeline,omitempty"`
+	Until    time.Time `json:"until,omitzero"`
+	// KeepSeconds is the same as a span from now, for a device whose
+	// clock may not agree with the relay's.
+	KeepSeconds int64  `json:"keepSeconds,omitempty"`
+	Code        string `json:"code,omitempty"`
+}
+
+// ReviewRequest is a haven-review message's data: an information-governance
+// lead, signed in on a desktop of their organisation, asks for the
+// break-glass accesses awaiting review (Seq 0) or records a review of one.
+// Claim is signed by their certificate like an audit event (Action
+// "review-list" or "review", Detail the review's note).
+type ReviewRequest struct {
+	ID    string     `json:"id"`
+	Seq   uint64     `json:"seq,omitempty"`
+	Claim AuditEvent `json:"claim"`
+}
+
+// ReviewList is the relay's answer: the accesses still awaiting review.
+type ReviewList struct {
+	ID      string          `json:"id"`
+	Pending []PendingAccess `json:"pending"`
+	Code    string          `json:"code,omitempty"`
+}
+
+// PendingAccess is one break-glass access awaiting review, as the relay
+// recorded it. Text a device typed has every control character escaped.
+type PendingAccess struct {
+	Seq      uint64    `json:"seq"`
+	Received time.Time `json:"received"`
+	Device   string    `json:"device"` // its name and organisation
+	Staff    string    `json:"staff"`  // the clinician's name, from their certificate
+	Role     string    `json:"role"`
+	Resident string    `json:"resident"` // the record's document ID
+	Home     string    `json:"home"`     // the home's name
+	Reason   string    `json:"reason"`
+}
+
+// Actions the relay records for these requests.
+const (
+	ActionBreakGlass = "break-glass"
+	ActionReviewList = "review-list"
+	ActionReview     = "review"
+	ActionSearch     = "search"
+)

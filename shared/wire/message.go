@@ -37,11 +37,17 @@ const (
 	TypeHavenFetch    Type = "haven-fetch"     // client → relay: send these documents whole
 	TypeHavenDoc      Type = "haven-doc"       // relay → client: one stored document (snapshot and chunks)
 	TypeHavenAudit    Type = "haven-audit"     // client → relay: a batch of audit events (data), numbered by count
-	TypeHavenAuditAck Type = "haven-audit-ack" // relay → client: the batch numbered count is stored
+	TypeHavenAuditAck Type = "haven-audit-ack" // relay → client: the relay holds the device's audit events up to number count
 	TypeHavenTrust    Type = "haven-trust"     // relay → client: Trust (JSON) in data
 	TypeHavenCertReq  Type = "haven-cert-request"
 	// haven-cert-request: client → relay, a CertRequest (JSON) in data
 	TypeHavenWho Type = "haven-who" // client → relay: WhoRequest; relay → client: Who (JSON in data)
+	// The advice line finds and opens records through the relay, and an
+	// IG lead reviews break-glass accesses: a request (JSON in data) and
+	// the relay's answer, matched by the request's ID.
+	TypeHavenSearch Type = "haven-search" // SearchQuery, answered by SearchResult
+	TypeHavenOpen   Type = "haven-open"   // OpenRequest, answered by OpenResult (then the documents)
+	TypeHavenReview Type = "haven-review" // ReviewRequest, answered by ReviewList
 )
 
 // Known reports whether t is a type this package decodes field by field.
@@ -172,6 +178,9 @@ var schemas = map[Type]field{
 	TypeHavenTrust:               fSender | fTarget | fData,
 	TypeHavenCertReq:             fSender | fTarget | fData,
 	TypeHavenWho:                 fSender | fTarget | fData,
+	TypeHavenSearch:              fSender | fTarget | fData,
+	TypeHavenOpen:                fSender | fTarget | fData,
+	TypeHavenReview:              fSender | fTarget | fData,
 }
 
 // unknownSchema is what Decode reads and Encode writes for unknown types.
@@ -195,10 +204,13 @@ var required = map[Type]field{
 	TypeHavenFetch:               fSender | fDocumentIDs,
 	TypeHavenDoc:                 fSender | fDocument,
 	TypeHavenAudit:               fSender | fData | fCount,
-	TypeHavenAuditAck:            fSender | fCount,
+	TypeHavenAuditAck:            fSender, // count 0: the relay holds none of the device's events
 	TypeHavenTrust:               fSender | fData,
 	TypeHavenCertReq:             fSender | fData,
 	TypeHavenWho:                 fSender | fData,
+	TypeHavenSearch:              fSender | fData,
+	TypeHavenOpen:                fSender | fData,
+	TypeHavenReview:              fSender | fData,
 }
 
 // Validate reports whether m carries every field its type needs, and a

@@ -262,8 +262,9 @@ func (a *App) startLocked(master []byte) error {
 	go func() {
 		defer close(a.done)
 		var wg sync.WaitGroup
-		wg.Add(1)
+		wg.Add(2)
 		go func() { defer wg.Done(); a.audit.run(ctx) }()
+		go func() { defer wg.Done(); a.purgeLoop(ctx) }()
 		err := a.client.Run(ctx)
 		if err != nil && !errors.Is(err, context.Canceled) {
 			a.log.Error("sync stopped", "err", err)

@@ -3,6 +3,7 @@ package app
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"errors"
 	"os"
 	"path/filepath"
@@ -16,6 +17,7 @@ import (
 	"haven/shared/docid"
 	"haven/shared/news2"
 	"haven/shared/record"
+	"haven/shared/repo"
 	"haven/shared/store"
 )
 
@@ -503,12 +505,18 @@ func TestSeedDemo(t *testing.T) {
 	}
 }
 
+// TestAdviceLineNeedsAReasonToOpenARecord: an advice-line computer asks
+// for a reason before it shows any record. Without the relay it can open
+// only what it opened before and may still keep (the reason going in its
+// own audit log), and that for this session only; what it may no longer
+// keep it deletes. (Opening through the relay: syncd's and the end-to-end
+// tests.)
 func TestAdviceLineNeedsAReasonToOpenARecord(t *testing.T) {
-	a, _, h := openApp(t, 2, "Dr Ada Quill", gpPIN)
+	a, clk, h := openApp(t, 2, "Dr Ada Quill", gpPIN)
 	a.mu.Lock()
 	a.dev.OrgKind = "advice-line"
 	a.mu.Unlock()
-	id := h.Residents[0].RecordID
+	id, other := h.Residents[0].RecordID, h.Residents[1].RecordID
 	if _, err := a.FrontSheet(id); !errors.Is(err, ErrNeedsReason) {
 		t.Fatalf("advice line opens a record without a reason: %v", err)
 	}
@@ -519,26 +527,54 @@ func TestAdviceLineNeedsAReasonToOpenARecord(t *testing.T) {
 	if err := a.BreakGlass(id, "call"); !errors.As(err, &p) {
 		t.Fatalf("a one-word reason was accepted: %v", err)
 	}
+	// Opened on an earlier call, kept for three days from then.
+	o, _ := json.Marshal(opened{Timeline: h.Residents[0].TimelineID.String(), Until: clk.now().Add(72 * time.Hour)})
+	if err := a.st.Put(context.Background(), nsOpened, id.String(), o); err != nil {
+		t.Fatal(err)
+	}
+	if err := a.BreakGlass(other, "Call from Larch House night staff about a fall"); !errors.Is(err, ErrRegionOffline) {
+		t.Fatalf("offline, a record never opened: %v", err)
+	}
 	if err := a.BreakGlass(id, "Call from Larch House night staff about a fall"); err != nil {
 		t.Fatal(err)
 	}
 	if _, err := a.FrontSheet(id); err != nil {
 		t.Fatalf("after the reason: %v", err)
 	}
-	if _, err := a.FrontSheet(h.Residents[1].RecordID); !errors.Is(err, ErrNeedsReason) {
+	if _, err := a.FrontSheet(other); !errors.Is(err, ErrNeedsReason) {
 		t.Fatal("one reason opened another resident's record")
 	}
 	var found bool
 	a.st.ReadLog(auditLog, 0, func(_ uint64, v []byte) error {
-		found = found || strings.Contains(string(v), ActionBreakGlass) && strings.Contains(string(v), "about a fall")
+		found = found || strings.Contains(string(v), auditReopenOffline) && strings.Contains(string(v), "about a fall")
 		return nil
 	})
 	if !found {
-		t.Fatal("no break-glass audit event with the reason")
+		t.Fatal("no audit event with the reason")
 	}
 	a.Lock()
 	a.Unlock(staffID(t, a, "Dr Ada Quill"), gpPIN)
 	if _, err := a.FrontSheet(id); !errors.Is(err, ErrNeedsReason) {
 		t.Fatal("a break-glass reason outlived the session")
+	}
+	// Three days and a minute on, the record goes; what was never opened
+	// is not the advice line's to delete (here: seeded, not opened).
+	clk.t = clk.t.Add(72*time.Hour + time.Minute)
+	if n := a.purgeOpened(); n != 1 {
+		t.Fatalf("purged %d records, want 1", n)
+	}
+	if _, err := a.repo.Open(id); !errors.Is(err, repo.ErrNotFound) {
+		t.Fatalf("the record is still here: %v", err)
+	}
+	if _, err := a.repo.Open(h.Residents[0].TimelineID); !errors.Is(err, repo.ErrNotFound) {
+		t.Fatalf("its timeline is still here: %v", err)
+	}
+	for _, r := range a.Residents(Filter{}) {
+		if r.ID == id {
+			t.Fatal("the purged record is still listed")
+		}
+	}
+	if err := a.BreakGlass(id, "Call from Larch House night staff about a fall"); !errors.Is(err, ErrRegionOffline) {
+		t.Fatalf("a purged record opened again offline: %v", err)
 	}
 }

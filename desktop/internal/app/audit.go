@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"haven/shared/docid"
+	"haven/shared/wire"
 )
 
 // Audit actions.
@@ -16,19 +17,10 @@ const (
 	AuditViewWishes     = "view-advance-wishes"
 	AuditViewHistory    = "view-history"
 	AuditChange         = "change"
+	// AuditUnreadable stands for an event this computer recorded but can
+	// no longer read (a damaged store).
+	AuditUnreadable = "unreadable-on-device"
 )
-
-type auditEvent struct {
-	Time     time.Time `json:"time"`
-	User     string    `json:"user"`
-	Role     string    `json:"role"`
-	Resident string    `json:"resident"`
-	Action   string    `json:"action"`
-	Detail   string    `json:"detail,omitempty"` // an operation name, never health data
-	// Seq is the event's place in this computer's audit log, set when it
-	// is sent: the relay stores each event once however often it arrives.
-	Seq uint64 `json:"seq,omitempty"`
-}
 
 const (
 	auditLog     = "app-audit"      // append-only: every event, durably, before it is sent
@@ -47,9 +39,18 @@ func newAuditOutbox(a *App) *auditOutbox {
 	return &auditOutbox{a: a, kick: make(chan struct{}, 1)}
 }
 
-// record appends an event durably and nudges the sender.
+// record appends an event durably and nudges the sender. A certified
+// member of staff signs it (their key is unsealed while they are signed
+// in), so the relay takes who they are from their certificate rather than
+// from this computer's word.
 func (o *auditOutbox) record(u *User, resident docid.ID, action, detail string) {
-	b, _ := json.Marshal(auditEvent{Time: o.a.opts.Now().UTC(), User: u.ID, Role: string(u.Acts()), Resident: resident.String(), Action: action, Detail: detail})
+	e := wire.AuditEvent{ID: randomID("ev-"), Time: o.a.opts.Now().UTC(), User: u.ID, Role: string(u.Acts()),
+		Resident: resident.String(), Action: action, Detail: detail}
+	if u.signer.Cert != nil {
+		e.Cert = u.signer.Cert.ID
+		e.Sig = u.signer.Sign(e.SigningBytes(o.a.dev.DeviceID))
+	}
+	b, _ := json.Marshal(e)
 	if _, err := o.a.st.AppendLog(context.Background(), auditLog, b); err != nil {
 		o.a.log.Error("audit event not recorded", "err", err)
 		return
@@ -72,11 +73,16 @@ func (o *auditOutbox) ackedSeq() uint64 {
 	return binary.BigEndian.Uint64(b)
 }
 
-// acked is the client's callback: the relay stored everything up to seq.
+// acked is the client's callback: the relay holds everything up to seq,
+// and nothing after it. It answers every batch, also one it refused (a
+// gap, its rate), and may so move the mark back: what it lacks is sent
+// again from the log, which keeps every event. A mark that did not move
+// waits for the next round rather than sending the same batch at once.
 func (o *auditOutbox) acked(seq uint64) {
-	if seq > o.ackedSeq() {
-		o.a.st.Put(context.Background(), nsAuditState, "acked", binary.BigEndian.AppendUint64(nil, seq))
+	if seq == o.ackedSeq() {
+		return
 	}
+	o.a.st.Put(context.Background(), nsAuditState, "acked", binary.BigEndian.AppendUint64(nil, seq))
 	o.nudge()
 }
 
@@ -107,16 +113,18 @@ func (o *auditOutbox) sendBatch() {
 	if c == nil || !c.Status().Online {
 		return
 	}
-	var events []auditEvent
+	var events []wire.AuditEvent
 	var last uint64
 	o.a.st.ReadLog(auditLog, o.ackedSeq(), func(seq uint64, v []byte) error {
 		if len(events) >= auditBatch {
 			return errStop
 		}
-		var e auditEvent
+		var e wire.AuditEvent
 		if err := json.Unmarshal(v, &e); err != nil {
-			o.a.log.Error("unreadable audit event skipped", "seq", seq)
-			return nil
+			// The relay takes numbers only in order: say the event was
+			// lost here rather than leave a gap that stops the rest.
+			o.a.log.Error("unreadable audit event sent as such", "seq", seq)
+			e = wire.AuditEvent{Action: AuditUnreadable, Time: o.a.opts.Now().UTC()}
 		}
 		e.Seq = seq
 		events = append(events, e)

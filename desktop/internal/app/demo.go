@@ -54,6 +54,17 @@ func demoStaff(master []byte) ([]staffRecord, error) {
 // accounts. It is for screenshots, UI tests and benchmarks; a demo that
 // syncs is enrolled with a relay instead (make run).
 func SeedDemo(dir string, n, notes int, now time.Time) error {
+	return seedDemo(dir, n, notes, now, false)
+}
+
+// SeedDemoAdviceLine sets up an offline demo advice-line computer as it is
+// after a night of calls: the residents' records it opened (from one home,
+// n of them), each kept for three days from now, and nothing else.
+func SeedDemoAdviceLine(dir string, n, notes int, now time.Time) error {
+	return seedDemo(dir, n, notes, now, true)
+}
+
+func seedDemo(dir string, n, notes int, now time.Time, adviceLine bool) error {
 	if _, err := loadDevice(dir); err == nil {
 		return errors.New("this folder is already set up")
 	}
@@ -72,6 +83,9 @@ func SeedDemo(dir string, n, notes int, now time.Time) error {
 	d := &deviceFile{Version: 1, DeviceID: "dev-demo", DeviceName: "Demo computer", Org: home, OrgName: "Larch House (demo)",
 		OrgKind: "care-home", RelayURL: "", PeerID: randomID("desktop-"), StorageID: randomID("store-"), Credential: cred,
 		LockAfterSeconds: 300, Demo: true, Staff: staff, Anchor: anchor}
+	if adviceLine {
+		d.OrgKind, d.OrgName = "advice-line", "Night advice line (demo)"
+	}
 	st, err := store.Open(dir, store.Options{Key: master})
 	if err != nil {
 		return err
@@ -95,10 +109,16 @@ func SeedDemo(dir string, n, notes int, now time.Time) error {
 				_, err = r.Create(ctx, id, doc)
 			}
 		}
-		put(h.DirectoryID, h.Directory)
+		if !adviceLine {
+			put(h.DirectoryID, h.Directory)
+		}
 		for _, res := range h.Residents {
 			put(res.RecordID, res.Record)
 			put(res.TimelineID, res.Timeline)
+			if adviceLine && err == nil {
+				b, _ := json.Marshal(opened{Timeline: res.TimelineID.String(), Until: now.Add(adviceRetention)})
+				err = st.Put(ctx, nsOpened, res.RecordID.String(), b)
+			}
 		}
 	}
 	r.Close()
@@ -108,7 +128,9 @@ func SeedDemo(dir string, n, notes int, now time.Time) error {
 	if err != nil {
 		return fmt.Errorf("seed demo: %w", err)
 	}
-	d.Directory = h.DirectoryID.String()
+	if !adviceLine {
+		d.Directory = h.DirectoryID.String()
+	}
 	return d.save(dir)
 }
 

@@ -255,6 +255,15 @@ func (x *index) refresh(id docid.ID) bool {
 	return false
 }
 
+// remove forgets a resident's row, in memory and on disk.
+func (x *index) remove(id docid.ID) {
+	x.mu.Lock()
+	delete(x.rows, id)
+	x.sorted = nil
+	x.mu.Unlock()
+	x.a.st.Delete(context.Background(), nsRow, id.String())
+}
+
 // update changes one row and saves it.
 func (x *index) update(id docid.ID, f func(r *Row)) {
 	b := x.change(id, f)

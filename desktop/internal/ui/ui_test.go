@@ -6,11 +6,8 @@ package ui
 // show: label text, not pixels.
 
 import (
-	"bytes"
 	"context"
 	"errors"
-	"os"
-	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
@@ -51,7 +48,7 @@ func (c *clock) add(d time.Duration) {
 // (and waited for) so that no application goroutine touches the UI while a
 // test drives it.
 func demoApp(t *testing.T, n int) (*app.App, *clock) {
-	return demoAppAs(t, n, "")
+	return demoAppAs(t, n, "care-home")
 }
 
 // demoAppAs is demoApp on a computer of another kind of organisation
@@ -59,18 +56,12 @@ func demoApp(t *testing.T, n int) (*app.App, *clock) {
 func demoAppAs(t *testing.T, n int, orgKind string) (*app.App, *clock) {
 	t.Helper()
 	dir := t.TempDir()
-	if err := app.SeedDemo(dir, n, 3, testNow); err != nil {
-		t.Fatal(err)
+	seed := app.SeedDemo
+	if orgKind == "advice-line" {
+		seed = app.SeedDemoAdviceLine
 	}
-	if orgKind != "" {
-		path := filepath.Join(dir, "device.json")
-		b, err := os.ReadFile(path)
-		if err != nil || !bytes.Contains(b, []byte(`"orgKind": "care-home"`)) {
-			t.Fatalf("device file: %v", err)
-		}
-		if err := os.WriteFile(path, bytes.Replace(b, []byte(`"orgKind": "care-home"`), []byte(`"orgKind": "`+orgKind+`"`), 1), 0o600); err != nil {
-			t.Fatal(err)
-		}
+	if err := seed(dir, n, 3, testNow); err != nil {
+		t.Fatal(err)
 	}
 	c := &clock{t: testNow}
 	a, err := app.Open(dir, app.Options{NoSync: true, Now: c.now})

@@ -6,6 +6,7 @@ package admin
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"flag"
 	"fmt"
@@ -50,8 +51,9 @@ const Usage = `syncd admin commands:
                                          enrol a device; prints its one-time code
   devices [ORG-ID]                       list devices
   revoke DEVICE-ID                       revoke a device (its live connections are closed at once)
-  audit [-org ORG-ID] [-after N]         print audit events (for the IG lead)
+  audit [-org ORG-ID] [-after N] [-json] print audit events (for the IG lead)
   audit -unreviewed [-org ORG-ID]        break-glass accesses no IG lead has reviewed yet
+  audit -verify                          check the audit log's hash chain; prints its head
   review SEQ -by NAME [-note TEXT]       record the IG lead's review of a break-glass access
   staff list [-org ORG-ID]               staff certificate requests (pending first) and certificates
   staff approve REQUEST-ID               grant a request once you have checked the person and their registration
@@ -75,6 +77,8 @@ func (a *Admin) Run(ctx context.Context, args []string, out io.Writer) error {
 	orgFilter := fs.String("org", "", "organisation")
 	after := fs.Uint64("after", 0, "audit sequence to start after")
 	unreviewed := fs.Bool("unreviewed", false, "only break-glass accesses awaiting review")
+	verify := fs.Bool("verify", false, "check the audit log's hash chain")
+	asJSON := fs.Bool("json", false, "print audit events as JSON, one per line")
 	reviewer := fs.String("by", "", "who reviewed")
 	note := fs.String("note", "", "review note")
 	role := fs.String("role", "", "staff role")
@@ -169,24 +173,40 @@ func (a *Admin) Run(ctx context.Context, args []string, out io.Writer) error {
 			fmt.Fprintln(out, "the relay is not running: the device is refused at its next connection")
 		}
 	case "audit":
-		if *unreviewed {
+		switch {
+		case *verify:
+			n, head, err := a.Orgs.VerifyAudit()
+			if err != nil {
+				return fmt.Errorf("audit log NOT intact after event %d: %w", n, err)
+			}
+			fmt.Fprintf(out, "audit log intact: %d events, chain head %s\n", n, head)
+			return nil
+		case *unreviewed:
 			list, err := a.Orgs.Unreviewed(*orgFilter)
 			if err != nil {
 				return err
 			}
 			for _, p := range list {
-				e := p.Event
-				fmt.Fprintf(out, "%d\t%s\t%s\t%s\t%s\t%s\treason: %s\n", p.Seq, e.Time.UTC().Format(time.RFC3339), e.Device, e.User, e.Role, e.Resident, e.Detail)
+				e := p.Event.Printable()
+				fmt.Fprintf(out, "%d\t%s\t%s\t%s\t%s\t%s\treason: %s\n", p.Seq, e.Received.UTC().Format(time.RFC3339), e.Device, staffOf(e), e.Role, e.Resident, e.Detail)
 			}
 			fmt.Fprintf(out, "%d break-glass accesses await review\n", len(list))
 			return nil
 		}
+		if !*asJSON {
+			fmt.Fprintln(out, "seq\treceived\tdevice time\tdevice\tstaff\trole\taction\tresident\tdoubts")
+		}
+		enc := json.NewEncoder(out)
 		return a.Orgs.AuditLog(*after, func(seq uint64, e orgs.AuditEvent) error {
 			if *orgFilter != "" && e.Owner != *orgFilter && e.Org != *orgFilter {
 				return nil
 			}
-			fmt.Fprintf(out, "%d\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", seq, e.Time.UTC().Format(time.RFC3339), e.Received.UTC().Format(time.RFC3339),
-				e.Device, e.User, e.Role, e.Action, e.Resident)
+			if *asJSON {
+				return enc.Encode(AuditLine{Seq: seq, Event: e})
+			}
+			e = e.Printable()
+			fmt.Fprintf(out, "%d\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", seq, e.Received.UTC().Format(time.RFC3339), e.Time.UTC().Format(time.RFC3339),
+				e.Device, staffOf(e), e.Role, e.Action, e.Resident, strings.Join(e.Doubts, ","))
 			return nil
 		})
 	case "review":
@@ -210,6 +230,24 @@ func (a *Admin) Run(ctx context.Context, args []string, out io.Writer) error {
 		return fmt.Errorf("unknown command %q\n%s", cmd, Usage)
 	}
 	return nil
+}
+
+// AuditLine is one line of audit -json.
+type AuditLine struct {
+	Seq   uint64          `json:"seq"`
+	Event orgs.AuditEvent `json:"event"`
+}
+
+// staffOf names the member of staff of an event: the certified name and
+// ID, or what the device claimed, marked as such.
+func staffOf(e orgs.AuditEvent) string {
+	switch {
+	case e.User != "":
+		return e.Name + " (" + e.User + ")"
+	case e.Claimed != "":
+		return "unverified: " + e.Claimed
+	}
+	return "-"
 }
 
 // staff runs the staff certificate commands.

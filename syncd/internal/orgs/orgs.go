@@ -134,7 +134,7 @@ const (
 	nsCreds   = "creds"
 	nsSeen    = "seen"
 	nsFirst   = "first"
-	auditLog  = "audit"
+	auditLog  = "audit" // a chained log (store.AppendChained)
 )
 
 // namespaces lists every key/value namespace the registry writes, for tests that inspect them.
@@ -185,6 +185,11 @@ type Registry struct {
 	// firsts serialises FirstAccess and AuditFirstAccess per (device, document) key, so
 	// different keys proceed (and share store syncs) concurrently.
 	firsts keyLock
+
+	// auditOnce moves a pre-chain audit log into the chain before the first audit read or
+	// write; auditErr is its outcome.
+	auditOnce sync.Once
+	auditErr  error
 }
 
 type seenTimes struct{ written, latest time.Time }

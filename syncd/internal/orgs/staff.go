@@ -353,6 +353,49 @@ func (r *Registry) Certificates(orgID string) ([]cert.Certificate, error) {
 	return out, err
 }
 
+// Certificate returns an issued certificate by ID, or ErrNotFound.
+func (r *Registry) Certificate(id string) (cert.Certificate, error) {
+	var c cert.Certificate
+	if id == "" || r.getJSON(nsCerts, id, &c) != nil {
+		return c, notFoundf("no certificate %q", id)
+	}
+	return c, nil
+}
+
+// ErrUnsigned reports a claim that no member of staff signed.
+var ErrUnsigned = errors.New("no staff signature")
+
+// StaffSigned returns the certificate of the member of staff who signed msg
+// on device dev at time at: one this relay issued, for dev's organisation,
+// covering at and not revoked by then (trust is Trust's), whose key made
+// sig. Otherwise it
+// says why: ErrUnsigned, ErrNotFound (no such certificate),
+// cert.ErrBadSignature, ErrForeignOrg, or the certificate's own reason
+// (cert.ErrExpired, cert.ErrRevoked, ...).
+func (r *Registry) StaffSigned(trust *cert.Trust, dev Device, certID string, msg, sig []byte, at time.Time) (cert.Certificate, error) {
+	if certID == "" || len(sig) == 0 {
+		return cert.Certificate{}, ErrUnsigned
+	}
+	c, err := r.Certificate(certID)
+	if err != nil {
+		return c, err
+	}
+	if c.Org != dev.Org {
+		return c, ErrForeignOrg
+	}
+	if err := trust.Check(c, at); err != nil {
+		return c, err
+	}
+	if !ed25519.Verify(c.PublicKey, msg, sig) {
+		return c, cert.ErrBadSignature
+	}
+	return c, nil
+}
+
+// ErrForeignOrg reports a certificate of another organisation than the
+// device's: staff sign in on their own organisation's computers.
+var ErrForeignOrg = errors.New("certificate of another organisation")
+
 // RevokeCertificate revokes a staff certificate from now: what its key
 // signed before stays valid, what it signs from now on does not. Revoking
 // twice keeps the first revocation.

@@ -41,26 +41,24 @@ func (c *conn) bootstrap(ctx context.Context) {
 			c.certRequest(m)
 		case wire.TypeHavenWho:
 			c.who(m)
+		case wire.TypeHavenSearch:
+			c.search(m)
+		case wire.TypeHavenOpen:
+			c.open(m)
+		case wire.TypeHavenReview:
+			c.review(m)
 		}
 	}
 }
 
 // listScope returns the documents a device should hold: everything its home
-// or hub owns. An advice-line device, whose scope is every home, gets the
-// homes' directories only and opens residents on demand (each first access
-// audited), rather than copying the region.
+// or hub owns. An advice-line device, whose scope is the region, holds only
+// the records it opened and still may (see advice.go).
 func (s *Server) listScope(c *conn) []string {
 	var ids []string
 	if c.sc().AdviceLine() {
-		orgList, err := s.orgs.Orgs()
-		if err != nil {
-			s.log.Error("list organisations", "err", err)
-		}
-		for _, o := range orgList {
-			if o.Directory != "" {
-				ids = append(ids, o.Directory)
-			}
-		}
+		ids = s.grantedDocs(c.dev.ID)
+		sort.Strings(ids)
 		return ids
 	}
 	s.mu.Lock()
@@ -78,9 +76,9 @@ func (s *Server) listScope(c *conn) []string {
 // missing or out of scope (indistinguishable), and subscribes the device.
 func (c *conn) fetch(ctx context.Context, id string) error {
 	s := c.s
+	owner := s.owner(id)
+	ok := owner != "" && c.mayHold(id, owner)
 	s.mu.Lock()
-	owner := s.owners[id]
-	ok := owner != "" && c.sc().Allows(owner)
 	if ok {
 		subs := s.subs[id]
 		if subs == nil {
@@ -99,7 +97,6 @@ func (c *conn) fetch(ctx context.Context, id string) error {
 			for _, ch := range sd.Chunks {
 				m.Chunks = append(m.Chunks, ch.Data)
 			}
-			s.auditAccess(ctx, id, []queued{{from: c}})
 		case errors.Is(err, store.ErrNotFound):
 			ok = false
 		default:

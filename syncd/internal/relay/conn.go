@@ -167,6 +167,17 @@ func (c *conn) hidden(doc string, held bool, changes int) {
 // sc is the device's scope now.
 func (c *conn) sc() orgs.Scope { return *c.scope.Load() }
 
+// mayHold reports whether the device may hold document doc, owned by
+// owner: one of its scope's, or for an advice-line device (whose scope is
+// the region) one it opened and used within the retention period.
+func (c *conn) mayHold(doc, owner string) bool {
+	sc := c.sc()
+	if !sc.Allows(owner) {
+		return false
+	}
+	return !sc.AdviceLine() || c.s.granted(c.dev.ID, doc)
+}
+
 // send encodes and queues a message; a stuck peer is dropped by transport.
 func (c *conn) send(m wire.Message) {
 	m.SenderID = c.s.peerID
@@ -225,7 +236,8 @@ func (c *conn) onFrame(frame []byte) {
 		c.syncMessage(m)
 	case wire.TypeEphemeral:
 		c.ephemeral(m)
-	case wire.TypeHavenList, wire.TypeHavenFetch, wire.TypeHavenAudit, wire.TypeHavenCertReq, wire.TypeHavenWho:
+	case wire.TypeHavenList, wire.TypeHavenFetch, wire.TypeHavenAudit, wire.TypeHavenCertReq, wire.TypeHavenWho,
+		wire.TypeHavenSearch, wire.TypeHavenOpen, wire.TypeHavenReview:
 		select { // served in order on the connection's bootstrap goroutine: they read or write the store
 		case c.boot <- m:
 		default:
@@ -331,9 +343,11 @@ func (c *conn) syncMessage(m wire.Message) {
 	s := c.s
 	doc := m.DocumentID
 	changes := crdt.CountChanges(m.Data) // 0 for a malformed message
+	// Owners are only ever added, so one read before the lock holds: a
+	// document that appears meanwhile is treated as missing, as it was.
+	owner := s.owner(doc)
+	visible := owner != "" && c.mayHold(doc, owner)
 	s.mu.Lock()
-	owner := s.owners[doc]
-	visible := owner != "" && c.sc().Allows(owner)
 	switch {
 	case !visible && m.Type == wire.TypeRequest:
 		// Missing or out of scope, the same answer: doc-unavailable. A
@@ -393,9 +407,11 @@ func (c *conn) ephemeral(m wire.Message) {
 	s := c.s
 	doc := m.DocumentID
 	key := c.peer.ID + " " + m.SessionID
+	if owner := s.owner(doc); owner == "" || !c.mayHold(doc, owner) {
+		return
+	}
 	s.mu.Lock()
-	owner := s.owners[doc]
-	if owner == "" || !c.sc().Allows(owner) || m.Count <= s.seenEph[key] {
+	if m.Count <= s.seenEph[key] {
 		s.mu.Unlock()
 		return
 	}

@@ -30,6 +30,19 @@ type Limits struct {
 	// type. Defaults 50/s and 10,000; per organisation four times those.
 	ChangesPerSecond float64
 	ChangeBurst      int
+	// AuditPerSecond and AuditBurst are a token bucket per device for the
+	// audit events it reports: a desktop back from a week offline sends a
+	// few thousand views at once. Defaults 2/s and 5,000.
+	AuditPerSecond float64
+	AuditBurst     int
+	// SearchesPerHour caps an advice-line device's searches and record
+	// openings together: a busy line takes a call every few minutes per
+	// desk. A burst of a quarter of it passes at once. Default 120.
+	SearchesPerHour int
+	// AdviceRetention is how long an advice-line device may keep a record
+	// after it was last opened for a call (each opening records a reason),
+	// for a call-back while the line is down. Default 72 hours.
+	AdviceRetention time.Duration
 	// Waiting caps one connection's messages queued for the workers.
 	// Default 5,000.
 	Waiting int
@@ -52,12 +65,20 @@ func (l Limits) withDefaults() Limits {
 	def(&l.OrgDocsPerHour, 2000)
 	def(&l.ChangeBurst, 10000)
 	def(&l.Waiting, 5000)
+	def(&l.AuditBurst, 5000)
+	def(&l.SearchesPerHour, 120)
+	if l.AdviceRetention <= 0 {
+		l.AdviceRetention = 72 * time.Hour
+	}
 	def(&l.UnauthPerAddr, 8)
 	if l.DocBytes <= 0 {
 		l.DocBytes = 16 << 20
 	}
 	if l.ChangesPerSecond <= 0 {
 		l.ChangesPerSecond = 50
+	}
+	if l.AuditPerSecond <= 0 {
+		l.AuditPerSecond = 2
 	}
 	if l.PreAuthReadLimit <= 0 {
 		l.PreAuthReadLimit = 4 << 10
@@ -92,12 +113,14 @@ type quotas struct {
 	mu       sync.Mutex
 	changes  map[string]*bucket // device or "org:" + organisation
 	docs     map[string]*bucket
-	reserved map[string]string // document → the device whose document quota it took
-	unauth   map[string]int    // refused connections open, by address
+	audit    map[string]*bucket // device
+	searches map[string]*bucket // device
+	reserved map[string]string  // document → the device whose document quota it took
+	unauth   map[string]int     // refused connections open, by address
 }
 
 func newQuotas() *quotas {
-	return &quotas{changes: map[string]*bucket{}, docs: map[string]*bucket{}, reserved: map[string]string{}, unauth: map[string]int{}}
+	return &quotas{changes: map[string]*bucket{}, docs: map[string]*bucket{}, audit: map[string]*bucket{}, searches: map[string]*bucket{}, reserved: map[string]string{}, unauth: map[string]int{}}
 }
 
 func (q *quotas) get(m map[string]*bucket, key string) *bucket {
@@ -129,6 +152,22 @@ func (s *Server) allowChanges(c *conn, n int) bool {
 		return false
 	}
 	return true
+}
+
+// allowAudit takes n audit-event tokens from the device.
+func (s *Server) allowAudit(c *conn, n int) bool {
+	l, q := s.cfg.Limits, s.quotas
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	return q.get(q.audit, c.dev.ID).take(time.Now(), float64(n), l.AuditPerSecond, l.AuditBurst)
+}
+
+// allowSearch takes a search (or record opening) token from the device.
+func (s *Server) allowSearch(c *conn) bool {
+	l, q := s.cfg.Limits, s.quotas
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	return q.get(q.searches, c.dev.ID).take(time.Now(), 1, float64(l.SearchesPerHour)/3600, max(1, l.SearchesPerHour/4))
 }
 
 // mayCreate reports whether the device may create a new document: the

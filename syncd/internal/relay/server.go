@@ -95,10 +95,16 @@ type Server struct {
 	// emptyReply is the sync message an empty document sends a peer: the
 	// answer about any document a device may not see or the relay lacks.
 	emptyReply []byte
-	closing    bool
-	wg         sync.WaitGroup // connections and queue runners
-	stop       chan struct{}
-	flushers   sync.WaitGroup
+	// auditLocks serialises each device's audit batches; releaseMu the
+	// release of events held for a record that arrived (audit.go).
+	auditLocks auditLocks
+	releaseMu  sync.Mutex
+	// grants are what advice-line devices opened (advice.go).
+	grants   grants
+	closing  bool
+	wg       sync.WaitGroup // connections and queue runners
+	stop     chan struct{}
+	flushers sync.WaitGroup
 }
 
 const (
@@ -177,10 +183,7 @@ func New(cfg Config) (*Server, error) {
 	if err := s.loadTrust(); err != nil {
 		return nil, fmt.Errorf("load revocations: %w", err)
 	}
-	empty := crdt.New()
-	if s.emptyReply, _, err = crdt.NewSyncState(empty).Generate(); err != nil {
-		return nil, err
-	}
+	s.emptyReply = crdt.EmptySyncMessage()
 	return s, nil
 }
 
@@ -337,6 +340,10 @@ func (h host) Admit(ctx context.Context, from syncer.Peer, doc, home string) err
 		return errors.New("document already exists")
 	}
 	owner := c.sc().Org.ID
+	if c.sc().AdviceLine() {
+		// The advice line opens homes' records; it does not make them.
+		return errors.New("an advice line creates no documents")
+	}
 	if home != "" {
 		if _, err := s.orgs.Org(home); err != nil || !c.sc().Allows(home) {
 			return fmt.Errorf("home %q is outside this device's scope", home)
@@ -352,6 +359,7 @@ func (h host) Admit(ctx context.Context, from syncer.Peer, doc, home string) err
 	s.mu.Unlock()
 	s.metrics.documents.Set(float64(n))
 	s.log.Info("document created", "doc", doc, "owner", owner, "device", c.dev.ID)
+	s.wg.Go(func() { s.releaseHeld(context.WithoutCancel(ctx), doc, owner) })
 	return nil
 }
 

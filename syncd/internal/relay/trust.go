@@ -106,7 +106,7 @@ func (c *conn) who(m wire.Message) {
 		return
 	}
 	out := wire.Who{Doc: req.Doc, Devices: map[string]wire.DeviceName{}}
-	if owner := c.s.owner(req.Doc); owner != "" && c.sc().Allows(owner) {
+	if owner := c.s.owner(req.Doc); owner != "" && c.mayHold(req.Doc, owner) {
 		names := map[string]wire.DeviceName{}
 		for _, a := range req.Actors {
 			if !validActor(a) {

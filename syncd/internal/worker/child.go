@@ -53,7 +53,7 @@ func serve(call, host io.ReadWriteCloser, log *slog.Logger, onWork func(WorkArgs
 	defer hc.c.Close()
 	r := repo.New(hc, repo.Options{Logger: log})
 	defer r.Close()
-	svc := &Worker{vet: newVetter(hc.c), onWork: onWork}
+	svc := &Worker{vet: newVetter(hc.c), onWork: onWork, repo: r}
 	svc.eng = syncer.New(r, syncer.Options{
 		States:    hc,
 		Check:     crdt.CheckSyncMessage,
@@ -86,6 +86,7 @@ type Worker struct {
 	vet   *vetter
 	mu    sync.Mutex
 	known map[string]bool // peers connected to the engine; guarded by mu
+	repo  *repo.Repo      // the engine's documents, read by Describe
 	// onWork, set only by RunTestChild, is called first in every Work.
 	onWork func(WorkArgs)
 }

@@ -54,7 +54,7 @@ func holdOn(doc, dir string) func(WorkArgs) {
 	return func(a WorkArgs) {
 		if a.Doc == doc {
 			os.WriteFile(filepath.Join(dir, strconv.Itoa(os.Getpid())), nil, 0o600)
-			time.Sleep(time.Minute)
+			<-time.After(time.Minute)
 		}
 	}
 }

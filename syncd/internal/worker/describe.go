@@ -1,0 +1,70 @@
+package worker
+
+import (
+	"context"
+	"errors"
+
+	"haven/shared/docid"
+	"haven/shared/record"
+)
+
+// Description is what a stored document holds, as far as the relay needs
+// to know to search the region and open records for the advice line. The
+// relay process never loads a document itself; a worker reads it.
+type Description struct {
+	Type      string                  // "resident", "timeline", "directory", or "" for anything else
+	Home      string                  // the care home it says it belongs to
+	Timeline  string                  // a resident's record: its timeline's document ID
+	Directory []record.DirectoryEntry // a home's directory: its residents, with their record IDs
+}
+
+// DescribeArgs names the document to describe.
+type DescribeArgs struct{ Doc string }
+
+// Describe reads a stored document on the child that owns it. Like Work, a
+// crash is retried once alone; a second is an error, and the document is
+// left to the replay and quarantine of its own work.
+func (p *Pool) Describe(_ context.Context, doc string) (Description, error) {
+	pr := p.procFor(doc)
+	var d Description
+	err := pr.call("Worker.Describe", DescribeArgs{Doc: doc}, &d, false)
+	if errors.Is(err, errCrashed) {
+		d = Description{}
+		err = pr.call("Worker.Describe", DescribeArgs{Doc: doc}, &d, true)
+	}
+	return d, err
+}
+
+// Describe is the child's side: it opens the document from the store (or
+// its cache) and reads the few fields asked for, tolerantly.
+func (w *Worker) Describe(a DescribeArgs, d *Description) error {
+	id, err := docid.Parse(a.Doc)
+	if err != nil {
+		return err
+	}
+	h, err := w.repo.Open(id)
+	if err != nil {
+		return err
+	}
+	root, err := h.Doc().Root()
+	if err != nil {
+		return err
+	}
+	typ, _ := root["type"].(string)
+	home, _ := root["home"].(string)
+	d.Home = home
+	switch typ {
+	case "directory":
+		d.Type = typ
+		d.Directory = record.DirectoryFromTree(root).Residents
+	case "timeline":
+		d.Type = typ
+	case "resident":
+		// A resident's record names itself and its timeline.
+		tl, _ := root["timeline"].(string)
+		if self, _ := root["id"].(string); self == a.Doc && tl != "" {
+			d.Type, d.Timeline = typ, tl
+		}
+	}
+	return nil
+}

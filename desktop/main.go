@@ -6,6 +6,7 @@
 //	desktop -relay URL -enroll-code CODE -demo
 //	                                         enrol with the demo staff accounts, then open
 //	desktop -seed-demo 40                    an offline demo folder with 40 residents
+//	desktop -seed-demo-advice 6              an offline demo advice line after a night of 6 calls
 //	desktop -unlock "Dr Ada Quill:271828" -open-first -screenshot out.png
 //	                                         render, save a PNG of the window, exit
 package main
@@ -47,6 +48,7 @@ type config struct {
 	relay, code            string
 	demo                   bool
 	seed, conflicts, notes int
+	seedAdvice             int
 	tamper                 int
 	screenshot             string
 	unlock                 string
@@ -71,6 +73,7 @@ func parse(args []string) (config, error) {
 	fs.StringVar(&c.code, "enroll-code", "", "one-time enrolment code from syncd")
 	fs.BoolVar(&c.demo, "demo", false, "with -relay and -enroll-code: enrol now with the demo staff accounts")
 	fs.IntVar(&c.seed, "seed-demo", 0, "set up an empty data folder as an offline demo with this many residents")
+	fs.IntVar(&c.seedAdvice, "seed-demo-advice", 0, "set up an empty data folder as an offline demo advice line holding this many records opened for calls")
 	fs.IntVar(&c.conflicts, "demo-conflicts", 2, "with -seed-demo: residents given a CPR conflict, as two offline computers would make one")
 	fs.IntVar(&c.notes, "demo-notes", 6, "with -seed-demo: notes per resident")
 	fs.IntVar(&c.tamper, "demo-tamper", 0, "with -seed-demo: residents given a forged CPR entry, as an altered copy of the folder would hold one")
@@ -163,8 +166,13 @@ func prepare(c config, log *slog.Logger) error {
 	_, statErr := os.Stat(filepath.Join(c.dir, "device.json"))
 	enrolled := statErr == nil
 	switch {
-	case c.seed > 0 && enrolled:
+	case (c.seed > 0 || c.seedAdvice > 0) && enrolled:
 		log.Info("data folder already set up: not seeding", "dir", c.dir)
+	case c.seedAdvice > 0:
+		if err := app.SeedDemoAdviceLine(c.dir, c.seedAdvice, c.notes, time.Now()); err != nil {
+			return err
+		}
+		log.Info("offline demo advice line set up", "dir", c.dir, "records", c.seedAdvice)
 	case c.seed > 0:
 		start := time.Now()
 		if err := app.SeedDemo(c.dir, c.seed, c.notes, time.Now()); err != nil {

@@ -22,6 +22,9 @@ func TestFlags(t *testing.T) {
 	if err != nil || c.dir != "d" || c.seed != 40 || c.unlock != "Dr Ada Quill:271828" || !c.openFirst || c.screenshot != "out.png" {
 		t.Fatalf("parse = %+v, %v", c, err)
 	}
+	if c, err := parse([]string{"-seed-demo-advice", "6"}); err != nil || c.seedAdvice != 6 || c.seed != 0 {
+		t.Fatalf("parse -seed-demo-advice = %+v, %v", c, err)
+	}
 	if _, err := parse([]string{"-nonsense"}); err == nil || errors.Is(err, flag.ErrHelp) {
 		t.Fatalf("unknown flag = %v", err)
 	}

@@ -81,8 +81,16 @@ type RegionMatch struct {
 	Held        bool // opened, and still on this computer
 }
 
+// CanSearchRegion reports whether the signed-in member of staff finds
+// residents in the region and opens their records for calls: a clinician
+// on an advice-line computer. The relay decides again on every search and
+// opening.
+func (a *App) CanSearchRegion() bool {
+	return a.AdviceLine() && a.CurrentUser().Acts().MayBreakGlass()
+}
+
 // SearchRegion finds residents of every home by NHS number, or by family
-// name with date of birth (YYYY-MM-DD).
+// name with date of birth (as staff type dates: 2/4/1931, 1931-04-02).
 func (a *App) SearchRegion(nhsNumber, familyName, dateOfBirth string) ([]RegionMatch, error) {
 	if a.CurrentUser() == nil {
 		return nil, ErrLockedScreen
@@ -100,8 +108,9 @@ func (a *App) SearchRegion(nhsNumber, familyName, dateOfBirth string) ([]RegionM
 		if len(strings.TrimSpace(familyName)) < 2 {
 			p.Fields["family"] = "needed without an NHS number"
 		}
+		dateOfBirth = NormaliseDate(dateOfBirth)
 		if _, err := time.Parse(time.DateOnly, dateOfBirth); err != nil {
-			p.Fields["dob"] = "needed without an NHS number, as YYYY-MM-DD"
+			p.Fields["dob"] = "needed without an NHS number, as a date such as 2/4/1931"
 		}
 		if len(p.Fields) > 0 {
 			return nil, p

@@ -34,6 +34,7 @@ var DemoAccounts = []DemoAccount{
 	{"Dr Ada Quill", record.GP, "GMC 7000001", "271828"},
 	{"Dr Priya Shah", record.GP, "GMC 7000002", "577215"},
 	{"Nurse Bo Lind", record.AdviceClinician, "NMC 12A3456E", "161803"},
+	{"Ivy Gov", record.IGLead, "", "141421"},
 }
 
 // demoStaff makes every demo account, sealed with master.

@@ -12,11 +12,14 @@ import (
 // breakGlassForm asks why a record outside this computer's care
 // relationship is being opened (the advice line opens every record this
 // way). The reason is audited and reviewed by the information-governance
-// lead (app.BreakGlass); then the front sheet opens.
+// lead (app.BreakGlass); then the front sheet opens. On the advice line
+// the form follows the region search, or the list of records opened for
+// calls.
 type breakGlassForm struct {
 	u      *UI
 	m      *mainScreen
 	id     docid.ID
+	name   string
 	form   *fieldForm
 	reason *widget.Entry
 	open   *widget.Button
@@ -28,6 +31,7 @@ func newBreakGlassForm(u *UI, m *mainScreen, id docid.ID) *breakGlassForm {
 
 func (f *breakGlassForm) build(name string) fyne.CanvasObject {
 	u := f.u
+	f.name = name
 	f.reason = u.multiline("e.g. Call from Larch House: found on the floor, asking about hospital", 3)
 	f.reason.OnSubmitted = func(string) { f.onOpen() }
 	f.form = newFieldForm()
@@ -43,10 +47,22 @@ func (f *breakGlassForm) build(name string) fyne.CanvasObject {
 	return u.scroll(container.NewPadded(body))
 }
 
+// onOpen asks the relay to open the record, off the UI thread: the relay
+// records the reason first and then sends the record, which takes seconds.
 func (f *breakGlassForm) onOpen() {
-	if err := f.u.app.BreakGlass(f.id, f.reason.Text); err != nil {
-		f.form.show(err)
-		return
+	id, reason := f.id, f.reason.Text
+	f.u.busy(f.open, "Opening…", func() func() {
+		err := f.u.app.BreakGlass(id, reason)
+		return func() { f.opened(err) }
+	})
+}
+
+func (f *breakGlassForm) opened(err error) {
+	if f.m.glass != f || f.u.main != f.m {
+		return // cancelled or locked meanwhile: the opening stands, audited
 	}
-	f.m.openResident(f.id)
+	f.form.show(err)
+	if err == nil {
+		f.m.open(f.id, f.name)
+	}
 }

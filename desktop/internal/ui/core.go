@@ -48,7 +48,23 @@ type (
 		ScoreTyped(docid.ID, app.ObservationsForm) app.NEWS2View
 		ReviewDateChoices() []app.DateChoice
 		Today() string
+	}
+
+	// region: the advice line finds residents of every home through the
+	// relay and opens a record for a call with a reason (break-glass).
+	region interface {
+		AdviceLine() bool
+		CanSearchRegion() bool
+		SearchRegion(nhsNumber, familyName, dateOfBirth string) ([]app.RegionMatch, error)
 		BreakGlass(id docid.ID, reason string) error
+	}
+
+	// reviewer: an information-governance lead reviews break-glass
+	// accesses, through the relay.
+	reviewer interface {
+		CanReview() bool
+		PendingReviews() ([]app.PendingAccess, error)
+		ReviewAccess(seq uint64, note string) ([]app.PendingAccess, error)
 	}
 
 	// writer: every change, each answering Saved or a *app.Problem.
@@ -74,6 +90,8 @@ type (
 		lister
 		reader
 		writer
+		region
+		reviewer
 	}
 )
 

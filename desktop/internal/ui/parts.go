@@ -335,9 +335,7 @@ func (f *fieldForm) show(err error) {
 	}
 	var p *app.Problem
 	if !errors.As(err, &p) {
-		setLabel(f.message, err.Error(), toneDanger)
-		f.message.Show()
-		f.relayout()
+		f.say(err.Error())
 		return
 	}
 	msg := p.Message
@@ -354,6 +352,11 @@ func (f *fieldForm) show(err error) {
 	if len(other) > 0 {
 		msg += "\n" + strings.Join(other, "\n")
 	}
+	f.say(msg)
+}
+
+// say shows a message above the fields, in red.
+func (f *fieldForm) say(msg string) {
 	setLabel(f.message, msg, toneDanger)
 	f.message.Show()
 	f.relayout()
@@ -424,6 +427,18 @@ func (m *atLeast) MinSize(objs []fyne.CanvasObject) fyne.Size {
 	s := m.min
 	for _, o := range objs {
 		s = s.Max(o.MinSize())
+	}
+	return s
+}
+
+// sentence shows an error's words as a sentence: capital first, full stop.
+func sentence(s string) string {
+	if s == "" {
+		return s
+	}
+	s = strings.ToUpper(s[:1]) + s[1:]
+	if !strings.HasSuffix(s, ".") {
+		s += "."
 	}
 	return s
 }

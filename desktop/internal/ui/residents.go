@@ -150,16 +150,27 @@ func (l *residentList) reload() {
 	}
 	l.rows = l.u.app.Residents(l.filter)
 	total := len(l.u.app.Residents(app.Filter{Discharged: l.filter.Discharged}))
-	switch {
-	case total == 0:
-		l.count.SetText("No residents on this computer yet")
-	case len(l.rows) == total:
-		l.count.SetText(fmt.Sprintf("%d residents", total))
-	default:
-		l.count.SetText(fmt.Sprintf("%d of %d residents match", len(l.rows), total))
-	}
+	l.count.SetText(countFor(len(l.rows), total, l.u.app.AdviceLine()))
 	l.list.Refresh()
 	l.markOpen(l.open)
+}
+
+// countFor says how many of the list's residents match. The advice line
+// holds only the records it opened for calls, and says so.
+func countFor(shown, total int, adviceLine bool) string {
+	switch {
+	case total == 0 && adviceLine:
+		return "No records opened for calls on this computer"
+	case total == 0:
+		return "No residents on this computer yet"
+	case adviceLine && shown == total:
+		return plural(total, "record", "records") + " opened for calls"
+	case adviceLine:
+		return fmt.Sprintf("%d of %d records opened for calls match", shown, total)
+	case shown == total:
+		return fmt.Sprintf("%d residents", total)
+	}
+	return fmt.Sprintf("%d of %d residents match", shown, total)
 }
 
 func (l *residentList) onSearch(q string) {

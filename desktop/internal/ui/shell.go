@@ -16,7 +16,9 @@ import (
 
 // mainScreen is the signed-in window: a header, the resident list on the
 // left, the chosen view on the right (a resident, the conflicts inbox, the
-// add-resident form) and the sync status bar always at the bottom.
+// add-resident form; on the advice line, the region search; for an IG
+// lead, the review of break-glass accesses) and the sync status bar always
+// at the bottom.
 type mainScreen struct {
 	u     *UI
 	perms app.Permissions
@@ -31,10 +33,24 @@ type mainScreen struct {
 	conflictsButton *widget.Button
 	tamper          *widget.Label
 	tamperBox       *fyne.Container
-	resident        *residentScreen
-	inbox           *conflictsInbox
-	admission       *admissionForm
-	glass           *breakGlassForm
+	alert           *widget.Label // the IG lead's: accesses awaiting review
+	alertBox        *fyne.Container
+
+	// The view on the right; those not showing are nil, so events
+	// refresh only what is on screen. region lasts the session once
+	// made (on the advice line, for a clinician), keeping its results.
+	resident  *residentScreen
+	inbox     *conflictsInbox
+	admission *admissionForm
+	glass     *breakGlassForm
+	review    *reviewScreen
+	region    *regionSearch
+
+	findButton *widget.Button // on the advice line: back to the region search
+	reviews    reviewState    // for an IG lead: what awaits review
+	reviewsSet int            // counts setReviews: an answer asked for before the last is stale
+	reviewing  bool           // the person signed in reviews accesses
+	online     bool           // the relay was reachable at the last status
 }
 
 func newMainScreen(u *UI) *mainScreen {
@@ -55,7 +71,12 @@ func (m *mainScreen) build() fyne.CanvasObject {
 	// The left column carries who is signed in, Lock, the conflicts inbox
 	// and the list, so the resident on the right has the full height.
 	m.conflictsButton = u.button("Conflicts inbox", m.showConflicts)
-	actions := container.NewGridWithColumns(2, m.conflictsButton)
+	actions := container.NewGridWithColumns(2)
+	if u.app.AdviceLine() {
+		m.findButton = u.button("Find in the region", m.showWelcome)
+		actions.Add(m.findButton)
+	}
+	actions.Add(m.conflictsButton)
 	if m.perms.EditRecord {
 		actions.Add(u.button("Add a resident", m.showAdmission))
 	}
@@ -68,9 +89,12 @@ func (m *mainScreen) build() fyne.CanvasObject {
 	m.tamper = wrapped("", toneDanger, true)
 	m.tamperBox = card(toneDanger, m.tamper)
 	m.tamperBox.Hide()
+	m.alert = wrapped("", toneWarning, true)
+	m.alertBox = card(toneWarning, m.alert, u.button("Review accesses", m.showReview))
+	m.alertBox.Hide()
 	header := container.NewVBox(
 		container.NewBorder(nil, nil, title, fixedWidth(100, lock), container.NewVBox(signedIn, place)),
-		actions, m.tamperBox)
+		actions, m.tamperBox, m.alertBox)
 
 	m.list = newResidentList(u, m.openResident)
 	m.status = newStatusBar(u)
@@ -85,14 +109,23 @@ func (m *mainScreen) build() fyne.CanvasObject {
 	return container.NewBorder(nil, m.status.build(), nil, nil, split)
 }
 
-// start fills the list and the first view.
+// start fills the list and the first view: an IG lead's reviews, else the
+// conflicts inbox when there are conflicts, else the welcome (on the
+// advice line, the region search).
 func (m *mainScreen) start() {
 	m.status.refresh()
+	m.online = m.u.app.Status().Online
+	m.reviewing = m.u.app.CanReview()
 	m.list.reload()
 	m.updateConflictCount()
-	if len(m.u.app.Conflicts()) > 0 {
+	m.updateFindButton()
+	switch {
+	case m.reviewing:
+		m.loadReviews()
+		m.showReview()
+	case len(m.u.app.Conflicts()) > 0:
 		m.showConflicts()
-	} else {
+	default:
 		m.showWelcome()
 	}
 	m.afterList()
@@ -119,9 +152,21 @@ func (m *mainScreen) setDetail(o fyne.CanvasObject) {
 	m.detail.Refresh()
 }
 
+// drop forgets the view on the right, before another replaces it.
+func (m *mainScreen) drop() {
+	m.resident, m.inbox, m.admission, m.glass, m.review = nil, nil, nil, nil, nil
+}
+
 func (m *mainScreen) showWelcome() {
-	m.resident, m.inbox, m.admission, m.glass = nil, nil, nil, nil
+	m.drop()
 	m.list.selectNone()
+	if m.u.app.CanSearchRegion() {
+		if m.region == nil {
+			m.region = newRegionSearch(m.u, m)
+		}
+		m.setDetail(m.region.object())
+		return
+	}
 	body := container.NewVBox(
 		heading("Find a resident"),
 		wrapped("Type in the search box on the left: a name, an NHS number (with or without spaces), a date of birth such as 2/4/1931, or a room number. "+
@@ -132,26 +177,39 @@ func (m *mainScreen) showWelcome() {
 }
 
 func (m *mainScreen) showConflicts() {
-	m.resident, m.admission, m.glass = nil, nil, nil
+	m.drop()
 	m.list.selectNone()
 	m.inbox = newConflictsInbox(m.u, m.openResident)
 	m.setDetail(m.inbox.build())
 }
 
 func (m *mainScreen) showAdmission() {
-	m.resident, m.inbox, m.glass = nil, nil, nil
+	m.drop()
 	m.list.selectNone()
 	m.admission = newAdmissionForm(m.u, m)
 	m.setDetail(m.admission.build())
 }
 
-// openResident shows a resident's front sheet.
-func (m *mainScreen) openResident(id docid.ID) {
+// showReview shows the break-glass accesses awaiting an IG lead's review.
+func (m *mainScreen) showReview() {
+	m.drop()
+	m.list.selectNone()
+	m.review = newReviewScreen(m.u, m)
+	m.setDetail(m.review.build())
+}
+
+// openResident shows a listed resident's front sheet.
+func (m *mainScreen) openResident(id docid.ID) { m.open(id, m.list.nameOf(id)) }
+
+// open shows a resident's front sheet, or first asks why when the record
+// is outside this computer's care relationship; name says who they are
+// on that form.
+func (m *mainScreen) open(id docid.ID, name string) {
 	fs, err := m.u.app.FrontSheet(id)
 	if errors.Is(err, app.ErrNeedsReason) {
-		m.resident, m.inbox, m.admission = nil, nil, nil
+		m.drop()
 		m.glass = newBreakGlassForm(m.u, m, id)
-		m.setDetail(m.glass.build(m.list.nameOf(id)))
+		m.setDetail(m.glass.build(name))
 		m.list.markOpen(id)
 		m.u.win.Canvas().Focus(m.glass.reason)
 		if m.u.opts.OpenFirst {
@@ -167,7 +225,7 @@ func (m *mainScreen) openResident(id docid.ID) {
 		}
 		return
 	}
-	m.inbox, m.admission, m.glass = nil, nil, nil
+	m.drop()
 	m.resident = newResidentScreen(m.u, m, id, fs)
 	m.setDetail(m.resident.build())
 	m.list.markOpen(id)
@@ -178,6 +236,7 @@ func (m *mainScreen) openResident(id docid.ID) {
 }
 
 func (m *mainScreen) listChanged() {
+	m.rolesChanged()
 	m.list.reload()
 	m.updateConflictCount()
 	if m.inbox != nil {
@@ -195,6 +254,94 @@ func (m *mainScreen) residentChanged(id docid.ID) {
 func (m *mainScreen) statusChanged() {
 	if m.resident != nil {
 		m.resident.refreshAsOf()
+	}
+	if m.region != nil {
+		m.region.refreshOnline()
+	}
+	// Accesses awaiting review are asked for again when the relay comes
+	// back; the relay does not announce new ones.
+	online := m.u.app.Status().Online
+	if online && !m.online && m.reviewing {
+		m.loadReviews()
+	}
+	m.online = online
+}
+
+// rolesChanged catches up with a certificate that arrived, or was
+// revoked, while the person is signed in (a first sign-in on a new
+// computer comes before the relay's answer): the region search and the IG
+// review follow what they may do now.
+func (m *mainScreen) rolesChanged() {
+	a := m.u.app
+	idle := m.resident == nil && m.inbox == nil && m.admission == nil && m.glass == nil && m.review == nil
+	m.updateFindButton()
+	if search := a.CanSearchRegion(); search != (m.region != nil) {
+		if !search {
+			m.region = nil
+		}
+		if idle {
+			m.showWelcome()
+		}
+	}
+	if now := a.CanReview(); now != m.reviewing {
+		m.reviewing = now
+		switch {
+		case now:
+			m.loadReviews()
+			if idle {
+				m.showReview()
+			}
+		default:
+			m.alertBox.Hide()
+			if m.review != nil {
+				m.showWelcome()
+			}
+		}
+	}
+}
+
+// updateFindButton offers the region search to whoever may search it.
+func (m *mainScreen) updateFindButton() {
+	if m.findButton == nil {
+		return
+	}
+	if m.u.app.CanSearchRegion() {
+		m.findButton.Show()
+	} else {
+		m.findButton.Hide()
+	}
+}
+
+// loadReviews asks the relay, off the UI thread, what awaits the IG
+// lead's review.
+func (m *mainScreen) loadReviews() {
+	m.setReviews(reviewState{})
+	asked := m.reviewsSet
+	m.u.background(func() func() {
+		pending, err := m.u.app.PendingReviews()
+		return func() {
+			if m.u.main == m && m.reviewing && m.reviewsSet == asked {
+				m.setReviews(reviewState{Known: true, Pending: pending, Err: err})
+			}
+		}
+	})
+}
+
+// setReviews shows what awaits review: on the alert, and on the review
+// screen if it is open.
+func (m *mainScreen) setReviews(s reviewState) {
+	m.reviews = s
+	m.reviewsSet++
+	v := reviewAlertFor(s)
+	if !v.Show {
+		m.alertBox.Hide()
+	} else {
+		setLabel(m.alert, v.Text, v.Tone)
+		recolour(m.alertBox, v.Tone)
+		m.alertBox.Show()
+	}
+	if m.review != nil {
+		m.review.refresh()
 	}
 }
 
@@ -245,7 +392,7 @@ func (m *mainScreen) saved(s app.Saved) {
 		d = 8 * time.Second
 	}
 	time.AfterFunc(d, func() {
-		fyne.Do(func() {
+		m.u.opts.events(func() {
 			if m.noticeID == id {
 				m.clearNotice()
 			}

@@ -9,8 +9,9 @@
 // Threading: Fyne widgets are touched only on the UI thread. Application
 // events arrive on whatever goroutine caused them and are handed over with
 // fyne.Do; slow work (unlocking, which derives a key from the PIN on
-// purpose slowly, and enrolment, which talks to the relay) runs in a
-// goroutine started by background, whose result comes back through fyne.Do.
+// purpose slowly, and whatever talks to the relay: enrolment, searching
+// the region, opening a record for a call, IG review) runs in a goroutine
+// started by background, whose result comes back through fyne.Do.
 package ui
 
 import (
@@ -50,6 +51,13 @@ type Options struct {
 	// IdleCheck is how often the idle lock is checked; 0 means every 5
 	// seconds, negative means never (tests call checkIdle themselves).
 	IdleCheck time.Duration
+
+	// results and events run f on the UI thread: background work's
+	// result, and an application event; nil means fyne.Do. Fyne's test
+	// driver runs fyne.Do's f at once on the calling goroutine, so tests
+	// queue results (and, with a live relay, events) and run the queue on
+	// the test's goroutine, where they use the widgets too.
+	results, events func(f func())
 }
 
 // UI is the desktop window and whichever screen it shows.
@@ -83,6 +91,12 @@ func New(fa fyne.App, a *app.App, opts Options) *UI {
 		opts.Logger = slog.New(slog.DiscardHandler)
 	}
 	fa.Settings().SetTheme(newTheme())
+	if opts.results == nil {
+		opts.results = fyne.Do
+	}
+	if opts.events == nil {
+		opts.events = fyne.Do
+	}
 	u := &UI{fa: fa, opts: opts, log: opts.Logger, stop: make(chan struct{})}
 	u.win = fa.NewWindow("Haven")
 	u.win.Resize(fyne.NewSize(1280, 800))
@@ -126,7 +140,7 @@ func (u *UI) attach(a *app.App) {
 	u.win.SetTitle(title)
 	a.Subscribe(func(e app.Event) {
 		if !u.closed.Load() {
-			fyne.Do(func() { u.onEvent(e) })
+			u.opts.events(func() { u.onEvent(e) })
 		}
 	})
 	if every := u.opts.IdleCheck; every >= 0 {
@@ -237,8 +251,29 @@ func (u *UI) background(work func() (then func())) {
 	go func() {
 		defer u.tasks.Done()
 		then := work()
-		fyne.Do(then)
+		u.opts.results(then)
 	}()
+}
+
+// busy runs work off the UI thread for a button, which meanwhile is
+// disabled and says what is under way (doing); a button already busy
+// ignores another press (or Enter). The button is itself again before
+// work's result runs.
+func (u *UI) busy(b *widget.Button, doing string, work func() (then func())) {
+	if b.Disabled() {
+		return
+	}
+	idle := b.Text
+	b.Disable()
+	b.SetText(doing)
+	u.background(func() func() {
+		then := work()
+		return func() {
+			b.Enable()
+			b.SetText(idle)
+			then()
+		}
+	})
 }
 
 // showDialog shows a modal form; setScreen closes it on lock.

@@ -112,13 +112,90 @@ func pinOf(t *testing.T, name string) string {
 	return ""
 }
 
-// newTestUI makes the window on Fyne's test driver.
-func newTestUI(t *testing.T, a *app.App) *UI {
+// newTestUI makes the window on Fyne's test driver. Background work's
+// results wait in a queue that the test's goroutine runs (settle): Fyne's
+// test driver would run them at once on the background goroutine, beside
+// the test's own use of the widgets. The offline application layer's
+// events come on the goroutine that caused them, and run at once.
+func newTestUI(t *testing.T, a *app.App) *UI { return testUI(t, a, false) }
+
+// testUI is newTestUI; live also queues the application layer's events,
+// which an application syncing with a relay sends from its own goroutines
+// (run them with until).
+func testUI(t *testing.T, a *app.App, live bool) *UI {
 	t.Helper()
 	fa := test.NewTempApp(t)
-	u := New(fa, a, Options{IdleCheck: -1, NoticeFor: -1})
-	t.Cleanup(u.Close)
+	q := &uiQueue{ready: make(chan struct{}, 1)}
+	opts := Options{IdleCheck: -1, NoticeFor: -1, results: q.put}
+	if live {
+		opts.events = q.put
+	}
+	u := New(fa, a, opts)
+	queues[u] = q
+	t.Cleanup(func() {
+		u.Close()
+		delete(queues, u)
+	})
 	return u
+}
+
+// queues are the test windows' UI-thread queues.
+var queues = map[*UI]*uiQueue{}
+
+// uiQueue holds work handed to the UI thread until the test runs it.
+type uiQueue struct {
+	mu    sync.Mutex
+	work  []func()
+	ready chan struct{} // a token when work arrives
+}
+
+func (q *uiQueue) put(f func()) {
+	q.mu.Lock()
+	q.work = append(q.work, f)
+	q.mu.Unlock()
+	select {
+	case q.ready <- struct{}{}:
+	default:
+	}
+}
+
+// run runs what is queued, as the UI thread would, and reports whether
+// there was anything.
+func (q *uiQueue) run() bool {
+	q.mu.Lock()
+	work := q.work
+	q.work = nil
+	q.mu.Unlock()
+	for _, f := range work {
+		f()
+	}
+	return len(work) > 0
+}
+
+// settle waits for the window's background work and runs its results on
+// the test's goroutine, until none is left (a result may start more).
+func settle(u *UI) {
+	for {
+		u.tasks.Wait()
+		if !queues[u].run() {
+			return
+		}
+	}
+}
+
+// until runs the window's queue until cond holds: for application layers
+// that report from their own goroutines (a live relay).
+func until(t *testing.T, u *UI, what string, cond func() bool) {
+	t.Helper()
+	q := queues[u]
+	deadline := time.After(60 * time.Second)
+	for q.run(); !cond(); q.run() {
+		select {
+		case <-q.ready:
+		case <-deadline:
+			t.Fatalf("timed out waiting for %s", what)
+		}
+	}
 }
 
 // signIn unlocks through the unlock screen as a demo account.
@@ -132,7 +209,7 @@ func signIn(t *testing.T, u *UI, name string) {
 	}
 	test.Type(u.unlock.pin, pinOf(t, name))
 	test.Tap(u.unlock.unlock)
-	u.tasks.Wait()
+	settle(u)
 	if u.main == nil {
 		t.Fatalf("%s did not get in: %q", name, u.unlock.message.Text)
 	}
@@ -227,14 +304,14 @@ func TestUnlockWithPIN(t *testing.T) {
 	}
 	test.Type(u.unlock.pin, "111111")
 	test.Tap(u.unlock.unlock)
-	u.tasks.Wait()
+	settle(u)
 	if u.main != nil || u.unlock.message.Text != "that PIN is not right" || u.unlock.pin.Text != "" {
 		t.Fatalf("wrong PIN: main=%v message=%q pin=%q", u.main != nil, u.unlock.message.Text, u.unlock.pin.Text)
 	}
 
 	test.Type(u.unlock.pin, pinOf(t, "Casey Carer"))
 	test.Tap(u.unlock.unlock)
-	u.tasks.Wait()
+	settle(u)
 	if u.main == nil || a.Locked() {
 		t.Fatalf("the right PIN did not unlock: %q", u.unlock.message.Text)
 	}
@@ -516,11 +593,13 @@ func TestBreakGlassOnTheAdviceLine(t *testing.T) {
 	}
 	test.Type(g.reason, "fall")
 	test.Tap(g.open)
+	settle(u) // opening goes to the relay, off the UI thread
 	if u.main.resident != nil || !strings.HasPrefix(g.form.message.Text, "Give a reason a reviewer will understand") {
 		t.Fatalf("a four-letter reason: %q", g.form.message.Text)
 	}
 	g.reason.SetText("Call from Larch House: found on the floor at 02:40")
 	test.Tap(g.open)
+	settle(u)
 	if u.main.resident == nil || u.main.resident.id != id {
 		t.Fatal("the record did not open after a reason was given")
 	}

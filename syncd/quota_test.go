@@ -89,25 +89,55 @@ func TestNewDocumentsAndSizeAreCapped(t *testing.T) {
 	}
 }
 
-// TestChangesFasterThanTheRateAreRefused: past its burst, a device's
-// changes come no faster than its rate; the rest are refused with
-// quota/changes, and the desktop keeps them.
-func TestChangesFasterThanTheRateAreRefused(t *testing.T) {
-	p := startRelay(t, t.TempDir(), freeAddr(t), "-max-changes-per-second", "1", "-max-change-burst", "5")
+// notesUntilRefused writes notes of text(i) to a new resident's timeline,
+// on a relay started with flags, until the relay refuses one with code; it
+// checks the desktop keeps every note and, once the bucket allows (a
+// message larger than the burst passes on a full bucket), sends them all
+// again. It returns the relay and the device's refusal codes.
+func notesUntilRefused(t *testing.T, code string, text func(i int) string, flags ...string) (*relayProc, []string) {
+	t.Helper()
+	p := startRelay(t, t.TempDir(), freeAddr(t), flags...)
 	home := idRE.FindString(p.admin("create-home", "Larch House"))
 	d := newDevice(t, "pc", p.enroll(home, "Nurses' station"), p.url())
 	waitFor(t, "online", d.online)
 	docs := d.newResident(home, "Marlow")
 	waitFor(t, "stored", func() bool { return d.client.Synced(docs.RecordID) && d.client.Synced(docs.TimelineID) })
-	for i := 0; i < 30 && !slices.Contains(d.errorCodes(), wire.CodeQuotaChanges); i++ {
+	written := 0
+	for ; written < 40 && !slices.Contains(d.errorCodes(), code); written++ {
 		d.edit(docs.TimelineID, func(doc *crdt.Doc) error {
-			_, err := d.ed.AddNote(doc, record.Note{Kind: record.NoteKindNote, Text: fmt.Sprintf("note %d", i)})
+			_, err := d.ed.AddNote(doc, record.Note{Kind: record.NoteKindNote, Text: text(written)})
 			return err
 		})
 	}
-	waitCode(t, d, wire.CodeQuotaChanges)
-	if h, err := d.repo.Open(docs.TimelineID); err != nil || len(mustTimeline(t, h.Doc()).Notes) == 0 {
-		t.Fatal("the desktop lost its notes")
+	waitCode(t, d, code)
+	codes := d.errorCodes()
+	waitFor(t, "the held notes to reach the relay", func() bool { return d.client.Synced(docs.TimelineID) })
+	if h, err := d.repo.Open(docs.TimelineID); err != nil || len(mustTimeline(t, h.Doc()).Notes) != written {
+		t.Fatalf("the desktop does not hold its %d notes", written)
+	}
+	return p, codes
+}
+
+// TestChangesFasterThanTheRateAreRefused: past its burst, a device's
+// changes come no faster than its rate; the rest are refused with
+// quota/changes, and the desktop keeps them and sends them again.
+func TestChangesFasterThanTheRateAreRefused(t *testing.T) {
+	notesUntilRefused(t, wire.CodeQuotaChanges, func(i int) string { return fmt.Sprintf("note %d", i) },
+		"-max-changes-per-second", "0.5", "-max-change-burst", "2")
+}
+
+// TestBytesFasterThanTheRateAreRefused: past its burst of bytes, a device's
+// changes come no faster than its byte rate, however few they are (a device
+// filling its home's scope with large documents); the rest are refused with
+// quota/bytes, and the desktop keeps them and sends them again.
+func TestBytesFasterThanTheRateAreRefused(t *testing.T) {
+	p, codes := notesUntilRefused(t, wire.CodeQuotaBytes, func(i int) string { return strings.Repeat(fmt.Sprintf("note %d ", i), 400) },
+		"-max-change-bytes-per-second", "4000", "-max-change-bytes-burst", "40000")
+	if slices.Contains(codes, wire.CodeQuotaChanges) {
+		t.Error("refused for the number of changes, not their bytes")
+	}
+	if m := metrics(t, p); m[`haven_relay_refused_total{reason="quota-bytes"}`] == 0 {
+		t.Error("the refusal is not counted")
 	}
 }
 

@@ -94,6 +94,8 @@ func (c *config) flags(fs *flag.FlagSet) {
 	fs.Int64Var(&c.limits.DocBytes, "max-doc-bytes", int64(intEnv("HAVEN_SYNCD_MAX_DOC_BYTES", 16<<20)), "largest a document may grow to, in bytes (HAVEN_SYNCD_MAX_DOC_BYTES)")
 	fs.Float64Var(&c.limits.ChangesPerSecond, "max-changes-per-second", 50, "changes per second one device may send after its burst (an organisation four times that)")
 	fs.IntVar(&c.limits.ChangeBurst, "max-change-burst", 10000, "changes one device may send at once, e.g. after a day offline (an organisation four times that)")
+	fs.Float64Var(&c.limits.ChangeBytesPerSecond, "max-change-bytes-per-second", 16<<10, "bytes of changes per second one device may send after its burst (an organisation four times that)")
+	fs.IntVar(&c.limits.ChangeBytesBurst, "max-change-bytes-burst", 4<<20, "bytes of changes one device may send at once (an organisation four times that)")
 	fs.Float64Var(&c.limits.AuditPerSecond, "max-audit-per-second", 2, "audit events per second one device may report after its burst")
 	fs.IntVar(&c.limits.AuditBurst, "max-audit-burst", 5000, "audit events one device may report at once, e.g. after a week offline")
 	fs.IntVar(&c.limits.SearchesPerHour, "max-searches-per-hour", 120, "searches and record openings one advice-line device may make in an hour")
@@ -269,6 +271,7 @@ func serve(ctx context.Context, c config, stdout, stderr io.Writer) error {
 	}
 	defer pool.Close() // after srv.Close, before the store (deferred earlier, runs later)
 	metrics.WatchRestarts(pool.Restarts)
+	metrics.WatchTimeouts(pool.Timeouts)
 	srv.Start(pool)
 
 	adm := &admin.Admin{Store: st, Orgs: reg, OnDocument: srv.RegisterDocument, OnRevoke: srv.DeviceRevoked, OnScopes: srv.ScopesChanged}

@@ -95,8 +95,8 @@ func TestShutdownWithAHungWorker(t *testing.T) {
 
 	waitFor(t, "the hung worker killed at its deadline and the message held again, alone", func() bool { return holds(marks) == 2 })
 	t.Logf("the hung worker was killed, and the message replayed, %v into the hang (deadline %v)", time.Since(hung).Round(time.Millisecond), deadline)
-	if n := metrics(t, p)["haven_relay_worker_restarts_total"]; n != 1 {
-		t.Fatalf("worker restarts = %v after the hang, want 1", n)
+	if m := metrics(t, p); m["haven_relay_worker_restarts_total"] != 1 || m["haven_relay_worker_timeouts_total"] != 1 {
+		t.Fatalf("worker restarts = %v, timeouts = %v after the hang, want 1 each", m["haven_relay_worker_restarts_total"], m["haven_relay_worker_timeouts_total"])
 	}
 	if a.client.Synced(held) {
 		t.Fatal("the relay confirmed changes no worker has applied")

@@ -18,6 +18,7 @@ import (
 	"math/rand/v2"
 	"net/http"
 	"slices"
+	"strings"
 	"sync"
 	"time"
 
@@ -98,6 +99,7 @@ type Client struct {
 	// ID (ask.go); storedWait those waiting for a document to arrive.
 	answers    map[string]chan []byte
 	storedWait map[docid.ID][]chan struct{}
+	retrying   map[docid.ID]bool // documents with a retry under way (retryLater)
 }
 
 // New makes a client; Run connects it.
@@ -119,7 +121,7 @@ func New(cfg Config) *Client {
 	}
 	c := &Client{cfg: cfg, log: log, relay: "relay", work: newFIFO(),
 		pending: map[docid.ID]bool{}, heard: map[docid.ID]time.Time{}, waiters: map[docid.ID][]chan struct{}{},
-		storedWait: map[docid.ID][]chan struct{}{}}
+		storedWait: map[docid.ID][]chan struct{}{}, retrying: map[docid.ID]bool{}}
 	c.engine = syncer.New(cfg.Repo, syncer.Options{States: cfg.States, EagerChanges: true, Logger: log})
 	return c
 }
@@ -239,10 +241,18 @@ func (c *Client) connect(ctx context.Context) (bool, error) {
 			case wire.TypePeer:
 				once.Do(func() { close(joined) })
 			case wire.TypeError:
-				c.log.Warn("relay error", "message", m.ErrorMessage)
-				c.setStatus(func(s *Status) { s.LastError = m.ErrorMessage })
+				c.log.Warn("relay error", "message", m.ErrorMessage, "code", m.ErrorCode)
+				if m.DocumentID == "" {
+					// About the connection; a refusal of one document's
+					// message goes to OnError only, and is not why the
+					// connection is as it is.
+					c.setStatus(func(s *Status) { s.LastError = m.ErrorMessage })
+				}
 				if c.cfg.OnError != nil {
 					c.cfg.OnError(m.ErrorCode, m.ErrorMessage)
+				}
+				if id, err := docid.Parse(m.DocumentID); err == nil && strings.HasPrefix(m.ErrorCode, "quota/") {
+					c.retryLater(ctx, id)
 				}
 				select {
 				case <-joined:
@@ -495,6 +505,47 @@ func (c *Client) nudge(ctx context.Context, gone <-chan struct{}) {
 			}
 		}
 	}
+}
+
+// retryAfter is how long a document the relay held back under a limit
+// waits before its exchange begins afresh: long enough for a device's
+// bucket to refill a little, short beside the nudge.
+const retryAfter = 2 * time.Second
+
+// retryLater begins a document's exchange afresh after retryAfter, while
+// the connection lasts: the relay refused its message under a limit, so
+// Automerge, which believes the changes sent, would not offer them again
+// until the nudge.
+func (c *Client) retryLater(ctx context.Context, id docid.ID) {
+	c.mu.Lock()
+	gone := c.gone
+	if gone == nil || c.retrying[id] {
+		c.mu.Unlock()
+		return // one retry at a time, however many refusals came
+	}
+	c.retrying[id] = true
+	c.mu.Unlock()
+	go func() {
+		defer func() {
+			c.mu.Lock()
+			delete(c.retrying, id)
+			c.mu.Unlock()
+		}()
+		t := time.NewTimer(retryAfter)
+		defer t.Stop()
+		select {
+		case <-t.C:
+		case <-gone:
+			return
+		case <-ctx.Done():
+			return
+		}
+		c.enqueue(func() {
+			if err := c.engine.Restart(c.relay, id); err == nil {
+				c.syncDoc(ctx, id)
+			}
+		})
+	}()
 }
 
 // Changed tells the client a document changed locally: it is marked

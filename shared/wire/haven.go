@@ -86,6 +86,7 @@ const (
 	// share. The device keeps what was refused and offers it again later.
 	CodeQuotaConnections = "quota/connections"    // too many connections from this device
 	CodeQuotaChanges     = "quota/changes"        // changes faster than the rate allows
+	CodeQuotaBytes       = "quota/bytes"          // bytes of changes faster than the rate allows
 	CodeQuotaDocuments   = "quota/documents"      // too many new documents this hour
 	CodeQuotaDocBytes    = "quota/document-bytes" // the document would grow past its size limit
 	CodeQuotaWaiting     = "quota/waiting"        // too many of this connection's messages waiting

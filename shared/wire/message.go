@@ -162,7 +162,7 @@ const (
 var schemas = map[Type]field{
 	TypeJoin:                     fSender | fPeerMetadata | fSupported,
 	TypePeer:                     fSender | fTarget | fPeerMetadata | fSelected,
-	TypeError:                    fSender | fTarget | fErrorMessage | fErrorCode,
+	TypeError:                    fSender | fTarget | fErrorMessage | fErrorCode | fDocument, // documentId: the refused message's, when it had one
 	TypeLeave:                    fSender,
 	TypeSync:                     fSender | fTarget | fDocument | fData,
 	TypeRequest:                  fSender | fTarget | fDocument | fData,

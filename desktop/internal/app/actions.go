@@ -298,6 +298,10 @@ func (a *App) AddResident(home string, ident record.Identity) (docid.ID, Saved, 
 	if u == nil {
 		return docid.ID{}, Saved{}, ErrLockedScreen
 	}
+	if a.AdviceLine() {
+		// The relay refuses documents from the advice line too.
+		return docid.ID{}, Saved{}, &Problem{Message: "The advice line opens the homes' records; residents are admitted by their home."}
+	}
 	ed, err := a.editor()
 	if err != nil {
 		return docid.ID{}, Saved{}, explain(err)

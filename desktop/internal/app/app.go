@@ -81,8 +81,11 @@ type App struct {
 	lastSync  map[docid.ID]time.Time // when each document was last confirmed with the relay
 	glass     map[docid.ID]bool      // residents opened with a break-glass reason this session
 	refusal   string                 // the relay's last refusal of a change, for the status bar
-	cancel    context.CancelFunc
-	done      chan struct{} // closed when the sync goroutines have stopped
+	// refusalHeld marks a refusal under a limit: the changes wait here, and
+	// the words go once nothing waits.
+	refusalHeld bool
+	cancel      context.CancelFunc
+	done        chan struct{} // closed when the sync goroutines have stopped
 
 	idx   *index
 	audit *auditOutbox

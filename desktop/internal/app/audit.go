@@ -4,8 +4,10 @@ import (
 	"context"
 	"encoding/binary"
 	"encoding/json"
+	"sync"
 	"time"
 
+	"haven/shared/client"
 	"haven/shared/docid"
 	"haven/shared/wire"
 )
@@ -33,7 +35,36 @@ const (
 type auditOutbox struct {
 	a    *App
 	kick chan struct{}
+
+	// One batch at a time: sent up to inFlight at sentAt, and not again
+	// until the relay answers or resendAfter passes. Views come faster
+	// than a slow line's answers; each would otherwise send the same
+	// unconfirmed events again. Guarded by mu.
+	mu       sync.Mutex
+	inFlight uint64
+	sentAt   time.Time
+
+	to auditSender // the connection; nil: the app's client
 }
+
+// auditSender is what the outbox needs of the connection to the relay.
+type auditSender interface {
+	Status() client.Status
+	SendAudit(seq uint64, events []byte) bool
+}
+
+func (o *auditOutbox) sender() auditSender {
+	if o.to != nil {
+		return o.to
+	}
+	if o.a.client == nil {
+		return nil
+	}
+	return o.a.client
+}
+
+// resendAfter is how long an unanswered batch waits before it goes again.
+const resendAfter = 30 * time.Second
 
 func newAuditOutbox(a *App) *auditOutbox {
 	return &auditOutbox{a: a, kick: make(chan struct{}, 1)}
@@ -65,6 +96,15 @@ func (o *auditOutbox) nudge() {
 	}
 }
 
+// reconnected forgets the batch in flight (a new connection will not
+// answer what the old one carried) and sends again at once.
+func (o *auditOutbox) reconnected() {
+	o.mu.Lock()
+	o.inFlight = 0
+	o.mu.Unlock()
+	o.nudge()
+}
+
 func (o *auditOutbox) ackedSeq() uint64 {
 	b, err := o.a.st.Get(nsAuditState, "acked")
 	if err != nil || len(b) != 8 {
@@ -79,6 +119,9 @@ func (o *auditOutbox) ackedSeq() uint64 {
 // again from the log, which keeps every event. A mark that did not move
 // waits for the next round rather than sending the same batch at once.
 func (o *auditOutbox) acked(seq uint64) {
+	o.mu.Lock()
+	o.inFlight = 0 // answered, whatever it says
+	o.mu.Unlock()
 	if seq == o.ackedSeq() {
 		return
 	}
@@ -109,7 +152,7 @@ func (o *auditOutbox) run(ctx context.Context) {
 }
 
 func (o *auditOutbox) sendBatch() {
-	c := o.a.client
+	c := o.sender()
 	if c == nil || !c.Status().Online {
 		return
 	}
@@ -134,8 +177,16 @@ func (o *auditOutbox) sendBatch() {
 	if len(events) == 0 {
 		return
 	}
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	now := o.a.opts.Now()
+	if o.inFlight != 0 && now.Sub(o.sentAt) < resendAfter {
+		return // the batch out there is answered first
+	}
 	b, _ := json.Marshal(events)
-	c.SendAudit(last, b)
+	if c.SendAudit(last, b) {
+		o.inFlight, o.sentAt = last, now
+	}
 }
 
 var errStop = stopErr{}

@@ -277,9 +277,11 @@ func (a *App) purgeOpened() int {
 	return len(gone)
 }
 
-// purgeLoop deletes what may no longer be kept, at start and hourly.
+// purgeLoop deletes what may no longer be kept, at start and every few
+// minutes (a scan of a few keys), so that the copies go about when the
+// relay stops serving them.
 func (a *App) purgeLoop(ctx context.Context) {
-	t := time.NewTicker(time.Hour)
+	t := time.NewTicker(5 * time.Minute)
 	defer t.Stop()
 	for {
 		a.purgeOpened()

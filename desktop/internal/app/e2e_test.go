@@ -24,6 +24,7 @@ type relay struct {
 	t         *testing.T
 	bin, data string
 	addr      string
+	flags     []string // added to syncd serve's
 	cmd       *exec.Cmd
 }
 
@@ -72,7 +73,7 @@ func (r *relay) syncd(args ...string) string {
 
 func (r *relay) start() {
 	r.t.Helper()
-	r.cmd = exec.Command(r.bin, "serve", "-data", r.data, "-listen", r.addr, "-workers", "2", "-log-level", "warn")
+	r.cmd = exec.Command(r.bin, append([]string{"serve", "-data", r.data, "-listen", r.addr, "-workers", "2", "-log-level", "warn"}, r.flags...)...)
 	stdout, _ := r.cmd.StdoutPipe()
 	r.cmd.Stderr = os.Stderr
 	if err := r.cmd.Start(); err != nil {
@@ -365,4 +366,56 @@ func TestStaffCertifiedThroughTheRelay(t *testing.T) {
 		u := a.CurrentUser()
 		return u != nil && u.Certified && a.CanDecide(record.KindCPR)
 	}, a)
+}
+
+// TestRelayLimitIsShownAndChangesKept: a desktop whose changes come faster
+// than the relay's limit for a device shows the relay's words on the status
+// bar, keeps its changes, and sends them once the limit allows; then the
+// words go.
+func TestRelayLimitIsShownAndChangesKept(t *testing.T) {
+	r := &relay{t: t, bin: syncdBinary(t), data: t.TempDir(), addr: freeAddr(t),
+		flags: []string{"-max-change-burst", "2", "-max-changes-per-second", "0.5"}}
+	home := regexp.MustCompile(`home=(\S+)`).FindStringSubmatch(r.syncd("demo"))[1]
+	r.start()
+	t.Cleanup(r.stop)
+	a := r.desktop(home, "Larch nurses' station", account("Dr Ada Quill"))
+	eventually(t, "the download", func() bool {
+		held := 0
+		for _, r := range a.Residents(Filter{}) {
+			if r.Held {
+				held++
+			}
+		}
+		st := a.Status()
+		return held == 40 && st.Pending == 0 && st.Download.Total > 0 && st.Download.Done == st.Download.Total && !st.Download.Active
+	}, a)
+	id := a.Residents(Filter{})[0].ID
+	for i := 0; i < 6; i++ {
+		if _, err := a.AddNote(id, fmt.Sprintf("night round %d: settled, no concerns", i)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	eventually(t, "the status bar to say the relay holds changes back", func() bool {
+		st := a.Status()
+		lastState = fmt.Sprintf("%+v", st)
+		return st.HeldBack && st.Problem != "" && st.Pending > 0
+	}, a)
+	eventually(t, "the notes to reach the relay and the words to go", func() bool {
+		st := a.Status()
+		lastState = fmt.Sprintf("%+v pending %v", st, a.client.PendingDocs())
+		return st.Pending == 0 && !st.HeldBack && st.Problem == ""
+	}, a)
+	notes, err := a.Notes(id)
+	if err != nil {
+		t.Fatal(err)
+	}
+	n := 0
+	for _, nv := range notes {
+		if strings.HasPrefix(nv.Text, "night round") {
+			n++
+		}
+	}
+	if n != 6 {
+		t.Fatalf("%d of 6 notes kept", n)
+	}
 }

@@ -67,12 +67,20 @@ func (a *App) settled(id docid.ID, inSync bool) {
 // words: the change stays on this computer, and staff should know it has
 // not gone further.
 func (a *App) relayError(code, msg string) {
-	if !strings.HasPrefix(code, "rule/") && code != wire.CodeQuarantined && code != wire.CodeBadRequest {
+	var words string
+	held := false
+	switch {
+	case strings.HasPrefix(code, "rule/"), code == wire.CodeQuarantined, code == wire.CodeBadRequest, code == wire.CodeOutOfScope:
+		words = "The relay refused a change from this computer: " + msg
+	case strings.HasPrefix(code, "quota/") && code != wire.CodeQuotaAudit && code != wire.CodeQuotaSearch:
+		// A limit: the changes stay here and go when the relay takes them.
+		words, held = "The relay is holding back this computer's changes for now: "+msg, true
+	default:
 		return
 	}
 	a.log.Warn("the relay refused a change", "code", code)
 	a.mu.Lock()
-	a.refusal = "The relay refused a change from this computer: " + msg
+	a.refusal, a.refusalHeld = words, held
 	a.mu.Unlock()
 	a.emit(Event{Kind: EventStatus})
 }
@@ -89,7 +97,7 @@ func (a *App) statusChanged(s client.Status) {
 		go a.fetchMissing()
 		go a.sendRequests()
 		if a.audit != nil {
-			a.audit.nudge()
+			a.audit.reconnected()
 		}
 	}
 	a.emit(Event{Kind: EventStatus})
@@ -126,8 +134,11 @@ type SyncStatus struct {
 	PendingAudit int
 	LastExchange time.Time
 	Problem      string // the last connection problem, in plain words
-	Download     Progress
-	Offline      bool // the app runs without a relay (tests)
+	// HeldBack: the relay refused changes under a limit; they wait here
+	// (Problem says the relay's words) and go when it takes them.
+	HeldBack bool
+	Download Progress
+	Offline  bool // the app runs without a relay (tests)
 }
 
 // Status reports the sync status.
@@ -141,7 +152,11 @@ func (a *App) Status() SyncStatus {
 	s := a.client.Status()
 	out := SyncStatus{Online: s.Online, Pending: s.Pending, LastExchange: s.LastExchange, Problem: s.LastError, Download: dl}
 	a.mu.Lock()
+	if a.refusalHeld && s.Pending == 0 {
+		a.refusal, a.refusalHeld = "", false // what was held back has gone
+	}
 	refusal := a.refusal
+	out.HeldBack = a.refusalHeld
 	a.mu.Unlock()
 	if refusal != "" && out.Problem == "" {
 		out.Problem = refusal

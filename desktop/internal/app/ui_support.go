@@ -26,7 +26,8 @@ import (
 // only what will be accepted. It mirrors the record package's rules, which
 // still decide (a refused change comes back as a Problem).
 type Permissions struct {
-	EditRecord   bool // identity, contacts, alerts, care plan, ordinary wishes; add and discharge residents
+	EditRecord   bool // identity, contacts, alerts, care plan, ordinary wishes; discharge residents
+	AddResident  bool // admit a resident (not on the advice line, which makes no records)
 	EditClinical bool // clinical ReSPECT sections and ReSPECT reviews (registered clinicians)
 	AddNote      bool
 	AdviceCall   bool // record an advice call (clinicians)
@@ -41,6 +42,7 @@ func (a *App) Permissions() Permissions {
 	r := u.Acts()
 	return Permissions{
 		EditRecord:   r != record.CareWorker && r != record.IGLead && r != "",
+		AddResident:  r != record.CareWorker && r != record.IGLead && r != "" && !a.AdviceLine(),
 		EditClinical: r.Clinician(),
 		AddNote:      r != record.IGLead,
 		AdviceCall:   r.Clinician(),

@@ -110,7 +110,7 @@ func (h *harness) hostile(rep *report) {
 	}
 	at.plan = planMutations(mrand.New(mrand.NewPCG(h.cfg.seed, 0x4057)), h.cfg.mutations, corpus, birchDocs, larchDocs)
 	logsFrom := h.agentLogSizes()
-	rep.baseline, rep.attacked = h.measureLatency(at)
+	rep.baseline, rep.attacked = h.measureLatency("latency", at)
 	rep.healthyRefused = h.refusalsSince(logsFrom)
 
 	rep.relayPIDAfter = r.PID()
@@ -178,7 +178,7 @@ func randomHex(n int) string {
 // moment of this shared machine falls on both sides alike), then returns,
 // for every note and every other desktop, the time from the author's ack
 // to the note being in that desktop's copy, split by slice.
-func (h *harness) measureLatency(at *attack) (without, with []time.Duration) {
+func (h *harness) measureLatency(phase string, at *attack) (without, with []time.Duration) {
 	type sent struct {
 		tag      string
 		attacked bool
@@ -199,7 +199,7 @@ func (h *harness) measureLatency(at *attack) (without, with []time.Duration) {
 			select {
 			case <-tick.C:
 				for i, a := range h.agents {
-					tag := fmt.Sprintf("s%d-latency-a%d-%d", h.cfg.seed, i, n)
+					tag := fmt.Sprintf("s%d-%s-a%d-%d", h.cfg.seed, phase, i, n)
 					if a.send(fmt.Sprintf("note %s %d", tag, n*7+i)) {
 						notes = append(notes, sent{tag, attacked})
 						h.counts.editsSent++
@@ -236,7 +236,7 @@ func (h *harness) measureLatency(at *attack) (without, with []time.Duration) {
 		return true
 	})
 	missing := 0
-	tsv, _ := os.Create(filepath.Join(h.root, "latency.tsv"))
+	tsv, _ := os.Create(filepath.Join(h.root, phase+".tsv"))
 	defer tsv.Close()
 	fmt.Fprintf(tsv, "acked\tauthor\tobserver\tms\tattacked\ttag\n")
 	for _, x := range notes {
@@ -293,9 +293,15 @@ type attack struct {
 
 	frames, conns, healthFailures atomic.Int64
 
+	// runs are the attacks a slice starts; nil: the hostile phase's.
+	runs []attackRun
+	// insider is what the insider phase prepared (insider_test.go).
+	insider *insiderKit
+
 	mu       sync.Mutex
 	leaks    []string       // what reached a device that must not have it
 	outcomes map[string]int // attack → outcome → count, as "attack: outcome"
+	codes    map[string]int // error codes the relay sent the attackers
 	plan     []planned
 	next     int           // the next planned message to send
 	slowest  time.Duration // longest a slowloris connection stayed open
@@ -344,14 +350,15 @@ func (at *attack) start() {
 			want[a] = true
 		}
 	}
-	for _, x := range []struct {
-		name string
-		f    func()
-	}{
-		{"unenrolled", at.unauthenticated(at.unenrolledCred, "unenrolled")}, {"revoked", at.unauthenticated(at.revCred, "revoked")},
-		{"out-of-scope", at.outOfScope}, {"mutated", at.mutated}, {"slowloris", at.slowloris}, {"silent", at.silentWebsockets},
-		{"never-reads", at.neverReads}, {"oversized", at.oversized}, {"garbage", at.garbage},
-	} {
+	runs := at.runs
+	if runs == nil {
+		runs = []attackRun{
+			{"unenrolled", at.unauthenticated(at.unenrolledCred, "unenrolled")}, {"revoked", at.unauthenticated(at.revCred, "revoked")},
+			{"out-of-scope", at.outOfScope}, {"mutated", at.mutated}, {"slowloris", at.slowloris}, {"silent", at.silentWebsockets},
+			{"never-reads", at.neverReads}, {"oversized", at.oversized}, {"garbage", at.garbage},
+		}
+	}
+	for _, x := range runs {
 		if len(want) > 0 && !want[x.name] {
 			continue
 		}
@@ -435,6 +442,14 @@ func (at *attack) dialPeer(name, cred string, scoped bool) (*peer, error) {
 				once.Do(func() { close(p.joined) })
 			case m.Type == wire.TypeError:
 				at.outcome(name + ": told " + errorKind(m.ErrorMessage))
+				if m.ErrorCode != "" {
+					at.mu.Lock()
+					if at.codes == nil {
+						at.codes = map[string]int{}
+					}
+					at.codes[m.ErrorCode]++
+					at.mu.Unlock()
+				}
 			}
 			if !scoped {
 				if m.Type != wire.TypeError {
@@ -445,7 +460,10 @@ func (at *attack) dialPeer(name, cred string, scoped bool) (*peer, error) {
 			for _, id := range append([]string{m.DocumentID}, m.DocumentIDs...) {
 				// About another home's document the relay may say only
 				// what it says of one it lacks.
-				if at.larchSet[id] && m.Type != wire.TypeDocUnavailable && !(m.Type == wire.TypeSync && bytes.Equal(m.Data, emptySync)) {
+				// An error names at most the document the device itself
+				// sent a message about, and says nothing of it.
+				if at.larchSet[id] && m.Type != wire.TypeDocUnavailable && m.Type != wire.TypeError &&
+					!(m.Type == wire.TypeSync && bytes.Equal(m.Data, emptySync)) {
 					at.leak(fmt.Sprintf("%s device received %s for Larch document %s", name, m.Type, id))
 				}
 			}

@@ -58,6 +58,14 @@ type report struct {
 	healthyRefused     []string // healthy desktops told during the attack that a message was refused or set aside
 	floodConns         int
 
+	// insider
+	insiderRan                       bool
+	insiderBaseline, insiderAttacked []time.Duration
+	insiderRefusedHealthy            []string
+	insiderRestarts                  int
+	insiderCodes                     map[string]int // error codes the insider was sent
+	insiderUnrefused                 []string       // insiderCodes families never sent
+
 	links []string // per desktop link: profile, connections, bytes, loss stalls
 
 	// disk
@@ -115,8 +123,11 @@ const latencyBudget = 1.20 // attack p99 at most 20% worse
 // 20% bound is judged (the full run takes well over this many).
 const minLatencySamples = 500
 
-func (r *report) latencyRatio() float64 {
-	b, a := quantile(r.baseline, 0.99), quantile(r.attacked, 0.99)
+func (r *report) latencyRatio() float64 { return ratioP99(r.baseline, r.attacked) }
+
+// ratioP99 is the p99 with an attack over the p99 without (0 if unknown).
+func ratioP99(without, with []time.Duration) float64 {
+	b, a := quantile(without, 0.99), quantile(with, 0.99)
 	if b <= 0 {
 		return 0
 	}
@@ -196,6 +207,23 @@ func (r *report) rows() []row {
 		if r.floodRan {
 			add("hostile: desktops syncing again after a connection flood", fmt.Sprintf("%d of %d (%d flood conns; refused during it: %s)", r.cfg.agents-len(r.floodStuck), r.cfg.agents, r.floodConns, listOrNone(r.floodRefused)), "all", len(r.floodStuck) == 0)
 		}
+	}
+	if r.insiderRan {
+		add("insider: relay restarts caused", fmt.Sprintf("%d", r.insiderRestarts), "0", r.insiderRestarts == 0)
+		ratio := ratioP99(r.insiderBaseline, r.insiderAttacked)
+		res := fmt.Sprintf("p99 %s vs %s without (%+.0f%%); p50 %s vs %s; n=%d/%d", ms(quantile(r.insiderAttacked, 0.99)), ms(quantile(r.insiderBaseline, 0.99)),
+			(ratio-1)*100, ms(quantile(r.insiderAttacked, 0.5)), ms(quantile(r.insiderBaseline, 0.5)), len(r.insiderAttacked), len(r.insiderBaseline))
+		if len(r.insiderBaseline) < minLatencySamples || len(r.insiderAttacked) < minLatencySamples {
+			rows = append(rows, row{"insider: healthy p99 latency, insider vs not", res + fmt.Sprintf(" (judged from %d samples a side)", minLatencySamples), "≤ +20%", "n/a"})
+		} else {
+			add("insider: healthy p99 latency, insider vs not", res, "≤ +20%", ratio > 0 && ratio <= latencyBudget)
+		}
+		var codes []string
+		for _, k := range keys(r.insiderCodes) {
+			codes = append(codes, fmt.Sprintf("%s ×%d", k, r.insiderCodes[k]))
+		}
+		add("insider: every attack refused with its code", strings.Join(codes, ", ")+"; never: "+listOrNone(r.insiderUnrefused), "all", len(r.insiderUnrefused) == 0)
+		add("insider: healthy desktops' messages refused", listOrNone(r.insiderRefusedHealthy), "none", len(r.insiderRefusedHealthy) == 0)
 	}
 	if r.diskRan {
 		add("corruption: documents that still load", fmt.Sprintf("%d of %d", r.docsLoaded, r.docsTotal), "all", r.verified && r.docsLoaded == r.docsTotal)

@@ -87,6 +87,7 @@ func TestSoak(t *testing.T) {
 	}
 	h.chaos(rep)
 	h.hostile(rep)
+	h.insider(rep)
 	h.disk(rep)
 	h.final(rep)
 	rep.check(t)

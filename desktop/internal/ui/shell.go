@@ -77,7 +77,7 @@ func (m *mainScreen) build() fyne.CanvasObject {
 		actions.Add(m.findButton)
 	}
 	actions.Add(m.conflictsButton)
-	if m.perms.EditRecord {
+	if m.perms.AddResident {
 		actions.Add(u.button("Add a resident", m.showAdmission))
 	}
 	lock := u.primary("Lock", func() { u.app.Lock() })

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"slices"
+	"strings"
 	"sync/atomic"
 	"time"
 
@@ -34,6 +35,10 @@ type conn struct {
 	boot chan wire.Message // haven-list, haven-fetch and haven-audit, served in order by the bootstrap goroutine
 	// waiting counts this connection's messages queued for the workers.
 	waiting atomic.Int64
+	// asked counts the missing documents this connection waits for (it is
+	// sent each if it arrives), at most maxAskedPerConn: requests for
+	// made-up IDs cannot grow the relay's memory. Guarded by s.mu.
+	asked int
 }
 
 // frameConn is what a conn needs of its connection; *transport.Conn in
@@ -128,6 +133,10 @@ func newConn(s *Server, ctx context.Context, tc frameConn, dev orgs.Device, scop
 	return c
 }
 
+// maxAskedPerConn bounds the missing documents one connection waits for;
+// past it a request is still answered (doc-unavailable), not remembered.
+const maxAskedPerConn = 1000
+
 // validPeerID accepts a peer or storage ID before it is used or logged:
 // 1 to 128 ASCII letters, digits and . _ : @ - (automerge-repo's peer IDs,
 // syncd's, UUIDs).
@@ -161,7 +170,7 @@ func (c *conn) hidden(doc string, held bool, changes int) {
 		return
 	}
 	s.metrics.refused.WithLabelValues("create-out-of-scope").Inc()
-	c.send(wire.Message{Type: wire.TypeError, ErrorCode: wire.CodeOutOfScope, ErrorMessage: outOfScopeWords})
+	c.send(wire.Message{Type: wire.TypeError, ErrorCode: wire.CodeOutOfScope, ErrorMessage: outOfScopeWords, DocumentID: doc})
 }
 
 // sc is the device's scope now.
@@ -238,10 +247,14 @@ func (c *conn) onFrame(frame []byte) {
 		c.ephemeral(m)
 	case wire.TypeHavenList, wire.TypeHavenFetch, wire.TypeHavenAudit, wire.TypeHavenCertReq, wire.TypeHavenWho,
 		wire.TypeHavenSearch, wire.TypeHavenOpen, wire.TypeHavenReview:
-		select { // served in order on the connection's bootstrap goroutine: they read or write the store
+		// Served in order on the connection's bootstrap goroutine (they
+		// read or write the store). When it is behind, the reading waits:
+		// the device's own connection slows, and nothing it asked for is
+		// dropped (a lost haven-list would leave a desktop without the
+		// documents made while it was away, until it next reconnects).
+		select {
 		case c.boot <- m:
-		default:
-			c.send(wire.Message{Type: wire.TypeError, ErrorMessage: "too many requests at once; wait for the answers"})
+		case <-c.ctx.Done():
 		}
 	}
 }
@@ -352,16 +365,17 @@ func (c *conn) syncMessage(m wire.Message) {
 	case !visible && m.Type == wire.TypeRequest:
 		// Missing or out of scope, the same answer: doc-unavailable. A
 		// missing one's asker is remembered in case it arrives.
-		if owner == "" {
+		if owner == "" && c.asked < maxAskedPerConn {
 			w := s.waiting[doc]
 			if w == nil {
 				w = map[string]bool{}
 				s.waiting[doc] = w
 			}
-			if len(w) < 1000 {
+			if len(w) < 1000 && !w[c.peer.ID] {
 				w[c.peer.ID] = true
+				c.asked++
 			}
-		} else {
+		} else if owner != "" {
 			s.metrics.refused.WithLabelValues("out-of-scope").Inc()
 		}
 		s.mu.Unlock()
@@ -382,21 +396,22 @@ func (c *conn) syncMessage(m wire.Message) {
 	s.mu.Unlock()
 	// owner == "" with a sync message: the device offers a new document;
 	// the worker admits it (scope) before anything is stored.
-	if !s.allowChanges(c, changes) {
-		s.metrics.refused.WithLabelValues("quota-changes").Inc()
-		s.log.Warn("changes refused: over the device's rate", "device", c.dev.ID, "doc", doc, "changes", changes)
-		c.send(wire.Message{Type: wire.TypeError, ErrorCode: wire.CodeQuotaChanges,
+	if code := s.allowChanges(c, changes, len(m.Data)); code != "" {
+		s.metrics.refused.WithLabelValues(strings.ReplaceAll(code, "/", "-")).Inc()
+		s.log.Warn("changes refused: over the device's rate", "device", c.dev.ID, "doc", doc, "changes", changes, "bytes", len(m.Data), "code", code)
+		c.send(wire.Message{Type: wire.TypeError, ErrorCode: code, DocumentID: doc,
 			ErrorMessage: "too many changes at once from this device; they stay on it and are sent again shortly"})
 		return
 	}
 	if c.waiting.Load() >= int64(s.cfg.Limits.Waiting) {
 		s.metrics.refused.WithLabelValues("quota-waiting").Inc()
-		c.send(wire.Message{Type: wire.TypeError, ErrorCode: wire.CodeQuotaWaiting,
+		c.send(wire.Message{Type: wire.TypeError, ErrorCode: wire.CodeQuotaWaiting, DocumentID: doc,
 			ErrorMessage: "too many of this device's messages are waiting at the relay; slow down"})
 		return
 	}
 	if !s.enqueue(doc, queued{from: c, data: m.Data, at: time.Now()}) {
-		c.send(wire.Message{Type: wire.TypeError, ErrorMessage: "too many messages waiting for this document; slow down"})
+		c.send(wire.Message{Type: wire.TypeError, ErrorCode: wire.CodeQuotaWaiting, DocumentID: doc,
+			ErrorMessage: "too many messages waiting for this document; slow down"})
 	}
 }
 

@@ -192,3 +192,39 @@ func TestAnotherHomesDocumentLooksMissing(t *testing.T) {
 		}
 	}
 }
+
+// TestRequestsForMadeUpIDsAreBounded: a connection asking for thousands of
+// documents nobody has gets doc-unavailable for each, and the relay
+// remembers at most maxAskedPerConn of them for it, and none once it goes.
+func TestRequestsForMadeUpIDsAreBounded(t *testing.T) {
+	s, dev, sc, _, _ := twoHomes(t)
+	rec := &recorder{}
+	c := newConn(s, context.Background(), rec, dev, sc)
+	enc := func(m wire.Message) []byte { b, _ := wire.Encode(m); return b }
+	c.onFrame(enc(wire.Message{Type: wire.TypeJoin, SenderID: "p1", SupportedProtocolVersions: []string{"1"}}))
+	const asked = 3 * maxAskedPerConn
+	for i := 0; i < asked; i++ {
+		c.onFrame(enc(wire.Message{Type: wire.TypeRequest, SenderID: "p1", TargetID: "relay", DocumentID: docid.New().String(), Data: crdt.EmptySyncMessage()}))
+	}
+	unavailable := 0
+	rec.mu.Lock()
+	for _, fr := range rec.frames {
+		if m, err := wire.Decode(fr); err == nil && m.Type == wire.TypeDocUnavailable {
+			unavailable++
+		}
+	}
+	rec.mu.Unlock()
+	s.mu.Lock()
+	held := len(s.waiting)
+	s.mu.Unlock()
+	if unavailable != asked || held != maxAskedPerConn {
+		t.Fatalf("%d requests: %d answered unavailable, %d remembered; want all answered, %d remembered", asked, unavailable, held, maxAskedPerConn)
+	}
+	c.leave()
+	s.mu.Lock()
+	held = len(s.waiting)
+	s.mu.Unlock()
+	if held != 0 {
+		t.Fatalf("%d documents still waited for after the connection left", held)
+	}
+}

@@ -4,6 +4,8 @@ import (
 	"net"
 	"sync"
 	"time"
+
+	"haven/shared/wire"
 )
 
 // One device gets its share and no more. Every limit has a safe default
@@ -17,8 +19,10 @@ type Limits struct {
 	ConnsPerDevice int
 	// DocsPerHour caps the documents one device creates in an hour, and
 	// OrgDocsPerHour those one organisation's devices create. A resident is
-	// two documents; admitting a home of 120 at once is 240. Defaults 600
-	// and 2,000.
+	// two documents; admitting a home of 120 at once is 240. A quarter of
+	// the hour's share may come at once, the rest at the hour's pace (a
+	// refused document stays on the desktop, which offers it again).
+	// Defaults 600 and 2,000.
 	DocsPerHour, OrgDocsPerHour int
 	// DocBytes caps a document's stored size. A five-year record with its
 	// notes is about 0.35 MB; the default, 16 MiB, leaves room for decades
@@ -30,6 +34,16 @@ type Limits struct {
 	// type. Defaults 50/s and 10,000; per organisation four times those.
 	ChangesPerSecond float64
 	ChangeBurst      int
+	// ChangeBytesPerSecond and ChangeBytesBurst are a token bucket per
+	// device for the bytes of the changes it sends, so a device cannot
+	// fill its home's scope with large documents every new desktop then
+	// downloads. A care home's day of notes is a few megabytes; moving a
+	// home of 120 residents in is a few tens, which then takes under an
+	// hour. Each large document is worker time everyone else waits for, so
+	// the burst is small. Defaults 16 KiB/s (about 56 MiB an hour) and 4
+	// MiB; per organisation four times those.
+	ChangeBytesPerSecond float64
+	ChangeBytesBurst     int
 	// AuditPerSecond and AuditBurst are a token bucket per device for the
 	// audit events it reports: a desktop back from a week offline sends a
 	// few thousand views at once. Defaults 2/s and 5,000.
@@ -77,6 +91,10 @@ func (l Limits) withDefaults() Limits {
 	if l.ChangesPerSecond <= 0 {
 		l.ChangesPerSecond = 50
 	}
+	def(&l.ChangeBytesBurst, 4<<20)
+	if l.ChangeBytesPerSecond <= 0 {
+		l.ChangeBytesPerSecond = 16 << 10
+	}
 	if l.AuditPerSecond <= 0 {
 		l.AuditPerSecond = 2
 	}
@@ -93,7 +111,10 @@ type bucket struct {
 	last   time.Time
 }
 
-// take removes n tokens if there are that many, refilling first.
+// take removes n tokens if there are that many, refilling first. More
+// than a whole burst at once (a week offline in one message) passes when
+// the bucket is full and leaves it in debt, so it is never refused for
+// ever; the device then waits the longer.
 func (b *bucket) take(now time.Time, n, rate float64, burst int) bool {
 	if b.last.IsZero() {
 		b.tokens = float64(burst)
@@ -101,7 +122,7 @@ func (b *bucket) take(now time.Time, n, rate float64, burst int) bool {
 		b.tokens = min(float64(burst), b.tokens+now.Sub(b.last).Seconds()*rate)
 	}
 	b.last = now
-	if b.tokens < n {
+	if b.tokens < min(n, float64(burst)) {
 		return false
 	}
 	b.tokens -= n
@@ -112,15 +133,17 @@ func (b *bucket) take(now time.Time, n, rate float64, burst int) bool {
 type quotas struct {
 	mu       sync.Mutex
 	changes  map[string]*bucket // device or "org:" + organisation
+	bytes    map[string]*bucket // device, or "org:" and the organisation
 	docs     map[string]*bucket
-	audit    map[string]*bucket // device
-	searches map[string]*bucket // device
-	reserved map[string]string  // document → the device whose document quota it took
-	unauth   map[string]int     // refused connections open, by address
+	audit    map[string]*bucket       // device
+	searches map[string]*bucket       // device
+	reserved map[string]string        // document → the device whose document quota it took
+	unauth   map[string]int           // refused connections open, by address
+	creating map[string]chan struct{} // device → its one new document in a worker
 }
 
 func newQuotas() *quotas {
-	return &quotas{changes: map[string]*bucket{}, docs: map[string]*bucket{}, audit: map[string]*bucket{}, searches: map[string]*bucket{}, reserved: map[string]string{}, unauth: map[string]int{}}
+	return &quotas{changes: map[string]*bucket{}, bytes: map[string]*bucket{}, docs: map[string]*bucket{}, audit: map[string]*bucket{}, searches: map[string]*bucket{}, reserved: map[string]string{}, unauth: map[string]int{}, creating: map[string]chan struct{}{}}
 }
 
 func (q *quotas) get(m map[string]*bucket, key string) *bucket {
@@ -132,26 +155,40 @@ func (q *quotas) get(m map[string]*bucket, key string) *bucket {
 	return b
 }
 
-// allowChanges takes n change tokens from the device and its organisation.
-func (s *Server) allowChanges(c *conn, n int) bool {
+// allowChanges takes n change tokens and size byte tokens from the device
+// and its organisation, or none of them; it returns the code of the
+// refusal, or "" if the message may pass.
+func (s *Server) allowChanges(c *conn, n, size int) string {
 	if n == 0 {
-		return true
+		return ""
 	}
 	l, now := s.cfg.Limits, time.Now()
 	q := s.quotas
 	q.mu.Lock()
 	defer q.mu.Unlock()
-	dev, org := q.get(q.changes, c.dev.ID), q.get(q.changes, "org:"+c.dev.Org)
 	// Take from the organisation only if the device has them, and give
-	// the device's back if the organisation has none.
-	if !dev.take(now, float64(n), l.ChangesPerSecond, l.ChangeBurst) {
-		return false
+	// back what was taken when a later bucket has none.
+	takes := []struct {
+		b     *bucket
+		n     float64
+		rate  float64
+		burst int
+		code  string
+	}{
+		{q.get(q.changes, c.dev.ID), float64(n), l.ChangesPerSecond, l.ChangeBurst, wire.CodeQuotaChanges},
+		{q.get(q.changes, "org:"+c.dev.Org), float64(n), 4 * l.ChangesPerSecond, 4 * l.ChangeBurst, wire.CodeQuotaChanges},
+		{q.get(q.bytes, c.dev.ID), float64(size), l.ChangeBytesPerSecond, l.ChangeBytesBurst, wire.CodeQuotaBytes},
+		{q.get(q.bytes, "org:"+c.dev.Org), float64(size), 4 * l.ChangeBytesPerSecond, 4 * l.ChangeBytesBurst, wire.CodeQuotaBytes},
 	}
-	if !org.take(now, float64(n), 4*l.ChangesPerSecond, 4*l.ChangeBurst) {
-		dev.tokens += float64(n)
-		return false
+	for i, t := range takes {
+		if !t.b.take(now, t.n, t.rate, t.burst) {
+			for _, done := range takes[:i] {
+				done.b.tokens += done.n
+			}
+			return t.code
+		}
 	}
-	return true
+	return ""
 }
 
 // allowAudit takes n audit-event tokens from the device.
@@ -170,6 +207,28 @@ func (s *Server) allowSearch(c *conn) bool {
 	return q.get(q.searches, c.dev.ID).take(time.Now(), 1, float64(l.SearchesPerHour)/3600, max(1, l.SearchesPerHour/4))
 }
 
+// docBurst is how many of an hour's documents may come at once: a quarter
+// (at least 20, at most all), so that one device's burst of new documents,
+// each a worker's work, does not hold up everyone else's changes, while a
+// home admitting seventy residents at once is not held up at all.
+func docBurst(perHour int) int { return min(perHour, max(20, perHour/4)) }
+
+// creating returns the device's turn for creating a document: one at a
+// time, so that a device offering documents by the hundred (each a
+// worker's work: load, check, admit) uses one worker's time while the
+// rest serve everyone else. Taken by sending, given back by receiving.
+func (s *Server) creating(c *conn) chan struct{} {
+	q := s.quotas
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	ch := q.creating[c.dev.ID]
+	if ch == nil {
+		ch = make(chan struct{}, 1)
+		q.creating[c.dev.ID] = ch
+	}
+	return ch
+}
+
 // mayCreate reports whether the device may create a new document: the
 // first time a device offers a document the relay does not hold, one of the
 // device's (and its organisation's) documents for the hour is taken, held
@@ -184,10 +243,10 @@ func (s *Server) mayCreate(c *conn, doc string) bool {
 		return true
 	}
 	dev, org := q.get(q.docs, c.dev.ID), q.get(q.docs, "org:"+c.dev.Org)
-	if !dev.take(now, 1, float64(l.DocsPerHour)/3600, l.DocsPerHour) {
+	if !dev.take(now, 1, float64(l.DocsPerHour)/3600, docBurst(l.DocsPerHour)) {
 		return false
 	}
-	if !org.take(now, 1, float64(l.OrgDocsPerHour)/3600, l.OrgDocsPerHour) {
+	if !org.take(now, 1, float64(l.OrgDocsPerHour)/3600, docBurst(l.OrgDocsPerHour)) {
 		dev.tokens++
 		return false
 	}

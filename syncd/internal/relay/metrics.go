@@ -54,6 +54,14 @@ func (m *Metrics) WatchRestarts(count func() int64) {
 	m.reg.MustRegister(m.restarts)
 }
 
+// WatchTimeouts exports a counter of CRDT workers killed for a call past
+// its deadline (each also counted as a restart).
+func (m *Metrics) WatchTimeouts(count func() int64) {
+	m.reg.MustRegister(prometheus.NewCounterFunc(prometheus.CounterOpts{Name: "haven_relay_worker_timeouts_total",
+		Help: "CRDT worker processes killed because a call ran past its deadline."},
+		func() float64 { return float64(count()) }))
+}
+
 // Handler serves the metrics in Prometheus text format.
 func (m *Metrics) Handler() http.Handler {
 	return promhttp.HandlerFor(m.reg, promhttp.HandlerOpts{})

@@ -107,6 +107,7 @@ func (s *Server) process(doc string, batch []queued) {
 	}
 	s.auditAccess(ctx, doc, batch)
 	wasKnown := s.owner(doc) != ""
+	release := func() {}
 	if !wasKnown {
 		// A new document: only from a device (and organisation) with a
 		// document left this hour.
@@ -118,12 +119,18 @@ func (s *Server) process(doc string, batch []queued) {
 			}
 			s.metrics.refused.WithLabelValues("quota-documents").Inc()
 			s.log.Warn("new document refused: over the device's hourly share", "device", q.from.dev.ID, "doc", doc)
-			q.from.send(wire.Message{Type: wire.TypeError, ErrorCode: wire.CodeQuotaDocuments,
+			q.from.send(wire.Message{Type: wire.TypeError, ErrorCode: wire.CodeQuotaDocuments, DocumentID: doc,
 				ErrorMessage: "this device has created its share of new documents this hour; they stay on it and are sent later"})
 		}
 		if batch = kept; len(batch) == 0 {
 			return
 		}
+		// A new document's first batch comes from one device but for a
+		// race; that device waits its turn, given back as soon as the
+		// worker answers (the calls below may create it again).
+		turn := s.creating(batch[0].from)
+		turn <- struct{}{}
+		release = func() { <-turn }
 	}
 	args := worker.WorkArgs{Doc: doc, TrustVersion: s.trustVersion(), StoredBytes: s.storedBytes(doc), MaxDocBytes: s.cfg.Limits.DocBytes}
 	peers := map[string]syncer.Peer{}
@@ -145,6 +152,7 @@ func (s *Server) process(doc string, batch []queued) {
 
 	began := time.Now()
 	reply, err := s.work.Work(ctx, args)
+	release()
 	defer s.forgetDeparted(args.Peers)
 	s.log.Debug("sync work", "doc", doc, "messages", len(batch), "waited", began.Sub(batch[0].at), "took", time.Since(began), "out", len(reply.Out))
 	switch {
@@ -221,7 +229,7 @@ func (s *Server) refuse(doc string, q queued, f *worker.Failure) {
 	}
 	s.log.Warn("sync message refused", "doc", doc, "device", q.from.dev.ID, "peer", q.from.peer.ID, "bytes", len(q.data),
 		"rule", f.Rule, "detail", f.Detail, "out_of_scope", f.Refused)
-	q.from.send(wire.Message{Type: wire.TypeError, ErrorMessage: reason, ErrorCode: code})
+	q.from.send(wire.Message{Type: wire.TypeError, ErrorMessage: reason, ErrorCode: code, DocumentID: doc})
 }
 
 // gone reports whether c's connection has ended.
@@ -291,6 +299,9 @@ func (s *Server) created(ctx context.Context, doc string, batch []queued) {
 	}
 	args := worker.WorkArgs{Doc: doc}
 	for p := range s.waiting[doc] {
+		if c := s.peers[p]; c != nil {
+			c.asked-- // the document came: no longer waited for
+		}
 		if c := s.peers[p]; c != nil && c.sc().Allows(owner) {
 			subs[p] = true
 			args.Notify = append(args.Notify, p)

@@ -1,0 +1,123 @@
+package relay
+
+import (
+	"context"
+	"fmt"
+	"sync"
+	"testing"
+	"time"
+
+	"haven/shared/crdt"
+	"haven/shared/docid"
+	"haven/shared/wire"
+	"haven/syncd/internal/worker"
+)
+
+// turnWorker records how many new documents each device has in the worker
+// at once. Each device's first call waits (up to a few seconds) until the
+// other device has one in the worker too, which only happens if one
+// device's turn does not hold up another's.
+type turnWorker struct {
+	echoWorker
+	mu      sync.Mutex
+	now     map[string]int // device peer → calls in the worker
+	most    map[string]int
+	both    chan struct{}
+	oneEach sync.Once
+	sawBoth bool
+}
+
+func (w *turnWorker) Work(ctx context.Context, a worker.WorkArgs) (worker.WorkReply, error) {
+	from := a.Msgs[0].From
+	w.mu.Lock()
+	w.now[from]++
+	w.most[from] = max(w.most[from], w.now[from])
+	if len(w.now) == 2 && w.now[from] > 0 {
+		busy := 0
+		for _, n := range w.now {
+			if n > 0 {
+				busy++
+			}
+		}
+		if busy == 2 {
+			w.sawBoth = true
+			w.oneEach.Do(func() { close(w.both) })
+		}
+	}
+	w.mu.Unlock()
+	select {
+	case <-w.both:
+	case <-time.After(3 * time.Second):
+	}
+	<-time.After(5 * time.Millisecond)
+	w.mu.Lock()
+	w.now[from]--
+	w.mu.Unlock()
+	return w.echoWorker.Work(ctx, a)
+}
+
+// changesOf returns a sync message carrying a new document's first change.
+func changesOf(t *testing.T, i int) []byte {
+	t.Helper()
+	from, to := crdt.New(), crdt.New()
+	if _, err := from.Change("", time.Unix(0, 0), func(w *crdt.Writer) error { return w.Set(int64(i), "n") }); err != nil {
+		t.Fatal(err)
+	}
+	sf, st := crdt.NewSyncState(from), crdt.NewSyncState(to)
+	for range 10 {
+		if m, ok, err := sf.Generate(); err != nil {
+			t.Fatal(err)
+		} else if ok && crdt.CountChanges(m) > 0 {
+			return m
+		} else if ok {
+			if err := st.Receive(m); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if m, ok, err := st.Generate(); err != nil {
+			t.Fatal(err)
+		} else if ok {
+			if err := sf.Receive(m); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	t.Fatal("no message carried the change")
+	return nil
+}
+
+// TestNewDocumentsTakeTurnsPerDevice: a device offering many new documents
+// at once has one of them in a worker at a time, so the others' work goes
+// on beside it; another device's new document does not wait for its turn.
+func TestNewDocumentsTakeTurnsPerDevice(t *testing.T) {
+	w := &turnWorker{now: map[string]int{}, most: map[string]int{}, both: make(chan struct{})}
+	r := newTestRelay(t, Config{}, w)
+	enc := func(m wire.Message) []byte { b, _ := wire.Encode(m); return b }
+	var conns []*conn
+	for d := range 2 {
+		dev, sc := r.device(t, fmt.Sprintf("PC %d", d))
+		c := newConn(r.s, context.Background(), &recorder{}, dev, sc)
+		c.onFrame(enc(wire.Message{Type: wire.TypeJoin, SenderID: fmt.Sprintf("pc%d", d), SupportedProtocolVersions: []string{"1"}}))
+		conns = append(conns, c)
+	}
+	for i := range 8 {
+		for d, c := range conns {
+			c.onFrame(enc(wire.Message{Type: wire.TypeSync, SenderID: fmt.Sprintf("pc%d", d), TargetID: "relay",
+				DocumentID: docid.New().String(), Data: changesOf(t, i)}))
+		}
+	}
+	r.s.wg.Wait()
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if len(w.most) != 2 {
+		t.Fatalf("the worker heard from %d devices; want 2", len(w.most))
+	}
+	for p, n := range w.most {
+		if n != 1 {
+			t.Errorf("peer %s had %d new documents in the worker at once; want one at a time", p, n)
+		}
+	}
+	if !w.sawBoth {
+		t.Error("the two devices' new documents were never in the worker together: one waited for the other's turn")
+	}
+}

@@ -57,8 +57,9 @@ type Result struct {
 // ErrIncomplete is returned when a parameter is missing.
 var ErrIncomplete = errors.New("NEWS2 needs all seven observations")
 
-// Score computes NEWS2.
-func Score(o Observations) (Result, error) {
+// Missing lists the parameters not taken, in the words staff use, in the
+// chart's order; NEWS2 needs none missing.
+func (o Observations) Missing() []string {
 	var missing []string
 	if o.RespRate <= 0 {
 		missing = append(missing, "respiration rate")
@@ -72,12 +73,19 @@ func Score(o Observations) (Result, error) {
 	if o.Pulse <= 0 {
 		missing = append(missing, "pulse")
 	}
-	if o.Temperature <= 0 {
-		missing = append(missing, "temperature")
-	}
 	if o.Consciousness == "" {
 		missing = append(missing, "consciousness")
 	}
+	if o.Temperature <= 0 {
+		missing = append(missing, "temperature")
+	}
+	return missing
+}
+
+// Score computes NEWS2, or ErrIncomplete for a set with a parameter
+// missing: a partial set would under-score.
+func Score(o Observations) (Result, error) {
+	missing := o.Missing()
 	if len(missing) > 0 {
 		return Result{}, fmt.Errorf("%w: missing %v", ErrIncomplete, missing)
 	}

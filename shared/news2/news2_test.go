@@ -87,13 +87,39 @@ func TestBands(t *testing.T) {
 	}
 }
 
+// TestIncomplete: a set with any one parameter missing, or several (a
+// call's partial set that would score at least 9), gives no score, and
+// Missing names exactly what was not taken; an unknown consciousness level
+// is refused.
 func TestIncomplete(t *testing.T) {
-	o := normal
-	o.Pulse = 0
-	if _, err := Score(o); !errors.Is(err, ErrIncomplete) {
-		t.Fatalf("Score without pulse = %v, want ErrIncomplete", err)
+	for name, clear := range map[string]func(*Observations){
+		"respiration rate":        func(o *Observations) { o.RespRate = 0 },
+		"SpO2":                    func(o *Observations) { o.SpO2 = 0 },
+		"systolic blood pressure": func(o *Observations) { o.Systolic = 0 },
+		"pulse":                   func(o *Observations) { o.Pulse = 0 },
+		"consciousness":           func(o *Observations) { o.Consciousness = "" },
+		"temperature":             func(o *Observations) { o.Temperature = 0 },
+	} {
+		o := normal
+		clear(&o)
+		if r, err := Score(o); !errors.Is(err, ErrIncomplete) {
+			t.Errorf("without %s: score %d, err %v; want ErrIncomplete", name, r.Total, err)
+		}
+		if m := o.Missing(); len(m) != 1 || m[0] != name {
+			t.Errorf("without %s: Missing() = %q", name, m)
+		}
 	}
-	o = normal
+	if m := normal.Missing(); len(m) != 0 {
+		t.Errorf("a complete set: Missing() = %q", m)
+	}
+	partial := Observations{RespRate: 30, SpO2: 85, Pulse: 140}
+	if r, err := Score(partial); !errors.Is(err, ErrIncomplete) {
+		t.Errorf("a partial set of respiration 30, SpO2 85, pulse 140: score %d, err %v; want ErrIncomplete", r.Total, err)
+	}
+	if m := partial.Missing(); len(m) != 3 {
+		t.Errorf("partial set: Missing() = %q; want systolic, consciousness, temperature", m)
+	}
+	o := normal
 	o.Consciousness = "asleep"
 	if _, err := Score(o); err == nil {
 		t.Fatal("Score accepted consciousness asleep")

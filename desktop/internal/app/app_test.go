@@ -578,3 +578,51 @@ func TestAdviceLineNeedsAReasonToOpenARecord(t *testing.T) {
 		t.Fatalf("a purged record opened again offline: %v", err)
 	}
 }
+
+// TestPartialObservationsGiveNoScore: an advice call with some
+// observations (respiration 30, SpO2 85, pulse 140: at least 9 points
+// between them) is saved with no score, and shown as not scored with what
+// was not taken, never as NEWS2 0; a stored score is never believed: a
+// call whose device wrote 0 beside a complete set shows the set's score.
+func TestPartialObservationsGiveNoScore(t *testing.T) {
+	a, _, h := openApp(t, 1, "Dr Ada Quill", gpPIN)
+	id := h.Residents[0].RecordID
+	if _, err := a.RecordAdviceCall(id, AdviceCallForm{Method: "phone", Caller: "Sam Senior", Concern: "breathless",
+		Observations: ObservationsForm{RespRate: "30", SpO2: "85", Pulse: "140"}, Advice: "999", Outcome: "conveyed"}); err != nil {
+		t.Fatal(err)
+	}
+	if v := a.ScoreTyped(id, ObservationsForm{RespRate: "30", SpO2: "85", Pulse: "140"}); v.Complete || !strings.Contains(v.Missing, "systolic") {
+		t.Fatalf("live score of a partial set: %+v", v)
+	}
+	notes, err := a.Notes(id)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var call *record.AdviceCall
+	for _, n := range notes {
+		if n.Call != nil {
+			call = n.Call
+		}
+	}
+	if call == nil || call.Observations == nil || call.Observations.RespRate != 30 {
+		t.Fatalf("the call's observations were not kept: %+v", call)
+	}
+	if call.NEWS2Band != "" {
+		t.Fatalf("a partial set was stored with a score: %d (%s)", call.NEWS2, call.NEWS2Band)
+	}
+	v := CallScore(call)
+	if v.Complete {
+		t.Fatalf("a partial set shown as scored: %+v", v)
+	}
+	for _, want := range []string{"systolic blood pressure", "consciousness", "temperature"} {
+		if !strings.Contains(v.Missing, want) {
+			t.Errorf("the call's score does not say %s was not taken: %q", want, v.Missing)
+		}
+	}
+	forged := *call
+	forged.Observations = &record.Observations{RespRate: 30, SpO2: 85, Systolic: 85, Pulse: 140, Consciousness: "voice", Temperature: 39.5}
+	forged.NEWS2, forged.NEWS2Band = 0, "low"
+	if v := CallScore(&forged); !v.Complete || v.Total < 15 || v.Band != news2.High {
+		t.Fatalf("a complete set with a stored score of 0 shown as %+v; want its own score, high", v)
+	}
+}

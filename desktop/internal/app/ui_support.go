@@ -260,29 +260,32 @@ func (a *App) ScoreTyped(id docid.ID, f ObservationsForm) NEWS2View {
 
 // missingWords lists the observations still to take, in plain words.
 func missingWords(o news2.Observations) string {
-	var m []string
-	if o.RespRate <= 0 {
-		m = append(m, "respiration rate")
-	}
-	if o.SpO2 <= 0 {
-		m = append(m, "SpO2")
-	}
-	if o.Systolic <= 0 {
-		m = append(m, "systolic blood pressure")
-	}
-	if o.Pulse <= 0 {
-		m = append(m, "pulse")
-	}
-	if o.Consciousness == "" {
-		m = append(m, "consciousness")
-	}
-	if o.Temperature <= 0 {
-		m = append(m, "temperature")
-	}
+	m := o.Missing()
 	if len(m) == 0 {
 		return ""
 	}
 	return "NEWS2 needs all seven observations; still to take: " + strings.Join(m, ", ")
+}
+
+// CallScore is an advice call's NEWS2, scored again from the observations
+// it stored: a score is only ever computed, never taken from the record,
+// so a partial set shows as no score with what was not taken, whatever a
+// device wrote beside it.
+func CallScore(c *record.AdviceCall) NEWS2View {
+	if c == nil || c.Observations == nil {
+		return NEWS2View{Missing: "No observations taken"}
+	}
+	s := c.Observations
+	o := news2.Observations{RespRate: int(s.RespRate), SpO2: int(s.SpO2), Scale2: s.SpO2Scale2, OnOxygen: s.OnOxygen,
+		Systolic: int(s.Systolic), Pulse: int(s.Pulse), Consciousness: s.Consciousness, Temperature: s.Temperature}
+	r, err := news2.Score(o)
+	if err != nil {
+		if m := o.Missing(); len(m) > 0 {
+			return NEWS2View{Missing: "NEWS2 not scored (it needs all seven observations; not taken: " + strings.Join(m, ", ") + ")"}
+		}
+		return NEWS2View{Missing: "NEWS2 not scored (an observation is not one the chart knows)"}
+	}
+	return NEWS2View{Complete: true, Total: r.Total, Band: r.Band, Response: r.Band.Response(), Points: r.Points}
 }
 
 // AdviceCallForm is the advice-call form as typed.

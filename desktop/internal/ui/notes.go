@@ -61,7 +61,11 @@ func noteLines(n app.NoteView) (header string, lines []noteLine) {
 		}
 		if o := c.Observations; o != nil {
 			add("Observations: "+obsWords(o), toneNeutral, false)
-			add(fmt.Sprintf("NEWS2 %d (%s)", c.NEWS2, words(c.NEWS2Band)), bandTone(c.NEWS2Band), true)
+			if v := app.CallScore(c); v.Complete {
+				add(fmt.Sprintf("NEWS2 %d (%s)", v.Total, words(string(v.Band))), bandTone(string(v.Band)), true)
+			} else {
+				add(v.Missing, toneWarning, true)
+			}
 		}
 		add("Advice: "+c.Advice, toneNeutral, false)
 		add("Outcome: "+outcomeWords(c.Outcome), toneNeutral, true)

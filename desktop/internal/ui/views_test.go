@@ -84,17 +84,29 @@ func TestNoteLines(t *testing.T) {
 		t.Fatalf("the retired text must stay, dimmed: %+v", lines[1])
 	}
 	call := app.NoteView{Note: record.Note{Call: &record.AdviceCall{Method: "phone", Caller: "Sam Senior", Concern: "fall", Advice: "observe",
-		Outcome: "999", NEWS2: 7, NEWS2Band: "high", Observations: &record.Observations{RespRate: 26, SpO2: 90, OnOxygen: true, Consciousness: "new-confusion", Temperature: 38.2}}},
+		Outcome: "999", NEWS2: 7, NEWS2Band: "high", Observations: &record.Observations{RespRate: 26, SpO2: 90, OnOxygen: true, Systolic: 120, Pulse: 80, Consciousness: "new-confusion", Temperature: 38.2}}},
 		When: "22 Nov 2026 03:00", Who: "Nurse Bo Lind"}
 	header, lines = noteLines(call)
 	joined := header
 	for _, l := range lines {
 		joined += "\n" + l.Text
 	}
-	for _, want := range []string{"Advice call · ", "Phone call from Sam Senior", "resp rate 26, SpO2 90% on oxygen", "new confusion", "38.2 °C", "NEWS2 7 (High)", "Outcome: 999 ambulance"} {
+	for _, want := range []string{"Advice call · ", "Phone call from Sam Senior", "resp rate 26, SpO2 90% on oxygen", "new confusion", "38.2 °C", "NEWS2 12 (High)", "Outcome: 999 ambulance"} {
 		if !strings.Contains(joined, want) {
 			t.Errorf("advice call lines lack %q:\n%s", want, joined)
 		}
+	}
+	// The score shown is the observations', not the one written beside
+	// them; a partial set shows as not scored.
+	call.Call.Observations.Systolic, call.Call.Observations.Pulse = 0, 0
+	header, lines = noteLines(call)
+	joined = header
+	for _, l := range lines {
+		joined += "\n" + l.Text
+	}
+	if strings.Contains(joined, "NEWS2 7") || strings.Contains(joined, "NEWS2 12") || !strings.Contains(joined, "NEWS2 not scored") ||
+		!strings.Contains(joined, "systolic blood pressure, pulse") {
+		t.Errorf("a partial set's lines:\n%s", joined)
 	}
 }
 

@@ -132,7 +132,7 @@ func TestChangesFasterThanTheRateAreRefused(t *testing.T) {
 // quota/bytes, and the desktop keeps them and sends them again.
 func TestBytesFasterThanTheRateAreRefused(t *testing.T) {
 	p, codes := notesUntilRefused(t, wire.CodeQuotaBytes, func(i int) string { return strings.Repeat(fmt.Sprintf("note %d ", i), 400) },
-		"-max-change-bytes-per-second", "4000", "-max-change-bytes-burst", "40000")
+		"-max-change-bytes-per-second", "20000", "-max-change-bytes-burst", "40000")
 	if slices.Contains(codes, wire.CodeQuotaChanges) {
 		t.Error("refused for the number of changes, not their bytes")
 	}

@@ -95,6 +95,8 @@ func (c *config) flags(fs *flag.FlagSet) {
 	fs.Float64Var(&c.limits.ChangesPerSecond, "max-changes-per-second", 50, "changes per second one device may send after its burst (an organisation four times that)")
 	fs.IntVar(&c.limits.ChangeBurst, "max-change-burst", 10000, "changes one device may send at once, e.g. after a day offline (an organisation four times that)")
 	fs.Float64Var(&c.limits.ChangeBytesPerSecond, "max-change-bytes-per-second", 16<<10, "bytes of changes per second one device may send after its burst (an organisation four times that)")
+	fs.Float64Var(&c.limits.ReadBytesPerSecond, "max-read-bytes-per-second", 256<<10, "bytes per second the relay reads from one device's connections after its burst")
+	fs.IntVar(&c.limits.ReadBurst, "max-read-burst", 8<<20, "bytes the relay reads from one device at once before it reads at the rate")
 	fs.IntVar(&c.limits.ChangeBytesBurst, "max-change-bytes-burst", 4<<20, "bytes of changes one device may send at once (an organisation four times that)")
 	fs.Float64Var(&c.limits.AuditPerSecond, "max-audit-per-second", 2, "audit events per second one device may report after its burst")
 	fs.IntVar(&c.limits.AuditBurst, "max-audit-burst", 5000, "audit events one device may report at once, e.g. after a week offline")

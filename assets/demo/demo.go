@@ -154,10 +154,36 @@ func NewResident(home string, i int, seed int64, notes int, now time.Time, c *Ce
 			return docs, err
 		}
 	}
-	// Care plan: every domain, review dates spread so some are overdue.
-	for _, d := range record.Domains {
+	// Reviews as a home keeps them: most in date, a few due this week, a
+	// few overdue. The care plan is reviewed together, monthly (the
+	// "resident of the day"); an overdue resident has a domain or two left
+	// behind. The end-of-life plan was made or last reviewed up to three
+	// months ago. Drawn from their own source, so that the rest of the
+	// resident stays as it was.
+	rv := rand.New(rand.NewSource(seed*7919 + int64(i)))
+	base, late := 8+rv.Intn(20), -1
+	switch roll := rv.Intn(100); {
+	case roll < 7:
+		late = rv.Intn(len(record.Domains))
+	case roll < 20:
+		base = rv.Intn(6)
+	}
+	planAgo := 10 + rv.Intn(65)
+	switch roll := rv.Intn(100); {
+	case roll < 6:
+		planAgo = 93 + rv.Intn(20)
+	case roll < 16:
+		planAgo = 86 + rv.Intn(5)
+	}
+	planMade := now.AddDate(0, 0, -planAgo)
+	gp.Rules.Now = func() time.Time { return planMade }
+	for n, d := range record.Domains {
 		s := supports[d]
-		due := now.AddDate(0, 0, rng.Intn(40)-8).Format(record.DateLayout)
+		days := base + rng.Intn(40)%3 // the domains over three days
+		if n == late || n == (late+5)%len(record.Domains) && late%2 == 0 {
+			days = -1 - rv.Intn(9)
+		}
+		due := now.AddDate(0, 0, days).Format(record.DateLayout)
 		e := record.CarePlanEntry{Domain: d, Need: s[0], Level: record.NeedLevels[rng.Intn(3)], Goal: "Stay comfortable and safe", Support: s[1],
 			PleaseDo: "Ask before helping", PleaseDont: "Rush me", ReviewDue: due, Reviewer: "Sam Senior", AgreedWith: "Resident and " + child}
 		if d == "eating-and-drinking" {
@@ -177,9 +203,9 @@ func NewResident(home string, i int, seed int64, notes int, now time.Time, c *Ce
 	if err := senior.UpdateWishes(rec, w); err != nil {
 		return docs, err
 	}
-	w.Capacity, w.Involvement, w.InvolvementDate = "does-not-have", "B", now.AddDate(0, -3, 0).Format(record.DateLayout)
-	w.ClinicianName, w.ClinicianRole, w.ClinicianReg, w.ClinicianAt = "Dr Ada Quill", "GP", "GMC 7000001", now.AddDate(0, -3, 0).UTC().Format(time.RFC3339)
-	w.CPRDecisionDate, w.PlanStatus, w.PlanApprover = now.AddDate(0, -3, 0).Format(record.DateLayout), "published", "Dr Ada Quill"
+	w.Capacity, w.Involvement, w.InvolvementDate = "does-not-have", "B", planMade.Format(record.DateLayout)
+	w.ClinicianName, w.ClinicianRole, w.ClinicianReg, w.ClinicianAt = "Dr Ada Quill", "GP", "GMC 7000001", planMade.UTC().Format(time.RFC3339)
+	w.CPRDecisionDate, w.PlanStatus, w.PlanApprover = planMade.Format(record.DateLayout), "published", "Dr Ada Quill"
 	if err := gp.UpdateWishes(rec, w); err != nil {
 		return docs, err
 	}

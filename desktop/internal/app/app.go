@@ -84,6 +84,7 @@ type App struct {
 	// refusalHeld marks a refusal under a limit: the changes wait here, and
 	// the words go once nothing waits.
 	refusalHeld bool
+	day         string // today's date as the list was last shown (reviews.go)
 	cancel      context.CancelFunc
 	done        chan struct{} // closed when the sync goroutines have stopped
 
@@ -247,6 +248,8 @@ func (a *App) startLocked(master []byte) error {
 	ctx, cancel := context.WithCancel(context.Background())
 	a.cancel = cancel
 	a.done = make(chan struct{})
+	a.day = a.opts.Now().Format(record.DateLayout)
+	go a.dayLoop(ctx)
 	if a.opts.NoSync || a.dev.RelayURL == "" {
 		close(a.done)
 		return nil

@@ -38,12 +38,23 @@ type Row struct {
 	// Revocations is how many certificate revocations this computer knew
 	// when the summary was made: a new one may unmake a decision, so the
 	// row is made again.
-	Revocations int    `json:"revocations"`
-	Overdue     int    `json:"overdue"`    // care-plan domains past their review date
-	NextReview  string `json:"nextReview"` // earliest review date
-	Heads       string `json:"heads"`      // of the record the summary was made from
-	Seq         uint64 `json:"seq"`        // the record's newest stored chunk then: unchanged since if store.LastSeq agrees
-	Timeline    string `json:"timeline,omitempty"`
+	Revocations int `json:"revocations"`
+	// Reviews are what the record has due for review, soonest first (care
+	// plan domains and the end-of-life plan); PlanAlerts what its plan
+	// lacks (record.PlanAlerts).
+	Reviews    []record.ReviewItem `json:"reviews,omitempty"`
+	PlanAlerts []string            `json:"planAlerts,omitempty"`
+	// Overdue and DueThisWeek count Reviews past their date, and due
+	// within record.SoonDays, on the day Residents was asked: never
+	// stored, since yesterday's count is wrong today.
+	Overdue     int `json:"-"`
+	DueThisWeek int `json:"-"`
+	// Format is the row layout it was made in: a row of an older layout is
+	// made again from its record.
+	Format   int    `json:"format"`
+	Heads    string `json:"heads"` // of the record the summary was made from
+	Seq      uint64 `json:"seq"`   // the record's newest stored chunk then: unchanged since if store.LastSeq agrees
+	Timeline string `json:"timeline,omitempty"`
 
 	words   []string // lower-case name words, for search
 	sortKey string   // lower-case family then given name
@@ -172,7 +183,7 @@ func (x *index) verify() {
 			x.mu.RUnlock()
 			// Cheap: compare the stored chunk sequence, without loading
 			// the document.
-			if last, err := x.a.st.LastSeq(s); r != nil && r.Held && err == nil && last == r.Seq && r.Revocations == x.a.revocationCount() {
+			if last, err := x.a.st.LastSeq(s); r != nil && r.Held && err == nil && last == r.Seq && r.Revocations == x.a.revocationCount() && r.Format == rowFormat {
 				continue
 			}
 		}
@@ -339,17 +350,23 @@ func summarise(r *Row, rec *record.Record, heads []crdt.Hash, now time.Time) {
 	for _, c := range rec.Conflicts() {
 		r.Conflicts = append(r.Conflicts, c.Kind.Label())
 	}
-	r.Overdue, r.NextReview = 0, ""
-	today := now.Format(record.DateLayout)
-	for _, e := range rec.CarePlan {
-		if e.ReviewDue == "" {
-			continue
-		}
-		if e.ReviewDue < today {
+	r.Reviews, r.PlanAlerts = rec.Reviews(), rec.PlanAlerts()
+	r.Format = rowFormat
+}
+
+// rowFormat is the Row layout summarise makes.
+const rowFormat = 2
+
+// reviewsOn counts the row's reviews overdue, and due from today to
+// record.SoonDays ahead, on now's day.
+func (r *Row) reviewsOn(now time.Time) {
+	r.Overdue, r.DueThisWeek = 0, 0
+	for _, it := range r.Reviews {
+		switch record.ReviewState(it.Due, now) {
+		case record.ReviewOverdue:
 			r.Overdue++
-		}
-		if r.NextReview == "" || e.ReviewDue < r.NextReview {
-			r.NextReview = e.ReviewDue
+		case record.ReviewDue, record.ReviewSoon:
+			r.DueThisWeek++
 		}
 	}
 }
@@ -367,7 +384,8 @@ func words(r Row) []string {
 // Filter narrows the list.
 type Filter struct {
 	Query      string
-	Overdue    bool   // only residents with a care-plan review overdue
+	Overdue    bool   // only residents with a review overdue
+	DueSoon    bool   // only residents with a review overdue or due this week
 	Conflicts  bool   // only residents with an unresolved conflict
 	CPR        string // "", a CPR value, "not-recorded" or "conflict"
 	Discharged bool   // include discharged and deceased residents
@@ -383,17 +401,20 @@ const (
 func (a *App) Residents(f Filter) []Row {
 	q := parseQuery(f.Query)
 	rows := a.idx.inOrder()
+	now := a.opts.Now()
 	var out []Row
 	a.idx.mu.RLock()
 	defer a.idx.mu.RUnlock()
-	for _, r := range rows {
+	for _, p := range rows {
+		r := *p
+		r.reviewsOn(now)
 		if r.FamilyName == "" && r.GivenName == "" {
 			continue // known only by ID so far
 		}
 		if !f.Discharged && r.Status != "" && r.Status != record.StatusActive {
 			continue
 		}
-		if f.Overdue && r.Overdue == 0 || f.Conflicts && len(r.Conflicts) == 0 {
+		if f.Overdue && r.Overdue == 0 || f.DueSoon && r.Overdue+r.DueThisWeek == 0 || f.Conflicts && len(r.Conflicts) == 0 {
 			continue
 		}
 		switch f.CPR {
@@ -407,10 +428,10 @@ func (a *App) Residents(f Filter) []Row {
 				continue
 			}
 		}
-		if !q.match(r) {
+		if !q.match(&r) {
 			continue
 		}
-		out = append(out, *r)
+		out = append(out, r)
 	}
 	return out
 }

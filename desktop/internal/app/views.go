@@ -3,6 +3,7 @@ package app
 import (
 	"errors"
 	"fmt"
+	"sort"
 	"strings"
 	"time"
 
@@ -317,6 +318,7 @@ func (a *App) FrontSheet(id docid.ID) (*FrontSheet, error) {
 			fs.Alerts = append(fs.Alerts, al.Text)
 		}
 	}
+	fs.Alerts = append(fs.Alerts, planAlerts(rec, now)...)
 	for _, c := range rec.Contacts {
 		if c.Removed {
 			continue
@@ -404,12 +406,13 @@ type CarePlanItem struct {
 	Review string // ReviewOverdue, ReviewDue, ReviewSoon, ReviewOK, ReviewNotSet
 }
 
+// Review states, as record.ReviewState says them.
 const (
-	ReviewOverdue = "overdue"
-	ReviewDue     = "due"  // today
-	ReviewSoon    = "soon" // within 7 days
-	ReviewOK      = "ok"
-	ReviewNotSet  = "not set"
+	ReviewOverdue = record.ReviewOverdue
+	ReviewDue     = record.ReviewDue  // today
+	ReviewSoon    = record.ReviewSoon // within record.SoonDays
+	ReviewOK      = record.ReviewOK
+	ReviewNotSet  = record.ReviewNotSet
 )
 
 // CarePlan returns the care plan by domain and audits the view.
@@ -418,26 +421,43 @@ func (a *App) CarePlan(id docid.ID) ([]CarePlanItem, error) {
 	if err != nil {
 		return nil, err
 	}
-	today := a.opts.Now().Format(record.DateLayout)
-	soon := a.opts.Now().AddDate(0, 0, 7).Format(record.DateLayout)
+	now := a.opts.Now()
 	var out []CarePlanItem
 	for _, e := range rec.CarePlan {
-		it := CarePlanItem{CarePlanEntry: e, Label: e.Domain.Label()}
-		switch {
-		case e.ReviewDue == "":
-			it.Review = ReviewNotSet
-		case e.ReviewDue < today:
-			it.Review = ReviewOverdue
-		case e.ReviewDue == today:
-			it.Review = ReviewDue
-		case e.ReviewDue <= soon:
-			it.Review = ReviewSoon
-		default:
-			it.Review = ReviewOK
-		}
-		out = append(out, it)
+		out = append(out, CarePlanItem{CarePlanEntry: e, Label: e.Domain.Label(), Review: record.ReviewState(e.ReviewDue, now)})
 	}
 	return out, nil
+}
+
+// DueReview is one review overdue or due soon, for the manager's list.
+type DueReview struct {
+	Resident Row
+	What     string // the care-plan domain's label, or "End-of-life plan (ReSPECT)"
+	Due      string // YYYY-MM-DD
+	State    string // ReviewOverdue, ReviewDue or ReviewSoon
+}
+
+// ReviewsDue lists every review of the residents in care that is overdue
+// or due within record.SoonDays, as of now, most overdue first: the
+// manager's week. It reads the list's rows, not the records.
+func (a *App) ReviewsDue() []DueReview {
+	now := a.opts.Now()
+	var out []DueReview
+	for _, r := range a.Residents(Filter{DueSoon: true}) {
+		for _, it := range r.Reviews {
+			st := record.ReviewState(it.Due, now)
+			if st != ReviewOverdue && st != ReviewDue && st != ReviewSoon {
+				continue
+			}
+			what := record.Domain(it.What).Label()
+			if it.What == record.PlanReviewItem {
+				what = "End-of-life plan (ReSPECT)"
+			}
+			out = append(out, DueReview{Resident: r, What: what, Due: it.Due, State: st})
+		}
+	}
+	sort.SliceStable(out, func(i, j int) bool { return out[i].Due < out[j].Due })
+	return out
 }
 
 // WishesView is the advance wishes tab.
@@ -655,4 +675,27 @@ func (a *App) ScoreNEWS2(id docid.ID, o news2.Observations) NEWS2View {
 	}
 	v.Complete, v.Total, v.Band, v.Response, v.Points = true, r.Total, r.Band, r.Band.Response(), r.Points
 	return v
+}
+
+// planAlertWords say each of record.PlanAlerts in the words of the front
+// sheet.
+var planAlertWords = map[string]string{
+	record.AlertNoPlaceOfDeath: "First preferred place of death is blank: ask the resident, or those who speak for them, and record their wish (or \"not recorded\")",
+}
+
+// planAlerts are the front sheet's alerts about the end-of-life plan: what
+// it lacks, and a review overdue or due today.
+func planAlerts(rec *record.Record, now time.Time) []string {
+	var out []string
+	for _, k := range rec.PlanAlerts() {
+		out = append(out, planAlertWords[k])
+	}
+	due := rec.PlanReviewDue()
+	switch record.ReviewState(due, now) {
+	case record.ReviewOverdue:
+		out = append(out, "End-of-life plan review overdue: it was due "+formatDate(due))
+	case record.ReviewDue:
+		out = append(out, "End-of-life plan review due today")
+	}
+	return out
 }

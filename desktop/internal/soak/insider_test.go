@@ -287,7 +287,8 @@ func (at *attack) insiderLoop() {
 }
 
 // forgeAudit reports a wildly numbered batch, a forged break-glass under
-// another name with escape codes, and a batch of 1,000 views.
+// another name with escape codes, and six batches of 1,000 views (past a
+// burst of 5,000).
 func (at *attack) forgeAudit(p *peer) {
 	k := at.insider
 	k.auditSent.Lock()
@@ -302,13 +303,15 @@ func (at *attack) forgeAudit(p *peer) {
 	send([]wire.AuditEvent{ev(1<<62, "view-front-sheet", "staff-x", "")})
 	send([]wire.AuditEvent{ev(k.auditSeq, wire.ActionBreakGlass, "staff-dr-who", "\x1b[2Jnothing to see")})
 	k.auditSeq++
-	batch := make([]wire.AuditEvent, 1000)
-	for i := range batch {
-		batch[i] = ev(k.auditSeq+uint64(i), "view-front-sheet", "staff-x", "")
+	for range 6 {
+		batch := make([]wire.AuditEvent, 1000)
+		for i := range batch {
+			batch[i] = ev(k.auditSeq+uint64(i), "view-front-sheet", "staff-x", "")
+		}
+		send(batch)
+		// Numbers run on only as far as the relay took them; the insider
+		// does not know, so it goes on from the end of what it sent, and
+		// its later batches are gaps: refused too.
+		k.auditSeq += uint64(len(batch))
 	}
-	send(batch)
-	// Numbers run on only as far as the relay took them; the insider does
-	// not know, so it goes on from the end of what it sent, and its later
-	// batches are gaps: refused too.
-	k.auditSeq += uint64(len(batch))
 }

@@ -30,6 +30,7 @@ type (
 	// lister: the resident list, the conflicts inbox and the homes held.
 	lister interface {
 		Residents(app.Filter) []app.Row
+		ReviewsDue() []app.DueReview
 		Conflicts() []app.Conflict
 		Tampered() []app.Row
 		Homes() []string

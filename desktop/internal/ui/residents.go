@@ -64,6 +64,8 @@ func rowFor(r app.Row) rowView {
 		v.Badges = append(v.Badges, badgeView{"1 review overdue", toneWarning})
 	case r.Overdue > 1:
 		v.Badges = append(v.Badges, badgeView{fmt.Sprintf("%d reviews overdue", r.Overdue), toneWarning})
+	case r.DueThisWeek > 0:
+		v.Badges = append(v.Badges, badgeView{"Review due this week", toneInfo})
 	}
 	if r.Status == record.StatusDischarged || r.Status == record.StatusDied {
 		v.Badges = append(v.Badges, badgeView{words(r.Status), toneInfo})
@@ -95,10 +97,12 @@ type residentList struct {
 
 	search     *widget.Entry
 	overdue    *widget.Check
+	dueSoon    *widget.Check
 	conflicts  *widget.Check
 	discharged *widget.Check
 	cpr        *choice
 	count      *widget.Label
+	week       *widget.Button // the reviews due this week, and how many
 	list       *widget.List
 
 	filter app.Filter
@@ -117,12 +121,15 @@ func (l *residentList) build() fyne.CanvasObject {
 	l.search.OnChanged = l.onSearch
 	l.search.OnSubmitted = func(string) { l.onOpenFirst() }
 	l.overdue = u.check("Review overdue", func(b bool) { l.filter.Overdue = b; l.reload() })
+	l.dueSoon = u.check("Review due this week", func(b bool) { l.filter.DueSoon = b; l.reload() })
 	l.conflicts = u.check("Conflicts", func(b bool) { l.filter.Conflicts = b; l.reload() })
 	l.discharged = u.check("Include discharged", func(b bool) { l.filter.Discharged = b; l.reload() })
 	l.cpr = u.choice(cprFilterValues, cprFilterLabel, func(v string) { l.filter.CPR = v; l.reload() })
 	l.cpr.SetSelectedIndex(0)
 	l.count = text("", toneNeutral, false)
 	l.count.Importance = widget.LowImportance
+	l.week = u.button("Reviews this week", func() { showReviewsDue(u, l.onOpen) })
+	l.week.Importance = widget.LowImportance
 
 	l.list = widget.NewList(
 		func() int { return len(l.rows) },
@@ -136,9 +143,10 @@ func (l *residentList) build() fyne.CanvasObject {
 
 	filters := container.NewVBox(
 		l.search,
-		container.NewGridWithColumns(2, l.overdue, l.conflicts),
-		container.NewGridWithColumns(2, l.discharged, l.cpr.Select),
-		l.count,
+		container.NewGridWithColumns(2, l.overdue, l.dueSoon),
+		container.NewGridWithColumns(2, l.conflicts, l.discharged),
+		l.cpr.Select,
+		container.NewBorder(nil, nil, nil, l.week, l.count),
 	)
 	return container.NewBorder(container.NewPadded(filters), nil, nil, nil, l.list)
 }
@@ -151,6 +159,12 @@ func (l *residentList) reload() {
 	l.rows = l.u.app.Residents(l.filter)
 	total := len(l.u.app.Residents(app.Filter{Discharged: l.filter.Discharged}))
 	l.count.SetText(countFor(len(l.rows), total, l.u.app.AdviceLine()))
+	if n := len(l.u.app.ReviewsDue()); n > 0 && !l.u.app.AdviceLine() {
+		l.week.SetText(fmt.Sprintf("Reviews this week (%d)", n))
+		l.week.Show()
+	} else {
+		l.week.Hide()
+	}
 	l.list.Refresh()
 	l.markOpen(l.open)
 }

@@ -8,6 +8,7 @@ package ui
 import (
 	"context"
 	"errors"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -665,10 +666,14 @@ func TestAdviceCallWithLiveNEWS2(t *testing.T) {
 }
 
 func TestCarePlanReviewAddAndDischarge(t *testing.T) {
-	a, _ := demoApp(t, 3)
+	a, _ := demoApp(t, 30)
 	u := newTestUI(t, a)
 	signIn(t, u, "Mo Manager")
-	u.main.openResident(u.main.list.rows[0].ID)
+	late := slices.IndexFunc(u.main.list.rows, func(r app.Row) bool { return r.Overdue > 0 })
+	if late < 0 {
+		t.Fatal("no resident of a demo home of 30 has a review overdue")
+	}
+	u.main.openResident(u.main.list.rows[late].ID)
 	s := u.main.resident
 	s.selectTab("Care plan")
 	cp := s.care

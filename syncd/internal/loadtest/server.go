@@ -63,7 +63,7 @@ func StartHaven(bin, dir string, workers int, cpus string) (*Server, error) {
 	// A load test measures throughput, not an attack: the per-device
 	// shares are set far above what it sends.
 	args := []string{"serve", "-data", data, "-listen", "127.0.0.1:0", "-log-level", "warn",
-		"-max-docs-per-hour", "1000000", "-max-changes-per-second", "1000000", "-max-change-burst", "10000000", "-max-change-bytes-per-second", "1e12", "-max-change-bytes-burst", "1000000000000", "-max-conns-per-device", "10000"}
+		"-max-docs-per-hour", "1000000", "-max-changes-per-second", "1000000", "-max-change-burst", "10000000", "-max-change-bytes-per-second", "1e12", "-max-change-bytes-burst", "1000000000000", "-max-read-bytes-per-second", "1e12", "-max-read-burst", "1000000000000", "-max-conns-per-device", "10000"}
 	if workers > 0 {
 		args = append(args, "-workers", fmt.Sprint(workers))
 	}

@@ -212,6 +212,18 @@ func (c *conn) fail(reason string, code int) {
 // indexes, and queueing. Nothing here touches Automerge or waits for disk.
 func (c *conn) onFrame(frame []byte) {
 	s := c.s
+	if wait := s.readWait(c, len(frame)); wait > 0 {
+		// Over the device's read rate: this connection is read no further
+		// until the rate allows (see Limits.ReadBytesPerSecond).
+		s.metrics.readWaits.Inc()
+		t := time.NewTimer(wait)
+		select {
+		case <-t.C:
+		case <-c.ctx.Done():
+			t.Stop()
+			return
+		}
+	}
 	s.metrics.bytes.WithLabelValues("in").Add(float64(len(frame)))
 	m, err := wire.Decode(frame)
 	if err != nil {

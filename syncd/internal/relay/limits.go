@@ -44,6 +44,15 @@ type Limits struct {
 	// MiB; per organisation four times those.
 	ChangeBytesPerSecond float64
 	ChangeBytesBurst     int
+	// ReadBytesPerSecond and ReadBurst shape what the relay reads from one
+	// device's connections together: past the burst, the relay reads its
+	// next frame only when the rate allows, so the socket fills and the
+	// device waits. Whatever a device sends (refused changes, requests by
+	// the thousand, audit batches), the relay spends no more than this
+	// rate's worth of work reading it. A desktop's busiest minute is far
+	// below. Defaults 256 KiB/s and 8 MiB.
+	ReadBytesPerSecond float64
+	ReadBurst          int
 	// AuditPerSecond and AuditBurst are a token bucket per device for the
 	// audit events it reports: a desktop back from a week offline sends a
 	// few thousand views at once. Defaults 2/s and 5,000.
@@ -92,6 +101,10 @@ func (l Limits) withDefaults() Limits {
 		l.ChangesPerSecond = 50
 	}
 	def(&l.ChangeBytesBurst, 4<<20)
+	def(&l.ReadBurst, 8<<20)
+	if l.ReadBytesPerSecond <= 0 {
+		l.ReadBytesPerSecond = 256 << 10
+	}
 	if l.ChangeBytesPerSecond <= 0 {
 		l.ChangeBytesPerSecond = 16 << 10
 	}
@@ -111,17 +124,23 @@ type bucket struct {
 	last   time.Time
 }
 
+// refill adds what the time since the last use earned, up to burst; a
+// bucket first used is full. A clock that went back earns nothing.
+func (b *bucket) refill(now time.Time, rate float64, burst int) {
+	if b.last.IsZero() {
+		b.tokens = float64(burst)
+	} else {
+		b.tokens = min(float64(burst), b.tokens+max(0, now.Sub(b.last).Seconds())*rate)
+	}
+	b.last = now
+}
+
 // take removes n tokens if there are that many, refilling first. More
 // than a whole burst at once (a week offline in one message) passes when
 // the bucket is full and leaves it in debt, so it is never refused for
 // ever; the device then waits the longer.
 func (b *bucket) take(now time.Time, n, rate float64, burst int) bool {
-	if b.last.IsZero() {
-		b.tokens = float64(burst)
-	} else {
-		b.tokens = min(float64(burst), b.tokens+now.Sub(b.last).Seconds()*rate)
-	}
-	b.last = now
+	b.refill(now, rate, burst)
 	if b.tokens < min(n, float64(burst)) {
 		return false
 	}
@@ -134,6 +153,7 @@ type quotas struct {
 	mu       sync.Mutex
 	changes  map[string]*bucket // device or "org:" + organisation
 	bytes    map[string]*bucket // device, or "org:" and the organisation
+	reads    map[string]*bucket // device: bytes read from its connections
 	docs     map[string]*bucket
 	audit    map[string]*bucket       // device
 	searches map[string]*bucket       // device
@@ -143,7 +163,7 @@ type quotas struct {
 }
 
 func newQuotas() *quotas {
-	return &quotas{changes: map[string]*bucket{}, bytes: map[string]*bucket{}, docs: map[string]*bucket{}, audit: map[string]*bucket{}, searches: map[string]*bucket{}, reserved: map[string]string{}, unauth: map[string]int{}, creating: map[string]chan struct{}{}}
+	return &quotas{changes: map[string]*bucket{}, bytes: map[string]*bucket{}, reads: map[string]*bucket{}, docs: map[string]*bucket{}, audit: map[string]*bucket{}, searches: map[string]*bucket{}, reserved: map[string]string{}, unauth: map[string]int{}, creating: map[string]chan struct{}{}}
 }
 
 func (q *quotas) get(m map[string]*bucket, key string) *bucket {
@@ -189,6 +209,26 @@ func (s *Server) allowChanges(c *conn, n, size int) string {
 		}
 	}
 	return ""
+}
+
+// debit takes n tokens whatever the bucket holds, refilling first, and
+// returns how long until it is out of debt again.
+func (b *bucket) debit(now time.Time, n, rate float64, burst int) time.Duration {
+	b.refill(now, rate, burst)
+	b.tokens -= n
+	if b.tokens >= 0 {
+		return 0
+	}
+	return time.Duration(-b.tokens / rate * float64(time.Second))
+}
+
+// readWait takes n bytes read from the device and says how long its
+// connection waits before reading on.
+func (s *Server) readWait(c *conn, n int) time.Duration {
+	l, q := s.cfg.Limits, s.quotas
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	return q.get(q.reads, c.dev.ID).debit(time.Now(), float64(n), l.ReadBytesPerSecond, l.ReadBurst)
 }
 
 // allowAudit takes n audit-event tokens from the device.

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"sync"
 	"testing"
+	"testing/synctest"
 	"time"
 
 	"haven/shared/crdt"
@@ -120,4 +121,45 @@ func TestNewDocumentsTakeTurnsPerDevice(t *testing.T) {
 	if !w.sawBoth {
 		t.Error("the two devices' new documents were never in the worker together: one waited for the other's turn")
 	}
+}
+
+// TestReadsAreShapedPerDevice: past its burst, the relay reads a device's
+// frames no faster than its read rate (the connection waits; nothing is
+// refused), whatever the frames hold; another device is read at once.
+func TestReadsAreShapedPerDevice(t *testing.T) {
+	const rate, burst = 1000, 2000
+	r := newTestRelay(t, Config{Limits: Limits{ReadBytesPerSecond: rate, ReadBurst: burst}}, echoWorker{})
+	var conns []*conn
+	for d := range 2 {
+		dev, sc := r.device(t, fmt.Sprintf("PC %d", d))
+		c := newConn(r.s, context.Background(), &recorder{}, dev, sc)
+		b, _ := wire.Encode(wire.Message{Type: wire.TypeJoin, SenderID: fmt.Sprintf("pc%d", d), SupportedProtocolVersions: []string{"1"}})
+		c.onFrame(b)
+		conns = append(conns, c)
+	}
+	// Ephemeral messages about a document nobody holds: reading them is
+	// all the work.
+	frame, _ := wire.Encode(wire.Message{Type: wire.TypeEphemeral, SenderID: "pc0", TargetID: "relay", DocumentID: docid.New().String(),
+		SessionID: "s", Count: 1, Data: make([]byte, 1000)})
+	if len(frame) < 1000 {
+		t.Fatalf("a frame of %d bytes", len(frame))
+	}
+	synctest.Test(t, func(t *testing.T) {
+		start := time.Now()
+		conns[1].onFrame(frame)
+		if d := time.Since(start); d != 0 {
+			t.Fatalf("a device within its burst waited %v", d)
+		}
+		sent := 0
+		for range 5 {
+			conns[0].onFrame(frame)
+			sent += len(frame)
+		}
+		got := time.Since(start)
+		// The join and the frames, less the burst, at the rate.
+		want := time.Duration(float64(sent-burst) / rate * float64(time.Second))
+		if got < want-50*time.Millisecond || got > want+200*time.Millisecond {
+			t.Fatalf("%d bytes past a burst of %d at %d/s took %v to read; want about %v", sent-burst, burst, rate, got, want)
+		}
+	})
 }

@@ -18,6 +18,7 @@ type Metrics struct {
 	syncLatency prometheus.Histogram
 	quarantined *prometheus.CounterVec // what: message, chunk
 	refused     *prometheus.CounterVec // reason
+	readWaits   prometheus.Counter
 	restarts    prometheus.CounterFunc
 }
 
@@ -32,6 +33,8 @@ func NewMetrics() *Metrics {
 		Buckets: prometheus.ExponentialBuckets(0.0005, 2, 16)})
 	m.quarantined = prometheus.NewCounterVec(prometheus.CounterOpts{Name: "haven_relay_quarantined_total", Help: "Sync messages that crashed a CRDT worker, and stored chunks that failed to load."}, []string{"what"})
 	m.refused = prometheus.NewCounterVec(prometheus.CounterOpts{Name: "haven_relay_refused_total", Help: "Connections and messages refused, by reason."}, []string{"reason"})
+	m.readWaits = prometheus.NewCounter(prometheus.CounterOpts{Name: "haven_relay_read_waits_total",
+		Help: "Frames a connection waited to read because its device was over its read rate."})
 	// Series exist from the start, at zero, so dashboards and alerts see them.
 	for _, w := range []string{"message", "chunk"} {
 		m.quarantined.WithLabelValues(w)
@@ -42,7 +45,7 @@ func NewMetrics() *Metrics {
 			m.messages.WithLabelValues(d, t)
 		}
 	}
-	m.reg.MustRegister(m.connections, m.documents, m.messages, m.bytes, m.syncLatency, m.quarantined, m.refused,
+	m.reg.MustRegister(m.connections, m.documents, m.messages, m.bytes, m.syncLatency, m.quarantined, m.refused, m.readWaits,
 		prometheus.NewGoCollector(), prometheus.NewProcessCollector(prometheus.ProcessCollectorOpts{}))
 	return m
 }

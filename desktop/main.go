@@ -9,6 +9,8 @@
 //	desktop -seed-demo-advice 6              an offline demo advice line after a night of 6 calls
 //	desktop -unlock "Dr Ada Quill:271828" -open-first -screenshot out.png
 //	                                         render, save a PNG of the window, exit
+//	desktop import -data DIR -unlock "NAME:PIN" FILE.csv
+//	                                         admit residents from a CSV file
 package main
 
 import (
@@ -33,6 +35,17 @@ import (
 
 func main() {
 	log := slog.New(slog.NewTextHandler(os.Stderr, nil))
+	if len(os.Args) > 1 && os.Args[1] == "import" {
+		refused, err := runImport(os.Args[2:], os.Stdout, log)
+		if err != nil && !errors.Is(err, flag.ErrHelp) {
+			fmt.Fprintln(os.Stderr, "import:", err)
+			os.Exit(2)
+		}
+		if refused > 0 {
+			os.Exit(1)
+		}
+		return
+	}
 	if err := run(os.Args[1:], log); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			return

@@ -1,10 +1,17 @@
 package main
 
 import (
+	"bytes"
 	"errors"
 	"flag"
+	"io"
+	"log/slog"
+	"os"
 	"path/filepath"
+	"strings"
 	"testing"
+
+	"haven/assets/demo"
 )
 
 func TestFlags(t *testing.T) {
@@ -36,5 +43,41 @@ func TestFlags(t *testing.T) {
 func TestUnlockAsWantsNameAndPIN(t *testing.T) {
 	if err := unlockAs(nil, "x:1"); err == nil {
 		t.Fatal("-unlock on a computer not set up was accepted")
+	}
+}
+
+// TestImportCommand: `desktop import` prints "imported N, refused M" and a
+// line per refused row, returns the refusals (main exits 1 on any), and
+// run twice imports nothing more.
+func TestImportCommand(t *testing.T) {
+	dir := t.TempDir()
+	log := slog.New(slog.NewTextHandler(io.Discard, nil))
+	if err := prepare(config{dir: dir, seed: 2, notes: 1}, log); err != nil {
+		t.Fatal(err)
+	}
+	file := filepath.Join(t.TempDir(), "residents.csv")
+	rows := "nhs_number,given_name,family_name,date_of_birth,sex,room,gp_practice_ods\n" +
+		demo.NHSNumber(7000) + ",Olive,Penrose,1933-05-06,female,21,E85001\n" +
+		demo.NHSNumber(7010) + ",Walter,Brierley,1930-02-30,male,22,E85001\n"
+	if err := os.WriteFile(file, []byte(rows), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	args := []string{"-data", dir, "-unlock", "Mo Manager:314159", file}
+	var out bytes.Buffer
+	refused, err := runImport(args, &out, log)
+	if err != nil || refused != 1 {
+		t.Fatalf("import: %d refused, %v\n%s", refused, err, out.String())
+	}
+	lines := strings.Split(strings.TrimSpace(out.String()), "\n")
+	if len(lines) != 2 || lines[0] != "imported 1, refused 1" || !strings.HasPrefix(lines[1], "line 3: date_of_birth") {
+		t.Fatalf("output:\n%s", out.String())
+	}
+	out.Reset()
+	if refused, err := runImport(args, &out, log); err != nil || refused != 1 || !strings.HasPrefix(out.String(), "imported 0, refused 1\n") ||
+		!strings.Contains(out.String(), "line 2: already in this home") {
+		t.Fatalf("run again: %d refused, %v\n%s", refused, err, out.String())
+	}
+	if _, err := runImport([]string{"-data", dir, file}, &out, log); err == nil {
+		t.Fatal("an import without -unlock was accepted")
 	}
 }

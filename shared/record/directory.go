@@ -115,6 +115,9 @@ func (e *Editor) AddResident(dir *crdt.Doc, id Identity) (NewDocs, error) {
 	if err != nil || !ok {
 		return NewDocs{}, fmt.Errorf("directory has no home: %v", err)
 	}
+	if err := CheckNotHeld(dir, id.NHSNumber, ""); err != nil {
+		return NewDocs{}, err
+	}
 	docs, err := e.NewResident(asString(home), id)
 	if err != nil {
 		return docs, err
@@ -144,10 +147,17 @@ func (e *Editor) putEntry(dir *crdt.Doc, id string, entry DirectoryEntry) error 
 // UpdateResident changes a resident's identity (a rename, a new room) in the
 // record and then in the directory.
 func (e *Editor) UpdateResident(dir, rec *crdt.Doc, id Identity) error {
+	r, err := Read(rec, nil)
+	if err != nil {
+		return err
+	}
+	if err := CheckNotHeld(dir, id.NHSNumber, r.ID.String()); err != nil {
+		return err
+	}
 	if err := e.UpdateIdentity(rec, id); err != nil {
 		return err
 	}
-	_, err := e.Reconcile(dir, rec)
+	_, err = e.Reconcile(dir, rec)
 	return err
 }
 
@@ -192,4 +202,46 @@ func (e *Editor) Reconcile(dir, rec *crdt.Doc) (bool, error) {
 		return false, nil
 	}
 	return true, e.putEntry(dir, r.ID.String(), entryFor(r.Identity))
+}
+
+// DuplicateError refuses a second record for a person the home already
+// holds: one record per person, with the NHS number as its key (EPaCCS).
+// Held is the resident who has the number, discharged or not (a return is
+// a readmission of that record).
+type DuplicateError struct {
+	Held DirectoryEntry
+}
+
+func (e *DuplicateError) Error() string {
+	return fmt.Sprintf("NHS number already held in this home by %s %s, room %q (%s)", e.Held.GivenName, e.Held.FamilyName, e.Held.Room, e.Held.Status)
+}
+
+// CheckNotHeld returns a *DuplicateError if the home's directory lists a
+// resident with this NHS number (compared by its digits) other than the
+// record except: the one rule for admitting and for changing a number.
+func CheckNotHeld(dir *crdt.Doc, nhsNumber, except string) error {
+	want := digits(nhsNumber)
+	if want == "" {
+		return nil
+	}
+	d, err := ReadDirectory(dir)
+	if err != nil {
+		return err
+	}
+	for _, r := range d.Residents {
+		if r.ID != except && digits(r.NHSNumber) == want {
+			return &DuplicateError{Held: r}
+		}
+	}
+	return nil
+}
+
+func digits(s string) string {
+	var b strings.Builder
+	for _, c := range s {
+		if c >= '0' && c <= '9' {
+			b.WriteRune(c)
+		}
+	}
+	return b.String()
 }

@@ -1,6 +1,7 @@
 package record
 
 import (
+	"errors"
 	"slices"
 	"testing"
 	"time"
@@ -131,5 +132,51 @@ func TestBlankPlaceOfDeathIsRaised(t *testing.T) {
 	}
 	if a := r.PlanAlerts(); slices.Contains(a, AlertNoPlaceOfDeath) {
 		t.Fatalf("a conflict raised as blank: %q", a)
+	}
+}
+
+// TestOnePersonOneRecord: a home admits an NHS number once (spaces or not,
+// discharged or not: a return is a readmission of that record); a rename
+// keeps its own number, but cannot take another resident's.
+func TestOnePersonOneRecord(t *testing.T) {
+	mgr := editor(t, "Mo Manager", HomeManager)
+	dir, _, err := mgr.NewDirectory("home-1", "Larch House")
+	if err != nil {
+		t.Fatal(err)
+	}
+	first, err := mgr.AddResident(dir, identity())
+	if err != nil {
+		t.Fatal(err)
+	}
+	again := identity()
+	again.GivenName, again.NHSNumber = "Edie", "999 000 0018"
+	var dup *DuplicateError
+	if _, err := mgr.AddResident(dir, again); !errors.As(err, &dup) || dup.Held.ID != first.RecordID.String() || dup.Held.Room != "12" || dup.Held.FamilyName != "Marlow" {
+		t.Fatalf("the same NHS number again: %v", err)
+	}
+	other := identity()
+	other.NHSNumber, other.GivenName, other.Room = "9990000026", "Alfred", "14"
+	second, err := mgr.AddResident(dir, other)
+	if err != nil {
+		t.Fatal(err)
+	}
+	renamed := identity()
+	renamed.FamilyName, renamed.Status = "Marlow-Hughes", StatusActive
+	if err := mgr.UpdateResident(dir, first.Record, renamed); err != nil {
+		t.Fatalf("a rename keeping its own number: %v", err)
+	}
+	taken := other
+	taken.NHSNumber, taken.Status = identity().NHSNumber, StatusActive
+	if err := mgr.UpdateResident(dir, second.Record, taken); !errors.As(err, &dup) || dup.Held.ID != first.RecordID.String() {
+		t.Fatalf("taking another resident's number: %v", err)
+	}
+	if r := read(t, second.Record); r.Identity.NHSNumber != "9990000026" {
+		t.Fatalf("the refused change was saved: %s", r.Identity.NHSNumber)
+	}
+	if err := mgr.Discharge(dir, first.Record, StatusDischarged, testNow.Format(DateLayout), ""); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := mgr.AddResident(dir, again); !errors.As(err, &dup) {
+		t.Fatalf("a discharged resident's number admitted again as a new record: %v", err)
 	}
 }

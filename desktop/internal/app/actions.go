@@ -40,7 +40,18 @@ func explain(err error) error {
 		return nil
 	}
 	var ve *record.ValidationError
+	var dup *record.DuplicateError
 	switch {
+	case errors.As(err, &dup):
+		who := strings.TrimSpace(dup.Held.GivenName + " " + dup.Held.FamilyName)
+		if dup.Held.Room != "" {
+			who += ", room " + dup.Held.Room
+		}
+		if dup.Held.Status != "" && dup.Held.Status != record.StatusActive {
+			who += " (" + record.Label(dup.Held.Status) + ")"
+		}
+		return &Problem{Message: "Not saved: this home already has a record with that NHS number: " + who + ". One person has one record; open theirs instead.",
+			Fields: map[string]string{"nhsNumber": "already held by " + who}, Err: err}
 	case errors.As(err, &ve):
 		p := &Problem{Message: "Not saved: please correct the highlighted fields.", Fields: map[string]string{}, Err: err}
 		for _, f := range ve.Fields {
@@ -102,6 +113,13 @@ func (a *App) change(id, resident docid.ID, op string, fn func(ed *record.Editor
 // UpdateIdentity changes a resident's details, keeping the home's directory
 // in step (a rename or a new room shows in every list).
 func (a *App) UpdateIdentity(id docid.ID, ident record.Identity) (Saved, error) {
+	rec, _, err := a.record(id)
+	if err != nil {
+		return Saved{}, err
+	}
+	if err := a.checkNotHeld(rec.Home, ident.NHSNumber, id.String()); err != nil {
+		return Saved{}, explain(err)
+	}
 	saved, err := a.change(id, id, "identity", func(ed *record.Editor, doc *crdt.Doc) error {
 		return ed.UpdateIdentity(doc, ident)
 	})
@@ -110,6 +128,23 @@ func (a *App) UpdateIdentity(id docid.ID, ident record.Identity) (Saved, error) 
 	}
 	a.reconcileDirectory(id)
 	return saved, nil
+}
+
+// checkNotHeld asks the home's directory whether another resident has the
+// NHS number (record.CheckNotHeld). A home whose directory is not on this
+// computer cannot be asked; AddResident admits no one to such a home.
+func (a *App) checkNotHeld(home, nhsNumber, except string) error {
+	a.idx.mu.RLock()
+	dirID, ok := a.idx.dirs[home]
+	a.idx.mu.RUnlock()
+	if !ok {
+		return nil
+	}
+	dh, err := a.repo.Open(dirID)
+	if err != nil {
+		return nil
+	}
+	return record.CheckNotHeld(dh.Doc(), nhsNumber, except)
 }
 
 // reconcileDirectory brings the home's directory entry in line with the record.
@@ -311,6 +346,9 @@ func (a *App) AddResident(home string, ident record.Identity) (docid.ID, Saved, 
 	a.idx.mu.RUnlock()
 	if !ok {
 		return docid.ID{}, Saved{}, &Problem{Message: "This computer does not hold that home's resident list yet; wait for the download to finish."}
+	}
+	if err := a.checkNotHeld(home, ident.NHSNumber, ""); err != nil {
+		return docid.ID{}, Saved{}, explain(err)
 	}
 	docs, err := ed.NewResident(home, ident)
 	if err != nil {

@@ -7,6 +7,7 @@ import (
 	"testing"
 	"time"
 
+	"haven/assets/demo"
 	"haven/shared/record"
 )
 
@@ -126,4 +127,40 @@ func BenchmarkDesktop2000(b *testing.B) {
 		"its history checked against the rules on first opening p50 %.2f ms", p(verify, 50), p(plain, 50), p(verify, 50)-p(plain, 50), p(history, 50))
 	b.ReportMetric(p(verify, 50)-p(plain, 50), "verify-ms")
 	b.Log(sb.String())
+}
+
+// BenchmarkImport1000 admits 1,000 residents from a CSV file to a home on
+// an offline demo computer, as `desktop import` does. Target ≤ 10 s.
+func BenchmarkImport1000(b *testing.B) {
+	const n = 1000
+	dir := b.TempDir()
+	if err := SeedDemo(dir, 1, 1, time.Now()); err != nil {
+		b.Fatal(err)
+	}
+	a, err := Open(dir, Options{NoSync: true})
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer a.Close()
+	for _, s := range a.StaffList() {
+		if s.Name == "Mo Manager" {
+			if _, err := a.Unlock(s.ID, "314159"); err != nil {
+				b.Fatal(err)
+			}
+		}
+	}
+	var f strings.Builder
+	f.WriteString("nhs_number,given_name,family_name,date_of_birth,sex,room,gp_practice_ods\n")
+	for i := 0; i < n; i++ {
+		fmt.Fprintf(&f, "%s,Given%d,Family%d,1930-01-%02d,female,%d,E85001\n", demo.NHSNumber(200000+i*11), i, i, 1+i%28, i)
+	}
+	homes := a.Homes()
+	t0 := time.Now()
+	res, err := a.ImportResidents(homes[0], strings.NewReader(f.String()))
+	took := time.Since(t0)
+	if err != nil || res.Imported != n {
+		b.Fatalf("imported %d of %d: %v %v", res.Imported, n, err, res.Refused)
+	}
+	b.Logf("imported %d residents in %v", n, took.Round(time.Millisecond))
+	b.ReportMetric(took.Seconds(), "import-1000-s")
 }

@@ -220,20 +220,32 @@ func (e *DuplicateError) Error() string {
 // resident with this NHS number (compared by its digits) other than the
 // record except: the one rule for admitting and for changing a number.
 func CheckNotHeld(dir *crdt.Doc, nhsNumber, except string) error {
-	want := digits(nhsNumber)
-	if want == "" {
+	if digits(nhsNumber) == "" {
 		return nil
 	}
 	d, err := ReadDirectory(dir)
 	if err != nil {
 		return err
 	}
-	for _, r := range d.Residents {
-		if r.ID != except && digits(r.NHSNumber) == want {
+	return CheckNotHeldIn(d.Residents, nhsNumber, except)
+}
+
+// CheckNotHeldIn is CheckNotHeld over a home's residents as already read
+// (a desktop's list holds them).
+func CheckNotHeldIn(residents []DirectoryEntry, nhsNumber, except string) error {
+	for _, r := range residents {
+		if r.ID != except && SameNHSNumber(r.NHSNumber, nhsNumber) {
 			return &DuplicateError{Held: r}
 		}
 	}
 	return nil
+}
+
+// SameNHSNumber reports whether two NHS numbers, as stored or as typed
+// (with spaces), are the same number.
+func SameNHSNumber(a, b string) bool {
+	da := digits(a)
+	return da != "" && da == digits(b)
 }
 
 func digits(s string) string {

@@ -130,21 +130,22 @@ func (a *App) UpdateIdentity(id docid.ID, ident record.Identity) (Saved, error) 
 	return saved, nil
 }
 
-// checkNotHeld asks the home's directory whether another resident has the
-// NHS number (record.CheckNotHeld). A home whose directory is not on this
-// computer cannot be asked; AddResident admits no one to such a home.
+// checkNotHeld asks whether another resident of the home has the NHS
+// number (record.CheckNotHeldIn, over those with that number), over the
+// list's rows: they hold every
+// resident of the home's directory, and reading the directory document
+// itself for each admission would make an import of n residents cost n².
 func (a *App) checkNotHeld(home, nhsNumber, except string) error {
 	a.idx.mu.RLock()
-	dirID, ok := a.idx.dirs[home]
+	var residents []record.DirectoryEntry
+	for _, r := range a.idx.rows {
+		if r.Home == home && record.SameNHSNumber(r.NHSNumber, nhsNumber) {
+			residents = append(residents, record.DirectoryEntry{ID: r.ID.String(), GivenName: r.GivenName, FamilyName: r.FamilyName,
+				NHSNumber: r.NHSNumber, DateOfBirth: r.DateOfBirth, Room: r.Room, Status: r.Status})
+		}
+	}
 	a.idx.mu.RUnlock()
-	if !ok {
-		return nil
-	}
-	dh, err := a.repo.Open(dirID)
-	if err != nil {
-		return nil
-	}
-	return record.CheckNotHeld(dh.Doc(), nhsNumber, except)
+	return record.CheckNotHeldIn(residents, nhsNumber, except)
 }
 
 // reconcileDirectory brings the home's directory entry in line with the record.

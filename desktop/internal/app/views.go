@@ -429,34 +429,49 @@ func (a *App) CarePlan(id docid.ID) ([]CarePlanItem, error) {
 	return out, nil
 }
 
-// DueReview is one review overdue or due soon, for the manager's list.
+// DueReview is one review overdue or due soon, for the manager's list:
+// the end-of-life plan, or the care-plan areas of one resident due the
+// same day (a home reviews a resident's plan together).
 type DueReview struct {
 	Resident Row
-	What     string // the care-plan domain's label, or "End-of-life plan (ReSPECT)"
+	What     string // "End-of-life plan (ReSPECT)", an area's label, or "Care plan: 12 areas"
 	Due      string // YYYY-MM-DD
 	State    string // ReviewOverdue, ReviewDue or ReviewSoon
 }
 
-// ReviewsDue lists every review of the residents in care that is overdue
+// ReviewsDue lists the reviews of the residents in care that are overdue
 // or due within record.SoonDays, as of now, most overdue first: the
 // manager's week. It reads the list's rows, not the records.
 func (a *App) ReviewsDue() []DueReview {
 	now := a.opts.Now()
 	var out []DueReview
 	for _, r := range a.Residents(Filter{DueSoon: true}) {
+		areas := map[string][]string{} // due date → care-plan areas
 		for _, it := range r.Reviews {
 			st := record.ReviewState(it.Due, now)
 			if st != ReviewOverdue && st != ReviewDue && st != ReviewSoon {
 				continue
 			}
-			what := record.Domain(it.What).Label()
 			if it.What == record.PlanReviewItem {
-				what = "End-of-life plan (ReSPECT)"
+				out = append(out, DueReview{Resident: r, What: "End-of-life plan (ReSPECT)", Due: it.Due, State: st})
+				continue
 			}
-			out = append(out, DueReview{Resident: r, What: what, Due: it.Due, State: st})
+			areas[it.Due] = append(areas[it.Due], record.Domain(it.What).Label())
+		}
+		for due, labels := range areas {
+			what := "Care plan: " + strings.Join(labels, ", ")
+			if len(labels) > 3 {
+				what = fmt.Sprintf("Care plan: %d areas", len(labels))
+			}
+			out = append(out, DueReview{Resident: r, What: what, Due: due, State: record.ReviewState(due, now)})
 		}
 	}
-	sort.SliceStable(out, func(i, j int) bool { return out[i].Due < out[j].Due })
+	sort.SliceStable(out, func(i, j int) bool {
+		if out[i].Due != out[j].Due {
+			return out[i].Due < out[j].Due
+		}
+		return out[i].Resident.sortKey < out[j].Resident.sortKey
+	})
 	return out
 }
 

@@ -159,8 +159,8 @@ func (l *residentList) reload() {
 	l.rows = l.u.app.Residents(l.filter)
 	total := len(l.u.app.Residents(app.Filter{Discharged: l.filter.Discharged}))
 	l.count.SetText(countFor(len(l.rows), total, l.u.app.AdviceLine()))
-	if n := len(l.u.app.ReviewsDue()); n > 0 && !l.u.app.AdviceLine() {
-		l.week.SetText(fmt.Sprintf("Reviews this week (%d)", n))
+	if n := len(l.u.app.Residents(app.Filter{DueSoon: true})); n > 0 && !l.u.app.AdviceLine() {
+		l.week.SetText(fmt.Sprintf("Reviews this week: %s", plural(n, "resident", "residents")))
 		l.week.Show()
 	} else {
 		l.week.Hide()

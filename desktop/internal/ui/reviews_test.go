@@ -1,0 +1,73 @@
+package ui
+
+import (
+	"image/png"
+	"os"
+	"strings"
+	"testing"
+
+	"fyne.io/fyne/v2"
+	"fyne.io/fyne/v2/test"
+	"fyne.io/fyne/v2/widget"
+)
+
+// listIn finds the first list under o.
+func listIn(o fyne.CanvasObject) *widget.List {
+	switch x := o.(type) {
+	case *widget.List:
+		return x
+	case *fyne.Container:
+		for _, c := range x.Objects {
+			if l := listIn(c); l != nil {
+				return l
+			}
+		}
+	case fyne.Widget:
+		for _, c := range test.WidgetRenderer(x).Objects() {
+			if l := listIn(c); l != nil {
+				return l
+			}
+		}
+	}
+	return nil
+}
+
+// TestReviewsThisWeek: the list says how many residents have a review
+// overdue or due this week; the button lists them, most overdue first, in
+// words; choosing one opens that resident and closes the list.
+func TestReviewsThisWeek(t *testing.T) {
+	a, _ := demoApp(t, 30)
+	u := newTestUI(t, a)
+	signIn(t, u, "Mo Manager")
+	l := u.main.list
+	due := a.ReviewsDue()
+	if len(due) == 0 || !l.week.Visible() || !strings.HasPrefix(l.week.Text, "Reviews this week: ") {
+		t.Fatalf("%d reviews due; the button says %q (shown %v)", len(due), l.week.Text, l.week.Visible())
+	}
+	test.Tap(l.week)
+	top := u.win.Canvas().Overlays().Top()
+	if top == nil {
+		t.Fatal("no list of reviews opened")
+	}
+	if p := os.Getenv("HAVEN_UI_SHOT"); p != "" {
+		if f, err := os.Create(p); err == nil {
+			png.Encode(f, u.win.Canvas().Capture())
+			f.Close()
+		}
+	}
+	first, _ := reviewLine(due[0])
+	if !shows(top, first) || (due[0].State == "overdue") != strings.HasPrefix(first, "OVERDUE since") {
+		t.Fatalf("the list does not begin with %q: %q", first, texts(top))
+	}
+	list := listIn(top)
+	if list == nil {
+		t.Fatal("no list in the dialog")
+	}
+	list.Select(0)
+	if u.main.resident == nil || u.main.resident.id != due[0].Resident.ID {
+		t.Fatalf("choosing %s did not open them", due[0].Resident.Name())
+	}
+	if u.win.Canvas().Overlays().Top() != nil {
+		t.Fatal("the list stayed open over the resident")
+	}
+}

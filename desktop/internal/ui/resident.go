@@ -143,6 +143,14 @@ func (s *residentScreen) loadTab() {
 }
 
 // selectTab opens a tab by its title.
+// nextTab moves to the tab after the one shown, round to the first.
+func (s *residentScreen) nextTab() {
+	if s.tabs == nil || len(s.tabs.Items) == 0 {
+		return
+	}
+	s.tabs.SelectIndex((s.tabs.SelectedIndex() + 1) % len(s.tabs.Items))
+}
+
 func (s *residentScreen) selectTab(title string) {
 	for _, t := range s.tabs.Items {
 		if t.Text == title {

@@ -302,6 +302,35 @@ func (u *UI) hookCanvas() {
 	if dc, ok := c.(desktop.Canvas); ok {
 		dc.SetOnKeyDown(func(*fyne.KeyEvent) { u.touch() })
 	}
+	for _, k := range shortcuts {
+		c.AddShortcut(&desktop.CustomShortcut{KeyName: k.key, Modifier: fyne.KeyModifierShortcutDefault}, func(fyne.Shortcut) {
+			u.touch()
+			k.do(u)
+		})
+	}
+}
+
+// shortcuts are the keys staff use without the mouse, with Ctrl (⌘ on a
+// Mac): find a resident, lock the screen, and the resident's next tab.
+var shortcuts = []struct {
+	key fyne.KeyName
+	do  func(u *UI)
+}{
+	{fyne.KeyF, func(u *UI) {
+		if u.main != nil && u.main.list.search != nil {
+			u.win.Canvas().Focus(u.main.list.search)
+		}
+	}},
+	{fyne.KeyL, func(u *UI) {
+		if u.main != nil {
+			u.app.Lock()
+		}
+	}},
+	{fyne.KeyPageDown, func(u *UI) {
+		if u.main != nil && u.main.resident != nil {
+			u.main.resident.nextTab()
+		}
+	}},
 }
 
 // activity lies under every screen and counts the pointer moving or

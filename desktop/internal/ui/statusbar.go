@@ -74,6 +74,7 @@ type statusBar struct {
 	problem    *widget.Label
 	download   *widget.Label
 	progress   *widget.ProgressBar
+	textSize   *widget.Select // the computer's text size (theme.go)
 	view       statusView
 }
 
@@ -93,7 +94,14 @@ func (b *statusBar) build() fyne.CanvasObject {
 	b.progress.Hide()
 	dot := container.New(layout.NewCenterLayout(), container.NewGridWrap(fyne.NewSize(14, 14), b.dot))
 	left := container.NewHBox(dot, b.connection, widget.NewSeparator(), b.waiting, widget.NewSeparator(), b.last)
-	right := container.NewHBox(b.download, fixedWidth(200, b.progress))
+	var labels []string
+	for _, s := range textSizes {
+		labels = append(labels, s.label)
+	}
+	b.textSize = widget.NewSelect(labels, nil)
+	b.textSize.SetSelected(b.u.fa.Preferences().StringWithFallback(prefTextSize, textSizes[0].label))
+	b.textSize.OnChanged = func(l string) { b.u.touch(); b.u.setTextSize(l) }
+	right := container.NewHBox(b.download, fixedWidth(200, b.progress), text("Text size", toneNeutral, false), b.textSize)
 	return card(toneNeutral, container.NewBorder(nil, nil, left, right, b.problem))
 }
 

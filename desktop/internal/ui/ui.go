@@ -90,7 +90,7 @@ func New(fa fyne.App, a *app.App, opts Options) *UI {
 	if opts.Logger == nil {
 		opts.Logger = slog.New(slog.DiscardHandler)
 	}
-	fa.Settings().SetTheme(newTheme())
+	fa.Settings().SetTheme(newTheme(textScale(fa)))
 	if opts.results == nil {
 		opts.results = fyne.Do
 	}

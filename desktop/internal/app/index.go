@@ -402,12 +402,17 @@ func (a *App) Residents(f Filter) []Row {
 	q := parseQuery(f.Query)
 	rows := a.idx.inOrder()
 	now := a.opts.Now()
+	// Reviews are the homes' work; the advice line's list does not count
+	// them, and its filters by review match no one.
+	reviews := !a.AdviceLine()
 	var out []Row
 	a.idx.mu.RLock()
 	defer a.idx.mu.RUnlock()
 	for _, p := range rows {
 		r := *p
-		r.reviewsOn(now)
+		if reviews {
+			r.reviewsOn(now)
+		}
 		if r.FamilyName == "" && r.GivenName == "" {
 			continue // known only by ID so far
 		}

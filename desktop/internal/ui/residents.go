@@ -122,6 +122,10 @@ func (l *residentList) build() fyne.CanvasObject {
 	l.search.OnSubmitted = func(string) { l.onOpenFirst() }
 	l.overdue = u.check("Review overdue", func(b bool) { l.filter.Overdue = b; l.reload() })
 	l.dueSoon = u.check("Review due this week", func(b bool) { l.filter.DueSoon = b; l.reload() })
+	if u.app.AdviceLine() {
+		l.overdue.Hide() // reviews are the homes' work
+		l.dueSoon.Hide()
+	}
 	l.conflicts = u.check("Conflicts", func(b bool) { l.filter.Conflicts = b; l.reload() })
 	l.discharged = u.check("Include discharged", func(b bool) { l.filter.Discharged = b; l.reload() })
 	l.cpr = u.choice(cprFilterValues, cprFilterLabel, func(v string) { l.filter.CPR = v; l.reload() })

@@ -71,3 +71,29 @@ func TestReviewsThisWeek(t *testing.T) {
 		t.Fatal("the list stayed open over the resident")
 	}
 }
+
+// TestAdviceLineShowsNoReviews: reviews are the homes' work; the advice
+// line's list counts none, offers no review filters and no week's list,
+// though the records it holds have reviews due.
+func TestAdviceLineShowsNoReviews(t *testing.T) {
+	a, clk := demoAppAs(t, 20, "advice-line")
+	clk.t = clk.t.AddDate(0, 0, 40) // every monthly review is past
+	u := newTestUI(t, a)
+	signIn(t, u, "Nurse Bo Lind")
+	l := u.main.list
+	l.reload()
+	if len(l.rows) == 0 {
+		t.Fatal("the advice line holds no records to show")
+	}
+	for _, r := range l.rows {
+		if len(r.Reviews) == 0 {
+			t.Fatalf("%s has no review dates: the test shows nothing", r.Name())
+		}
+		if r.Overdue != 0 || r.DueThisWeek != 0 {
+			t.Fatalf("the advice line counts %s's reviews: %d overdue, %d this week", r.Name(), r.Overdue, r.DueThisWeek)
+		}
+	}
+	if l.overdue.Visible() || l.dueSoon.Visible() || l.week.Visible() {
+		t.Fatal("the advice line offers the review filters or the week's list")
+	}
+}

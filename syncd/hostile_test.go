@@ -26,6 +26,7 @@ import (
 	"time"
 
 	"haven/shared/crdt"
+	"haven/shared/crdt/crdttest"
 	"haven/shared/docid"
 	"haven/shared/record"
 	"haven/shared/transport"
@@ -509,29 +510,11 @@ func buildCorpus(t *testing.T, d *device, rec, tl docid.ID) (corpus []seedMsg, s
 // that carried changes.
 func firstChanges(t *testing.T, from, to *crdt.Doc) []byte {
 	t.Helper()
-	sf, st := crdt.NewSyncState(from), crdt.NewSyncState(to)
-	for i := 0; i < 10; i++ {
-		if m, ok, err := sf.Generate(); err != nil {
-			t.Fatal(err)
-		} else if ok {
-			before := to.Heads()
-			if err := st.Receive(m); err != nil {
-				t.Fatal(err)
-			}
-			if !crdt.SameHeads(before, to.Heads()) {
-				return m
-			}
-		}
-		if m, ok, err := st.Generate(); err != nil {
-			t.Fatal(err)
-		} else if ok {
-			if err := sf.Receive(m); err != nil {
-				t.Fatal(err)
-			}
-		}
+	m, err := crdttest.FirstChanges(from, to)
+	if err != nil {
+		t.Fatal(err)
 	}
-	t.Fatal("no message carried changes")
-	return nil
+	return m
 }
 
 func loadFixture(t *testing.T) []byte {

@@ -28,17 +28,27 @@ const PlanReviewMonths = 3
 
 // ReviewState says where a review date (YYYY-MM-DD) stands on now's day,
 // in now's location (the home's clock).
-func ReviewState(due string, now time.Time) string {
-	if due == "" {
-		return ReviewNotSet
-	}
-	today := now.Format(DateLayout)
+func ReviewState(due string, now time.Time) string { return DayOf(now).State(due) }
+
+// ReviewDay is a day as review dates are judged on it, worked out once for
+// judging many (a list of a home's residents on every keystroke).
+type ReviewDay struct{ today, soon string }
+
+// DayOf is now's day, in now's location.
+func DayOf(now time.Time) ReviewDay {
+	return ReviewDay{now.Format(DateLayout), now.AddDate(0, 0, SoonDays).Format(DateLayout)}
+}
+
+// State says where a review date stands on the day (see ReviewState).
+func (d ReviewDay) State(due string) string {
 	switch {
-	case due < today:
+	case due == "":
+		return ReviewNotSet
+	case due < d.today:
 		return ReviewOverdue
-	case due == today:
+	case due == d.today:
 		return ReviewDue
-	case due <= now.AddDate(0, 0, SoonDays).Format(DateLayout):
+	case due <= d.soon:
 		return ReviewSoon
 	}
 	return ReviewOK

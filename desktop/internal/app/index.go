@@ -248,9 +248,9 @@ func (x *index) refresh(id docid.ID) bool {
 			return false
 		}
 		rec.MarkAltered(x.a.historyCheck(id, doc))
-		now, seq := x.a.opts.Now(), h.Seq()
+		seq := h.Seq()
 		x.update(id, func(r *Row) {
-			summarise(r, rec, doc.Heads(), now)
+			summarise(r, rec, doc.Heads())
 			r.Seq, r.Revocations = seq, revs
 		})
 		if rec.Timeline != (docid.ID{}) {
@@ -323,7 +323,7 @@ func (x *index) inOrder() []*Row {
 }
 
 // summarise fills a row from a record.
-func summarise(r *Row, rec *record.Record, heads []crdt.Hash, now time.Time) {
+func summarise(r *Row, rec *record.Record, heads []crdt.Hash) {
 	id := rec.Identity
 	r.Held = true
 	r.Home = rec.Home
@@ -358,11 +358,11 @@ func summarise(r *Row, rec *record.Record, heads []crdt.Hash, now time.Time) {
 const rowFormat = 2
 
 // reviewsOn counts the row's reviews overdue, and due from today to
-// record.SoonDays ahead, on now's day.
-func (r *Row) reviewsOn(now time.Time) {
+// record.SoonDays ahead, on the day.
+func (r *Row) reviewsOn(day record.ReviewDay) {
 	r.Overdue, r.DueThisWeek = 0, 0
 	for _, it := range r.Reviews {
-		switch record.ReviewState(it.Due, now) {
+		switch day.State(it.Due) {
 		case record.ReviewOverdue:
 			r.Overdue++
 		case record.ReviewDue, record.ReviewSoon:
@@ -401,7 +401,7 @@ const (
 func (a *App) Residents(f Filter) []Row {
 	q := parseQuery(f.Query)
 	rows := a.idx.inOrder()
-	now := a.opts.Now()
+	day := record.DayOf(a.opts.Now())
 	// Reviews are the homes' work; the advice line's list does not count
 	// them, and its filters by review match no one.
 	reviews := !a.AdviceLine()
@@ -411,7 +411,7 @@ func (a *App) Residents(f Filter) []Row {
 	for _, p := range rows {
 		r := *p
 		if reviews {
-			r.reviewsOn(now)
+			r.reviewsOn(day)
 		}
 		if r.FamilyName == "" && r.GivenName == "" {
 			continue // known only by ID so far

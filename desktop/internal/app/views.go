@@ -443,12 +443,12 @@ type DueReview struct {
 // or due within record.SoonDays, as of now, most overdue first: the
 // manager's week. It reads the list's rows, not the records.
 func (a *App) ReviewsDue() []DueReview {
-	now := a.opts.Now()
+	day := record.DayOf(a.opts.Now())
 	var out []DueReview
 	for _, r := range a.Residents(Filter{DueSoon: true}) {
 		areas := map[string][]string{} // due date → care-plan areas
 		for _, it := range r.Reviews {
-			st := record.ReviewState(it.Due, now)
+			st := day.State(it.Due)
 			if st != ReviewOverdue && st != ReviewDue && st != ReviewSoon {
 				continue
 			}
@@ -463,7 +463,7 @@ func (a *App) ReviewsDue() []DueReview {
 			if len(labels) > 3 {
 				what = fmt.Sprintf("Care plan: %d areas", len(labels))
 			}
-			out = append(out, DueReview{Resident: r, What: what, Due: due, State: record.ReviewState(due, now)})
+			out = append(out, DueReview{Resident: r, What: what, Due: due, State: day.State(due)})
 		}
 	}
 	sort.SliceStable(out, func(i, j int) bool {

@@ -25,6 +25,7 @@ import (
 
 	"haven/shared/client"
 	"haven/shared/crdt"
+	"haven/shared/crdt/crdttest"
 	"haven/shared/docid"
 	"haven/shared/nhs"
 	"haven/shared/record"
@@ -1052,7 +1053,7 @@ func buildCorpus(ed *record.Editor, docs []*crdt.Doc, ids []string) ([]seedMsg, 
 		if msg, ok, err := crdt.NewSyncState(fork()).Generate(); err == nil && ok {
 			out = append(out, seedMsg{ids[i], msg})
 		}
-		if m, err := firstChanges(fork(), crdt.New()); err == nil {
+		if m, err := crdttest.FirstChanges(fork(), crdt.New()); err == nil {
 			out = append(out, seedMsg{ids[i], m})
 		}
 		for j := 0; j < 4; j++ {
@@ -1066,7 +1067,7 @@ func buildCorpus(ed *record.Editor, docs []*crdt.Doc, ids []string) ([]seedMsg, 
 			if err != nil {
 				return nil, err
 			}
-			if m, err := firstChanges(x, fork()); err == nil {
+			if m, err := crdttest.FirstChanges(x, fork()); err == nil {
 				out = append(out, seedMsg{ids[i], m})
 			}
 		}
@@ -1075,33 +1076,6 @@ func buildCorpus(ed *record.Editor, docs []*crdt.Doc, ids []string) ([]seedMsg, 
 		return nil, errors.New("no sync messages")
 	}
 	return out, nil
-}
-
-// firstChanges syncs from to to in memory and returns the first message
-// that carried changes.
-func firstChanges(from, to *crdt.Doc) ([]byte, error) {
-	sf, st := crdt.NewSyncState(from), crdt.NewSyncState(to)
-	for i := 0; i < 10; i++ {
-		if m, ok, err := sf.Generate(); err != nil {
-			return nil, err
-		} else if ok {
-			before := to.Heads()
-			if err := st.Receive(m); err != nil {
-				return nil, err
-			}
-			if !crdt.SameHeads(before, to.Heads()) {
-				return m, nil
-			}
-		}
-		if m, ok, err := st.Generate(); err != nil {
-			return nil, err
-		} else if ok {
-			if err := sf.Receive(m); err != nil {
-				return nil, err
-			}
-		}
-	}
-	return nil, errors.New("no message carried changes")
 }
 
 // planned is one mutated message to send.

@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"haven/shared/crdt"
+	"haven/shared/crdt/crdttest"
 	"haven/shared/docid"
 	"haven/shared/transport"
 	"haven/shared/wire"
@@ -151,7 +152,7 @@ func prepareInsider(addr, cred, home, otherHome string) (*insiderKit, error) {
 		if _, err := tampered.Change("", time.Now(), func(w *crdt.Writer) error { return w.Delete("decisions", "cpr", key) }); err != nil {
 			return nil, err
 		}
-		if kit.tamper, err = firstChanges(tampered, doc); err != nil {
+		if kit.tamper, err = crdttest.FirstChanges(tampered, doc); err != nil {
 			return nil, err
 		}
 		kit.resident = id
@@ -164,7 +165,7 @@ func prepareInsider(addr, cred, home, otherHome string) (*insiderKit, error) {
 	if _, err := other.Change("", time.Now(), func(w *crdt.Writer) error { return w.Set(otherHome, "home") }); err != nil {
 		return nil, err
 	}
-	if kit.newDoc, err = firstChanges(other, crdt.New()); err != nil {
+	if kit.newDoc, err = crdttest.FirstChanges(other, crdt.New()); err != nil {
 		return nil, err
 	}
 	junk := crdt.New()
@@ -176,7 +177,7 @@ func prepareInsider(addr, cred, home, otherHome string) (*insiderKit, error) {
 	}); err != nil {
 		return nil, err
 	}
-	if kit.junk, err = firstChanges(junk, crdt.New()); err != nil {
+	if kit.junk, err = crdttest.FirstChanges(junk, crdt.New()); err != nil {
 		return nil, err
 	}
 	many := crdt.New()
@@ -185,7 +186,7 @@ func prepareInsider(addr, cred, home, otherHome string) (*insiderKit, error) {
 			return nil, err
 		}
 	}
-	if kit.burst, err = firstChanges(many, crdt.New()); err != nil {
+	if kit.burst, err = crdttest.FirstChanges(many, crdt.New()); err != nil {
 		return nil, err
 	}
 	return kit, nil

@@ -6,31 +6,9 @@ import (
 	"strings"
 	"testing"
 
-	"fyne.io/fyne/v2"
 	"fyne.io/fyne/v2/test"
 	"fyne.io/fyne/v2/widget"
 )
-
-// listIn finds the first list under o.
-func listIn(o fyne.CanvasObject) *widget.List {
-	switch x := o.(type) {
-	case *widget.List:
-		return x
-	case *fyne.Container:
-		for _, c := range x.Objects {
-			if l := listIn(c); l != nil {
-				return l
-			}
-		}
-	case fyne.Widget:
-		for _, c := range test.WidgetRenderer(x).Objects() {
-			if l := listIn(c); l != nil {
-				return l
-			}
-		}
-	}
-	return nil
-}
 
 // TestReviewsThisWeek: the list says how many residents have a review
 // overdue or due this week; the button lists them, most overdue first, in
@@ -59,8 +37,8 @@ func TestReviewsThisWeek(t *testing.T) {
 	if !shows(top, first) || (due[0].State == "overdue") != strings.HasPrefix(first, "OVERDUE since") {
 		t.Fatalf("the list does not begin with %q: %q", first, texts(top))
 	}
-	list := listIn(top)
-	if list == nil {
+	list, ok := find(top, func(*widget.List) bool { return true })
+	if !ok {
 		t.Fatal("no list in the dialog")
 	}
 	list.Select(0)

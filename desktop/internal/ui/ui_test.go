@@ -256,35 +256,38 @@ func shows(o fyne.CanvasObject, want string) bool {
 	return false
 }
 
+// find returns the first visible T under o that ok accepts.
+func find[T fyne.CanvasObject](o fyne.CanvasObject, ok func(T) bool) (T, bool) {
+	var zero T
+	if o == nil || !o.Visible() {
+		return zero, false
+	}
+	if x, is := o.(T); is && ok(x) {
+		return x, true
+	}
+	var kids []fyne.CanvasObject
+	switch x := o.(type) {
+	case *fyne.Container:
+		kids = x.Objects
+	case fyne.Widget:
+		kids = test.WidgetRenderer(x).Objects()
+	}
+	for _, c := range kids {
+		if x, found := find(c, ok); found {
+			return x, true
+		}
+	}
+	return zero, false
+}
+
 // button finds a visible button by its text.
 func button(t *testing.T, o fyne.CanvasObject, label string) *widget.Button {
 	t.Helper()
-	var found *widget.Button
-	var walk func(o fyne.CanvasObject)
-	walk = func(o fyne.CanvasObject) {
-		if found != nil || o == nil || !o.Visible() {
-			return
-		}
-		switch x := o.(type) {
-		case *widget.Button:
-			if strings.HasPrefix(x.Text, label) {
-				found = x
-			}
-		case *fyne.Container:
-			for _, c := range x.Objects {
-				walk(c)
-			}
-		case fyne.Widget:
-			for _, c := range test.WidgetRenderer(x).Objects() {
-				walk(c)
-			}
-		}
-	}
-	walk(o)
-	if found == nil {
+	b, ok := find(o, func(b *widget.Button) bool { return strings.HasPrefix(b.Text, label) })
+	if !ok {
 		t.Fatalf("no %q button; the screen shows %q", label, texts(o))
 	}
-	return found
+	return b
 }
 
 func TestUnlockWithPIN(t *testing.T) {

@@ -297,13 +297,19 @@ func (s *Server) mayCreate(c *conn, doc string) bool {
 	return true
 }
 
+// addrHost is the address without its port: the unit the unauthenticated
+// cap counts.
+func addrHost(remote string) string {
+	if host, _, err := net.SplitHostPort(remote); err == nil {
+		return host
+	}
+	return remote
+}
+
 // openUnauth counts a refused connection from an address; it reports false
 // when the address already holds its share.
 func (s *Server) openUnauth(remote string) bool {
-	host, _, err := net.SplitHostPort(remote)
-	if err != nil {
-		host = remote
-	}
+	host := addrHost(remote)
 	q := s.quotas
 	q.mu.Lock()
 	defer q.mu.Unlock()
@@ -315,10 +321,7 @@ func (s *Server) openUnauth(remote string) bool {
 }
 
 func (s *Server) closeUnauth(remote string) {
-	host, _, err := net.SplitHostPort(remote)
-	if err != nil {
-		host = remote
-	}
+	host := addrHost(remote)
 	q := s.quotas
 	q.mu.Lock()
 	defer q.mu.Unlock()

@@ -10,9 +10,25 @@ import (
 // SyncState is Automerge's record of what one peer is known to have of one
 // document. Keep one per (document, peer); Save it so that a reconnect costs a
 // handshake rather than a resend.
+//
+// Automerge's exchange waits for an answer to each message it sends, and
+// counts a message answered only when the answer's heads are all known to
+// it. Two peers can so wait on each other for ever: one holds a change the
+// other lacks (kept back by a Bloom-filter false positive, say) while each
+// believes its own last message unanswered, and neither speaks again until a
+// reconnect. SyncState breaks that wait: when the last message received
+// announced heads this document does not hold and Automerge has nothing to
+// say, it begins its side afresh (keeping only what the peer confirmed, as
+// a reconnect does), which makes the next message go out and the peer send
+// what it holds. At most once for each message received, so a peer that
+// announces heads it never sends gets one answer per message and no more.
 type SyncState struct {
 	doc *Doc
 	ss  *automerge.SyncState
+	// behind: the last message received named heads the document lacks,
+	// and no fresh start has answered it yet.
+	behind   bool
+	restarts int
 }
 
 // NewSyncState starts syncing d with a peer about which nothing is known.
@@ -38,8 +54,18 @@ func (s *SyncState) Receive(msg []byte) (err error) {
 	s.doc.mu.Lock()
 	defer s.doc.mu.Unlock()
 	defer s.doc.changed()
-	_, err = s.ss.ReceiveMessage(msg)
-	return err
+	sm, err := s.ss.ReceiveMessage(msg)
+	if err != nil {
+		return err
+	}
+	s.behind = false
+	for _, h := range sm.Heads() {
+		if _, err := s.doc.am.Change(h); err != nil {
+			s.behind = true
+			break
+		}
+	}
+	return nil
 }
 
 // Generate returns the next message for the peer; ok is false when the peer
@@ -49,10 +75,27 @@ func (s *SyncState) Generate() (msg []byte, ok bool, err error) {
 	s.doc.mu.Lock()
 	defer s.doc.mu.Unlock()
 	m, ok := s.ss.GenerateMessage()
+	if !ok && s.behind {
+		s.behind = false
+		fresh, err := automerge.LoadSyncState(s.doc.am, s.ss.Save())
+		if err != nil {
+			return nil, false, fmt.Errorf("begin sync afresh: %w", err)
+		}
+		s.ss, s.restarts = fresh, s.restarts+1
+		m, ok = s.ss.GenerateMessage()
+	}
 	if !ok {
 		return nil, false, nil
 	}
 	return m.Bytes(), true, nil
+}
+
+// Restarts counts the times this state began its side of the exchange
+// afresh because both peers had fallen silent apart (see SyncState).
+func (s *SyncState) Restarts() int {
+	s.doc.mu.Lock()
+	defer s.doc.mu.Unlock()
+	return s.restarts
 }
 
 // Save encodes the state to persist. Automerge keeps only the shared heads.

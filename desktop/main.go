@@ -66,6 +66,7 @@ type config struct {
 	screenshot             string
 	unlock                 string
 	openFirst              bool
+	show                   string
 }
 
 func defaultDir() string {
@@ -93,6 +94,7 @@ func parse(args []string) (config, error) {
 	fs.StringVar(&c.screenshot, "screenshot", "", "save a PNG of the window once the first view is ready, then exit")
 	fs.StringVar(&c.unlock, "unlock", "", "NAME:PIN to unlock at start (demos and screenshots)")
 	fs.BoolVar(&c.openFirst, "open-first", false, "open the first resident's front sheet")
+	fs.StringVar(&c.show, "show", "", "open a view at start instead: handover or staff")
 	if err := fs.Parse(args); err != nil {
 		return c, err
 	}
@@ -135,7 +137,7 @@ func run(args []string, log *slog.Logger) error {
 	}
 	fa := fyneapp.NewWithID("org.haven.desktop")
 	opts := ui.Options{
-		Logger: log, Relay: c.relay, Code: c.code, OpenFirst: c.openFirst,
+		Logger: log, Relay: c.relay, Code: c.code, OpenFirst: c.openFirst, Show: c.show,
 		Enroll: func(ctx context.Context, req app.EnrollRequest) (*app.App, error) {
 			if err := app.Enroll(ctx, c.dir, req); err != nil {
 				return nil, err

@@ -131,6 +131,13 @@ type Resident = record.NewDocs
 func NewResident(home string, i int, seed int64, notes int, now time.Time, c *Certifier) (Resident, error) {
 	rng := rand.New(rand.NewSource(seed*1000 + int64(i)))
 	carer, senior, gp := Authors("demo-device", c)
+	// The record as the demo finds it was written before the last two
+	// shifts (the plan when the GP made it), each note at its own time: a
+	// handover of this shift finds this shift's notes, not the whole
+	// record.
+	at := func(t time.Time) func() time.Time { return func() time.Time { return t } }
+	admitted := now.AddDate(0, 0, -2)
+	carer.Rules.Now, senior.Rules.Now, gp.Rules.Now = at(admitted), at(admitted), at(admitted)
 	ident := Person(rng, i, now)
 	docs, err := senior.NewResident(home, ident)
 	if err != nil {
@@ -242,8 +249,9 @@ func NewResident(home string, i int, seed int64, notes int, now time.Time, c *Ce
 		return docs, err
 	}
 	for n := 0; n < notes; n++ {
-		at := now.Add(-time.Duration(notes-n) * 7 * time.Hour)
-		if _, err := carer.AddNote(docs.Timeline, record.Note{Kind: record.NoteKindNote, Text: noteTexts[rng.Intn(len(noteTexts))], EventAt: record.Timestamp(at)}); err != nil {
+		when := now.Add(-time.Duration(notes-n)*7*time.Hour + 390*time.Minute)
+		carer.Rules.Now = at(when)
+		if _, err := carer.AddNote(docs.Timeline, record.Note{Kind: record.NoteKindNote, Text: noteTexts[rng.Intn(len(noteTexts))], EventAt: record.Timestamp(when)}); err != nil {
 			return docs, err
 		}
 	}
@@ -260,6 +268,7 @@ type Home struct {
 // NewHome makes a care home's directory with n residents.
 func NewHome(home, name string, n, notes int, seed int64, now time.Time, c *Certifier) (*Home, error) {
 	_, senior, _ := Authors("demo-device", c)
+	senior.Rules.Now = func() time.Time { return now }
 	dir, id, err := senior.NewDirectory(home, name)
 	if err != nil {
 		return nil, err

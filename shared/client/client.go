@@ -715,6 +715,18 @@ func (c *Client) SendCertRequest(req wire.CertRequest) bool {
 	return c.send(wire.Message{Type: wire.TypeHavenCertReq, Data: data})
 }
 
+// SendLeaver asks the relay to revoke a member of staff's certificate on a
+// home manager's signed word; the answer comes as a haven-trust message
+// carrying the revocation (OnTrust), or an error. It reports false when
+// offline.
+func (c *Client) SendLeaver(l wire.Leaver) bool {
+	data, err := json.Marshal(l)
+	if err != nil {
+		return false
+	}
+	return c.send(wire.Message{Type: wire.TypeHavenLeaver, Data: data})
+}
+
 // AskWho asks the relay which enrolled devices sent these actors' changes
 // to a document; the answer comes to OnWho. It reports false when offline.
 func (c *Client) AskWho(doc docid.ID, actors []string) bool {

@@ -232,6 +232,26 @@ func (d *Doc) Fork() (f *Doc, err error) {
 	return wrap(am), nil
 }
 
+// At returns an independent copy of the document as it stood at heads
+// (every change they depend on, nothing after), to read what it held then.
+func (d *Doc) At(heads []Hash) (f *Doc, err error) {
+	defer recoverTo(&err, "fork at heads")
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	hs := make([]automerge.ChangeHash, len(heads))
+	for i, h := range heads {
+		hs[i] = automerge.ChangeHash(h)
+	}
+	if len(hs) == 0 {
+		return wrap(automerge.New()), nil
+	}
+	am, err := d.am.Fork(hs...)
+	if err != nil {
+		return nil, err
+	}
+	return wrap(am), nil
+}
+
 // Merge applies every change of o that d lacks.
 func (d *Doc) Merge(o *Doc) (err error) {
 	defer recoverTo(&err, "merge")
@@ -260,6 +280,57 @@ type ChangeInfo struct {
 	Time    time.Time
 	Message string
 	Deps    []Hash
+}
+
+// ChangesFrom lists the changes made at or after t, newest first, found by
+// walking back from the heads and stopping at each change made before t:
+// the cost follows the recent changes, not the whole history. Times are
+// the authors' clocks, so a change made before t on a clock that ran
+// fast may hide older ones behind it; each is read once.
+func (d *Doc) ChangesFrom(t time.Time) (out []ChangeInfo, err error) {
+	defer recoverTo(&err, "changes from")
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	seen := map[automerge.ChangeHash]bool{}
+	stack := d.am.Heads()
+	for len(stack) > 0 {
+		h := stack[len(stack)-1]
+		stack = stack[:len(stack)-1]
+		if seen[h] {
+			continue
+		}
+		seen[h] = true
+		c, err := d.am.Change(h)
+		if err != nil {
+			return nil, err
+		}
+		if c.Timestamp().Before(t) {
+			continue
+		}
+		out = append(out, ChangeInfo{Hash: Hash(h), Actor: c.ActorID(), Seq: c.ActorSeq(), Time: c.Timestamp(),
+			Message: c.Message(), Deps: sortHashes(c.Dependencies())})
+		stack = append(stack, c.Dependencies()...)
+	}
+	slices.SortFunc(out, func(a, b ChangeInfo) int { return b.Time.Compare(a.Time) })
+	return out, nil
+}
+
+// HeadsTime is the time of the newest change at the heads (its author's
+// clock); zero for a document with none.
+func (d *Doc) HeadsTime() (t time.Time) {
+	defer func() {
+		if recover() != nil {
+			t = time.Time{}
+		}
+	}()
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	for _, h := range d.am.Heads() {
+		if c, err := d.am.Change(h); err == nil && c.Timestamp().After(t) {
+			t = c.Timestamp()
+		}
+	}
+	return t
 }
 
 // Changes lists the document's history in causal order.

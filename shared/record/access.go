@@ -16,6 +16,22 @@ import (
 // relationship: the registered clinicians who take calls.
 func (r Role) MayBreakGlass() bool { return r.Clinician() }
 
+// ManagesStaff reports whether a role adds, resets and removes the staff
+// accounts on its organisation's computers: in a care home, its manager; at
+// a GP hub or on the advice line, which have no home manager, their
+// clinicians. Certification is the relay's: a registered clinician added by
+// anyone is certified only once an administrator has checked them.
+func (r Role) ManagesStaff(careHome bool) bool {
+	if careHome {
+		return r == HomeManager
+	}
+	return r == GP || r == HubNurse || r == AdviceClinician
+}
+
+// RevokesStaff reports whether a role's signed word revokes a leaver's
+// certificate at the relay; elsewhere an administrator revokes it.
+func (r Role) RevokesStaff() bool { return r == HomeManager }
+
 // MayReview reports whether a role reviews break-glass accesses.
 func (r Role) MayReview() bool { return r == IGLead }
 

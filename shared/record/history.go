@@ -2,6 +2,7 @@ package record
 
 import (
 	"encoding/json"
+	"fmt"
 	"strings"
 	"time"
 
@@ -16,6 +17,7 @@ type Change struct {
 	By     Author // Name is empty for changes Haven did not write
 	Op     string
 	Fields []string
+	Deps   []crdt.Hash // the changes it was made on top of
 }
 
 // Who names the author for display; changes from other clients show their
@@ -37,14 +39,35 @@ func History(doc *crdt.Doc, field string) ([]Change, error) {
 	}
 	var out []Change
 	for _, c := range all {
-		var meta ChangeMeta
-		if json.Unmarshal([]byte(c.Message), &meta) != nil {
-			meta = ChangeMeta{Op: "external", By: Author{DeviceID: c.Actor}}
-		}
-		if field != "" && !touches(meta.Fields, field) {
+		ch := changeOf(c)
+		if field != "" && !touches(ch.Fields, field) {
 			continue
 		}
-		out = append(out, Change{Hash: c.Hash, Actor: c.Actor, At: c.Time, By: meta.By, Op: meta.Op, Fields: meta.Fields})
+		out = append(out, ch)
+	}
+	return out, nil
+}
+
+// changeOf reads a change's message: who made it, the operation and the
+// fields; a change Haven did not write is "external".
+func changeOf(c crdt.ChangeInfo) Change {
+	var meta ChangeMeta
+	if json.Unmarshal([]byte(c.Message), &meta) != nil {
+		meta = ChangeMeta{Op: "external", By: Author{DeviceID: c.Actor}}
+	}
+	return Change{Hash: c.Hash, Actor: c.Actor, At: c.Time, By: meta.By, Op: meta.Op, Fields: meta.Fields, Deps: c.Deps}
+}
+
+// Recent lists the changes made at or after since, newest first, reading
+// only those (crdt.Doc.ChangesFrom): what a handover reports.
+func Recent(doc *crdt.Doc, since time.Time) ([]Change, error) {
+	cs, err := doc.ChangesFrom(since)
+	if err != nil {
+		return nil, err
+	}
+	out := make([]Change, len(cs))
+	for i, c := range cs {
+		out[i] = changeOf(c)
 	}
 	return out, nil
 }
@@ -56,4 +79,62 @@ func touches(fields []string, field string) bool {
 		}
 	}
 	return false
+}
+
+// FieldChange is one field a change wrote: what it held before the change
+// and after it, as text ("" for nothing).
+type FieldChange struct {
+	Field, Before, After string
+}
+
+// correctable are the operations that rewrite fields in place, whose
+// history shows each field before and after: personal details and consent,
+// a contact, an alert's status.
+var correctable = map[string]bool{"identity": true, "contact": true, "alert-status": true}
+
+// Corrections lists, for a change that rewrote fields in place, what each
+// field it names held before it and after it, read from the document as it
+// stood on the change's dependencies and at the change. Other changes
+// (creations, decisions, notes, which add and never rewrite) have none.
+func Corrections(doc *crdt.Doc, c Change) ([]FieldChange, error) {
+	if !correctable[c.Op] || len(c.Fields) == 0 {
+		return nil, nil
+	}
+	before, err := doc.At(c.Deps)
+	if err != nil {
+		return nil, err
+	}
+	after, err := doc.At([]crdt.Hash{c.Hash})
+	if err != nil {
+		return nil, err
+	}
+	out := make([]FieldChange, 0, len(c.Fields))
+	for _, f := range c.Fields {
+		path := strings.Split(f, ".")
+		b, _, err := before.Get(path...)
+		if err != nil {
+			return nil, err
+		}
+		a, _, err := after.Get(path...)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, FieldChange{Field: f, Before: valueText(b), After: valueText(a)})
+	}
+	return out, nil
+}
+
+func valueText(v any) string {
+	switch x := v.(type) {
+	case nil:
+		return ""
+	case string:
+		return x
+	case bool:
+		if x {
+			return "yes"
+		}
+		return "no"
+	}
+	return fmt.Sprint(v)
 }

@@ -56,6 +56,26 @@ func (r CertRequest) SigningBytes() []byte {
 		[]byte(r.Registration), r.PublicKey)
 }
 
+// Leaver asks the relay to revoke a member of staff's certificate: they
+// have left, or their PIN was reset and their old key must sign nothing
+// more. A home manager of the same organisation signs it with the key of
+// the certificate it carries.
+type Leaver struct {
+	Cert  string           `json:"cert"`  // the certificate to revoke
+	Staff string           `json:"staff"` // whose it is
+	At    time.Time        `json:"at"`    // when the manager asked
+	By    cert.Certificate `json:"by"`
+	Sig   []byte           `json:"sig"`
+}
+
+const leaverTag = "haven leaver v1"
+
+// SigningBytes is what Sig signs: "haven leaver v1", Cert, Staff, At
+// (RFC 3339, nanoseconds, UTC) in cert's canonical encoding.
+func (l Leaver) SigningBytes() []byte {
+	return cert.Encode([]byte(leaverTag), []byte(l.Cert), []byte(l.Staff), []byte(l.At.UTC().Format(time.RFC3339Nano)))
+}
+
 // RequestStatus says where a certificate request stands.
 type RequestStatus struct {
 	ID    string `json:"id"`

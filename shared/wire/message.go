@@ -42,6 +42,9 @@ const (
 	TypeHavenCertReq  Type = "haven-cert-request"
 	// haven-cert-request: client → relay, a CertRequest (JSON) in data
 	TypeHavenWho Type = "haven-who" // client → relay: WhoRequest; relay → client: Who (JSON in data)
+	// haven-leaver: client → relay, a Leaver (JSON in data); answered with
+	// haven-trust carrying the revocation, or an error
+	TypeHavenLeaver Type = "haven-leaver"
 	// The advice line finds and opens records through the relay, and an
 	// IG lead reviews break-glass accesses: a request (JSON in data) and
 	// the relay's answer, matched by the request's ID.
@@ -177,6 +180,7 @@ var schemas = map[Type]field{
 	TypeHavenAuditAck:            fSender | fTarget | fCount,
 	TypeHavenTrust:               fSender | fTarget | fData,
 	TypeHavenCertReq:             fSender | fTarget | fData,
+	TypeHavenLeaver:              fSender | fTarget | fData,
 	TypeHavenWho:                 fSender | fTarget | fData,
 	TypeHavenSearch:              fSender | fTarget | fData,
 	TypeHavenOpen:                fSender | fTarget | fData,
@@ -207,6 +211,7 @@ var required = map[Type]field{
 	TypeHavenAuditAck:            fSender, // count 0: the relay holds none of the device's events
 	TypeHavenTrust:               fSender | fData,
 	TypeHavenCertReq:             fSender | fData,
+	TypeHavenLeaver:              fSender | fData,
 	TypeHavenWho:                 fSender | fData,
 	TypeHavenSearch:              fSender | fData,
 	TypeHavenOpen:                fSender | fData,

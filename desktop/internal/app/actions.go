@@ -96,6 +96,7 @@ func (a *App) change(id, resident docid.ID, op string, fn func(ed *record.Editor
 		return Saved{}, explain(err)
 	}
 	a.audit.record(u, resident, AuditChange, op)
+	a.markSeen(u, resident)
 	if a.client != nil {
 		a.client.Changed(id)
 	}

@@ -75,6 +75,10 @@ type App struct {
 	client    *client.Client
 	user      *User // nil when locked
 	lastTouch time.Time
+	// seen is when seenBy last opened each resident (by ID), read from
+	// the store once per person (handover.go).
+	seen      map[string]time.Time
+	seenBy    string
 	listeners []func(Event)
 	download  Progress
 	online    bool
@@ -365,8 +369,8 @@ func (a *App) lockAfterLocked() time.Duration {
 // and write notes, shown as not yet certified.
 func (a *App) AddStaff(name string, role record.Role, reg, pin string) (Staff, error) {
 	u := a.CurrentUser()
-	if r := u.Acts(); r != record.HomeManager && r != record.GP && r != record.HubNurse && r != record.AdviceClinician {
-		return Staff{}, errors.New("a certified manager must be signed in to add staff")
+	if !u.Acts().ManagesStaff(a.careHome()) {
+		return Staff{}, ErrNotStaffManager
 	}
 	var voucher *record.KeySigner
 	if u.Role == record.HomeManager && u.signer.Cert != nil {

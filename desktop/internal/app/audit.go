@@ -18,6 +18,7 @@ const (
 	AuditViewCarePlan   = "view-care-plan"
 	AuditViewWishes     = "view-advance-wishes"
 	AuditViewHistory    = "view-history"
+	AuditViewHandover   = "view-handover"
 	AuditChange         = "change"
 	// AuditUnreadable stands for an event this computer recorded but can
 	// no longer read (a damaged store).

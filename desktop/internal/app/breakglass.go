@@ -53,6 +53,9 @@ type opened struct {
 // AdviceLine reports whether this is an advice-line computer.
 func (a *App) AdviceLine() bool { return a.dev.OrgKind == "advice-line" }
 
+// careHome reports whether this computer belongs to a care home.
+func (a *App) careHome() bool { return a.dev.OrgKind == "care-home" }
+
 // NeedsReason reports whether opening this resident needs a typed reason:
 // the advice line covers the whole region, so every record it opens is a
 // break-glass access, justified by the call it is handling.

@@ -209,6 +209,12 @@ func randomID(prefix string) string { return prefix + hex.EncodeToString(randomB
 // certified home manager adds a care worker or senior carer, vouched for
 // by the manager's signature).
 func newStaff(name string, role record.Role, reg, pin string, master []byte, voucher *record.KeySigner) (staffRecord, error) {
+	return newStaffKey(randomID("staff-"), name, role, reg, pin, master, voucher)
+}
+
+// newStaffKey is newStaff for a given staff ID: a PIN reset keeps the
+// person's ID (what they recorded stays theirs) and gives them a new key.
+func newStaffKey(id, name string, role record.Role, reg, pin string, master []byte, voucher *record.KeySigner) (staffRecord, error) {
 	if err := CheckPIN(pin); err != nil {
 		return staffRecord{}, err
 	}
@@ -233,7 +239,7 @@ func newStaff(name string, role record.Role, reg, pin string, master []byte, vou
 	if err != nil {
 		return staffRecord{}, err
 	}
-	s := staffRecord{ID: randomID("staff-"), Name: name, Salt: salt, Sealed: sealed, SealedKey: sealedKey}
+	s := staffRecord{ID: id, Name: name, Salt: salt, Sealed: sealed, SealedKey: sealedKey}
 	s.Request = wire.CertRequest{ID: randomID("req-"), Staff: s.ID, Name: name, Role: string(role), Registration: reg, PublicKey: pub}
 	s.Request.Proof = ed25519.Sign(priv, s.Request.SigningBytes())
 	if voucher != nil && (role == record.CareWorker || role == record.SeniorCarer) {

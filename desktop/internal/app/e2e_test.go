@@ -15,6 +15,7 @@ import (
 	"testing"
 	"time"
 
+	"haven/shared/cert"
 	"haven/shared/docid"
 	"haven/shared/record"
 )
@@ -417,5 +418,88 @@ func TestRelayLimitIsShownAndChangesKept(t *testing.T) {
 	}
 	if n != 6 {
 		t.Fatalf("%d of 6 notes kept", n)
+	}
+}
+
+// TestLeaverAndPINResetThroughTheRelay: a home manager removes a leaver
+// (the account goes from this computer, and the relay revokes the
+// certificate on her signed word, which every desktop then holds) and
+// resets a forgotten PIN with the person present (the old PIN opens
+// nothing, the new one does, the old certificate is revoked and a new one
+// granted for the new key). Nobody else may do either.
+func TestLeaverAndPINResetThroughTheRelay(t *testing.T) {
+	r := &relay{t: t, bin: syncdBinary(t), data: t.TempDir(), addr: freeAddr(t)}
+	home := regexp.MustCompile(`home=(\S+)`).FindStringSubmatch(r.syncd("demo"))[1]
+	r.start()
+	t.Cleanup(r.stop)
+	office := r.desktop(home, "Office PC", account("Mo Manager"))
+	station := r.desktop(home, "Nurses' station", account("Dr Ada Quill"))
+	certOf := func(id string) (cert.Certificate, bool) {
+		office.mu.Lock()
+		defer office.mu.Unlock()
+		c, ok := office.trustState.certs[id]
+		return c, ok
+	}
+	certified := func(id string) bool {
+		for _, s := range office.StaffList() {
+			if s.ID == id {
+				return s.Certified
+			}
+		}
+		return false
+	}
+	leaver, err := office.AddStaff("Lee Leaver", record.CareWorker, "", "582931")
+	if err != nil {
+		t.Fatal(err)
+	}
+	forgetful, err := office.AddStaff("Pat Forgetful", record.SeniorCarer, "", "730164")
+	if err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, "both new accounts certified", func() bool { return certified(leaver.ID) && certified(forgetful.ID) }, office)
+	leaverCert, _ := certOf(leaver.ID)
+	oldCert, _ := certOf(forgetful.ID)
+
+	// Nobody but a manager: the GP on the other computer, and a carer here.
+	if _, err := station.RemoveStaff(staffID(t, station, "Casey Carer")); !errors.Is(err, ErrNotStaffManager) {
+		t.Fatalf("a GP removed staff: %v", err)
+	}
+
+	ch, err := office.RemoveStaff(leaver.ID)
+	if err != nil || !ch.Revoking {
+		t.Fatalf("RemoveStaff = %+v, %v; want the revocation asked for", ch, err)
+	}
+	if _, err := office.Unlock(leaver.ID, "582931"); err == nil {
+		t.Fatal("a removed leaver still signs in")
+	}
+	if _, err := office.Unlock(staffID(t, office, "Mo Manager"), account("Mo Manager").PIN); err != nil {
+		t.Fatal(err)
+	}
+	revokedOn := func(a *App, c cert.Certificate) bool { _, ok := a.Trust().RevokedAt(c.ID); return ok }
+	eventually(t, "the leaver's certificate revoked on both computers", func() bool {
+		return revokedOn(office, leaverCert) && revokedOn(station, leaverCert) && office.PendingLeavers() == 0
+	}, office, station)
+
+	if _, err := office.ResetPIN(forgetful.ID, "123456"); !errors.Is(err, ErrWeakPIN) {
+		t.Fatalf("a weak new PIN: %v", err)
+	}
+	ch, err = office.ResetPIN(forgetful.ID, "918273")
+	if err != nil || !ch.Revoking {
+		t.Fatalf("ResetPIN = %+v, %v", ch, err)
+	}
+	eventually(t, "the old certificate revoked and a new one granted for the new key", func() bool {
+		c, ok := certOf(forgetful.ID)
+		return revokedOn(office, oldCert) && ok && c.ID != oldCert.ID && certified(forgetful.ID)
+	}, office)
+	office.Lock()
+	if _, err := office.Unlock(forgetful.ID, "730164"); !errors.Is(err, ErrWrongPIN) {
+		t.Fatalf("the forgotten PIN: %v; want ErrWrongPIN", err)
+	}
+	u, err := office.Unlock(forgetful.ID, "918273")
+	if err != nil || !u.Certified || u.ID != forgetful.ID {
+		t.Fatalf("the new PIN: %+v, %v; want Pat, certified, same staff ID", u, err)
+	}
+	if _, err := office.RemoveStaff(leaver.ID); !errors.Is(err, ErrNotStaffManager) {
+		t.Fatalf("a senior carer removed staff: %v", err)
 	}
 }

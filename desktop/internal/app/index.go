@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"maps"
 	"sort"
 	"strings"
 	"sync"
@@ -51,6 +52,16 @@ type Row struct {
 	DueThisWeek int `json:"-"`
 	// Format is the row layout it was made in: a row of an older layout is
 	// made again from its record.
+	// RecordActivity and TimelineActivity are the times of the newest
+	// changes to the record and to the timeline (their authors' clocks):
+	// a handover reads only the residents that changed since its time.
+	RecordActivity   time.Time `json:"recordActivity"`
+	TimelineActivity time.Time `json:"timelineActivity"`
+	// Activity is the later of the two.
+	Activity time.Time `json:"-"`
+	// Unseen: changed since the person signed in last opened the
+	// resident, on the day Residents was asked; never stored.
+	Unseen   bool   `json:"-"`
 	Format   int    `json:"format"`
 	Heads    string `json:"heads"` // of the record the summary was made from
 	Seq      uint64 `json:"seq"`   // the record's newest stored chunk then: unchanged since if store.LastSeq agrees
@@ -249,19 +260,29 @@ func (x *index) refresh(id docid.ID) bool {
 		}
 		rec.MarkAltered(x.a.historyCheck(id, doc))
 		seq := h.Seq()
+		recAt := doc.HeadsTime()
+		var tlAt time.Time
+		if rec.Timeline != (docid.ID{}) {
+			x.a.st.Put(ctx, nsKind, rec.Timeline.String(), []byte("timeline"))
+			th, err := x.a.repo.Open(rec.Timeline)
+			if errors.Is(err, repo.ErrNotFound) {
+				x.a.request(rec.Timeline)
+			} else if err == nil {
+				tlAt = th.Doc().HeadsTime()
+			}
+		}
 		x.update(id, func(r *Row) {
 			summarise(r, rec, doc.Heads())
 			r.Seq, r.Revocations = seq, revs
+			r.RecordActivity, r.TimelineActivity = recAt, tlAt
 		})
-		if rec.Timeline != (docid.ID{}) {
-			x.a.st.Put(ctx, nsKind, rec.Timeline.String(), []byte("timeline"))
-			if _, err := x.a.repo.Open(rec.Timeline); errors.Is(err, repo.ErrNotFound) {
-				x.a.request(rec.Timeline)
-			}
-		}
 		return true
 	case "timeline":
 		x.a.st.Put(ctx, nsKind, id.String(), []byte("timeline"))
+		if rid := x.a.residentOf(id); rid != id {
+			at := doc.HeadsTime()
+			x.update(rid, func(r *Row) { r.TimelineActivity = at })
+		}
 	}
 	return false
 }
@@ -355,7 +376,7 @@ func summarise(r *Row, rec *record.Record, heads []crdt.Hash) {
 }
 
 // rowFormat is the Row layout summarise makes.
-const rowFormat = 2
+const rowFormat = 3
 
 // reviewsOn counts the row's reviews overdue, and due from today to
 // record.SoonDays ahead, on the day.
@@ -405,6 +426,12 @@ func (a *App) Residents(f Filter) []Row {
 	// Reviews are the homes' work; the advice line's list does not count
 	// them, and its filters by review match no one.
 	reviews := !a.AdviceLine()
+	var seen map[string]time.Time
+	if u := a.CurrentUser(); u != nil {
+		a.mu.Lock()
+		seen = maps.Clone(a.seenForLocked(u.ID))
+		a.mu.Unlock()
+	}
 	var out []Row
 	a.idx.mu.RLock()
 	defer a.idx.mu.RUnlock()
@@ -412,6 +439,13 @@ func (a *App) Residents(f Filter) []Row {
 		r := *p
 		if reviews {
 			r.reviewsOn(day)
+		}
+		r.Activity = r.RecordActivity
+		if r.TimelineActivity.After(r.Activity) {
+			r.Activity = r.TimelineActivity
+		}
+		if t, ok := seen[r.ID.String()]; ok && r.Activity.After(t) {
+			r.Unseen = true
 		}
 		if r.FamilyName == "" && r.GivenName == "" {
 			continue // known only by ID so far

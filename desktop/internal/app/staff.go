@@ -167,6 +167,7 @@ func (a *App) onTrust(t wire.Trust) {
 	a.mu.Lock()
 	a.trustState.revocations, a.trustState.certs, a.trustState.requests = revs, certs, reqs
 	a.trustState.trust = cert.NewTrust(st.anchor, revs)
+	a.leaversSeenLocked()
 	if u := a.user; u != nil {
 		if s := a.staffLocked(u.ID); s != nil {
 			a.user = a.resolveLocked(*s, u.signer.Key)

@@ -70,7 +70,8 @@ func (a *App) relayError(code, msg string) {
 	var words string
 	held := false
 	switch {
-	case strings.HasPrefix(code, "rule/"), code == wire.CodeQuarantined, code == wire.CodeBadRequest, code == wire.CodeOutOfScope:
+	case strings.HasPrefix(code, "rule/"), code == wire.CodeQuarantined, code == wire.CodeBadRequest, code == wire.CodeOutOfScope,
+		code == wire.CodeNotPermitted:
 		words = "The relay refused a change from this computer: " + msg
 	case strings.HasPrefix(code, "quota/") && code != wire.CodeQuotaAudit && code != wire.CodeQuotaSearch:
 		// A limit: the changes stay here and go when the relay takes them.
@@ -96,6 +97,7 @@ func (a *App) statusChanged(s client.Status) {
 	if s.Online && !wasOnline {
 		go a.fetchMissing()
 		go a.sendRequests()
+		go a.sendLeavers()
 		if a.audit != nil {
 			a.audit.reconnected()
 		}

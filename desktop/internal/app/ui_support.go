@@ -31,6 +31,7 @@ type Permissions struct {
 	EditClinical bool // clinical ReSPECT sections and ReSPECT reviews (registered clinicians)
 	AddNote      bool
 	AdviceCall   bool // record an advice call (clinicians)
+	ManageStaff  bool // add, reset and remove staff accounts on this computer
 }
 
 // Permissions returns what the signed-in user may do; nothing while locked.
@@ -46,6 +47,7 @@ func (a *App) Permissions() Permissions {
 		EditClinical: r.Clinician(),
 		AddNote:      r != record.IGLead,
 		AdviceCall:   r.Clinician(),
+		ManageStaff:  r.ManagesStaff(a.careHome()),
 	}
 }
 
@@ -118,6 +120,9 @@ func (a *App) ReviewDateChoices() []DateChoice {
 	return out
 }
 
+// Now is the application's clock: the computer's, or a test's.
+func (a *App) Now() time.Time { return a.opts.Now() }
+
 // Today is the device's date as stored (YYYY-MM-DD), for forms' defaults.
 func (a *App) Today() string { return a.opts.Now().Format(record.DateLayout) }
 
@@ -133,17 +138,55 @@ type Admission struct {
 // taken with or without spaces, the date of birth in staff's formats.
 // Problem.Fields uses the record's field names (nhsNumber, dateOfBirth…).
 func (a *App) Admit(home string, f Admission) (docid.ID, Saved, error) {
+	return a.AddResident(home, f.apply(record.Identity{}))
+}
+
+// apply writes the form's fields, as staff typed them, over ident.
+func (f Admission) apply(ident record.Identity) record.Identity {
 	digits := strings.Map(func(r rune) rune {
 		if r == ' ' || r == '-' {
 			return -1
 		}
 		return r
 	}, f.NHSNumber)
-	return a.AddResident(home, record.Identity{
-		GivenName: strings.TrimSpace(f.GivenName), FamilyName: strings.TrimSpace(f.FamilyName),
-		PreferredName: strings.TrimSpace(f.PreferredName), NHSNumber: digits, DateOfBirth: NormaliseDate(f.DateOfBirth),
-		Sex: f.Sex, Room: strings.TrimSpace(f.Room), GPPractice: strings.ToUpper(strings.TrimSpace(f.GPPractice)),
-	})
+	ident.GivenName, ident.FamilyName = strings.TrimSpace(f.GivenName), strings.TrimSpace(f.FamilyName)
+	ident.PreferredName, ident.NHSNumber, ident.DateOfBirth = strings.TrimSpace(f.PreferredName), digits, NormaliseDate(f.DateOfBirth)
+	ident.Sex, ident.Room, ident.GPPractice = f.Sex, strings.TrimSpace(f.Room), strings.ToUpper(strings.TrimSpace(f.GPPractice))
+	return ident
+}
+
+// Correction is the correct-details form: what admission asked, and
+// consent to hold and share the record.
+type Correction struct {
+	Admission
+	ConsentBasis     string // one of record.ConsentBases
+	ConsentDate      string // as staff type dates
+	ConsentWithdrawn bool
+}
+
+// CorrectionOf is the form filled with what the record says now.
+func (a *App) CorrectionOf(id docid.ID) (Correction, error) {
+	ident, err := a.Identity(id)
+	if err != nil {
+		return Correction{}, err
+	}
+	return Correction{Admission: Admission{GivenName: ident.GivenName, FamilyName: ident.FamilyName, PreferredName: ident.PreferredName,
+		NHSNumber: ident.NHSNumber, DateOfBirth: ident.DateOfBirth, Sex: ident.Sex, Room: ident.Room, GPPractice: ident.GPPractice},
+		ConsentBasis: ident.ConsentBasis, ConsentDate: ident.ConsentDate, ConsentWithdrawn: ident.ConsentWithdrawn}, nil
+}
+
+// CorrectIdentity saves corrected personal details and consent over what
+// the record holds (fields the form does not show are kept): the NHS
+// number checked as at admission, and not held by another resident of
+// the home.
+func (a *App) CorrectIdentity(id docid.ID, f Correction) (Saved, error) {
+	ident, err := a.Identity(id)
+	if err != nil {
+		return Saved{}, err
+	}
+	ident = f.Admission.apply(ident)
+	ident.ConsentBasis, ident.ConsentDate, ident.ConsentWithdrawn = f.ConsentBasis, NormaliseDate(f.ConsentDate), f.ConsentWithdrawn
+	return a.UpdateIdentity(id, ident)
 }
 
 // CarePlanForm is one care-plan domain as the edit form shows it: text.

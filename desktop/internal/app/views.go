@@ -77,11 +77,15 @@ type FrontSheet struct {
 	PlaceOfDeath  DecisionView
 	Attorneys     []AttorneyView
 	Alerts        []string
-	Contacts      []ContactView
-	LastReviewed  string
-	AsOf          string // when this copy was last confirmed with the relay, in words
-	Stale         bool   // the copy may be out of date: offline and not confirmed recently
-	Conflicts     int
+	// AlertIDs[i] is the recorded alert Alerts[i] shows, to resolve; ""
+	// for an alert the record's rules raise (a review due, a blank first
+	// preferred place), which goes when its cause does.
+	AlertIDs     []string
+	Contacts     []ContactView
+	LastReviewed string
+	AsOf         string // when this copy was last confirmed with the relay, in words
+	Stale        bool   // the copy may be out of date: offline and not confirmed recently
+	Conflicts    int
 	// Tampered counts entries that are not decisions and rules the
 	// record's history breaks: the tamper alert.
 	Tampered int
@@ -293,10 +297,11 @@ func (a *App) view(id docid.ID, action string) (*User, *record.Record, *repo.Han
 
 // FrontSheet returns a resident's emergency summary and audits the view.
 func (a *App) FrontSheet(id docid.ID) (*FrontSheet, error) {
-	_, rec, _, err := a.view(id, AuditViewFrontSheet)
+	u, rec, _, err := a.view(id, AuditViewFrontSheet)
 	if err != nil {
 		return nil, err
 	}
+	a.markSeen(u, id)
 	now := a.opts.Now()
 	ident := rec.Identity
 	fs := &FrontSheet{
@@ -313,12 +318,20 @@ func (a *App) FrontSheet(id docid.ID) (*FrontSheet, error) {
 		fs.Home = r.HomeName
 	}
 	a.idx.mu.RUnlock()
+	if rec.Identity.ConsentWithdrawn {
+		fs.Alerts = append(fs.Alerts, ConsentWithdrawnWords)
+		fs.AlertIDs = append(fs.AlertIDs, "")
+	}
 	for _, al := range rec.Alerts {
 		if al.Status == "active" {
 			fs.Alerts = append(fs.Alerts, al.Text)
+			fs.AlertIDs = append(fs.AlertIDs, al.ID)
 		}
 	}
-	fs.Alerts = append(fs.Alerts, planAlerts(rec, now)...)
+	for _, pa := range planAlerts(rec, now) {
+		fs.Alerts = append(fs.Alerts, pa)
+		fs.AlertIDs = append(fs.AlertIDs, "")
+	}
 	for _, c := range rec.Contacts {
 		if c.Removed {
 			continue
@@ -562,8 +575,12 @@ func (a *App) Notes(id docid.ID) ([]NoteView, error) {
 // saw send it.
 type HistoryItem struct {
 	At, Who, What string
-	Verified      bool   // a signature binds the named person to the change
-	Device        string // the enrolled device that sent it, as the relay recorded; "" not known yet
+	// Changes are, for a correction (personal details, consent, a
+	// contact, an alert), each field as it was and as it became:
+	// "room: 12 → 14".
+	Changes  []string
+	Verified bool   // a signature binds the named person to the change
+	Device   string // the enrolled device that sent it, as the relay recorded; "" not known yet
 }
 
 var opWords = map[string]string{
@@ -607,6 +624,13 @@ func (a *App) History(id docid.ID) ([]HistoryItem, error) {
 			what += ": " + strings.Join(fields, ", ")
 		}
 		it := HistoryItem{At: c.At.Local().Format("2 Jan 2006 15:04"), What: what}
+		fcs, err := record.Corrections(h.Doc(), c)
+		if err != nil {
+			a.log.Warn("reading a correction's before and after", "err", err)
+		}
+		for _, fc := range fcs {
+			it.Changes = append(it.Changes, fmt.Sprintf("%s: %s → %s", fieldWords(fc.Field), orNothing(fc.Before), orNothing(fc.After)))
+		}
 		if e, ok := signedBy(c, verified); ok {
 			it.Who, it.Verified = by(e.Author)+" · signed", true
 		} else {
@@ -648,9 +672,25 @@ func signedBy(c record.Change, verified map[string]record.Entry) (record.Entry, 
 
 // fieldWords turns a stored path into words ("carePlan.skin.goal" →
 // "Skin: goal").
+// ConsentWithdrawnWords head the front sheet's alerts of a person who has
+// withdrawn consent to share their record.
+const ConsentWithdrawnWords = "Consent to share this record has been withdrawn: share nothing of it outside the home without a new decision"
+
+// orNothing shows an empty value in a before-and-after line.
+func orNothing(v string) string {
+	if v == "" {
+		return "(nothing)"
+	}
+	return "“" + v + "”"
+}
+
 func fieldWords(f string) string {
 	parts := strings.Split(f, ".")
 	switch {
+	case len(parts) == 3 && parts[0] == "contacts":
+		return "contact " + parts[2]
+	case len(parts) == 3 && parts[0] == "alerts":
+		return "alert " + parts[2]
 	case len(parts) >= 2 && parts[0] == "decisions":
 		return record.Kind(parts[1]).Label()
 	case len(parts) >= 3 && parts[0] == "carePlan":

@@ -116,3 +116,75 @@ func (f *dischargeForm) onSave() {
 	saved, err := f.u.app.Discharge(f.rs.id, f.status.Value(), app.NormaliseDate(f.date.Text), f.place.Text)
 	f.rs.closeSaved(f.form, f.dlg, saved, err)
 }
+
+// correctionForm corrects a resident's personal details and consent
+// (app.CorrectIdentity): what was recorded wrongly, or has changed. The
+// history keeps what it said before, and who corrected it.
+type correctionForm struct {
+	u    *UI
+	rs   *residentScreen
+	form *fieldForm
+
+	given, family, preferred *widget.Entry
+	nhsNumber, dob, room, gp *widget.Entry
+	sex, consentBasis        *choice
+	consentDate              *widget.Entry
+	withdrawn                *widget.Check
+	save                     *widget.Button
+	dlg                      dialog.Dialog
+}
+
+func showCorrection(u *UI, rs *residentScreen) *correctionForm {
+	f := &correctionForm{u: u, rs: rs, form: newFieldForm()}
+	cur, err := u.app.CorrectionOf(rs.id)
+	if err != nil {
+		rs.m.say(err.Error(), toneDanger)
+		return nil
+	}
+	f.given, f.family, f.preferred = u.entry(""), u.entry(""), u.entry("what they like to be called")
+	f.nhsNumber, f.dob = u.entry("10 digits, spaces allowed"), u.entry("e.g. 2/4/1931")
+	f.room, f.gp = u.entry(""), u.entry("GP practice ODS code, e.g. E85001")
+	f.sex = u.choice(record.Sexes, words, nil)
+	f.consentBasis = u.choice(record.ConsentBases, words, nil)
+	f.consentDate = u.entry("the date consent was given or decided")
+	f.withdrawn = u.check("Consent to share this record has been withdrawn", nil)
+	f.given.SetText(cur.GivenName)
+	f.family.SetText(cur.FamilyName)
+	f.preferred.SetText(cur.PreferredName)
+	f.nhsNumber.SetText(cur.NHSNumber)
+	f.dob.SetText(app.FormatDate(cur.DateOfBirth))
+	f.sex.SetValue(cur.Sex)
+	f.room.SetText(cur.Room)
+	f.gp.SetText(cur.GPPractice)
+	f.consentBasis.SetValue(cur.ConsentBasis)
+	f.consentDate.SetText(app.FormatDate(cur.ConsentDate))
+	f.withdrawn.SetChecked(cur.ConsentWithdrawn)
+	fm := f.form
+	fm.add("givenName", "Given name", f.given)
+	fm.add("familyName", "Family name", f.family)
+	fm.add("preferredName", "Preferred name", f.preferred)
+	fm.add("nhsNumber", "NHS number", f.nhsNumber)
+	fm.add("dateOfBirth", "Date of birth", f.dob)
+	fm.add("sex", "Sex", f.sex)
+	fm.add("room", "Room", f.room)
+	fm.add("gpPractice", "GP practice", f.gp)
+	fm.section("Consent to hold and share this record")
+	fm.add("consentBasis", "Basis", f.consentBasis)
+	fm.add("consentDate", "Date", f.consentDate)
+	fm.add("consentWithdrawn", "", f.withdrawn)
+	f.save = u.primary("Save corrections", f.onSave)
+	body := container.NewVBox(
+		wrapped("Correct what was recorded wrongly or has changed. Nothing is lost: the history shows what each field "+
+			"said before and after, and who changed it.", toneNeutral, false),
+		fm.object(), container.NewHBox(tall(f.save), u.button("Cancel", func() { f.dlg.Hide() })))
+	f.dlg = u.showDialog("Correct details: "+rs.fs.Name, u.scroll(body), fyne.NewSize(720, 700))
+	return f
+}
+
+func (f *correctionForm) onSave() {
+	c := app.Correction{Admission: app.Admission{GivenName: f.given.Text, FamilyName: f.family.Text, PreferredName: f.preferred.Text,
+		NHSNumber: f.nhsNumber.Text, DateOfBirth: f.dob.Text, Sex: f.sex.Value(), Room: f.room.Text, GPPractice: f.gp.Text},
+		ConsentBasis: f.consentBasis.Value(), ConsentDate: f.consentDate.Text, ConsentWithdrawn: f.withdrawn.Checked}
+	saved, err := f.u.app.CorrectIdentity(f.rs.id, c)
+	f.rs.closeSaved(f.form, f.dlg, saved, err)
+}

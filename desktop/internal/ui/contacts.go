@@ -100,12 +100,18 @@ func (t *contactsTab) load() {
 		t.box.Add(text("No contacts recorded", toneWarning, true))
 	}
 	for _, c := range cs {
+		c := c
 		title, lines := contactLines(c)
 		objs := []fyne.CanvasObject{text(title, toneNeutral, true)}
 		for _, l := range lines {
 			objs = append(objs, wrapped(l, toneNeutral, false))
 		}
-		t.box.Add(card(toneNeutral, objs...))
+		body := fyne.CanvasObject(container.NewVBox(objs...))
+		if t.rs.m.perms.EditRecord && !c.Removed {
+			edit := t.u.button("Correct…", func() { t.add = showContactEdit(t.u, t.rs, c) })
+			body = container.NewBorder(nil, nil, nil, container.NewVBox(edit), body)
+		}
+		t.box.Add(card(toneNeutral, body))
 	}
 }
 
@@ -122,12 +128,23 @@ type contactForm struct {
 	callOrder                        *choice
 	callAtNight, lpaRegistered       *widget.Check
 	lpaCertificate                   *widget.Entry
+	removed                          *widget.Check // correcting: the contact no longer applies, or was entered in error
 	save                             *widget.Button
 	dlg                              dialog.Dialog
+	editing                          *record.Contact // the contact corrected; nil when adding
 }
 
-func showContactForm(u *UI, rs *residentScreen) *contactForm {
-	f := &contactForm{u: u, rs: rs, form: newFieldForm()}
+func showContactForm(u *UI, rs *residentScreen) *contactForm { return contactDialog(u, rs, nil) }
+
+// showContactEdit corrects a contact: every field as recorded, to change,
+// or the whole contact marked as no longer applying (nothing is deleted:
+// the history keeps what it said).
+func showContactEdit(u *UI, rs *residentScreen, c record.Contact) *contactForm {
+	return contactDialog(u, rs, &c)
+}
+
+func contactDialog(u *UI, rs *residentScreen, editing *record.Contact) *contactForm {
+	f := &contactForm{u: u, rs: rs, form: newFieldForm(), editing: editing}
 	f.personalRole = u.choice(record.PersonalContactRoles, contactRoleWords, nil)
 	f.professionalRole = u.choice(record.ProfessionalRoles, contactRoleWords, nil)
 	f.professionalRole.Hide()
@@ -163,10 +180,40 @@ func showContactForm(u *UI, rs *residentScreen) *contactForm {
 	fm.add("email", "Email", f.email)
 	fm.add("", "", container.NewVBox(f.callAtNight, f.lpaRegistered))
 	fm.add("lpaCertificate", "LPA certificate", f.lpaCertificate)
-	f.save = u.primary("Add contact", f.onSave)
+	f.removed = u.check("No longer a contact, or entered in error (kept in the history, not shown)", nil)
+	title, label := "Add a contact: ", "Add contact"
+	if editing != nil {
+		fm.add("", "", f.removed)
+		f.fill(*editing)
+		title, label = "Correct a contact: ", "Save correction"
+	}
+	f.save = u.primary(label, f.onSave)
 	body := container.NewVBox(fm.object(), container.NewHBox(tall(f.save), u.button("Cancel", func() { f.dlg.Hide() })))
-	f.dlg = u.showDialog("Add a contact: "+rs.fs.Name, u.scroll(body), fyne.NewSize(760, 640))
+	f.dlg = u.showDialog(title+rs.fs.Name, u.scroll(body), fyne.NewSize(760, 660))
 	return f
+}
+
+// fill shows a recorded contact in the form, to correct.
+func (f *contactForm) fill(c record.Contact) {
+	f.kind.SetValue(c.Kind)
+	if c.Kind == "professional" {
+		f.professionalRole.SetValue(c.Role)
+	} else {
+		f.personalRole.SetValue(c.Role)
+	}
+	f.name.SetText(c.Name)
+	f.relationship.SetText(c.Relationship)
+	f.organisation.SetText(c.Organisation)
+	if c.CallOrder >= 1 && c.CallOrder <= 5 {
+		f.callOrder.SetSelectedIndex(int(c.CallOrder - 1))
+	}
+	f.phoneDay.SetText(c.PhoneDay)
+	f.phoneNight.SetText(c.PhoneNight)
+	f.email.SetText(c.Email)
+	f.callAtNight.SetChecked(c.CallAtNight)
+	f.lpaRegistered.SetChecked(c.LPARegistered)
+	f.lpaCertificate.SetText(c.LPACertificate)
+	f.removed.SetChecked(c.Removed)
 }
 
 func ordinal(s string) string {
@@ -193,6 +240,15 @@ func (f *contactForm) contact() record.Contact {
 }
 
 func (f *contactForm) onSave() {
-	saved, err := f.u.app.AddContact(f.rs.id, f.contact())
+	c := f.contact()
+	if f.editing != nil {
+		// What the form does not show (who saw the LPA copy, and when) is
+		// kept as recorded.
+		c.ID, c.LPACopySeenBy, c.LPACopySeenOn, c.Removed = f.editing.ID, f.editing.LPACopySeenBy, f.editing.LPACopySeenOn, f.removed.Checked
+		saved, err := f.u.app.UpdateContact(f.rs.id, c)
+		f.rs.closeSaved(f.form, f.dlg, saved, err)
+		return
+	}
+	saved, err := f.u.app.AddContact(f.rs.id, c)
 	f.rs.closeSaved(f.form, f.dlg, saved, err)
 }

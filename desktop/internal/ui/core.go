@@ -1,6 +1,8 @@
 package ui
 
 import (
+	"time"
+
 	"haven/desktop/internal/app"
 	"haven/shared/docid"
 	"haven/shared/record"
@@ -79,15 +81,36 @@ type (
 		Decide(id docid.ID, k record.Kind, subject string, value any, reason string) (app.Saved, error)
 		CanDecide(record.Kind) bool
 		AddContact(docid.ID, record.Contact) (app.Saved, error)
+		UpdateContact(docid.ID, record.Contact) (app.Saved, error)
 		AddAlert(id docid.ID, text string) (app.Saved, error)
+		ResolveAlert(id docid.ID, alertID string) (app.Saved, error)
+		CorrectionOf(docid.ID) (app.Correction, error)
+		CorrectIdentity(docid.ID, app.Correction) (app.Saved, error)
 		AddNote(id docid.ID, text string) (app.Saved, error)
 		RecordAdviceCall(docid.ID, app.AdviceCallForm) (app.Saved, error)
 		MarkEnteredInError(id docid.ID, noteID, reason string) (app.Saved, error)
 		CanMarkInError(app.NoteView) bool
 	}
 
+	// team: a manager adds, resets and removes the staff accounts on
+	// this computer.
+	team interface {
+		AddStaff(name string, role record.Role, reg, pin string) (app.Staff, error)
+		ResetPIN(staffID, pin string) (app.StaffChange, error)
+		RemoveStaff(staffID string) (app.StaffChange, error)
+		PendingLeavers() int
+	}
+
+	// handover: what changed in the home since a time.
+	handover interface {
+		Handover(since time.Time) ([]app.HandoverResident, error)
+		Now() time.Time
+	}
+
 	core interface {
 		session
+		team
+		handover
 		lister
 		reader
 		writer

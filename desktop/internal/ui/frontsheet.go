@@ -57,7 +57,7 @@ func (f *frontSheet) show(fs *app.FrontSheet) {
 	}
 	// Two independent columns, so a tall card (a conflict, a long ceiling)
 	// pushes down only its own column and the summary stays on one screen.
-	left := container.NewVBox(f.decision(fs.CPR, true, ""), f.allergies(fs.Allergies), f.alerts(fs.Alerts), f.attorneys(fs.Attorneys, fs.Contacts))
+	left := container.NewVBox(f.decision(fs.CPR, true, ""), f.allergies(fs.Allergies), f.alerts(fs.Alerts, fs.AlertIDs), f.attorneys(fs.Attorneys, fs.Contacts))
 	right := container.NewVBox(f.decision(fs.Focus, true, ""), f.decision(fs.Ceiling, false, ""),
 		container.NewGridWithColumns(2, f.decision(fs.PlaceOfDeath, false, ""), f.decision(fs.ADRT, false, "")),
 		f.contacts(fs.Contacts, fs.Attorneys))
@@ -215,7 +215,7 @@ func (f *frontSheet) decisionTone(v app.DecisionView, settled tone) fyne.CanvasO
 	return decisionBlock(v, false, settled, f.action(v, ""))
 }
 
-func (f *frontSheet) alerts(alerts []string) fyne.CanvasObject {
+func (f *frontSheet) alerts(alerts, ids []string) fyne.CanvasObject {
 	var head fyne.CanvasObject = blockTitle("ALERTS")
 	if f.rs.m.perms.EditRecord {
 		add := f.u.button("Add…", func() { showAddAlert(f.u, f.rs) })
@@ -228,11 +228,37 @@ func (f *frontSheet) alerts(alerts []string) fyne.CanvasObject {
 		objs = append(objs, text("No alerts", toneNeutral, false))
 	} else {
 		t = toneWarning
-		for _, a := range alerts {
-			objs = append(objs, wrapped(a, toneWarning, true))
+		for i, a := range alerts {
+			line := fyne.CanvasObject(wrapped(a, toneWarning, true))
+			if i < len(ids) && ids[i] != "" && f.rs.m.perms.EditRecord {
+				id, what := ids[i], a
+				resolve := f.u.button("Mark resolved…", func() { showResolveAlert(f.u, f.rs, id, what) })
+				resolve.Importance = widget.LowImportance
+				line = container.NewBorder(nil, nil, nil, resolve, line)
+			}
+			objs = append(objs, line)
 		}
 	}
 	return card(t, objs...)
+}
+
+// showResolveAlert asks before an alert that no longer applies (or was
+// raised in error) leaves the front sheet; the history keeps it.
+func showResolveAlert(u *UI, rs *residentScreen, alertID, what string) {
+	form := newFieldForm()
+	var d interface{ Hide() }
+	save := u.primary("Resolve the alert", func() {
+		saved, err := u.app.ResolveAlert(rs.id, alertID)
+		if err != nil {
+			form.show(err)
+			return
+		}
+		d.Hide()
+		rs.m.saved(saved)
+	})
+	d = u.showDialog("Resolve an alert: "+rs.fs.Name, container.NewVBox(
+		wrapped("“"+what+"” will no longer show on the front sheet. The record's history keeps it, with who resolved it and when.", toneNeutral, false),
+		form.object(), container.NewHBox(save, u.button("Cancel", func() { d.Hide() }))), fyne.NewSize(600, 240))
 }
 
 func (f *frontSheet) attorneys(atts []app.AttorneyView, contacts []app.ContactView) fyne.CanvasObject {

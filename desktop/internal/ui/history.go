@@ -4,6 +4,7 @@ import (
 	"fyne.io/fyne/v2"
 	"fyne.io/fyne/v2/container"
 	"fyne.io/fyne/v2/widget"
+	"strings"
 
 	"haven/desktop/internal/app"
 )
@@ -25,9 +26,9 @@ func (t *historyTab) build() fyne.CanvasObject {
 	t.message.Hide()
 	t.list = widget.NewList(func() int { return len(t.items) },
 		func() fyne.CanvasObject {
-			who, what := text("", toneNeutral, true), text("", toneNeutral, false)
-			who.Truncation, what.Truncation = fyne.TextTruncateEllipsis, fyne.TextTruncateEllipsis
-			return container.NewVBox(who, what)
+			who, what, was := text("", toneNeutral, true), text("", toneNeutral, false), text("", toneWarning, false)
+			who.Truncation, what.Truncation, was.Truncation = fyne.TextTruncateEllipsis, fyne.TextTruncateEllipsis, fyne.TextTruncateEllipsis
+			return container.NewVBox(who, what, was)
 		},
 		func(i widget.ListItemID, o fyne.CanvasObject) {
 			if i >= len(t.items) {
@@ -37,6 +38,7 @@ func (t *historyTab) build() fyne.CanvasObject {
 			box := o.(*fyne.Container)
 			box.Objects[0].(*widget.Label).SetText(it.At + " · " + it.Who)
 			box.Objects[1].(*widget.Label).SetText(it.What)
+			box.Objects[2].(*widget.Label).SetText(strings.Join(it.Changes, "; "))
 		})
 	t.list.OnSelected = func(widget.ListItemID) { t.u.touch(); t.list.UnselectAll() }
 	return container.NewBorder(t.message, nil, nil, nil, t.list)

@@ -36,8 +36,9 @@ type residentScreen struct {
 	notes    *notesTab
 	history  *historyTab
 
-	lastDecide *decideForm    // the decision form opened last (tests)
-	discharge  *dischargeForm // likewise
+	lastDecide *decideForm     // the decision form opened last (tests)
+	discharge  *dischargeForm  // likewise
+	correction *correctionForm // likewise
 }
 
 func newResidentScreen(u *UI, m *mainScreen, id docid.ID, fs *app.FrontSheet) *residentScreen {
@@ -88,7 +89,8 @@ func (s *residentScreen) build() fyne.CanvasObject {
 
 	var actions []fyne.CanvasObject
 	if s.m.perms.EditRecord {
-		actions = append(actions, u.button("Discharge…", func() { s.discharge = showDischarge(u, s) }))
+		actions = append(actions, u.button("Correct details…", func() { s.correction = showCorrection(u, s) }),
+			u.button("Discharge…", func() { s.discharge = showDischarge(u, s) }))
 	}
 	header := container.NewBorder(nil, nil, nil, container.NewVBox(actions...), container.NewVBox(s.name, s.identity))
 

@@ -59,6 +59,9 @@ func rowFor(r app.Row) rowView {
 	case n > 1:
 		v.Badges = append(v.Badges, badgeView{fmt.Sprintf("%d CONFLICTS", n), toneDanger})
 	}
+	if r.Unseen {
+		v.Badges = append(v.Badges, badgeView{"Changed since you looked", toneInfo})
+	}
 	switch {
 	case r.Overdue == 1:
 		v.Badges = append(v.Badges, badgeView{"1 review overdue", toneWarning})

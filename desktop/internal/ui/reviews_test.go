@@ -1,8 +1,6 @@
 package ui
 
 import (
-	"image/png"
-	"os"
 	"strings"
 	"testing"
 
@@ -27,12 +25,7 @@ func TestReviewsThisWeek(t *testing.T) {
 	if top == nil {
 		t.Fatal("no list of reviews opened")
 	}
-	if p := os.Getenv("HAVEN_UI_SHOT"); p != "" {
-		if f, err := os.Create(p); err == nil {
-			png.Encode(f, u.win.Canvas().Capture())
-			f.Close()
-		}
-	}
+	shot(u)
 	first, _ := reviewLine(due[0])
 	if !shows(top, first) || (due[0].State == "overdue") != strings.HasPrefix(first, "OVERDUE since") {
 		t.Fatalf("the list does not begin with %q: %q", first, texts(top))

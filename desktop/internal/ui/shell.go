@@ -45,6 +45,8 @@ type mainScreen struct {
 	glass     *breakGlassForm
 	review    *reviewScreen
 	region    *regionSearch
+	staff     *staffScreen
+	handover  *handoverScreen
 
 	findButton *widget.Button // on the advice line: back to the region search
 	reviews    reviewState    // for an IG lead: what awaits review
@@ -79,6 +81,12 @@ func (m *mainScreen) build() fyne.CanvasObject {
 	actions.Add(m.conflictsButton)
 	if m.perms.AddResident {
 		actions.Add(u.button("Add a resident", m.showAdmission))
+	}
+	if m.perms.AddNote && !u.app.AdviceLine() {
+		actions.Add(u.button("Handover", m.showHandover))
+	}
+	if m.perms.ManageStaff {
+		actions.Add(u.button("Staff", m.showStaff))
 	}
 	lock := u.primary("Lock", func() { u.app.Lock() })
 	title := heading("Haven")
@@ -142,6 +150,15 @@ func (m *mainScreen) afterList() {
 		u.openedFirst = true
 		m.openResident(m.list.rows[0].ID)
 	}
+	if u.opts.Show != "" && !u.openedFirst {
+		u.openedFirst = true
+		switch u.opts.Show {
+		case "handover":
+			m.showHandover()
+		case "staff":
+			m.showStaff()
+		}
+	}
 	if !u.opts.OpenFirst || m.resident != nil {
 		u.ready()
 	}
@@ -154,7 +171,23 @@ func (m *mainScreen) setDetail(o fyne.CanvasObject) {
 
 // drop forgets the view on the right, before another replaces it.
 func (m *mainScreen) drop() {
-	m.resident, m.inbox, m.admission, m.glass, m.review = nil, nil, nil, nil, nil
+	m.resident, m.inbox, m.admission, m.glass, m.review, m.staff, m.handover = nil, nil, nil, nil, nil, nil, nil
+}
+
+// showHandover shows what changed since the start of this shift.
+func (m *mainScreen) showHandover() {
+	m.drop()
+	m.list.selectNone()
+	m.handover = newHandoverScreen(m.u, m)
+	m.setDetail(m.handover.build())
+}
+
+// showStaff shows the staff accounts on this computer, for a manager.
+func (m *mainScreen) showStaff() {
+	m.drop()
+	m.list.selectNone()
+	m.staff = newStaffScreen(m.u, m)
+	m.setDetail(m.staff.build())
 }
 
 func (m *mainScreen) showWelcome() {
@@ -241,6 +274,9 @@ func (m *mainScreen) listChanged() {
 	m.updateConflictCount()
 	if m.inbox != nil {
 		m.inbox.refresh()
+	}
+	if m.staff != nil {
+		m.staff.refresh()
 	}
 	m.afterList()
 }

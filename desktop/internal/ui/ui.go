@@ -42,6 +42,9 @@ type Options struct {
 	Relay, Code string
 	// OpenFirst opens the first resident's front sheet once the list has rows.
 	OpenFirst bool
+	// Show opens a view once the list has rows, instead: "handover" or
+	// "staff" (demos and screenshots).
+	Show string
 	// OnReady runs once, on the UI thread, when the first view is populated:
 	// the list has rows and, with OpenFirst, the front sheet is showing.
 	OnReady func()

@@ -424,6 +424,48 @@ func (r *Registry) RevokeCertificate(ctx context.Context, certID string) (cert.R
 	return rv, nil
 }
 
+// ErrNotPermitted refuses a leaver notice that is not a valid home
+// manager's of the device's own organisation, about a certificate of it.
+var ErrNotPermitted = errors.New("not permitted")
+
+// RevokeForLeaver revokes a certificate on a home manager's word, brought
+// by one of the organisation's devices: the notice must be signed with the
+// key of the manager's certificate, valid now, of the device's
+// organisation, and name a certificate of that organisation issued to the
+// staff member it names. A manager does not revoke their own certificate
+// (the home would be left without one to add staff); an administrator does.
+func (r *Registry) RevokeForLeaver(ctx context.Context, dev Device, l wire.Leaver) (cert.Revocation, error) {
+	refuse := func(why string) (cert.Revocation, error) {
+		return cert.Revocation{}, fmt.Errorf("%w: %s", ErrNotPermitted, why)
+	}
+	trust, _, err := r.Trust()
+	if err != nil {
+		return cert.Revocation{}, err
+	}
+	if err := trust.Check(l.By, r.now()); err != nil {
+		return refuse("the manager's certificate does not hold")
+	}
+	switch {
+	case !record.Role(l.By.Role).RevokesStaff():
+		return refuse("only a home manager removes staff")
+	case l.By.Org != dev.Org:
+		return refuse("the manager belongs to another organisation")
+	case !ed25519.Verify(l.By.PublicKey, l.SigningBytes(), l.Sig):
+		return refuse("the notice is not signed by the manager's key")
+	case l.Cert == l.By.ID:
+		return refuse("a manager cannot remove themselves")
+	}
+	var c cert.Certificate
+	if err := r.getJSON(nsCerts, l.Cert, &c); err != nil || c.Org != dev.Org || c.Staff != l.Staff {
+		return refuse("no such certificate in this organisation")
+	}
+	rv, err := r.RevokeCertificate(ctx, l.Cert)
+	if err == nil {
+		r.log().Info("staff certificate revoked by a home manager", "org", dev.Org, "device", dev.ID, "cert", l.Cert, "by", l.By.ID)
+	}
+	return rv, err
+}
+
 // TrustFor is the haven-trust message for a device: the organisation key,
 // every revocation, and the certificates and open requests of the
 // device's own staff.

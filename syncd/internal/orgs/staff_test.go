@@ -138,3 +138,91 @@ func TestStaffRequestsAndWhoGrants(t *testing.T) {
 		t.Errorf("trust for the device: %d revocations, %d certificates; want 1 and 4 (manager, care worker, GP, nurse)", len(tr.Revocations), len(tr.Certificates))
 	}
 }
+
+// TestLeaverRevokedOnTheManagersWord: a certified home manager's signed
+// notice, brought by a device of the home, revokes a certificate of the
+// home; a notice from anyone else, about anyone else, altered, or about the
+// manager's own certificate revokes nothing.
+func TestLeaverRevokedOnTheManagersWord(t *testing.T) {
+	f := newFixture(t)
+	f.reg.Key = orgKey
+	home, other := f.home("Larch House"), f.home("Birch Court")
+	dev, _, err := f.reg.EnrollDevice(f.ctx, home.ID, "PC", 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	otherDev, _, _ := f.reg.EnrollDevice(f.ctx, other.ID, "PC", 0)
+	n := 200
+	certify := func(d orgs.Device, name string, role record.Role, reg string) (cert.Certificate, ed25519.PrivateKey) {
+		t.Helper()
+		n++
+		r, k := request(n, name, role, reg)
+		if _, err := f.reg.RequestCertificate(f.ctx, d, r); err != nil {
+			t.Fatal(err)
+		}
+		c, err := f.reg.ApproveRequest(f.ctx, r.ID)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return c, k
+	}
+	mgr, mgrKey := certify(dev, "Mo Manager", record.HomeManager, "")
+	nurse, nurseKey := certify(dev, "Nia Nurse", record.Nurse, "NMC 12A3456E")
+	otherMgr, otherKey := certify(otherDev, "Olu Other", record.HomeManager, "")
+	notice := func(target cert.Certificate, by cert.Certificate, key ed25519.PrivateKey) wire.Leaver {
+		l := wire.Leaver{Cert: target.ID, Staff: target.Staff, At: f.clock.Now(), By: by}
+		l.Sig = ed25519.Sign(key, l.SigningBytes())
+		return l
+	}
+	revoked := func(c cert.Certificate) bool {
+		revs, err := f.reg.Revocations()
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, r := range revs {
+			if r.Cert == c.ID {
+				return true
+			}
+		}
+		return false
+	}
+	leaver, _ := certify(dev, "Lee Leaver", record.CareWorker, "")
+	refused := map[string]struct {
+		dev orgs.Device
+		l   wire.Leaver
+	}{
+		"a nurse's word":                 {dev, notice(leaver, nurse, nurseKey)},
+		"another home's manager":         {otherDev, notice(leaver, otherMgr, otherKey)},
+		"another home's manager, our PC": {dev, notice(leaver, otherMgr, otherKey)},
+		"the manager's own certificate":  {dev, notice(mgr, mgr, mgrKey)},
+		"a notice altered after signing": {dev, func() wire.Leaver { l := notice(nurse, mgr, mgrKey); l.Cert = leaver.ID; return l }()},
+		"a staff name that does not match": {dev, func() wire.Leaver {
+			l := notice(leaver, mgr, mgrKey)
+			l.Staff = nurse.Staff
+			l.Sig = ed25519.Sign(mgrKey, l.SigningBytes())
+			return l
+		}()},
+		"a certificate of another home": {dev, notice(otherMgr, mgr, mgrKey)},
+	}
+	for name, tc := range refused {
+		if _, err := f.reg.RevokeForLeaver(f.ctx, tc.dev, tc.l); !errors.Is(err, orgs.ErrNotPermitted) {
+			t.Errorf("%s: %v; want ErrNotPermitted", name, err)
+		}
+	}
+	for _, c := range []cert.Certificate{leaver, nurse, mgr, otherMgr} {
+		if revoked(c) {
+			t.Fatalf("%s revoked by a notice that was refused", c.Name)
+		}
+	}
+	if _, err := f.reg.RevokeForLeaver(f.ctx, dev, notice(leaver, mgr, mgrKey)); err != nil || !revoked(leaver) {
+		t.Fatalf("the manager's notice: %v, revoked %v", err, revoked(leaver))
+	}
+	// A manager whose own certificate was revoked revokes no more.
+	if _, err := f.reg.RevokeCertificate(f.ctx, mgr.ID); err != nil {
+		t.Fatal(err)
+	}
+	f.clock.Advance(time.Minute)
+	if _, err := f.reg.RevokeForLeaver(f.ctx, dev, notice(nurse, mgr, mgrKey)); !errors.Is(err, orgs.ErrNotPermitted) || revoked(nurse) {
+		t.Fatalf("a revoked manager's notice: %v, revoked %v", err, revoked(nurse))
+	}
+}

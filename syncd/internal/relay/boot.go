@@ -41,6 +41,8 @@ func (c *conn) bootstrap(ctx context.Context) {
 			c.certRequest(m)
 		case wire.TypeHavenWho:
 			c.who(m)
+		case wire.TypeHavenLeaver:
+			c.leaver(m)
 		case wire.TypeHavenSearch:
 			c.search(m)
 		case wire.TypeHavenOpen:

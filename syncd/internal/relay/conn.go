@@ -258,7 +258,7 @@ func (c *conn) onFrame(frame []byte) {
 	case wire.TypeEphemeral:
 		c.ephemeral(m)
 	case wire.TypeHavenList, wire.TypeHavenFetch, wire.TypeHavenAudit, wire.TypeHavenCertReq, wire.TypeHavenWho,
-		wire.TypeHavenSearch, wire.TypeHavenOpen, wire.TypeHavenReview:
+		wire.TypeHavenLeaver, wire.TypeHavenSearch, wire.TypeHavenOpen, wire.TypeHavenReview:
 		// Served in order on the connection's bootstrap goroutine (they
 		// read or write the store). When it is behind, the reading waits:
 		// the device's own connection slows, and nothing it asked for is

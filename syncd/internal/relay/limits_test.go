@@ -3,6 +3,7 @@ package relay
 import (
 	"context"
 	"fmt"
+	"math/rand/v2"
 	"sync"
 	"testing"
 	"testing/synctest"
@@ -151,4 +152,73 @@ func TestReadsAreShapedPerDevice(t *testing.T) {
 			t.Fatalf("%d bytes past a burst of %d at %d/s took %v to read; want about %v", sent-burst, burst, rate, got, want)
 		}
 	})
+}
+
+// bulkWorker records, for each document, whether its calls were bulk.
+type bulkWorker struct {
+	echoWorker
+	mu   sync.Mutex
+	bulk map[string][]bool
+}
+
+func (w *bulkWorker) Work(ctx context.Context, a worker.WorkArgs) (worker.WorkReply, error) {
+	w.mu.Lock()
+	w.bulk[a.Doc] = append(w.bulk[a.Doc], a.Bulk)
+	w.mu.Unlock()
+	return w.echoWorker.Work(ctx, a)
+}
+
+// TestBulkWorkIsMarked: a new document's first batch and a batch with a
+// large message go to the worker as bulk work (run behind small edits); a
+// small edit to a document the relay holds does not.
+func TestBulkWorkIsMarked(t *testing.T) {
+	w := &bulkWorker{bulk: map[string][]bool{}}
+	r := newTestRelay(t, Config{}, w)
+	enc := func(m wire.Message) []byte { b, _ := wire.Encode(m); return b }
+	dev, sc := r.device(t, "PC")
+	c := newConn(r.s, context.Background(), &recorder{}, dev, sc)
+	c.onFrame(enc(wire.Message{Type: wire.TypeJoin, SenderID: "pc", SupportedProtocolVersions: []string{"1"}}))
+	large := crdt.New()
+	if _, err := large.Change("", time.Unix(0, 0), func(w *crdt.Writer) error { return w.Set(randomText(2*bulkMessageBytes), "v") }); err != nil {
+		t.Fatal(err)
+	}
+	largeMsg, err := crdttest.FirstChanges(large, crdt.New())
+	if err != nil {
+		t.Fatal(err)
+	}
+	held, fresh := docid.New().String(), docid.New().String()
+	r.s.mu.Lock()
+	r.s.owners[held] = r.home
+	r.s.mu.Unlock()
+	cases := []struct {
+		name, doc string
+		data      []byte
+		bulk      bool
+	}{
+		{"a small edit to a held document", held, changesOf(t, 1), false},
+		{"a large message to a held document", held, largeMsg, true},
+		{"a new document's first message", fresh, changesOf(t, 2), true},
+	}
+	for _, tc := range cases {
+		w.mu.Lock()
+		before := len(w.bulk[tc.doc])
+		w.mu.Unlock()
+		c.onFrame(enc(wire.Message{Type: wire.TypeSync, SenderID: "pc", TargetID: "relay", DocumentID: tc.doc, Data: tc.data}))
+		r.s.wg.Wait()
+		w.mu.Lock()
+		got := w.bulk[tc.doc][before:]
+		w.mu.Unlock()
+		if len(got) != 1 || got[0] != tc.bulk {
+			t.Errorf("%s: worker calls marked bulk %v; want [%v]", tc.name, got, tc.bulk)
+		}
+	}
+}
+
+// randomText is n characters that do not compress.
+func randomText(n int) string {
+	b := make([]byte, n)
+	for i := range b {
+		b[i] = "abcdefghijklmnopqrstuvwxyz0123456789"[rand.IntN(36)]
+	}
+	return string(b)
 }

@@ -29,6 +29,12 @@ type docQueue struct {
 
 const maxBatch = 64
 
+// bulkMessageBytes: a batch with a message larger than this (hundreds of
+// changes, or a large value) is bulk work, as is every new document's first
+// batch: the worker runs it behind everyone's small edits (worker.WorkArgs.Bulk).
+// A note or a decision is a few kilobytes.
+const bulkMessageBytes = 64 << 10
+
 // enqueue adds a message for doc and starts a runner if none is working on
 // it. It reports false when the document's queue is full.
 func (s *Server) enqueue(doc string, q queued) bool {
@@ -132,11 +138,12 @@ func (s *Server) process(doc string, batch []queued) {
 		turn <- struct{}{}
 		release = func() { <-turn }
 	}
-	args := worker.WorkArgs{Doc: doc, TrustVersion: s.trustVersion(), StoredBytes: s.storedBytes(doc), MaxDocBytes: s.cfg.Limits.DocBytes}
+	args := worker.WorkArgs{Doc: doc, TrustVersion: s.trustVersion(), StoredBytes: s.storedBytes(doc), MaxDocBytes: s.cfg.Limits.DocBytes, Bulk: !wasKnown}
 	peers := map[string]syncer.Peer{}
 	for _, q := range batch {
 		args.Msgs = append(args.Msgs, syncer.In{From: q.from.peer.ID, Data: q.data})
 		peers[q.from.peer.ID] = q.from.peer
+		args.Bulk = args.Bulk || len(q.data) > bulkMessageBytes
 	}
 	s.mu.Lock()
 	for p := range s.subs[doc] {

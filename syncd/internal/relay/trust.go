@@ -89,6 +89,31 @@ func (c *conn) certRequest(m wire.Message) {
 	c.sendTrust()
 }
 
+// leaver revokes a member of staff's certificate on their home manager's
+// signed word (orgs.RevokeForLeaver), then answers with the trust that
+// carries the revocation; every other connection hears of it as of any
+// revocation.
+func (c *conn) leaver(m wire.Message) {
+	var l wire.Leaver
+	if err := json.Unmarshal(m.Data, &l); err != nil {
+		c.send(wire.Message{Type: wire.TypeError, ErrorMessage: "leaver notice unreadable", ErrorCode: wire.CodeBadRequest})
+		return
+	}
+	if _, err := c.s.orgs.RevokeForLeaver(c.ctx, c.dev, l); err != nil {
+		code := wire.CodeNotPermitted
+		if !errors.Is(err, orgs.ErrNotPermitted) {
+			c.s.log.Error("leaver notice", "device", c.dev.ID, "err", err)
+			code = wire.CodeInternal
+		} else {
+			c.s.log.Warn("leaver notice refused", "device", c.dev.ID, "err", err)
+		}
+		c.s.metrics.refused.WithLabelValues("leaver").Inc()
+		c.send(wire.Message{Type: wire.TypeError, ErrorMessage: "staff removal refused: " + err.Error(), ErrorCode: code})
+		return
+	}
+	c.sendTrust()
+}
+
 // workerTrust is the Host's Trust: what workers check signatures against.
 func (s *Server) workerTrust() ([]byte, []cert.Revocation, uint64) {
 	s.mu.Lock()

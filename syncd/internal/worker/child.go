@@ -91,8 +91,16 @@ type Worker struct {
 	onWork func(WorkArgs)
 }
 
-// Work applies a work item.
-func (w *Worker) Work(args WorkArgs, reply *WorkReply) error {
+// Work applies a work item; a bulk one at low priority (see WorkArgs.Bulk).
+func (w *Worker) Work(args WorkArgs, reply *WorkReply) (err error) {
+	if args.Bulk {
+		atLowPriority(func() { err = w.work(args, reply) })
+		return err
+	}
+	return w.work(args, reply)
+}
+
+func (w *Worker) work(args WorkArgs, reply *WorkReply) error {
 	if w.onWork != nil {
 		w.onWork(args)
 	}

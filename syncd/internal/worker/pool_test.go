@@ -9,6 +9,7 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"runtime"
 	"strconv"
 	"strings"
 	"sync"
@@ -29,11 +30,23 @@ const (
 	// (see holdOn); holdDirEnv the folder where they mark each hold.
 	holdDocEnv = "HAVEN_WORKER_TEST_HOLD_DOC"
 	holdDirEnv = "HAVEN_WORKER_TEST_HOLD_DIR"
+	// niceDirEnv names a folder where test children write, for each work
+	// item, the nice value of the thread working it (see noteNice).
+	niceDirEnv = "HAVEN_WORKER_TEST_NICE_DIR"
 )
 
 func TestMain(m *testing.M) {
 	if os.Getenv(childEnv) == "1" {
-		if err := RunTestChild(nil, holdOn(os.Getenv(holdDocEnv), os.Getenv(holdDirEnv))); err != nil {
+		hold, nice := holdOn(os.Getenv(holdDocEnv), os.Getenv(holdDirEnv)), noteNice(os.Getenv(niceDirEnv))
+		onWork := func(a WorkArgs) {
+			if nice != nil {
+				nice(a)
+			}
+			if hold != nil {
+				hold(a)
+			}
+		}
+		if err := RunTestChild(nil, onWork); err != nil {
 			fmt.Fprintln(os.Stderr, err)
 			os.Exit(1)
 		}
@@ -56,6 +69,17 @@ func holdOn(doc, dir string) func(WorkArgs) {
 			os.WriteFile(filepath.Join(dir, strconv.Itoa(os.Getpid())), nil, 0o600)
 			<-time.After(time.Minute)
 		}
+	}
+}
+
+// noteNice makes a test child write, in dir, a file named for each work
+// item's document holding the nice value of the thread working it.
+func noteNice(dir string) func(WorkArgs) {
+	if dir == "" {
+		return nil
+	}
+	return func(a WorkArgs) {
+		os.WriteFile(filepath.Join(dir, a.Doc), []byte(strconv.Itoa(threadNice())), 0o600)
 	}
 }
 
@@ -641,5 +665,53 @@ func TestCloseWhileAChildHangs(t *testing.T) {
 	}
 	if n := h.held(); n != 1 {
 		t.Errorf("%d children held the item, want 1: nothing is replayed once the pool is closed", n)
+	}
+}
+
+// TestBulkWorkRunsAtLowPriority: a bulk item is worked on a thread whose
+// nice value is bulkNice above the child's, so a busy machine runs
+// everyone's small edits first; an ordinary item at the child's own; and
+// the lowered thread is not handed to the next item.
+func TestBulkWorkRunsAtLowPriority(t *testing.T) {
+	if runtime.GOOS != "linux" {
+		t.Skip("priorities are set per thread only on Linux")
+	}
+	own := threadNice() // the children inherit the test's
+	if own+bulkNice > 19 {
+		t.Skipf("the test runs at nice %d: no room to go lower", own)
+	}
+	dir := t.TempDir()
+	p := runPool(t, newTestHost(t), Config{Workers: 1, Env: []string{niceDirEnv + "=" + dir}})
+	read := func(doc docid.ID) int {
+		b, err := os.ReadFile(filepath.Join(dir, doc.String()))
+		if err != nil {
+			t.Fatal(err)
+		}
+		n, err := strconv.Atoi(string(b))
+		if err != nil {
+			t.Fatal(err)
+		}
+		return n
+	}
+	c := newClient("pc")
+	work := func(bulk bool) docid.ID {
+		doc := docid.New()
+		msg, _, err := c.ss.Generate()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := p.Work(context.Background(), WorkArgs{Doc: doc.String(), Peers: []syncer.Peer{c.peer},
+			Msgs: []syncer.In{{From: c.id, Data: msg}}, Bulk: bulk}); err != nil {
+			t.Fatal(err)
+		}
+		return doc
+	}
+	for range 3 { // one after another on the one child: none inherits the last one's thread
+		if got := read(work(true)); got != own+bulkNice {
+			t.Errorf("a bulk item ran at nice %d; want %d", got, own+bulkNice)
+		}
+		if got := read(work(false)); got != own {
+			t.Errorf("an ordinary item ran at nice %d; want the child's own %d", got, own)
+		}
 	}
 }

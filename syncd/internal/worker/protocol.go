@@ -35,6 +35,12 @@ type WorkArgs struct {
 	// StoredBytes is the document's stored size now; MaxDocBytes the most
 	// it may grow to (0: no limit).
 	StoredBytes, MaxDocBytes int64
+	// Bulk: the item creates a document or carries a large message. The
+	// child works it on a thread of lower scheduling priority, so that on
+	// a busy machine one device's bulk work waits for everyone's small
+	// edits rather than the other way round; on an idle one it runs at
+	// full speed.
+	Bulk bool
 }
 
 // WorkReply is what a work item produced.

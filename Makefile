@@ -67,19 +67,20 @@ run-hub: build ## open a second desktop as the GP hub (run while 'make run' is o
 	fi; \
 	$(BIN)/desktop -data $$dir $$enrol
 
-screenshots: build ## render the front sheet, resident list, handover, staff, advice line and IG review to docs/screenshots (real binary under Xvfb, offline demo)
+screenshots: build ## render the front sheet, resident list, handover, staff, reports, advice line and IG review to docs/screenshots (real binary under Xvfb, offline demo)
 	@set -e; d=$$(mktemp -d); trap 'rm -rf $$d' EXIT; mkdir -p docs/screenshots; \
 	LANG=C.UTF-8 xvfb-run -a -s "-screen 0 1400x900x24" $(BIN)/desktop -data $$d -seed-demo 40 -unlock "Dr Ada Quill:271828" -open-first -screenshot docs/screenshots/front-sheet.png; \
 	LANG=C.UTF-8 xvfb-run -a -s "-screen 0 1400x900x24" $(BIN)/desktop -data $$d -unlock "Dr Ada Quill:271828" -screenshot docs/screenshots/list.png; \
 	LANG=C.UTF-8 xvfb-run -a -s "-screen 0 1400x900x24" $(BIN)/desktop -data $$d -unlock "Mo Manager:314159" -show handover -screenshot docs/screenshots/handover.png; \
 	LANG=C.UTF-8 xvfb-run -a -s "-screen 0 1400x900x24" $(BIN)/desktop -data $$d -unlock "Mo Manager:314159" -show staff -screenshot docs/screenshots/staff.png; \
+	LANG=C.UTF-8 xvfb-run -a -s "-screen 0 1400x900x24" $(BIN)/desktop -data $$d -unlock "Mo Manager:314159" -show reports -screenshot docs/screenshots/reports.png; \
 	t=$$(mktemp -d); trap 'rm -rf $$d $$t' EXIT; \
 	LANG=C.UTF-8 xvfb-run -a -s "-screen 0 1400x900x24" $(BIN)/desktop -data $$t -seed-demo 12 -demo-conflicts 0 -demo-tamper 1 -unlock "Mo Manager:314159" -open-first -screenshot docs/screenshots/front-sheet-tamper.png; \
 	a=$$(mktemp -d); trap 'rm -rf $$d $$t $$a' EXIT; \
 	LANG=C.UTF-8 xvfb-run -a -s "-screen 0 1400x900x24" $(BIN)/desktop -data $$a -seed-demo-advice 6 -unlock "Nurse Bo Lind:161803" -screenshot docs/screenshots/advice-line.png; \
 	LANG=C.UTF-8 xvfb-run -a -s "-screen 0 1400x900x24" $(BIN)/desktop -data $$a -unlock "Nurse Bo Lind:161803" -open-first -screenshot docs/screenshots/advice-line-reason.png; \
 	LANG=C.UTF-8 xvfb-run -a -s "-screen 0 1400x900x24" $(BIN)/desktop -data $$a -unlock "Ivy Gov:141421" -screenshot docs/screenshots/ig-review.png; \
-	echo "wrote docs/screenshots/front-sheet.png, list.png, handover.png, staff.png, front-sheet-tamper.png, advice-line.png, advice-line-reason.png and ig-review.png"
+	echo "wrote docs/screenshots/front-sheet.png, list.png, handover.png, staff.png, reports.png, front-sheet-tamper.png, advice-line.png, advice-line-reason.png and ig-review.png"
 
 test: deps ## run every test (real Badger, real Automerge, real websockets)
 	$(GO) vet ./...

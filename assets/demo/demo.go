@@ -139,7 +139,15 @@ func NewResident(home string, i int, seed int64, notes int, now time.Time, c *Ce
 	admitted := now.AddDate(0, 0, -2)
 	carer.Rules.Now, senior.Rules.Now, gp.Rules.Now = at(admitted), at(admitted), at(admitted)
 	ident := Person(rng, i, now)
+	// Admitted up to about two and a half years ago, consenting then
+	// (drawn from their own source, so that the rest of the resident stays
+	// as it was).
+	hist := rand.New(rand.NewSource(seed*131 + int64(i)))
+	created := now.AddDate(0, 0, -(120 + hist.Intn(800)))
+	ident.ConsentDate = created.Format(record.DateLayout)
+	senior.Rules.Now = at(created)
 	docs, err := senior.NewResident(home, ident)
+	senior.Rules.Now = at(admitted)
 	if err != nil {
 		return docs, err
 	}
@@ -236,6 +244,7 @@ func NewResident(home string, i int, seed int64, notes int, now time.Time, c *Ce
 	} else {
 		al.NoneKnown = true
 	}
+	senior.Rules.Now = at(created.AddDate(0, 0, 7)) // asked in their first week
 	if _, err := senior.Decide(rec, record.KindAllergies, "", al, "Asked on admission"); err != nil {
 		return docs, err
 	}
@@ -248,6 +257,7 @@ func NewResident(home string, i int, seed int64, notes int, now time.Time, c *Ce
 	if _, err := senior.Decide(rec, record.KindADRT, "", record.ADRT{Exists: "no"}, ""); err != nil {
 		return docs, err
 	}
+	senior.Rules.Now = at(admitted)
 	for n := 0; n < notes; n++ {
 		when := now.Add(-time.Duration(notes-n)*7*time.Hour + 390*time.Minute)
 		carer.Rules.Now = at(when)
@@ -256,6 +266,67 @@ func NewResident(home string, i int, seed int64, notes int, now time.Time, c *Ce
 		}
 	}
 	return docs, nil
+}
+
+// AddAdviceCalls adds to each resident's timeline up to three calls to the
+// advice line over the last year, with the outcomes such calls have: most
+// managed in the home, some a GP visit, a few a 999 call or a conveyance.
+func (h *Home) AddAdviceCalls(seed int64, now time.Time, c *Certifier) error {
+	for i, r := range h.Residents {
+		if err := adviceCalls(r, rand.New(rand.NewSource(seed*977+int64(i))), now, c); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func adviceCalls(docs Resident, rng *rand.Rand, now time.Time, c *Certifier) error {
+	nurse := c.Editor(record.Author{UserID: "demo-advice", Name: "Nurse Bo Lind", Role: record.AdviceClinician, RegNo: "NMC 12A3456E", DeviceID: "demo-advice-line"})
+	for k := rng.Intn(4); k > 0; k-- {
+		when := now.AddDate(0, 0, -1-rng.Intn(360)).Add(-time.Duration(rng.Intn(12)) * time.Hour)
+		nurse.Rules.Now = func() time.Time { return when }
+		outcome := []string{"self-care", "self-care", "self-care", "self-care", "gp", "gp", "999", "conveyed"}[rng.Intn(8)]
+		call := &record.AdviceCall{Method: "phone", Caller: "Sam Senior", CallerRelation: "senior carer",
+			Concern: []string{"fall", "more confused", "short of breath", "not eating"}[rng.Intn(4)], Advice: "Observe; call back if worse",
+			Outcome: outcome}
+		if _, err := nurse.AddNote(docs.Timeline, record.Note{Kind: record.NoteKindAdviceCall, Text: "Call from the home", Call: call,
+			EventAt: record.Timestamp(when)}); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// AddFormer adds k former residents who died in the last year, most where
+// they wished to (a home's reports count deaths and their place), to the
+// home's directory.
+func (h *Home) AddFormer(home string, k int, seed int64, now time.Time, c *Certifier) error {
+	_, senior, _ := Authors("demo-device", c)
+	senior.Rules.Now = func() time.Time { return now }
+	for j := 0; j < k; j++ {
+		r, err := NewResident(home, 1000+j, seed, 2, now, c)
+		if err != nil {
+			return err
+		}
+		rec, err := record.Read(r.Record, nil)
+		if err != nil {
+			return err
+		}
+		ident := rec.Identity
+		ident.Status, ident.StatusDate = record.StatusDied, now.AddDate(0, 0, -10-j*45).Format(record.DateLayout)
+		ident.PlaceOfDeath = "care-home"
+		if j%3 == 2 {
+			ident.PlaceOfDeath = "hospital"
+		}
+		if err := senior.UpdateIdentity(r.Record, ident); err != nil {
+			return err
+		}
+		if _, err := senior.Reconcile(h.Directory, r.Record); err != nil {
+			return err
+		}
+		h.Residents = append(h.Residents, r)
+	}
+	return nil
 }
 
 // Home is a synthetic care home: its directory and residents.

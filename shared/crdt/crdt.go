@@ -334,11 +334,16 @@ func (d *Doc) HeadsTime() (t time.Time) {
 }
 
 // Changes lists the document's history in causal order.
-func (d *Doc) Changes() (out []ChangeInfo, err error) {
+func (d *Doc) Changes() (out []ChangeInfo, err error) { return d.ChangesAfter(nil) }
+
+// ChangesAfter lists, in causal order, the changes not in the history of
+// heads: whatever arrived since the document stood at heads, however old
+// its authors' clocks say it is (all of them for nil heads).
+func (d *Doc) ChangesAfter(heads []Hash) (out []ChangeInfo, err error) {
 	defer recoverTo(&err, "changes")
 	d.mu.Lock()
 	defer d.mu.Unlock()
-	chs, err := d.am.Changes()
+	chs, err := d.changesSince(heads)
 	if err != nil {
 		return nil, err
 	}

@@ -152,13 +152,21 @@ func ValidateIdentity(id Identity, rules Rules) error {
 	c.date("consentDate", id.ConsentDate, true, true)
 	c.enum("status", id.Status, RecordStatuses, false)
 	c.date("statusDate", id.StatusDate, id.Status != StatusDischarged && id.Status != StatusDied, true)
+	// Where a person died is one of the places a plan names, so a report
+	// can say whether it was the one they wished for.
+	switch {
+	case id.Status == StatusDied:
+		c.enum("placeOfDeath", id.PlaceOfDeath, Places, false)
+	case id.PlaceOfDeath != "":
+		c.fail("placeOfDeath", "is recorded only at a death")
+	}
 	if id.GPPractice != "" && !odsCode(id.GPPractice) {
 		c.fail("gpPractice", "must be an ODS code: a letter and five characters, e.g. E85001")
 	}
 	for f, v := range map[string]string{
 		"givenName": id.GivenName, "familyName": id.FamilyName, "preferredName": id.PreferredName,
 		"room": id.Room, "careCoordinator": id.CareCoordinator, "language": id.Language,
-		"religion": id.Religion, "placeOfDeath": id.PlaceOfDeath,
+		"religion": id.Religion,
 	} {
 		c.maxLen(f, v, shortText)
 	}

@@ -154,26 +154,47 @@ func (s *Store) Scan(ns, prefix string, fn func(key string, val []byte) error) e
 // AppendLog appends val to log and returns its seq: 1 for a log's first entry, then increasing
 // by one. It is durable on return. Entries are never rewritten or deleted.
 func (s *Store) AppendLog(ctx context.Context, log string, val []byte) (uint64, error) {
+	return s.AppendLogs(ctx, log, [][]byte{val})
+}
+
+// AppendLogs appends vals to log in order, in one write (all or none), and returns the seq of
+// the first; the rest follow it one by one. It is durable on return.
+func (s *Store) AppendLogs(ctx context.Context, log string, vals [][]byte) (uint64, error) {
 	if err := checkName("log name", log); err != nil {
 		return 0, err
 	}
-	if err := checkSize(len(val)); err != nil {
-		return 0, err
+	size := 0
+	framed := make([][]byte, len(vals))
+	for i, val := range vals {
+		if err := checkSize(len(val)); err != nil {
+			return 0, err
+		}
+		framed[i] = encodeFrame(val)
+		size += len(framed[i])
+	}
+	if len(vals) == 0 {
+		return 0, nil
 	}
 	if err := s.enter(); err != nil {
 		return 0, err
 	}
 	defer s.active.Done()
-	v := encodeFrame(val)
-	var seq uint64
-	err := s.write(ctx, len(v), func(b *batch) ([]mutation, error) {
-		seq = b.nextLogSeq(log)
-		return []mutation{{key: logKey(log, seq), val: v}}, nil
+	var first uint64
+	err := s.write(ctx, size, func(b *batch) ([]mutation, error) {
+		muts := make([]mutation, len(framed))
+		for i, v := range framed {
+			seq := b.nextLogSeq(log)
+			if i == 0 {
+				first = seq
+			}
+			muts[i] = mutation{key: logKey(log, seq), val: v}
+		}
+		return muts, nil
 	})
 	if err != nil {
 		return 0, err
 	}
-	return seq, nil
+	return first, nil
 }
 
 // ReadLog calls fn for each entry of log with seq > after, in order, with a copy of its value

@@ -284,13 +284,22 @@ func TestLog(t *testing.T) {
 	if seq, err := s.AppendLog(ctx, "audit", []byte("event 4")); err != nil || seq != 4 {
 		t.Fatalf("AppendLog after reopen = %d, %v; want 4", seq, err)
 	}
+	// Several in one write: numbered on from the last, in order.
+	if seq, err := s.AppendLogs(ctx, "audit", [][]byte{[]byte("event 5"), []byte("event 6")}); err != nil || seq != 5 {
+		t.Fatalf("AppendLogs = %d, %v; want the first numbered 5", seq, err)
+	}
+	if _, err := s.AppendLogs(ctx, "audit", [][]byte{[]byte("event 7"), make([]byte, store.MaxValueSize+1)}); err == nil {
+		t.Fatal("AppendLogs took a value over the size limit")
+	}
+	closeStore(t, s)
+	s = open(t, dir)
 	var got []string
 	err := s.ReadLog("audit", 1, func(seq uint64, v []byte) error {
 		got = append(got, fmt.Sprintf("%d:%s", seq, v))
 		return nil
 	})
-	if want := []string{"2:event 2", "3:event 3", "4:event 4"}; err != nil || !slices.Equal(got, want) {
-		t.Errorf("ReadLog(audit, after 1) = %q, %v; want %q", got, err, want)
+	if want := []string{"2:event 2", "3:event 3", "4:event 4", "5:event 5", "6:event 6"}; err != nil || !slices.Equal(got, want) {
+		t.Errorf("ReadLog(audit, after 1) = %q, %v; want %q (a refused batch adds nothing)", got, err, want)
 	}
 }
 

@@ -76,14 +76,27 @@ func newAuditOutbox(a *App) *auditOutbox {
 // in), so the relay takes who they are from their certificate rather than
 // from this computer's word.
 func (o *auditOutbox) record(u *User, resident docid.ID, action, detail string) {
-	e := wire.AuditEvent{ID: randomID("ev-"), Time: o.a.opts.Now().UTC(), User: u.ID, Role: string(u.Acts()),
-		Resident: resident.String(), Action: action, Detail: detail}
-	if u.signer.Cert != nil {
-		e.Cert = u.signer.Cert.ID
-		e.Sig = u.signer.Sign(e.SigningBytes(o.a.dev.DeviceID))
+	o.recordEach(u, []docid.ID{resident}, action, detail)
+}
+
+// recordEach records one event for each resident, in one write: a view
+// that shows many residents at once (a handover) names each of them.
+func (o *auditOutbox) recordEach(u *User, residents []docid.ID, action, detail string) {
+	if len(residents) == 0 {
+		return
 	}
-	b, _ := json.Marshal(e)
-	if _, err := o.a.st.AppendLog(context.Background(), auditLog, b); err != nil {
+	now := o.a.opts.Now().UTC()
+	vals := make([][]byte, len(residents))
+	for i, resident := range residents {
+		e := wire.AuditEvent{ID: randomID("ev-"), Time: now, User: u.ID, Role: string(u.Acts()),
+			Resident: resident.String(), Action: action, Detail: detail}
+		if u.signer.Cert != nil {
+			e.Cert = u.signer.Cert.ID
+			e.Sig = u.signer.Sign(e.SigningBytes(o.a.dev.DeviceID))
+		}
+		vals[i], _ = json.Marshal(e)
+	}
+	if _, err := o.a.st.AppendLogs(context.Background(), auditLog, vals); err != nil {
 		o.a.log.Error("audit event not recorded", "err", err)
 		return
 	}

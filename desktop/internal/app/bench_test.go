@@ -164,3 +164,126 @@ func BenchmarkImport1000(b *testing.B) {
 	b.Logf("imported %d residents in %v", n, took.Round(time.Millisecond))
 	b.ReportMetric(took.Seconds(), "import-1000-s")
 }
+
+// BenchmarkHomeOfFiveYears: a home of 120 residents, each with five years
+// of history (two notes a day, an advice call a month, the care plan
+// reviewed monthly), on a computer that has run for a while. It measures
+// the handover of a 12-hour shift (every resident had a note in it) and the
+// home's report. Targets: handover ≤ 100 ms, report ≤ 300 ms.
+func BenchmarkHomeOfFiveYears(b *testing.B) {
+	const residents, years = 120, 5
+	dir := b.TempDir()
+	testDevice(b, dir)
+	now := time.Date(2026, 11, 22, 20, 45, 0, 0, time.UTC)
+	c := &clock{t: now}
+	a, err := Open(dir, Options{Now: c.now, NoSync: true})
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer func() { a.Close() }()
+	if _, err := a.Unlock(staffID(b, a, "Mo Manager"), managerPIN); err != nil {
+		b.Fatal(err)
+	}
+	t0 := time.Now()
+	h, err := demo.NewHome("home-1", "Larch House", residents, 0, 5, now, testCertifier)
+	if err != nil {
+		b.Fatal(err)
+	}
+	carer, senior, _ := demo.Authors("bench", testCertifier)
+	nurse := testCertifier.Editor(record.Author{UserID: "u-nurse", Name: "Nurse Bo Lind", Role: record.AdviceClinician, RegNo: "NMC 12A3456E", DeviceID: "bench"})
+	changes := 0
+	for _, r := range h.Residents {
+		start := now.AddDate(-years, 0, 0)
+		for day := start; day.Before(now); day = day.AddDate(0, 0, 1) {
+			for _, at := range []time.Time{day.Add(8*time.Hour + 30*time.Minute), day.Add(20*time.Hour + 30*time.Minute)} {
+				if at.After(now) {
+					continue
+				}
+				carer.Rules.Now = func() time.Time { return at }
+				if _, err := carer.AddNote(r.Timeline, record.Note{Kind: record.NoteKindNote, Text: "Settled; ate well; walked to the garden.", EventAt: record.Timestamp(at)}); err != nil {
+					b.Fatal(err)
+				}
+				changes++
+			}
+			if day.Day() == 1 {
+				at := day.Add(14 * time.Hour)
+				nurse.Rules.Now = func() time.Time { return at }
+				if _, err := nurse.AddNote(r.Timeline, record.Note{Kind: record.NoteKindAdviceCall, Text: "Call from the home", EventAt: record.Timestamp(at),
+					Call: &record.AdviceCall{Method: "phone", Caller: "Sam Senior", Concern: "fall", Advice: "observe", Outcome: record.CallOutcomes[day.Month()%4]}}); err != nil {
+					b.Fatal(err)
+				}
+				senior.Rules.Now = func() time.Time { return at }
+				if err := senior.UpdateCarePlan(r.Record, record.CarePlanEntry{Domain: "skin", Need: "Fragile skin", Level: "medium", Goal: "Intact skin",
+					Support: "Turn two-hourly", ReviewDue: day.AddDate(0, 1, 0).Format(record.DateLayout), ScoreTool: "Waterlow", Score: int64(10 + day.Month()),
+					ScoreDate: day.Format(record.DateLayout)}); err != nil {
+					b.Fatal(err)
+				}
+				changes += 2
+			}
+		}
+	}
+	b.Logf("made %d residents with %d changes of history in %v", residents, changes, time.Since(t0).Round(time.Second))
+	t0 = time.Now()
+	seed(b, a, h.DirectoryID, h.Directory)
+	for _, r := range h.Residents {
+		seed(b, a, r.RecordID, r.Record)
+		seed(b, a, r.TimelineID, r.Timeline)
+	}
+	b.Logf("stored and indexed in %v", time.Since(t0).Round(time.Millisecond))
+	// A computer that has run a while: close and open again, so the first
+	// handover loads each record from the store.
+	a.Close()
+	if a, err = Open(dir, Options{Now: c.now, NoSync: true}); err != nil {
+		b.Fatal(err)
+	}
+	if _, err := a.Unlock(staffID(b, a, "Mo Manager"), managerPIN); err != nil {
+		b.Fatal(err)
+	}
+	if n := len(a.Residents(Filter{})); n != residents {
+		b.Fatalf("%d residents listed", n)
+	}
+	since := now.Add(-12 * time.Hour)
+	var handover, report []time.Duration
+	var cold time.Duration
+	for i := 0; i < 11; i++ {
+		t0 := time.Now()
+		hs, err := a.Handover(since)
+		d := time.Since(t0)
+		if err != nil {
+			b.Fatal(err)
+		}
+		changed := 0
+		for _, r := range hs {
+			if len(r.Items) > 0 {
+				changed++
+			}
+		}
+		if changed != residents {
+			b.Fatalf("the handover found %d residents changed in 12 hours, want %d", changed, residents)
+		}
+		if i == 0 {
+			cold = d
+			continue
+		}
+		handover = append(handover, d)
+	}
+	for i := 0; i < 10; i++ {
+		t0 := time.Now()
+		rep, err := a.Report("home-1")
+		report = append(report, time.Since(t0))
+		if err != nil || rep.Latest().Residents != residents || rep.Latest().Calls != residents {
+			b.Fatalf("report: %+v, %v", rep.Latest(), err)
+		}
+	}
+	p := func(ds []time.Duration, q int) float64 {
+		s := append([]time.Duration(nil), ds...)
+		sort.Slice(s, func(i, j int) bool { return s[i] < s[j] })
+		return float64(s[(len(s)-1)*q/100].Microseconds()) / 1000
+	}
+	b.Logf("handover of a 12-hour shift, %d residents changed: first after start %.1f ms, then p50 %.1f ms (target ≤ 100 ms); "+
+		"report of %d residents × %d years: p50 %.1f ms (target ≤ 300 ms)",
+		residents, float64(cold.Microseconds())/1000, p(handover, 50), residents, years, p(report, 50))
+	b.ReportMetric(float64(cold.Microseconds())/1000, "handover-first-ms")
+	b.ReportMetric(p(handover, 50), "handover-p50-ms")
+	b.ReportMetric(p(report, 50), "report-p50-ms")
+}

@@ -102,7 +102,14 @@ func seedDemo(dir string, n, notes int, now time.Time, adviceLine bool) error {
 		return err
 	}
 	r := repo.New(st, repo.Options{})
-	h, err := demo.NewHome(home, d.OrgName, n, notes, 1, now, demo.NewCertifier(orgKey, home))
+	c := demo.NewCertifier(orgKey, home)
+	h, err := demo.NewHome(home, d.OrgName, n, notes, 1, now, c)
+	if err == nil && !adviceLine {
+		// The year's deaths and advice calls, for the reports.
+		if err = h.AddFormer(home, max(1, n/10), 1, now, c); err == nil {
+			err = h.AddAdviceCalls(1, now, c)
+		}
+	}
 	if err == nil {
 		ctx := context.Background()
 		put := func(id docid.ID, doc *crdt.Doc) {

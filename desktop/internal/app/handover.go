@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"slices"
 	"sort"
 	"strings"
 	"time"
@@ -92,9 +93,11 @@ func (a *App) Handover(since time.Time) ([]HandoverResident, error) {
 		}
 	}
 	sort.SliceStable(out, func(i, j int) bool { return newest(out[i]).After(newest(out[j])) })
-	for _, hr := range out {
-		a.audit.record(u, hr.Row.ID, AuditViewHandover, "")
+	ids := make([]docid.ID, len(out))
+	for i, hr := range out {
+		ids[i] = hr.Row.ID
 	}
+	a.audit.recordEach(u, ids, AuditViewHandover, "")
 	return out, nil
 }
 
@@ -105,37 +108,57 @@ func newest(hr HandoverResident) time.Time {
 	return hr.Items[0].At
 }
 
-// handoverItems reads one resident's changes since, record and timeline.
+// handoverItems reads one resident's changes since: from what the row
+// keeps of the last RecentWindow when since is within it (no document is
+// opened), else from the record and the timeline themselves.
 func (a *App) handoverItems(r Row, since time.Time) ([]HandoverItem, error) {
 	var items []HandoverItem
-	rh, err := a.repo.Open(r.ID)
-	if err != nil {
-		return nil, err
-	}
-	changes, err := record.Recent(rh.Doc(), since)
-	if err != nil {
-		return nil, err
-	}
-	for _, c := range changes {
-		if it, ok := recordItem(rh.Doc(), c); ok {
-			items = append(items, it)
-		}
-	}
-	if tl, err := docid.Parse(r.Timeline); err == nil {
-		if th, err := a.repo.Open(tl); err == nil {
-			changes, err := record.Recent(th.Doc(), since)
-			if err != nil {
-				return nil, err
+	if !since.Before(a.opts.Now().Add(-RecentWindow)) && r.RecentRead {
+		for _, it := range append(slices.Clone(r.RecentRecord), r.RecentTimeline...) {
+			if !it.At.Before(since) {
+				items = append(items, it)
 			}
-			for _, c := range changes {
-				if it, ok := timelineItem(th.Doc(), c); ok {
-					items = append(items, it)
+		}
+	} else {
+		rh, err := a.repo.Open(r.ID)
+		if err != nil {
+			return nil, err
+		}
+		if items, err = docItems(rh.Doc(), since, recordItem); err != nil {
+			return nil, err
+		}
+		if tl, err := docid.Parse(r.Timeline); err == nil {
+			if th, err := a.repo.Open(tl); err == nil {
+				more, err := docItems(th.Doc(), since, timelineItem)
+				if err != nil {
+					return nil, err
 				}
+				items = append(items, more...)
 			}
 		}
 	}
 	sort.SliceStable(items, func(i, j int) bool { return items[i].At.After(items[j].At) })
 	return items, nil
+}
+
+// RecentWindow is how far back each row keeps its resident's changes in
+// words, so that a handover of the last day opens no document: the
+// handover offers at most a day, or the last shift before this one.
+const RecentWindow = 36 * time.Hour
+
+// docItems words a document's changes made at or after since.
+func docItems(doc *crdt.Doc, since time.Time, word func(*crdt.Doc, record.Change) (HandoverItem, bool)) ([]HandoverItem, error) {
+	changes, err := record.Recent(doc, since)
+	if err != nil {
+		return nil, err
+	}
+	var out []HandoverItem
+	for _, c := range changes {
+		if it, ok := word(doc, c); ok {
+			out = append(out, it)
+		}
+	}
+	return out, nil
 }
 
 // who names a change's author as the handover shows them.

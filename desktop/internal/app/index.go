@@ -59,6 +59,20 @@ type Row struct {
 	TimelineActivity time.Time `json:"timelineActivity"`
 	// Activity is the later of the two.
 	Activity time.Time `json:"-"`
+	// Created is the date of the record's first change; Milestones and
+	// Calls what a home's reports count (record.Milestones,
+	// record.AdviceCalls); CallsRead that Calls covers the whole timeline.
+	Created    string               `json:"created,omitempty"`
+	Milestones record.Milestones    `json:"milestones"`
+	Calls      []record.CallSummary `json:"calls,omitempty"`
+	CallsRead  bool                 `json:"callsRead,omitempty"`
+	CallsHeads string               `json:"callsHeads,omitempty"` // the timeline's heads Calls was read at
+	// RecentRecord and RecentTimeline are the changes of the last
+	// RecentWindow (as of the last change), in words, for a handover;
+	// RecentRead that they were read.
+	RecentRecord   []HandoverItem `json:"recentRecord,omitempty"`
+	RecentTimeline []HandoverItem `json:"recentTimeline,omitempty"`
+	RecentRead     bool           `json:"recentRead,omitempty"`
 	// Unseen: changed since the person signed in last opened the
 	// resident, on the day Residents was asked; never stored.
 	Unseen   bool   `json:"-"`
@@ -211,6 +225,25 @@ func headsText(hs []crdt.Hash) string {
 	return strings.Join(parts, ",")
 }
 
+// fullHeads writes heads to keep and read back (parseHeads).
+func fullHeads(hs []crdt.Hash) string {
+	parts := make([]string, len(hs))
+	for i, h := range hs {
+		parts[i] = h.String()
+	}
+	return strings.Join(parts, ",")
+}
+
+func parseHeads(s string) []crdt.Hash {
+	var out []crdt.Hash
+	for _, p := range strings.Split(s, ",") {
+		if h, err := crdt.ParseHash(p); err == nil {
+			out = append(out, h)
+		}
+	}
+	return out
+}
+
 // refresh re-reads one document and updates the rows it affects. It
 // reports whether the list changed.
 func (x *index) refresh(id docid.ID) bool {
@@ -261,7 +294,25 @@ func (x *index) refresh(id docid.ID) bool {
 		rec.MarkAltered(x.a.historyCheck(id, doc))
 		seq := h.Seq()
 		recAt := doc.HeadsTime()
+		x.mu.RLock()
+		var created string
+		callsRead := false
+		if r := x.rows[id]; r != nil {
+			created, callsRead = r.Created, r.CallsRead && r.Format == rowFormat
+		}
+		x.mu.RUnlock()
+		if created == "" {
+			// Once per record: the whole history is read for its first change.
+			if chs, err := doc.Changes(); err == nil && len(chs) > 0 {
+				created = chs[0].Time.UTC().Format(record.DateLayout)
+			}
+		}
+		window := x.a.opts.Now().Add(-RecentWindow)
+		recent, _ := docItems(doc, window, recordItem)
+		var recentTL []HandoverItem
 		var tlAt time.Time
+		var calls []record.CallSummary
+		var callsHeads string
 		if rec.Timeline != (docid.ID{}) {
 			x.a.st.Put(ctx, nsKind, rec.Timeline.String(), []byte("timeline"))
 			th, err := x.a.repo.Open(rec.Timeline)
@@ -269,19 +320,48 @@ func (x *index) refresh(id docid.ID) bool {
 				x.a.request(rec.Timeline)
 			} else if err == nil {
 				tlAt = th.Doc().HeadsTime()
+				recentTL, _ = docItems(th.Doc(), window, timelineItem)
+				if !callsRead {
+					heads := th.Doc().Heads()
+					if calls, err = record.AdviceCalls(th.Doc(), nil, nil); err == nil {
+						callsRead, callsHeads = true, fullHeads(heads)
+					}
+				}
 			}
 		}
 		x.update(id, func(r *Row) {
+			keepCalls := r.CallsRead && r.Format == rowFormat
 			summarise(r, rec, doc.Heads())
 			r.Seq, r.Revocations = seq, revs
-			r.RecordActivity, r.TimelineActivity = recAt, tlAt
+			r.RecordActivity, r.TimelineActivity, r.Created = recAt, tlAt, created
+			r.RecentRecord, r.RecentTimeline, r.RecentRead = recent, recentTL, true
+			if !keepCalls && callsRead {
+				r.Calls, r.CallsRead, r.CallsHeads = calls, true, callsHeads
+			}
 		})
 		return true
 	case "timeline":
 		x.a.st.Put(ctx, nsKind, id.String(), []byte("timeline"))
 		if rid := x.a.residentOf(id); rid != id {
-			at := doc.HeadsTime()
-			x.update(rid, func(r *Row) { r.TimelineActivity = at })
+			at, heads := doc.HeadsTime(), doc.Heads()
+			x.mu.RLock()
+			var since []crdt.Hash
+			var have []record.CallSummary
+			if r := x.rows[rid]; r != nil && r.CallsRead {
+				since, have = parseHeads(r.CallsHeads), r.Calls
+			}
+			x.mu.RUnlock()
+			calls, err := record.AdviceCalls(doc, since, have)
+			recentTL, rerr := docItems(doc, x.a.opts.Now().Add(-RecentWindow), timelineItem)
+			x.update(rid, func(r *Row) {
+				r.TimelineActivity = at
+				if rerr == nil {
+					r.RecentTimeline = recentTL
+				}
+				if err == nil {
+					r.Calls, r.CallsRead, r.CallsHeads = calls, true, fullHeads(heads)
+				}
+			})
 		}
 	}
 	return false
@@ -372,11 +452,12 @@ func summarise(r *Row, rec *record.Record, heads []crdt.Hash) {
 		r.Conflicts = append(r.Conflicts, c.Kind.Label())
 	}
 	r.Reviews, r.PlanAlerts = rec.Reviews(), rec.PlanAlerts()
+	r.Milestones = rec.Milestones()
 	r.Format = rowFormat
 }
 
 // rowFormat is the Row layout summarise makes.
-const rowFormat = 3
+const rowFormat = 5
 
 // reviewsOn counts the row's reviews overdue, and due from today to
 // record.SoonDays ahead, on the day.

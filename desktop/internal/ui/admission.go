@@ -84,7 +84,7 @@ type dischargeForm struct {
 	form   *fieldForm
 	status *choice
 	date   *widget.Entry
-	place  *widget.Entry
+	place  *choice
 	save   *widget.Button
 	dlg    dialog.Dialog
 }
@@ -99,7 +99,8 @@ func showDischarge(u *UI, rs *residentScreen) *dischargeForm {
 	}, nil)
 	f.date = u.entry("e.g. 22/11/2026")
 	f.date.SetText(app.FormatDate(u.app.Today()))
-	f.place = u.entry("only if they died: where")
+	f.place = u.choice(record.Places, record.Label, nil)
+	f.place.PlaceHolder = "only if they died: where"
 	f.form = newFieldForm()
 	f.form.add("status", "What happened", f.status)
 	f.form.add("statusDate", "Date", f.date)
@@ -113,7 +114,11 @@ func showDischarge(u *UI, rs *residentScreen) *dischargeForm {
 }
 
 func (f *dischargeForm) onSave() {
-	saved, err := f.u.app.Discharge(f.rs.id, f.status.Value(), app.NormaliseDate(f.date.Text), f.place.Text)
+	place := f.place.Value()
+	if f.status.Value() != record.StatusDied {
+		place = ""
+	}
+	saved, err := f.u.app.Discharge(f.rs.id, f.status.Value(), app.NormaliseDate(f.date.Text), place)
 	f.rs.closeSaved(f.form, f.dlg, saved, err)
 }
 

@@ -101,10 +101,12 @@ type (
 		PendingLeavers() int
 	}
 
-	// handover: what changed in the home since a time.
+	// handover: what changed in the home since a time; reports: the home
+	// as a whole, month by month.
 	handover interface {
 		Handover(since time.Time) ([]app.HandoverResident, error)
 		Now() time.Time
+		Report(home string) (app.Report, error)
 	}
 
 	core interface {

@@ -47,6 +47,7 @@ type mainScreen struct {
 	region    *regionSearch
 	staff     *staffScreen
 	handover  *handoverScreen
+	reports   *reportsScreen
 
 	findButton *widget.Button // on the advice line: back to the region search
 	reviews    reviewState    // for an IG lead: what awaits review
@@ -87,6 +88,9 @@ func (m *mainScreen) build() fyne.CanvasObject {
 	}
 	if m.perms.ManageStaff {
 		actions.Add(u.button("Staff", m.showStaff))
+		if !u.app.AdviceLine() {
+			actions.Add(u.button("Reports", m.showReports))
+		}
 	}
 	lock := u.primary("Lock", func() { u.app.Lock() })
 	title := heading("Haven")
@@ -157,6 +161,8 @@ func (m *mainScreen) afterList() {
 			m.showHandover()
 		case "staff":
 			m.showStaff()
+		case "reports":
+			m.showReports()
 		}
 	}
 	if !u.opts.OpenFirst || m.resident != nil {
@@ -171,7 +177,15 @@ func (m *mainScreen) setDetail(o fyne.CanvasObject) {
 
 // drop forgets the view on the right, before another replaces it.
 func (m *mainScreen) drop() {
-	m.resident, m.inbox, m.admission, m.glass, m.review, m.staff, m.handover = nil, nil, nil, nil, nil, nil, nil
+	m.resident, m.inbox, m.admission, m.glass, m.review, m.staff, m.handover, m.reports = nil, nil, nil, nil, nil, nil, nil, nil
+}
+
+// showReports shows the home's figures, for a manager.
+func (m *mainScreen) showReports() {
+	m.drop()
+	m.list.selectNone()
+	m.reports = newReportsScreen(m.u, m)
+	m.setDetail(m.reports.build())
 }
 
 // showHandover shows what changed since the start of this shift.

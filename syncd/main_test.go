@@ -699,3 +699,55 @@ func TestHubRemovedFromAHomeHearsNoMore(t *testing.T) {
 		t.Fatal("the hub's change reached the home")
 	}
 }
+
+// TestWithdrawnConsentKeepsTheRecordAtHome: when a person withdraws consent
+// to share their record, the hub covering their home stops hearing of it
+// (the home's next change does not reach it, its own change is refused as
+// out of its scope) while the home goes on; when consent is given again,
+// the hub may fetch it again and has the home's changes.
+func TestWithdrawnConsentKeepsTheRecordAtHome(t *testing.T) {
+	w := setup(t)
+	home := newDevice(t, "home-pc", w.relay.enroll(w.homeA, "Nurses' station"), w.relay.url())
+	hub := newDevice(t, "hub-laptop", w.relay.enroll(w.hub, "Hub laptop"), w.relay.url())
+	waitFor(t, "online", func() bool { return home.online() && hub.online() })
+	docs := home.newResident(w.homeA, "Marlow")
+	waitFor(t, "the relay to hold the record", func() bool { return home.client.Synced(docs.RecordID) })
+	hub.client.Request(docs.RecordID)
+	waitFor(t, "the hub to hold the record", func() bool { return hub.has(docs.RecordID) })
+
+	setConsent := func(withdrawn bool, room string) {
+		t.Helper()
+		home.edit(docs.RecordID, func(doc *crdt.Doc) error {
+			id := home.record(docs.RecordID).Identity
+			id.ConsentWithdrawn, id.Room = withdrawn, room
+			return home.ed.UpdateIdentity(doc, id)
+		})
+		waitFor(t, "the relay to confirm the home's change", func() bool { return home.client.Synced(docs.RecordID) })
+	}
+	setConsent(true, "12")
+	home.edit(docs.RecordID, func(doc *crdt.Doc) error {
+		id := home.record(docs.RecordID).Identity
+		id.Room = "22"
+		return home.ed.UpdateIdentity(doc, id)
+	})
+	waitFor(t, "the relay to confirm the home's next change", func() bool { return home.client.Synced(docs.RecordID) })
+	hub.edit(docs.RecordID, func(doc *crdt.Doc) error {
+		_, err := hub.ed.AddAlert(doc, record.Alert{Text: "from the hub after consent was withdrawn"})
+		return err
+	})
+	waitFor(t, "the relay to refuse the hub's change", func() bool {
+		return slices.Contains(hub.errorCodes(), wire.CodeOutOfScope)
+	})
+	if room := hub.record(docs.RecordID).Identity.Room; room == "22" {
+		t.Fatal("the home's change after the withdrawal reached the hub")
+	}
+	if len(home.record(docs.RecordID).Alerts) != 0 {
+		t.Fatal("the hub's change reached the home after the withdrawal")
+	}
+
+	setConsent(false, "23")
+	hub.client.Request(docs.RecordID)
+	waitFor(t, "the hub to have the record again, with the home's changes", func() bool {
+		return hub.record(docs.RecordID).Identity.Room == "23"
+	})
+}

@@ -135,6 +135,11 @@ func (m *mainScreen) start() {
 	case m.reviewing:
 		m.loadReviews()
 		m.showReview()
+	case m.perms.ManageStaff && len(m.u.app.StaffList()) == 1:
+		// A computer just enrolled has one account, its manager's: the
+		// first thing to do is to add the team.
+		m.showStaff()
+		m.staff.welcome()
 	case len(m.u.app.Conflicts()) > 0:
 		m.showConflicts()
 	default:

@@ -38,6 +38,13 @@ func (s *staffScreen) build() fyne.CanvasObject {
 	return container.NewBorder(container.NewPadded(head), nil, nil, nil, u.scroll(container.NewPadded(s.rows)))
 }
 
+// welcome says, on a computer just set up, what to do first.
+func (s *staffScreen) welcome() {
+	setLabel(s.note, "This computer is set up, with your account only. Add each member of the team now, with them "+
+		"beside you to choose their PIN: everyone signs in as themselves.", toneInfo)
+	s.note.Show()
+}
+
 // refresh redraws the list: a certificate granted or revoked changes what
 // a person's line says.
 func (s *staffScreen) refresh() {

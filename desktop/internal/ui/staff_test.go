@@ -1,6 +1,7 @@
 package ui
 
 import (
+	"strings"
 	"testing"
 
 	"fyne.io/fyne/v2"
@@ -108,5 +109,28 @@ func TestManagerAddsAndRemovesStaff(t *testing.T) {
 	signIn(t, u, "Casey Carer")
 	if _, ok := find(u.win.Canvas().Content(), func(b *widget.Button) bool { return b.Text == "Staff" }); ok {
 		t.Fatal("a care worker is offered the staff screen")
+	}
+}
+
+// TestFirstSignInLeadsToTheTeam: on a computer with one account, its
+// manager's (as enrolment leaves it), signing in opens the staff screen
+// with words saying to add the team.
+func TestFirstSignInLeadsToTheTeam(t *testing.T) {
+	a, _ := demoApp(t, 2)
+	u := newTestUI(t, a)
+	signIn(t, u, "Mo Manager")
+	me := a.CurrentUser()
+	for _, s := range a.StaffList() {
+		if s.ID != me.ID {
+			if _, err := a.RemoveStaff(s.ID); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	a.Lock()
+	settle(u)
+	signIn(t, u, "Mo Manager")
+	if u.main.staff == nil || !u.main.staff.note.Visible() || !strings.Contains(u.main.staff.note.Text, "Add each member of the team") {
+		t.Fatalf("the first sign-in shows %q", texts(u.main.detail))
 	}
 }

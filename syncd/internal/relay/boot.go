@@ -59,13 +59,17 @@ func (c *conn) bootstrap(ctx context.Context) {
 func (s *Server) listScope(c *conn) []string {
 	var ids []string
 	if c.sc().AdviceLine() {
-		ids = s.grantedDocs(c.dev.ID)
+		for _, doc := range s.grantedDocs(c.dev.ID) {
+			if !s.isPrivate(doc) {
+				ids = append(ids, doc)
+			}
+		}
 		sort.Strings(ids)
 		return ids
 	}
 	s.mu.Lock()
 	for doc, owner := range s.owners {
-		if c.sc().Allows(owner) {
+		if c.allows(doc, owner) {
 			ids = append(ids, doc)
 		}
 	}

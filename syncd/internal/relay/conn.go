@@ -180,11 +180,10 @@ func (c *conn) sc() orgs.Scope { return *c.scope.Load() }
 // owner: one of its scope's, or for an advice-line device (whose scope is
 // the region) one it opened and used within the retention period.
 func (c *conn) mayHold(doc, owner string) bool {
-	sc := c.sc()
-	if !sc.Allows(owner) {
+	if !c.allows(doc, owner) {
 		return false
 	}
-	return !sc.AdviceLine() || c.s.granted(c.dev.ID, doc)
+	return !c.sc().AdviceLine() || c.s.granted(c.dev.ID, doc)
 }
 
 // send encodes and queues a message; a stuck peer is dropped by transport.

@@ -101,7 +101,7 @@ func (s *Server) process(doc string, batch []queued) {
 	if owner := s.owner(doc); owner != "" {
 		kept := batch[:0:0]
 		for _, q := range batch {
-			if q.from.sc().Allows(owner) {
+			if q.from.allows(doc, owner) {
 				kept = append(kept, q)
 			} else {
 				q.from.hidden(doc, true, crdt.CountChanges(q.data))
@@ -186,6 +186,9 @@ func (s *Server) process(doc string, batch []queued) {
 		return
 	}
 	s.deliver(reply.Out)
+	if reply.Record != nil {
+		s.recordFacts(ctx, doc, reply.Record)
+	}
 	now := time.Now()
 	applied := batch
 	if f := reply.Failed; f != nil {
@@ -272,7 +275,7 @@ func (s *Server) deliver(out []worker.OutMsg) {
 	to := make([]*conn, len(out))
 	for i, o := range out {
 		owner := s.owners[o.Doc]
-		if c := s.peers[o.To]; c != nil && (owner == "" || c.sc().Allows(owner)) {
+		if c := s.peers[o.To]; c != nil && (owner == "" || c.allows(o.Doc, owner)) {
 			to[i] = c
 		}
 	}

@@ -91,6 +91,14 @@ type Server struct {
 	// docBytes caches each document's stored size, for the size limit;
 	// filled from the store on first use, kept by the host's writes.
 	docBytes map[string]int64
+	// private: documents whose person withdrew consent to share them;
+	// guarded by privMu, not mu, so checks hold no other lock.
+	privMu  sync.RWMutex
+	private map[string]bool
+	// withheld: for each private document, the peers whose subscriptions
+	// its withdrawal ended, to give back if consent is given again;
+	// guarded by mu.
+	withheld map[string]map[string]bool
 	quotas   *quotas
 	// emptyReply is the sync message an empty document sends a peer: the
 	// answer about any document a device may not see or the relay lacks.
@@ -114,6 +122,9 @@ const (
 	// nsProvenance: actor (hex) → the ID of the device that first sent its
 	// changes; History asks it (haven-who).
 	nsProvenance = "relay-provenance"
+	// nsPrivate: documents only their own home's devices may hold (see
+	// private.go), each with an empty value.
+	nsPrivate = "relay-private"
 )
 
 // OwnerNamespace is the store namespace mapping each document to the
@@ -165,7 +176,8 @@ func New(cfg Config) (*Server, error) {
 		conns: map[*conn]bool{}, peers: map[string]*conn{}, clients: map[string]*conn{}, subs: map[string]map[string]bool{},
 		waiting: map[string]map[string]bool{}, owners: map[string]string{}, queues: map[string]*docQueue{},
 		seenEph: map[string]uint64{}, strikes: map[string][]time.Time{}, stop: make(chan struct{}),
-		docBytes: map[string]int64{}, quotas: newQuotas(),
+		docBytes: map[string]int64{}, quotas: newQuotas(), private: map[string]bool{},
+		withheld: map[string]map[string]bool{},
 	}
 	id, err := s.loadStorageID()
 	if err != nil {
@@ -180,6 +192,12 @@ func New(cfg Config) (*Server, error) {
 		return nil, fmt.Errorf("load document owners: %w", err)
 	}
 	m.documents.Set(float64(len(s.owners)))
+	if err := s.st.Scan(nsPrivate, "", func(doc string, _ []byte) error {
+		s.private[doc] = true
+		return nil
+	}); err != nil {
+		return nil, fmt.Errorf("load private documents: %w", err)
+	}
 	if err := s.loadTrust(); err != nil {
 		return nil, fmt.Errorf("load revocations: %w", err)
 	}

@@ -128,6 +128,9 @@ func (w *Worker) work(args WorkArgs, reply *WorkReply) error {
 	for _, o := range out {
 		reply.Out = append(reply.Out, OutMsg{To: o.To, Doc: o.Doc.String(), Data: o.Data})
 	}
+	if len(args.Msgs) > 0 {
+		reply.Record = w.recordFacts(id)
+	}
 	var me *syncer.MessageError
 	switch {
 	case err == nil:
@@ -144,6 +147,27 @@ func (w *Worker) work(args WorkArgs, reply *WorkReply) error {
 		return err
 	}
 	return nil
+}
+
+// recordFacts reads what a resident's record says about its sharing, nil
+// for any other document (or one not held).
+func (w *Worker) recordFacts(id docid.ID) *RecordFacts {
+	h, err := w.repo.Open(id)
+	if err != nil {
+		return nil
+	}
+	doc := h.Doc()
+	if t, _, _ := doc.Get("type"); t != "resident" {
+		return nil
+	}
+	f := &RecordFacts{}
+	if v, _, _ := doc.Get("identity", "consentWithdrawn"); v == true {
+		f.Withdrawn = true
+	}
+	if v, _, _ := doc.Get("timeline"); v != nil {
+		f.Timeline, _ = v.(string)
+	}
+	return f
 }
 
 func id0(s string) docid.ID {

@@ -50,6 +50,17 @@ type WorkReply struct {
 	NotFound bool
 	// Failed names the message that could not be applied (not a crash).
 	Failed *Failure
+	// Record is, for a resident's record, what decides who beyond its
+	// home may hold it; nil for other documents.
+	Record *RecordFacts
+}
+
+// RecordFacts are what a resident's record says about its sharing.
+type RecordFacts struct {
+	// Withdrawn: the person has withdrawn consent to share the record,
+	// so only its own home's devices hold it, and its timeline.
+	Withdrawn bool
+	Timeline  string
 }
 
 // OutMsg is a sync message to send.

@@ -146,6 +146,38 @@ func (a *App) handoverItems(r Row, since time.Time) ([]HandoverItem, error) {
 // handover offers at most a day, or the last shift before this one.
 const RecentWindow = 36 * time.Hour
 
+// recentItems brings the items of one document a row keeps up to date:
+// the changes since heads (when heads is empty, those of the window, found
+// by walking back from the document's heads), in words, added to have;
+// then all newest first, without those older than the window. It returns
+// them with the heads they were read to. The cost follows the changes
+// since the last time, not the document's history.
+func recentItems(doc *crdt.Doc, heads string, have []HandoverItem, window time.Time,
+	word func(*crdt.Doc, record.Change) (HandoverItem, bool)) ([]HandoverItem, string) {
+	now := fullHeads(doc.Heads())
+	var fresh []HandoverItem
+	var err error
+	if heads == "" {
+		fresh, err = docItems(doc, window, word)
+	} else if heads != now {
+		var changes []record.Change
+		if changes, err = record.After(doc, parseHeads(heads)); err == nil {
+			for _, c := range changes {
+				if it, ok := word(doc, c); ok && !it.At.Before(window) {
+					fresh = append(fresh, it)
+				}
+			}
+		}
+	}
+	if err != nil {
+		return have, heads
+	}
+	out := append(fresh, have...)
+	out = slices.DeleteFunc(out, func(it HandoverItem) bool { return it.At.Before(window) })
+	sort.SliceStable(out, func(i, j int) bool { return out[i].At.After(out[j].At) })
+	return out, now
+}
+
 // docItems words a document's changes made at or after since.
 func docItems(doc *crdt.Doc, since time.Time, word func(*crdt.Doc, record.Change) (HandoverItem, bool)) ([]HandoverItem, error) {
 	changes, err := record.Recent(doc, since)

@@ -73,6 +73,10 @@ type Row struct {
 	RecentRecord   []HandoverItem `json:"recentRecord,omitempty"`
 	RecentTimeline []HandoverItem `json:"recentTimeline,omitempty"`
 	RecentRead     bool           `json:"recentRead,omitempty"`
+	// RecentRecordHeads and RecentTimelineHeads are the heads the items
+	// were read to: the next change adds only what came after them.
+	RecentRecordHeads   string `json:"recentRecordHeads,omitempty"`
+	RecentTimelineHeads string `json:"recentTimelineHeads,omitempty"`
 	// Unseen: changed since the person signed in last opened the
 	// resident, on the day Residents was asked; never stored.
 	Unseen   bool   `json:"-"`
@@ -297,8 +301,12 @@ func (x *index) refresh(id docid.ID) bool {
 		x.mu.RLock()
 		var created string
 		callsRead := false
+		var was Row
 		if r := x.rows[id]; r != nil {
 			created, callsRead = r.Created, r.CallsRead && r.Format == rowFormat
+			if r.RecentRead && r.Format == rowFormat {
+				was = *r
+			}
 		}
 		x.mu.RUnlock()
 		if created == "" {
@@ -308,8 +316,8 @@ func (x *index) refresh(id docid.ID) bool {
 			}
 		}
 		window := x.a.opts.Now().Add(-RecentWindow)
-		recent, _ := docItems(doc, window, recordItem)
-		var recentTL []HandoverItem
+		recent, recentHeads := recentItems(doc, was.RecentRecordHeads, was.RecentRecord, window, recordItem)
+		recentTL, recentTLHeads := was.RecentTimeline, was.RecentTimelineHeads
 		var tlAt time.Time
 		var calls []record.CallSummary
 		var callsHeads string
@@ -320,7 +328,7 @@ func (x *index) refresh(id docid.ID) bool {
 				x.a.request(rec.Timeline)
 			} else if err == nil {
 				tlAt = th.Doc().HeadsTime()
-				recentTL, _ = docItems(th.Doc(), window, timelineItem)
+				recentTL, recentTLHeads = recentItems(th.Doc(), was.RecentTimelineHeads, was.RecentTimeline, window, timelineItem)
 				if !callsRead {
 					heads := th.Doc().Heads()
 					if calls, err = record.AdviceCalls(th.Doc(), nil, nil); err == nil {
@@ -335,6 +343,7 @@ func (x *index) refresh(id docid.ID) bool {
 			r.Seq, r.Revocations = seq, revs
 			r.RecordActivity, r.TimelineActivity, r.Created = recAt, tlAt, created
 			r.RecentRecord, r.RecentTimeline, r.RecentRead = recent, recentTL, true
+			r.RecentRecordHeads, r.RecentTimelineHeads = recentHeads, recentTLHeads
 			if !keepCalls && callsRead {
 				r.Calls, r.CallsRead, r.CallsHeads = calls, true, callsHeads
 			}
@@ -347,17 +356,21 @@ func (x *index) refresh(id docid.ID) bool {
 			x.mu.RLock()
 			var since []crdt.Hash
 			var have []record.CallSummary
-			if r := x.rows[rid]; r != nil && r.CallsRead {
-				since, have = parseHeads(r.CallsHeads), r.Calls
+			var was Row
+			if r := x.rows[rid]; r != nil {
+				if r.CallsRead {
+					since, have = parseHeads(r.CallsHeads), r.Calls
+				}
+				if r.RecentRead {
+					was = *r
+				}
 			}
 			x.mu.RUnlock()
 			calls, err := record.AdviceCalls(doc, since, have)
-			recentTL, rerr := docItems(doc, x.a.opts.Now().Add(-RecentWindow), timelineItem)
+			recentTL, recentTLHeads := recentItems(doc, was.RecentTimelineHeads, was.RecentTimeline, x.a.opts.Now().Add(-RecentWindow), timelineItem)
 			x.update(rid, func(r *Row) {
 				r.TimelineActivity = at
-				if rerr == nil {
-					r.RecentTimeline = recentTL
-				}
+				r.RecentTimeline, r.RecentTimelineHeads = recentTL, recentTLHeads
 				if err == nil {
 					r.Calls, r.CallsRead, r.CallsHeads = calls, true, fullHeads(heads)
 				}
@@ -457,7 +470,7 @@ func summarise(r *Row, rec *record.Record, heads []crdt.Hash) {
 }
 
 // rowFormat is the Row layout summarise makes.
-const rowFormat = 5
+const rowFormat = 6
 
 // reviewsOn counts the row's reviews overdue, and due from today to
 // record.SoonDays ahead, on the day.

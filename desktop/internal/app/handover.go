@@ -113,7 +113,9 @@ func newest(hr HandoverResident) time.Time {
 // opened), else from the record and the timeline themselves.
 func (a *App) handoverItems(r Row, since time.Time) ([]HandoverItem, error) {
 	var items []HandoverItem
-	if !since.Before(a.opts.Now().Add(-RecentWindow)) && r.RecentRead {
+	kept := !since.Before(a.opts.Now().Add(-RecentWindow)) && r.RecentRead &&
+		!since.Before(recentFrom(r.RecentRecord)) && !since.Before(recentFrom(r.RecentTimeline))
+	if kept {
 		for _, it := range append(slices.Clone(r.RecentRecord), r.RecentTimeline...) {
 			if !it.At.Before(since) {
 				items = append(items, it)
@@ -175,7 +177,26 @@ func recentItems(doc *crdt.Doc, heads string, have []HandoverItem, window time.T
 	out := append(fresh, have...)
 	out = slices.DeleteFunc(out, func(it HandoverItem) bool { return it.At.Before(window) })
 	sort.SliceStable(out, func(i, j int) bool { return out[i].At.After(out[j].At) })
+	if len(out) > recentCap {
+		out = out[:recentCap]
+	}
 	return out, now
+}
+
+// recentCap bounds the items a row keeps of one document: a home writes a
+// handful a resident a shift, and a row is saved at every change, so a
+// burst (an import, a script) must not make each save carry thousands.
+// A handover reaching further back than a full row keeps reads the
+// documents (see handoverItems).
+const recentCap = 100
+
+// recentFrom is the earliest time a row's kept items of one document
+// answer for: zero while fewer than recentCap are kept.
+func recentFrom(items []HandoverItem) time.Time {
+	if len(items) < recentCap {
+		return time.Time{}
+	}
+	return items[len(items)-1].At
 }
 
 // docItems words a document's changes made at or after since.

@@ -145,3 +145,28 @@ func TestChangedSinceYouLooked(t *testing.T) {
 		t.Fatal("the mark stays after the manager opened the record")
 	}
 }
+
+// TestHandoverOfABusyResident: a resident with more changes in the shift
+// than a list row keeps in words still has every one in the handover.
+func TestHandoverOfABusyResident(t *testing.T) {
+	a, c, h := openApp(t, 2, "Mo Manager", managerPIN)
+	c.t = time.Date(2026, 11, 23, 9, 0, 0, 0, time.Local)
+	start := ShiftStart(c.t)
+	id := h.Residents[0].RecordID
+	const notes = recentCap + 20
+	for i := 0; i < notes; i++ {
+		c.t = c.t.Add(time.Minute)
+		if _, err := a.AddNote(id, "Observation round"); err != nil {
+			t.Fatal(err)
+		}
+	}
+	got, err := a.Handover(start)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, r := range got {
+		if r.Row.ID == id && len(r.Items) != notes {
+			t.Fatalf("%d of the shift's %d notes in the handover", len(r.Items), notes)
+		}
+	}
+}

@@ -79,6 +79,7 @@ type App struct {
 	// the store once per person (handover.go).
 	seen      map[string]time.Time
 	seenBy    string
+	seenSaved map[string]time.Time // "staff/resident" → when last saved
 	listeners []func(Event)
 	download  Progress
 	online    bool
@@ -125,6 +126,7 @@ func Open(dir string, opts Options) (*App, error) {
 	a := &App{dir: dir, opts: opts, log: log, dev: dev, lastSync: map[docid.ID]time.Time{}, glass: map[docid.ID]bool{},
 		watches: map[docid.ID]*watched{}}
 	a.idx = newIndex(a)
+	a.seenSaved = map[string]time.Time{}
 	return a, nil
 }
 
@@ -403,6 +405,9 @@ func (a *App) Close() error {
 	if cancel != nil {
 		cancel()
 		<-done
+	}
+	if st != nil && a.idx != nil {
+		a.idx.flush()
 	}
 	if r != nil {
 		r.Close()

@@ -324,10 +324,17 @@ func (a *App) markSeen(u *User, resident docid.ID) {
 		a.seen, a.seenBy = a.loadSeenLocked(u.ID), u.ID
 	}
 	a.seen[resident.String()] = now
+	key := u.ID + "/" + resident.String()
+	// Saved at most once a minute a resident: a busy shift's changes do not
+	// each cost a write, and a mark lost to a crash errs towards showing.
+	save := now.Sub(a.seenSaved[key]) >= time.Minute
+	if save {
+		a.seenSaved[key] = now
+	}
 	st := a.st
 	a.mu.Unlock()
-	if st != nil {
-		st.Put(context.Background(), nsSeen, u.ID+"/"+resident.String(), []byte(now.UTC().Format(time.RFC3339Nano)))
+	if st != nil && save {
+		st.Put(context.Background(), nsSeen, key, []byte(now.UTC().Format(time.RFC3339Nano)))
 	}
 }
 

@@ -67,6 +67,9 @@ type Row struct {
 	Calls      []record.CallSummary `json:"calls,omitempty"`
 	CallsRead  bool                 `json:"callsRead,omitempty"`
 	CallsHeads string               `json:"callsHeads,omitempty"` // the timeline's heads Calls was read at
+	// TimelineSeq is the timeline's newest stored chunk when the row last
+	// read it: verify reads it again when the store has moved on.
+	TimelineSeq uint64 `json:"timelineSeq,omitempty"`
 	// RecentRecord and RecentTimeline are the changes of the last
 	// RecentWindow (as of the last change), in words, for a handover;
 	// RecentRead that they were read.
@@ -127,10 +130,50 @@ type index struct {
 	sorted []*Row // rows in list order; nil when a row changed since it was made
 	// directories: home ID → directory document ID.
 	dirs map[string]docid.ID
+	// dirty are rows changed by a timeline's change and not yet saved,
+	// saved together at most every flushEvery (see lazy), as they are then.
+	dirty   map[docid.ID]bool
+	flushed time.Time
+}
+
+// flushEvery is how long a row changed by a timeline may wait to be saved.
+// A row lost in a crash is safe to lose: what it keeps of the timeline is
+// read on from the heads it was saved with, and verify finds a row whose
+// timeline moved on without it (Row.TimelineSeq).
+const flushEvery = 2 * time.Second
+
+// lazy changes one row now and saves it with the others within flushEvery.
+func (x *index) lazy(id docid.ID, f func(r *Row)) {
+	x.change(id, f)
+	x.mu.Lock()
+	x.dirty[id] = true
+	due := time.Since(x.flushed) >= flushEvery
+	x.mu.Unlock()
+	if due {
+		x.flush()
+	}
+}
+
+// flush saves the rows waiting to be saved, as they are now, in one write.
+func (x *index) flush() {
+	x.mu.Lock()
+	batch := make(map[string][]byte, len(x.dirty))
+	for id := range x.dirty {
+		if r := x.rows[id]; r != nil {
+			batch[id.String()], _ = json.Marshal(r)
+		}
+	}
+	x.dirty, x.flushed = map[docid.ID]bool{}, time.Now()
+	x.mu.Unlock()
+	if len(batch) > 0 {
+		if err := x.a.st.PutMany(context.Background(), nsRow, batch); err != nil {
+			x.a.log.Warn("saving list rows", "err", err)
+		}
+	}
 }
 
 func newIndex(a *App) *index {
-	return &index{a: a, rows: map[docid.ID]*Row{}, dirs: map[string]docid.ID{}}
+	return &index{a: a, rows: map[docid.ID]*Row{}, dirs: map[string]docid.ID{}, dirty: map[docid.ID]bool{}}
 }
 
 // load reads the cached rows, then checks them against the documents in
@@ -205,6 +248,16 @@ func (x *index) verify() {
 		kind, _ := x.a.st.Get(nsKind, s)
 		switch string(kind) {
 		case "timeline":
+			// A timeline that moved on since its resident's row was saved
+			// (a crash before a lazy save): read on from the row's heads.
+			if rid := x.a.residentOf(id); rid != id {
+				x.mu.RLock()
+				r := x.rows[rid]
+				x.mu.RUnlock()
+				if last, err := x.a.st.LastSeq(s); r != nil && err == nil && last != r.TimelineSeq {
+					x.refresh(id)
+				}
+			}
 			continue
 		case "resident":
 			x.mu.RLock()
@@ -368,8 +421,9 @@ func (x *index) refresh(id docid.ID) bool {
 			x.mu.RUnlock()
 			calls, err := record.AdviceCalls(doc, since, have)
 			recentTL, recentTLHeads := recentItems(doc, was.RecentTimelineHeads, was.RecentTimeline, x.a.opts.Now().Add(-RecentWindow), timelineItem)
-			x.update(rid, func(r *Row) {
-				r.TimelineActivity = at
+			seq := h.Seq()
+			x.lazy(rid, func(r *Row) {
+				r.TimelineActivity, r.TimelineSeq = at, seq
 				r.RecentTimeline, r.RecentTimelineHeads = recentTL, recentTLHeads
 				if err == nil {
 					r.Calls, r.CallsRead, r.CallsHeads = calls, true, fullHeads(heads)
@@ -470,7 +524,7 @@ func summarise(r *Row, rec *record.Record, heads []crdt.Hash) {
 }
 
 // rowFormat is the Row layout summarise makes.
-const rowFormat = 6
+const rowFormat = 7
 
 // reviewsOn counts the row's reviews overdue, and due from today to
 // record.SoonDays ahead, on the day.

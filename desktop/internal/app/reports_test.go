@@ -2,7 +2,9 @@ package app
 
 import (
 	"bytes"
+	"context"
 	"encoding/csv"
+	"encoding/json"
 	"strconv"
 	"testing"
 	"time"
@@ -91,5 +93,53 @@ func TestReportCountsTheYear(t *testing.T) {
 	}
 	if col("residents") != got.Residents || col("deaths_in_preferred_place") != got.DeathsInPreferred || col("calls_conveyed") != got.Outcomes["conveyed"] {
 		t.Fatalf("the CSV's last row %v does not hold this month's figures %+v", last, got)
+	}
+}
+
+// TestRowLostInACrashIsReadAgain: a row saved lazily after a timeline
+// change and lost (the computer stopped first) is read again from the
+// timeline at the next start, so the advice call still counts.
+func TestRowLostInACrashIsReadAgain(t *testing.T) {
+	a, c, h := openApp(t, 2, "Dr Ada Quill", gpPIN)
+	id := h.Residents[0].RecordID
+	if _, err := a.RecordAdviceCall(id, AdviceCallForm{Method: "phone", Caller: "Sam Senior", Concern: "fall", Advice: "observe", Outcome: "gp"}); err != nil {
+		t.Fatal(err)
+	}
+	calls := func(a *App) int {
+		for _, r := range a.Residents(Filter{}) {
+			if r.ID == id {
+				return len(r.Calls)
+			}
+		}
+		return -1
+	}
+	want := calls(a)
+	if want < 1 {
+		t.Fatalf("%d calls counted after one was recorded", want)
+	}
+	// The row as it was before the call, saved over the lazy one: as if
+	// the computer stopped before the lazy save.
+	a.idx.flush()
+	a.idx.mu.Lock()
+	stale := *a.idx.rows[id]
+	a.idx.mu.Unlock()
+	stale.Calls, stale.CallsHeads, stale.TimelineSeq = nil, "", 0
+	b, _ := json.Marshal(stale)
+	if err := a.st.Put(context.Background(), nsRow, id.String(), b); err != nil {
+		t.Fatal(err)
+	}
+	dir := a.dir
+	a.Close()
+	b2, err := Open(dir, Options{Now: c.now, NoSync: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer b2.Close()
+	if _, err := b2.Unlock(staffID(t, b2, "Dr Ada Quill"), gpPIN); err != nil {
+		t.Fatal(err)
+	}
+	b2.idx.verify() // what the start ran in the background, run to its end here
+	if got := calls(b2); got != want {
+		t.Fatalf("after the restart the row counts %d calls; want %d", got, want)
 	}
 }

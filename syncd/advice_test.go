@@ -119,6 +119,19 @@ func TestAdviceLineFetchesNotCopies(t *testing.T) {
 	if advice.has(marlow.RecordID) {
 		t.Fatal("a refused opening sent the record")
 	}
+	// A person who withdrew consent to share: found, and said so on opening.
+	home.edit(other.RecordID, func(doc *crdt.Doc) error {
+		ident := home.record(other.RecordID).Identity
+		ident.ConsentWithdrawn = true
+		return home.ed.UpdateIdentity(doc, ident)
+	})
+	waitFor(t, "the relay to hold the withdrawal", func() bool { return home.client.Synced(other.RecordID) })
+	if err := open(advice.claim(adviceEnr, wire.ActionBreakGlass, other.RecordID.String(), "Call from Larch House about a fall at night")); refusedCode(err) != wire.CodeNotShared {
+		t.Fatalf("opening a record whose consent to share was withdrawn: %v; want %s", err, wire.CodeNotShared)
+	}
+	if advice.has(other.RecordID) {
+		t.Fatal("a record whose consent to share was withdrawn reached the advice line")
+	}
 	if err := open(advice.claim(adviceEnr, wire.ActionBreakGlass, id, "Call from Larch House about a fall at night")); err != nil {
 		t.Fatal(err)
 	}

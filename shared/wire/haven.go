@@ -121,6 +121,7 @@ const (
 	CodeNeedsReason   = "needs-reason"   // opening a record needs a reason a reviewer will understand
 	CodeNotPermitted  = "not-permitted"  // the signed-in member of staff may not do this (unsigned, or the wrong role or organisation)
 	CodeNotFound      = "not-found"      // no such record (or none this device may ask for)
+	CodeNotShared     = "not-shared"     // the person withdrew consent to share their record beyond their home
 )
 
 // RuleCode is the error code for a change refused because it breaks a

@@ -169,6 +169,8 @@ func (a *App) relayProblem(err error) error {
 		return &Problem{Message: "Too many searches from this computer in the last hour; try again in a few minutes."}
 	case wire.CodeNotFound:
 		return &Problem{Message: "The relay has no such record."}
+	case wire.CodeNotShared:
+		return &Problem{Message: "This person has withdrawn consent to share their record beyond their care home: ring the home for what you need."}
 	}
 	return &Problem{Message: "The relay refused the request (" + re.Code + ")."}
 }

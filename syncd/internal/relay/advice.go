@@ -276,6 +276,12 @@ func (c *conn) open(m wire.Message) {
 		fail(wire.CodeNotFound)
 		return
 	}
+	if s.isPrivate(doc) {
+		// Said plainly: the clinician knows there is a record and why it
+		// is not sent, and rings the home.
+		fail(wire.CodeNotShared)
+		return
+	}
 	now := time.Now().UTC()
 	until := now.Add(s.cfg.Limits.AdviceRetention)
 	gb, _ := json.Marshal(grant{Until: until})

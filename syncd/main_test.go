@@ -665,7 +665,10 @@ func TestConnectionCapTurnsAwayForNow(t *testing.T) {
 // to the home's record made afterwards never reaches the hub, and the
 // hub's own change to the record is refused as out of scope and goes
 // nowhere.
-func TestHubRemovedFromAHomeHearsNoMore(t *testing.T) {
+// homeAndHubHolding is a relay with a home's computer and its hub's laptop
+// online, both holding a record the home made.
+func homeAndHubHolding(t *testing.T) (*world, *device, *device, record.NewDocs) {
+	t.Helper()
 	w := setup(t)
 	home := newDevice(t, "home-pc", w.relay.enroll(w.homeA, "Nurses' station"), w.relay.url())
 	hub := newDevice(t, "hub-laptop", w.relay.enroll(w.hub, "Hub laptop"), w.relay.url())
@@ -674,6 +677,11 @@ func TestHubRemovedFromAHomeHearsNoMore(t *testing.T) {
 	waitFor(t, "the relay to hold the record", func() bool { return home.client.Synced(docs.RecordID) })
 	hub.client.Request(docs.RecordID)
 	waitFor(t, "the hub to hold the record", func() bool { return hub.has(docs.RecordID) })
+	return w, home, hub, docs
+}
+
+func TestHubRemovedFromAHomeHearsNoMore(t *testing.T) {
+	w, home, hub, docs := homeAndHubHolding(t)
 
 	out := w.relay.admin("set-hub-homes", w.hub, "-homes", "")
 	if !strings.Contains(out, "1 live connections lost access") {
@@ -714,14 +722,7 @@ func cutOff(t *testing.T, home, hub *device, id docid.ID) {
 // out of its scope) while the home goes on; when consent is given again,
 // the hub may fetch it again and has the home's changes.
 func TestWithdrawnConsentKeepsTheRecordAtHome(t *testing.T) {
-	w := setup(t)
-	home := newDevice(t, "home-pc", w.relay.enroll(w.homeA, "Nurses' station"), w.relay.url())
-	hub := newDevice(t, "hub-laptop", w.relay.enroll(w.hub, "Hub laptop"), w.relay.url())
-	waitFor(t, "online", func() bool { return home.online() && hub.online() })
-	docs := home.newResident(w.homeA, "Marlow")
-	waitFor(t, "the relay to hold the record", func() bool { return home.client.Synced(docs.RecordID) })
-	hub.client.Request(docs.RecordID)
-	waitFor(t, "the hub to hold the record", func() bool { return hub.has(docs.RecordID) })
+	_, home, hub, docs := homeAndHubHolding(t)
 
 	setConsent := func(withdrawn bool, room string) {
 		t.Helper()

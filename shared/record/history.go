@@ -61,21 +61,16 @@ func changeOf(c crdt.ChangeInfo) Change {
 // After lists the changes that came after heads (whatever their authors'
 // clocks say), in causal order, reading only those.
 func After(doc *crdt.Doc, heads []crdt.Hash) ([]Change, error) {
-	cs, err := doc.ChangesAfter(heads)
-	if err != nil {
-		return nil, err
-	}
-	out := make([]Change, len(cs))
-	for i, c := range cs {
-		out[i] = changeOf(c)
-	}
-	return out, nil
+	return changesOf(doc.ChangesAfter(heads))
 }
 
 // Recent lists the changes made at or after since, newest first, reading
 // only those (crdt.Doc.ChangesFrom): what a handover reports.
 func Recent(doc *crdt.Doc, since time.Time) ([]Change, error) {
-	cs, err := doc.ChangesFrom(since)
+	return changesOf(doc.ChangesFrom(since))
+}
+
+func changesOf(cs []crdt.ChangeInfo, err error) ([]Change, error) {
 	if err != nil {
 		return nil, err
 	}

@@ -46,6 +46,21 @@ type Report struct {
 // Latest is the current month's figures.
 func (r Report) Latest() MonthFigures { return r.Months[len(r.Months)-1] }
 
+// Year is the twelve months together: their deaths and advice calls
+// summed (the counts of residents are not, being as each month ended).
+func (r Report) Year() MonthFigures {
+	y := MonthFigures{Outcomes: map[string]int{}}
+	for _, m := range r.Months {
+		y.Deaths += m.Deaths
+		y.DeathsInPreferred += m.DeathsInPreferred
+		y.Calls += m.Calls
+		for o, n := range m.Outcomes {
+			y.Outcomes[o] += n
+		}
+	}
+	return y
+}
+
 // ReportMonths is how many months a report covers.
 const ReportMonths = 12
 

@@ -37,10 +37,6 @@ func TestReportCountsTheYear(t *testing.T) {
 			t.Fatalf("residents fell from %d to %d with nobody leaving", before.Months[i-1].Residents, before.Months[i].Residents)
 		}
 	}
-	calls := 0
-	for _, m := range before.Months {
-		calls += m.Calls
-	}
 
 	id := h.Residents[0].RecordID
 	if _, err := a.Discharge(id, record.StatusDied, c.t.Format(record.DateLayout), "care-home"); err != nil {
@@ -75,6 +71,9 @@ func TestReportCountsTheYear(t *testing.T) {
 		if after.Months[i].Residents != before.Months[i].Residents || after.Months[i].Calls != before.Months[i].Calls {
 			t.Fatalf("month %d changed: %+v, was %+v", i, after.Months[i], before.Months[i])
 		}
+	}
+	if y, was := after.Year(), before.Year(); y.Deaths != was.Deaths+1 || y.Calls != was.Calls+1 || y.Conveyed() != was.Conveyed()+1 {
+		t.Fatalf("the year's totals %+v; were %+v, want one more death, call and conveyance", y, was)
 	}
 	rows, err := csv.NewReader(bytes.NewReader(after.CSV())).ReadAll()
 	if err != nil || len(rows) != ReportMonths+1 {

@@ -50,24 +50,15 @@ type StaffChange struct {
 // new one requested (at once for care staff a certified home manager
 // vouches for; for registered clinicians once an administrator has checked).
 func (a *App) ResetPIN(staffID, pin string) (StaffChange, error) {
-	u := a.CurrentUser()
-	if !u.Acts().ManagesStaff(a.careHome()) {
-		return StaffChange{}, ErrNotStaffManager
-	}
-	if staffID == u.ID {
-		return StaffChange{}, ErrResetSelf
-	}
 	if err := CheckPIN(pin); err != nil {
 		return StaffChange{}, err
 	}
+	u := a.CurrentUser()
 	a.mu.Lock()
 	defer a.mu.Unlock()
-	if a.st == nil {
-		return StaffChange{}, ErrLockedScreen
-	}
-	old := a.staffLocked(staffID)
-	if old == nil {
-		return StaffChange{}, ErrNoSuchStaff
+	old, err := a.otherStaffLocked(u, staffID, ErrResetSelf)
+	if err != nil {
+		return StaffChange{}, err
 	}
 	var voucher *record.KeySigner
 	if u.Acts() == record.HomeManager && u.signer.Cert != nil {
@@ -96,20 +87,11 @@ func (a *App) ResetPIN(staffID, pin string) (StaffChange, error) {
 // their name.
 func (a *App) RemoveStaff(staffID string) (StaffChange, error) {
 	u := a.CurrentUser()
-	if !u.Acts().ManagesStaff(a.careHome()) {
-		return StaffChange{}, ErrNotStaffManager
-	}
-	if staffID == u.ID {
-		return StaffChange{}, ErrRemoveSelf
-	}
 	a.mu.Lock()
 	defer a.mu.Unlock()
-	if a.st == nil {
-		return StaffChange{}, ErrLockedScreen
-	}
-	s := a.staffLocked(staffID)
-	if s == nil {
-		return StaffChange{}, ErrNoSuchStaff
+	s, err := a.otherStaffLocked(u, staffID, ErrRemoveSelf)
+	if err != nil {
+		return StaffChange{}, err
 	}
 	view := a.viewLocked(*s)
 	change := a.endCertificateLocked(u, staffID)
@@ -119,6 +101,24 @@ func (a *App) RemoveStaff(staffID string) (StaffChange, error) {
 	}
 	change.Staff = view
 	return change, nil
+}
+
+// otherStaffLocked is the account of staffID when u may manage staff and
+// it is another person's; self is the error for u's own. Caller holds a.mu.
+func (a *App) otherStaffLocked(u *User, staffID string, self error) (*staffRecord, error) {
+	switch {
+	case !u.Acts().ManagesStaff(a.careHome()):
+		return nil, ErrNotStaffManager
+	case staffID == u.ID:
+		return nil, self
+	case a.st == nil:
+		return nil, ErrLockedScreen
+	}
+	s := a.staffLocked(staffID)
+	if s == nil {
+		return nil, ErrNoSuchStaff
+	}
+	return s, nil
 }
 
 // endCertificateLocked asks for the revocation of staffID's certificate,

@@ -87,16 +87,12 @@ func (r *reportsScreen) load() {
 	add("With a CPR recommendation", app.Percent(now.WithCPR, now.Residents), toneNeutral, series(func(m app.MonthFigures) int { return m.WithCPR }))
 	add("With a preferred place of death", app.Percent(now.WithPreferred, now.Residents), toneNeutral,
 		series(func(m app.MonthFigures) int { return m.WithPreferred }))
-	deaths, inPlace := 0, 0
-	calls, conveyed := 0, 0
-	for _, m := range rep.Months {
-		deaths, inPlace, calls, conveyed = deaths+m.Deaths, inPlace+m.DeathsInPreferred, calls+m.Calls, conveyed+m.Conveyed()
-	}
-	add("Deaths in the preferred place (12 months)", app.Percent(inPlace, deaths), toneNeutral,
+	year := rep.Year()
+	add("Deaths in the preferred place (12 months)", app.Percent(year.DeathsInPreferred, year.Deaths), toneNeutral,
 		series(func(m app.MonthFigures) int { return m.DeathsInPreferred }))
-	add("Deaths (12 months)", fmt.Sprint(deaths), toneNeutral, series(func(m app.MonthFigures) int { return m.Deaths }))
-	add("Advice calls (12 months)", fmt.Sprint(calls), toneNeutral, series(func(m app.MonthFigures) int { return m.Calls }))
-	add("Conveyed to hospital or 999 (12 months)", app.Percent(conveyed, calls), toneNeutral,
+	add("Deaths (12 months)", fmt.Sprint(year.Deaths), toneNeutral, series(func(m app.MonthFigures) int { return m.Deaths }))
+	add("Advice calls (12 months)", fmt.Sprint(year.Calls), toneNeutral, series(func(m app.MonthFigures) int { return m.Calls }))
+	add("Conveyed to hospital or 999 (12 months)", app.Percent(year.Conveyed(), year.Calls), toneNeutral,
 		series(func(m app.MonthFigures) int { return m.Conveyed() }))
 	r.body.Add(card(overdueTone, text("Residents with a review overdue now", toneNeutral, true), text(fmt.Sprint(rep.ReviewsOverdue), overdueTone, true)))
 	r.body.Add(card(conflictTone, text("Residents with decisions in conflict now", toneNeutral, true), text(fmt.Sprint(rep.Conflicts), conflictTone, true)))

@@ -185,28 +185,29 @@ func (m *mainScreen) drop() {
 	m.resident, m.inbox, m.admission, m.glass, m.review, m.staff, m.handover, m.reports = nil, nil, nil, nil, nil, nil, nil, nil
 }
 
-// showReports shows the home's figures, for a manager.
-func (m *mainScreen) showReports() {
+// showView puts v on the right, after the view before it is dropped and
+// the list's choice cleared; field is where the screen keeps it, so events
+// refresh it while it shows.
+func showView[V interface{ build() fyne.CanvasObject }](m *mainScreen, field *V, v V) {
 	m.drop()
 	m.list.selectNone()
-	m.reports = newReportsScreen(m.u, m)
-	m.setDetail(m.reports.build())
+	*field = v
+	m.setDetail(v.build())
+}
+
+// showReports shows the home's figures, for a manager.
+func (m *mainScreen) showReports() {
+	showView(m, &m.reports, newReportsScreen(m.u, m))
 }
 
 // showHandover shows what changed since the start of this shift.
 func (m *mainScreen) showHandover() {
-	m.drop()
-	m.list.selectNone()
-	m.handover = newHandoverScreen(m.u, m)
-	m.setDetail(m.handover.build())
+	showView(m, &m.handover, newHandoverScreen(m.u, m))
 }
 
 // showStaff shows the staff accounts on this computer, for a manager.
 func (m *mainScreen) showStaff() {
-	m.drop()
-	m.list.selectNone()
-	m.staff = newStaffScreen(m.u, m)
-	m.setDetail(m.staff.build())
+	showView(m, &m.staff, newStaffScreen(m.u, m))
 }
 
 func (m *mainScreen) showWelcome() {
@@ -229,25 +230,16 @@ func (m *mainScreen) showWelcome() {
 }
 
 func (m *mainScreen) showConflicts() {
-	m.drop()
-	m.list.selectNone()
-	m.inbox = newConflictsInbox(m.u, m.openResident)
-	m.setDetail(m.inbox.build())
+	showView(m, &m.inbox, newConflictsInbox(m.u, m.openResident))
 }
 
 func (m *mainScreen) showAdmission() {
-	m.drop()
-	m.list.selectNone()
-	m.admission = newAdmissionForm(m.u, m)
-	m.setDetail(m.admission.build())
+	showView(m, &m.admission, newAdmissionForm(m.u, m))
 }
 
 // showReview shows the break-glass accesses awaiting an IG lead's review.
 func (m *mainScreen) showReview() {
-	m.drop()
-	m.list.selectNone()
-	m.review = newReviewScreen(m.u, m)
-	m.setDetail(m.review.build())
+	showView(m, &m.review, newReviewScreen(m.u, m))
 }
 
 // openResident shows a listed resident's front sheet.

@@ -25,12 +25,10 @@ func request(n int, name string, role record.Role, reg string) (wire.CertRequest
 	return r, priv
 }
 
-// TestStaffRequestsAndWhoGrants: a request is checked (its proof, name,
-// role and registration) and kept pending unless a certified manager of the
-// same home vouches for a care worker or senior carer, or an administrator
-// pre-approved the person; a vouch from anyone else, or for anyone else,
-// grants nothing.
-func TestStaffRequestsAndWhoGrants(t *testing.T) {
+// twoHomesWithKey is a registry with an organisation key and two homes,
+// Larch House and Birch Court, each with an enrolled computer.
+func twoHomesWithKey(t *testing.T) (*fixture, orgs.Device, orgs.Device) {
+	t.Helper()
 	f := newFixture(t)
 	f.reg.Key = orgKey
 	home, other := f.home("Larch House"), f.home("Birch Court")
@@ -39,6 +37,16 @@ func TestStaffRequestsAndWhoGrants(t *testing.T) {
 		t.Fatal(err)
 	}
 	otherDev, _, _ := f.reg.EnrollDevice(f.ctx, other.ID, "PC", 0)
+	return f, dev, otherDev
+}
+
+// TestStaffRequestsAndWhoGrants: a request is checked (its proof, name,
+// role and registration) and kept pending unless a certified manager of the
+// same home vouches for a care worker or senior carer, or an administrator
+// pre-approved the person; a vouch from anyone else, or for anyone else,
+// grants nothing.
+func TestStaffRequestsAndWhoGrants(t *testing.T) {
+	f, dev, otherDev := twoHomesWithKey(t)
 
 	// Malformed requests.
 	bad := map[string]func(r *wire.CertRequest){
@@ -122,7 +130,7 @@ func TestStaffRequestsAndWhoGrants(t *testing.T) {
 		t.Errorf("a vouch by a revoked manager: %s, want pending", got)
 	}
 	// Pre-approved by an administrator: granted when it comes.
-	if err := f.reg.PreapproveStaff(f.ctx, home.ID, "Nurse Kit Amos", "nurse", "NMC 12A3456E"); err != nil {
+	if err := f.reg.PreapproveStaff(f.ctx, dev.Org, "Nurse Kit Amos", "nurse", "NMC 12A3456E"); err != nil {
 		t.Fatal(err)
 	}
 	nurse, _ := request(206, "Nurse Kit Amos", record.Nurse, "NMC 12A3456E")
@@ -144,14 +152,7 @@ func TestStaffRequestsAndWhoGrants(t *testing.T) {
 // home; a notice from anyone else, about anyone else, altered, or about the
 // manager's own certificate revokes nothing.
 func TestLeaverRevokedOnTheManagersWord(t *testing.T) {
-	f := newFixture(t)
-	f.reg.Key = orgKey
-	home, other := f.home("Larch House"), f.home("Birch Court")
-	dev, _, err := f.reg.EnrollDevice(f.ctx, home.ID, "PC", 0)
-	if err != nil {
-		t.Fatal(err)
-	}
-	otherDev, _, _ := f.reg.EnrollDevice(f.ctx, other.ID, "PC", 0)
+	f, dev, otherDev := twoHomesWithKey(t)
 	n := 200
 	certify := func(d orgs.Device, name string, role record.Role, reg string) (cert.Certificate, ed25519.PrivateKey) {
 		t.Helper()

@@ -24,9 +24,11 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
+	"haven/assets/demo"
 	"haven/shared/cert"
 	"haven/shared/client"
 	"haven/shared/crdt"
@@ -260,10 +262,21 @@ func (d *device) newResident(home, family string) record.NewDocs {
 	return docs
 }
 
+// drafted counts the residents tests make, so each is a person of their
+// own: the relay refuses a second record naming one person's NHS number.
+var drafted atomic.Int64
+
 // draftResident makes a resident's documents without storing them.
 func (d *device) draftResident(home, family string) record.NewDocs {
 	d.t.Helper()
-	docs, err := d.ed.NewResident(home, record.Identity{NHSNumber: "9990000018", GivenName: "Edith", FamilyName: family, DateOfBirth: "1931-04-02", Sex: "female", Room: "1"})
+	return d.draftPerson(home, family, demo.NHSNumber(int(600000+11*drafted.Add(1))))
+}
+
+// draftPerson makes the documents of a resident with this NHS number,
+// without storing them.
+func (d *device) draftPerson(home, family, nhsNo string) record.NewDocs {
+	d.t.Helper()
+	docs, err := d.ed.NewResident(home, record.Identity{NHSNumber: nhsNo, GivenName: "Edith", FamilyName: family, DateOfBirth: "1931-04-02", Sex: "female", Room: "1"})
 	if err != nil {
 		d.t.Fatal(err)
 	}

@@ -193,7 +193,7 @@ func (c Certificate) Verify(anchor ed25519.PublicKey) error {
 	if c.Issuer != KeyID(anchor) {
 		return ErrForeignIssuer
 	}
-	if !ed25519.Verify(anchor, c.SigningBytes(), c.Signature) {
+	if !Verify(anchor, c.SigningBytes(), c.Signature) {
 		return ErrBadSignature
 	}
 	return nil

@@ -50,6 +50,10 @@ const (
 	RuleNoteDeleted     = "note-deleted"        // a note or its status deleted
 	RuleNoteRewrite     = "note-rewritten"      // a note overwritten or written at a key already written
 	RuleResidentRemoved = "resident-unlisted"   // a resident removed from a home's directory
+	// One person, one record in the region (see PersonRule): the relay
+	// checks a resident's NHS number against every record it holds.
+	RulePersonElsewhere = "person-elsewhere" // another care home holds this person's record (Detail: that home's organisation ID)
+	RulePersonTwice     = "person-twice"     // another record of the same home has this NHS number
 )
 
 // RuleError is a change that breaks a rule. Its text names the rule and

@@ -160,6 +160,54 @@ func (r *Record) CarePlanFor(d Domain) CarePlanEntry {
 	return CarePlanEntry{Domain: d}
 }
 
+// TimelineID returns the ID of a resident's timeline document as the record
+// names it, reading that one field: what finding the notes needs, without
+// reading (and verifying) the whole record.
+func TimelineID(doc *crdt.Doc) (docid.ID, bool) {
+	v, _, err := doc.Get("timeline")
+	if err != nil {
+		return docid.ID{}, false
+	}
+	s, _ := v.(string)
+	id, err := docid.Parse(s)
+	return id, err == nil
+}
+
+// NHSNumberOf returns a resident's NHS number as its ten digits, read from
+// the record's one field, or "" when it has none (or not ten digits): the
+// key by which one person has one record in a region (PersonRule).
+func NHSNumberOf(doc *crdt.Doc) string {
+	v, _, err := doc.Get("identity", "nhsNumber")
+	if err != nil {
+		return ""
+	}
+	s, _ := v.(string)
+	return nhsDigits(s)
+}
+
+func nhsDigits(s string) string {
+	if d := digits(s); len(d) == 10 {
+		return d
+	}
+	return ""
+}
+
+// PersonRule is the rule a record breaks by naming an NHS number that
+// another record already holds: one person has one record in the region,
+// and a person who moves takes their record with them (a transfer), so a
+// second record is refused wherever it is made. home is the new record's
+// care home, holderHome the other record's; "" when there is no other.
+func PersonRule(home, holderHome string) string {
+	switch {
+	case holderHome == "":
+		return ""
+	case holderHome == home:
+		return RulePersonTwice
+	default:
+		return RulePersonElsewhere
+	}
+}
+
 // ReadTimeline returns the notes held in a timeline document.
 func ReadTimeline(doc *crdt.Doc) (*Timeline, error) {
 	root, err := doc.Root()

@@ -119,7 +119,7 @@ func VerifyEntry(trust *cert.Trust, docID string, k Kind, key string, e Entry) (
 	if err := trust.Check(*e.Cert, at); err != nil {
 		return e, err
 	}
-	if !ed25519.Verify(e.Cert.PublicKey, EntrySigningBytes(docID, k, e), e.Sig) {
+	if !cert.Verify(e.Cert.PublicKey, EntrySigningBytes(docID, k, e), e.Sig) {
 		return e, ErrEntrySignature
 	}
 	e.Author = CertificateAuthor(e.Cert, e.Author.DeviceID)

@@ -174,6 +174,10 @@ func Open(dir string, opts Options) (*Store, error) {
 		}
 		return nil, fmt.Errorf("open data folder %s: %w", abs, err)
 	}
+	if err := verifyTables(db); err != nil {
+		db.Close()
+		return nil, fmt.Errorf("open data folder %s: %w", abs, err)
+	}
 	s := &Store{
 		db:         db,
 		dir:        abs,
@@ -243,10 +247,13 @@ func badgerOptions(dir string, opts Options, logger *slog.Logger) (badger.Option
 		// Badger checks value-log entries against their CRC on read, so a damaged large value
 		// is reported (and quarantined) rather than read as garbage. Badger's iterators stop
 		// silently at a damaged table block, which would hide chunks; verifying every table
-		// when it is opened (at Open, and after each compaction) turns that into a loud
-		// failure instead, at the cost of reading the tables once at startup.
+		// at Open (verifyTables) turns that into a loud failure instead, at the cost of
+		// reading the tables once at startup, and every block is checked when it is read
+		// from disk. Not OnTableRead: Badger's own check at open dereferences a nil block on
+		// a damaged one, in a goroutine of its own where no recover can reach, and the
+		// whole program dies; verifyTables runs the same check where a recover can.
 		WithVerifyValueChecksum(true).
-		WithChecksumVerificationMode(options.OnTableRead).
+		WithChecksumVerificationMode(options.OnBlockRead).
 		WithMetricsEnabled(false).
 		WithLogger(badgerLogger{logger.With("component", "badger")})
 	// The writer batches up to half the transaction limit, leaving room for keys and metadata.
@@ -359,6 +366,20 @@ func checkName(what, name string) error {
 func checkSize(n int) error {
 	if n > MaxValueSize {
 		return fmt.Errorf("%w: %d bytes, limit %d", ErrTooLarge, n, MaxValueSize)
+	}
+	return nil
+}
+
+// verifyTables checks every block of every table against its checksum,
+// turning damage (and Badger's panic on it) into an error.
+func verifyTables(db *badger.DB) (err error) {
+	defer func() {
+		if r := recover(); r != nil {
+			err = fmt.Errorf("%w (%v)", errDamagedFolder, r)
+		}
+	}()
+	if err := db.VerifyChecksum(); err != nil {
+		return fmt.Errorf("%w (%v)", errDamagedFolder, err)
 	}
 	return nil
 }

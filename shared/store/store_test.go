@@ -562,22 +562,7 @@ func TestLostWritesAreReported(t *testing.T) {
 // a plain error at open, not a crash: Badger reads table footers on its own
 // goroutines, where a panic cannot be recovered.
 func TestTruncatedTableIsAnErrorNotACrash(t *testing.T) {
-	ref := t.TempDir()
-	s := open(t, ref)
-	for i := 0; i < 200; i++ {
-		if _, err := s.AppendChunk(context.Background(), fmt.Sprintf("doc%03d", i), bytes.Repeat([]byte{byte(i)}, 500)); err != nil {
-			t.Fatal(err)
-		}
-	}
-	closeStore(t, s) // Close flushes the memtable into a table
-	tables, _ := filepath.Glob(filepath.Join(ref, "*.sst"))
-	if len(tables) == 0 {
-		t.Fatal("no table written at close")
-	}
-	st, err := os.Stat(tables[0])
-	if err != nil {
-		t.Fatal(err)
-	}
+	ref, tables, st := storeWithATable(t)
 	for _, keep := range []int64{0, 3, 7, st.Size() / 3, st.Size() / 2, st.Size() - 1, st.Size() - 5} {
 		dir := t.TempDir()
 		copyFolder(t, ref, dir)
@@ -593,6 +578,59 @@ func TestTruncatedTableIsAnErrorNotACrash(t *testing.T) {
 			t.Fatalf("table cut to %d bytes: error %q does not say the folder %s is damaged", keep, err, dir)
 		}
 	}
+}
+
+// A byte flipped inside a table (bit rot, a bad sector) must give a plain
+// error at open, not a crash and not a store that hides what the damaged
+// block held: Badger's own check at open dereferences a nil block on a
+// damaged one, in a goroutine of its own.
+func TestFlippedTableByteIsAnErrorNotACrash(t *testing.T) {
+	ref, tables, st := storeWithATable(t)
+	for _, at := range []int64{16, st.Size() / 4, st.Size() / 3, st.Size() / 2} {
+		dir := t.TempDir()
+		copyFolder(t, ref, dir)
+		name := filepath.Join(dir, filepath.Base(tables[0]))
+		b, err := os.ReadFile(name)
+		if err != nil {
+			t.Fatal(err)
+		}
+		b[at] ^= 0x40
+		if err := os.WriteFile(name, b, 0o600); err != nil {
+			t.Fatal(err)
+		}
+		s, err := store.Open(dir, store.Options{Key: testKey})
+		if err == nil {
+			s.Close()
+			t.Fatalf("byte %d of %d flipped: opened without a word", at, st.Size())
+		}
+		if !strings.Contains(err.Error(), "damaged") || !strings.Contains(err.Error(), dir) {
+			t.Fatalf("byte %d flipped: error %q does not say the folder %s is damaged", at, err, dir)
+		}
+	}
+}
+
+// storeWithATable makes a closed store whose chunks are in a table (Close
+// flushes the memtable into one), and returns its folder, its tables and
+// the first table's size.
+func storeWithATable(t *testing.T) (string, []string, os.FileInfo) {
+	t.Helper()
+	ref := t.TempDir()
+	s := open(t, ref)
+	for i := 0; i < 200; i++ {
+		if _, err := s.AppendChunk(context.Background(), fmt.Sprintf("doc%03d", i), bytes.Repeat([]byte{byte(i)}, 500)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	closeStore(t, s)
+	tables, _ := filepath.Glob(filepath.Join(ref, "*.sst"))
+	if len(tables) == 0 {
+		t.Fatal("no table written at close")
+	}
+	st, err := os.Stat(tables[0])
+	if err != nil {
+		t.Fatal(err)
+	}
+	return ref, tables, st
 }
 
 func copyFolder(t *testing.T, src, dst string) {

@@ -542,16 +542,24 @@ func (a *App) Notes(id docid.ID) ([]NoteView, error) {
 	if err := a.checkGlass(id); err != nil {
 		return nil, err
 	}
-	rec, _, err := a.record(id)
+	if a.repo == nil {
+		return nil, ErrLockedScreen
+	}
+	rh, err := a.repo.Open(id)
+	if errors.Is(err, repo.ErrNotFound) {
+		a.request(id)
+		return nil, ErrNotHeld
+	}
 	if err != nil {
 		return nil, err
 	}
-	if rec.Timeline == (docid.ID{}) {
+	tid, ok := record.TimelineID(rh.Doc())
+	if !ok {
 		return nil, nil
 	}
-	h, err := a.repo.Open(rec.Timeline)
+	h, err := a.repo.Open(tid)
 	if errors.Is(err, repo.ErrNotFound) {
-		a.request(rec.Timeline)
+		a.request(tid)
 		return nil, ErrNotHeld
 	}
 	if err != nil {

@@ -30,6 +30,7 @@ package soak
 
 import (
 	"bufio"
+	"bytes"
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
@@ -437,7 +438,7 @@ func (ag *agent) report() {
 	for id := range ag.rows {
 		ids = append(ids, id)
 	}
-	slices.SortFunc(ids, func(a, b docid.ID) int { return strings.Compare(a.String(), b.String()) })
+	slices.SortFunc(ids, func(a, b docid.ID) int { return bytes.Compare(a[:], b[:]) })
 	h := sha256.New()
 	notes := 0
 	for _, id := range ids {

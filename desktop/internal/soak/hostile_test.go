@@ -11,6 +11,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"haven/assets/demo"
 	"io"
 	mrand "math/rand/v2"
 	"net"
@@ -977,7 +978,7 @@ func birchResident(addr, device, cred, home, dir string) ([]string, []seedMsg, e
 	if err != nil {
 		return nil, nil, err
 	}
-	docs, err := ed.NewResident(home, record.Identity{GivenName: "Agnes", FamilyName: "Birchall", NHSNumber: "9990000018", DateOfBirth: "1931-04-02", Sex: "female", Room: "3"})
+	docs, err := ed.NewResident(home, record.Identity{GivenName: "Agnes", FamilyName: "Birchall", NHSNumber: demo.NHSNumber(990000), DateOfBirth: "1931-04-02", Sex: "female", Room: "3"})
 	if err != nil {
 		return nil, nil, err
 	}

@@ -35,16 +35,17 @@ func TestMain(m *testing.M) {
 }
 
 var (
-	flagFull       = flag.Bool("soak.full", false, "run the full soak (200 relay kills, 200 desktop kills, long hostile phase); default is the fast subset")
-	flagSeed       = flag.Uint64("soak.seed", 0, "seed of the fault schedule; 0 picks one (printed, so a failing run can be replayed)")
-	flagDuration   = flag.Duration("soak.duration", 0, "length of the chaos phase (the rounds' fault windows together); 0 keeps the mode's default")
-	flagRounds     = flag.Int("soak.rounds", 0, "chaos rounds (each: a fault window, then heal and measure convergence); 0 keeps the mode's default")
-	flagRelayKills = flag.Int("soak.relay-kills", -1, "SIGKILLs of the relay in the chaos phase; -1 keeps the mode's default")
-	flagAgentKills = flag.Int("soak.agent-kills", -1, "SIGKILLs of desktop sync processes in the chaos phase; -1 keeps the mode's default")
-	flagAgents     = flag.Int("soak.agents", 0, "desktops (3 to 6: LAN, 4G hub, rural, failing line, rural, 4G); 0 keeps the mode's default (3 fast, 5 full)")
-	flagDir        = flag.String("soak.dir", "", "keep the run's data, logs, ack log and schedule in this folder (default: a temporary folder, kept only if the run fails)")
-	flagAttacks    = flag.String("soak.attacks", "", "comma-separated hostile attacks to run (unenrolled, revoked, out-of-scope, mutated, slowloris, silent, never-reads, oversized, garbage); default all")
-	flagNoFlood    = flag.Bool("soak.no-flood", false, "skip the connection flood (one enrolled device opening the relay's whole connection allowance)")
+	flagFull           = flag.Bool("soak.full", false, "run the full soak (200 relay kills, 200 desktop kills, long hostile phase); default is the fast subset")
+	flagSeed           = flag.Uint64("soak.seed", 0, "seed of the fault schedule; 0 picks one (printed, so a failing run can be replayed)")
+	flagDuration       = flag.Duration("soak.duration", 0, "length of the chaos phase (the rounds' fault windows together); 0 keeps the mode's default")
+	flagRounds         = flag.Int("soak.rounds", 0, "chaos rounds (each: a fault window, then heal and measure convergence); 0 keeps the mode's default")
+	flagRelayKills     = flag.Int("soak.relay-kills", -1, "SIGKILLs of the relay in the chaos phase; -1 keeps the mode's default")
+	flagAgentKills     = flag.Int("soak.agent-kills", -1, "SIGKILLs of desktop sync processes in the chaos phase; -1 keeps the mode's default")
+	flagAgents         = flag.Int("soak.agents", 0, "desktops (3 to 6: LAN, 4G hub, rural, failing line, rural, 4G); 0 keeps the mode's default (3 fast, 5 full)")
+	flagDir            = flag.String("soak.dir", "", "keep the run's data, logs, ack log and schedule in this folder (default: a temporary folder, kept only if the run fails)")
+	flagAttacks        = flag.String("soak.attacks", "", "comma-separated hostile attacks to run (unenrolled, revoked, out-of-scope, mutated, slowloris, silent, never-reads, oversized, garbage); default all")
+	flagDesktopsOnDisk = flag.Bool("soak.desktops-on-disk", false, "keep the desktops' stores on the run's disk, beside the relay's, instead of in memory (/dev/shm)")
+	flagNoFlood        = flag.Bool("soak.no-flood", false, "skip the connection flood (one enrolled device opening the relay's whole connection allowance)")
 )
 
 // config is one run's shape.

@@ -93,6 +93,33 @@ func TestSoak(t *testing.T) {
 	rep.check(t)
 }
 
+// desktopsFolder is where the desktops keep their stores. Each desktop in
+// a home has its own computer and disk; here they share one machine with
+// the relay, and on one disk every desktop's save (an fsync each) queued
+// behind the relay's: an attacker's writes at the relay slowed the healthy
+// desktops' own saves, which no real desktop sees, and that, not the
+// relay, was the tail of the healthy notes' latency under attack. So their
+// stores live in memory (/dev/shm), unless -soak.desktops-on-disk: still
+// real Badger stores, and a killed desktop process loses nothing in them
+// (the kernel keeps its files). The relay's store stays on the disk.
+func (h *harness) desktopsFolder() string {
+	dir := filepath.Join(h.root, "desktops")
+	if *flagDesktopsOnDisk {
+		return dir
+	}
+	if st, err := os.Stat("/dev/shm"); err != nil || !st.IsDir() {
+		return dir
+	}
+	mem, err := os.MkdirTemp("/dev/shm", "haven-soak-desktops-")
+	if err != nil {
+		return dir
+	}
+	h.t.Cleanup(func() { os.RemoveAll(mem) })
+	os.Symlink(mem, dir) // for a kept run's reader; the stores go when the test ends
+	h.logf("desktops' stores in %s", mem)
+	return mem
+}
+
 // setup builds and starts the relay, grows the demo home to 60 residents
 // and brings every desktop up to date on LAN.
 func (h *harness) setup() {
@@ -124,6 +151,7 @@ func (h *harness) setup() {
 	// Each desktop gets its own link (LAN for now) and is enrolled through
 	// it, in parallel: enrolment seals the key under every demo PIN.
 	specs := agentSpecs(h.cfg.agents)
+	desktops := h.desktopsFolder()
 	var wg sync.WaitGroup
 	errs := make([]error, len(specs))
 	for i, s := range specs {
@@ -131,7 +159,7 @@ func (h *harness) setup() {
 		if err != nil {
 			t.Fatal(err)
 		}
-		a := &agentProc{h: h, spec: s, dir: filepath.Join(h.root, "desktops", s.name), link: link,
+		a := &agentProc{h: h, spec: s, dir: filepath.Join(desktops, s.name), link: link,
 			logPath: filepath.Join(h.root, "desktop-"+s.name+".log"), seed: h.cfg.seed*1000 + uint64(i),
 			seen: map[string]time.Time{}, status: make(chan string, 1)}
 		h.agents = append(h.agents, a)

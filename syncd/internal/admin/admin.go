@@ -419,6 +419,11 @@ func (a *Admin) StoreDocument(ctx context.Context, id docid.ID, doc *crdt.Doc, o
 	if _, err := r.Create(ctx, id, doc); err != nil {
 		return err
 	}
+	if t, _, _ := doc.Get("type"); t == record.TypeResident {
+		if err := relay.IndexPerson(ctx, a.Store, id, record.NHSNumberOf(doc)); err != nil {
+			return err
+		}
+	}
 	if a.OnDocument != nil {
 		return a.OnDocument(id.String(), owner)
 	}

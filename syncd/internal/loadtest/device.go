@@ -7,6 +7,7 @@ import (
 	"sync"
 	"time"
 
+	"haven/assets/demo"
 	"haven/shared/client"
 	"haven/shared/crdt"
 	"haven/shared/docid"
@@ -212,7 +213,7 @@ func (d *device) addNote(ctx context.Context, id docid.ID, text string, register
 // identity is a valid resident identity, varied by n.
 func identity(n int) record.Identity {
 	return record.Identity{
-		NHSNumber: "9990000018", GivenName: "Edith", FamilyName: fmt.Sprintf("Resident %04d", n),
+		NHSNumber: demo.NHSNumber(700000 + 11*n), GivenName: "Edith", FamilyName: fmt.Sprintf("Resident %04d", n),
 		DateOfBirth: "1931-04-02", Sex: "female", Room: fmt.Sprint(n%60 + 1),
 	}
 }

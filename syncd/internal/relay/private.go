@@ -36,6 +36,7 @@ func (s *Server) isPrivate(doc string) bool {
 // made private or shared again, and devices that may no longer hold them
 // stop hearing of them.
 func (s *Server) recordFacts(ctx context.Context, doc string, f *worker.RecordFacts) {
+	s.notePerson(ctx, doc, f.NHS)
 	owner := s.owner(doc)
 	docs := []string{doc}
 	if f.Timeline != "" && s.owner(f.Timeline) == owner {

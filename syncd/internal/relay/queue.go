@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"haven/shared/crdt"
+	"haven/shared/record"
 	"haven/shared/syncer"
 	"haven/shared/wire"
 	"haven/syncd/internal/orgs"
@@ -227,6 +228,9 @@ func (s *Server) refuse(doc string, q queued, f *worker.Failure) {
 		code = wire.CodeQuotaDocBytes
 		reason = "change refused: the document would grow past its size limit; nothing of it was stored or passed on"
 		s.metrics.refused.WithLabelValues("quota-document-bytes").Inc()
+	case f.Rule == record.RulePersonElsewhere || f.Rule == record.RulePersonTwice:
+		code, reason = wire.RuleCode(f.Rule, ""), s.personWords(f.Rule, f.Detail)
+		s.metrics.refused.WithLabelValues("rule-" + f.Rule).Inc()
 	case f.Rule != "":
 		code = wire.RuleCode(f.Rule, f.Detail)
 		reason = "change refused: it breaks the record rule " + code[len("rule/"):] + "; nothing of it was stored or passed on"

@@ -83,9 +83,13 @@ type Server struct {
 	subs    map[string]map[string]bool // document → subscribed peer IDs
 	waiting map[string]map[string]bool // unknown document → peers that asked for it
 	owners  map[string]string          // document → owning organisation
-	queues  map[string]*docQueue
-	seenEph map[string]uint64 // "sender session" → highest ephemeral count forwarded
-	strikes map[string][]time.Time
+	// personOf and persons: each resident's record's NHS number, and the
+	// record holding each number (person.go).
+	personOf map[string]string
+	persons  map[string]string
+	queues   map[string]*docQueue
+	seenEph  map[string]uint64 // "sender session" → highest ephemeral count forwarded
+	strikes  map[string][]time.Time
 	// revocations are every certificate revocation issued (see trust.go).
 	revocations []cert.Revocation
 	// docBytes caches each document's stored size, for the size limit;
@@ -141,6 +145,7 @@ func (s *Server) RegisterDocument(doc, owner string) error {
 		return fmt.Errorf("document %s already belongs to %s", doc, cur)
 	}
 	s.owners[doc] = owner
+	s.registerPerson(doc)
 	s.metrics.documents.Set(float64(len(s.owners)))
 	return nil
 }
@@ -177,7 +182,7 @@ func New(cfg Config) (*Server, error) {
 		waiting: map[string]map[string]bool{}, owners: map[string]string{}, queues: map[string]*docQueue{},
 		seenEph: map[string]uint64{}, strikes: map[string][]time.Time{}, stop: make(chan struct{}),
 		docBytes: map[string]int64{}, quotas: newQuotas(), private: map[string]bool{},
-		withheld: map[string]map[string]bool{},
+		withheld: map[string]map[string]bool{}, personOf: map[string]string{}, persons: map[string]string{},
 	}
 	id, err := s.loadStorageID()
 	if err != nil {
@@ -197,6 +202,9 @@ func New(cfg Config) (*Server, error) {
 		return nil
 	}); err != nil {
 		return nil, fmt.Errorf("load private documents: %w", err)
+	}
+	if err := s.loadPersons(); err != nil {
+		return nil, fmt.Errorf("load NHS numbers: %w", err)
 	}
 	if err := s.loadTrust(); err != nil {
 		return nil, fmt.Errorf("load revocations: %w", err)

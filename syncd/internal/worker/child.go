@@ -167,6 +167,7 @@ func (w *Worker) recordFacts(id docid.ID) *RecordFacts {
 	if v, _, _ := doc.Get("timeline"); v != nil {
 		f.Timeline, _ = v.(string)
 	}
+	f.NHS = record.NHSNumberOf(doc)
 	return f
 }
 

@@ -38,6 +38,9 @@ type Host interface {
 	Trust() (anchor []byte, revocations []cert.Revocation, version uint64)
 	// Provenance records which peer first sent each actor's changes.
 	Provenance(doc string, actors map[string]string)
+	// Person says which rule, if any, a resident's record of home breaks
+	// by naming the NHS number nhs (record.PersonRule), and its detail.
+	Person(doc, home, nhs string) (rule, detail string)
 }
 
 // Config starts a Pool.
@@ -593,6 +596,11 @@ func (s *hostService) Provenance(a ProvenanceArgs, _ *Empty) error {
 
 func (s *hostService) Trust(_ Empty, r *TrustReply) error {
 	r.Anchor, r.Revocations, r.Version = s.h.Trust()
+	return nil
+}
+
+func (s *hostService) Person(a PersonArgs, r *PersonReply) error {
+	r.Rule, r.Detail = s.h.Person(a.Doc, a.Home, a.NHS)
 	return nil
 }
 

@@ -137,7 +137,8 @@ func (h *testHost) Admit(_ context.Context, from syncer.Peer, doc, home string) 
 // Trust: these tests write plain documents, which no signature concerns.
 func (h *testHost) Trust() ([]byte, []cert.Revocation, uint64) { return nil, nil, 1 }
 
-func (h *testHost) Provenance(string, map[string]string) {}
+func (h *testHost) Provenance(string, map[string]string)           {}
+func (h *testHost) Person(string, string, string) (string, string) { return "", "" }
 
 func startPool(t *testing.T, workers int) (*Pool, *testHost) {
 	t.Helper()

@@ -61,6 +61,9 @@ type RecordFacts struct {
 	// so only its own home's devices hold it, and its timeline.
 	Withdrawn bool
 	Timeline  string
+	// NHS is the person's NHS number (record.NHSNumberOf), "" if none:
+	// the relay keeps which record holds each number.
+	NHS string
 }
 
 // OutMsg is a sync message to send.
@@ -137,6 +140,19 @@ type TrustReply struct {
 	Anchor      []byte
 	Revocations []cert.Revocation
 	Version     uint64
+}
+
+// PersonArgs asks whether a resident's record may name an NHS number.
+type PersonArgs struct {
+	Doc  string
+	Home string // the record's "home" field
+	NHS  string // ten digits
+}
+
+// PersonReply is the rule the record would break (record.PersonRule), ""
+// if none, and its detail.
+type PersonReply struct {
+	Rule, Detail string
 }
 
 type AdmitArgs struct {

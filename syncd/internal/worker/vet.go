@@ -50,6 +50,9 @@ type guarded struct {
 	doc   *crdt.Doc
 	heads []crdt.Hash
 	g     *record.Guard
+	// nhs is the NHS number the parent last allowed this record to name
+	// (checkPerson), so it is asked again only when the number changes.
+	nhs string
 }
 
 func newVetter(host *rpc.Client) *vetter {
@@ -123,6 +126,9 @@ func (v *vetter) vet(ctx context.Context, id docid.ID, doc *crdt.Doc, before []c
 	if err := g.g.Check(news, trust); err != nil {
 		return err
 	}
+	if err := v.checkPerson(id, doc, g, news); err != nil {
+		return err
+	}
 	g.heads = doc.Heads()
 	if len(newActors) > 0 {
 		v.tellProvenance(id, newActors, msgs)
@@ -142,6 +148,36 @@ func (v *vetter) vet(ctx context.Context, id docid.ID, doc *crdt.Doc, before []c
 		v.mu.Unlock()
 		return err
 	}
+	return nil
+}
+
+// checkPerson refuses a resident's record that names an NHS number another
+// record holds (record.PersonRule): asked of the parent, which knows every
+// record's number, whenever the number differs from the one last allowed.
+// It runs before the changes are stored, so a second record of one person
+// goes nowhere, whichever client made it.
+func (v *vetter) checkPerson(id docid.ID, doc *crdt.Doc, g *guarded, news []*crdt.DecodedChange) error {
+	if t, _, _ := doc.Get("type"); t != record.TypeResident {
+		return nil
+	}
+	nhs := record.NHSNumberOf(doc)
+	if nhs == "" || nhs == g.nhs {
+		return nil
+	}
+	home, _, _ := doc.Get("home")
+	h, _ := home.(string)
+	var r PersonReply
+	if err := v.host.Call("Host.Person", PersonArgs{Doc: id.String(), Home: h, NHS: nhs}, &r); err != nil {
+		return fmt.Errorf("ask who holds the NHS number: %w", err)
+	}
+	if r.Rule != "" {
+		e := &record.RuleError{Rule: r.Rule, Detail: r.Detail, Path: "identity.nhsNumber"}
+		if len(news) > 0 {
+			e.Change = news[len(news)-1].Hash
+		}
+		return e
+	}
+	g.nhs = nhs
 	return nil
 }
 

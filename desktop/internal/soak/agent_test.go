@@ -74,8 +74,18 @@ func TestAgentMode(t *testing.T) {
 	expect("ready", func(l string) bool { return strings.HasPrefix(l, "ready ") })
 	// The resident list loads in the background after the unlock.
 	expect("the resident list", func(l string) bool { return strings.HasPrefix(l, "state ") && !strings.Contains(l, " 0 0") })
-	send("note t-1 4")
-	ack := expect("ack of the note", func(l string) bool { return strings.HasPrefix(l, "ack t-1 ") || strings.HasPrefix(l, "nack t-1") })
+	// The list can show residents before their timelines are read, and the
+	// agent refuses a note until one is ("no resident held yet"): then it
+	// tries again once the list has changed.
+	var ack string
+	for try := 0; ; try++ {
+		send("note t-1 4")
+		ack = expect("ack of the note", func(l string) bool { return strings.HasPrefix(l, "ack t-1 ") || strings.HasPrefix(l, "nack t-1") })
+		if !strings.HasPrefix(ack, "nack t-1 no resident held yet") || try == 20 {
+			break
+		}
+		expect("the list to change", func(l string) bool { return strings.HasPrefix(l, "state ") })
+	}
 	if !strings.HasPrefix(ack, "ack t-1 note ") {
 		t.Fatalf("note: %q", ack)
 	}

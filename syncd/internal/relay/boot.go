@@ -86,12 +86,7 @@ func (c *conn) fetch(ctx context.Context, id string) error {
 	ok := owner != "" && c.mayHold(id, owner)
 	s.mu.Lock()
 	if ok {
-		subs := s.subs[id]
-		if subs == nil {
-			subs = map[string]bool{}
-			s.subs[id] = subs
-		}
-		subs[c.peer.ID] = true
+		s.subscribeLocked(id, c.peer.ID)
 	}
 	s.mu.Unlock()
 	var m wire.Message

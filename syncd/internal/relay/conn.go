@@ -397,12 +397,7 @@ func (c *conn) syncMessage(m wire.Message) {
 		c.hidden(doc, owner != "", changes)
 		return
 	case visible:
-		subs := s.subs[doc]
-		if subs == nil {
-			subs = map[string]bool{}
-			s.subs[doc] = subs
-		}
-		subs[c.peer.ID] = true
+		s.subscribeLocked(doc, c.peer.ID)
 	}
 	s.mu.Unlock()
 	// owner == "" with a sync message: the device offers a new document;

@@ -110,14 +110,24 @@ func (s *Server) notePersonLocked(doc, nhs string) {
 	if old == nhs {
 		return
 	}
-	if old != "" && s.persons[old] == doc {
-		delete(s.persons, old)
-	}
 	if nhs == "" {
 		delete(s.personOf, doc)
+	} else {
+		s.personOf[doc] = nhs
+	}
+	if old != "" && s.persons[old] == doc {
+		// The number's holder let it go: another record made before the
+		// rule may still hold it (rare: a scan, only on a change of number).
+		delete(s.persons, old)
+		for d, n := range s.personOf {
+			if n == old && (s.persons[old] == "" || d < s.persons[old]) {
+				s.persons[old] = d
+			}
+		}
+	}
+	if nhs == "" {
 		return
 	}
-	s.personOf[doc] = nhs
 	if cur := s.persons[nhs]; cur == "" || doc < cur {
 		s.persons[nhs] = doc
 	}

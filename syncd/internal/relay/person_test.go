@@ -27,6 +27,7 @@ func TestPersonRuleKnowsRecordsOlderThanIt(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	t.Cleanup(func() { st.Close() })
 	reg := orgs.New(st)
 	reg.Key = ed25519.NewKeyFromSeed(bytes.Repeat([]byte{6}, ed25519.SeedSize))
 	ctx := context.Background()
@@ -68,5 +69,18 @@ func TestPersonRuleKnowsRecordsOlderThanIt(t *testing.T) {
 	if rule, _ := h.Person(docid.New().String(), birch.ID, demo.NHSNumber(123456)); rule != "" {
 		t.Errorf("a record of someone else was refused: %q", rule)
 	}
-	st.Close()
+	// A record made before the rule with the same number holds it when the
+	// first changes its own.
+	older := docid.New().String()
+	for older < res.RecordID.String() { // so the first record is the number's holder
+		older = docid.New().String()
+	}
+	s.mu.Lock()
+	s.owners[older] = larch.ID
+	s.notePersonLocked(older, nhsNo)
+	s.notePersonLocked(res.RecordID.String(), demo.NHSNumber(123467))
+	s.mu.Unlock()
+	if rule, _ := h.Person(docid.New().String(), birch.ID, nhsNo); rule != record.RulePersonElsewhere {
+		t.Errorf("after the first holder changed its number, a second record of the person still held by another: rule %q", rule)
+	}
 }

@@ -104,10 +104,7 @@ func (s *Server) reshare(ctx context.Context, doc string, docs []string, owner s
 			if c == nil || !c.allows(d, owner) {
 				continue
 			}
-			if s.subs[d] == nil {
-				s.subs[d] = map[string]bool{}
-			}
-			s.subs[d][p] = true
+			s.subscribeLocked(d, p)
 			if d == doc {
 				args.Notify = append(args.Notify, p)
 				args.Peers = append(args.Peers, c.peer)

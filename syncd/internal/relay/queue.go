@@ -301,14 +301,9 @@ func (s *Server) created(ctx context.Context, doc string, batch []queued) {
 		s.mu.Unlock()
 		return
 	}
-	subs := s.subs[doc]
-	if subs == nil {
-		subs = map[string]bool{}
-		s.subs[doc] = subs
-	}
 	for _, q := range batch {
-		if q.from.sc().Allows(owner) {
-			subs[q.from.peer.ID] = true
+		if q.from.allows(doc, owner) {
+			s.subscribeLocked(doc, q.from.peer.ID)
 		}
 	}
 	args := worker.WorkArgs{Doc: doc}
@@ -316,8 +311,8 @@ func (s *Server) created(ctx context.Context, doc string, batch []queued) {
 		if c := s.peers[p]; c != nil {
 			c.asked-- // the document came: no longer waited for
 		}
-		if c := s.peers[p]; c != nil && c.sc().Allows(owner) {
-			subs[p] = true
+		if c := s.peers[p]; c != nil && c.allows(doc, owner) {
+			s.subscribeLocked(doc, p)
 			args.Notify = append(args.Notify, p)
 			args.Peers = append(args.Peers, c.peer)
 		}

@@ -307,6 +307,16 @@ func (s *Server) storedBytes(doc string) int64 {
 	return chunks + snap
 }
 
+// subscribeLocked has peer hear of doc's changes; s.mu held.
+func (s *Server) subscribeLocked(doc, peer string) {
+	subs := s.subs[doc]
+	if subs == nil {
+		subs = map[string]bool{}
+		s.subs[doc] = subs
+	}
+	subs[peer] = true
+}
+
 // owner returns a document's owning organisation, "" if unknown.
 func (s *Server) owner(doc string) string {
 	s.mu.Lock()

@@ -3,8 +3,9 @@
 SHELL := /bin/bash
 
 GO      ?= go
-# Debian packages the desktop build (Fyne: cgo, GLFW, OpenGL) and the screenshot test need.
-DEB_PKGS := gcc pkg-config libgl1-mesa-dev xorg-dev xvfb xauth
+# Debian packages the desktop build (Fyne: cgo, GLFW, OpenGL), the screenshot test and the
+# printout tests (pdftotext, pdftoppm) need.
+DEB_PKGS := gcc pkg-config libgl1-mesa-dev xorg-dev xvfb xauth poppler-utils
 SUDO    := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
 .PHONY: help deps build run run-hub screenshots test bench soak

@@ -32,6 +32,11 @@ import (
 //   - Timeline: a note is put once at a new key and never overwritten or
 //     deleted; a note's status may change but never be deleted.
 //   - Directory: a resident is never removed from the list.
+//   - Services (the region's directory of services): created only with
+//     home set to Region; each service is one JSON string that reads as
+//     a valid Service, or is deleted. Who may write it is the relay's to
+//     decide by organisation (RuleReadOnly), since a change names no
+//     organisation.
 //
 // A document of any other type (a plain automerge-repo client's) may do as
 // it likes, except become a Haven document: its root "type" can never be
@@ -54,6 +59,11 @@ const (
 	// checks a resident's NHS number against every record it holds.
 	RulePersonElsewhere = "person-elsewhere" // another care home holds this person's record (Detail: that home's organisation ID)
 	RulePersonTwice     = "person-twice"     // another record of the same home has this NHS number
+	// A region's document is written by some organisations and read by
+	// the rest: the relay refuses a change brought by a device that may
+	// only read it (a care home's, to the directory of services).
+	RuleReadOnly   = "read-only"
+	RuleServiceBad = "service-malformed" // a service that is not a string of JSON reading as a valid Service
 )
 
 // RuleError is a change that breaks a rule. Its text names the rule and
@@ -85,7 +95,9 @@ const (
 	TypeDirectory = "directory"
 )
 
-func havenType(t string) bool { return t == TypeResident || t == TypeTimeline || t == TypeDirectory }
+func havenType(t string) bool {
+	return t == TypeResident || t == TypeTimeline || t == TypeDirectory || t == TypeServices
+}
 
 // schemaKeys are the root keys each type's first change writes, and no
 // later change may: scalars, then containers.
@@ -93,6 +105,7 @@ var schemaKeys = map[string]struct{ scalars, maps []string }{
 	TypeResident:  {[]string{"schema", "type", "id", "home", "timeline"}, []string{"identity", "contacts", "alerts", "carePlan", "wishes", "decisions"}},
 	TypeTimeline:  {[]string{"schema", "type", "id", "home", "resident"}, []string{"notes", "noteStatus"}},
 	TypeDirectory: {[]string{"schema", "type", "id", "home", "name"}, []string{"residents"}},
+	TypeServices:  {[]string{"schema", "type", "id", "home", "name"}, []string{"services"}},
 }
 
 // Guard holds what the rules need to know about one document: its type
@@ -339,6 +352,10 @@ func (g *Guard) check(c *crdt.DecodedChange, trust *cert.Trust) error {
 			}
 		case g.typ == TypeDirectory && op.Obj == g.containers["residents"] && op.Action == crdt.ActDelete:
 			return fail(RuleResidentRemoved, "residents")
+		case g.typ == TypeServices && op.Obj == g.containers["services"]:
+			if op.Action != crdt.ActDelete && !serviceValue(op) {
+				return fail(RuleServiceBad, "services")
+			}
 		}
 	}
 	return nil
@@ -449,6 +466,9 @@ func (g *Guard) checkCreation(c *crdt.DecodedChange, fail func(string, string) e
 			return fail(RuleSchema, k)
 		}
 	}
+	if h, _ := str("home"); typ == TypeServices && h != Region {
+		return fail(RuleSchema, "home")
+	}
 	if typ == TypeResident {
 		decisions := root["decisions"].ID
 		lists := map[crdt.OpID]string{}
@@ -479,4 +499,18 @@ func (g *Guard) checkCreation(c *crdt.DecodedChange, fail func(string, string) e
 		}
 	}
 	return nil
+}
+
+// serviceValue reports whether an operation puts a service that reads and
+// validates: what every device will show is checked once, at the relay.
+func serviceValue(op crdt.Op) bool {
+	if op.Action != crdt.ActPut || op.Value.Kind != crdt.ValString {
+		return false
+	}
+	var s Service
+	if json.Unmarshal([]byte(op.Value.Str), &s) != nil {
+		return false
+	}
+	s.ID = op.Key
+	return ValidateService(s) == nil
 }

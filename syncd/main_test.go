@@ -160,6 +160,44 @@ type device struct {
 	trust       *cert.Trust // from the relay's last haven-trust; nil before
 	certs       []cert.Certificate
 	onWho       func(wire.Who)
+	letGo       *memLetGo
+}
+
+// memLetGo is a device's list of documents the relay told it to let go.
+type memLetGo struct {
+	mu    sync.Mutex
+	marks map[docid.ID]string
+	added int // documents marked, in all
+}
+
+func (l *memLetGo) Add(ids []docid.ID, code string) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	for _, id := range ids {
+		l.marks[id] = code
+	}
+	l.added += len(ids)
+}
+
+func (l *memLetGo) Marked(id docid.ID) bool {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	_, ok := l.marks[id]
+	return ok
+}
+
+func (l *memLetGo) Remove(ids []docid.ID) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	for _, id := range ids {
+		delete(l.marks, id)
+	}
+}
+
+func (l *memLetGo) code(id docid.ID) string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.marks[id]
 }
 
 func newDevice(t *testing.T, name string, enr wire.Enrollment, url string) *device {
@@ -168,7 +206,8 @@ func newDevice(t *testing.T, name string, enr wire.Enrollment, url string) *devi
 	if err != nil {
 		t.Fatal(err)
 	}
-	d := &device{t: t, name: name, st: st, unavailable: map[docid.ID]chan struct{}{}, auditAcks: make(chan uint64, 100)}
+	d := &device{t: t, name: name, st: st, unavailable: map[docid.ID]chan struct{}{}, auditAcks: make(chan uint64, 100),
+		letGo: &memLetGo{marks: map[docid.ID]string{}}}
 	d.repo = repo.New(st, repo.Options{OnChange: func(id docid.ID) {}})
 	ed, err := record.NewEditor(record.Author{UserID: "staff-" + name, Name: name, Role: record.GP, RegNo: "GMC 7000001", DeviceID: enr.Device},
 		record.Rules{NHS: nhs.Demo})
@@ -176,9 +215,22 @@ func newDevice(t *testing.T, name string, enr wire.Enrollment, url string) *devi
 		t.Fatal(err)
 	}
 	d.ed = ed
+	d.start(enr, url)
+	t.Cleanup(func() {
+		d.stop()
+		d.repo.Close()
+		st.Close()
+	})
+	return d
+}
+
+// start connects the device's client to the relay at url.
+func (d *device) start(enr wire.Enrollment, url string) {
+	st := d.st
 	d.client = client.New(client.Config{
-		URL: url, Credential: enr.Credential, Repo: d.repo, States: st,
-		PeerID: "peer-" + name, StorageID: "storage-" + name,
+		LetGo: d.letGo,
+		URL:   url, Credential: enr.Credential, Repo: d.repo, States: st,
+		PeerID: "peer-" + d.name, StorageID: "storage-" + d.name,
 		Docs: func() []docid.ID {
 			ids, _ := st.Docs()
 			var out []docid.ID
@@ -227,14 +279,14 @@ func newDevice(t *testing.T, name string, enr wire.Enrollment, url string) *devi
 	d.cancel = cancel
 	d.runErr = make(chan error, 1)
 	go func() { d.runErr <- d.client.Run(ctx) }()
-	t.Cleanup(func() {
-		cancel()
-		<-d.runErr
-		d.runErr <- nil
-		d.repo.Close()
-		st.Close()
-	})
-	return d
+}
+
+// stop disconnects the device; start connects it again. Calling it twice
+// is harmless.
+func (d *device) stop() {
+	d.cancel()
+	<-d.runErr
+	d.runErr <- nil
 }
 
 // waitFor polls a condition on an event: each sync exchange wakes it.
@@ -730,12 +782,31 @@ func cutOff(t *testing.T, home, hub *device, id docid.ID) {
 }
 
 // TestWithdrawnConsentKeepsTheRecordAtHome: when a person withdraws consent
-// to share their record, the hub covering their home stops hearing of it
-// (the home's next change does not reach it, its own change is refused as
-// out of its scope) while the home goes on; when consent is given again,
-// the hub may fetch it again and has the home's changes.
+// to share their record beyond their home, the hub covering the home lets
+// its copies of the record and its timeline go: at once when connected, at
+// its next connection when away (a change it made meanwhile is refused and
+// reaches nobody). Nothing re-creates them while the home goes on; when
+// consent is given again, the hub's next listing brings the record back
+// with the home's changes.
 func TestWithdrawnConsentKeepsTheRecordAtHome(t *testing.T) {
-	_, home, hub, docs := homeAndHubHolding(t)
+	w, home, hub, docs := homeAndHubHolding(t)
+	awayEnr := w.relay.enroll(w.hub, "Hub desk")
+	away := newDevice(t, "hub-desk", awayEnr, w.relay.url())
+	both := []docid.ID{docs.RecordID, docs.TimelineID}
+	waitFor(t, "the second hub device online", away.online)
+	for _, d := range []*device{hub, away} {
+		for _, id := range both {
+			d.client.Request(id)
+		}
+	}
+	waitFor(t, "both hub devices to hold the record and its timeline", func() bool {
+		return hub.has(docs.RecordID) && hub.has(docs.TimelineID) && away.has(docs.RecordID) && away.has(docs.TimelineID)
+	})
+	away.stop()
+	away.edit(docs.RecordID, func(doc *crdt.Doc) error {
+		_, err := away.ed.AddAlert(doc, record.Alert{Text: "written offline by a hub that may no longer hold the record"})
+		return err
+	})
 
 	setConsent := func(withdrawn bool, room string) {
 		t.Helper()
@@ -747,11 +818,44 @@ func TestWithdrawnConsentKeepsTheRecordAtHome(t *testing.T) {
 		waitFor(t, "the relay to confirm the home's change", func() bool { return home.client.Synced(docs.RecordID) })
 	}
 	setConsent(true, "12")
-	cutOff(t, home, hub, docs.RecordID)
+	waitFor(t, "the connected hub device to let the record and its timeline go", func() bool {
+		return !hub.has(docs.RecordID) && !hub.has(docs.TimelineID)
+	})
+	for _, id := range both {
+		if code := hub.letGo.code(id); code != wire.CodeNotShared {
+			t.Errorf("the hub let %s go with code %q; want %q", id, code, wire.CodeNotShared)
+		}
+	}
+
+	// The home goes on; the hub does not ask again, and nothing arrives.
+	setConsent(true, "22")
+	hub.client.Request(docs.RecordID)
+	<-hub.askUnavailable(docid.New()) // answered after all before it
+	if hub.has(docs.RecordID) || hub.has(docs.TimelineID) {
+		t.Fatal("a copy of the record came back to the hub while consent is withdrawn")
+	}
+
+	// The device that was away offers its copy, changed, and lets it go.
+	away.start(awayEnr, w.relay.url())
+	waitFor(t, "the device that was away to let the record and its timeline go at its next connection", func() bool {
+		return !away.has(docs.RecordID) && !away.has(docs.TimelineID)
+	})
+	<-away.askUnavailable(docid.New())
+	<-home.askUnavailable(docid.New())
+	if n := len(home.record(docs.RecordID).Alerts); n != 0 {
+		t.Fatalf("the home's record has %d alerts: the away device's change got through", n)
+	}
 
 	setConsent(false, "23")
-	hub.client.Request(docs.RecordID)
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	if _, err := hub.client.Bootstrap(ctx, nil); err != nil {
+		t.Fatal(err)
+	}
 	waitFor(t, "the hub to have the record again, with the home's changes", func() bool {
-		return hub.record(docs.RecordID).Identity.Room == "23"
+		return hub.has(docs.RecordID) && hub.record(docs.RecordID).Identity.Room == "23"
 	})
+	if hub.letGo.Marked(docs.RecordID) {
+		t.Error("the record listed again is still marked let go")
+	}
 }

@@ -39,14 +39,21 @@ func (c *Client) Bootstrap(ctx context.Context, progress func(done, total int)) 
 		return 0, err
 	}
 	var missing []string
+	var back []docid.ID
 	for _, s := range ids {
 		id, err := docid.Parse(s)
 		if err != nil {
 			continue
 		}
+		if c.letGone(id) {
+			back = append(back, id) // shared again, or back in scope
+		}
 		if _, err := c.cfg.Repo.Open(id); errors.Is(err, repo.ErrNotFound) {
 			missing = append(missing, s)
 		}
+	}
+	if len(back) > 0 {
+		c.cfg.LetGo.Remove(back)
 	}
 	total := len(missing)
 	if progress != nil {

@@ -67,6 +67,22 @@ type Config struct {
 	// OnSettled is told, after each exchange about a document, whether the
 	// relay is known to hold all of this device's changes to it.
 	OnSettled func(id docid.ID, inSync bool)
+	// LetGo keeps the documents the relay told this device it may hold no
+	// longer (haven-gone); nil: the client deletes them and remembers
+	// nothing, so they may be asked for again.
+	LetGo LetGo
+}
+
+// LetGo is the device's lasting list of documents it was told to let go.
+// The client deletes each copy after Add returns, so a crash in between
+// leaves a marked copy, which the device deletes on its next start; it
+// drops any later sync message for a marked document and never asks for
+// one; and a document the relay lists again (Bootstrap) is unmarked
+// before it is fetched.
+type LetGo interface {
+	Add(ids []docid.ID, code string)
+	Marked(id docid.ID) bool
+	Remove(ids []docid.ID)
 }
 
 // Status is what the status bar shows.
@@ -561,6 +577,9 @@ func (c *Client) Changed(id docid.ID) {
 // Request asks the relay for a document this device does not hold yet.
 func (c *Client) Request(id docid.ID) {
 	c.enqueue(func() {
+		if c.letGone(id) {
+			return
+		}
 		outs, err := c.engine.Receive(context.Background(), id, nil, []string{c.relay})
 		if err != nil && !errors.Is(err, repo.ErrNotFound) {
 			return
@@ -599,6 +618,15 @@ func (c *Client) inbound(ctx context.Context, m wire.Message) {
 				}
 			})
 		}
+	case wire.TypeHavenGone:
+		var ids []docid.ID
+		for _, s := range m.DocumentIDs {
+			if id, err := docid.Parse(s); err == nil {
+				ids = append(ids, id)
+			}
+		}
+		code := m.ErrorCode
+		c.enqueue(func() { c.letGo(ctx, ids, code) })
 	case wire.TypeHavenSearch, wire.TypeHavenOpen, wire.TypeHavenReview:
 		c.answer(m.Type, m.Data)
 	case wire.TypeHavenList:
@@ -633,6 +661,9 @@ func (c *Client) inbound(ctx context.Context, m wire.Message) {
 }
 
 func (c *Client) applySync(ctx context.Context, id docid.ID, data []byte) {
+	if c.letGone(id) {
+		return // sent before the relay told us to let it go
+	}
 	var before []byte
 	if h, err := c.cfg.Repo.Open(id); err == nil {
 		before = headsKey(h)
@@ -754,4 +785,37 @@ func (c *Client) deliverBoot(m wire.Message) bool {
 		}
 	}
 	return false
+}
+
+// letGone reports whether the device was told to let id go.
+func (c *Client) letGone(id docid.ID) bool {
+	return c.cfg.LetGo != nil && c.cfg.LetGo.Marked(id)
+}
+
+// letGo deletes the device's copies of documents the relay says it may hold
+// no longer, on the work goroutine (so no sync message for one is being
+// applied meanwhile), and forgets that they had changes waiting: the relay
+// refuses those changes, and the record's home keeps its own.
+func (c *Client) letGo(ctx context.Context, ids []docid.ID, code string) {
+	if len(ids) == 0 {
+		return
+	}
+	if c.cfg.LetGo != nil {
+		c.cfg.LetGo.Add(ids, code)
+	}
+	for _, id := range ids {
+		if err := c.cfg.Repo.Remove(ctx, id); err != nil {
+			c.log.Warn("deleting a document the relay said to let go", "doc", id.String(), "err", err)
+		}
+		c.mu.Lock()
+		delete(c.pending, id)
+		delete(c.heard, id)
+		c.mu.Unlock()
+	}
+	c.log.Info("documents let go at the relay's word", "docs", len(ids), "code", code)
+	if c.cfg.OnChange != nil {
+		for _, id := range ids {
+			c.cfg.OnChange(id)
+		}
+	}
 }

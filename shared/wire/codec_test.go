@@ -38,6 +38,7 @@ func samples() []Message {
 		{Type: TypeHavenSearch, SenderID: "desktop-1", TargetID: "syncd", Data: []byte(`{"id":"q1","nhsNumber":"9990000018"}`)},
 		{Type: TypeHavenOpen, SenderID: "desktop-1", TargetID: "syncd", Data: []byte(`{"id":"o1"}`)},
 		{Type: TypeHavenReview, SenderID: "syncd", TargetID: "desktop-1", Data: []byte(`{"id":"r1","pending":[]}`)},
+		{Type: TypeHavenGone, SenderID: "syncd", TargetID: "desktop-1", DocumentIDs: []string{"4NMNnkMhL8jXrdJ9jamS58PAVdXu"}, ErrorCode: CodeNotShared},
 		{Type: TypeSync, SenderID: "desktop-1", TargetID: "syncd", DocumentID: docID, Data: []byte{0x42, 1, 2, 3}},
 		{Type: TypeRequest, SenderID: "desktop-1", TargetID: "syncd", DocumentID: docID, Data: []byte{0x42, 0, 0}},
 		{Type: TypeDocUnavailable, SenderID: "syncd", TargetID: "desktop-1", DocumentID: docID},
@@ -324,6 +325,7 @@ func TestValidate(t *testing.T) {
 		"sessionId":               func(m *Message) { m.SessionID = "" },
 		"newHeads":                func(m *Message) { m.NewHeads = nil },
 		"documentIds":             func(m *Message) { m.DocumentIDs = nil },
+		"code":                    func(m *Message) { m.ErrorCode = "" },
 	}
 	requiredKeys := map[Type][]string{
 		TypeJoin:                     {"senderId"},
@@ -348,6 +350,7 @@ func TestValidate(t *testing.T) {
 		TypeHavenSearch:              {"senderId", "data"},
 		TypeHavenOpen:                {"senderId", "data"},
 		TypeHavenReview:              {"senderId", "data"},
+		TypeHavenGone:                {"senderId", "documentIds", "code"},
 	}
 	for _, m := range samples() {
 		for _, key := range requiredKeys[m.Type] {

@@ -51,6 +51,10 @@ const (
 	TypeHavenSearch Type = "haven-search" // SearchQuery, answered by SearchResult
 	TypeHavenOpen   Type = "haven-open"   // OpenRequest, answered by OpenResult (then the documents)
 	TypeHavenReview Type = "haven-review" // ReviewRequest, answered by ReviewList
+	// haven-gone: relay → client, documents this device held and may hold
+	// no longer (code says why: CodeNotShared); the device deletes its copies
+	// and asks for them again only when the relay lists them.
+	TypeHavenGone Type = "haven-gone"
 )
 
 // Known reports whether t is a type this package decodes field by field.
@@ -185,6 +189,7 @@ var schemas = map[Type]field{
 	TypeHavenSearch:              fSender | fTarget | fData,
 	TypeHavenOpen:                fSender | fTarget | fData,
 	TypeHavenReview:              fSender | fTarget | fData,
+	TypeHavenGone:                fSender | fTarget | fDocumentIDs | fErrorCode,
 }
 
 // unknownSchema is what Decode reads and Encode writes for unknown types.
@@ -216,6 +221,7 @@ var required = map[Type]field{
 	TypeHavenSearch:              fSender | fData,
 	TypeHavenOpen:                fSender | fData,
 	TypeHavenReview:              fSender | fData,
+	TypeHavenGone:                fSender | fDocumentIDs | fErrorCode,
 }
 
 // Validate reports whether m carries every field its type needs, and a
@@ -244,6 +250,8 @@ func (m Message) Validate() error {
 		return missing("selectedProtocolVersion")
 	case req&fErrorMessage != 0 && m.ErrorMessage == "":
 		return missing("message")
+	case req&fErrorCode != 0 && m.ErrorCode == "":
+		return missing("code")
 	case req&fCount != 0 && m.Count == 0:
 		return missing("count")
 	case req&fSession != 0 && m.SessionID == "":

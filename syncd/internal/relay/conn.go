@@ -371,6 +371,13 @@ func (c *conn) syncMessage(m wire.Message) {
 	// document that appears meanwhile is treated as missing, as it was.
 	owner := s.owner(doc)
 	visible := owner != "" && c.mayHold(doc, owner)
+	if !visible && c.sharedNoMore(doc, owner) {
+		// Refused, whatever it carries: a change to it stays on the device
+		// until the device deletes its copy.
+		s.metrics.refused.WithLabelValues("not-shared").Inc()
+		c.letGo(wire.CodeNotShared, doc)
+		return
+	}
 	s.mu.Lock()
 	switch {
 	case !visible && m.Type == wire.TypeRequest:

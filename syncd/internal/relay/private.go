@@ -3,6 +3,7 @@ package relay
 import (
 	"context"
 
+	"haven/shared/wire"
 	"haven/syncd/internal/worker"
 )
 
@@ -23,6 +24,20 @@ func (c *conn) allows(doc, owner string) bool {
 		return false
 	}
 	return !c.s.isPrivate(doc) || sc.Org.ID == owner
+}
+
+// sharedNoMore reports whether c's scope covers doc's home but the
+// document is no longer shared with it: consent withdrawn. Such a device
+// held it, or could have, and is told to let it go (haven-gone) rather than
+// that it is missing, so that its copy is deleted and not asked for again.
+// A document outside the scope altogether is answered as missing, as ever.
+func (c *conn) sharedNoMore(doc, owner string) bool {
+	return owner != "" && c.sc().Allows(owner) && !c.allows(doc, owner)
+}
+
+// letGo tells c to delete its copies of docs.
+func (c *conn) letGo(code string, docs ...string) {
+	c.send(wire.Message{Type: wire.TypeHavenGone, DocumentIDs: docs, ErrorCode: code})
 }
 
 func (s *Server) isPrivate(doc string) bool {
@@ -74,6 +89,7 @@ func (s *Server) recordFacts(ctx context.Context, doc string, f *worker.RecordFa
 		return
 	}
 	lost := 0
+	told := map[*conn][]string{}
 	s.mu.Lock()
 	for _, d := range docs {
 		for p := range s.subs[d] {
@@ -84,10 +100,19 @@ func (s *Server) recordFacts(ctx context.Context, doc string, f *worker.RecordFa
 				}
 				s.withheld[d][p] = true
 				lost++
+				if c != nil {
+					told[c] = append(told[c], d)
+				}
 			}
 		}
 	}
 	s.mu.Unlock()
+	// After the subscriptions end: nothing of these documents is sent to
+	// the devices told (deliver checks allows), though a message already
+	// on its way may arrive after this one, and the device ignores it.
+	for c, ds := range told {
+		c.letGo(wire.CodeNotShared, ds...)
+	}
 	s.log.Info("consent to share withdrawn: the record stays with its home", "doc", doc, "subscriptions_ended", lost)
 }
 

@@ -102,9 +102,12 @@ func (s *Server) process(doc string, batch []queued) {
 	if owner := s.owner(doc); owner != "" {
 		kept := batch[:0:0]
 		for _, q := range batch {
-			if q.from.allows(doc, owner) {
+			switch {
+			case q.from.allows(doc, owner):
 				kept = append(kept, q)
-			} else {
+			case q.from.sharedNoMore(doc, owner):
+				q.from.letGo(wire.CodeNotShared, doc)
+			default:
 				q.from.hidden(doc, true, crdt.CountChanges(q.data))
 			}
 		}

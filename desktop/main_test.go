@@ -12,6 +12,9 @@ import (
 	"testing"
 
 	"haven/assets/demo"
+	"haven/desktop/internal/app"
+	"haven/desktop/internal/printout/printouttest"
+	"haven/shared/nhs"
 )
 
 func TestFlags(t *testing.T) {
@@ -79,5 +82,61 @@ func TestImportCommand(t *testing.T) {
 	}
 	if _, err := runImport([]string{"-data", dir, file}, &out, log); err == nil {
 		t.Fatal("an import without -unlock was accepted")
+	}
+}
+
+// TestExportCommand: `desktop export` writes each printout as a PDF that
+// names the resident, and every refusal (a number that is not an NHS
+// number, a resident not held here, a wrong PIN, a transfer pack without
+// its reason) comes back as an error with no file left behind, not even a
+// partial one.
+func TestExportCommand(t *testing.T) {
+	dir := t.TempDir()
+	log := slog.New(slog.NewTextHandler(io.Discard, nil))
+	if err := prepare(config{dir: dir, seed: 2, notes: 1}, log); err != nil {
+		t.Fatal(err)
+	}
+	outDir := t.TempDir()
+	resident := demo.NHSNumber(0)
+	export := func(out string, args ...string) error {
+		var stdout bytes.Buffer
+		return runExport(append([]string{"-data", dir, "-o", filepath.Join(outDir, out)}, args...), &stdout, log)
+	}
+	for _, kind := range []string{app.PrintSummary, app.PrintTransfer, app.PrintPersonal} {
+		if err := export(kind+".pdf", "-unlock", "Dr Ada Quill:271828", "-resident", resident, "-format", kind, "-reason", "fall"); err != nil {
+			t.Fatalf("export %s: %v", kind, err)
+		}
+		pdf, err := os.ReadFile(filepath.Join(outDir, kind+".pdf"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		number := resident[:3] + " " + resident[3:6] + " " + resident[6:]
+		printouttest.EveryPage(t, pdf, number, "Printed by Dr Ada Quill")
+	}
+	for _, tc := range []struct {
+		name string
+		args []string
+		want func(error) bool
+	}{
+		{"not an NHS number", []string{"-unlock", "Dr Ada Quill:271828", "-resident", "9990000000"},
+			func(err error) bool { return errors.Is(err, nhs.ErrCheck) }},
+		{"a resident not held here", []string{"-unlock", "Dr Ada Quill:271828", "-resident", demo.NHSNumber(5000)},
+			func(err error) bool { var e app.ErrNoSuchResident; return errors.As(err, &e) }},
+		{"a wrong PIN", []string{"-unlock", "Dr Ada Quill:000001", "-resident", resident},
+			func(err error) bool { return errors.Is(err, app.ErrWrongPIN) }},
+		{"a transfer pack without a reason", []string{"-unlock", "Dr Ada Quill:271828", "-resident", resident, "-format", app.PrintTransfer},
+			func(err error) bool { return errors.Is(err, app.ErrNoTransferReason) }},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			if err := export("refused.pdf", tc.args...); !tc.want(err) {
+				t.Fatalf("export = %v", err)
+			}
+			left, _ := filepath.Glob(filepath.Join(outDir, "*"))
+			for _, f := range left {
+				if base := filepath.Base(f); base != "summary.pdf" && base != "transfer.pdf" && base != "personal.pdf" {
+					t.Errorf("a refused export left %s behind", base)
+				}
+			}
+		})
 	}
 }

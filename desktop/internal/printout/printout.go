@@ -9,11 +9,13 @@
 // current the copy was ("as of"), so a page that has come apart from the
 // rest still says whose it is and how far to trust it.
 //
-// Text is set in the Go fonts, embedded as TrueType with Unicode: names
-// with accents, curly quotes and dashes print as typed.
+// Text is set in Noto Sans (the desktop's own type; SIL Open Font
+// License, fonts/LICENSE-NotoSans.txt), embedded as TrueType with Unicode:
+// names with accents, curly quotes and dashes print as typed.
 package printout
 
 import (
+	_ "embed"
 	"errors"
 	"fmt"
 	"io"
@@ -21,8 +23,13 @@ import (
 	"time"
 
 	"codeberg.org/go-pdf/fpdf"
-	"golang.org/x/image/font/gofont/gobold"
-	"golang.org/x/image/font/gofont/goregular"
+)
+
+var (
+	//go:embed fonts/NotoSans-Regular.ttf
+	regularTTF []byte
+	//go:embed fonts/NotoSans-Bold.ttf
+	boldTTF []byte
 )
 
 // The decision states a Decision can be in, as the screens name them.
@@ -131,19 +138,18 @@ var ErrLayout = errors.New("printout: the PDF could not be made")
 
 // Write lays d out and writes the PDF to w.
 func Write(w io.Writer, d *Document) error {
-	scale := 1.0
+	p := newPage(d)
 	if d.OnePage {
 		// The largest type at which the first page fits one sheet; at
 		// the smallest it may still run over rather than leave anything
 		// out.
-		for _, s := range []float64{1, 0.94, 0.88, 0.82, 0.76, 0.7} {
-			scale = s
-			if newPage(d, s).firstHeight() <= pageBottom-contentTop {
+		for _, s := range []float64{1.12, 1.06, 1, 0.94, 0.88, 0.82, 0.76, 0.7} {
+			p.scale = s
+			if p.firstHeight() <= pageBottom-contentTop {
 				break
 			}
 		}
 	}
-	p := newPage(d, scale)
 	p.render()
 	if err := p.pdf.Error(); err != nil {
 		return fmt.Errorf("%w: %v", ErrLayout, err)
@@ -187,14 +193,13 @@ type page struct {
 	pdf   *fpdf.Fpdf
 	d     *Document
 	scale float64 // of the first page's type
-	size  float64 // the type size now, in points, before scale
 	y     float64
 }
 
-func newPage(d *Document, scale float64) *page {
+func newPage(d *Document) *page {
 	pdf := fpdf.New("P", "mm", "A4", "")
-	pdf.AddUTF8FontFromBytes("go", "", goregular.TTF)
-	pdf.AddUTF8FontFromBytes("go", "B", gobold.TTF)
+	pdf.AddUTF8FontFromBytes("noto", "", regularTTF)
+	pdf.AddUTF8FontFromBytes("noto", "B", boldTTF)
 	pdf.SetMargins(marginX, contentTop, marginX)
 	pdf.SetCellMargin(0)
 	pdf.SetAutoPageBreak(false, 0)
@@ -204,7 +209,7 @@ func newPage(d *Document, scale float64) *page {
 	pdf.SetProducer("Haven", true)
 	pdf.SetCreationDate(d.PrintedAt)
 	pdf.SetModificationDate(d.PrintedAt)
-	p := &page{pdf: pdf, d: d, scale: scale}
+	p := &page{pdf: pdf, d: d, scale: 1}
 	pdf.SetHeaderFunc(p.header)
 	pdf.SetFooterFunc(p.footer)
 	return p
@@ -231,7 +236,7 @@ func (p *page) font(s Style, big bool) (float64, colour) {
 	if bold {
 		style = "B"
 	}
-	p.pdf.SetFont("go", style, size)
+	p.pdf.SetFont("noto", style, size)
 	p.pdf.SetTextColor(col.r, col.g, col.b)
 	return size, col
 }
@@ -621,22 +626,22 @@ func (p *page) header() {
 	saved := p.scale
 	p.scale = 1
 	defer func() { p.scale = saved }()
-	pdf.SetFont("go", "B", 14)
+	pdf.SetFont("noto", "B", 14)
 	pdf.SetTextColor(ink.r, ink.g, ink.b)
 	pdf.SetXY(marginX, headerTop)
 	pdf.CellFormat(contentW*0.62, 6.5, p.d.Name, "", 0, "LM", false, 0, "")
-	pdf.SetFont("go", "B", 11)
+	pdf.SetFont("noto", "B", 11)
 	pdf.SetXY(marginX+contentW*0.62, headerTop)
 	pdf.CellFormat(contentW*0.38, 6.5, p.d.Title, "", 0, "RM", false, 0, "")
 	y := headerTop + 7
 	x := marginX
 	for _, f := range [][2]string{{"NHS number ", p.d.NHSNumber}, {"Date of birth ", p.d.DateOfBirth}} {
-		pdf.SetFont("go", "", 9.5)
+		pdf.SetFont("noto", "", 9.5)
 		pdf.SetTextColor(grey.r, grey.g, grey.b)
 		w := pdf.GetStringWidth(f[0])
 		pdf.SetXY(x, y)
 		pdf.CellFormat(w, 5, f[0], "", 0, "LM", false, 0, "")
-		pdf.SetFont("go", "B", 10.5)
+		pdf.SetFont("noto", "B", 10.5)
 		pdf.SetTextColor(ink.r, ink.g, ink.b)
 		v := f[1]
 		if v == "" {
@@ -659,24 +664,27 @@ func (p *page) footer() {
 	pdf.SetLineWidth(0.3)
 	pdf.Line(marginX, footerTop, marginX+contentW, footerTop)
 	asOf := p.d.AsOf
-	if asOf == "" {
-		asOf = "not known"
+	switch {
+	case asOf == "":
+		asOf = "As of: not known"
+	case !strings.HasPrefix(asOf, "As of"):
+		asOf = "As of printing: " + asOf
 	}
 	if p.d.Stale {
-		pdf.SetFont("go", "B", 8)
+		pdf.SetFont("noto", "B", 8)
 		pdf.SetTextColor(amber.r, amber.g, amber.b)
 	} else {
-		pdf.SetFont("go", "", 8)
+		pdf.SetFont("noto", "", 8)
 		pdf.SetTextColor(ink.r, ink.g, ink.b)
 	}
 	pdf.SetXY(marginX, footerTop+1)
-	pdf.CellFormat(contentW, 4.2, "As of: "+asOf, "", 0, "LM", false, 0, "")
-	pdf.SetFont("go", "", 8)
+	pdf.CellFormat(contentW, 4.2, asOf, "", 0, "LM", false, 0, "")
+	pdf.SetFont("noto", "", 8)
 	pdf.SetTextColor(grey.r, grey.g, grey.b)
 	pdf.SetXY(marginX, footerTop+5.2)
 	printed := "Printed by " + p.d.PrintedBy + " on " + p.d.PrintedAt.Format("2 Jan 2006 at 15:04")
 	pdf.CellFormat(contentW-30, 4.2, printed, "", 0, "LM", false, 0, "")
-	pdf.SetFont("go", "B", 9)
+	pdf.SetFont("noto", "B", 9)
 	pdf.SetTextColor(ink.r, ink.g, ink.b)
 	// Left-aligned: the total is filled in when the document closes, and
 	// its width is not known until then.

@@ -2,9 +2,11 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"log/slog"
+	"strings"
 	"time"
 
 	"haven/assets/demo"
@@ -60,6 +62,9 @@ func runDemo(ctx context.Context, c config, out io.Writer) error {
 			return err
 		}
 		adm := &admin.Admin{Store: st, Orgs: reg}
+		if err := setDemoArea(h.Directory); err != nil {
+			return err
+		}
 		store := func(id docid.ID, doc *crdt.Doc) error { return adm.StoreDocument(ctx, id, doc, home.ID) }
 		if err := store(h.DirectoryID, h.Directory); err != nil {
 			return err
@@ -92,6 +97,13 @@ func runDemo(ctx context.Context, c config, out io.Writer) error {
 		}
 		ids[orgs.KindAdviceLine] = adv.ID
 	}
+	// The region's directory of services, as its administrator loads it.
+	adm := &admin.Admin{Store: st, Orgs: reg}
+	if res, err := adm.LoadServices(ctx, strings.NewReader(demo.ServicesCSV(time.Now())), demo.Region); err == nil {
+		fmt.Fprintf(out, "# directory of services %s: %d services\n", res.Doc, res.Services)
+	} else if !errors.Is(err, admin.ErrRelayRunning) {
+		return fmt.Errorf("demo directory of services: %w", err)
+	}
 	// Demonstration organisations: their staff certificate requests are
 	// granted without an administrator, so the demo desktops can sign.
 	for _, id := range ids {
@@ -101,4 +113,14 @@ func runDemo(ctx context.Context, c config, out io.Writer) error {
 	}
 	fmt.Fprintf(out, "home=%s\nhub=%s\nadvice=%s\n", ids[orgs.KindHome], ids[orgs.KindHub], ids[orgs.KindAdviceLine])
 	return nil
+}
+
+// setDemoArea writes the demo home's postcode and borough into its
+// directory: its front sheet lists who to call in that area.
+func setDemoArea(dir *crdt.Doc) error {
+	ed, err := admin.RelayEditor()
+	if err != nil {
+		return err
+	}
+	return ed.SetHomeArea(dir, demo.HomeArea)
 }

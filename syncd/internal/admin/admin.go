@@ -60,7 +60,9 @@ const Usage = `syncd admin commands:
   staff refuse REQUEST-ID -note REASON   refuse a request (the manager sees the reason)
   staff add -org ORG-ID -name NAME -role ROLE [-reg "GMC 7000001"]
                                          pre-approve a person: their desktop's request is granted at once
-  staff revoke CERT-ID                   revoke a certificate (a leaver): what it signed before stays valid`
+  staff revoke CERT-ID                   revoke a certificate (a leaver): what it signed before stays valid
+  services-load FILE.csv [-region NAME]  make the directory of services hold exactly the file's services
+                                         (a file with any bad row is refused whole; see README)`
 
 // Run executes one command, writing what a person reads to out.
 func (a *Admin) Run(ctx context.Context, args []string, out io.Writer) error {
@@ -83,6 +85,7 @@ func (a *Admin) Run(ctx context.Context, args []string, out io.Writer) error {
 	note := fs.String("note", "", "review note")
 	role := fs.String("role", "", "staff role")
 	reg := fs.String("reg", "", "professional registration")
+	region := fs.String("region", "", "the region's name, for a new directory of services")
 	// Positional arguments come first (NAME, IDs), flags after.
 	var pos []string
 	for len(rest) > 0 && !strings.HasPrefix(rest[0], "-") {
@@ -221,6 +224,11 @@ func (a *Admin) Run(ctx context.Context, args []string, out io.Writer) error {
 			return err
 		}
 		fmt.Fprintf(out, "break-glass access %d reviewed by %s\n", seq, *reviewer)
+	case "services-load":
+		if err := need(1, "a FILE.csv"); err != nil {
+			return err
+		}
+		return a.servicesLoadFile(ctx, out, pos[0], *region)
 	case "staff":
 		if len(pos) == 0 {
 			return fmt.Errorf("staff needs list, approve, refuse, add or revoke\n%s", Usage)
@@ -390,8 +398,7 @@ func (a *Admin) CreateDirectory(ctx context.Context, home orgs.Org) (string, err
 	if home.Directory != "" {
 		return home.Directory, nil
 	}
-	ed, err := record.NewEditor(record.Author{UserID: "syncd", Name: "Haven relay", Role: record.HomeManager, DeviceID: "syncd"},
-		record.Rules{NHS: nhs.Live})
+	ed, err := RelayEditor()
 	if err != nil {
 		return "", err
 	}
@@ -406,6 +413,13 @@ func (a *Admin) CreateDirectory(ctx context.Context, home orgs.Org) (string, err
 		return "", err
 	}
 	return id.String(), nil
+}
+
+// RelayEditor writes what the relay's administrator makes: a home's
+// directory, the directory of services.
+func RelayEditor() (*record.Editor, error) {
+	return record.NewEditor(record.Author{UserID: "syncd", Name: "Haven relay", Role: record.HomeManager, DeviceID: "syncd"},
+		record.Rules{NHS: nhs.Live})
 }
 
 // StoreDocument stores a document the relay itself made (trusted content)

@@ -3,6 +3,8 @@ package orgs
 import (
 	"fmt"
 	"slices"
+
+	"haven/shared/record"
 )
 
 // Scope is what one device may see, as of when Scope computed it: the relay computes it once
@@ -55,13 +57,19 @@ func (r *Registry) Scope(d Device) (Scope, error) {
 
 // Allows reports whether the device may see a document owned by organisation ownerOrgID. A
 // document with no known owner (empty ID) is nobody's: Allows refuses it, even to the advice
-// line, so a document is never served before the relay knows whose it is.
+// line, so a document is never served before the relay knows whose it is. A region's
+// document (owner record.Region: the directory of services) is every device's.
 func (s Scope) Allows(ownerOrgID string) bool {
-	if ownerOrgID == "" {
+	if ownerOrgID == "" || s.orgs == nil && !s.all {
 		return false
 	}
-	return s.all || s.orgs[ownerOrgID]
+	return s.all || s.orgs[ownerOrgID] || ownerOrgID == record.Region
 }
+
+// WritesRegion reports whether the device may change a region's documents: GP hubs' and the
+// advice line's devices keep the directory of services, care homes' read it. The relay
+// refuses a change from any other (record.RuleReadOnly), whatever the device's own code does.
+func (s Scope) WritesRegion() bool { return s.Org.Kind == KindHub || s.Org.Kind == KindAdviceLine }
 
 // AdviceLine reports whether the scope is an advice line's: everything, with each first
 // opening of a record audited (see AuditFirstAccess).

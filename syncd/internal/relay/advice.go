@@ -76,8 +76,11 @@ func (s *Server) grantsOf(dev string) map[string]grant {
 // granted reports whether an advice-line device may hold doc now. Sync
 // traffic does not move a grant on: a desktop syncs what it holds whether
 // or not anyone looks at it. Each opening for a call, with its reason,
-// does.
+// does. A region's document is granted to every device (region.go).
 func (s *Server) granted(dev, doc string) bool {
+	if s.owner(doc) == record.Region {
+		return true
+	}
 	m := s.grantsOf(dev)
 	s.grants.mu.Lock()
 	defer s.grants.mu.Unlock()
@@ -140,7 +143,8 @@ func (s *Server) searchDirs(ctx context.Context, match func(home orgs.Org, e rec
 		for _, e := range desc.Directory {
 			if len(out) < wire.MaxSearchMatches && match(o, e) && s.owner(e.ID) == o.ID {
 				out = append(out, wire.SearchMatch{Record: e.ID, Home: o.ID, HomeName: o.Name, GivenName: e.GivenName,
-					FamilyName: e.FamilyName, PreferredName: e.PreferredName, DateOfBirth: e.DateOfBirth, NHSNumber: e.NHSNumber, Status: e.Status})
+					FamilyName: e.FamilyName, PreferredName: e.PreferredName, DateOfBirth: e.DateOfBirth, NHSNumber: e.NHSNumber, Status: e.Status,
+					NotShared: s.isPrivate(e.ID)})
 			}
 		}
 	}

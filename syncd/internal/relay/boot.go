@@ -55,7 +55,8 @@ func (c *conn) bootstrap(ctx context.Context) {
 
 // listScope returns the documents a device should hold: everything its home
 // or hub owns. An advice-line device, whose scope is the region, holds only
-// the records it opened and still may (see advice.go).
+// the records it opened and still may (see advice.go), and the region's
+// documents (region.go).
 func (s *Server) listScope(c *conn) []string {
 	var ids []string
 	if c.sc().AdviceLine() {
@@ -64,6 +65,7 @@ func (s *Server) listScope(c *conn) []string {
 				ids = append(ids, doc)
 			}
 		}
+		ids = append(ids, s.regionDocs()...)
 		sort.Strings(ids)
 		return ids
 	}

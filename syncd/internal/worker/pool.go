@@ -41,6 +41,10 @@ type Host interface {
 	// Person says which rule, if any, a resident's record of home breaks
 	// by naming the NHS number nhs (record.PersonRule), and its detail.
 	Person(doc, home, nhs string) (rule, detail string)
+	// Writers returns those of peers whose devices may change doc, a
+	// region's document (orgs.Scope.WritesRegion); a peer gone counts
+	// as one that may not.
+	Writers(doc string, peers []string) []string
 }
 
 // Config starts a Pool.
@@ -601,6 +605,11 @@ func (s *hostService) Trust(_ Empty, r *TrustReply) error {
 
 func (s *hostService) Person(a PersonArgs, r *PersonReply) error {
 	r.Rule, r.Detail = s.h.Person(a.Doc, a.Home, a.NHS)
+	return nil
+}
+
+func (s *hostService) Writers(a WritersArgs, r *WritersReply) error {
+	r.Writers = s.h.Writers(a.Doc, a.Peers)
 	return nil
 }
 

@@ -139,6 +139,7 @@ func (h *testHost) Trust() ([]byte, []cert.Revocation, uint64) { return nil, nil
 
 func (h *testHost) Provenance(string, map[string]string)           {}
 func (h *testHost) Person(string, string, string) (string, string) { return "", "" }
+func (h *testHost) Writers(_ string, peers []string) []string      { return peers }
 
 func startPool(t *testing.T, workers int) (*Pool, *testHost) {
 	t.Helper()

@@ -155,6 +155,15 @@ type PersonReply struct {
 	Rule, Detail string
 }
 
+// WritersArgs asks which of the peers may change a region's document.
+type WritersArgs struct {
+	Doc   string
+	Peers []string
+}
+
+// WritersReply names the peers that may.
+type WritersReply struct{ Writers []string }
+
 type AdmitArgs struct {
 	Peer syncer.Peer
 	Doc  string

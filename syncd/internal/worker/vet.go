@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"net/rpc"
+	"slices"
 	"sync"
 	"sync/atomic"
 
@@ -129,6 +130,9 @@ func (v *vetter) vet(ctx context.Context, id docid.ID, doc *crdt.Doc, before []c
 	if err := v.checkPerson(id, doc, g, news); err != nil {
 		return err
 	}
+	if err := v.checkWriters(id, g, news, msgs); err != nil {
+		return err
+	}
 	g.heads = doc.Heads()
 	if len(newActors) > 0 {
 		v.tellProvenance(id, newActors, msgs)
@@ -178,6 +182,46 @@ func (v *vetter) checkPerson(id docid.ID, doc *crdt.Doc, g *guarded, news []*crd
 		return e
 	}
 	g.nhs = nhs
+	return nil
+}
+
+// checkWriters refuses a change to a region's document (the directory of
+// services) unless a message from a peer that may write it carried the
+// change: the parent names which peers may (Host.Writers), by their
+// device's organisation. A change no message of the batch carried (held
+// back earlier for want of its dependencies) is refused too, since who
+// sent it is not known; its sender sends it again.
+func (v *vetter) checkWriters(id docid.ID, g *guarded, news []*crdt.DecodedChange, msgs []syncer.In) error {
+	if g.g.Type() != record.TypeServices || len(news) == 0 {
+		return nil
+	}
+	args := WritersArgs{Doc: id.String()}
+	for _, m := range msgs {
+		if !slices.Contains(args.Peers, m.From) {
+			args.Peers = append(args.Peers, m.From)
+		}
+	}
+	var r WritersReply
+	if err := v.host.Call("Host.Writers", args, &r); err != nil {
+		return fmt.Errorf("ask who may write the document: %w", err)
+	}
+	byWriter := map[crdt.Hash]bool{}
+	for _, m := range msgs {
+		if !slices.Contains(r.Writers, m.From) {
+			continue
+		}
+		raws, _ := crdt.SyncMessageChanges(m.Data)
+		for _, raw := range raws {
+			if c, err := crdt.DecodeChange(raw); err == nil {
+				byWriter[c.Hash] = true
+			}
+		}
+	}
+	for _, c := range news {
+		if !byWriter[c.Hash] {
+			return &record.RuleError{Rule: record.RuleReadOnly, Path: "services", Change: c.Hash}
+		}
+	}
 	return nil
 }
 

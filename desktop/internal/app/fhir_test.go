@@ -374,3 +374,58 @@ func sameApartFromTimestamps(t *testing.T, x, y bundleJSON) {
 		t.Fatal("two exports of one record differ in their Composition")
 	}
 }
+
+// BenchmarkFHIRExport120Residents exports every resident of an offline
+// demo home of 120, each read from disk, audited and written as a bundle:
+// what a home sending its whole list to a hospital would wait for. Target:
+// all 120 in 2 s or less.
+func BenchmarkFHIRExport120Residents(b *testing.B) {
+	const n = 120
+	dir := b.TempDir()
+	if err := SeedDemo(dir, n, 6, time.Now()); err != nil {
+		b.Fatal(err)
+	}
+	acc := DemoAccounts[3] // the GP
+	var bytes int
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		b.StopTimer()
+		a, err := Open(dir, Options{NoSync: true})
+		if err != nil {
+			b.Fatal(err)
+		}
+		var staff string
+		for _, s := range a.StaffList() {
+			if s.Name == acc.Name {
+				staff = s.ID
+			}
+		}
+		if _, err := a.Unlock(staff, acc.PIN); err != nil {
+			b.Fatal(err)
+		}
+		rows := a.Residents(Filter{})
+		if len(rows) != n {
+			b.Fatalf("%d residents listed, want %d", len(rows), n)
+		}
+		b.StartTimer()
+		t0 := time.Now()
+		bytes = 0
+		for _, r := range rows {
+			var buf countWriter
+			if err := a.ExportFHIR(r.ID, &buf); err != nil {
+				b.Fatal(err)
+			}
+			bytes += int(buf)
+		}
+		b.ReportMetric(time.Since(t0).Seconds(), "s/120-exports")
+		b.StopTimer()
+		a.Close()
+		b.StartTimer()
+	}
+	b.ReportMetric(float64(bytes)/n, "bytes/bundle")
+}
+
+// countWriter counts what is written to it.
+type countWriter int
+
+func (c *countWriter) Write(p []byte) (int, error) { *c += countWriter(len(p)); return len(p), nil }

@@ -226,10 +226,12 @@ func (b *builder) addPatient() {
 	if g, ok := genders[id.Sex]; ok {
 		p.Gender = &g
 	}
-	p.BirthDate = nonEmpty(id.DateOfBirth)
+	if _, err := time.Parse(record.DateLayout, id.DateOfBirth); err == nil {
+		p.BirthDate = &id.DateOfBirth
+	}
 	if id.Status == record.StatusDied {
-		if id.StatusDate != "" {
-			p.DeceasedDateTime = ptr(id.StatusDate)
+		if d := date(id.StatusDate); d != nil {
+			p.DeceasedDateTime = d
 		} else {
 			p.DeceasedBoolean = ptr(true)
 		}
@@ -246,6 +248,19 @@ func (b *builder) addPatient() {
 var genders = map[string]r4.AdministrativeGender{
 	"female": r4.AdministrativeGenderFemale, "male": r4.AdministrativeGenderMale,
 	"other": r4.AdministrativeGenderOther, "unknown": r4.AdministrativeGenderUnknown,
+}
+
+// date is a stored date or time as FHIR's date and dateTime take it, or
+// nil when it is empty or not one: a malformed value written by another
+// client is left out rather than making the document invalid.
+func date(s string) *string {
+	if _, err := time.Parse(record.DateLayout, s); err == nil {
+		return &s
+	}
+	if _, err := time.Parse(time.RFC3339, s); err == nil {
+		return &s
+	}
+	return nil
 }
 
 func nonEmpty(s string) *string {
@@ -414,7 +429,7 @@ func (b *builder) allergies() {
 			verified = "confirmed"
 		}
 		a.VerificationStatus = ptr(coded(systemAllergyVerified, verified, "", ""))
-		a.OnsetDateTime = nonEmpty(al.Date)
+		a.OnsetDateTime = date(al.Date)
 		if al.Reaction != "" || al.Severity != "" {
 			re := r4.AllergyIntoleranceReaction{Manifestation: []r4.CodeableConcept{text(orWords(al.Reaction, "Reaction not described"))}}
 			if sev, ok := severities[al.Severity]; ok {
@@ -450,8 +465,8 @@ func (b *builder) alerts() {
 		id := ResourceID(b.r.ID, key)
 		f := r4.Flag{Id: ptr(id), Meta: meta("Flag"), Status: r4.FlagStatusActive, Category: []r4.CodeableConcept{category},
 			Code: text(words), Subject: b.patient}
-		if since != "" {
-			f.Period = &r4.Period{Start: ptr(since)}
+		if d := date(since); d != nil {
+			f.Period = &r4.Period{Start: d}
 		}
 		s.entries = append(s.entries, b.add(id, f))
 		s.say("%s", words)
@@ -492,7 +507,7 @@ func (b *builder) carePlan() {
 		id := ResourceID(b.r.ID, "careplan/"+string(e.Domain))
 		cp := r4.CarePlan{Id: ptr(id), Meta: meta("CarePlan"), Status: r4.RequestStatusActive, Intent: r4.CarePlanIntentPlan,
 			Category: []r4.CodeableConcept{text(label)}, Title: ptr("Care plan: " + label), Description: nonEmpty(e.Need),
-			Subject: b.patient, Created: nonEmpty(e.UpdatedAt)}
+			Subject: b.patient, Created: date(e.UpdatedAt)}
 		if e.UpdatedBy != "" {
 			cp.Author = &r4.Reference{Display: ptr(e.UpdatedBy)}
 		}
@@ -533,7 +548,7 @@ func (b *builder) endOfLife() {
 	id := ResourceID(b.r.ID, KeyEndOfLife)
 	cp := r4.CarePlan{Id: ptr(id), Meta: meta("CarePlan"), Status: status, Intent: r4.CarePlanIntentPlan,
 		Category: []r4.CodeableConcept{text("Advance care plan (ReSPECT and end-of-life plan)")}, Title: ptr("End-of-life plan (ReSPECT)"),
-		Description: nonEmpty(w.Summary), Subject: b.patient, Created: nonEmpty(w.CompletedOn)}
+		Description: nonEmpty(w.Summary), Subject: b.patient, Created: date(w.CompletedOn)}
 	if w.PlanApprover != "" {
 		cp.Author = &r4.Reference{Display: ptr(w.PlanApprover)}
 	}

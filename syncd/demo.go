@@ -62,7 +62,7 @@ func runDemo(ctx context.Context, c config, out io.Writer) error {
 			return err
 		}
 		adm := &admin.Admin{Store: st, Orgs: reg}
-		if err := setDemoArea(h.Directory); err != nil {
+		if err := demo.SetArea(h.Directory, time.Now()); err != nil {
 			return err
 		}
 		store := func(id docid.ID, doc *crdt.Doc) error { return adm.StoreDocument(ctx, id, doc, home.ID) }
@@ -115,12 +115,3 @@ func runDemo(ctx context.Context, c config, out io.Writer) error {
 	return nil
 }
 
-// setDemoArea writes the demo home's postcode and borough into its
-// directory: its front sheet lists who to call in that area.
-func setDemoArea(dir *crdt.Doc) error {
-	ed, err := admin.RelayEditor()
-	if err != nil {
-		return err
-	}
-	return ed.SetHomeArea(dir, demo.HomeArea)
-}

@@ -46,6 +46,21 @@ func ServicesCSV(now time.Time) string {
 	return strings.Join(lines, "\n")
 }
 
+// relayEditor writes as the relay's administrator does.
+func relayEditor(now time.Time) (*record.Editor, error) {
+	return record.NewEditor(record.Author{UserID: "syncd", Name: "Haven relay", Role: record.HomeManager, DeviceID: "syncd"},
+		record.Rules{NHS: nhs.Demo, Now: func() time.Time { return now }})
+}
+
+// SetArea writes the demo home's postcode and borough into its directory.
+func SetArea(dir *crdt.Doc, now time.Time) error {
+	ed, err := relayEditor(now)
+	if err != nil {
+		return err
+	}
+	return ed.SetHomeArea(dir, HomeArea)
+}
+
 // NewServices makes the demo region's directory of services, as an
 // administrator's load of ServicesCSV would.
 func NewServices(now time.Time) (*crdt.Doc, docid.ID, error) {
@@ -53,8 +68,7 @@ func NewServices(now time.Time) (*crdt.Doc, docid.ID, error) {
 	if err != nil {
 		return nil, docid.ID{}, err
 	}
-	ed, err := record.NewEditor(record.Author{UserID: "syncd", Name: "Haven relay", Role: record.HomeManager, DeviceID: "syncd"},
-		record.Rules{NHS: nhs.Demo, Now: func() time.Time { return now }})
+	ed, err := relayEditor(now)
 	if err != nil {
 		return nil, docid.ID{}, err
 	}

@@ -514,3 +514,13 @@ func AreaOf(dir *crdt.Doc) HomeArea {
 	b, _, _ := dir.Get("borough")
 	return HomeArea{Postcode: asString(p), Borough: asString(b)}
 }
+
+// ParseArea reads an area as staff type it in a search: a postcode or
+// postcode district ("NW10 9QX", "NW10"), or else a borough ("Brent").
+func ParseArea(s string) HomeArea {
+	s = strings.TrimSpace(s)
+	if postcodeLike(s) {
+		return HomeArea{Postcode: s}
+	}
+	return HomeArea{Borough: s}
+}

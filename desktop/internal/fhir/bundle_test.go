@@ -94,15 +94,15 @@ func TestDisputedDecisionsBecomeFlags(t *testing.T) {
 		resource string // the resource the settled decision is
 		key      string
 		subject  string
-		set      func(r *Record, d Decision)
+		of       func(r *Record) *Decision
 	}{
-		record.KindCPR:          {"Consent", ConsentKey(record.KindCPR), "", func(r *Record, d Decision) { r.CPR = d }},
-		record.KindFocus:        {"Consent", ConsentKey(record.KindFocus), "", func(r *Record, d Decision) { r.Focus = d }},
-		record.KindCeiling:      {"Consent", ConsentKey(record.KindCeiling), "", func(r *Record, d Decision) { r.Ceiling = d }},
-		record.KindADRT:         {"Consent", ConsentKey(record.KindADRT), "", func(r *Record, d Decision) { r.ADRT = d }},
-		record.KindAllergies:    {"AllergyIntolerance", "allergy/e-allergies/0", "", func(r *Record, d Decision) { r.Allergies = d }},
-		record.KindPlaceOfDeath: {"CarePlan", KeyEndOfLife, "", func(r *Record, d Decision) { r.PlaceOfDeath = d }},
-		record.KindAttorney:     {"RelatedPerson", "related/c-att", "c-att", func(r *Record, d Decision) { r.Authority["c-att"] = d }},
+		record.KindCPR:          {"Consent", ConsentKey(record.KindCPR), "", func(r *Record) *Decision { return &r.CPR }},
+		record.KindFocus:        {"Consent", ConsentKey(record.KindFocus), "", func(r *Record) *Decision { return &r.Focus }},
+		record.KindCeiling:      {"Consent", ConsentKey(record.KindCeiling), "", func(r *Record) *Decision { return &r.Ceiling }},
+		record.KindADRT:         {"Consent", ConsentKey(record.KindADRT), "", func(r *Record) *Decision { return &r.ADRT }},
+		record.KindAllergies:    {"AllergyIntolerance", "allergy/e-allergies/0", "", func(r *Record) *Decision { return &r.Allergies }},
+		record.KindPlaceOfDeath: {"CarePlan", KeyEndOfLife, "", func(r *Record) *Decision { return &r.PlaceOfDeath }},
+		record.KindAttorney:     {"RelatedPerson", "related/c-att", "c-att", nil},
 	}
 	for k, c := range all {
 		id := ResourceID(r.ID, c.key)
@@ -129,16 +129,11 @@ func TestDisputedDecisionsBecomeFlags(t *testing.T) {
 	} {
 		for k, c := range all {
 			r := testRecord()
-			before := r.CPR
-			switch k {
-			case record.KindCPR:
-			case record.KindAttorney:
-				before = r.Authority["c-att"]
-			default:
-				before = map[record.Kind]Decision{record.KindFocus: r.Focus, record.KindCeiling: r.Ceiling, record.KindADRT: r.ADRT,
-					record.KindAllergies: r.Allergies, record.KindPlaceOfDeath: r.PlaceOfDeath}[k]
+			if c.of != nil {
+				*c.of(r) = state(*c.of(r))
+			} else {
+				r.Authority[c.subject] = state(r.Authority[c.subject])
 			}
-			c.set(r, state(before))
 			p, byID := build(t, r)
 			id := ResourceID(r.ID, c.key)
 			flag := byID[ResourceID(r.ID, DisputeKey(k, c.subject))]

@@ -79,11 +79,16 @@ screenshots: build ## render the front sheet, resident list, handover, staff, re
 	LANG=C.UTF-8 xvfb-run -a -s "-screen 0 1400x900x24" $(BIN)/desktop -data $$d -unlock "Mo Manager:314159" -show reports -screenshot docs/screenshots/reports.png; \
 	t=$$(mktemp -d); trap 'rm -rf $$d $$t' EXIT; \
 	LANG=C.UTF-8 xvfb-run -a -s "-screen 0 1400x900x24" $(BIN)/desktop -data $$t -seed-demo 12 -demo-conflicts 0 -demo-tamper 1 -unlock "Mo Manager:314159" -open-first -screenshot docs/screenshots/front-sheet-tamper.png; \
+	for k in summary personal; do $(BIN)/desktop export -data $$d -unlock "Dr Ada Quill:271828" -resident 9990001987 -format $$k -o $$d/$$k.pdf; \
+		pdftoppm -png -r 80 -singlefile $$d/$$k.pdf docs/screenshots/print-$$k; done; \
+	$(BIN)/desktop export -data $$t -unlock "Dr Ada Quill:271828" -resident 9990000336 -format transfer -o $$t/transfer.pdf \
+		-reason "Fall at 02:40 in her room; painful, shortened left leg"; \
+	pdftoppm -png -r 80 -singlefile $$t/transfer.pdf docs/screenshots/print-transfer; \
 	a=$$(mktemp -d); trap 'rm -rf $$d $$t $$a' EXIT; \
 	LANG=C.UTF-8 xvfb-run -a -s "-screen 0 1400x900x24" $(BIN)/desktop -data $$a -seed-demo-advice 6 -unlock "Nurse Bo Lind:161803" -screenshot docs/screenshots/advice-line.png; \
 	LANG=C.UTF-8 xvfb-run -a -s "-screen 0 1400x900x24" $(BIN)/desktop -data $$a -unlock "Nurse Bo Lind:161803" -open-first -screenshot docs/screenshots/advice-line-reason.png; \
 	LANG=C.UTF-8 xvfb-run -a -s "-screen 0 1400x900x24" $(BIN)/desktop -data $$a -unlock "Ivy Gov:141421" -screenshot docs/screenshots/ig-review.png; \
-	echo "wrote docs/screenshots/front-sheet.png, list.png, handover.png, staff.png, reports.png, front-sheet-tamper.png, advice-line.png, advice-line-reason.png and ig-review.png"
+	echo "wrote docs/screenshots/front-sheet.png, list.png, handover.png, staff.png, reports.png, front-sheet-tamper.png, advice-line.png, advice-line-reason.png, ig-review.png, and the first pages of print-summary.png, print-transfer.png and print-personal.png (the first demo resident, with a CPR conflict; the tampered one's transfer pack)"
 
 test: deps ## run every test (real Badger, real Automerge, real websockets)
 	$(GO) vet ./...

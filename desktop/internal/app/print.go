@@ -141,9 +141,10 @@ func summaryPage(d *printout.Document, fs *FrontSheet) {
 		alertsItem(fs), attorneysItem(fs, false), decisionItem(fs.PlaceOfDeath), contactsItem(fs, true),
 	}
 	if fs.Tampered > 0 || len(fs.Altered) > 0 || len(fs.Problems) > 0 {
-		d.First = append(d.First, printout.Item{Label: "Record warnings", Lines: []printout.Line{{
-			Text: "Parts of this record failed its checks on the computer that printed it (shown above as unverified). " +
-				"Rely on the paper ReSPECT form and tell the home manager.", Style: printout.Danger}}})
+		warn := printout.Item{Label: "Record warning", Lines: []printout.Line{{
+			Text: "Parts of this record failed its checks on the computer that printed it; they are marked unverified and are not decisions. " +
+				"Rely on the paper ReSPECT form and tell the home manager.", Style: printout.Danger}}}
+		d.First = append([]printout.Item{warn}, d.First...)
 	}
 	d.FirstNote = "ReSPECT is a clinical recommendation, not a legal order: the signed paper form travels with the person. " +
 		"Last reviewed: " + fs.LastReviewed + "."

@@ -318,3 +318,75 @@ func TestPrintPersonalCopyLeavesOutStaffFields(t *testing.T) {
 		t.Fatalf("print audit %+v", ev)
 	}
 }
+
+// BenchmarkPrintFiveYearRecord prints the transfer pack of a resident with
+// five years of notes (five a day, an advice call with observations a
+// month) and the full care plan, the record read from the store as a
+// computer that has just started would. Target: ≤ 1 s a PDF.
+func BenchmarkPrintFiveYearRecord(b *testing.B) {
+	dir := b.TempDir()
+	testDevice(b, dir)
+	now := time.Date(2026, 11, 22, 20, 45, 0, 0, time.UTC)
+	c := &clock{t: now}
+	h, err := demo.NewHome("home-1", "Larch House", 1, 0, 5, now, testCertifier)
+	if err != nil {
+		b.Fatal(err)
+	}
+	r := h.Residents[0]
+	carer, _, _ := demo.Authors("bench", testCertifier)
+	nurse := testCertifier.Editor(record.Author{UserID: "u-nurse", Name: "Nurse Bo Lind", Role: record.AdviceClinician, RegNo: "NMC 12A3456E", DeviceID: "bench"})
+	notes := 0
+	for day := now.AddDate(-5, 0, 0); day.Before(now); day = day.AddDate(0, 0, 1) {
+		for k := 0; k < 5; k++ {
+			at := day.Add(time.Duration(7+3*k) * time.Hour)
+			carer.Rules.Now = func() time.Time { return at }
+			if _, err := carer.AddNote(r.Timeline, record.Note{Kind: record.NoteKindNote, Text: "Settled; ate most of lunch; walked to the garden with support.",
+				EventAt: record.Timestamp(at)}); err != nil {
+				b.Fatal(err)
+			}
+			notes++
+		}
+		if day.Day() == 1 {
+			at := day.Add(14 * time.Hour)
+			nurse.Rules.Now = func() time.Time { return at }
+			if _, err := nurse.AddNote(r.Timeline, record.Note{Kind: record.NoteKindAdviceCall, Text: "Call from the home", EventAt: record.Timestamp(at),
+				Call: &record.AdviceCall{Method: "phone", Caller: "Sam Senior", Concern: "fall", Advice: "observe", Outcome: "gp",
+					Observations: &record.Observations{RespRate: 20, SpO2: 95, Systolic: 118, Pulse: 88, Consciousness: "alert", Temperature: 37.1}}}); err != nil {
+				b.Fatal(err)
+			}
+		}
+	}
+	a, err := Open(dir, Options{Now: c.now, NoSync: true})
+	if err != nil {
+		b.Fatal(err)
+	}
+	if _, err := a.Unlock(staffID(b, a, "Dr Ada Quill"), gpPIN); err != nil {
+		b.Fatal(err)
+	}
+	seed(b, a, h.DirectoryID, h.Directory)
+	seed(b, a, r.RecordID, r.Record)
+	seed(b, a, r.TimelineID, r.Timeline)
+	a.Close()
+	// A computer just started: the first print reads the record from disk.
+	if a, err = Open(dir, Options{Now: c.now, NoSync: true}); err != nil {
+		b.Fatal(err)
+	}
+	defer a.Close()
+	if _, err := a.Unlock(staffID(b, a, "Dr Ada Quill"), gpPIN); err != nil {
+		b.Fatal(err)
+	}
+	var size int
+	b.ResetTimer()
+	t0 := time.Now()
+	for i := 0; i < b.N; i++ {
+		var out bytes.Buffer
+		if err := a.Print(r.RecordID, PrintRequest{Kind: PrintTransfer, Reason: "Fall with a painful hip"}, &out); err != nil {
+			b.Fatal(err)
+		}
+		size = out.Len()
+	}
+	per := time.Since(t0).Seconds() / float64(b.N)
+	b.StopTimer()
+	b.Logf("transfer pack of %d notes over five years and a 12-area plan: %.3f s a PDF of %d KB (target ≤ 1 s)", notes, per, size/1024)
+	b.ReportMetric(per, "s/pdf")
+}

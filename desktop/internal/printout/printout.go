@@ -95,7 +95,11 @@ type Item struct {
 type Line struct {
 	Text  string
 	Style Style
+	Gap   bool // a little space above it: a new part of the value
 }
+
+// lineGap is the space above a Line with Gap set, in millimetres.
+const lineGap = 1.2
 
 // Style is how a line is set.
 type Style int
@@ -143,7 +147,7 @@ func Write(w io.Writer, d *Document) error {
 		// The largest type at which the first page fits one sheet; at
 		// the smallest it may still run over rather than leave anything
 		// out.
-		for _, s := range []float64{1.12, 1.06, 1, 0.94, 0.88, 0.82, 0.76, 0.7} {
+		for _, s := range []float64{1.2, 1.12, 1.06, 1, 0.94, 0.88, 0.82, 0.76, 0.7} {
 			p.scale = s
 			if p.firstHeight() <= pageBottom-contentTop {
 				break
@@ -275,12 +279,12 @@ func (p *page) blocks(it Item, big bool) []block {
 	var out []block
 	switch dec.State {
 	case Settled:
-		b := block{big: big, lines: []Line{{dec.Text, Strong}}}
+		b := block{big: big, lines: []Line{{Text: dec.Text, Style: Strong}}}
 		if who := joinNonEmpty(", ", byWords(dec.By, p.d.Plain), dec.At); who != "" {
-			b.lines = append(b.lines, Line{who, Small})
+			b.lines = append(b.lines, Line{Text: who, Style: Small})
 		}
 		if dec.Reason != "" {
-			b.lines = append(b.lines, Line{"Reason: " + dec.Reason, Small})
+			b.lines = append(b.lines, Line{Text: "Reason: " + dec.Reason, Style: Small})
 		}
 		out = append(out, b)
 	case Conflict:
@@ -288,27 +292,27 @@ func (p *page) blocks(it Item, big bool) []block {
 		if p.d.Plain {
 			head = fmt.Sprintf("%d different decisions are recorded and have not yet been settled. Ask the home to have a doctor settle which applies.", len(dec.Sides))
 		}
-		b := block{big: big, tint: &redTint, edge: &red, lines: []Line{{head, Danger}}}
+		b := block{big: big, tint: &redTint, edge: &red, lines: []Line{{Text: head, Style: Danger}}}
 		for i, s := range dec.Sides {
-			b.lines = append(b.lines, Line{fmt.Sprintf("Decision %d: %s", i+1, s.Text), Strong},
-				Line{joinNonEmpty(", ", byWords(s.By, p.d.Plain), s.At, reasonWords(s.Reason)), Small})
+			b.lines = append(b.lines, Line{Text: fmt.Sprintf("Decision %d: %s", i+1, s.Text), Style: Strong, Gap: true},
+				Line{Text: joinNonEmpty(", ", byWords(s.By, p.d.Plain), s.At, reasonWords(s.Reason)), Style: Small})
 		}
 		out = append(out, b)
 	case Altered:
-		out = append(out, block{tint: &redTint, edge: &red, lines: []Line{{dec.Text, Danger}}})
+		out = append(out, block{tint: &redTint, edge: &red, lines: []Line{{Text: dec.Text, Style: Danger}}})
 	default:
 		text := "Not recorded"
 		if dec.Text != "" {
 			text = dec.Text
 		}
-		out = append(out, block{big: big, tint: &amberTint, lines: []Line{{text, Warn}}})
+		out = append(out, block{big: big, tint: &amberTint, lines: []Line{{Text: text, Style: Warn}}})
 	}
 	for _, u := range dec.Unverified {
-		b := block{edge: &red, lines: []Line{{strings.ToUpper(u.Heading) + ": it claims “" + u.Text + "”", Danger}}}
+		b := block{edge: &red, lines: []Line{{Text: strings.ToUpper(u.Heading) + ": it claims “" + u.Text + "”", Style: Danger}}}
 		if p.d.Plain {
-			b.lines = append(b.lines, Line{"It could not be checked, so it is not part of your plan. The home has been told.", Small})
+			b.lines = append(b.lines, Line{Text: "It could not be checked, so it is not part of your plan. The home has been told.", Style: Small})
 		} else {
-			b.lines = append(b.lines, Line{joinNonEmpty(", ", u.Claimed, u.At, u.Why), Small})
+			b.lines = append(b.lines, Line{Text: joinNonEmpty(", ", u.Claimed, u.At, u.Why), Style: Small})
 		}
 		out = append(out, b)
 	}
@@ -354,6 +358,9 @@ func (p *page) blockHeight(b block, width float64) float64 {
 	for i, l := range b.lines {
 		ls, lh := p.lines(l.Text, l.Style, b.big && i == 0, inner)
 		h += float64(len(ls)) * lh
+		if l.Gap && i > 0 {
+			h += lineGap
+		}
 	}
 	return h
 }
@@ -379,6 +386,9 @@ func (p *page) drawBlock(b block, x, width float64) {
 	}
 	for i, l := range b.lines {
 		ls, lh := p.lines(l.Text, l.Style, b.big && i == 0, inner)
+		if l.Gap && i > 0 {
+			y += lineGap
+		}
 		for _, s := range ls {
 			p.pdf.SetXY(ix, y)
 			p.pdf.CellFormat(inner, lh, s, "", 0, "LM", false, 0, "")
@@ -484,12 +494,12 @@ func (p *page) drawLead() {
 // noticeHeight measures the notice band.
 func (p *page) noticeHeight() float64 {
 	n := p.d.Notice
-	return p.blockHeight(block{tint: &band, lines: []Line{{n.Label, Small}, {n.Text, Strong}}}, contentW) + 3
+	return p.blockHeight(block{tint: &band, lines: []Line{{Text: n.Label, Style: Small}, {Text: n.Text, Style: Strong}}}, contentW) + 3
 }
 
 func (p *page) drawNotice() {
 	n := p.d.Notice
-	p.drawBlock(block{tint: &band, lines: []Line{{n.Label, Small}, {n.Text, Strong}}}, marginX, contentW)
+	p.drawBlock(block{tint: &band, lines: []Line{{Text: n.Label, Style: Small}, {Text: n.Text, Style: Strong}}}, marginX, contentW)
 	p.y += 3
 }
 
@@ -539,7 +549,7 @@ func (p *page) render() {
 		ls, lh := p.lines(p.d.FirstNote, Small, false, contentW)
 		p.room(1 + float64(len(ls))*lh)
 		p.y += 1
-		p.drawBlock(block{lines: []Line{{p.d.FirstNote, Small}}}, marginX, contentW)
+		p.drawBlock(block{lines: []Line{{Text: p.d.FirstNote, Style: Small}}}, marginX, contentW)
 	}
 	// The sections are set at full size wherever the first page's type
 	// had to shrink.
@@ -580,7 +590,7 @@ func (p *page) drawSection(s Section) {
 	p.pdf.Line(marginX, p.y+0.5, marginX+contentW, p.y+0.5)
 	p.y += 1.5
 	if s.Intro != "" {
-		p.drawBlock(block{lines: []Line{{s.Intro, Plain}}}, marginX, contentW)
+		p.drawBlock(block{lines: []Line{{Text: s.Intro, Style: Plain}}}, marginX, contentW)
 		p.y += 1.5
 	}
 	for _, it := range s.Items {

@@ -28,16 +28,16 @@ func sample(notes int) *Document {
 				Unverified: []Unverified{{Heading: "Unverified entry — not a decision", Text: "Full escalation", Claimed: "Dr Gone (claimed)",
 					At: "21 Nov 2026", Why: "its signature does not match"}}}},
 			{Label: "Allergies", Decision: &Decision{State: NotRecorded}},
-			{Label: "Alerts", Lines: []Line{{"Swallowing risk: thickened fluids level 2", Strong}}},
+			{Label: "Alerts", Lines: []Line{{Text: "Swallowing risk: thickened fluids level 2", Style: Strong}}},
 		},
 		FirstNote: "ReSPECT is a recommendation, not a legal order.",
 	}
 	var items []Item
 	for i := 0; i < notes; i++ {
-		items = append(items, Item{Label: "Note " + strconv.Itoa(i), Lines: []Line{{"Settled after a warm drink; slept through.", Plain}}})
+		items = append(items, Item{Label: "Note " + strconv.Itoa(i), Lines: []Line{{Text: "Settled after a warm drink; slept through.", Style: Plain}}})
 	}
 	d.Sections = []Section{{Title: "Notes", Items: items},
-		{Title: "A long note", Items: []Item{{Label: "22 Nov 2026", Lines: []Line{{strings.Repeat("Walked the corridor, then settled. ", 900), Plain}}}}}}
+		{Title: "A long note", Items: []Item{{Label: "22 Nov 2026", Lines: []Line{{Text: strings.Repeat("Walked the corridor, then settled. ", 900), Style: Plain}}}}}}
 	return d
 }
 
@@ -78,8 +78,8 @@ func TestOnePageShrinksToFit(t *testing.T) {
 	d := sample(0)
 	d.Sections = nil
 	for i := 0; i < 9; i++ {
-		d.First = append(d.First, Item{Label: "Contact " + strconv.Itoa(i), Lines: []Line{{"Jane Marlow (child, attorney)", Strong},
-			{"Day 020 7946 0000 · Night 07700 900000 · call at night: yes", Plain}}})
+		d.First = append(d.First, Item{Label: "Contact " + strconv.Itoa(i), Lines: []Line{{Text: "Jane Marlow (child, attorney)", Style: Strong},
+			{Text: "Day 020 7946 0000 · Night 07700 900000 · call at night: yes", Style: Plain}}})
 	}
 	var b bytes.Buffer
 	if err := Write(&b, d); err != nil {

@@ -1,6 +1,7 @@
 package ui
 
 import (
+	"io"
 	"time"
 
 	"haven/desktop/internal/app"
@@ -48,6 +49,7 @@ type (
 		Contacts(docid.ID) ([]record.Contact, error)
 		Notes(docid.ID) ([]app.NoteView, error)
 		History(docid.ID) ([]app.HistoryItem, error)
+		Print(docid.ID, app.PrintRequest, io.Writer) error
 		ScoreTyped(docid.ID, app.ObservationsForm) app.NEWS2View
 		ReviewDateChoices() []app.DateChoice
 		Today() string
@@ -109,6 +111,16 @@ type (
 		Report(home string) (app.Report, error)
 	}
 
+	// services: the region's directory of services for the last phase
+	// of life, held on every computer; who to call for a resident's home.
+	services interface {
+		Services(app.ServicesQuery) (app.ServiceList, error)
+		WhoToCall(docid.ID) app.WhoToCall
+		HomeArea() record.HomeArea
+		CanEditServices() bool
+		SaveService(record.Service) (app.Saved, error)
+	}
+
 	core interface {
 		session
 		team
@@ -118,6 +130,7 @@ type (
 		writer
 		region
 		reviewer
+		services
 	}
 )
 

@@ -39,6 +39,7 @@ type residentScreen struct {
 	lastDecide *decideForm     // the decision form opened last (tests)
 	discharge  *dischargeForm  // likewise
 	correction *correctionForm // likewise
+	printing   *printForm      // likewise
 }
 
 func newResidentScreen(u *UI, m *mainScreen, id docid.ID, fs *app.FrontSheet) *residentScreen {
@@ -87,7 +88,7 @@ func (s *residentScreen) build() fyne.CanvasObject {
 	s.current = caption("")
 	s.showAsOf(s.fs.AsOf, s.fs.Stale)
 
-	var actions []fyne.CanvasObject
+	actions := []fyne.CanvasObject{u.button("Print…", func() { s.printing = showPrint(u, s) })}
 	if s.m.perms.EditRecord {
 		actions = append(actions, u.button("Correct details…", func() { s.correction = showCorrection(u, s) }),
 			u.button("Discharge…", func() { s.discharge = showDischarge(u, s) }))

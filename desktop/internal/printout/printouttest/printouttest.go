@@ -91,4 +91,3 @@ func EveryPage(t testing.TB, pdf []byte, want ...string) int {
 	}
 	return n
 }
-

@@ -103,7 +103,7 @@ func parse(args []string) (config, error) {
 	fs.StringVar(&c.screenshot, "screenshot", "", "save a PNG of the window once the first view is ready, then exit")
 	fs.StringVar(&c.unlock, "unlock", "", "NAME:PIN to unlock at start (demos and screenshots)")
 	fs.BoolVar(&c.openFirst, "open-first", false, "open the first resident's front sheet")
-	fs.StringVar(&c.show, "show", "", "open a view at start instead: handover, staff or reports")
+	fs.StringVar(&c.show, "show", "", "open a view at start instead: handover, staff, reports or services")
 	if err := fs.Parse(args); err != nil {
 		return c, err
 	}

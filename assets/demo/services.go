@@ -30,7 +30,7 @@ var HomeArea = record.HomeArea{Postcode: "NW10 9QX", Borough: "Brent"}
 
 // ServicesCSV is the demo directory of services as a file to load, its
 // newest confirmation a fortnight before now, so that a demo shows most
-// services confirmed and one (confirmed eight months earlier) marked.
+// services confirmed and one (Brent Rapid Response, confirmed eight months earlier) marked.
 func ServicesCSV(now time.Time) string {
 	shift := now.AddDate(0, 0, -14).Sub(servicesAsOf).Round(24 * time.Hour)
 	lines := strings.Split(servicesCSV, "\n")

@@ -63,9 +63,9 @@ type ServiceView struct {
 	record.Service
 	KindLabel   string
 	OpenNow     bool
-	Unconfirmed bool   // details not confirmed for six months or more
-	PhoneNow    string // the number to ring now
-	Hours       []string
+	Unconfirmed bool     // details not confirmed for six months or more
+	PhoneNow    string   // the number to ring now
+	Hours       []string // the week's hours in words, days alike together
 }
 
 // ServicesQuery is what the Services screen asks: words, an area as typed
@@ -126,8 +126,18 @@ func (a *App) Services(q ServicesQuery) (ServiceList, error) {
 func viewService(s record.Service, now time.Time) ServiceView {
 	v := ServiceView{Service: s, KindLabel: record.ServiceKindLabel(s.Kind), OpenNow: s.OpenAt(now),
 		Unconfirmed: s.Unconfirmed(now), PhoneNow: s.PhoneAt(now)}
-	for i, d := range record.Weekdays {
-		v.Hours = append(v.Hours, fmt.Sprintf("%s %s", dayLabels[d], hoursLabel(s.Hours[i])))
+	// Days in a row with the same hours are one entry: "Mon–Fri 09:00–17:00".
+	for i := 0; i < len(record.Weekdays); {
+		j := i
+		for j+1 < len(record.Weekdays) && strings.EqualFold(strings.TrimSpace(s.Hours[j+1]), strings.TrimSpace(s.Hours[i])) {
+			j++
+		}
+		days := dayLabels[record.Weekdays[i]]
+		if j > i {
+			days += "–" + dayLabels[record.Weekdays[j]]
+		}
+		v.Hours = append(v.Hours, fmt.Sprintf("%s %s", days, hoursLabel(s.Hours[i])))
+		i = j + 1
 	}
 	return v
 }

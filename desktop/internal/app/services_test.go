@@ -71,7 +71,7 @@ func TestServicesOfflineSearchAndWhoToCall(t *testing.T) {
 	}
 	all, _ := a.Services(ServicesQuery{})
 	for _, s := range all.Services {
-		if s.Unconfirmed != (s.ID == "kilburn-ph") {
+		if s.Unconfirmed != (s.ID == "brent-rr") {
 			t.Errorf("%s marked unconfirmed = %v (confirmed %s)", s.ID, s.Unconfirmed, s.Confirmed)
 		}
 	}

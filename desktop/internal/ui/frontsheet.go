@@ -57,7 +57,8 @@ func (f *frontSheet) show(fs *app.FrontSheet) {
 	}
 	// Two independent columns, so a tall card (a conflict, a long ceiling)
 	// pushes down only its own column and the summary stays on one screen.
-	left := container.NewVBox(f.decision(fs.CPR, true, ""), f.allergies(fs.Allergies), f.alerts(fs.Alerts, fs.AlertIDs), f.attorneys(fs.Attorneys, fs.Contacts))
+	left := container.NewVBox(f.decision(fs.CPR, true, ""), f.allergies(fs.Allergies), f.alerts(fs.Alerts, fs.AlertIDs), f.attorneys(fs.Attorneys, fs.Contacts),
+		whoToCall(f.u.app.WhoToCall(fs.ID)))
 	right := container.NewVBox(f.decision(fs.Focus, true, ""), f.decision(fs.Ceiling, false, ""),
 		container.NewGridWithColumns(2, f.decision(fs.PlaceOfDeath, false, ""), f.decision(fs.ADRT, false, "")),
 		f.contacts(fs.Contacts, fs.Attorneys))

@@ -48,6 +48,7 @@ type mainScreen struct {
 	staff     *staffScreen
 	handover  *handoverScreen
 	reports   *reportsScreen
+	services  *servicesScreen
 
 	findButton *widget.Button // on the advice line: back to the region search
 	reviews    reviewState    // for an IG lead: what awaits review
@@ -86,6 +87,7 @@ func (m *mainScreen) build() fyne.CanvasObject {
 	if m.perms.AddNote && !u.app.AdviceLine() {
 		actions.Add(u.button("Handover", m.showHandover))
 	}
+	actions.Add(u.button("Services", m.showServices))
 	if m.perms.ManageStaff {
 		actions.Add(u.button("Staff", m.showStaff))
 		if !u.app.AdviceLine() {
@@ -168,6 +170,8 @@ func (m *mainScreen) afterList() {
 			m.showStaff()
 		case "reports":
 			m.showReports()
+		case "services":
+			m.showServices()
 		}
 	}
 	if !u.opts.OpenFirst || m.resident != nil {
@@ -183,6 +187,7 @@ func (m *mainScreen) setDetail(o fyne.CanvasObject) {
 // drop forgets the view on the right, before another replaces it.
 func (m *mainScreen) drop() {
 	m.resident, m.inbox, m.admission, m.glass, m.review, m.staff, m.handover, m.reports = nil, nil, nil, nil, nil, nil, nil, nil
+	m.services = nil
 }
 
 // showView puts v on the right, after the view before it is dropped and
@@ -193,6 +198,11 @@ func showView[V interface{ build() fyne.CanvasObject }](m *mainScreen, field *V,
 	m.list.selectNone()
 	*field = v
 	m.setDetail(v.build())
+}
+
+// showServices shows the directory of services.
+func (m *mainScreen) showServices() {
+	showView(m, &m.services, newServicesScreen(m.u, m))
 }
 
 // showReports shows the home's figures, for a manager.

@@ -340,6 +340,10 @@ func transferSections(d *printout.Document, fs *FrontSheet, v *printViews) {
 	care := printout.Section{Title: "Care plan in brief"}
 	for i := range plan {
 		p := &plan[i]
+		if p.Need == "" && p.Support == "" {
+			care.Items = append(care.Items, textItem(p.Label, ""))
+			continue
+		}
 		care.Items = append(care.Items, printout.Item{Label: p.Label, Lines: []printout.Line{
 			{Text: joinWords(" · ", p.Need, levelWords(p.Level)), Style: printout.Strong},
 			{Text: p.Support, Style: printout.Plain}}})

@@ -188,6 +188,13 @@ func TestPrintShowsConflictUnverifiedAndNotRecorded(t *testing.T) {
 			t.Errorf("the summary of a resident without decisions lacks %q followed by Not recorded:\n%s", label, txt)
 		}
 	}
+	for _, kind := range []string{PrintTransfer, PrintPersonal} {
+		txt := printouttest.Words(t, printed(t, a, bare, PrintRequest{Kind: kind, Reason: "fall"}))
+		mustContain(t, kind+" of a resident without decisions", txt, "Not recorded")
+		if kind == PrintTransfer {
+			mustContain(t, "the transfer pack of a new resident", txt, "No NEWS2 recorded", "No notes recorded", "Personal care Not recorded")
+		}
+	}
 }
 
 // TestPrintTransferPack: the summary, then what matters to the person,

@@ -73,6 +73,7 @@ run-hub: build ## open a second desktop as the GP hub (run while 'make run' is o
 screenshots: build ## render the front sheet, resident list, handover, staff, reports, advice line and IG review to docs/screenshots (real binary under Xvfb, offline demo)
 	@set -e; d=$$(mktemp -d); trap 'rm -rf $$d' EXIT; mkdir -p docs/screenshots; \
 	LANG=C.UTF-8 xvfb-run -a -s "-screen 0 1400x900x24" $(BIN)/desktop -data $$d -seed-demo 40 -unlock "Dr Ada Quill:271828" -open-first -screenshot docs/screenshots/front-sheet.png; \
+	LANG=C.UTF-8 xvfb-run -a -s "-screen 0 1400x900x24" $(BIN)/desktop -data $$d -unlock "Sam Senior:246810" -show services -screenshot docs/screenshots/services.png; \
 	LANG=C.UTF-8 xvfb-run -a -s "-screen 0 1400x900x24" $(BIN)/desktop -data $$d -unlock "Dr Ada Quill:271828" -screenshot docs/screenshots/list.png; \
 	LANG=C.UTF-8 xvfb-run -a -s "-screen 0 1400x900x24" $(BIN)/desktop -data $$d -unlock "Mo Manager:314159" -show handover -screenshot docs/screenshots/handover.png; \
 	LANG=C.UTF-8 xvfb-run -a -s "-screen 0 1400x900x24" $(BIN)/desktop -data $$d -unlock "Mo Manager:314159" -show staff -screenshot docs/screenshots/staff.png; \

@@ -72,8 +72,10 @@ func TestAdviceLineFetchesNotCopies(t *testing.T) {
 	}
 	marlow := admit("Marlow", "9990000018")
 	other := admit("Quince", "9990000026")
+	third := admit("Rowan", "9990000034")
 	waitFor(t, "the relay to hold the records and directory", func() bool {
-		return home.client.Synced(marlow.RecordID) && home.client.Synced(other.RecordID) && home.client.Synced(dirID)
+		return home.client.Synced(marlow.RecordID) && home.client.Synced(other.RecordID) && home.client.Synced(third.RecordID) &&
+			home.client.Synced(dirID)
 	})
 
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
@@ -132,6 +134,10 @@ func TestAdviceLineFetchesNotCopies(t *testing.T) {
 	if advice.has(other.RecordID) {
 		t.Fatal("a record whose consent to share was withdrawn reached the advice line")
 	}
+	found, err := advice.client.Search(ctx, wire.SearchQuery{ID: "q5", NHSNumber: home.record(other.RecordID).Identity.NHSNumber})
+	if err != nil || len(found.Matches) != 1 || !found.Matches[0].NotShared {
+		t.Fatalf("searching for a person who withdrew consent to share: %+v, %v; want one match, marked not shared", found, err)
+	}
 	if err := open(advice.claim(adviceEnr, wire.ActionBreakGlass, id, "Call from Larch House about a fall at night")); err != nil {
 		t.Fatal(err)
 	}
@@ -148,7 +154,7 @@ func TestAdviceLineFetchesNotCopies(t *testing.T) {
 		access.Detail != "Call from Larch House about a fall at night" {
 		t.Fatalf("the access is not on record as the relay's, with the clinician and reason: %+v", access)
 	}
-	advice.requestUnavailable(other.RecordID) // one opening, one resident
+	advice.requestUnavailable(third.RecordID) // one opening, one resident
 
 	// While kept, the record syncs: the home's change reaches the line.
 	home.edit(marlow.RecordID, func(doc *crdt.Doc) error {

@@ -29,6 +29,7 @@ var kindLabels = map[Kind]string{
 	KindCPR: "CPR recommendation", KindFocus: "Clinical focus", KindCeiling: "Ceiling of treatment",
 	KindAllergies: "Allergies", KindADRT: "Advance decision to refuse treatment",
 	KindPlaceOfDeath: "Preferred place of death", KindAttorney: "Attorney authority over life-sustaining treatment",
+	KindHome: "Transfer to another care home",
 }
 
 // Label is the kind as staff read it.
@@ -61,6 +62,10 @@ func CanDecide(r Role, k Kind) bool {
 		return r.Clinician() || r == SeniorCarer || r == HomeManager
 	case KindAttorney:
 		return r.Clinician() || r == HomeManager
+	case KindHome:
+		// A move between homes is the sending home's decision, made by
+		// its registered manager (transfer.go).
+		return r == HomeManager
 	}
 	return false
 }

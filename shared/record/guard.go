@@ -132,6 +132,9 @@ type Guard struct {
 	st       *structure
 	unproven string
 	inChange map[objKey]bool // see check
+	// home and homeHead: where the record's chain of transfers has reached
+	// and its last entry (transfer.go); "" before the first.
+	home, homeHead string
 }
 
 // NewGuard returns the guard of document id, knowing nothing yet.
@@ -238,6 +241,17 @@ func (g *Guard) setContainer(name string, id crdt.OpID) {
 	})
 }
 
+// setHome moves the chain of transfers on, undoably.
+func (g *Guard) setHome(home, head string) {
+	oldHome, oldHead := g.home, g.homeHead
+	g.home, g.homeHead = home, head
+	g.undo = append(g.undo, func() { g.home, g.homeHead = oldHome, oldHead })
+}
+
+// Home is the organisation holding the record as the changes taken in
+// say: its first home, or where its transfers end.
+func (g *Guard) Home() string { return g.home }
+
 func (g *Guard) markWritten(obj crdt.OpID, key, subject string) {
 	m := g.written[obj]
 	if m == nil {
@@ -269,6 +283,12 @@ func (g *Guard) apply(c *crdt.DecodedChange) {
 		switch {
 		case op.Obj == crdt.Root && op.Action == crdt.ActMakeMap:
 			g.setContainer(op.Key, op.ID)
+			if op.Key == "transfers" && g.typ == TypeResident {
+				g.kinds[op.ID] = KindHome
+				g.undo = append(g.undo, func() { delete(g.kinds, op.ID) })
+			}
+		case op.Obj == crdt.Root && op.Key == "home" && op.Action == crdt.ActPut && op.Value.Kind == crdt.ValString && g.home == "":
+			g.setHome(op.Value.Str, "")
 		case op.Obj == g.containers["decisions"] && op.Obj != crdt.Root && op.Action == crdt.ActMakeMap:
 			g.setContainer("decisions."+op.Key, op.ID)
 			k := Kind(op.Key)
@@ -276,6 +296,11 @@ func (g *Guard) apply(c *crdt.DecodedChange) {
 			g.undo = append(g.undo, func() { delete(g.kinds, op.ID) })
 		case op.Action == crdt.ActPut && g.watched(op.Obj):
 			g.markWritten(op.Obj, op.Key, entrySubject(g.kinds[op.Obj], op.Value.Str))
+			if g.kinds[op.Obj] == KindHome {
+				if e, t, ok := transferEntry(op.Value.Str); ok && transferFollows(g.home, g.homeHead, e, t) == "" {
+					g.setHome(t.To, e.ID)
+				}
+			}
 		}
 	}
 }
@@ -329,6 +354,16 @@ func (g *Guard) check(c *crdt.DecodedChange, trust *cert.Trust) error {
 		if op.Obj == crdt.Root {
 			if slices.Contains(schema.scalars, op.Key) || slices.Contains(schema.maps, op.Key) {
 				return fail(RuleFixedField, op.Key)
+			}
+			if g.typ == TypeResident && op.Key == "transfers" {
+				if _, made := g.containers["transfers"]; made || op.Action != crdt.ActMakeMap || g.inChange[objKey{crdt.Root, op.Key}] {
+					return &RuleError{Rule: RuleTransfer, Detail: TransferMapTwice, Path: "transfers", Change: c.Hash}
+				}
+				g.inChange[objKey{crdt.Root, op.Key}] = true
+				// Entries written into it by this same change are
+				// checked as entries (apply registers it for good).
+				g.kinds[op.ID] = KindHome
+				g.undo = append(g.undo, func() { delete(g.kinds, op.ID) })
 			}
 			continue
 		}
@@ -407,6 +442,9 @@ func checkKindOfOp(op crdt.Op) string {
 func (g *Guard) checkEntry(c *crdt.DecodedChange, op crdt.Op, trust *cert.Trust, fail func(string, string) error) error {
 	k := g.kinds[op.Obj]
 	path := "decisions." + string(k)
+	if k == KindHome {
+		path = "transfers"
+	}
 	if rule := g.appendOnly(op, RuleDecisionDeleted, RuleDecisionRewrite, RuleDecisionBad); rule != "" {
 		return fail(rule, path)
 	}
@@ -420,8 +458,21 @@ func (g *Guard) checkEntry(c *crdt.DecodedChange, op crdt.Op, trust *cert.Trust,
 	if g.observing {
 		return nil
 	}
-	if _, err := VerifyEntry(trust, g.docID, k, op.Key, e); err != nil {
+	ve, err := VerifyEntry(trust, g.docID, k, op.Key, e)
+	if err != nil {
 		return &RuleError{Rule: RuleDecisionUnver, Detail: EntryCode(err), Path: path, Change: c.Hash}
+	}
+	if k == KindHome {
+		// One move a change, following the chain as it stands.
+		_, t, _ := transferEntry(op.Value.Str)
+		why := transferFollows(g.home, g.homeHead, ve, t)
+		if why == "" && g.inChange[objKey{op.Obj, ""}] {
+			why = TransferNotLatest
+		}
+		if why != "" {
+			return &RuleError{Rule: RuleTransfer, Detail: why, Path: "transfers", Change: c.Hash}
+		}
+		g.inChange[objKey{op.Obj, ""}] = true
 	}
 	for _, id := range e.Supersedes {
 		if subject, ok := g.written[op.Obj][id]; !ok || subject != e.Subject {
@@ -468,6 +519,11 @@ func (g *Guard) checkCreation(c *crdt.DecodedChange, fail func(string, string) e
 	}
 	if h, _ := str("home"); typ == TypeServices && h != Region {
 		return fail(RuleSchema, "home")
+	}
+	if _, ok := root["transfers"]; ok && typ == TypeResident {
+		// A record begins at its first home; a move is a later, signed
+		// change.
+		return &RuleError{Rule: RuleTransfer, Detail: TransferMapTwice, Path: "transfers", Change: c.Hash}
 	}
 	if typ == TypeResident {
 		decisions := root["decisions"].ID

@@ -249,15 +249,19 @@ type Observations struct {
 
 // Record is a resident's whole record as read from its document.
 type Record struct {
-	ID       docid.ID
-	Schema   int64
-	Home     string
-	Identity Identity
-	Contacts []Contact // by call order, then name; removed contacts included
-	Alerts   []Alert
-	CarePlan []CarePlanEntry // in Domains order
-	Wishes   Wishes
-	Timeline docid.ID // the document holding the resident's notes
+	ID     docid.ID
+	Schema int64
+	Home   string // where the record was created
+	// CurrentHome holds the record now: Home, or where its verified
+	// transfers end (transfer.go); Transfers are those moves, in order.
+	CurrentHome string
+	Transfers   []TransferView
+	Identity    Identity
+	Contacts    []Contact // by call order, then name; removed contacts included
+	Alerts      []Alert
+	CarePlan    []CarePlanEntry // in Domains order
+	Wishes      Wishes
+	Timeline    docid.ID // the document holding the resident's notes
 	// Decisions by kind; attorney authority keyed "attorneyAuthority/<contactID>".
 	Decisions map[string]*DecisionState
 	// Problems names parts of the document that could not be read (paths, no

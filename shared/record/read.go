@@ -39,6 +39,9 @@ func FromTree(root map[string]any, trust *cert.Trust) *Record {
 		r.Problems = append(r.Problems, "type: not a resident record")
 	}
 	r.Home = asString(root["home"])
+	var problems []string
+	r.CurrentHome, r.Transfers, problems = homeChain(asString(root["id"]), r.Home, asMap(root["transfers"]), trust)
+	r.Problems = append(r.Problems, problems...)
 	r.Problems = append(r.Problems, fromFields(asMap(root["identity"]), &r.Identity, "identity")...)
 
 	for id, v := range asMap(root["contacts"]) {

@@ -157,6 +157,8 @@ func decodeValue(k Kind, raw string) (any, error) {
 		v = &PlaceOfDeath{}
 	case KindAttorney:
 		v = &AttorneyAuthority{}
+	case KindHome:
+		v = &Transfer{}
 	default:
 		return nil, fmt.Errorf("unknown kind %q", k)
 	}
@@ -173,6 +175,8 @@ func decodeValue(k Kind, raw string) (any, error) {
 	case *PlaceOfDeath:
 		return *x, nil
 	case *AttorneyAuthority:
+		return *x, nil
+	case *Transfer:
 		return *x, nil
 	}
 	return nil, errors.New("unreachable")

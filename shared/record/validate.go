@@ -453,6 +453,15 @@ func ValidateDecision(k Kind, subject string, value any, reason string, by Autho
 		if _, ok := value.(AttorneyAuthority); !ok {
 			c.fail("attorneyAuthority", "value must be an AttorneyAuthority")
 		}
+	case KindHome:
+		v, ok := value.(Transfer)
+		if !ok {
+			c.fail("transfer", "value must be a Transfer")
+		}
+		c.required("transfer.to", v.To)
+		c.required("transfer.toName", v.ToName)
+		c.maxLen("transfer.toName", v.ToName, shortText)
+		c.required("reason", reason)
 	default:
 		c.fail("kind", "unknown decision kind %q", k)
 	}

@@ -122,6 +122,7 @@ const (
 	CodeNotPermitted  = "not-permitted"  // the signed-in member of staff may not do this (unsigned, or the wrong role or organisation)
 	CodeNotFound      = "not-found"      // no such record (or none this device may ask for)
 	CodeNotShared     = "not-shared"     // the person withdrew consent to share their record beyond their home
+	CodeTransferred   = "transferred"    // the record moved to another care home (haven-gone's message names it)
 )
 
 // RuleCode is the error code for a change refused because it breaks a
@@ -249,6 +250,9 @@ type SearchMatch struct {
 	DateOfBirth   string `json:"dateOfBirth"`
 	NHSNumber     string `json:"nhsNumber"`
 	Status        string `json:"status"`
+	// NotShared: the person withdrew consent to share the record beyond
+	// their home; it will not open here: call the home.
+	NotShared bool `json:"notShared,omitempty"`
 }
 
 // OpenRequest is a haven-open message's data: an advice-line clinician

@@ -52,8 +52,9 @@ const (
 	TypeHavenOpen   Type = "haven-open"   // OpenRequest, answered by OpenResult (then the documents)
 	TypeHavenReview Type = "haven-review" // ReviewRequest, answered by ReviewList
 	// haven-gone: relay → client, documents this device held and may hold
-	// no longer (code says why: CodeNotShared); the device deletes its copies
-	// and asks for them again only when the relay lists them.
+	// no longer (code says why: CodeNotShared, CodeTransferred, with the
+	// receiving home's name as message); the device deletes its copies and
+	// asks for them again only when the relay lists them.
 	TypeHavenGone Type = "haven-gone"
 )
 
@@ -189,7 +190,7 @@ var schemas = map[Type]field{
 	TypeHavenSearch:              fSender | fTarget | fData,
 	TypeHavenOpen:                fSender | fTarget | fData,
 	TypeHavenReview:              fSender | fTarget | fData,
-	TypeHavenGone:                fSender | fTarget | fDocumentIDs | fErrorCode,
+	TypeHavenGone:                fSender | fTarget | fDocumentIDs | fErrorCode | fErrorMessage,
 }
 
 // unknownSchema is what Decode reads and Encode writes for unknown types.

@@ -64,7 +64,7 @@ func explain(err error) error {
 			msg = "You cannot " + msg[:i] + ": your role does not allow it. Ask a senior colleague or clinician."
 		}
 		return &Problem{Message: msg, Err: err}
-	case errors.Is(err, ErrLockedScreen), errors.Is(err, ErrNotHeld):
+	case errors.Is(err, ErrLockedScreen), errors.Is(err, ErrNotHeld), errors.Is(err, ErrNotShared):
 		return err
 	case errors.Is(err, repo.ErrNotFound), errors.Is(err, record.ErrNotFound):
 		return &Problem{Message: "That item is no longer in this record; it may have been changed on another computer. Reopen the record.", Err: err}
@@ -85,8 +85,7 @@ func (a *App) change(id, resident docid.ID, op string, fn func(ed *record.Editor
 	}
 	h, err := a.repo.Open(id)
 	if errors.Is(err, repo.ErrNotFound) {
-		a.request(id)
-		return Saved{}, ErrNotHeld
+		return Saved{}, a.missing(id)
 	}
 	if err != nil {
 		return Saved{}, explain(err)

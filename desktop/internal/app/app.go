@@ -98,6 +98,10 @@ type App struct {
 	// trustState is who this computer believes is certified (staff.go).
 	trustState staffTrust
 
+	// letGo marks the documents the relay said this computer may hold no
+	// longer; set with the store.
+	letGo *letGoSet
+
 	watchMu sync.Mutex // guards watches; taken without mu
 	watches map[docid.ID]*watched
 }
@@ -251,6 +255,7 @@ func (a *App) startLocked(master []byte) error {
 	if err := a.idx.load(); err != nil {
 		a.log.Error("building the resident list", "err", err)
 	}
+	a.letGo = a.loadLetGo()
 	ctx, cancel := context.WithCancel(context.Background())
 	a.cancel = cancel
 	a.done = make(chan struct{})
@@ -270,6 +275,7 @@ func (a *App) startLocked(master []byte) error {
 		OnTrust:    a.onTrust,
 		OnError:    a.relayError,
 		OnWho:      a.onWho,
+		LetGo:      a.letGo,
 	})
 	go func() {
 		defer close(a.done)

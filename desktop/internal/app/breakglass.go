@@ -82,6 +82,9 @@ type RegionMatch struct {
 	HomeName    string
 	Status      string
 	Held        bool // opened, and still on this computer
+	// NotShared: the person withdrew consent to share their record beyond
+	// their home; the relay will not open it for a call.
+	NotShared bool
 }
 
 // CanSearchRegion reports whether the signed-in member of staff finds
@@ -139,7 +142,7 @@ func (a *App) SearchRegion(nhsNumber, familyName, dateOfBirth string) ([]RegionM
 		r := Row{GivenName: m.GivenName, FamilyName: m.FamilyName, PreferredName: m.PreferredName}
 		_, held := a.openedRecord(id)
 		out = append(out, RegionMatch{ID: id, Name: r.Name(), DateOfBirth: m.DateOfBirth, NHSNumber: m.NHSNumber,
-			HomeName: m.HomeName, Status: m.Status, Held: held})
+			HomeName: m.HomeName, Status: m.Status, Held: held, NotShared: m.NotShared})
 	}
 	return out, nil
 }

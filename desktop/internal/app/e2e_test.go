@@ -149,6 +149,39 @@ func eventually(t *testing.T, what string, cond func() bool, apps ...*App) {
 	}
 }
 
+// demoRelay starts a relay with the demonstration organisations and
+// returns it with their IDs by kind, as `syncd demo` prints them ("home",
+// "hub", "advice").
+func demoRelay(t *testing.T) (*relay, map[string]string) {
+	r := &relay{t: t, bin: syncdBinary(t), data: t.TempDir(), addr: freeAddr(t)}
+	orgs := map[string]string{}
+	for _, m := range regexp.MustCompile(`(?m)^(\w+)=(\S+)$`).FindAllStringSubmatch(r.syncd("demo"), -1) {
+		orgs[m[1]] = m[2]
+	}
+	r.start()
+	t.Cleanup(r.stop)
+	return r, orgs
+}
+
+// downloaded waits for each desktop to hold the demo home's 40 records.
+func downloaded(t *testing.T, apps ...*App) {
+	t.Helper()
+	eventually(t, "the desktops to download the home", func() bool {
+		for _, a := range apps {
+			n := 0
+			for _, r := range a.Residents(Filter{}) {
+				if r.Held {
+					n++
+				}
+			}
+			if n != 40 {
+				return false
+			}
+		}
+		return true
+	}, apps...)
+}
+
 func account(name string) DemoAccount {
 	for _, a := range DemoAccounts {
 		if a.Name == name {
@@ -164,25 +197,12 @@ func account(name string) DemoAccount {
 // for the same resident; both come back; both show the conflict naming both
 // decisions; one resolves it; both converge on the resolution.
 func TestOfflineConflictEndToEnd(t *testing.T) {
-	r := &relay{t: t, bin: syncdBinary(t), data: t.TempDir(), addr: freeAddr(t)}
-	ids := r.syncd("demo")
-	home := regexp.MustCompile(`home=(\S+)`).FindStringSubmatch(ids)[1]
-	hub := regexp.MustCompile(`hub=(\S+)`).FindStringSubmatch(ids)[1]
-	r.start()
-	t.Cleanup(r.stop)
+	r, orgs := demoRelay(t)
+	home, hub := orgs["home"], orgs["hub"]
 
 	careHome := r.desktop(home, "Larch nurses' station", account("Dr Ada Quill"))
 	hubLaptop := r.desktop(hub, "Hub laptop", account("Dr Priya Shah"))
-	held := func(a *App) int {
-		n := 0
-		for _, r := range a.Residents(Filter{}) {
-			if r.Held {
-				n++
-			}
-		}
-		return n
-	}
-	eventually(t, "both desktops to download the home", func() bool { return held(careHome) == 40 && held(hubLaptop) == 40 }, careHome, hubLaptop)
+	downloaded(t, careHome, hubLaptop)
 	resident := careHome.Residents(Filter{})[7]
 	if _, err := hubLaptop.FrontSheet(resident.ID); err != nil {
 		t.Fatalf("hub opens the resident: %v", err)
@@ -258,7 +278,7 @@ func TestOfflineConflictEndToEnd(t *testing.T) {
 	}
 	// The advice line opens the resident with a typed reason; the IG lead
 	// sees the access awaiting review at the relay.
-	advice := regexp.MustCompile(`advice=(\S+)`).FindStringSubmatch(ids)[1]
+	advice := orgs["advice"]
 	adviceLine := r.desktop(advice, "Advice line console", account("Nurse Bo Lind"))
 	if _, err := adviceLine.FrontSheet(resident.ID); !errors.Is(err, ErrNeedsReason) {
 		t.Fatalf("advice line opened a record without a reason: %v", err)

@@ -31,8 +31,11 @@ type Row struct {
 	Room          string   `json:"room"`
 	Status        string   `json:"status"`
 	Held          bool     `json:"held"` // the record is on this computer
-	CPR           string   `json:"cpr"`  // current value; "" not recorded; "conflict"
-	Conflicts     []string `json:"conflicts,omitempty"`
+	// NotShared: this computer let the record go at the relay's word (its
+	// person withdrew consent to share it beyond their home). Set as read.
+	NotShared bool     `json:"-"`
+	CPR       string   `json:"cpr"` // current value; "" not recorded; "conflict"
+	Conflicts []string `json:"conflicts,omitempty"`
 	// Tampered counts decision entries that are not decisions (they fail
 	// verification): the manager's tamper alert.
 	Tampered int `json:"tampered,omitempty"`
@@ -588,6 +591,7 @@ func (a *App) Residents(f Filter) []Row {
 		if reviews {
 			r.reviewsOn(day)
 		}
+		r.NotShared = !r.Held && a.letGo.Marked(r.ID)
 		r.Activity = r.RecordActivity
 		if r.TimelineActivity.After(r.Activity) {
 			r.Activity = r.TimelineActivity

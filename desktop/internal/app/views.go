@@ -252,8 +252,7 @@ func (a *App) record(id docid.ID) (*record.Record, *repo.Handle, error) {
 	}
 	h, err := a.repo.Open(id)
 	if errors.Is(err, repo.ErrNotFound) {
-		a.request(id)
-		return nil, nil, ErrNotHeld
+		return nil, nil, a.missing(id)
 	}
 	if err != nil {
 		return nil, nil, err
@@ -547,8 +546,7 @@ func (a *App) Notes(id docid.ID) ([]NoteView, error) {
 	}
 	rh, err := a.repo.Open(id)
 	if errors.Is(err, repo.ErrNotFound) {
-		a.request(id)
-		return nil, ErrNotHeld
+		return nil, a.missing(id)
 	}
 	if err != nil {
 		return nil, err
@@ -559,8 +557,7 @@ func (a *App) Notes(id docid.ID) ([]NoteView, error) {
 	}
 	h, err := a.repo.Open(tid)
 	if errors.Is(err, repo.ErrNotFound) {
-		a.request(tid)
-		return nil, ErrNotHeld
+		return nil, a.missing(tid)
 	}
 	if err != nil {
 		return nil, err

@@ -20,6 +20,10 @@ type matchView struct {
 	Opened bool   // opened for a call, still on this computer
 }
 
+// NotSharedWords head a search result whose record its person keeps at
+// their home; the home's name follows.
+const NotSharedWords = "Record not shared beyond the home: call "
+
 // matchFor words a region search result.
 func matchFor(r app.RegionMatch) matchView {
 	v := matchView{Name: r.Name, Where: r.HomeName, Opened: r.Held}
@@ -152,7 +156,10 @@ func (r *regionSearch) showResults(found []app.RegionMatch, none string) {
 	r.results.Add(subheading(plural(len(found), "resident", "residents") + " found"))
 	for _, x := range found {
 		v := matchFor(x)
-		open := r.u.button("Open for a call…", func() { r.m.open(x.ID, v.Name+" · "+v.Detail+" · "+v.Where) })
+		var open fyne.CanvasObject = r.u.button("Open for a call…", func() { r.m.open(x.ID, v.Name+" · "+v.Detail+" · "+v.Where) })
+		if x.NotShared {
+			open = text(NotSharedWords+x.HomeName, toneWarning, true)
+		}
 		name := container.NewHBox(text(v.Name, toneNeutral, true))
 		if v.Opened {
 			b := newBadge()

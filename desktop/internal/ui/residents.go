@@ -39,6 +39,8 @@ func rowFor(r app.Row) rowView {
 	}
 	v.Detail = strings.Join(parts, " · ")
 	switch {
+	case r.NotShared:
+		v.CPR, v.CPRTone = "Record not shared: kept by the care home only. Ask the home", toneWarning
 	case !r.Held:
 		v.CPR, v.CPRTone = "Record downloading: CPR status not known yet", toneInfo
 	case r.CPRConflict():

@@ -274,8 +274,11 @@ func (m *mainScreen) open(id docid.ID, name string) {
 	if err != nil {
 		m.u.log.Warn("opening a record", "doc", id.String(), "err", err)
 		m.problem(err)
-		if errors.Is(err, app.ErrNotHeld) {
+		switch {
+		case errors.Is(err, app.ErrNotHeld):
 			m.setDetail(container.NewPadded(wrapped(err.Error(), toneInfo, true)))
+		case errors.Is(err, app.ErrNotShared):
+			m.setDetail(container.NewPadded(wrapped(err.Error(), toneWarning, true)))
 		}
 		return
 	}

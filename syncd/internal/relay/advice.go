@@ -143,7 +143,8 @@ func (s *Server) searchDirs(ctx context.Context, match func(home orgs.Org, e rec
 		for _, e := range desc.Directory {
 			if len(out) < wire.MaxSearchMatches && match(o, e) && s.owner(e.ID) == o.ID {
 				out = append(out, wire.SearchMatch{Record: e.ID, Home: o.ID, HomeName: o.Name, GivenName: e.GivenName,
-					FamilyName: e.FamilyName, PreferredName: e.PreferredName, DateOfBirth: e.DateOfBirth, NHSNumber: e.NHSNumber, Status: e.Status})
+					FamilyName: e.FamilyName, PreferredName: e.PreferredName, DateOfBirth: e.DateOfBirth, NHSNumber: e.NHSNumber, Status: e.Status,
+					NotShared: s.isPrivate(e.ID)})
 			}
 		}
 	}

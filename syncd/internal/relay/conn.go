@@ -367,16 +367,19 @@ func (c *conn) syncMessage(m wire.Message) {
 	s := c.s
 	doc := m.DocumentID
 	changes := crdt.CountChanges(m.Data) // 0 for a malformed message
-	// Owners are only ever added, so one read before the lock holds: a
-	// document that appears meanwhile is treated as missing, as it was.
+	// One read before the lock: a document that appears meanwhile is
+	// treated as missing, as it was; one that moves home meanwhile is
+	// judged again by its runner (process).
 	owner := s.owner(doc)
 	visible := owner != "" && c.mayHold(doc, owner)
-	if !visible && c.sharedNoMore(doc, owner) {
-		// Refused, whatever it carries: a change to it stays on the device
-		// until the device deletes its copy.
-		s.metrics.refused.WithLabelValues("not-shared").Inc()
-		c.letGo(wire.CodeNotShared, doc)
-		return
+	if !visible {
+		if code := c.letGoCode(doc, owner); code != "" {
+			// Refused, whatever it carries: a change to it stays on the
+			// device until the device deletes its copy.
+			s.metrics.refused.WithLabelValues(code).Inc()
+			c.letGo(code, doc)
+			return
+		}
 	}
 	s.mu.Lock()
 	switch {

@@ -168,9 +168,16 @@ func (s *Server) registerPerson(doc string) {
 }
 
 // Person implements the worker's question (worker.Host): may this record,
-// of this home, name nhs?
+// held by this home, name nhs? A home other than the owner is a move,
+// allowed only to a care home.
 func (h host) Person(doc, home, nhs string) (rule, detail string) {
 	s := h.s
+	if owner := s.owner(doc); owner != "" && home != owner && !s.checkHome(home) {
+		return record.RuleTransfer, record.TransferNotCareHome
+	}
+	if nhs == "" {
+		return "", ""
+	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.personOf[doc] == nhs {

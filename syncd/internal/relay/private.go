@@ -26,14 +26,11 @@ func (c *conn) allows(doc, owner string) bool {
 	return !c.s.isPrivate(doc) || sc.Org.ID == owner
 }
 
-// sharedNoMore reports whether c's scope covers doc's home but the
-// document is no longer shared with it: consent withdrawn. Such a device
-// held it, or could have, and is told to let it go (haven-gone) rather than
-// that it is missing, so that its copy is deleted and not asked for again.
-// A document outside the scope altogether is answered as missing, as ever.
-func (c *conn) sharedNoMore(doc, owner string) bool {
-	return owner != "" && c.sc().Allows(owner) && !c.allows(doc, owner)
-}
+// A device whose scope covers a record's home but may not hold it (consent
+// withdrawn) held it, or could have, and is told to let it go (haven-gone)
+// rather than that it is missing, so that its copy is deleted and not
+// asked for again (letGoCode, transfer.go). A document outside the scope
+// altogether is answered as missing, as ever.
 
 // letGo tells c to delete its copies of docs.
 func (c *conn) letGo(code string, docs ...string) {
@@ -51,6 +48,9 @@ func (s *Server) isPrivate(doc string) bool {
 // made private or shared again, and devices that may no longer hold them
 // stop hearing of them.
 func (s *Server) recordFacts(ctx context.Context, doc string, f *worker.RecordFacts) {
+	if f.Home != "" && f.Home != s.owner(doc) {
+		s.moveRecord(ctx, doc, f.Timeline, f.Home)
+	}
 	s.notePerson(ctx, doc, f.NHS)
 	owner := s.owner(doc)
 	docs := []string{doc}

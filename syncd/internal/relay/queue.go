@@ -105,8 +105,8 @@ func (s *Server) process(doc string, batch []queued) {
 			switch {
 			case q.from.allows(doc, owner):
 				kept = append(kept, q)
-			case q.from.sharedNoMore(doc, owner):
-				q.from.letGo(wire.CodeNotShared, doc)
+			case q.from.letGoCode(doc, owner) != "":
+				q.from.letGo(q.from.letGoCode(doc, owner), doc)
 			default:
 				q.from.hidden(doc, true, crdt.CountChanges(q.data))
 			}

@@ -99,6 +99,9 @@ type Server struct {
 	// guarded by privMu, not mu, so checks hold no other lock.
 	privMu  sync.RWMutex
 	private map[string]bool
+	// moved: for each document moved between homes, who held it before
+	// (transfer.go). Guarded by mu.
+	moved map[string][]string
 	// withheld: for each private document, the peers whose subscriptions
 	// its withdrawal ended, to give back if consent is given again;
 	// guarded by mu.
@@ -183,6 +186,7 @@ func New(cfg Config) (*Server, error) {
 		seenEph: map[string]uint64{}, strikes: map[string][]time.Time{}, stop: make(chan struct{}),
 		docBytes: map[string]int64{}, quotas: newQuotas(), private: map[string]bool{},
 		withheld: map[string]map[string]bool{}, personOf: map[string]string{}, persons: map[string]string{},
+		moved: map[string][]string{},
 	}
 	id, err := s.loadStorageID()
 	if err != nil {
@@ -202,6 +206,9 @@ func New(cfg Config) (*Server, error) {
 		return nil
 	}); err != nil {
 		return nil, fmt.Errorf("load private documents: %w", err)
+	}
+	if err := s.loadMoved(); err != nil {
+		return nil, fmt.Errorf("load moved documents: %w", err)
 	}
 	if err := s.loadPersons(); err != nil {
 		return nil, fmt.Errorf("load NHS numbers: %w", err)

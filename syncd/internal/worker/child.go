@@ -168,6 +168,7 @@ func (w *Worker) recordFacts(id docid.ID) *RecordFacts {
 		f.Timeline, _ = v.(string)
 	}
 	f.NHS = record.NHSNumberOf(doc)
+	f.Home = record.CurrentHome(doc, nil)
 	return f
 }
 

@@ -38,8 +38,10 @@ type Host interface {
 	Trust() (anchor []byte, revocations []cert.Revocation, version uint64)
 	// Provenance records which peer first sent each actor's changes.
 	Provenance(doc string, actors map[string]string)
-	// Person says which rule, if any, a resident's record of home breaks
-	// by naming the NHS number nhs (record.PersonRule), and its detail.
+	// Person says which rule, if any, a resident's record held by home
+	// breaks by naming the NHS number nhs (record.PersonRule), or by
+	// moving to home when that is no care home (record.RuleTransfer), and
+	// its detail.
 	Person(doc, home, nhs string) (rule, detail string)
 	// Writers returns those of peers whose devices may change doc, a
 	// region's document (orgs.Scope.WritesRegion); a peer gone counts

@@ -64,6 +64,9 @@ type RecordFacts struct {
 	// NHS is the person's NHS number (record.NHSNumberOf), "" if none:
 	// the relay keeps which record holds each number.
 	NHS string
+	// Home is the care home that holds the record now (record.CurrentHome):
+	// when it is not the owner, the record has moved.
+	Home string
 }
 
 // OutMsg is a sync message to send.
@@ -145,7 +148,7 @@ type TrustReply struct {
 // PersonArgs asks whether a resident's record may name an NHS number.
 type PersonArgs struct {
 	Doc  string
-	Home string // the record's "home" field
+	Home string // the home that holds the record as its changes say (record.Guard.Home)
 	NHS  string // ten digits
 }
 

@@ -51,9 +51,10 @@ type guarded struct {
 	doc   *crdt.Doc
 	heads []crdt.Hash
 	g     *record.Guard
-	// nhs is the NHS number the parent last allowed this record to name
-	// (checkPerson), so it is asked again only when the number changes.
-	nhs string
+	// nhs and home are the NHS number and holding home the parent last
+	// allowed this record (checkPerson), so it is asked again only when
+	// either changes (a new number, or a move to another home).
+	nhs, home string
 }
 
 func newVetter(host *rpc.Client) *vetter {
@@ -164,24 +165,25 @@ func (v *vetter) checkPerson(id docid.ID, doc *crdt.Doc, g *guarded, news []*crd
 	if t, _, _ := doc.Get("type"); t != record.TypeResident {
 		return nil
 	}
-	nhs := record.NHSNumberOf(doc)
-	if nhs == "" || nhs == g.nhs {
+	nhs, h := record.NHSNumberOf(doc), g.g.Home()
+	if (nhs == "" || nhs == g.nhs) && h == g.home {
 		return nil
 	}
-	home, _, _ := doc.Get("home")
-	h, _ := home.(string)
 	var r PersonReply
 	if err := v.host.Call("Host.Person", PersonArgs{Doc: id.String(), Home: h, NHS: nhs}, &r); err != nil {
 		return fmt.Errorf("ask who holds the NHS number: %w", err)
 	}
 	if r.Rule != "" {
 		e := &record.RuleError{Rule: r.Rule, Detail: r.Detail, Path: "identity.nhsNumber"}
+		if r.Rule == record.RuleTransfer {
+			e.Path = "transfers"
+		}
 		if len(news) > 0 {
 			e.Change = news[len(news)-1].Hash
 		}
 		return e
 	}
-	g.nhs = nhs
+	g.nhs, g.home = nhs, h
 	return nil
 }
 

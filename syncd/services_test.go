@@ -147,7 +147,8 @@ func TestServicesReadOnlyForCareHomes(t *testing.T) {
 	}
 }
 
-// TestServicesLoadFromCSV: an administrator's file with bad rows is
+// TestServicesLoadFromCSV: a care home created with its postcode and
+// borough has them in its directory. An administrator's file with bad rows is
 // refused whole, naming each row by line, and nothing is made; a good file
 // makes the directory; loading again while the relay runs is refused (it
 // could not pass the change to its workers); with the relay stopped the
@@ -155,7 +156,7 @@ func TestServicesReadOnlyForCareHomes(t *testing.T) {
 func TestServicesLoadFromCSV(t *testing.T) {
 	data := t.TempDir()
 	p := startRelay(t, data, freeAddr(t))
-	homeID := idRE.FindString(p.admin("create-home", "Larch House"))
+	homeID := idRE.FindString(p.admin("create-home", "Larch House", "-postcode", "nw10 9qx", "-borough", "Brent"))
 	bad := servicesHeader + servicesRow("ooh-1", "Brent out-of-hours GP") +
 		"ph-1,Harlesden Pharmacy,eol-pharmacy,x," + strings.Repeat("09:00-18:00,", 7) + ",,NW10,Ring,2026-11-01\n" +
 		servicesRow("ooh-1", "Twice")
@@ -179,10 +180,24 @@ func TestServicesLoadFromCSV(t *testing.T) {
 	d := newDevice(t, "home-pc", enr, p.url())
 	fetchAll(t, d)
 	ids, _ := d.st.Docs()
+	var area record.HomeArea
 	for _, s := range ids {
-		if id, err := docid.Parse(s); err == nil && servicesOf(t, d, id) != nil {
+		id, err := docid.Parse(s)
+		if err != nil {
+			continue
+		}
+		if servicesOf(t, d, id) != nil {
 			t.Fatalf("a refused file made a directory of services")
 		}
+		if h, err := d.repo.Open(id); err == nil {
+			if typ, _, _ := h.Doc().Get("type"); typ == record.TypeDirectory {
+				area = record.AreaOf(h.Doc())
+			}
+		}
+	}
+	// The home's area, given when it was created, is in its directory.
+	if area != (record.HomeArea{Postcode: "NW10 9QX", Borough: "Brent"}) {
+		t.Errorf("the home's directory holds the area %+v", area)
 	}
 
 	id := loadServices(t, p, servicesHeader+servicesRow("ooh-1", "Brent out-of-hours GP")+servicesRow("ooh-2", "Ealing out-of-hours GP"))

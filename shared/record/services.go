@@ -477,12 +477,7 @@ func ReadServices(doc *crdt.Doc) (*Services, error) {
 // directory, where every device holding the directory reads them (the
 // "who to call" list is the services covering them).
 func (e *Editor) SetHomeArea(dir *crdt.Doc, a HomeArea) error {
-	c := &checker{}
-	if a.Postcode != "" && !postcodeLike(a.Postcode) {
-		c.fail("postcode", "must be a UK postcode such as NW10 9QX")
-	}
-	c.maxLen("borough", a.Borough, 60)
-	if err := c.err(); err != nil {
+	if err := ValidateHomeArea(a); err != nil {
 		return err
 	}
 	return e.change(dir, "home-area", []string{"postcode", "borough"}, func(w *crdt.Writer) error {
@@ -491,6 +486,17 @@ func (e *Editor) SetHomeArea(dir *crdt.Doc, a HomeArea) error {
 		}
 		return w.Set(strings.TrimSpace(a.Borough), "borough")
 	})
+}
+
+// ValidateHomeArea checks a home's postcode and borough (either may be
+// left empty).
+func ValidateHomeArea(a HomeArea) error {
+	c := &checker{}
+	if a.Postcode != "" && !postcodeLike(a.Postcode) {
+		c.fail("postcode", "must be a UK postcode such as NW10 9QX")
+	}
+	c.maxLen("borough", a.Borough, 60)
+	return c.err()
 }
 
 // postcodeLike accepts the shapes of a UK postcode or postcode district:

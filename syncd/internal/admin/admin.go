@@ -43,7 +43,9 @@ type Admin struct {
 // Usage lists the commands.
 const Usage = `syncd admin commands:
   orgs                                   list organisations
-  create-home NAME [-ods CODE]           add a care home (and its directory document)
+  create-home NAME [-ods CODE] [-postcode PC -borough NAME]
+                                         add a care home (and its directory document); its postcode
+                                         and borough choose the services its front sheets list
   create-hub NAME -homes ID,ID,...       add a GP hub covering those homes
   set-hub-homes HUB-ID -homes ID,ID,...  change the homes a hub covers
   create-advice-line NAME                add the advice line
@@ -86,6 +88,8 @@ func (a *Admin) Run(ctx context.Context, args []string, out io.Writer) error {
 	role := fs.String("role", "", "staff role")
 	reg := fs.String("reg", "", "professional registration")
 	region := fs.String("region", "", "the region's name, for a new directory of services")
+	postcode := fs.String("postcode", "", "a care home's postcode")
+	borough := fs.String("borough", "", "a care home's borough")
 	// Positional arguments come first (NAME, IDs), flags after.
 	var pos []string
 	for len(rest) > 0 && !strings.HasPrefix(rest[0], "-") {
@@ -108,11 +112,15 @@ func (a *Admin) Run(ctx context.Context, args []string, out io.Writer) error {
 		if err := need(1, "a NAME"); err != nil {
 			return err
 		}
+		area := record.HomeArea{Postcode: *postcode, Borough: *borough}
+		if err := record.ValidateHomeArea(area); err != nil {
+			return err
+		}
 		o, err := a.Orgs.CreateHome(ctx, pos[0], *ods)
 		if err != nil {
 			return err
 		}
-		dir, err := a.CreateDirectory(ctx, o)
+		dir, err := a.CreateDirectory(ctx, o, area)
 		if err != nil {
 			return fmt.Errorf("home %s created, but its directory failed: %w", o.ID, err)
 		}
@@ -392,9 +400,9 @@ func (a *Admin) listDevices(out io.Writer, org string) error {
 	return tw.Flush()
 }
 
-// CreateDirectory makes a care home's directory document, records the home
-// as its owner, and links it to the home.
-func (a *Admin) CreateDirectory(ctx context.Context, home orgs.Org) (string, error) {
+// CreateDirectory makes a care home's directory document, with the home's
+// area if known, records the home as its owner, and links it to the home.
+func (a *Admin) CreateDirectory(ctx context.Context, home orgs.Org, area record.HomeArea) (string, error) {
 	if home.Directory != "" {
 		return home.Directory, nil
 	}
@@ -405,6 +413,11 @@ func (a *Admin) CreateDirectory(ctx context.Context, home orgs.Org) (string, err
 	doc, id, err := ed.NewDirectory(home.ID, home.Name)
 	if err != nil {
 		return "", err
+	}
+	if area.Known() {
+		if err := ed.SetHomeArea(doc, area); err != nil {
+			return "", err
+		}
 	}
 	if err := a.StoreDocument(ctx, id, doc, home.ID); err != nil {
 		return "", err

@@ -51,7 +51,7 @@ func showPrint(u *UI, rs *residentScreen) *printForm {
 	body := container.NewVBox(
 		wrapped("The printout shows this record as of now, with who printed it; printing is recorded in the audit log.", toneNeutral, false),
 		f.form.object(), container.NewHBox(f.save, u.button("Cancel", func() { f.dlg.Hide() })))
-	f.dlg = u.showDialog("Print: "+rs.fs.Name, body, fyne.NewSize(640, 360))
+	f.dlg = u.showDialog("Print: "+rs.fs.Name, u.scroll(body), fyne.NewSize(680, 420))
 	return f
 }
 
@@ -61,7 +61,8 @@ func showPrint(u *UI, rs *residentScreen) *printForm {
 func (f *printForm) onSave() {
 	req := app.PrintRequest{Kind: f.kind.Value(), Reason: f.reason.Text}
 	if req.Kind == app.PrintTransfer && strings.TrimSpace(req.Reason) == "" {
-		f.form.show(&app.Problem{Message: app.ErrNoTransferReason.Error(), Fields: map[string]string{"reason": "Type the reason for transfer"}})
+		f.form.show(&app.Problem{Message: "Not printed: the transfer pack needs the reason for transfer.",
+			Fields: map[string]string{"reason": "Type why the resident is going to hospital"}})
 		return
 	}
 	f.req = req

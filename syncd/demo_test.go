@@ -33,13 +33,14 @@ func TestDemoIsIdempotent(t *testing.T) {
 	if ids(first.String()) != ids(second.String()) || !strings.Contains(first.String(), "home=home-") {
 		t.Fatalf("IDs differ between runs: %q vs %q", first.String(), second.String())
 	}
-	// The relay then serves the home's records to one of its devices.
+	// The relay then serves the home's records, and the region's
+	// directory of services, to one of its devices.
 	p := startRelay(t, data, freeAddr(t))
 	home := strings.TrimPrefix(strings.Split(ids(first.String()), "\n")[0], "home=")
 	d := newDevice(t, "demo-pc", p.enroll(home, "Demo PC"), p.url())
 	waitFor(t, "online", d.online)
 	n, err := d.client.Bootstrap(context.Background(), nil)
-	if err != nil || n != 1+2*demoResidents {
-		t.Fatalf("Bootstrap fetched %d documents, %v; want the directory and %d records and timelines", n, err, 2*demoResidents)
+	if err != nil || n != 2+2*demoResidents {
+		t.Fatalf("Bootstrap fetched %d documents, %v; want the directory, the directory of services and %d records and timelines", n, err, 2*demoResidents)
 	}
 }

@@ -170,7 +170,7 @@ type memLetGo struct {
 	added int // documents marked, in all
 }
 
-func (l *memLetGo) Add(ids []docid.ID, code string) {
+func (l *memLetGo) Add(ids []docid.ID, code, _ string) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	for _, id := range ids {

@@ -73,14 +73,15 @@ type Config struct {
 	LetGo LetGo
 }
 
-// LetGo is the device's lasting list of documents it was told to let go.
+// LetGo is the device's lasting list of documents it was told to let go,
+// with the relay's code and detail (for a move, the receiving home's name).
 // The client deletes each copy after Add returns, so a crash in between
 // leaves a marked copy, which the device deletes on its next start; it
 // drops any later sync message for a marked document and never asks for
 // one; and a document the relay lists again (Bootstrap) is unmarked
 // before it is fetched.
 type LetGo interface {
-	Add(ids []docid.ID, code string)
+	Add(ids []docid.ID, code, detail string)
 	Marked(id docid.ID) bool
 	Remove(ids []docid.ID)
 }
@@ -625,8 +626,8 @@ func (c *Client) inbound(ctx context.Context, m wire.Message) {
 				ids = append(ids, id)
 			}
 		}
-		code := m.ErrorCode
-		c.enqueue(func() { c.letGo(ctx, ids, code) })
+		code, detail := m.ErrorCode, m.ErrorMessage
+		c.enqueue(func() { c.letGo(ctx, ids, code, detail) })
 	case wire.TypeHavenSearch, wire.TypeHavenOpen, wire.TypeHavenReview:
 		c.answer(m.Type, m.Data)
 	case wire.TypeHavenList:
@@ -796,12 +797,12 @@ func (c *Client) letGone(id docid.ID) bool {
 // no longer, on the work goroutine (so no sync message for one is being
 // applied meanwhile), and forgets that they had changes waiting: the relay
 // refuses those changes, and the record's home keeps its own.
-func (c *Client) letGo(ctx context.Context, ids []docid.ID, code string) {
+func (c *Client) letGo(ctx context.Context, ids []docid.ID, code, detail string) {
 	if len(ids) == 0 {
 		return
 	}
 	if c.cfg.LetGo != nil {
-		c.cfg.LetGo.Add(ids, code)
+		c.cfg.LetGo.Add(ids, code, detail)
 	}
 	for _, id := range ids {
 		if err := c.cfg.Repo.Remove(ctx, id); err != nil {

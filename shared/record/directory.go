@@ -190,7 +190,7 @@ func (e *Editor) Reconcile(dir, rec *crdt.Doc) (bool, error) {
 	if err != nil {
 		return false, err
 	}
-	if r.Home != asString(home) {
+	if r.CurrentHome != asString(home) {
 		return false, fmt.Errorf("resident %s belongs to another home", r.ID)
 	}
 	want := toFields(entryFor(r.Identity))

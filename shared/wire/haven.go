@@ -24,6 +24,15 @@ type Trust struct {
 	Certificates []cert.Certificate `json:"certificates,omitempty"`
 	// Requests are this device's requests not granted yet.
 	Requests []RequestStatus `json:"requests,omitempty"`
+	// Homes are the region's care homes, by name: where a resident may
+	// move (record.Transfer). Kept by the device for offline use.
+	Homes []HomeName `json:"homes,omitempty"`
+}
+
+// HomeName is a care home as a transfer names it.
+type HomeName struct {
+	ID   string `json:"id"`
+	Name string `json:"name"`
 }
 
 // CertRequest is a haven-cert-request message's data: a desktop asks the

@@ -64,7 +64,7 @@ func explain(err error) error {
 			msg = "You cannot " + msg[:i] + ": your role does not allow it. Ask a senior colleague or clinician."
 		}
 		return &Problem{Message: msg, Err: err}
-	case errors.Is(err, ErrLockedScreen), errors.Is(err, ErrNotHeld), errors.Is(err, ErrNotShared):
+	case errors.Is(err, ErrLockedScreen), errors.Is(err, ErrNotHeld), errors.Is(err, ErrNotShared), errors.As(err, new(*MovedError)):
 		return err
 	case errors.Is(err, repo.ErrNotFound), errors.Is(err, record.ErrNotFound):
 		return &Problem{Message: "That item is no longer in this record; it may have been changed on another computer. Reopen the record.", Err: err}
@@ -117,7 +117,7 @@ func (a *App) UpdateIdentity(id docid.ID, ident record.Identity) (Saved, error) 
 	if err != nil {
 		return Saved{}, err
 	}
-	if err := a.checkNotHeld(rec.Home, ident.NHSNumber, id.String()); err != nil {
+	if err := a.checkNotHeld(rec.CurrentHome, ident.NHSNumber, id.String()); err != nil {
 		return Saved{}, explain(err)
 	}
 	saved, err := a.change(id, id, "identity", func(ed *record.Editor, doc *crdt.Doc) error {
@@ -155,7 +155,7 @@ func (a *App) reconcileDirectory(id docid.ID) {
 		return
 	}
 	a.idx.mu.RLock()
-	dirID, ok := a.idx.dirs[rec.Home]
+	dirID, ok := a.idx.dirs[rec.CurrentHome]
 	a.idx.mu.RUnlock()
 	if !ok {
 		return

@@ -24,6 +24,7 @@ import (
 	"haven/shared/record"
 	"haven/shared/repo"
 	"haven/shared/store"
+	"haven/shared/wire"
 )
 
 // Options tune an App.
@@ -97,6 +98,7 @@ type App struct {
 	audit *auditOutbox
 	// trustState is who this computer believes is certified (staff.go).
 	trustState staffTrust
+	homes      []wire.HomeName // the region's care homes (transfer.go)
 
 	// letGo marks the documents the relay said this computer may hold no
 	// longer; set with the store.

@@ -1,6 +1,7 @@
 package app
 
 import (
+	"cmp"
 	"context"
 	"encoding/json"
 	"errors"
@@ -14,6 +15,7 @@ import (
 	"haven/shared/docid"
 	"haven/shared/record"
 	"haven/shared/repo"
+	"haven/shared/wire"
 )
 
 // Row is one resident in the list: what search, filters and badges need.
@@ -32,8 +34,10 @@ type Row struct {
 	Status        string   `json:"status"`
 	Held          bool     `json:"held"` // the record is on this computer
 	// NotShared: this computer let the record go at the relay's word (its
-	// person withdrew consent to share it beyond their home). Set as read.
+	// person withdrew consent to share it beyond their home); MovedTo: it
+	// did because the resident moved to that care home. Set as read.
 	NotShared bool     `json:"-"`
+	MovedTo   string   `json:"-"`
 	CPR       string   `json:"cpr"` // current value; "" not recorded; "conflict"
 	Conflicts []string `json:"conflicts,omitempty"`
 	// Tampered counts decision entries that are not decisions (they fail
@@ -332,6 +336,9 @@ func (x *index) refresh(id docid.ID) bool {
 				continue
 			}
 			batch[rid.String()] = x.change(rid, func(r *Row) {
+				if r.Held && r.Home != d.Home {
+					return // the record says it moved on: this entry is its old home's
+				}
 				r.Home, r.HomeName = d.Home, d.Name
 				if !r.Held { // the record, when held, is the source of truth
 					r.GivenName, r.FamilyName, r.PreferredName = e.GivenName, e.FamilyName, e.PreferredName
@@ -404,6 +411,7 @@ func (x *index) refresh(id docid.ID) bool {
 				r.Calls, r.CallsRead, r.CallsHeads = calls, true, callsHeads
 			}
 		})
+		x.listInHome(id, rec.CurrentHome)
 		return true
 	case "timeline":
 		x.a.st.Put(ctx, nsKind, id.String(), []byte("timeline"))
@@ -435,6 +443,27 @@ func (x *index) refresh(id docid.ID) bool {
 		}
 	}
 	return false
+}
+
+// listInHome adds a record this computer holds to its home's directory
+// when the directory lacks it: a resident who moved here from another home
+// (the relay sent the record on the move). Reconciling needs a member of
+// staff signed in; the next change to the record, or the next start, does
+// it otherwise.
+func (x *index) listInHome(id docid.ID, home string) {
+	x.mu.RLock()
+	dir, ok := x.dirs[home]
+	x.mu.RUnlock()
+	if !ok {
+		return
+	}
+	dh, err := x.a.repo.Open(dir)
+	if err != nil {
+		return
+	}
+	if _, listed, err := dh.Doc().Get("residents", id.String()); err == nil && !listed {
+		go x.a.reconcileDirectory(id)
+	}
 }
 
 // remove forgets a resident's row, in memory and on disk.
@@ -497,7 +526,7 @@ func (x *index) inOrder() []*Row {
 func summarise(r *Row, rec *record.Record, heads []crdt.Hash) {
 	id := rec.Identity
 	r.Held = true
-	r.Home = rec.Home
+	r.Home = cmp.Or(rec.CurrentHome, rec.Home)
 	r.GivenName, r.FamilyName, r.PreferredName = id.GivenName, id.FamilyName, id.PreferredName
 	r.NHSNumber, r.DateOfBirth, r.Room, r.Status = id.NHSNumber, id.DateOfBirth, id.Room, id.Status
 	r.Heads = headsText(heads)
@@ -591,7 +620,13 @@ func (a *App) Residents(f Filter) []Row {
 		if reviews {
 			r.reviewsOn(day)
 		}
-		r.NotShared = !r.Held && a.letGo.Marked(r.ID)
+		if m, ok := a.letGo.mark(r.ID); ok && !r.Held {
+			if m.Code == wire.CodeTransferred {
+				r.MovedTo = cmp.Or(m.Detail, "another care home")
+			} else {
+				r.NotShared = true
+			}
+		}
 		r.Activity = r.RecordActivity
 		if r.TimelineActivity.After(r.Activity) {
 			r.Activity = r.TimelineActivity

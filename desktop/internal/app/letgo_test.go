@@ -63,7 +63,7 @@ func TestWithdrawnConsentLeavesTheHub(t *testing.T) {
 	}
 	dir := hub.dir
 	hub.Close()
-	hub = reopen(t, dir, account("Dr Priya Shah"))
+	hub = reopen(t, dir, "Dr Priya Shah", account("Dr Priya Shah").PIN)
 	if _, err := home.AddNote(other, "Visited by family this afternoon"); err != nil {
 		t.Fatal(err)
 	}
@@ -81,7 +81,7 @@ func TestWithdrawnConsentLeavesTheHub(t *testing.T) {
 	setConsent(false)
 	dir = hub.dir
 	hub.Close()
-	hub = reopen(t, dir, account("Dr Priya Shah"))
+	hub = reopen(t, dir, "Dr Priya Shah", account("Dr Priya Shah").PIN)
 	eventually(t, "the hub to have the record again, with the home's note", func() bool {
 		notes, err := hub.Notes(person)
 		return err == nil && len(notes) > 0 && notes[0].Text == "Settled night, no concerns" && !rowOf(hub, person).NotShared
@@ -91,15 +91,15 @@ func TestWithdrawnConsentLeavesTheHub(t *testing.T) {
 	}
 }
 
-// reopen opens a desktop's data folder again and signs the account in.
-func reopen(t *testing.T, dir string, account DemoAccount) *App {
+// reopen opens a desktop's data folder again and signs a member of staff in.
+func reopen(t *testing.T, dir, name, pin string) *App {
 	t.Helper()
 	a, err := Open(dir, Options{})
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { a.Close() })
-	if _, err := a.Unlock(staffID(t, a, account.Name), account.PIN); err != nil {
+	if _, err := a.Unlock(staffID(t, a, name), pin); err != nil {
 		t.Fatal(err)
 	}
 	return a

@@ -86,6 +86,7 @@ func (a *App) loadTrustLocked(master []byte) error {
 		}
 	}
 	a.trustState = t
+	a.loadHomesLocked()
 	return nil
 }
 
@@ -117,6 +118,7 @@ func (a *App) onTrust(t wire.Trust) {
 		a.log.Warn("trust message under another organisation key ignored")
 		return
 	}
+	a.noteHomesLocked(t.Homes)
 	changed := false
 	have := map[string]bool{}
 	for _, r := range st.revocations {

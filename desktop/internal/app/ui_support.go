@@ -32,6 +32,9 @@ type Permissions struct {
 	AddNote      bool
 	AdviceCall   bool // record an advice call (clinicians)
 	ManageStaff  bool // add, reset and remove staff accounts on this computer
+	// Transfer: move a resident to another care home (record.CanDecide for
+	// KindHome), from a care home's computer.
+	Transfer bool
 }
 
 // Permissions returns what the signed-in user may do; nothing while locked.
@@ -48,6 +51,7 @@ func (a *App) Permissions() Permissions {
 		AddNote:      r != record.IGLead,
 		AdviceCall:   r.Clinician(),
 		ManageStaff:  r.ManagesStaff(a.careHome()),
+		Transfer:     a.careHome() && record.CanDecide(r, record.KindHome),
 	}
 }
 

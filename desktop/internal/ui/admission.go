@@ -193,3 +193,48 @@ func (f *correctionForm) onSave() {
 	saved, err := f.u.app.CorrectIdentity(f.rs.id, c)
 	f.rs.closeSaved(f.form, f.dlg, saved, err)
 }
+
+// transferForm moves a resident to another care home (app.Transfer): the
+// home's manager chooses the receiving home and says why. The record, its
+// notes and its history go with them; this home keeps the move in its
+// audit trail and the resident in its list, marked as moved.
+type transferForm struct {
+	u      *UI
+	rs     *residentScreen
+	form   *fieldForm
+	home   *choice
+	reason *widget.Entry
+	save   *widget.Button
+	dlg    dialog.Dialog
+}
+
+func showTransfer(u *UI, rs *residentScreen) *transferForm {
+	f := &transferForm{u: u, rs: rs, form: newFieldForm()}
+	homes := u.app.TransferHomes()
+	ids := make([]string, len(homes))
+	names := map[string]string{}
+	for i, h := range homes {
+		ids[i], names[h.ID] = h.ID, h.Name
+	}
+	f.home = u.choice(ids, func(id string) string { return names[id] }, nil)
+	f.home.PlaceHolder = "the care home they are moving to"
+	f.reason = u.multiline("why they are moving, e.g. nearer family; needs nursing care", 3)
+	f.form.add("home", "Moving to", f.home)
+	f.form.add("reason", "Reason", f.reason)
+	f.save = u.primary("Move the record", f.onSave)
+	intro := "The record, its notes and all its history go to the receiving home, which holds it from now on. " +
+		"This home's computers let their copies go; the move is kept in the audit trail."
+	if len(homes) == 0 {
+		intro = "No other care home is known yet: connect to the relay once, then try again."
+		f.save.Disable()
+	}
+	body := container.NewVBox(wrapped(intro, toneNeutral, false), f.form.object(),
+		container.NewHBox(f.save, u.button("Cancel", func() { f.dlg.Hide() })))
+	f.dlg = u.showDialog("Move to another home: "+rs.fs.Name, body, fyne.NewSize(640, 400))
+	return f
+}
+
+func (f *transferForm) onSave() {
+	saved, err := f.u.app.Transfer(f.rs.id, f.home.Value(), f.reason.Text)
+	f.rs.closeSaved(f.form, f.dlg, saved, err)
+}

@@ -7,6 +7,7 @@ import (
 	"haven/desktop/internal/app"
 	"haven/shared/docid"
 	"haven/shared/record"
+	"haven/shared/wire"
 )
 
 // The application layer as the screens use it: *app.App provides it. The
@@ -88,6 +89,8 @@ type (
 		ResolveAlert(id docid.ID, alertID string) (app.Saved, error)
 		CorrectionOf(docid.ID) (app.Correction, error)
 		CorrectIdentity(docid.ID, app.Correction) (app.Saved, error)
+		TransferHomes() []wire.HomeName
+		Transfer(id docid.ID, to, reason string) (app.Saved, error)
 		AddNote(id docid.ID, text string) (app.Saved, error)
 		RecordAdviceCall(docid.ID, app.AdviceCallForm) (app.Saved, error)
 		MarkEnteredInError(id docid.ID, noteID, reason string) (app.Saved, error)

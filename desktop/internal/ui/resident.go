@@ -40,6 +40,7 @@ type residentScreen struct {
 	discharge  *dischargeForm  // likewise
 	correction *correctionForm // likewise
 	printing   *printForm      // likewise
+	transfer   *transferForm   // likewise
 }
 
 func newResidentScreen(u *UI, m *mainScreen, id docid.ID, fs *app.FrontSheet) *residentScreen {
@@ -92,6 +93,9 @@ func (s *residentScreen) build() fyne.CanvasObject {
 	if s.m.perms.EditRecord {
 		actions = append(actions, u.button("Correct details…", func() { s.correction = showCorrection(u, s) }),
 			u.button("Discharge…", func() { s.discharge = showDischarge(u, s) }))
+	}
+	if s.m.perms.Transfer {
+		actions = append(actions, u.button("Move to another home…", func() { s.transfer = showTransfer(u, s) }))
 	}
 	header := container.NewBorder(nil, nil, nil, container.NewVBox(actions...), container.NewVBox(s.name, s.identity))
 

@@ -39,6 +39,8 @@ func rowFor(r app.Row) rowView {
 	}
 	v.Detail = strings.Join(parts, " · ")
 	switch {
+	case r.MovedTo != "":
+		v.CPR, v.CPRTone = "Moved to "+r.MovedTo+": the record is held there now", toneInfo
 	case r.NotShared:
 		v.CPR, v.CPRTone = "Record not shared: kept by the care home only. Ask the home", toneWarning
 	case !r.Held:

@@ -279,6 +279,8 @@ func (m *mainScreen) open(id docid.ID, name string) {
 			m.setDetail(container.NewPadded(wrapped(err.Error(), toneInfo, true)))
 		case errors.Is(err, app.ErrNotShared):
 			m.setDetail(container.NewPadded(wrapped(err.Error(), toneWarning, true)))
+		case errors.As(err, new(*app.MovedError)):
+			m.setDetail(container.NewPadded(wrapped(err.Error(), toneInfo, true)))
 		}
 		return
 	}

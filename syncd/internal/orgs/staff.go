@@ -475,6 +475,15 @@ func (r *Registry) TrustFor(dev Device) (wire.Trust, error) {
 	if t.Revocations, err = r.Revocations(); err != nil {
 		return t, err
 	}
+	list, err := r.Orgs()
+	if err != nil {
+		return t, err
+	}
+	for _, o := range list {
+		if o.Kind == KindHome {
+			t.Homes = append(t.Homes, wire.HomeName{ID: o.ID, Name: o.Name})
+		}
+	}
 	var certIDs []string
 	err = r.st.Scan(nsStaffReq, dev.ID+"/", func(_ string, val []byte) error {
 		var sr StaffRequest

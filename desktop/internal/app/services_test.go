@@ -104,3 +104,47 @@ func TestServicesOfflineSearchAndWhoToCall(t *testing.T) {
 		t.Errorf("SaveService at a care home: %v, want refused as not permitted", err)
 	}
 }
+
+// TestServicesEditedAtAHub: a GP at a hub's computer corrects a service
+// (a new night number, confirmed today) and finds it so at once; a service
+// left without a telephone number is refused, naming the field, and the
+// directory keeps the service as it was.
+func TestServicesEditedAtAHub(t *testing.T) {
+	a, c, _ := openApp(t, 1, "Dr Ada Quill", gpPIN)
+	a.mu.Lock()
+	a.dev.OrgKind = "gp-hub"
+	a.mu.Unlock()
+	sdoc, sid, err := demo.NewServices(c.t)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := a.repo.Create(context.Background(), sid, sdoc); err != nil {
+		t.Fatal(err)
+	}
+	a.remoteChange(sid)
+	if !a.CanEditServices() {
+		t.Fatal("a GP at a hub is not offered the directory to edit")
+	}
+	found, _ := a.Services(ServicesQuery{Text: "Brent Rapid Response"})
+	if len(found.Services) != 1 || !found.Services[0].Unconfirmed {
+		t.Fatalf("the demo's unconfirmed service: %+v", found.Services)
+	}
+	s := found.Services[0].Service
+	s.PhoneNight, s.Confirmed = "020 7946 0049", c.t.Format(record.DateLayout)
+	if _, err := a.SaveService(s); err != nil {
+		t.Fatalf("SaveService: %v", err)
+	}
+	after, _ := a.Services(ServicesQuery{Text: "Brent Rapid Response"})
+	if v := after.Services[0]; v.PhoneNight != "020 7946 0049" || v.Unconfirmed {
+		t.Errorf("after the correction: night %q, unconfirmed %v", v.PhoneNight, v.Unconfirmed)
+	}
+	bad := s
+	bad.PhoneDay = " "
+	var p *Problem
+	if _, err := a.SaveService(bad); !errors.As(err, &p) || p.Fields["phoneDay"] == "" {
+		t.Errorf("a service with no telephone number: %v, want the phoneDay field named", err)
+	}
+	if kept, _ := a.Services(ServicesQuery{Text: "Brent Rapid Response"}); kept.Services[0].PhoneDay != s.PhoneDay {
+		t.Errorf("the refused edit changed the directory: %+v", kept.Services[0])
+	}
+}

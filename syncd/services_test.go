@@ -133,6 +133,11 @@ func TestServicesReadOnlyForCareHomes(t *testing.T) {
 	if codes := line.errorCodes(); len(codes) > 0 {
 		t.Errorf("the advice line's change was refused: %v", codes)
 	}
+	// Every device holds the directory: the advice line's use of it is no
+	// access to a record for the IG lead to review.
+	if log := p.admin("audit"); strings.Contains(log, id.String()) {
+		t.Errorf("the audit log records an access to the directory of services:\n%s", log)
+	}
 	// The care home receives the others' services and keeps its own
 	// refused one, which went nowhere.
 	waitFor(t, "the hub's service at the care home", func() bool { return len(servicesOf(t, home, id)) == 4 })

@@ -348,11 +348,13 @@ func (s *Server) quarantine(ctx context.Context, doc string, q queued) {
 	q.from.strike()
 }
 
-// auditAccess writes an advice-line device's first access to each document.
+// auditAccess writes an advice-line device's first access to each
+// document: a resident's record, not a region's document (the directory of
+// services), which every device holds.
 func (s *Server) auditAccess(ctx context.Context, doc string, batch []queued) {
 	owner := s.owner(doc)
 	for _, q := range batch {
-		if !q.from.sc().AdviceLine() || owner == "" {
+		if !q.from.sc().AdviceLine() || owner == "" || owner == record.Region {
 			continue
 		}
 		_, _, err := s.orgs.AuditFirstAccess(ctx, orgs.AuditEvent{

@@ -276,7 +276,8 @@ func serve(ctx context.Context, c config, stdout, stderr io.Writer) error {
 	metrics.WatchTimeouts(pool.Timeouts)
 	srv.Start(pool)
 
-	adm := &admin.Admin{Store: st, Orgs: reg, OnDocument: srv.RegisterDocument, OnRevoke: srv.DeviceRevoked, OnScopes: srv.ScopesChanged}
+	adm := &admin.Admin{Store: st, Orgs: reg, OnDocument: srv.RegisterDocument, OnRevoke: srv.DeviceRevoked, OnScopes: srv.ScopesChanged,
+		OnServices: srv.LoadServices}
 	stopAdmin, err := serveAdminSocket(c.adminSocket(), adm, log)
 	if err != nil {
 		return err

@@ -155,9 +155,10 @@ func TestServicesReadOnlyForCareHomes(t *testing.T) {
 // TestServicesLoadFromCSV: a care home created with its postcode and
 // borough has them in its directory. An administrator's file with bad rows is
 // refused whole, naming each row by line, and nothing is made; a good file
-// makes the directory; loading again while the relay runs is refused (it
-// could not pass the change to its workers); with the relay stopped the
-// load replaces the directory, and devices receive it when it starts.
+// makes the directory; loading again while the relay runs replaces it and
+// reaches the connected device at once; with the relay stopped the load
+// replaces it in the store, and the device receives it when the relay
+// starts.
 func TestServicesLoadFromCSV(t *testing.T) {
 	data := t.TempDir()
 	p := startRelay(t, data, freeAddr(t))
@@ -206,29 +207,36 @@ func TestServicesLoadFromCSV(t *testing.T) {
 	}
 
 	id := loadServices(t, p, servicesHeader+servicesRow("ooh-1", "Brent out-of-hours GP")+servicesRow("ooh-2", "Ealing out-of-hours GP"))
-	file2 := filepath.Join(t.TempDir(), "new.csv")
-	os.WriteFile(file2, []byte(servicesHeader+servicesRow("ooh-2", "Ealing out-of-hours GP (renamed)")), 0o600)
-	var out bytes.Buffer
-	if err := run(context.Background(), []string{"admin", "-data", data, "services-load", file2}, &out, io.Discard); err == nil {
-		t.Errorf("a reload while the relay runs was accepted: %s", out.String())
-	}
 	fetchAll(t, d)
 	if got := servicesOf(t, d, id); !slices.Equal(got, []string{"Brent out-of-hours GP", "Ealing out-of-hours GP"}) {
 		t.Fatalf("after the first load the device holds %v", got)
 	}
 
+	// A reload while the relay runs reaches the connected device at once:
+	// one service renamed, one gone.
+	if again := loadServices(t, p, servicesHeader+servicesRow("ooh-2", "Ealing out-of-hours GP (renamed)")); again != id {
+		t.Fatalf("the reload made another directory, %s", again)
+	}
+	waitFor(t, "the reloaded directory at the connected device", func() bool {
+		return slices.Equal(servicesOf(t, d, id), []string{"Ealing out-of-hours GP (renamed)"})
+	})
+
+	// With the relay stopped the load writes the store; the device has it
+	// when the relay starts again.
 	d.stop()
 	p.stop()
-	out.Reset()
-	if err := run(context.Background(), []string{"admin", "-data", data, "services-load", file2}, &out, io.Discard); err != nil {
-		t.Fatalf("reload with the relay stopped: %v", err)
+	file = filepath.Join(t.TempDir(), "third.csv")
+	os.WriteFile(file, []byte(servicesHeader+servicesRow("ooh-3", "Harrow out-of-hours GP")), 0o600)
+	var out bytes.Buffer
+	if err := run(context.Background(), []string{"admin", "-data", data, "services-load", file}, &out, io.Discard); err != nil {
+		t.Fatalf("a load with the relay stopped: %v", err)
 	}
 	if !strings.Contains(out.String(), id.String()) {
-		t.Errorf("the reload made another directory: %s", out.String())
+		t.Errorf("the load made another directory: %s", out.String())
 	}
 	p2 := startRelay(t, data, freeAddr(t))
 	d.start(enr, p2.url())
-	waitFor(t, "the reloaded directory at the device", func() bool {
-		return slices.Equal(servicesOf(t, d, id), []string{"Ealing out-of-hours GP (renamed)"})
+	waitFor(t, "the directory loaded offline at the device", func() bool {
+		return slices.Equal(servicesOf(t, d, id), []string{"Harrow out-of-hours GP"})
 	})
 }

@@ -48,8 +48,7 @@ func ServicesCSV(now time.Time) string {
 
 // relayEditor writes as the relay's administrator does.
 func relayEditor(now time.Time) (*record.Editor, error) {
-	return record.NewEditor(record.Author{UserID: "syncd", Name: "Haven relay", Role: record.HomeManager, DeviceID: "syncd"},
-		record.Rules{NHS: nhs.Demo, Now: func() time.Time { return now }})
+	return record.NewEditor(record.RelayAuthor, record.Rules{NHS: nhs.Demo, Now: func() time.Time { return now }})
 }
 
 // SetArea writes the demo home's postcode and borough into its directory.

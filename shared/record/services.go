@@ -340,6 +340,11 @@ func ValidateService(s Service) error {
 	return c.err()
 }
 
+// RelayAuthor is who the relay's administrator writes as: a home's
+// directory when the home is created, the directory of services when a
+// file is loaded.
+var RelayAuthor = Author{UserID: "syncd", Name: "Haven relay", Role: HomeManager, DeviceID: "syncd"}
+
 // ErrServices is wrapped when a document is not the directory of services.
 var ErrServices = errors.New("not the directory of services")
 

@@ -38,6 +38,11 @@ type Admin struct {
 	// relay is not running (it applies them at each next connection).
 	OnRevoke func(device string) int
 	OnScopes func() int
+	// OnServices has the running relay make the region's directory of
+	// services doc hold exactly list, through its workers, and says how
+	// many services it wrote and removed. Nil when the relay is not
+	// running (LoadServices then writes the store itself).
+	OnServices func(ctx context.Context, doc string, list []record.Service) (written, removed int, err error)
 }
 
 // Usage lists the commands.
@@ -431,8 +436,7 @@ func (a *Admin) CreateDirectory(ctx context.Context, home orgs.Org, area record.
 // RelayEditor writes what the relay's administrator makes: a home's
 // directory, the directory of services.
 func RelayEditor() (*record.Editor, error) {
-	return record.NewEditor(record.Author{UserID: "syncd", Name: "Haven relay", Role: record.HomeManager, DeviceID: "syncd"},
-		record.Rules{NHS: nhs.Live})
+	return record.NewEditor(record.RelayAuthor, record.Rules{NHS: nhs.Live})
 }
 
 // StoreDocument stores a document the relay itself made (trusted content)

@@ -14,8 +14,9 @@ import (
 	"haven/syncd/internal/relay"
 )
 
-// ErrRelayRunning refuses to change a document the running relay may hold
-// in its workers: written beside them, the change could be compacted away.
+// ErrRelayRunning refuses to write, beside the running relay's workers, a
+// document they may hold: the change could be compacted away. (With
+// OnServices set, the relay's workers make the change instead.)
 var ErrRelayRunning = errors.New("the relay is running: stop it, load the file, and start it again")
 
 // ServicesLoad says what loading a services file did.
@@ -50,8 +51,9 @@ func (a *Admin) servicesLoadFile(ctx context.Context, out io.Writer, path, regio
 // time. A file with any bad row is refused whole (a *record.CSVError
 // naming each by line) and nothing changes: a load replaces the
 // directory, so loading only the good rows would take the others' services
-// off every device. A directory that exists is changed only with the relay
-// stopped (ErrRelayRunning).
+// off every device. A directory that exists is changed by the running
+// relay (OnServices), which passes the change to every device connected,
+// or, with the relay stopped, in the store.
 func (a *Admin) LoadServices(ctx context.Context, r io.Reader, region string) (ServicesLoad, error) {
 	list, err := record.ParseServicesCSV(r)
 	if err != nil {
@@ -80,10 +82,14 @@ func (a *Admin) LoadServices(ctx context.Context, r io.Reader, region string) (S
 		res.Doc, res.Created = id.String(), true
 		return res, a.StoreDocument(ctx, id, doc, record.Region)
 	}
-	if a.OnDocument != nil {
+	res.Doc = id.String()
+	switch {
+	case a.OnServices != nil:
+		res.Written, res.Removed, err = a.OnServices(ctx, res.Doc, list)
+		return res, err
+	case a.OnDocument != nil:
 		return res, ErrRelayRunning
 	}
-	res.Doc = id.String()
 	rp := repo.New(a.Store, repo.Options{})
 	defer rp.Close()
 	h, err := rp.Open(id)

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 
+	"haven/shared/crdt"
 	"haven/shared/docid"
 	"haven/shared/record"
 )
@@ -25,28 +26,45 @@ type DescribeArgs struct{ Doc string }
 // crash is retried once alone; a second is an error, and the document is
 // left to the replay and quarantine of its own work.
 func (p *Pool) Describe(_ context.Context, doc string) (Description, error) {
-	pr := p.procFor(doc)
 	var d Description
-	err := pr.call("Worker.Describe", DescribeArgs{Doc: doc}, &d, false)
-	if errors.Is(err, errCrashed) {
-		d = Description{}
-		err = pr.call("Worker.Describe", DescribeArgs{Doc: doc}, &d, true)
-	}
+	err := p.callOwner(doc, "Worker.Describe", DescribeArgs{Doc: doc}, &d, func() { d = Description{} })
 	return d, err
+}
+
+// callOwner calls method on the child that owns doc. A crash is retried
+// once alone (after reset clears the reply); a second is an error, and the
+// document is left to the replay and quarantine of its own work.
+func (p *Pool) callOwner(doc, method string, args, reply any, reset func()) error {
+	pr := p.procFor(doc)
+	err := pr.call(method, args, reply, false)
+	if errors.Is(err, errCrashed) {
+		reset()
+		err = pr.call(method, args, reply, true)
+	}
+	return err
+}
+
+// open opens a document from the store, or the child's cache.
+func (w *Worker) open(doc string) (*crdt.Doc, error) {
+	id, err := docid.Parse(doc)
+	if err != nil {
+		return nil, err
+	}
+	h, err := w.repo.Open(id)
+	if err != nil {
+		return nil, err
+	}
+	return h.Doc(), nil
 }
 
 // Describe is the child's side: it opens the document from the store (or
 // its cache) and reads the few fields asked for, tolerantly.
 func (w *Worker) Describe(a DescribeArgs, d *Description) error {
-	id, err := docid.Parse(a.Doc)
+	doc, err := w.open(a.Doc)
 	if err != nil {
 		return err
 	}
-	h, err := w.repo.Open(id)
-	if err != nil {
-		return err
-	}
-	root, err := h.Doc().Root()
+	root, err := doc.Root()
 	if err != nil {
 		return err
 	}

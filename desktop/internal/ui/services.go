@@ -2,6 +2,7 @@ package ui
 
 import (
 	"fmt"
+	"reflect"
 	"strings"
 	"time"
 
@@ -27,6 +28,10 @@ type servicesScreen struct {
 	openNow *widget.Check
 	head    *widget.Label
 	body    *fyne.Container
+	// shown is what the cards show, for the query asked: load rebuilds
+	// them only when either differs (it runs on every list event).
+	shown   *app.ServiceList
+	shownOf app.ServicesQuery
 }
 
 func newServicesScreen(u *UI, m *mainScreen) *servicesScreen { return &servicesScreen{u: u, m: m} }
@@ -63,9 +68,15 @@ func (s *servicesScreen) load() {
 	if s.body == nil || s.openNow == nil {
 		return // still building
 	}
-	list, err := s.u.app.Services(app.ServicesQuery{Text: s.search.Text, Area: s.area.Text, OpenNow: s.openNow.Checked})
+	q := app.ServicesQuery{Text: s.search.Text, Area: s.area.Text, OpenNow: s.openNow.Checked}
+	list, err := s.u.app.Services(q)
+	if err == nil && s.shown != nil && q == s.shownOf && reflect.DeepEqual(list, *s.shown) {
+		return
+	}
+	s.shown, s.shownOf = &list, q
 	s.body.RemoveAll()
 	if err != nil {
+		s.shown = nil
 		setLabel(s.head, err.Error(), toneWarning)
 		s.body.Refresh()
 		return

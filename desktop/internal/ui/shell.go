@@ -304,6 +304,9 @@ func (m *mainScreen) listChanged() {
 	if m.staff != nil {
 		m.staff.refresh()
 	}
+	if m.services != nil {
+		m.services.load() // the directory itself may have changed
+	}
 	m.afterList()
 }
 

@@ -355,3 +355,32 @@ func TestHomeArea(t *testing.T) {
 		t.Errorf("AreaOf = %+v (district %q)", a, a.District())
 	}
 }
+
+// FuzzServiceHours: hours as any device or file may write them never
+// panic, and a day that reads is open only within its spans: never at a
+// minute of a closed week, always at every minute of a 24-hour one.
+func FuzzServiceHours(f *testing.F) {
+	for _, h := range []string{"18:30-08:00", "24h", "closed", "09:00-12:00,14:00-16:30", "00:00-24:00", "23:59-00:00", "9-5", "24:00-01:00", ""} {
+		f.Add(h)
+	}
+	f.Fuzz(func(t *testing.T, h string) {
+		spans, ok := parseHours(h)
+		for _, sp := range spans {
+			if sp.start < 0 || sp.start >= 24*60 || sp.end <= sp.start || sp.end > 48*60 {
+				t.Fatalf("parseHours(%q) made the span %+v", h, sp)
+			}
+		}
+		s := sampleService()
+		s.Hours = weekOf(h)
+		monday := at("mon", "00:00")
+		for m := 0; m < 7*24*60; m += 37 {
+			open := s.OpenAt(monday.Add(time.Duration(m) * time.Minute))
+			if open && (!ok || len(spans) == 0) {
+				t.Fatalf("hours %q (closed or unreadable) open at minute %d of the week", h, m)
+			}
+			if !open && ok && strings.EqualFold(strings.TrimSpace(h), Hours24) {
+				t.Fatalf("24h closed at minute %d of the week", m)
+			}
+		}
+	})
+}

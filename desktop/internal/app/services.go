@@ -167,9 +167,13 @@ type WhoToCall struct {
 
 // WhoToCall lists the services open now that cover the resident's home.
 func (a *App) WhoToCall(resident docid.ID) WhoToCall {
-	area := a.homeAreaOf(resident)
+	area, held := a.homeAreaOf(resident)
 	w := WhoToCall{Area: area}
-	if !area.Known() {
+	switch {
+	case !held:
+		w.Missing = "This computer does not hold the home's details, so it cannot tell which services cover the home. The Services screen lists every service."
+		return w
+	case !area.Known():
 		w.Missing = "The home's postcode and borough are not recorded, so Haven cannot tell which services cover it: ask the relay's administrator. The Services screen lists every service."
 		return w
 	}
@@ -186,15 +190,22 @@ func (a *App) WhoToCall(resident docid.ID) WhoToCall {
 }
 
 // homeAreaOf is the area of the home a resident lives in, from its
-// directory; zero if the directory is not held.
-func (a *App) homeAreaOf(resident docid.ID) record.HomeArea {
+// directory; held is false when this computer lacks the directory (an
+// advice line's holds records, not homes).
+func (a *App) homeAreaOf(resident docid.ID) (area record.HomeArea, held bool) {
 	a.idx.mu.RLock()
 	var dir docid.ID
 	if r := a.idx.rows[resident]; r != nil {
 		dir = a.idx.dirs[r.Home]
 	}
 	a.idx.mu.RUnlock()
-	return a.areaOfDirectory(dir)
+	if dir == (docid.ID{}) {
+		return record.HomeArea{}, false
+	}
+	if _, err := a.repo.Open(dir); err != nil {
+		return record.HomeArea{}, false
+	}
+	return a.areaOfDirectory(dir), true
 }
 
 // HomeArea is this computer's home's area (a care home's), or zero.

@@ -35,6 +35,10 @@ func TestServicesOfflineSearchAndWhoToCall(t *testing.T) {
 	if _, err := a.Services(ServicesQuery{}); !errors.Is(err, ErrNoServices) {
 		t.Fatalf("before the directory arrives: %v, want ErrNoServices", err)
 	}
+	// A home whose area is not recorded gets no list, and is told why.
+	if w := a.WhoToCall(h.Residents[0].RecordID); w.Missing == "" || len(w.Services) > 0 {
+		t.Errorf("who to call with no area recorded: %+v", w)
+	}
 	dh, err := a.repo.Open(h.DirectoryID)
 	if err != nil {
 		t.Fatal(err)

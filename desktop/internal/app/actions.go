@@ -64,6 +64,8 @@ func explain(err error) error {
 			msg = "You cannot " + msg[:i] + ": your role does not allow it. Ask a senior colleague or clinician."
 		}
 		return &Problem{Message: msg, Err: err}
+	case errors.Is(err, record.ErrTransfer):
+		return &Problem{Message: "Not moved: only the home that holds the record can move it, and to another care home.", Err: err}
 	case errors.Is(err, ErrLockedScreen), errors.Is(err, ErrNotHeld), errors.Is(err, ErrNotShared), errors.As(err, new(*MovedError)):
 		return err
 	case errors.Is(err, repo.ErrNotFound), errors.Is(err, record.ErrNotFound):

@@ -15,6 +15,7 @@ import (
 	"haven/shared/record"
 	"haven/shared/repo"
 	"haven/shared/store"
+	"haven/shared/wire"
 )
 
 // DemoAccount is a staff account a demo computer is set up with. Demo
@@ -130,6 +131,12 @@ func seedDemo(dir string, n, notes int, now time.Time, adviceLine bool) error {
 			if err == nil {
 				err = st.Put(ctx, nsServices, keyServices, []byte(sid.String()))
 			}
+		}
+		if err == nil {
+			// The region's care homes, as the relay's trust messages name
+			// them: where a resident may move.
+			b, _ := json.Marshal(append([]wire.HomeName{{ID: home, Name: d.OrgName}}, demoOtherHomes...))
+			err = st.Put(ctx, nsTrust, keyHomes, b)
 		}
 		for _, res := range h.Residents {
 			put(res.RecordID, res.Record)

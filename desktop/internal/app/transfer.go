@@ -19,6 +19,11 @@ import (
 // care homes come with the relay's trust messages and are kept here, so
 // the choice of home works offline too.
 
+// MovedWords head the front sheet's alert of a resident moved from this
+// home whose record this computer still holds; the receiving home's name
+// follows.
+const MovedWords = "Moved to another home: this computer lets the record go when the relay takes the move. Now held by "
+
 // keyHomes (under nsTrust): the region's care homes, as last heard.
 const keyHomes = "care-homes"
 
@@ -74,3 +79,7 @@ func (a *App) Transfer(id docid.ID, to, reason string) (Saved, error) {
 		return err
 	})
 }
+
+// demoOtherHomes are the imaginary care homes an offline demonstration
+// offers to move a resident to.
+var demoOtherHomes = []wire.HomeName{{ID: "home-demo-birch", Name: "Birch Court (demo)"}, {ID: "home-demo-cedar", Name: "Cedar Lodge (demo)"}}

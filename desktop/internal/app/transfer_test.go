@@ -55,6 +55,9 @@ func TestTransferAtTheHome(t *testing.T) {
 	if rec.CurrentHome != "home-2" || len(rec.Transfers) != 1 || rec.Transfers[0].By.Name != "Mo Manager" {
 		t.Fatalf("after the move: current home %q, transfers %+v", rec.CurrentHome, rec.Transfers)
 	}
+	if _, err := a.Transfer(id, "home-2", "again"); !errors.Is(err, record.ErrTransfer) {
+		t.Fatalf("a second move from a home that no longer holds the record: %v; want record.ErrTransfer", err)
+	}
 
 	// The relay takes the move and tells this computer to let both go.
 	a.letGo.Add([]docid.ID{id, rec.Timeline}, wire.CodeTransferred, "Birch Court")

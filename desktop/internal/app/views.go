@@ -321,6 +321,12 @@ func (a *App) FrontSheet(id docid.ID) (*FrontSheet, error) {
 		fs.Alerts = append(fs.Alerts, ConsentWithdrawnWords)
 		fs.AlertIDs = append(fs.AlertIDs, "")
 	}
+	if n := len(rec.Transfers); n > 0 && a.careHome() && rec.CurrentHome != a.dev.Org {
+		// Moved from here, and not yet let go (offline, or the relay has
+		// not taken the move yet).
+		fs.Alerts = append(fs.Alerts, MovedWords+rec.Transfers[n-1].ToName)
+		fs.AlertIDs = append(fs.AlertIDs, "")
+	}
 	for _, al := range rec.Alerts {
 		if al.Status == "active" {
 			fs.Alerts = append(fs.Alerts, al.Text)

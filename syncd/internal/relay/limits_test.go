@@ -1,9 +1,12 @@
 package relay
 
 import (
+	"bytes"
 	"context"
 	"fmt"
 	"math/rand/v2"
+	"slices"
+	"strings"
 	"sync"
 	"testing"
 	"testing/synctest"
@@ -221,4 +224,103 @@ func randomText(n int) string {
 		b[i] = "abcdefghijklmnopqrstuvwxyz0123456789"[rand.IntN(36)]
 	}
 	return string(b)
+}
+
+// suspectWorker refuses any message from the peer "bad" carrying refuseMe,
+// records each call's peers and whether it was bulk, and, when hold is
+// set, says it started a call and holds it until hold closes.
+type suspectWorker struct {
+	echoWorker
+	hold    chan struct{}
+	started chan struct{}
+	mu      sync.Mutex
+	calls   []suspectCall
+}
+
+type suspectCall struct {
+	peers []string
+	bulk  bool
+}
+
+var refuseMe = []byte{0x42, 9, 9, 9, 9}
+
+// who is the name a device joined with, from the engine peer ID the relay
+// gives its connection ("dev-…/name#n").
+func who(peer string) string {
+	_, name, _ := strings.Cut(peer, "/")
+	name, _, _ = strings.Cut(name, "#")
+	return name
+}
+
+func (w *suspectWorker) Work(ctx context.Context, a worker.WorkArgs) (worker.WorkReply, error) {
+	w.mu.Lock()
+	hold := w.hold
+	w.hold = nil
+	w.mu.Unlock()
+	if hold != nil {
+		w.started <- struct{}{}
+		<-hold
+	}
+	c := suspectCall{bulk: a.Bulk}
+	for _, m := range a.Msgs {
+		c.peers = append(c.peers, who(m.From))
+	}
+	w.mu.Lock()
+	w.calls = append(w.calls, c)
+	w.mu.Unlock()
+	for i, m := range a.Msgs {
+		if who(m.From) == "bad" && bytes.Equal(m.Data, refuseMe) {
+			return worker.WorkReply{Failed: &worker.Failure{Index: i, Peer: m.From, Reason: "malformed"}}, nil
+		}
+	}
+	return w.echoWorker.Work(ctx, a)
+}
+
+// TestRefusedDeviceIsWorkedBehindOthers: once the workers refuse a
+// device's message, its messages to a document go after other devices'
+// waiting with them, in a call of their own marked bulk (low priority);
+// other devices' calls are not bulk.
+func TestRefusedDeviceIsWorkedBehindOthers(t *testing.T) {
+	w := &suspectWorker{started: make(chan struct{}, 1)}
+	r := newTestRelay(t, Config{}, w)
+	enc := func(m wire.Message) []byte { b, _ := wire.Encode(m); return b }
+	join := func(name, peer string) *conn {
+		dev, sc := r.device(t, name)
+		c := newConn(r.s, context.Background(), &recorder{}, dev, sc)
+		c.onFrame(enc(wire.Message{Type: wire.TypeJoin, SenderID: peer, SupportedProtocolVersions: []string{"1"}}))
+		return c
+	}
+	bad, good := join("Attacker PC", "bad"), join("Office PC", "good")
+	send := func(c *conn, peer string, data []byte) {
+		c.onFrame(enc(wire.Message{Type: wire.TypeSync, SenderID: peer, TargetID: "relay", DocumentID: r.doc, Data: data}))
+	}
+	send(bad, "bad", refuseMe)
+	r.s.wg.Wait()
+
+	// Hold the worker on a first message while both devices' next
+	// messages queue for the document.
+	hold := make(chan struct{})
+	w.mu.Lock()
+	w.hold = hold
+	w.mu.Unlock()
+	send(good, "good", changesOf(t, 1))
+	<-w.started
+	send(bad, "bad", changesOf(t, 2))
+	send(good, "good", changesOf(t, 3))
+	close(hold)
+	r.s.wg.Wait()
+
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	var order []string
+	for _, c := range w.calls[1:] {
+		order = append(order, c.peers...)
+		isBad := slices.Contains(c.peers, "bad")
+		if isBad && (!c.bulk || len(c.peers) != 1) || !isBad && c.bulk {
+			t.Errorf("call %v marked bulk %v; want the refused device's alone and bulk, the other's not", c.peers, c.bulk)
+		}
+	}
+	if want := []string{"good", "good", "bad"}; !slices.Equal(order, want) {
+		t.Errorf("worked in the order %v; want %v", order, want)
+	}
 }

@@ -84,11 +84,50 @@ func (s *Server) run(doc string, dq *docQueue) {
 		}
 		lingered = false
 		n := min(len(dq.items), maxBatch)
-		batch := append([]queued(nil), dq.items[:n]...)
+		var batch, suspect []queued
+		for _, q := range dq.items[:n] {
+			if s.suspectLocked(q.from.dev.ID) {
+				suspect = append(suspect, q)
+			} else {
+				batch = append(batch, q)
+			}
+		}
 		dq.items = dq.items[n:]
 		s.mu.Unlock()
-		s.process(doc, batch)
+		// Each peer's messages keep their order; a suspect device's go
+		// after the others', in a batch of their own at low priority.
+		if len(batch) > 0 {
+			s.process(doc, batch)
+		}
+		if len(suspect) > 0 {
+			s.process(doc, suspect)
+		}
 	}
+}
+
+// A device whose message the workers refused (it could not be applied, or
+// it breaks a record rule) is suspect for suspectFor: its messages are
+// worked after everyone else's to the same document, and at low priority
+// (worker.WorkArgs.Bulk), so a device sending a stream of bad messages
+// spends its own share of the workers, not the other devices'. An honest
+// device refused now and then loses nothing but a little speed.
+const suspectFor = time.Minute
+
+// markSuspect makes a device suspect from now.
+func (s *Server) markSuspect(dev string) {
+	s.mu.Lock()
+	s.suspect[dev] = time.Now().Add(suspectFor)
+	s.mu.Unlock()
+}
+
+// suspectLocked reports whether a device is suspect. Caller holds s.mu.
+func (s *Server) suspectLocked(dev string) bool {
+	until, ok := s.suspect[dev]
+	if ok && time.Now().After(until) {
+		delete(s.suspect, dev)
+		return false
+	}
+	return ok
 }
 
 // process sends one batch to the worker and delivers what came back.
@@ -144,12 +183,12 @@ func (s *Server) process(doc string, batch []queued) {
 	}
 	args := worker.WorkArgs{Doc: doc, TrustVersion: s.trustVersion(), StoredBytes: s.storedBytes(doc), MaxDocBytes: s.cfg.Limits.DocBytes, Bulk: !wasKnown}
 	peers := map[string]syncer.Peer{}
+	s.mu.Lock()
 	for _, q := range batch {
 		args.Msgs = append(args.Msgs, syncer.In{From: q.from.peer.ID, Data: q.data})
 		peers[q.from.peer.ID] = q.from.peer
-		args.Bulk = args.Bulk || len(q.data) > bulkMessageBytes
+		args.Bulk = args.Bulk || len(q.data) > bulkMessageBytes || s.suspectLocked(q.from.dev.ID)
 	}
-	s.mu.Lock()
 	for p := range s.subs[doc] {
 		if c := s.peers[p]; c != nil {
 			args.Notify = append(args.Notify, p)
@@ -243,6 +282,9 @@ func (s *Server) refuse(doc string, q queued, f *worker.Failure) {
 		reason, code = outOfScopeWords, wire.CodeOutOfScope
 	default:
 		s.metrics.refused.WithLabelValues("bad-sync-message").Inc()
+	}
+	if !f.TooLarge {
+		s.markSuspect(q.from.dev.ID)
 	}
 	s.log.Warn("sync message refused", "doc", doc, "device", q.from.dev.ID, "peer", q.from.peer.ID, "bytes", len(q.data),
 		"rule", f.Rule, "detail", f.Detail, "out_of_scope", f.Refused)
@@ -343,6 +385,7 @@ func (s *Server) quarantine(ctx context.Context, doc string, q queued) {
 		s.log.Error("storing a quarantined message", "err", err)
 	}
 	s.log.Error("sync message quarantined: it crashed a CRDT worker twice", "doc", doc, "device", q.from.dev.ID, "peer", q.from.peer.ID, "bytes", len(q.data))
+	s.markSuspect(q.from.dev.ID)
 	q.from.send(wire.Message{Type: wire.TypeError, ErrorCode: wire.CodeQuarantined,
 		ErrorMessage: "a sync message for document " + doc + " could not be processed and was set aside; it was not stored or passed on"})
 	q.from.strike()

@@ -198,7 +198,7 @@ func (s *servicesScreen) edit(sv record.Service) {
 		s.load()
 	})
 	buttons := container.NewHBox(save, u.button("Cancel", func() { d.Hide() }))
-	d = u.showDialog("Edit service: "+sv.Name, container.NewBorder(nil, buttons, nil, nil, u.scroll(f.object())), fyne.NewSize(720, 640))
+	d = u.showDialog("Edit service: "+sv.Name, container.NewBorder(nil, buttons, nil, nil, u.scroll(f.object())), fyne.NewSize(720, 600))
 }
 
 func dayName(d string) string {

@@ -98,6 +98,14 @@ func (h *harness) hostile(rep *report) {
 		t.Errorf("hostile: listing the home's documents as an enrolled device: %d, %v", len(larchDocs), err)
 		return
 	}
+	// The region's documents (the directory of services) are every
+	// home's: only what Birch may not hold is Larch's alone.
+	both, err := listDocs(r.addr, birchCred)
+	if err != nil {
+		t.Errorf("hostile: listing the other home's documents: %v", err)
+		return
+	}
+	larchDocs = slices.DeleteFunc(larchDocs, func(id string) bool { return slices.Contains(both, id) })
 	birchDocs, corpus, err := birchResident(r.addr, birchDev, birchCred, h.birch, t.TempDir())
 	if err != nil {
 		t.Errorf("hostile: the other home's device could not store its resident: %v", err)

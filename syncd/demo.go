@@ -6,20 +6,25 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"maps"
+	"slices"
 	"strings"
 	"time"
 
 	"haven/assets/demo"
 	"haven/shared/crdt"
 	"haven/shared/docid"
+	"haven/shared/record"
 	"haven/syncd/internal/admin"
 	"haven/syncd/internal/orgs"
 )
 
 // Demo organisation: one care home of synthetic residents, a GP hub that
-// covers it, and the advice line.
+// covers it, the advice line, and a second care home with no residents yet
+// (where a resident may move).
 const (
 	demoHomeName   = "Larch House"
+	demoOtherHome  = "Birch Court" // no residents yet: where a demo resident may move
 	demoHubName    = "Northgate GP Hub"
 	demoAdviceName = "24/7 Care Home Advice Line"
 	demoResidents  = 40
@@ -44,7 +49,11 @@ func runDemo(ctx context.Context, c config, out io.Writer) error {
 		return err
 	}
 	ids := map[orgs.Kind]string{}
+	other := ""
 	for _, o := range list {
+		if o.Kind == orgs.KindHome && o.Name == demoOtherHome {
+			other = o.ID
+		}
 		if (o.Kind == orgs.KindHome && o.Name == demoHomeName) || (o.Kind == orgs.KindHub && o.Name == demoHubName) ||
 			(o.Kind == orgs.KindAdviceLine && o.Name == demoAdviceName) {
 			ids[o.Kind] = o.ID
@@ -83,6 +92,17 @@ func runDemo(ctx context.Context, c config, out io.Writer) error {
 		ids[orgs.KindHome] = home.ID
 		fmt.Fprintf(out, "# created %s with %d synthetic residents in %v\n", home.Name, demoResidents, time.Since(start).Round(time.Millisecond))
 	}
+	if other == "" {
+		o, err := reg.CreateHome(ctx, demoOtherHome, "")
+		if err != nil {
+			return err
+		}
+		adm := &admin.Admin{Store: st, Orgs: reg}
+		if _, err := adm.CreateDirectory(ctx, o, record.HomeArea{Postcode: "NW6 7HY", Borough: "Brent"}); err != nil {
+			return err
+		}
+		other = o.ID
+	}
 	if ids[orgs.KindHub] == "" {
 		hub, err := reg.CreateHub(ctx, demoHubName, []string{ids[orgs.KindHome]})
 		if err != nil {
@@ -106,7 +126,7 @@ func runDemo(ctx context.Context, c config, out io.Writer) error {
 	}
 	// Demonstration organisations: their staff certificate requests are
 	// granted without an administrator, so the demo desktops can sign.
-	for _, id := range ids {
+	for _, id := range append(slices.Collect(maps.Values(ids)), other) {
 		if err := reg.MarkDemo(ctx, id); err != nil {
 			return err
 		}
@@ -114,4 +134,3 @@ func runDemo(ctx context.Context, c config, out io.Writer) error {
 	fmt.Fprintf(out, "home=%s\nhub=%s\nadvice=%s\n", ids[orgs.KindHome], ids[orgs.KindHub], ids[orgs.KindAdviceLine])
 	return nil
 }
-

@@ -183,7 +183,6 @@ func (s *Server) allowChanges(c *conn, n, size int) string {
 		return ""
 	}
 	l, now := s.cfg.Limits, time.Now()
-	sus := s.isSuspect(c)
 	q := s.quotas
 	q.mu.Lock()
 	defer q.mu.Unlock()
@@ -196,9 +195,9 @@ func (s *Server) allowChanges(c *conn, n, size int) string {
 		burst int
 		code  string
 	}{
-		{q.get(q.changes, c.dev.ID), float64(n), l.ChangesPerSecond, burstFor(sus, l.ChangeBurst, l.ChangesPerSecond), wire.CodeQuotaChanges},
+		{q.get(q.changes, c.dev.ID), float64(n), l.ChangesPerSecond, l.ChangeBurst, wire.CodeQuotaChanges},
 		{q.get(q.changes, "org:"+c.dev.Org), float64(n), 4 * l.ChangesPerSecond, 4 * l.ChangeBurst, wire.CodeQuotaChanges},
-		{q.get(q.bytes, c.dev.ID), float64(size), l.ChangeBytesPerSecond, burstFor(sus, l.ChangeBytesBurst, l.ChangeBytesPerSecond), wire.CodeQuotaBytes},
+		{q.get(q.bytes, c.dev.ID), float64(size), l.ChangeBytesPerSecond, l.ChangeBytesBurst, wire.CodeQuotaBytes},
 		{q.get(q.bytes, "org:"+c.dev.Org), float64(size), 4 * l.ChangeBytesPerSecond, 4 * l.ChangeBytesBurst, wire.CodeQuotaBytes},
 	}
 	for i, t := range takes {
@@ -226,31 +225,18 @@ func (b *bucket) debit(now time.Time, n, rate float64, burst int) time.Duration 
 // readWait takes n bytes read from the device and says how long its
 // connection waits before reading on.
 func (s *Server) readWait(c *conn, n int) time.Duration {
-	l, q, sus := s.cfg.Limits, s.quotas, s.isSuspect(c)
+	l, q := s.cfg.Limits, s.quotas
 	q.mu.Lock()
 	defer q.mu.Unlock()
-	return q.get(q.reads, c.dev.ID).debit(time.Now(), float64(n), l.ReadBytesPerSecond, burstFor(sus, l.ReadBurst, l.ReadBytesPerSecond))
+	return q.get(q.reads, c.dev.ID).debit(time.Now(), float64(n), l.ReadBytesPerSecond, l.ReadBurst)
 }
 
 // allowAudit takes n audit-event tokens from the device.
 func (s *Server) allowAudit(c *conn, n int) bool {
-	l, q, sus := s.cfg.Limits, s.quotas, s.isSuspect(c)
+	l, q := s.cfg.Limits, s.quotas
 	q.mu.Lock()
 	defer q.mu.Unlock()
-	return q.get(q.audit, c.dev.ID).take(time.Now(), float64(n), l.AuditPerSecond, burstFor(sus, l.AuditBurst, l.AuditPerSecond))
-}
-
-// burstFor is a device's burst: a suspect device (queue.go: the workers
-// refused one of its messages within the minute) has none beyond one
-// second of its rate, so what it sends is spread at the steady rate
-// instead of landing on the relay at once. A burst exists for an honest
-// device's catching up after days offline, which a refused one forfeits
-// for the minute.
-func burstFor(suspect bool, burst int, rate float64) int {
-	if !suspect {
-		return burst
-	}
-	return min(burst, max(1, int(rate)))
+	return q.get(q.audit, c.dev.ID).take(time.Now(), float64(n), l.AuditPerSecond, l.AuditBurst)
 }
 
 // allowSearch takes a search (or record opening) token from the device.

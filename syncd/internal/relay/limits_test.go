@@ -324,33 +324,3 @@ func TestRefusedDeviceIsWorkedBehindOthers(t *testing.T) {
 		t.Errorf("worked in the order %v; want %v", order, want)
 	}
 }
-
-// TestSuspectDeviceHasNoBurst: a device whose message the workers refused
-// within the minute gets no burst of changes, reads or audit events beyond
-// a second of its rate; another device of the home keeps its bursts.
-func TestSuspectDeviceHasNoBurst(t *testing.T) {
-	r := newTestRelay(t, Config{}, echoWorker{})
-	conns := map[string]*conn{}
-	for _, name := range []string{"suspect", "honest"} {
-		dev, sc := r.device(t, name)
-		conns[name] = newConn(r.s, context.Background(), &recorder{}, dev, sc)
-	}
-	r.s.markSuspect(conns["suspect"].dev.ID)
-	l := r.s.cfg.Limits
-	for name, c := range conns {
-		honest := name == "honest"
-		// A full bucket lets one oversized take through (in debt, so
-		// nothing is refused for ever); the second half is the test.
-		r.s.allowAudit(c, l.AuditBurst/2)
-		if got := r.s.allowAudit(c, l.AuditBurst/2); got != honest {
-			t.Errorf("%s: the second half of an audit burst allowed %v", name, got)
-		}
-		r.s.allowChanges(c, l.ChangeBurst/2, 1)
-		if code := r.s.allowChanges(c, l.ChangeBurst/2, 1); (code == "") != honest {
-			t.Errorf("%s: the second half of a burst of changes: %q", name, code)
-		}
-		if wait := r.s.readWait(c, l.ReadBurst/2); (wait == 0) != honest {
-			t.Errorf("%s: reading half a burst waits %v", name, wait)
-		}
-	}
-}

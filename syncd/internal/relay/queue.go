@@ -120,13 +120,6 @@ func (s *Server) markSuspect(dev string) {
 	s.mu.Unlock()
 }
 
-// isSuspect reports whether c's device is suspect.
-func (s *Server) isSuspect(c *conn) bool {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.suspectLocked(c.dev.ID)
-}
-
 // suspectLocked reports whether a device is suspect. Caller holds s.mu.
 func (s *Server) suspectLocked(dev string) bool {
 	until, ok := s.suspect[dev]

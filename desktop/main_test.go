@@ -2,6 +2,7 @@ package main
 
 import (
 	"bytes"
+	"encoding/json"
 	"errors"
 	"flag"
 	"io"
@@ -113,6 +114,35 @@ func TestExportCommand(t *testing.T) {
 		number := resident[:3] + " " + resident[3:6] + " " + resident[6:]
 		printouttest.EveryPage(t, pdf, number, "Printed by Dr Ada Quill")
 	}
+	// The FHIR bundle: JSON, a document whose Patient carries the number.
+	if err := export("bundle.json", "-unlock", "Dr Ada Quill:271828", "-resident", resident, "-format", "fhir"); err != nil {
+		t.Fatalf("export fhir: %v", err)
+	}
+	raw, err := os.ReadFile(filepath.Join(outDir, "bundle.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var bundle struct {
+		ResourceType, Type string
+		Entry              []struct {
+			Resource struct {
+				ResourceType string
+				Identifier   []struct{ System, Value string }
+			}
+		}
+	}
+	if err := json.Unmarshal(raw, &bundle); err != nil || bundle.ResourceType != "Bundle" || bundle.Type != "document" {
+		t.Fatalf("the FHIR export is not a document Bundle: %v", err)
+	}
+	found := false
+	for _, e := range bundle.Entry {
+		for _, id := range e.Resource.Identifier {
+			found = found || (e.Resource.ResourceType == "Patient" && id.System == "https://fhir.nhs.uk/Id/nhs-number" && id.Value == resident)
+		}
+	}
+	if !found {
+		t.Fatal("the FHIR export has no Patient with the resident's NHS number")
+	}
 	for _, tc := range []struct {
 		name string
 		args []string
@@ -133,7 +163,7 @@ func TestExportCommand(t *testing.T) {
 			}
 			left, _ := filepath.Glob(filepath.Join(outDir, "*"))
 			for _, f := range left {
-				if base := filepath.Base(f); base != "summary.pdf" && base != "transfer.pdf" && base != "personal.pdf" {
+				if base := filepath.Base(f); base != "summary.pdf" && base != "transfer.pdf" && base != "personal.pdf" && base != "bundle.json" {
 					t.Errorf("a refused export left %s behind", base)
 				}
 			}

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"sync/atomic"
+	"time"
 
 	"github.com/dgraph-io/badger/v4"
 )
@@ -25,6 +26,9 @@ import (
 
 // maxBatchOps bounds one batch so no caller waits behind an unbounded transaction.
 const maxBatchOps = 1024
+
+// slowCommit is how long a batch's commit and sync may take before the store logs it.
+const slowCommit = 100 * time.Millisecond
 
 // Op states. The caller may abandon a pending op when its ctx ends; once the writer has
 // claimed it, the caller waits for the outcome, so a write is never reported failed after it
@@ -134,7 +138,18 @@ func (s *Store) commitBatch(batch []*op) {
 	if len(ops) == 0 {
 		return
 	}
+	began := time.Now()
 	err := s.runTxn(ops)
+	if took := time.Since(began); took > slowCommit {
+		// Every caller of the batch waited this long for its write to be
+		// durable: worth an operator's look (a slow or failing disk, or one
+		// writer's large batch holding up the small ones).
+		size := 0
+		for _, o := range ops {
+			size += o.size
+		}
+		s.log.Warn("slow commit", "took", took.Round(time.Millisecond), "ops", len(ops), "bytes", size)
+	}
 	if errors.Is(err, badger.ErrTxnTooBig) && len(ops) > 1 {
 		// Our size estimate let through more than one transaction holds (it cannot see
 		// Badger's per-entry overhead). Give each op its own transaction, and its own sync.

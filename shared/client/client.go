@@ -612,8 +612,13 @@ func (c *Client) inbound(ctx context.Context, m wire.Message) {
 		}
 	case wire.TypeHavenDoc:
 		if !c.deliverBoot(m) {
-			// Not asked for by a Bootstrap: a record opened for a call.
+			// Not asked for by a Bootstrap: a record opened for a call, or
+			// sent on a move between homes; never one let go (Bootstrap
+			// unmarks what the relay lists before fetching it).
 			c.enqueue(func() {
+				if err == nil && c.letGone(id) {
+					return
+				}
 				if err := c.storeDownloaded(ctx, m); err != nil {
 					c.log.Warn("storing a document the relay sent", "doc", m.DocumentID, "err", err)
 				}

@@ -620,7 +620,10 @@ func (a *App) Residents(f Filter) []Row {
 		if reviews {
 			r.reviewsOn(day)
 		}
-		if m, ok := a.letGo.mark(r.ID); ok && !r.Held {
+		if m, ok := a.letGo.mark(r.ID); ok {
+			// The mark decides: a summary made from the copy just before
+			// it was deleted may have been saved after the deletion.
+			r.Held = false
 			if m.Code == wire.CodeTransferred {
 				r.MovedTo = cmp.Or(m.Detail, "another care home")
 			} else {

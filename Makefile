@@ -93,7 +93,9 @@ screenshots: build ## render the front sheet, resident list, handover, staff, re
 
 test: deps ## run every test (real Badger, real Automerge, real websockets)
 	$(GO) vet ./...
-	$(GO) test -count=1 ./...
+	@# One package at a time: the whole-system tests run real relays, desktops and the
+	@# soak's processes, and two of them side by side on two cores starve each other.
+	$(GO) test -count=1 -p 1 ./...
 
 soak: ## the fault-injection suite in full (about 15 minutes): kills, partitions, poor links, hostile peers, damaged disks; one summary table
 	$(GO) test -count=1 -timeout 60m -run 'TestSoak$$' -v ./desktop/internal/soak -soak.full

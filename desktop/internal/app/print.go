@@ -267,8 +267,17 @@ var roleWords = map[string]string{"next-of-kin": "next of kin", "carer": "carer"
 	"attorney": "attorney", "deputy": "deputy", "gp": "GP", "care-coordinator": "care coordinator",
 	"palliative-team": "palliative care team", "district-nurse": "district nurse"}
 
-// phonesLine is a contact's numbers, and whether to call at night.
+// phonesLine is a contact's numbers as a printout gives them.
 func phonesLine(c ContactView) string {
+	if p := c.Phones(); p != "" {
+		return p
+	}
+	return "No number recorded"
+}
+
+// Phones is a contact's numbers, and for family and friends whether to
+// call at night, as every screen and printout words them ("" if none).
+func (c ContactView) Phones() string {
 	var p []string
 	if c.PhoneDay != "" {
 		p = append(p, "Day "+c.PhoneDay)
@@ -285,9 +294,6 @@ func phonesLine(c ContactView) string {
 	}
 	if len(p) == 0 && c.Email != "" {
 		p = append(p, c.Email)
-	}
-	if len(p) == 0 {
-		return "No number recorded"
 	}
 	return strings.Join(p, " · ")
 }

@@ -306,24 +306,7 @@ func contactLine(c app.ContactView) (who, phones string) {
 	if len(about) > 0 {
 		who += " · " + strings.Join(about, ", ")
 	}
-	var p []string
-	if c.PhoneDay != "" {
-		p = append(p, "Day "+c.PhoneDay)
-	}
-	if c.PhoneNight != "" {
-		p = append(p, "Night "+c.PhoneNight)
-	}
-	if c.Kind == "personal" {
-		if c.CallAtNight {
-			p = append(p, "call at night: yes")
-		} else {
-			p = append(p, "call at night: NO")
-		}
-	}
-	if len(p) == 0 && c.Email != "" {
-		p = append(p, c.Email)
-	}
-	return who, strings.Join(p, " · ")
+	return who, c.Phones()
 }
 
 // contacts lists the key contacts other than attorneys, whose numbers are

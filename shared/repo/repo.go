@@ -13,11 +13,13 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"math/rand/v2"
 	"sync"
 	"sync/atomic"
 
 	"haven/shared/crdt"
 	"haven/shared/docid"
+	"haven/shared/lowprio"
 	"haven/shared/store"
 )
 
@@ -41,7 +43,10 @@ var ErrNotFound = errors.New("document not found")
 // Options tunes a Repo.
 type Options struct {
 	// CompactAfter is how many chunks a document gathers before it is
-	// compacted into a snapshot. Zero means 64.
+	// compacted into a snapshot. Zero means 64. Each document waits a
+	// further random part of it (up to half), drawn afresh after every
+	// compaction: computers that hold the same document and see the same
+	// changes then compact it at different moments, not all at once.
 	CompactAfter int
 	// Logger gets document IDs and sizes, never content. Nil discards.
 	Logger *slog.Logger
@@ -114,6 +119,7 @@ type Handle struct {
 	saved   []crdt.Hash              // heads of what is on disk
 	lastSeq uint64                   // the newest chunk the in-memory doc includes
 	pending int                      // chunks stored since the last snapshot
+	due     int                      // pending at which the document is compacted
 	report  LoadReport
 	queued  bool // waiting in the compaction queue
 }
@@ -310,7 +316,10 @@ func (h *Handle) persist(ctx context.Context) error {
 	}
 	h.saved, h.lastSeq = heads, seq
 	h.pending++
-	if h.pending >= r.opts.CompactAfter && !h.queued {
+	if h.due == 0 {
+		h.due = r.compactDue()
+	}
+	if h.pending >= h.due && !h.queued {
 		select {
 		case r.compact <- h:
 			h.queued = true
@@ -321,6 +330,13 @@ func (h *Handle) persist(ctx context.Context) error {
 		go r.opts.OnChange(h.ID)
 	}
 	return nil
+}
+
+// compactDue draws a document's next compaction point (see
+// Options.CompactAfter).
+func (r *Repo) compactDue() int {
+	n := r.opts.CompactAfter
+	return n + rand.IntN(n/2+1)
 }
 
 func (r *Repo) compactor() {
@@ -346,9 +362,14 @@ func (h *Handle) Compact(ctx context.Context) error {
 	h.mu.Lock()
 	h.queued = false
 	snap, heads, upTo, covered := h.doc.Save(), h.doc.Heads(), h.lastSeq, h.pending
+	h.due = h.repo.compactDue()
 	h.mu.Unlock()
 
-	check, err := crdt.Load(snap)
+	// Reloading the snapshot costs more than saving it and nothing waits on
+	// it, so it yields the core to the computer's other work.
+	var check *crdt.Doc
+	var err error
+	lowprio.Run(func() { check, err = crdt.Load(snap) })
 	if err != nil {
 		return fmt.Errorf("snapshot of %s does not reload: %w", h.ID, err)
 	}

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"os"
 	"path/filepath"
+	"slices"
 	"testing"
 	"time"
 
@@ -163,16 +164,48 @@ func TestBackgroundCompaction(t *testing.T) {
 	defer r.Close()
 	e := testEditor(t)
 	h := newResident(t, r, e)
-	for i := 0; i < 4; i++ {
+	for i := 0; i < 6; i++ { // CompactAfter and at most half as many again
 		addNote(t, h, e, "n")
 	}
 	select {
 	case <-changed:
 	case <-time.After(10 * time.Second):
-		t.Fatal("no background compaction after CompactAfter chunks")
+		t.Fatal("no background compaction after CompactAfter chunks and half as many again")
 	}
 	if n, _, _, _ := st.DocStats(h.ID.String()); n > 1 {
 		t.Fatalf("%d chunks left after background compaction", n)
+	}
+}
+
+// Computers that hold the same documents and see the same changes do not
+// compact them at the same moments: the compaction point of each document is
+// drawn afresh, between CompactAfter and half as many again.
+func TestCompactionPointsDifferBetweenComputers(t *testing.T) {
+	const after, docs = 8, 12
+	points := func() []int {
+		st := openStore(t, t.TempDir())
+		defer st.Close()
+		r := New(st, Options{CompactAfter: after})
+		defer r.Close()
+		e := testEditor(t)
+		var at []int
+		for range docs {
+			h := newResident(t, r, e) // a timeline, where notes go
+			addNote(t, h, e, "n")
+			h.mu.Lock()
+			at = append(at, h.due)
+			h.mu.Unlock()
+		}
+		return at
+	}
+	a, b := points(), points()
+	if slices.Equal(a, b) {
+		t.Fatalf("two computers would compact %d documents at the same points %v", docs, a)
+	}
+	for _, p := range append(a, b...) {
+		if p < after || p > after+after/2 {
+			t.Fatalf("due for compaction at %d chunks; want between %d and %d", p, after, after+after/2)
+		}
 	}
 }
 

@@ -13,6 +13,7 @@ import (
 
 	"haven/shared/crdt"
 	"haven/shared/docid"
+	"haven/shared/lowprio"
 	"haven/shared/record"
 	"haven/shared/repo"
 	"haven/shared/store"
@@ -94,7 +95,7 @@ type Worker struct {
 // Work applies a work item; a bulk one at low priority (see WorkArgs.Bulk).
 func (w *Worker) Work(args WorkArgs, reply *WorkReply) (err error) {
 	if args.Bulk {
-		atLowPriority(func() { err = w.work(args, reply) })
+		lowprio.Run(func() { err = w.work(args, reply) })
 		return err
 	}
 	return w.work(args, reply)

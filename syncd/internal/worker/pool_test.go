@@ -19,6 +19,7 @@ import (
 	"haven/shared/cert"
 	"haven/shared/crdt"
 	"haven/shared/docid"
+	"haven/shared/lowprio"
 	"haven/shared/repo"
 	"haven/shared/store"
 	"haven/shared/syncer"
@@ -79,7 +80,7 @@ func noteNice(dir string) func(WorkArgs) {
 		return nil
 	}
 	return func(a WorkArgs) {
-		os.WriteFile(filepath.Join(dir, a.Doc), []byte(strconv.Itoa(threadNice())), 0o600)
+		os.WriteFile(filepath.Join(dir, a.Doc), []byte(strconv.Itoa(lowprio.ThreadNice())), 0o600)
 	}
 }
 
@@ -671,15 +672,15 @@ func TestCloseWhileAChildHangs(t *testing.T) {
 }
 
 // TestBulkWorkRunsAtLowPriority: a bulk item is worked on a thread whose
-// nice value is bulkNice above the child's, so a busy machine runs
+// nice value is lowprio.Nice above the child's, so a busy machine runs
 // everyone's small edits first; an ordinary item at the child's own; and
 // the lowered thread is not handed to the next item.
 func TestBulkWorkRunsAtLowPriority(t *testing.T) {
 	if runtime.GOOS != "linux" {
 		t.Skip("priorities are set per thread only on Linux")
 	}
-	own := threadNice() // the children inherit the test's
-	if own+bulkNice > 19 {
+	own := lowprio.ThreadNice() // the children inherit the test's
+	if own+lowprio.Nice > 19 {
 		t.Skipf("the test runs at nice %d: no room to go lower", own)
 	}
 	dir := t.TempDir()
@@ -709,8 +710,8 @@ func TestBulkWorkRunsAtLowPriority(t *testing.T) {
 		return doc
 	}
 	for range 3 { // one after another on the one child: none inherits the last one's thread
-		if got := read(work(true)); got != own+bulkNice {
-			t.Errorf("a bulk item ran at nice %d; want %d", got, own+bulkNice)
+		if got := read(work(true)); got != own+lowprio.Nice {
+			t.Errorf("a bulk item ran at nice %d; want %d", got, own+lowprio.Nice)
 		}
 		if got := read(work(false)); got != own {
 			t.Errorf("an ordinary item ran at nice %d; want the child's own %d", got, own)

@@ -1,0 +1,10 @@
+//go:build !linux
+
+package lowprio
+
+// Run runs f. Only Linux sets a priority per thread; elsewhere low-priority
+// work runs as any other.
+func Run(f func()) { f() }
+
+// ThreadNice is 0 where priorities are not set per thread.
+func ThreadNice() int { return 0 }

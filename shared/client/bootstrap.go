@@ -21,7 +21,7 @@ var ErrOffline = errors.New("not connected to the relay")
 // after each. Documents already held are synced normally.
 func (c *Client) Bootstrap(ctx context.Context, progress func(done, total int)) (int, error) {
 	list := make(chan []string, 1)
-	docs := make(chan wire.Message, 1100) // a whole fetch batch: the read loop never blocks on it
+	docs := make(chan wire.Message, 1000) // a whole fetch batch: the read loop never blocks on it
 	c.mu.Lock()
 	c.list, c.docMsgs = list, docs
 	gone := c.gone
@@ -31,7 +31,7 @@ func (c *Client) Bootstrap(ctx context.Context, progress func(done, total int)) 
 	}
 	defer func() {
 		c.mu.Lock()
-		c.list, c.docMsgs = nil, nil
+		c.list, c.docMsgs, c.bootWant = nil, nil, nil
 		c.mu.Unlock()
 	}()
 	ids, err := c.askList(ctx, list, gone)
@@ -62,6 +62,12 @@ func (c *Client) Bootstrap(ctx context.Context, progress func(done, total int)) 
 	done := 0
 	for start := 0; start < len(missing); start += 1000 {
 		batch := missing[start:min(start+1000, len(missing))]
+		c.mu.Lock()
+		c.bootWant = make(map[string]bool, len(batch))
+		for _, id := range batch {
+			c.bootWant[id] = true
+		}
+		c.mu.Unlock()
 		if !c.send(wire.Message{Type: wire.TypeHavenFetch, DocumentIDs: batch}) {
 			return done, ErrOffline
 		}

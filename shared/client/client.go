@@ -111,6 +111,11 @@ type Client struct {
 	heard   map[docid.ID]time.Time // last message sent or received about a document
 	waiters map[docid.ID][]chan struct{}
 	docMsgs chan wire.Message // haven-doc / doc-unavailable replies for Bootstrap
+	// bootWant is what the Bootstrap in progress fetched and has not had
+	// yet: only those go to docMsgs. A document the relay sends unasked
+	// meanwhile (a record opened for a call, a resident moved in) is stored
+	// as any unasked one, and wakes whoever waits for it.
+	bootWant map[string]bool
 	list    chan []string
 	// answers are the requests waiting for the relay's answer, by type and
 	// ID (ask.go); storedWait those waiting for a document to arrive.
@@ -781,16 +786,17 @@ func (c *Client) AskWho(doc docid.ID, actors []string) bool {
 // reports whether one took it.
 func (c *Client) deliverBoot(m wire.Message) bool {
 	c.mu.Lock()
-	ch := c.docMsgs
-	c.mu.Unlock()
-	if ch != nil {
-		select {
-		case ch <- m:
-			return true
-		default: // not asked for by a Bootstrap in progress
-		}
+	defer c.mu.Unlock()
+	if c.docMsgs == nil || !c.bootWant[m.DocumentID] {
+		return false
 	}
-	return false
+	select {
+	case c.docMsgs <- m:
+		delete(c.bootWant, m.DocumentID)
+		return true
+	default: // cannot happen: docMsgs holds a whole fetch batch
+		return false
+	}
 }
 
 // letGone reports whether the device was told to let id go.

@@ -3,6 +3,7 @@ package client
 import (
 	"context"
 	"crypto/rand"
+	"errors"
 	"fmt"
 	"net/http"
 	"net/http/httptest"
@@ -262,5 +263,52 @@ func TestRefusalForNowShowsTheRelaysWords(t *testing.T) {
 	f.waitFor(t, "second connection", func(conns, _ int) bool { return conns >= 2 })
 	if st := c.Status(); st.Online || st.LastError != why {
 		t.Errorf("status after a refusal for now: online %v, problem %q; want offline with %q", st.Online, st.LastError, why)
+	}
+}
+
+// A document the relay sends unasked while a Bootstrap is waiting on its
+// own list (a record opened for a call, answered at that moment) is stored
+// and wakes whoever waits for it; the Bootstrap does not swallow it.
+func TestUnaskedDocumentDuringBootstrapIsStored(t *testing.T) {
+	opened := docid.New()
+	doc := crdt.New()
+	if _, err := doc.Change("first", time.Now(), func(w *crdt.Writer) error { return w.Set("Opened Resident", "name") }); err != nil {
+		t.Fatal(err)
+	}
+	snapshot := doc.Save()
+	f := newFakeRelay(t, func(tc *transport.Conn, frames <-chan wire.Message) {
+		send := func(m wire.Message) {
+			if frame, err := wire.Encode(m); err == nil {
+				tc.Send(frame)
+			}
+		}
+		for m := range frames {
+			switch m.Type {
+			case wire.TypeJoin:
+				send(wire.Message{Type: wire.TypePeer, SenderID: "relay", TargetID: m.SenderID, SelectedProtocolVersion: wire.ProtocolV1})
+			case wire.TypeHavenList:
+				// The opened record arrives before the list's answer, as
+				// when an opening is answered while the list is asked for.
+				send(wire.Message{Type: wire.TypeHavenDoc, DocumentID: opened.String(), Snapshot: snapshot})
+				send(wire.Message{Type: wire.TypeHavenList})
+			}
+		}
+	})
+	c, _ := startClient(t, f.url, 10*time.Millisecond, 50*time.Millisecond)
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	f.waitFor(t, "a connection", func(conns, _ int) bool { return conns >= 1 })
+	// The client holds the connection a moment after the relay accepts it.
+	for {
+		_, err := c.Bootstrap(ctx, nil)
+		if err == nil {
+			break
+		}
+		if !errors.Is(err, ErrOffline) {
+			t.Fatalf("bootstrap: %v", err)
+		}
+	}
+	if err := c.awaitStored(ctx, opened); err != nil {
+		t.Fatalf("the document the relay sent during a bootstrap was not stored: %v", err)
 	}
 }

@@ -6,6 +6,10 @@
 // Memory and disk never disagree about what was saved: if persisting a
 // change fails, the handle reloads the document from disk, so the failed
 // change is gone from memory too, and the caller was told it failed.
+//
+// A Repo may be bounded (Options.MaxBytes): documents nobody is working on
+// are then let go, least recently used first, and loaded again on their
+// next Open (evict.go).
 package repo
 
 import (
@@ -14,6 +18,7 @@ import (
 	"fmt"
 	"log/slog"
 	"math/rand/v2"
+	"runtime"
 	"sync"
 	"sync/atomic"
 
@@ -53,6 +58,11 @@ type Options struct {
 	// OnChange, if set, is called after a change to a document is durable
 	// (by Change or Apply), outside any lock.
 	OnChange func(id docid.ID)
+	// MaxBytes bounds the memory of the documents held open, as estimated
+	// from their saved size (see docMemory). Past it, the least recently
+	// used documents that nobody is working on are evicted and loaded
+	// again on their next Open. Zero or less: no bound, nothing is evicted.
+	MaxBytes int64
 }
 
 // Repo holds the open documents of one store.
@@ -61,12 +71,14 @@ type Repo struct {
 	opts Options
 	log  *slog.Logger
 
-	mu      sync.Mutex // guards handles and closed
+	mu      sync.Mutex // guards handles, loading, closed and what evict.go lists
 	handles map[docid.ID]*Handle
 	loading map[docid.ID]chan struct{} // documents being loaded; closed when done
 	closed  bool
+	lru     // the open documents' order of use and estimated memory
 
-	compact chan *Handle   // handles due for compaction
+	compact chan docid.ID  // documents due for compaction
+	sweep   chan struct{}  // evicted memory awaits a collection (evict.go)
 	done    chan struct{}  // closed by Close to stop the compactor
 	wg      sync.WaitGroup // the compactor goroutine
 }
@@ -84,7 +96,8 @@ func New(st Storage, opts Options) *Repo {
 		st: st, opts: opts, log: log,
 		handles: map[docid.ID]*Handle{},
 		loading: map[docid.ID]chan struct{}{},
-		compact: make(chan *Handle, 256),
+		compact: make(chan docid.ID, 256),
+		sweep:   make(chan struct{}, 1),
 		done:    make(chan struct{}),
 	}
 	r.wg.Add(1)
@@ -122,6 +135,16 @@ type Handle struct {
 	due     int                      // pending at which the document is compacted
 	report  LoadReport
 	queued  bool // waiting in the compaction queue
+	// base and tail are the saved size of what the in-memory document was
+	// loaded or compacted from, and of the chunks stored since: what its
+	// memory is estimated from (docMemory).
+	base, tail int64
+	// evicted is set, holding mu, when the Repo lets the document go
+	// (evict.go); it never clears. Whoever still holds the handle is sent
+	// to the document's handle now, so there is only ever one copy to
+	// write to.
+	evicted atomic.Bool
+	use     // the Repo's bookkeeping, guarded by repo.mu
 }
 
 // LoadReport says what loading a document found wrong; empty is healthy.
@@ -130,12 +153,22 @@ type LoadReport struct {
 }
 
 // Doc is the document for reading. Do not write to it directly: use Change.
-// It never blocks, so it is safe inside a Change callback too.
-func (h *Handle) Doc() *crdt.Doc { return h.current.Load() }
+// It never waits for a writer, so it is safe inside a Change callback too.
+// On a handle evicted since it was opened it opens the document again,
+// which may read the store (if that fails, it returns the copy it had).
+func (h *Handle) Doc() *crdt.Doc {
+	if live, ok := h.live(); ok {
+		return live.Doc()
+	}
+	return h.current.Load()
+}
 
 // Seq is the sequence number of the newest stored chunk the document in
 // memory includes (store.LastSeq says the same of the disk).
 func (h *Handle) Seq() uint64 {
+	if live, ok := h.live(); ok {
+		return live.Seq()
+	}
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	return h.lastSeq
@@ -143,6 +176,9 @@ func (h *Handle) Seq() uint64 {
 
 // Report is what the last load found.
 func (h *Handle) Report() LoadReport {
+	if live, ok := h.live(); ok {
+		return live.Report()
+	}
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	return h.report
@@ -169,29 +205,55 @@ func (r *Repo) Create(ctx context.Context, id docid.ID, doc *crdt.Doc) (*Handle,
 	}
 	h := &Handle{ID: id, repo: r, doc: doc}
 	h.current.Store(doc)
+	// Locked before anyone can see it: an Open meanwhile waits for the
+	// document to be stored before writing, and it cannot be evicted.
+	h.mu.Lock()
 	r.handles[id] = h
+	r.addLocked(h, false)
 	r.mu.Unlock()
 
-	h.mu.Lock()
-	defer h.mu.Unlock()
 	data := doc.Save()
 	h.saved = doc.Heads()
 	seq, err := r.st.AppendChunk(ctx, id.String(), data)
 	if err != nil {
 		r.mu.Lock()
 		delete(r.handles, id)
+		r.unlinkLocked(h)
 		r.mu.Unlock()
+		h.mu.Unlock()
 		return nil, fmt.Errorf("store new document %s: %w", id, err)
 	}
 	h.lastSeq, h.pending = seq, 1
+	h.base = int64(len(data))
+	r.resize(h)
+	h.mu.Unlock()
+	r.shrink()
 	return h, nil
 }
 
-// Open returns the document's handle, loading it on first use.
-func (r *Repo) Open(id docid.ID) (*Handle, error) {
+// Open returns the document's handle, loading it on first use (or first
+// use since it was evicted).
+func (r *Repo) Open(id docid.ID) (*Handle, error) { return r.open(id, false) }
+
+// Hold is Open for a caller about to work on the document: until release
+// is called, the handle is not evicted (Options.MaxBytes). Whatever the
+// caller builds on the document (a sync state, say) then stays tied to the
+// copy the Repo holds. release may be called more than once.
+func (r *Repo) Hold(id docid.ID) (h *Handle, release func(), err error) {
+	h, err = r.open(id, true)
+	if err != nil {
+		return nil, nil, err
+	}
+	var once sync.Once
+	return h, func() { once.Do(func() { r.unpin(h) }) }, nil
+}
+
+// open is Open, pinning the handle if pin (see Hold).
+func (r *Repo) open(id docid.ID, pin bool) (*Handle, error) {
 	for {
 		r.mu.Lock()
 		if h, ok := r.handles[id]; ok {
+			r.touchLocked(h, pin)
 			r.mu.Unlock()
 			return h, nil
 		}
@@ -212,12 +274,14 @@ func (r *Repo) Open(id docid.ID) (*Handle, error) {
 		delete(r.loading, id)
 		if err == nil {
 			r.handles[id] = h
+			r.addLocked(h, pin)
 		}
 		r.mu.Unlock()
 		close(done)
 		if err != nil {
 			return nil, err
 		}
+		r.shrink()
 		return h, nil
 	}
 }
@@ -245,8 +309,10 @@ func (h *Handle) load() error {
 		}
 	}
 	last := sd.UpTo
+	var tail int64
 	for _, c := range sd.Chunks {
 		last = c.Seq
+		tail += int64(len(c.Data))
 		if err := doc.LoadIncremental(c.Data); err != nil {
 			reason := "chunk does not apply: " + err.Error()
 			r.log.Error("quarantining chunk", "doc", h.ID.String(), "seq", c.Seq, "bytes", len(c.Data))
@@ -258,7 +324,9 @@ func (h *Handle) load() error {
 	}
 	h.saved = doc.Heads()
 	h.doc, h.lastSeq, h.pending, h.report = doc, last, len(sd.Chunks), report
+	h.base, h.tail = int64(len(sd.Snapshot)), tail
 	h.current.Store(doc)
+	r.resize(h)
 	if len(report.Quarantined) > 0 {
 		r.log.Warn("document loaded with quarantined parts", "doc", h.ID.String(), "quarantined", len(report.Quarantined))
 	}
@@ -268,10 +336,17 @@ func (h *Handle) load() error {
 // Change runs fn on the document and returns once whatever fn changed is on
 // disk. If fn changes nothing, nothing is stored.
 func (h *Handle) Change(ctx context.Context, fn func(doc *crdt.Doc) error) error {
-	h.mu.Lock()
+	instead, err := h.lockUnlessEvicted()
+	if err != nil {
+		return err
+	}
+	if instead != nil {
+		return instead.Change(ctx, fn)
+	}
 	fnErr := fn(h.doc)
-	err := h.persist(ctx)
+	err = h.persist(ctx)
 	h.mu.Unlock()
+	h.repo.shrink()
 	if err != nil {
 		return err
 	}
@@ -283,7 +358,14 @@ func (h *Handle) Change(ctx context.Context, fn func(doc *crdt.Doc) error) error
 // and nothing is stored. For changes that must be checked before they are
 // kept, such as a peer's.
 func (h *Handle) Try(ctx context.Context, fn func(doc *crdt.Doc) error) error {
-	h.mu.Lock()
+	instead, err := h.lockUnlessEvicted()
+	if err != nil {
+		return err
+	}
+	if instead != nil {
+		return instead.Try(ctx, fn)
+	}
+	defer h.repo.shrink() // after the unlock below: it may evict others
 	defer h.mu.Unlock()
 	if err := fn(h.doc); err != nil {
 		if lerr := h.load(); lerr != nil {
@@ -316,12 +398,14 @@ func (h *Handle) persist(ctx context.Context) error {
 	}
 	h.saved, h.lastSeq = heads, seq
 	h.pending++
+	h.tail += int64(len(chunk))
+	r.resize(h)
 	if h.due == 0 {
 		h.due = r.compactDue()
 	}
 	if h.pending >= h.due && !h.queued {
 		select {
-		case r.compact <- h:
+		case r.compact <- h.ID:
 			h.queued = true
 		default: // queue full: the next change will offer it again
 		}
@@ -339,15 +423,29 @@ func (r *Repo) compactDue() int {
 	return n + rand.IntN(n/2+1)
 }
 
+// compactor compacts the documents queued for it and, for a bounded Repo,
+// runs the Go collector when asked (see evict.go). It exits when the Repo
+// closes.
 func (r *Repo) compactor() {
 	defer r.wg.Done()
 	for {
 		select {
 		case <-r.done:
 			return
-		case h := <-r.compact:
+		case <-r.sweep:
+			runtime.GC()
+		case id := <-r.compact:
+			// By ID, not handle: the queue must not keep an evicted
+			// document in memory. One evicted meanwhile is compacted
+			// when it is next due.
+			r.mu.Lock()
+			h := r.handles[id]
+			r.mu.Unlock()
+			if h == nil {
+				continue
+			}
 			if err := h.Compact(context.Background()); err != nil {
-				r.log.Error("compaction failed", "doc", h.ID.String(), "err", err)
+				r.log.Error("compaction failed", "doc", id.String(), "err", err)
 			}
 		}
 	}
@@ -361,7 +459,12 @@ func (h *Handle) Compact(ctx context.Context) error {
 	// upTo and are kept.
 	h.mu.Lock()
 	h.queued = false
-	snap, heads, upTo, covered := h.doc.Save(), h.doc.Heads(), h.lastSeq, h.pending
+	if h.evicted.Load() {
+		// Its chunks are on disk; the next copy loaded compacts them.
+		h.mu.Unlock()
+		return nil
+	}
+	snap, heads, upTo, covered, coveredBytes := h.doc.Save(), h.doc.Heads(), h.lastSeq, h.pending, h.tail
 	h.due = h.repo.compactDue()
 	h.mu.Unlock()
 
@@ -381,6 +484,8 @@ func (h *Handle) Compact(ctx context.Context) error {
 	}
 	h.mu.Lock()
 	h.pending -= covered
+	h.base, h.tail = int64(len(snap)), max(h.tail-coveredBytes, 0)
+	h.repo.resize(h)
 	h.mu.Unlock()
 	h.repo.log.Debug("compacted", "doc", h.ID.String(), "bytes", len(snap), "chunks", covered)
 	return nil
@@ -398,6 +503,9 @@ func (r *Repo) Remove(ctx context.Context, id docid.ID) error {
 		return errors.New("repo: this store cannot delete documents")
 	}
 	r.mu.Lock()
+	if h := r.handles[id]; h != nil {
+		r.unlinkLocked(h)
+	}
 	delete(r.handles, id)
 	r.mu.Unlock()
 	return d.DeleteDoc(ctx, id.String())

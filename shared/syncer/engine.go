@@ -104,11 +104,27 @@ type Engine struct {
 	opts Options
 	log  *slog.Logger
 
-	mu      sync.Mutex // guards peers, locks, dirty, pending
+	mu      sync.Mutex // guards peers, locks, dirty, pending, evicted
 	peers   map[string]*peerState
-	locks   map[docid.ID]*sync.Mutex
+	locks   map[docid.ID]*docLock // documents being worked on, or waited for
 	dirty   map[dirtyKey]bool
 	pending map[docid.ID]*pendingDoc
+	// evicted holds the dirty states of documents the repo let go
+	// (evictedDoc), encoded, until TakeDirty hands them over for saving.
+	evicted []peerSaved
+}
+
+// docLock serialises the work on one document; refs counts its holder and
+// those waiting, and the lock leaves Engine.locks when it drops to zero.
+type docLock struct {
+	sync.Mutex
+	refs int
+}
+
+// peerSaved is a sync state to save, and the peer it is with.
+type peerSaved struct {
+	peer string
+	SavedState
 }
 
 // pendingDoc is a document a peer has offered but not yet sent changes of
@@ -144,9 +160,50 @@ func New(r *repo.Repo, opts Options) *Engine {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	return &Engine{repo: r, opts: opts, log: log,
-		peers: map[string]*peerState{}, locks: map[docid.ID]*sync.Mutex{}, dirty: map[dirtyKey]bool{},
+	e := &Engine{repo: r, opts: opts, log: log,
+		peers: map[string]*peerState{}, locks: map[docid.ID]*docLock{}, dirty: map[dirtyKey]bool{},
 		pending: map[docid.ID]*pendingDoc{}}
+	r.OnEvict(e.evictedDoc)
+	return e
+}
+
+// evictedDoc drops the sync states made for a document the repo let go,
+// which would otherwise keep it in memory: the next message about it loads
+// the document again and its states from the StateStore. A dirty state is
+// encoded first, for TakeDirty to hand over with the others, so nothing a
+// peer confirmed is forgotten.
+func (e *Engine) evictedDoc(id docid.ID, doc *crdt.Doc) {
+	type dropped struct {
+		peer, storage string
+		ss            *crdt.SyncState
+	}
+	var save []dropped
+	e.mu.Lock()
+	for peerID, p := range e.peers {
+		st := p.states[id]
+		if st == nil || st.doc != doc {
+			continue // none, or made for the copy loaded since
+		}
+		delete(p.states, id)
+		k := dirtyKey{peerID, id}
+		if e.dirty[k] {
+			delete(e.dirty, k)
+			if p.persistent() {
+				save = append(save, dropped{peerID, p.StorageID, st.ss})
+			}
+		}
+	}
+	e.mu.Unlock()
+	if len(save) == 0 {
+		return
+	}
+	out := make([]peerSaved, len(save))
+	for i, d := range save {
+		out[i] = peerSaved{d.peer, SavedState{Storage: d.storage, Doc: id.String(), State: d.ss.Save()}}
+	}
+	e.mu.Lock()
+	e.evicted = append(e.evicted, out...)
+	e.mu.Unlock()
 }
 
 // Connect registers a peer. Connecting an already known ID replaces it
@@ -202,7 +259,18 @@ func (e *Engine) TakeDirty(only string) []SavedState {
 		ss      *crdt.SyncState
 	}
 	var items []item
+	var out []SavedState
 	e.mu.Lock()
+	kept := e.evicted[:0]
+	for _, s := range e.evicted {
+		if only == "" || s.peer == only {
+			out = append(out, s.SavedState)
+		} else {
+			kept = append(kept, s)
+		}
+	}
+	clear(e.evicted[len(kept):])
+	e.evicted = kept
 	for k := range e.dirty {
 		if only != "" && k.peer != only {
 			continue
@@ -217,9 +285,8 @@ func (e *Engine) TakeDirty(only string) []SavedState {
 		}
 	}
 	e.mu.Unlock()
-	out := make([]SavedState, len(items))
-	for i, it := range items {
-		out[i] = SavedState{Storage: it.storage, Doc: it.doc.String(), State: it.ss.Save()}
+	for _, it := range items {
+		out = append(out, SavedState{Storage: it.storage, Doc: it.doc.String(), State: it.ss.Save()})
 	}
 	return out
 }
@@ -241,12 +308,20 @@ func (e *Engine) lock(id docid.ID) func() {
 	e.mu.Lock()
 	l, ok := e.locks[id]
 	if !ok {
-		l = &sync.Mutex{}
+		l = &docLock{}
 		e.locks[id] = l
 	}
+	l.refs++
 	e.mu.Unlock()
 	l.Lock()
-	return l.Unlock
+	return func() {
+		l.Unlock()
+		e.mu.Lock()
+		if l.refs--; l.refs == 0 {
+			delete(e.locks, id)
+		}
+		e.mu.Unlock()
+	}
 }
 
 // Restart begins the exchange about one document with a peer afresh:
@@ -256,10 +331,11 @@ func (e *Engine) lock(id docid.ID) func() {
 // lost with a connection's send queue, say).
 func (e *Engine) Restart(peerID string, id docid.ID) error {
 	defer e.lock(id)()
-	h, err := e.repo.Open(id)
+	h, release, err := e.repo.Hold(id)
 	if err != nil {
 		return err
 	}
+	defer release()
 	doc := h.Doc()
 	ss, err := e.state(peerID, id, doc)
 	if err != nil {
@@ -340,13 +416,16 @@ func (e *Engine) peer(id string) (Peer, bool) {
 // kept and answered.
 func (e *Engine) Receive(ctx context.Context, id docid.ID, msgs []In, notify []string) (out []Out, err error) {
 	defer e.lock(id)()
-	h, err := e.repo.Open(id)
+	// Held, so that the states made below stay tied to the copy the repo
+	// keeps (an eviction meanwhile would leave them holding another).
+	h, release, err := e.repo.Hold(id)
 	if errors.Is(err, repo.ErrNotFound) {
 		return e.receiveNew(ctx, id, msgs, notify)
 	}
 	if err != nil {
 		return nil, err
 	}
+	defer release()
 	out, err = e.receiveChecked(ctx, h, id, msgs, notify)
 	var verr *verifyError
 	if errors.As(err, &verr) && len(msgs) > 1 {
@@ -544,12 +623,14 @@ func (e *Engine) receiveNew(ctx context.Context, id docid.ID, msgs []In, notify 
 			return nil, &MessageError{Peer: admitter, Err: fmt.Errorf("%w: %v", ErrRefused, err)}
 		}
 	}
+	// Dirty before the document is in the repo: should it be evicted at
+	// once, the states are saved, not dropped.
+	for p := range pd.peers {
+		e.markDirty(p, id)
+	}
 	if _, err := e.repo.Create(ctx, id, pd.doc); err != nil {
 		e.forget(id, pd)
 		return nil, err
-	}
-	for p := range pd.peers {
-		e.markDirty(p, id)
 	}
 	return out, nil
 }
@@ -600,10 +681,11 @@ func (e *Engine) forget(id docid.ID, pd *pendingDoc) {
 // local change or when a peer subscribes.
 func (e *Engine) Sync(ctx context.Context, id docid.ID, peers []string) ([]Out, error) {
 	defer e.lock(id)()
-	h, err := e.repo.Open(id)
+	h, release, err := e.repo.Hold(id)
 	if err != nil {
 		return nil, err
 	}
+	defer release()
 	return e.generate(id, h, peers), nil
 }
 
@@ -707,10 +789,11 @@ func (e *Engine) InSync(peerID string, id docid.ID) bool {
 // sync state starts from there and is saved.
 func (e *Engine) Received(ctx context.Context, peerID string, id docid.ID) error {
 	defer e.lock(id)()
-	h, err := e.repo.Open(id)
+	h, release, err := e.repo.Hold(id)
 	if err != nil {
 		return err
 	}
+	defer release()
 	doc := h.Doc()
 	ss, err := crdt.SyncStateSharing(doc, doc.Heads())
 	if err != nil {

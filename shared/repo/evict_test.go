@@ -1,0 +1,185 @@
+package repo
+
+import (
+	"context"
+	"testing"
+
+	"haven/shared/crdt"
+	"haven/shared/docid"
+	"haven/shared/record"
+	"haven/shared/repo/repotest"
+	"haven/shared/store"
+)
+
+// storeTimelines stores n residents' timelines, each with one note, through
+// an unbounded Repo, and returns their IDs and the estimated memory of one
+// (they are alike, so each is estimated the same to within a few bytes).
+func storeTimelines(t *testing.T, st *store.Store, e *record.Editor, n int) ([]docid.ID, int64) {
+	t.Helper()
+	r := New(st, Options{})
+	defer r.Close()
+	var ids []docid.ID
+	for range n {
+		h := newResident(t, r, e)
+		addNote(t, h, e, "Settled well after lunch.")
+		ids = append(ids, h.ID)
+	}
+	most := int64(0)
+	for _, id := range ids {
+		h, err := r.Open(id)
+		if err != nil {
+			t.Fatal(err)
+		}
+		r.mu.Lock()
+		most = max(most, h.mem)
+		r.mu.Unlock()
+	}
+	return ids, most
+}
+
+// boundedRepo stores n alike timelines, each with one note, and opens a
+// Repo over them bounded to room of them, watched by the returned
+// Evictions. Both close when the test ends.
+func boundedRepo(t *testing.T, n int, room float64) (*Repo, *record.Editor, []docid.ID, *repotest.Evictions) {
+	t.Helper()
+	st := openStore(t, t.TempDir())
+	t.Cleanup(func() { st.Close() })
+	e := testEditor(t)
+	ids, each := storeTimelines(t, st, e, n)
+	r := New(st, Options{MaxBytes: int64(room * float64(each))})
+	t.Cleanup(func() { r.Close() })
+	var ev repotest.Evictions
+	r.OnEvict(ev.Hook)
+	return r, e, ids, &ev
+}
+
+// A bounded Repo keeps the documents it holds open within the bound,
+// evicting the least recently used; an evicted document opens again with
+// every change, and a handle kept from before its eviction still reads and
+// writes the one copy the Repo holds.
+func TestBoundEvictsLeastRecentlyUsed(t *testing.T) {
+	r, e, ids, ev := boundedRepo(t, 8, 3.5)
+	bound := r.opts.MaxBytes
+
+	open := func(id docid.ID) *Handle {
+		t.Helper()
+		h, err := r.Open(id)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if n, b := r.Usage(); b > bound {
+			t.Fatalf("after opening %s: %d documents of %d bytes open, bound %d", id, n, b, bound)
+		}
+		return h
+	}
+	first := open(ids[0])
+	note := addNote(t, first, e, "Visited by her son.")
+	open(ids[1])
+	open(ids[2])
+	open(ids[0]) // now the most recently used: ids[1] is the least
+	open(ids[3])
+	if !ev.Has(ids[1]) || ev.Has(ids[0]) {
+		t.Fatalf("evicted %v; want %s (least recently used), not %s", ev.IDs(), ids[1], ids[0])
+	}
+	for _, id := range ids[4:] {
+		open(id)
+	}
+	if n, _ := r.Usage(); n > 3 {
+		t.Fatalf("%d documents open, want at most the 3 the bound holds", n)
+	}
+	if !ev.Has(ids[0]) {
+		t.Fatalf("evicted %v; %s was used least recently of all and is still open", ev.IDs(), ids[0])
+	}
+
+	// The evicted document opens again, whole.
+	again := open(ids[0])
+	if again == first {
+		t.Fatal("Open returned the evicted handle")
+	}
+	if _, ok := timeline(t, again).Note(note); !ok {
+		t.Fatal("a note made before eviction is missing after reopening")
+	}
+	// The handle kept from before writes to, and reads, the copy open now.
+	later := addNote(t, first, e, "Slept through.")
+	if _, ok := timeline(t, again).Note(later); !ok {
+		t.Fatal("a note made through the evicted handle is missing from the open copy")
+	}
+	if !crdt.SameHeads(first.Doc().Heads(), again.Doc().Heads()) {
+		t.Fatal("the evicted handle reads another copy than the one open")
+	}
+}
+
+// A document being changed, or held, is not evicted however far over the
+// bound the Repo goes meanwhile; once let go, it is.
+func TestBusyDocumentIsNotEvicted(t *testing.T) {
+	r, e, ids, ev := boundedRepo(t, 6, 2.5)
+
+	busy, err := r.Open(ids[0])
+	if err != nil {
+		t.Fatal(err)
+	}
+	held, release, err := r.Hold(ids[1])
+	if err != nil {
+		t.Fatal(err)
+	}
+	var note string
+	err = busy.Change(context.Background(), func(doc *crdt.Doc) (err error) {
+		note, err = e.AddNote(doc, record.Note{Kind: record.NoteKindNote, Text: "Fell asleep in the lounge."})
+		if err != nil {
+			return err
+		}
+		// Mid-change, the least recently used document is passed over.
+		for _, id := range ids[2:] {
+			if _, err := r.Open(id); err != nil {
+				return err
+			}
+		}
+		if ev.Has(ids[0]) {
+			t.Error("evicted mid-change")
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if ev.Has(ids[1]) {
+		t.Fatal("a held document was evicted")
+	}
+	if held.evicted.Load() {
+		t.Fatal("a held document's handle is marked evicted")
+	}
+	release()
+	if _, err := r.Open(ids[2]); err != nil {
+		t.Fatal(err)
+	}
+	if !ev.Has(ids[0]) || !ev.Has(ids[1]) {
+		t.Fatalf("evicted %v; once no longer busy or held, %s and %s should go", ev.IDs(), ids[0], ids[1])
+	}
+	h, err := r.Open(ids[0])
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, ok := timeline(t, h).Note(note); !ok {
+		t.Fatal("the note made while others were evicted is missing after reopening")
+	}
+}
+
+// Nothing in the Repo keeps an evicted document: once those told of the
+// eviction let go, the collector frees it (and its finalizers Automerge's
+// memory).
+func TestEvictedDocumentIsCollected(t *testing.T) {
+	r, e, ids, ev := boundedRepo(t, 4, 1.5)
+	for _, id := range ids {
+		h, err := r.Open(id)
+		if err != nil {
+			t.Fatal(err)
+		}
+		addNote(t, h, e, "Walked to the garden.")
+	}
+	if n := len(ev.IDs()); n < len(ids)-1 {
+		t.Fatalf("%d documents evicted, want %d", n, len(ids)-1)
+	}
+	if n := ev.Kept(); n > 0 {
+		t.Fatalf("%d evicted documents are still referenced after a collection", n)
+	}
+}

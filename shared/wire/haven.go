@@ -111,6 +111,11 @@ const (
 	CodeDeviceRevoked = "device-revoked" // the device's credential was revoked: it is disconnected
 	CodeNotEnrolled   = "not-enrolled"   // no valid credential
 	CodeBusy          = "busy"           // the relay is at capacity or starting or stopping: try again shortly
+	// Protocol violations: what no well-behaved peer sends.
+	CodeMalformed      = "malformed"       // a frame that is not a protocol message: the connection is closed
+	CodeInvalidMessage = "invalid-message" // a message without a field its type needs: it is ignored
+	CodeProtocol       = "protocol"        // no join first, or no protocol version the relay speaks: the connection is closed
+	CodeDisconnected   = "disconnected"    // repeated messages that crashed the relay's workers: the device is disconnected
 	// Quotas: one device, or its organisation, asked for more than its
 	// share. The device keeps what was refused and offers it again later.
 	CodeQuotaConnections = "quota/connections"    // too many connections from this device

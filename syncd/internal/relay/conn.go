@@ -201,12 +201,6 @@ func (c *conn) send(m wire.Message) {
 	}
 }
 
-// fail tells the device what went wrong and closes the connection.
-func (c *conn) fail(reason string, code int) {
-	c.send(wire.Message{Type: wire.TypeError, ErrorMessage: reason})
-	c.tc.Close(code, reason)
-}
-
 // onFrame runs on the read goroutine: decoding, checks against in-memory
 // indexes, and queueing. Nothing here touches Automerge or waits for disk.
 func (c *conn) onFrame(frame []byte) {
@@ -228,7 +222,7 @@ func (c *conn) onFrame(frame []byte) {
 	if err != nil {
 		s.metrics.refused.WithLabelValues("malformed-frame").Inc()
 		s.log.Warn("malformed frame", "device", c.dev.ID, "bytes", len(frame))
-		c.fail("malformed frame", transport.ClosePolicyViolation)
+		c.failCode("malformed frame", wire.CodeMalformed, transport.ClosePolicyViolation)
 		return
 	}
 	s.metrics.messages.WithLabelValues("in", metricType(m.Type)).Inc()
@@ -240,7 +234,7 @@ func (c *conn) onFrame(frame []byte) {
 		return
 	}
 	if !c.joined {
-		c.fail("send join first", transport.ClosePolicyViolation)
+		c.failCode("send join first", wire.CodeProtocol, transport.ClosePolicyViolation)
 		return
 	}
 	if m.SenderID != c.clientID {
@@ -248,7 +242,7 @@ func (c *conn) onFrame(frame []byte) {
 	}
 	if err := m.Validate(); err != nil {
 		s.metrics.refused.WithLabelValues("invalid-message").Inc()
-		c.send(wire.Message{Type: wire.TypeError, ErrorMessage: "invalid message: " + string(m.Type)})
+		c.send(wire.Message{Type: wire.TypeError, ErrorCode: wire.CodeInvalidMessage, ErrorMessage: "invalid message: " + string(m.Type)})
 		return
 	}
 	switch m.Type {
@@ -282,7 +276,7 @@ func (c *conn) join(m wire.Message) {
 		return
 	}
 	if len(m.SupportedProtocolVersions) > 0 && !slices.Contains(m.SupportedProtocolVersions, wire.ProtocolV1) {
-		c.fail("unsupported protocol version", transport.ClosePolicyViolation)
+		c.failCode("unsupported protocol version", wire.CodeProtocol, transport.ClosePolicyViolation)
 		return
 	}
 	if !validPeerID(m.SenderID) || (m.PeerMetadata != nil && m.PeerMetadata.StorageID != "" && !validPeerID(m.PeerMetadata.StorageID)) {
@@ -486,6 +480,6 @@ func (c *conn) strike() {
 	s.mu.Unlock()
 	if len(recent) >= 3 {
 		s.log.Warn("disconnecting device after repeated quarantined messages", "device", c.dev.ID, "count", len(recent))
-		c.fail("too many messages the relay could not process; this device is disconnected", transport.ClosePolicyViolation)
+		c.failCode("too many messages the relay could not process; this device is disconnected", wire.CodeDisconnected, transport.ClosePolicyViolation)
 	}
 }

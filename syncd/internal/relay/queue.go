@@ -224,7 +224,7 @@ func (s *Server) process(doc string, batch []queued) {
 	case err != nil:
 		s.log.Error("CRDT work failed", "doc", doc, "messages", len(batch), "err", err)
 		for _, q := range batch {
-			q.from.send(wire.Message{Type: wire.TypeError, ErrorMessage: "the relay could not process a sync message; it will retry when you reconnect"})
+			q.from.send(wire.Message{Type: wire.TypeError, ErrorCode: wire.CodeInternal, ErrorMessage: "the relay could not process a sync message; it will retry when you reconnect"})
 		}
 		return
 	}

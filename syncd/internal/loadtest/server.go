@@ -2,13 +2,9 @@ package loadtest
 
 import (
 	"bufio"
-	"bytes"
 	"context"
-	"encoding/json"
-	"errors"
 	"fmt"
 	"io"
-	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -16,6 +12,8 @@ import (
 	"strings"
 	"syscall"
 	"time"
+
+	"haven/shared/rig"
 )
 
 // Kind names a server implementation under test.
@@ -40,14 +38,14 @@ type Server struct {
 	Kind Kind
 	addr string // host:port it listens on
 	path string // websocket path ("/sync" for syncd)
-	bin  string // syncd binary, for admin commands
 	data string // its data folder
 	log  string // its stderr, kept for a failure report
 	home string // Haven: the care home every device is enrolled for
 	cpus string // the CPUs it is confined to ("" for all)
 
-	cmd    *exec.Cmd
-	exited chan struct{} // closed once the process has been waited for
+	relay  *rig.Relay    // Haven's
+	cmd    *exec.Cmd     // the JavaScript server's
+	exited chan struct{} // closed once the JavaScript server has been waited for
 }
 
 // startTimeout bounds a server's start, up to its "listening" line.
@@ -62,18 +60,36 @@ func StartHaven(bin, dir string, workers int, cpus string) (*Server, error) {
 	data := filepath.Join(dir, "syncd-data")
 	// A load test measures throughput, not an attack: the per-device
 	// shares are set far above what it sends.
-	args := []string{"serve", "-data", data, "-listen", "127.0.0.1:0", "-log-level", "warn",
+	args := []string{"-log-level", "warn",
 		"-max-docs-per-hour", "1000000", "-max-changes-per-second", "1000000", "-max-change-burst", "10000000", "-max-change-bytes-per-second", "1e12", "-max-change-bytes-burst", "1000000000000", "-max-read-bytes-per-second", "1e12", "-max-read-burst", "1000000000000", "-max-conns-per-device", "10000"}
 	if workers > 0 {
 		args = append(args, "-workers", fmt.Sprint(workers))
 	}
-	s := &Server{Kind: Haven, path: "/sync", bin: bin, data: data, log: filepath.Join(dir, "syncd.log"), cpus: cpus}
-	// "syncd listening on ws://127.0.0.1:PORT/sync (data …)"
-	re := regexp.MustCompile(`listening on ws://(\S+?)/sync`)
-	if err := s.start(exec.Command(bin, args...), re); err != nil {
+	s := &Server{Kind: Haven, path: "/sync", data: data, log: filepath.Join(dir, "syncd.log"), cpus: cpus}
+	prefix, err := s.confine()
+	if err != nil {
 		return nil, err
 	}
+	s.relay = rig.NewRelay(rig.RelayConfig{Syncd: rig.Exec(bin), Data: data, Flags: args, LogPath: s.log, Prefix: prefix})
+	if err := s.relay.Start(); err != nil {
+		return nil, fmt.Errorf("%s: %w", s.Kind.Label(), err)
+	}
+	s.addr = s.relay.Addr()
 	return s, nil
+}
+
+// confine is the command that confines the server to its CPUs, if any:
+// taskset sets the mask and execs the server in place, so the process,
+// and its CPU and memory figures, are the server's.
+func (s *Server) confine() ([]string, error) {
+	if s.cpus == "" {
+		return nil, nil
+	}
+	taskset, err := exec.LookPath("taskset")
+	if err != nil {
+		return nil, fmt.Errorf("confining %s to CPUs %s: %w", s.Kind.Label(), s.cpus, err)
+	}
+	return []string{taskset, "-c", s.cpus}, nil
 }
 
 // StartJS runs the reference server script (syncd/interop/server.mjs) with a
@@ -99,16 +115,14 @@ func (s *Server) start(cmd *exec.Cmd, ready *regexp.Regexp) error {
 	if err != nil {
 		return err
 	}
-	if s.cpus != "" {
-		taskset, err := exec.LookPath("taskset")
-		if err != nil {
-			logf.Close()
-			return fmt.Errorf("confining %s to CPUs %s: %w", s.Kind.Label(), s.cpus, err)
-		}
-		// taskset sets the mask and execs the server in place: same
-		// process, so its CPU and memory figures are the server's.
-		cmd.Args = append([]string{"taskset", "-c", s.cpus}, cmd.Args...)
-		cmd.Path = taskset
+	prefix, err := s.confine()
+	if err != nil {
+		logf.Close()
+		return err
+	}
+	if prefix != nil {
+		cmd.Args = append(prefix, cmd.Args...)
+		cmd.Path = prefix[0]
 	}
 	cmd.Stderr = logf
 	out, err := cmd.StdoutPipe()
@@ -170,6 +184,12 @@ func (s *Server) Home() string { return s.home }
 
 // Alive reports an error if the process has exited.
 func (s *Server) Alive() error {
+	if s.relay != nil {
+		if !s.relay.Running() {
+			return fmt.Errorf("%s exited: %s", s.Kind.Label(), s.logTail())
+		}
+		return nil
+	}
 	select {
 	case <-s.exited:
 		return fmt.Errorf("%s exited: %s", s.Kind.Label(), s.logTail())
@@ -184,15 +204,26 @@ func (s *Server) Usage() (usage, error) {
 	if err := s.Alive(); err != nil {
 		return usage{}, err
 	}
-	return treeUsage(s.cmd.Process.Pid)
+	return treeUsage(s.pid())
 }
 
 // ResetPeak starts the peak-memory measurement again.
-func (s *Server) ResetPeak() error { return resetTreePeak(s.cmd.Process.Pid) }
+func (s *Server) ResetPeak() error { return resetTreePeak(s.pid()) }
+
+// pid is the server process's ID.
+func (s *Server) pid() int {
+	if s.relay != nil {
+		return s.relay.PID()
+	}
+	return s.cmd.Process.Pid
+}
 
 // Stop asks the server to shut down gracefully and waits for it; after 20 s
-// it is killed.
+// (syncd: the rig's grace) it is killed.
 func (s *Server) Stop() error {
+	if s.relay != nil {
+		return s.relay.Stop()
+	}
 	if s.cmd == nil || s.cmd.Process == nil {
 		return nil
 	}
@@ -220,65 +251,24 @@ func (s *Server) Enroll(ctx context.Context, n int) ([]string, error) {
 		return creds, nil
 	}
 	if s.home == "" {
-		out, err := s.admin(ctx, "create-home", "Load Test House")
+		out, err := s.relay.Admin("create-home", "Load Test House")
 		if err != nil {
 			return nil, err
 		}
-		m := regexp.MustCompile(`care home (home-[0-9a-z]+) created`).FindStringSubmatch(out)
-		if m == nil {
+		if s.home = rig.ID(out); s.home == "" {
 			return nil, fmt.Errorf("create-home printed %q", out)
 		}
-		s.home = m[1]
 	}
-	codeRE := regexp.MustCompile(`one-time code: (\S+)`)
 	for i := range creds {
-		out, err := s.admin(ctx, "enroll", s.home, "-name", fmt.Sprintf("load-test device %02d", i))
+		code, err := s.relay.EnrollCode(s.home, fmt.Sprintf("load-test device %02d", i))
 		if err != nil {
 			return nil, err
 		}
-		m := codeRE.FindStringSubmatch(out)
-		if m == nil {
-			return nil, fmt.Errorf("enroll printed %q", out)
-		}
-		if creds[i], err = s.redeem(ctx, m[1]); err != nil {
+		enr, err := s.relay.Redeem(ctx, code)
+		if err != nil {
 			return nil, err
 		}
+		creds[i] = enr.Credential
 	}
 	return creds, nil
-}
-
-// admin runs `syncd admin` against the running relay (its admin socket).
-func (s *Server) admin(ctx context.Context, args ...string) (string, error) {
-	cmd := exec.CommandContext(ctx, s.bin, append([]string{"admin", "-data", s.data}, args...)...)
-	var out, errb bytes.Buffer
-	cmd.Stdout, cmd.Stderr = &out, &errb
-	if err := cmd.Run(); err != nil {
-		return "", fmt.Errorf("syncd admin %s: %v: %s", args[0], err, strings.TrimSpace(errb.String()))
-	}
-	return out.String(), nil
-}
-
-// redeem exchanges a one-time code for the device's credential.
-func (s *Server) redeem(ctx context.Context, code string) (string, error) {
-	body, _ := json.Marshal(map[string]string{"code": code})
-	req, err := http.NewRequestWithContext(ctx, http.MethodPost, "http://"+s.addr+"/enroll", bytes.NewReader(body))
-	if err != nil {
-		return "", err
-	}
-	req.Header.Set("Content-Type", "application/json")
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		return "", err
-	}
-	defer resp.Body.Close()
-	var er struct {
-		Credential string `json:"credential"`
-	}
-	if resp.StatusCode != http.StatusOK {
-		return "", fmt.Errorf("POST /enroll: %s", resp.Status)
-	}
-	if err := json.NewDecoder(resp.Body).Decode(&er); err != nil || er.Credential == "" {
-		return "", errors.Join(errors.New("POST /enroll: no credential"), err)
-	}
-	return er.Credential, nil
 }

@@ -9,6 +9,7 @@ import (
 	"net"
 	"net/rpc"
 	"os"
+	"strconv"
 	"sync"
 
 	"haven/shared/crdt"
@@ -46,15 +47,24 @@ func runChild(log *slog.Logger, onWork func(WorkArgs)) error {
 	if err != nil {
 		return fmt.Errorf("worker: host socket: %w", err)
 	}
-	return serve(call, host, log, onWork)
+	maxBytes, _ := strconv.ParseInt(os.Getenv(docMemoryEnv), 10, 64)
+	return serve(call, host, log, onWork, maxBytes)
 }
 
-func serve(call, host io.ReadWriteCloser, log *slog.Logger, onWork func(WorkArgs)) error {
+// docMemoryEnv carries Config.DocMemory to a child, in bytes.
+const docMemoryEnv = "HAVEN_SYNCD_WORKER_DOC_MEMORY"
+
+// serve serves the parent, holding documents of at most maxBytes open
+// (estimated; 0: no bound). Every change is stored through the parent
+// before the call that made it returns, so a document let go loses
+// nothing: it is loaded again from the parent's store when next worked on.
+func serve(call, host io.ReadWriteCloser, log *slog.Logger, onWork func(WorkArgs), maxBytes int64) error {
 	hc := &hostClient{c: rpc.NewClient(host)}
 	defer hc.c.Close()
-	r := repo.New(hc, repo.Options{Logger: log})
+	r := repo.New(hc, repo.Options{Logger: log, MaxBytes: maxBytes})
 	defer r.Close()
 	svc := &Worker{vet: newVetter(hc.c), onWork: onWork, repo: r}
+	r.OnEvict(svc.vet.evicted)
 	svc.eng = syncer.New(r, syncer.Options{
 		States:    hc,
 		Check:     crdt.CheckSyncMessage,
@@ -108,6 +118,7 @@ func (w *Worker) work(args WorkArgs, reply *WorkReply) error {
 	ctx := context.Background()
 	w.vet.announce(args.TrustVersion)
 	w.vet.setLimit(id0(args.Doc), args.StoredBytes, args.MaxDocBytes)
+	defer w.vet.clearLimit(id0(args.Doc))
 	w.mu.Lock()
 	for _, p := range args.Peers {
 		if !w.known[p.ID] {
@@ -131,6 +142,11 @@ func (w *Worker) work(args WorkArgs, reply *WorkReply) error {
 	}
 	if len(args.Msgs) > 0 {
 		reply.Record = w.recordFacts(id)
+	}
+	if err != nil {
+		// A refused document was not stored, and a refused change to one
+		// held reloaded it: its guard is built again when next needed.
+		w.vet.forget(id)
 	}
 	var me *syncer.MessageError
 	switch {
@@ -180,6 +196,13 @@ func id0(s string) docid.ID {
 
 // Ping answers, so the parent knows the child is alive before a replay.
 func (w *Worker) Ping(_ Empty, _ *Empty) error { return nil }
+
+// Usage reports the documents the child holds open and their estimated
+// memory (repo.Repo.Usage).
+func (w *Worker) Usage(_ Empty, reply *UsageReply) error {
+	reply.Docs, reply.Bytes = w.repo.Usage()
+	return nil
+}
 
 // Forget drops a peer, returning its dirty sync states for the parent to save.
 func (w *Worker) Forget(args ForgetArgs, reply *StatesReply) error {

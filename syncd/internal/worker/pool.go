@@ -65,8 +65,14 @@ type Config struct {
 	// and one that takes too long again is quarantined. Default
 	// DefaultCallTimeout.
 	CallTimeout time.Duration
-	Host        Host
-	Logger      *slog.Logger
+	// DocMemory bounds, in bytes, the memory each child's open documents
+	// take (estimated from their saved size: repo.Options.MaxBytes). Past
+	// it a child lets go of the documents least recently worked on, which
+	// are loaded again from the store when next needed. Zero: no bound, a
+	// child keeps every document it ever worked on.
+	DocMemory int64
+	Host      Host
+	Logger    *slog.Logger
 }
 
 // DefaultCallTimeout is many times what a legitimate call takes (the
@@ -168,6 +174,21 @@ func (p *Pool) Work(ctx context.Context, args WorkArgs) (WorkReply, error) {
 		return WorkReply{}, ErrQuarantined
 	}
 	return reply, err
+}
+
+// Usage sums what the children hold in memory: documents open and their
+// estimated bytes (see Config.DocMemory). A child that does not answer
+// counts for nothing.
+func (p *Pool) Usage() UsageReply {
+	var sum UsageReply
+	for _, pr := range p.procs {
+		var r UsageReply
+		if pr.call("Worker.Usage", Empty{}, &r, false) == nil {
+			sum.Docs += r.Docs
+			sum.Bytes += r.Bytes
+		}
+	}
+	return sum
 }
 
 // Forget tells every child a peer has gone, and saves its sync states. An
@@ -333,6 +354,9 @@ func (pr *proc) start() error {
 	}
 	cmd := exec.Command(pr.pool.cfg.Command[0], pr.pool.cfg.Command[1:]...)
 	cmd.Env = append(os.Environ(), pr.pool.cfg.Env...)
+	if m := pr.pool.cfg.DocMemory; m > 0 {
+		cmd.Env = append(cmd.Env, fmt.Sprintf("%s=%d", docMemoryEnv, m))
+	}
 	cmd.ExtraFiles = []*os.File{callC, hostC}
 	stderr := &tailBuffer{max: 8 << 10}
 	cmd.Stderr = stderr

@@ -99,6 +99,13 @@ type StatesReply struct{ States []syncer.SavedState }
 // Empty is an empty argument or reply.
 type Empty struct{}
 
+// UsageReply is what a child holds in memory: documents open, and their
+// estimated memory in bytes.
+type UsageReply struct {
+	Docs  int
+	Bytes int64
+}
+
 // Host-side messages.
 
 type DocArgs struct{ Doc string }

@@ -69,6 +69,33 @@ func (v *vetter) setLimit(id docid.ID, stored, max int64) {
 	v.mu.Unlock()
 }
 
+// clearLimit forgets a document's limits once its work item is done, so
+// that the vetter keeps nothing for documents no longer worked on.
+func (v *vetter) clearLimit(id docid.ID) {
+	v.mu.Lock()
+	delete(v.limits, id)
+	v.mu.Unlock()
+}
+
+// evicted drops the guard built from a document the repo let go (see
+// repo.Repo.OnEvict): it refers to the document, and its own record of the
+// history can be as large. It is built again when the document next
+// changes.
+func (v *vetter) evicted(id docid.ID, doc *crdt.Doc) {
+	v.mu.Lock()
+	if g := v.guards[id]; g != nil && g.doc == doc {
+		delete(v.guards, id)
+	}
+	v.mu.Unlock()
+}
+
+// forget drops a document's guard whatever it was built from.
+func (v *vetter) forget(id docid.ID) {
+	v.mu.Lock()
+	delete(v.guards, id)
+	v.mu.Unlock()
+}
+
 // announce records the trust version the parent holds (sent with each work
 // item), so the next check fetches it if it is newer than ours.
 func (v *vetter) announce(version uint64) {

@@ -1,0 +1,65 @@
+package worker
+
+import (
+	"strings"
+	"testing"
+	"time"
+
+	"haven/shared/crdt"
+	"haven/shared/docid"
+)
+
+// A child bounded by Config.DocMemory keeps the documents it holds open
+// within the bound however many it syncs, and a document it let go, then
+// changed by a peer, is loaded again and converges.
+func TestChildHoldsDocumentsWithinItsBound(t *testing.T) {
+	host := newTestHost(t)
+	const docs = 16
+	clients := make([]*client, docs)
+	ids := make([]docid.ID, docs)
+	note := strings.Repeat("Ate well, walked to the garden, settled at night. ", 40)
+
+	// An unbounded child holds every document it synced: what one costs.
+	unbounded := runPool(t, host, Config{Workers: 1})
+	for i := range clients {
+		c := newClient("device")
+		if _, err := c.doc.Change("", time.Time{}, func(w *crdt.Writer) error { return w.Set(note, "note") }); err != nil {
+			t.Fatal(err)
+		}
+		ids[i], clients[i] = docid.New(), c
+		c.syncWith(t, unbounded, ids[i])
+	}
+	all := unbounded.Usage()
+	if all.Docs != docs {
+		t.Fatalf("the unbounded child holds %d documents open, want all %d", all.Docs, docs)
+	}
+	unbounded.Close()
+
+	each := all.Bytes / docs
+	bound := 4*each + each/2 // room for four
+	p := runPool(t, host, Config{Workers: 1, DocMemory: bound})
+	for i, c := range clients {
+		c.syncWith(t, p, ids[i])
+		if u := p.Usage(); u.Bytes > bound || u.Docs == 0 {
+			t.Fatalf("after syncing %d documents the child holds %d, %d bytes, want at most %d bytes", i+1, u.Docs, u.Bytes, bound)
+		}
+	}
+	if u := p.Usage(); u.Docs > 4 {
+		t.Fatalf("the child holds %d documents open, want at most the 4 its bound holds", u.Docs)
+	}
+
+	// The first document, let go long ago, changes and syncs again.
+	first := clients[0]
+	if _, err := first.doc.Change("", time.Time{}, func(w *crdt.Writer) error { return w.Set("14", "room") }); err != nil {
+		t.Fatal(err)
+	}
+	first.syncWith(t, p, ids[0])
+	other := newClient("other")
+	other.syncWith(t, p, ids[0])
+	if v, _, _ := other.doc.Get("room"); v != "14" {
+		t.Fatalf("another device reads room %v, want 14", v)
+	}
+	if !crdt.SameHeads(other.doc.Heads(), first.doc.Heads()) {
+		t.Fatal("the two devices hold different heads")
+	}
+}

@@ -1,96 +1,55 @@
 package app
 
 import (
-	"bufio"
 	"context"
 	"errors"
 	"fmt"
-	"net"
-	"os"
-	"os/exec"
-	"path/filepath"
 	"regexp"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	"haven/shared/cert"
 	"haven/shared/docid"
 	"haven/shared/record"
+	"haven/shared/rig"
 )
 
-// relay is a real syncd process built from this checkout.
+// relay is a real syncd process built from this checkout (the rig's),
+// with a fresh data folder, on a loopback port it picks at its first start.
 type relay struct {
-	t         *testing.T
-	bin, data string
-	addr      string
-	flags     []string // added to syncd serve's
-	cmd       *exec.Cmd
+	t *testing.T
+	*rig.Relay
 }
 
-var buildOnce sync.Once
-var builtSyncd string
-var buildErr error
-
-func syncdBinary(t *testing.T) string {
-	t.Helper()
-	buildOnce.Do(func() {
-		dir, err := os.MkdirTemp("", "haven-syncd-bin")
-		if err != nil {
-			buildErr = err
-			return
-		}
-		builtSyncd = filepath.Join(dir, "syncd")
-		out, err := exec.Command("go", "build", "-o", builtSyncd, "haven/syncd").CombinedOutput()
-		if err != nil {
-			buildErr = fmt.Errorf("go build syncd: %v\n%s", err, out)
-		}
-	})
-	if buildErr != nil {
-		t.Fatal(buildErr)
-	}
-	return builtSyncd
+// newRelay is a stopped relay; flags are added to syncd serve's.
+func newRelay(t *testing.T, flags ...string) *relay {
+	r := rig.NewRelay(rig.RelayConfig{Syncd: rig.MustBinary(t), Data: t.TempDir(),
+		Flags: append([]string{"-workers", "2", "-log-level", "warn"}, flags...)})
+	return &relay{t: t, Relay: r}
 }
 
-func freeAddr(t *testing.T) string {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	return ln.Addr().String()
-}
-
+// syncd runs `syncd COMMAND -data DATA ARGS…` and returns what it printed.
 func (r *relay) syncd(args ...string) string {
 	r.t.Helper()
-	out, err := exec.Command(r.bin, append(args[:1:1], append([]string{"-data", r.data}, args[1:]...)...)...).CombinedOutput()
+	out, err := r.Command(args[0], args[1:]...)
 	if err != nil {
 		r.t.Fatalf("syncd %v: %v\n%s", args, err, out)
 	}
-	return string(out)
+	return out
 }
 
+// start runs the relay (again on the same address after a stop).
 func (r *relay) start() {
 	r.t.Helper()
-	r.cmd = exec.Command(r.bin, append([]string{"serve", "-data", r.data, "-listen", r.addr, "-workers", "2", "-log-level", "warn"}, r.flags...)...)
-	stdout, _ := r.cmd.StdoutPipe()
-	r.cmd.Stderr = os.Stderr
-	if err := r.cmd.Start(); err != nil {
+	if err := r.Start(); err != nil {
 		r.t.Fatal(err)
-	}
-	line, err := bufio.NewReader(stdout).ReadString('\n')
-	if err != nil || !strings.Contains(line, "listening") {
-		r.t.Fatalf("syncd did not start: %q %v", line, err)
 	}
 }
 
 func (r *relay) stop() {
-	if r.cmd != nil && r.cmd.Process != nil {
-		r.cmd.Process.Signal(os.Interrupt)
-		r.cmd.Wait()
-		r.cmd = nil
+	if err := r.Stop(); err != nil {
+		r.t.Errorf("stopping the relay: %v", err)
 	}
 }
 
@@ -104,7 +63,7 @@ func (r *relay) desktop(org, name string, account DemoAccount) *App {
 		r.t.Fatal("no enrolment code")
 	}
 	dir := r.t.TempDir()
-	if err := Enroll(context.Background(), dir, EnrollRequest{RelayURL: "http://" + r.addr, Code: code[1], Demo: true}); err != nil {
+	if err := Enroll(context.Background(), dir, EnrollRequest{RelayURL: r.HTTP(), Code: code[1], Demo: true}); err != nil {
 		r.t.Fatal(err)
 	}
 	a, err := Open(dir, Options{})
@@ -153,7 +112,7 @@ func eventually(t *testing.T, what string, cond func() bool, apps ...*App) {
 // returns it with their IDs by kind, as `syncd demo` prints them ("home",
 // "hub", "advice").
 func demoRelay(t *testing.T) (*relay, map[string]string) {
-	r := &relay{t: t, bin: syncdBinary(t), data: t.TempDir(), addr: freeAddr(t)}
+	r := newRelay(t)
 	orgs := map[string]string{}
 	for _, m := range regexp.MustCompile(`(?m)^(\w+)=(\S+)$`).FindAllStringSubmatch(r.syncd("demo"), -1) {
 		orgs[m[1]] = m[2]
@@ -320,13 +279,13 @@ func TestOfflineConflictEndToEnd(t *testing.T) {
 // care worker, whom her signature vouches for, certified at once, and a GP,
 // who waits for an administrator (and may write notes only) until approved.
 func TestStaffCertifiedThroughTheRelay(t *testing.T) {
-	r := &relay{t: t, bin: syncdBinary(t), data: t.TempDir(), addr: freeAddr(t)}
+	r := newRelay(t)
 	home := regexp.MustCompile(`(home-\S+)`).FindStringSubmatch(r.syncd("admin", "create-home", "Rowan House"))[1]
 	r.start()
 	t.Cleanup(r.stop)
 	code := codeRE.FindStringSubmatch(r.syncd("admin", "enroll", home, "-name", "Office PC"))[1]
 	dir := t.TempDir()
-	if err := Enroll(context.Background(), dir, EnrollRequest{RelayURL: "http://" + r.addr, Code: code,
+	if err := Enroll(context.Background(), dir, EnrollRequest{RelayURL: r.HTTP(), Code: code,
 		Name: "Rosa Reyes", Role: record.HomeManager, PIN: "428571"}); err != nil {
 		t.Fatal(err)
 	}
@@ -397,8 +356,7 @@ func TestStaffCertifiedThroughTheRelay(t *testing.T) {
 // bar, keeps its changes, and sends them once the limit allows; then the
 // words go.
 func TestRelayLimitIsShownAndChangesKept(t *testing.T) {
-	r := &relay{t: t, bin: syncdBinary(t), data: t.TempDir(), addr: freeAddr(t),
-		flags: []string{"-max-change-burst", "2", "-max-changes-per-second", "0.5"}}
+	r := newRelay(t, "-max-change-burst", "2", "-max-changes-per-second", "0.5")
 	home := regexp.MustCompile(`home=(\S+)`).FindStringSubmatch(r.syncd("demo"))[1]
 	r.start()
 	t.Cleanup(r.stop)
@@ -464,7 +422,7 @@ func TestRelayLimitIsShownAndChangesKept(t *testing.T) {
 // nothing, the new one does, the old certificate is revoked and a new one
 // granted for the new key). Nobody else may do either.
 func TestLeaverAndPINResetThroughTheRelay(t *testing.T) {
-	r := &relay{t: t, bin: syncdBinary(t), data: t.TempDir(), addr: freeAddr(t)}
+	r := newRelay(t)
 	home := regexp.MustCompile(`home=(\S+)`).FindStringSubmatch(r.syncd("demo"))[1]
 	r.start()
 	t.Cleanup(r.stop)

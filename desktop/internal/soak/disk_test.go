@@ -191,10 +191,10 @@ func (h *harness) disk(rep *report) {
 			t.Errorf("disk phase: %v", err)
 		}
 	}
-	h.relay.kill()
+	h.relay.Kill()
 	h.counts.relayKills++
 	pristine := filepath.Join(h.root, "relay-copy")
-	if err := copyDir(h.relay.data, pristine); err != nil {
+	if err := copyDir(h.relay.Data(), pristine); err != nil {
 		t.Errorf("copying the relay's folder: %v", err)
 	}
 	for _, a := range h.agents {
@@ -210,11 +210,11 @@ func (h *harness) disk(rep *report) {
 		}
 		damageStore(a.spec.name, a.dir, key, []string{[]string{"truncated", "bit-flipped"}[i]}, []string{"last", "first"}[i])
 	}
-	key, err := relayKey(h.relay.keyFile())
+	key, err := relayKey(h.relay.KeyFile())
 	if err != nil {
 		t.Fatal(err)
 	}
-	damageStore("relay", h.relay.data, key, []string{"truncated", "bit-flipped"}, "any")
+	damageStore("relay", h.relay.Data(), key, []string{"truncated", "bit-flipped"}, "any")
 	h.healAll()
 	if !h.waitFor(h.cfg.converge, h.converged) {
 		t.Errorf("disk phase: no convergence after the damage:\n  %s", h.describe())
@@ -224,7 +224,7 @@ func (h *harness) disk(rep *report) {
 	// content) when the process first loads the document, which syncing
 	// does soon after the restart.
 	inLog := func(d damage) bool {
-		logPath := h.relay.logPath
+		logPath := h.relay.LogPath()
 		if d.replica != "relay" {
 			logPath = filepath.Join(h.root, "desktop-"+d.replica+".log")
 		}

@@ -1,7 +1,7 @@
 // Package soak proves Haven under bad conditions, with nothing lost: the
 // real relay (syncd, built from this checkout) and several desktops run as
 // separate processes on this machine, each desktop reaching the relay
-// through a fault proxy of this package's own (proxy.go), while the suite
+// through the rig's fault proxy (haven/shared/rig), while the suite
 // (TestSoak, soak_test.go) kills processes, cuts and degrades links, sends
 // hostile traffic and damages stores, then checks that no acknowledged
 // change was lost and that every copy converged, and prints one summary

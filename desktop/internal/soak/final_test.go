@@ -28,14 +28,14 @@ func (h *harness) final(rep *report) {
 			t.Errorf("stopping %s: %v", a.spec.name, err)
 		}
 	}
-	h.relay.stop()
+	h.relay.Stop()
 
 	var reps []*replica
-	key, err := relayKey(h.relay.keyFile())
+	key, err := relayKey(h.relay.KeyFile())
 	if err != nil {
 		t.Fatalf("relay key: %v", err)
 	}
-	rr, err := openReplica("relay", h.relay.data, key)
+	rr, err := openReplica("relay", h.relay.Data(), key)
 	if err != nil {
 		t.Fatalf("opening the relay's store: %v", err)
 	}

@@ -4,14 +4,13 @@ import (
 	"bytes"
 	"context"
 	"fmt"
-	"net/http"
 	"os"
-	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
+	"haven/shared/rig"
 	"haven/shared/transport"
-	"haven/shared/wire"
 )
 
 // flood: every healthy desktop's line drops; meanwhile one enrolled device
@@ -37,8 +36,7 @@ func (h *harness) flood(rep *report, cred string) {
 	})
 	var (
 		mu      sync.Mutex
-		conns   []*transport.Conn
-		dones   []chan error
+		conns   []*rig.Peer
 		refused int
 	)
 	var wg sync.WaitGroup
@@ -58,14 +56,13 @@ func (h *harness) flood(rep *report, cred string) {
 				if full {
 					return
 				}
-				tc, joined, done := floodConn(h.relay.addr, cred)
-				if tc == nil {
+				p, joined := floodConn(h.relay.Addr(), cred)
+				if p == nil {
 					continue
 				}
 				mu.Lock()
 				if joined {
-					conns = append(conns, tc)
-					dones = append(dones, done)
+					conns = append(conns, p)
 				} else {
 					refused++
 				}
@@ -78,33 +75,41 @@ func (h *harness) flood(rep *report, cred string) {
 	h.counts.hostileConnections += len(conns) + refused
 	h.logf("flood: %d connections joined, %d refused", len(conns), refused)
 
-	// The lines return while the relay is full.
+	// The lines return while the relay is full: each desktop that is not
+	// online must have been told so (a refusal whose code says the relay
+	// is busy).
+	logs := h.agentLogSizes()
+	toldBusy := func(a *agentProc) bool {
+		for _, code := range relayCodesSince(a.logPath, logs[a]) {
+			if rig.Classify(code) == rig.ClassBusy {
+				return true
+			}
+		}
+		return false
+	}
 	for _, a := range h.agents {
 		a.link.Heal()
 	}
 	h.waitFor(10*time.Second, func() bool {
 		for _, a := range h.agents {
-			if a.view().online {
-				continue
-			}
-			if s, err := a.askStatus(); err != nil || !strings.Contains(s.Problem, "limit") {
+			if !a.view().online && !toldBusy(a) {
 				return false
 			}
 		}
 		return true
 	})
 	for _, a := range h.agents {
-		if s, err := a.askStatus(); err == nil && strings.Contains(s.Problem, "limit") {
+		if toldBusy(a) {
 			rep.floodRefused = append(rep.floodRefused, a.spec.name)
 		}
 	}
 
 	// The flood ends; every desktop must come back by itself.
-	for _, tc := range conns {
-		tc.Close(transport.CloseNormal, "")
+	for _, p := range conns {
+		p.Conn.Close(transport.CloseNormal, "")
 	}
-	for _, d := range dones {
-		<-d
+	for _, p := range conns {
+		<-p.Done()
 	}
 	// A desktop whose sync gave up says so in its log ("sync stopped"); one
 	// still retrying may wait up to its longest backoff (30 s) to try.
@@ -143,45 +148,21 @@ func (h *harness) flood(rep *report, cred string) {
 }
 
 // floodConn opens one websocket and joins; joined is false if the relay
-// refused it.
-func floodConn(addr, cred string) (tc *transport.Conn, joined bool, done chan error) {
+// refused it (and the connection is closed).
+func floodConn(addr, cred string) (p *rig.Peer, joined bool) {
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	tc, _, err := transport.Dial(ctx, "ws://"+addr+"/sync", http.Header{"Authorization": {"Bearer " + cred}}, transport.Options{})
+	p, err := rig.DialPeer(ctx, "ws://"+addr+"/sync", cred, fmt.Sprintf("flood-%d", floodSeq.Add(1)), nil)
 	if err != nil {
-		return nil, false, nil
+		return nil, false
 	}
-	peer := make(chan bool, 1)
-	done = make(chan error, 1)
-	go func() {
-		done <- tc.Run(context.Background(), func(frame []byte) {
-			if m, err := wire.Decode(frame); err == nil {
-				switch m.Type {
-				case wire.TypePeer:
-					select {
-					case peer <- true:
-					default:
-					}
-				case wire.TypeError:
-					select {
-					case peer <- false:
-					default:
-					}
-				}
-			}
-		})
-	}()
-	tc.Send(mustEncode(wire.Message{Type: wire.TypeJoin, SenderID: fmt.Sprintf("flood-%p", tc), SupportedProtocolVersions: []string{wire.ProtocolV1}}))
-	select {
-	case ok := <-peer:
-		if ok {
-			return tc, true, done
-		}
-	case err := <-done:
-		done <- err
-	case <-ctx.Done():
+	p.Join()
+	if p.WaitJoined(10*time.Second) == nil {
+		return p, true
 	}
-	tc.Close(transport.CloseNormal, "")
-	<-done
-	return tc, false, nil
+	p.Close()
+	return p, false
 }
+
+// floodSeq numbers the flood's peers.
+var floodSeq atomic.Int64

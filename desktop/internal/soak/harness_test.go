@@ -2,18 +2,14 @@ package soak
 
 import (
 	"bufio"
-	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
-	"net"
-	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
-	"regexp"
 	"strconv"
 	"strings"
 	"sync"
@@ -23,6 +19,7 @@ import (
 	"time"
 
 	"haven/desktop/internal/app"
+	"haven/shared/rig"
 )
 
 // harness owns the run's processes, links and logs. Lines from the agents
@@ -32,15 +29,15 @@ type harness struct {
 	t    *testing.T
 	cfg  config
 	root string
-	bin  string // the syncd binary built from this checkout
 
 	relay  *relayProc
 	agents []*agentProc
 
 	home, hub, advice, birch string // organisation IDs
 
+	changed rig.Signal // notified on every change the agents report
+
 	mu      sync.Mutex
-	changed chan struct{} // closed and replaced on every change under mu
 	acks    []ack
 	ackTags map[string]int // tag → index in acks
 	nacks   int
@@ -73,7 +70,7 @@ type ack struct {
 }
 
 func newHarness(t *testing.T, cfg config, root string) *harness {
-	h := &harness{t: t, cfg: cfg, root: root, changed: make(chan struct{}), ackTags: map[string]int{}}
+	h := &harness{t: t, cfg: cfg, root: root, ackTags: map[string]int{}}
 	var err error
 	if h.ackLog, err = os.OpenFile(filepath.Join(root, "acks.jsonl"), os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o600); err != nil {
 		t.Fatal(err)
@@ -94,40 +91,14 @@ func (h *harness) logf(format string, args ...any) {
 	fmt.Fprintf(h.events, "%s %s\n", time.Now().Format("15:04:05.000"), fmt.Sprintf(format, args...))
 }
 
-// notify wakes every waiter. Caller holds h.mu.
-func (h *harness) notifyLocked() {
-	close(h.changed)
-	h.changed = make(chan struct{})
-}
-
-func (h *harness) notify() {
-	h.mu.Lock()
-	h.notifyLocked()
-	h.mu.Unlock()
-}
+// notify wakes every waiter.
+func (h *harness) notify() { h.changed.Notify() }
 
 // waitFor checks cond on every change the agents report (and every 100 ms,
 // for changes that are not reported, such as a process exiting) until it
 // holds or within passes.
 func (h *harness) waitFor(within time.Duration, cond func() bool) bool {
-	deadline := time.NewTimer(within)
-	defer deadline.Stop()
-	tick := time.NewTicker(100 * time.Millisecond)
-	defer tick.Stop()
-	for {
-		h.mu.Lock()
-		ch := h.changed
-		h.mu.Unlock()
-		if cond() {
-			return true
-		}
-		select {
-		case <-ch:
-		case <-tick.C:
-		case <-deadline.C:
-			return cond()
-		}
-	}
+	return rig.UntilSignal(within, &h.changed, cond)
 }
 
 // recordAck appends an ack to the independent log as it arrives.
@@ -140,7 +111,7 @@ func (h *harness) recordAck(a ack) {
 		h.ackTags[a.Tag] = len(h.acks)
 		h.acks = append(h.acks, a)
 	}
-	h.notifyLocked()
+	h.notify()
 }
 
 func (h *harness) ackList() []ack {
@@ -151,29 +122,27 @@ func (h *harness) ackList() []ack {
 
 // --- the relay ---
 
-// buildSyncd builds the relay from this checkout.
-func buildSyncd(t *testing.T, dir string) string {
-	t.Helper()
-	bin := filepath.Join(dir, "syncd")
-	out, err := exec.Command("go", "build", "-o", bin, "haven/syncd").CombinedOutput()
+// relayProc is the real syncd process (the rig's relay), restartable on
+// the same data folder and address.
+type relayProc struct{ *rig.Relay }
+
+// metrics reads the relay's Prometheus counters (none if it does not
+// answer).
+func (r *relayProc) metrics() map[string]float64 {
+	m, err := r.Metrics()
 	if err != nil {
-		t.Fatalf("go build syncd: %v\n%s", err, out)
+		return map[string]float64{}
 	}
-	return bin
+	return m
 }
 
-func freeAddr(t *testing.T) string {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	return ln.Addr().String()
+// enrollDevice exchanges a fresh code for a credential directly (for the
+// hostile devices, which have no desktop).
+func (r *relayProc) enrollDevice(org, name string) (device, credential string, err error) {
+	e, err := r.Enroll(org, name)
+	return e.Device, e.Credential, err
 }
 
-// relayProc is the real syncd process, restartable on the same data folder
-// and port.
 // child is a process the suite starts and kills. Its mutex also guards the
 // embedding type's own mutable fields.
 type child struct {
@@ -197,188 +166,6 @@ func (c *child) running() bool {
 	}
 }
 
-type relayProc struct {
-	bin, data, addr, logPath string
-	child
-}
-
-func (r *relayProc) keyFile() string { return strings.TrimRight(r.data, "/") + ".key" }
-
-// start runs `syncd serve` and returns once it says it is listening.
-func (r *relayProc) start() error {
-	logf, err := os.OpenFile(r.logPath, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o600)
-	if err != nil {
-		return err
-	}
-	defer logf.Close()
-	cmd := exec.Command(r.bin, "serve", "-data", r.data, "-listen", r.addr, "-workers", "2", "-log-level", logLevel().String())
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL} // its CRDT workers die with it; it dies with the suite
-	cmd.Stderr = logf
-	stdout, err := cmd.StdoutPipe()
-	if err != nil {
-		return err
-	}
-	if err := cmd.Start(); err != nil {
-		return err
-	}
-	exited := make(chan struct{})
-	go func() { cmd.Wait(); close(exited) }()
-	line := make(chan string, 1)
-	go func() {
-		br := bufio.NewReader(stdout)
-		l, _ := br.ReadString('\n')
-		line <- l
-		io.Copy(io.Discard, br)
-	}()
-	select {
-	case l := <-line:
-		if !strings.Contains(l, "listening") {
-			syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL)
-			<-exited
-			return fmt.Errorf("syncd did not start: %q (see %s)", l, r.logPath)
-		}
-	case <-time.After(30 * time.Second):
-		syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL)
-		<-exited
-		return fmt.Errorf("syncd did not say it was listening within 30s (see %s)", r.logPath)
-	}
-	r.mu.Lock()
-	r.cmd, r.exited, r.pid = cmd, exited, cmd.Process.Pid
-	r.mu.Unlock()
-	return nil
-}
-
-func (r *relayProc) PID() int {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	return r.pid
-}
-
-// kill sends SIGKILL to the relay and its workers and waits for it.
-func (r *relayProc) kill() {
-	r.mu.Lock()
-	cmd, exited := r.cmd, r.exited
-	r.cmd = nil
-	r.mu.Unlock()
-	if cmd == nil {
-		return
-	}
-	syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL)
-	<-exited
-}
-
-// stop asks the relay to shut down cleanly (SIGINT) and waits.
-func (r *relayProc) stop() {
-	r.mu.Lock()
-	cmd, exited := r.cmd, r.exited
-	r.cmd = nil
-	r.mu.Unlock()
-	if cmd == nil {
-		return
-	}
-	cmd.Process.Signal(os.Interrupt)
-	select {
-	case <-exited:
-	case <-time.After(30 * time.Second):
-		syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL)
-		<-exited
-	}
-}
-
-func (r *relayProc) healthz() error {
-	c := http.Client{Timeout: 3 * time.Second}
-	resp, err := c.Get("http://" + r.addr + "/healthz")
-	if err != nil {
-		return err
-	}
-	resp.Body.Close()
-	if resp.StatusCode != http.StatusOK {
-		return errors.New(resp.Status)
-	}
-	return nil
-}
-
-// metrics reads the relay's Prometheus counters.
-func (r *relayProc) metrics() map[string]float64 {
-	out := map[string]float64{}
-	c := http.Client{Timeout: 5 * time.Second}
-	resp, err := c.Get("http://" + r.addr + "/metrics")
-	if err != nil {
-		return out
-	}
-	defer resp.Body.Close()
-	sc := bufio.NewScanner(resp.Body)
-	for sc.Scan() {
-		line := sc.Text()
-		if strings.HasPrefix(line, "#") {
-			continue
-		}
-		if i := strings.LastIndexByte(line, ' '); i > 0 {
-			var v float64
-			fmt.Sscanf(line[i+1:], "%g", &v)
-			out[line[:i]] = v
-		}
-	}
-	return out
-}
-
-// runCmd runs a command and returns its combined output.
-func runCmd(bin string, args ...string) (string, error) {
-	out, err := exec.Command(bin, args...).CombinedOutput()
-	if err != nil {
-		return string(out), fmt.Errorf("%s %v: %v: %s", filepath.Base(bin), args, err, out)
-	}
-	return string(out), nil
-}
-
-// admin runs `syncd admin` (through the running relay's socket, or on the
-// data folder when it is stopped).
-func (r *relayProc) admin(args ...string) (string, error) {
-	out, err := exec.Command(r.bin, append([]string{"admin", "-data", r.data}, args...)...).CombinedOutput()
-	if err != nil {
-		return "", fmt.Errorf("syncd admin %v: %v: %s", args, err, out)
-	}
-	return string(out), nil
-}
-
-var (
-	codeRE = regexp.MustCompile(`one-time code: (\S+)`)
-	idRE   = regexp.MustCompile(`(home|hub|advice|dev)-[0-9a-z]+`)
-)
-
-// enrollCode makes a device for org and returns its one-time code.
-func (r *relayProc) enrollCode(org, name string) (string, error) {
-	out, err := r.admin("enroll", org, "-name", name)
-	if err != nil {
-		return "", err
-	}
-	m := codeRE.FindStringSubmatch(out)
-	if m == nil {
-		return "", fmt.Errorf("enroll printed %q", out)
-	}
-	return m[1], nil
-}
-
-// enrollDevice exchanges a fresh code for a credential directly (for the
-// hostile devices, which have no desktop).
-func (r *relayProc) enrollDevice(org, name string) (device, credential string, err error) {
-	code, err := r.enrollCode(org, name)
-	if err != nil {
-		return "", "", err
-	}
-	body, _ := json.Marshal(map[string]string{"code": code})
-	resp, err := http.Post("http://"+r.addr+"/enroll", "application/json", bytes.NewReader(body))
-	if err != nil {
-		return "", "", err
-	}
-	defer resp.Body.Close()
-	var er struct{ Device, Credential string }
-	if resp.StatusCode != http.StatusOK || json.NewDecoder(resp.Body).Decode(&er) != nil || er.Credential == "" {
-		return "", "", fmt.Errorf("enroll: %s", resp.Status)
-	}
-	return er.Device, er.Credential, nil
-}
-
 // --- the desktops ---
 
 // agentSpec is one desktop of the run.
@@ -386,17 +173,17 @@ type agentSpec struct {
 	name    string
 	orgKind string // "home" or "hub"
 	account string
-	profile Profile
+	profile rig.Profile
 }
 
 func agentSpecs(n int) []agentSpec {
 	all := []agentSpec{
-		{"home-lan", "home", "Dr Ada Quill", ProfileLAN},
-		{"hub-4g", "hub", "Dr Priya Shah", Profile4G},
-		{"home-rural", "home", "Dr Ada Quill", ProfileRural},
-		{"home-failing", "home", "Dr Ada Quill", ProfileFailing},
-		{"home-rural-2", "home", "Dr Ada Quill", ProfileRural},
-		{"office-4g", "home", "Dr Ada Quill", Profile4G},
+		{"home-lan", "home", "Dr Ada Quill", rig.ProfileLAN},
+		{"hub-4g", "hub", "Dr Priya Shah", rig.Profile4G},
+		{"home-rural", "home", "Dr Ada Quill", rig.ProfileRural},
+		{"home-failing", "home", "Dr Ada Quill", rig.ProfileFailing},
+		{"home-rural-2", "home", "Dr Ada Quill", rig.ProfileRural},
+		{"office-4g", "home", "Dr Ada Quill", rig.Profile4G},
 	}
 	return all[:n]
 }
@@ -416,7 +203,7 @@ type agentProc struct {
 	h       *harness
 	spec    agentSpec
 	dir     string
-	link    *Link
+	link    *rig.Link
 	logPath string
 	seed    uint64
 
@@ -670,7 +457,7 @@ func (a *agentProc) seenAt(tag string) (time.Time, bool) {
 // enroll sets up the desktop's data folder: a one-time code from the relay
 // exchanged through the desktop's own link, as the first-run screen does.
 func (a *agentProc) enroll(ctx context.Context, r *relayProc, org string) error {
-	code, err := r.enrollCode(org, a.spec.name)
+	code, err := r.EnrollCode(org, a.spec.name)
 	if err != nil {
 		return err
 	}

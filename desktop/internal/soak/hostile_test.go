@@ -1,21 +1,16 @@
 package soak
 
 import (
-	"bufio"
 	"bytes"
 	"context"
 	"crypto/rand"
-	"crypto/sha256"
-	"encoding/base64"
-	"encoding/binary"
 	"encoding/hex"
+	"encoding/json"
 	"errors"
 	"fmt"
-	"haven/assets/demo"
 	"io"
 	mrand "math/rand/v2"
 	"net"
-	"net/http"
 	"os"
 	"path/filepath"
 	"slices"
@@ -24,15 +19,15 @@ import (
 	"sync/atomic"
 	"time"
 
+	"haven/assets/demo"
 	"haven/shared/client"
 	"haven/shared/crdt"
-	"haven/shared/crdt/crdttest"
 	"haven/shared/docid"
 	"haven/shared/nhs"
 	"haven/shared/record"
 	"haven/shared/repo"
+	"haven/shared/rig"
 	"haven/shared/store"
-	"haven/shared/transport"
 	"haven/shared/wire"
 )
 
@@ -63,7 +58,7 @@ func (h *harness) hostile(rep *report) {
 	t := h.t
 	rep.hostileRan = true
 	for _, a := range h.agents {
-		a.link.SetProfile(ProfileLAN) // the relay is the only thing that changes between the two windows
+		a.link.SetProfile(rig.ProfileLAN) // the relay is the only thing that changes between the two windows
 	}
 	h.healAll()
 	if !h.waitFor(h.cfg.converge, h.converged) {
@@ -89,31 +84,31 @@ func (h *harness) hostile(rep *report) {
 		t.Errorf("hostile: %v", err)
 		return
 	}
-	if _, err := r.admin("revoke", revDev); err != nil {
+	if _, err := r.Admin("revoke", revDev); err != nil {
 		t.Errorf("hostile: %v", err)
 		return
 	}
-	larchDocs, err := listDocs(r.addr, larchCred)
+	larchDocs, err := listDocs(r.Addr(), larchCred)
 	if err != nil || len(larchDocs) < 100 {
 		t.Errorf("hostile: listing the home's documents as an enrolled device: %d, %v", len(larchDocs), err)
 		return
 	}
 	// The region's documents (the directory of services) are every
 	// home's: only what Birch may not hold is Larch's alone.
-	both, err := listDocs(r.addr, birchCred)
+	both, err := listDocs(r.Addr(), birchCred)
 	if err != nil {
 		t.Errorf("hostile: listing the other home's documents: %v", err)
 		return
 	}
 	larchDocs = slices.DeleteFunc(larchDocs, func(id string) bool { return slices.Contains(both, id) })
-	birchDocs, corpus, err := birchResident(r.addr, birchDev, birchCred, h.birch, t.TempDir())
+	birchDocs, corpus, err := birchResident(r.Addr(), birchDev, birchCred, h.birch, t.TempDir())
 	if err != nil {
 		t.Errorf("hostile: the other home's device could not store its resident: %v", err)
 		return
 	}
 	h.logf("hostile: %d Larch documents; Birch resident %v", len(larchDocs), birchDocs)
 
-	at := &attack{h: h, addr: r.addr, larch: larchDocs, larchSet: map[string]bool{}, birch: birchDocs, corpus: corpus,
+	at := &attack{h: h, addr: r.Addr(), larch: larchDocs, larchSet: map[string]bool{}, birch: birchDocs, corpus: corpus,
 		birchCred: birchCred, larchCred: larchCred, revCred: revCred, unenrolledCred: "hvn1_" + randomHex(24)}
 	for _, id := range larchDocs {
 		at.larchSet[id] = true
@@ -124,10 +119,10 @@ func (h *harness) hostile(rep *report) {
 	rep.healthyRefused = h.refusalsSince(logsFrom)
 
 	rep.relayPIDAfter = r.PID()
-	if err := r.healthz(); err != nil {
+	if err := r.Healthz(); err != nil {
 		at.healthFailures.Add(1)
 	}
-	if rep.relayPIDAfter != rep.relayPIDBefore || !r.running() {
+	if rep.relayPIDAfter != rep.relayPIDBefore || !r.Running() {
 		rep.relayRestarts++
 	}
 	rep.healthFailures = int(at.healthFailures.Load())
@@ -156,17 +151,14 @@ func (h *harness) agentLogSizes() map[*agentProc]int64 {
 
 // refusalsSince lists the healthy desktops the relay told, since sizes were
 // taken, that a message of theirs was refused or set aside (quarantined):
-// the attack's crashes and refusals must fall on the attacker alone.
+// the attack's crashes and refusals must fall on the attacker alone. It
+// reads the codes of the relay errors in each desktop's log.
 func (h *harness) refusalsSince(sizes map[*agentProc]int64) []string {
 	var out []string
 	for _, a := range h.agents {
-		b, _ := os.ReadFile(a.logPath)
-		if from := sizes[a]; from <= int64(len(b)) {
-			b = b[from:]
-		}
 		n := 0
-		for _, line := range bytes.Split(b, []byte("\n")) {
-			if bytes.Contains(line, []byte(`"relay error"`)) && (bytes.Contains(line, []byte("set aside")) || bytes.Contains(line, []byte("refused"))) {
+		for _, code := range relayCodesSince(a.logPath, sizes[a]) {
+			if rig.Classify(code).FallsOnSender() {
 				n++
 			}
 		}
@@ -175,6 +167,27 @@ func (h *harness) refusalsSince(sizes map[*agentProc]int64) []string {
 		}
 	}
 	return out
+}
+
+// relayCodesSince reads a desktop's log from offset from and returns the
+// codes of the errors the relay sent it (the sync client logs each one,
+// as JSON, with its code).
+func relayCodesSince(path string, from int64) []string {
+	b, _ := os.ReadFile(path)
+	if from <= int64(len(b)) {
+		b = b[from:]
+	}
+	var codes []string
+	for _, line := range bytes.Split(b, []byte("\n")) {
+		var e struct {
+			Msg  string `json:"msg"`
+			Code string `json:"code"`
+		}
+		if json.Unmarshal(line, &e) == nil && e.Msg == "relay error" {
+			codes = append(codes, e.Code)
+		}
+	}
+	return codes
 }
 
 func randomHex(n int) string {
@@ -360,11 +373,11 @@ func (at *attack) stopped() bool {
 }
 
 func (at *attack) checkHealth() {
-	if err := at.h.relay.healthz(); err != nil {
+	if err := at.h.relay.Healthz(); err != nil {
 		at.healthFailures.Add(1)
 		at.h.logf("hostile: /healthz failed: %v", err)
 	}
-	if !at.h.relay.running() {
+	if !at.h.relay.Running() {
 		at.healthFailures.Add(1)
 	}
 }
@@ -441,103 +454,63 @@ func (at *attack) pace(d time.Duration) bool {
 
 // peer is one protocol-speaking connection of a hostile device.
 type peer struct {
-	at     *attack
-	tc     *transport.Conn
-	done   chan error
-	joined chan struct{}
-	name   string
-	scoped bool // an enrolled device whose answers must be checked for Larch documents
+	*rig.Peer
+	at *attack
 }
 
 func (at *attack) dialPeer(name, cred string, scoped bool) (*peer, error) {
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	tc, _, err := transport.Dial(ctx, "ws://"+at.addr+"/sync", http.Header{"Authorization": {"Bearer " + cred}}, transport.Options{})
+	rp, err := rig.DialPeer(ctx, "ws://"+at.addr+"/sync", cred, "hostile-"+name, func(m wire.Message, err error) {
+		if err != nil {
+			return
+		}
+		if m.Type == wire.TypeError {
+			at.outcome(name + ": told " + string(rig.Classify(m.ErrorCode)))
+			at.mu.Lock()
+			if at.codes == nil {
+				at.codes = map[string]int{}
+			}
+			at.codes[m.ErrorCode]++
+			at.mu.Unlock()
+		}
+		if !scoped {
+			if m.Type != wire.TypeError {
+				at.leak(fmt.Sprintf("%s device received %s", name, m.Type))
+			}
+			return
+		}
+		for _, id := range append([]string{m.DocumentID}, m.DocumentIDs...) {
+			// About another home's document the relay may say only
+			// what it says of one it lacks.
+			// An error names at most the document the device itself
+			// sent a message about, and says nothing of it.
+			if at.larchSet[id] && m.Type != wire.TypeDocUnavailable && m.Type != wire.TypeError &&
+				!(m.Type == wire.TypeSync && bytes.Equal(m.Data, emptySync)) {
+				at.leak(fmt.Sprintf("%s device received %s for Larch document %s", name, m.Type, id))
+			}
+		}
+	})
 	if err != nil {
 		return nil, err
 	}
 	at.conns.Add(1)
-	p := &peer{at: at, tc: tc, done: make(chan error, 1), joined: make(chan struct{}), name: name, scoped: scoped}
-	var once sync.Once
-	go func() {
-		p.done <- tc.Run(context.Background(), func(frame []byte) {
-			m, err := wire.Decode(frame)
-			if err != nil {
-				return
-			}
-			switch {
-			case m.Type == wire.TypePeer:
-				once.Do(func() { close(p.joined) })
-			case m.Type == wire.TypeError:
-				at.outcome(name + ": told " + errorKind(m.ErrorMessage))
-				if m.ErrorCode != "" {
-					at.mu.Lock()
-					if at.codes == nil {
-						at.codes = map[string]int{}
-					}
-					at.codes[m.ErrorCode]++
-					at.mu.Unlock()
-				}
-			}
-			if !scoped {
-				if m.Type != wire.TypeError {
-					at.leak(fmt.Sprintf("%s device received %s", name, m.Type))
-				}
-				return
-			}
-			for _, id := range append([]string{m.DocumentID}, m.DocumentIDs...) {
-				// About another home's document the relay may say only
-				// what it says of one it lacks.
-				// An error names at most the document the device itself
-				// sent a message about, and says nothing of it.
-				if at.larchSet[id] && m.Type != wire.TypeDocUnavailable && m.Type != wire.TypeError &&
-					!(m.Type == wire.TypeSync && bytes.Equal(m.Data, emptySync)) {
-					at.leak(fmt.Sprintf("%s device received %s for Larch document %s", name, m.Type, id))
-				}
-			}
-		})
-	}()
-	p.send(wire.Message{Type: wire.TypeJoin, SenderID: "hostile-" + name, SupportedProtocolVersions: []string{wire.ProtocolV1},
-		PeerMetadata: &wire.PeerMetadata{StorageID: "hostile-" + name}})
-	return p, nil
+	rp.Join()
+	return &peer{Peer: rp, at: at}, nil
 }
 
+// send sends one message as the peer; false if it could not be written.
 func (p *peer) send(m wire.Message) bool {
-	if m.Type != wire.TypeJoin {
-		m.SenderID, m.TargetID = "hostile-"+p.name, "relay"
-	}
-	frame, err := wire.Encode(m)
-	if err != nil {
-		return false
-	}
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	if p.tc.SendWait(ctx, frame) != nil {
+	if p.Send(ctx, m) != nil {
 		return false
 	}
 	p.at.frames.Add(1)
 	return true
 }
 
-func (p *peer) close() {
-	p.tc.Close(transport.CloseNormal, "")
-	<-p.done
-}
-
-func errorKind(msg string) string {
-	for _, k := range []struct{ has, kind string }{
-		{"not enrolled", "not enrolled"}, {"revoked", "revoked"}, {"malformed sync message", "sync message refused (Go check)"},
-		{"sync message refused", "sync message refused (Automerge)"}, {"set aside", "message quarantined"},
-		{"disconnected", "disconnected"}, {"slow down", "rate limited"}, {"too many", "rate limited"},
-		{"malformed frame", "malformed frame"}, {"document refused", "document refused"}, {"invalid message", "invalid message"},
-		{"connection limit", "at the connection limit"},
-	} {
-		if strings.Contains(msg, k.has) {
-			return k.kind
-		}
-	}
-	return "other error"
-}
+func (p *peer) close() { p.Close() }
 
 // emptySync is an empty document's first sync message: it says nothing of
 // the document it is about.
@@ -554,17 +527,11 @@ func (at *attack) unauthenticated(cred, name string) func() {
 				continue
 			}
 			select {
-			case <-p.joined:
+			case <-p.Joined():
 				at.leak(name + " device was admitted (peer message)")
 				p.close()
-			case err := <-p.done:
-				var ce *transport.CloseError
-				if errors.As(err, &ce) {
-					at.outcome(fmt.Sprintf("%s: closed %d", name, ce.Code))
-				} else {
-					at.outcome(name + ": closed")
-				}
-				p.done <- err
+			case <-p.Done():
+				at.outcome(closedOutcome(name, p.Err()))
 			case <-time.After(10 * time.Second):
 				at.outcome(name + ": neither refused nor admitted in 10s")
 				p.close()
@@ -587,7 +554,7 @@ func (at *attack) outOfScope() {
 			continue
 		}
 		select {
-		case <-p.joined:
+		case <-p.Joined():
 		case <-time.After(10 * time.Second):
 			at.outcome("other-home: not admitted")
 			p.close()
@@ -633,7 +600,7 @@ func (at *attack) mutated() {
 				continue
 			}
 			select {
-			case <-p.joined:
+			case <-p.Joined():
 			case <-time.After(10 * time.Second):
 				p.close()
 				p = nil
@@ -695,20 +662,20 @@ func (at *attack) silentWebsockets() {
 		go func() {
 			defer wg.Done()
 			for !at.stopped() {
-				w, err := dialRaw(at.addr, at.larchCred, 0)
+				w, err := rig.DialRaw(at.addr, at.larchCred, 0)
 				if err != nil {
 					at.pace(200 * time.Millisecond)
 					continue
 				}
 				at.conns.Add(1)
 				closed := make(chan struct{})
-				go func() { io.Copy(io.Discard, w.br); close(closed) }()
+				go func() { io.Copy(io.Discard, w.Reader); close(closed) }()
 				select {
 				case <-closed:
 					at.outcome("silent websocket: closed by the relay")
 				case <-at.stop:
 				}
-				w.c.Close()
+				w.Close()
 			}
 		}()
 	}
@@ -718,25 +685,25 @@ func (at *attack) silentWebsockets() {
 // neverReads joins with the compromised credential, asks for the whole
 // home again and again, and never reads a byte.
 func (at *attack) neverReads() {
-	join := mustEncode(wire.Message{Type: wire.TypeJoin, SenderID: "never-reads", SupportedProtocolVersions: []string{wire.ProtocolV1}})
-	fetch := mustEncode(wire.Message{Type: wire.TypeHavenFetch, SenderID: "never-reads", TargetID: "relay", DocumentIDs: at.larch})
+	join := rig.MustEncode(wire.Message{Type: wire.TypeJoin, SenderID: "never-reads", SupportedProtocolVersions: []string{wire.ProtocolV1}})
+	fetch := rig.MustEncode(wire.Message{Type: wire.TypeHavenFetch, SenderID: "never-reads", TargetID: "relay", DocumentIDs: at.larch})
 	open, _, _ := crdt.NewSyncState(crdt.New()).Generate()
 	for !at.stopped() {
-		w, err := dialRaw(at.addr, at.larchCred, 4096)
+		w, err := rig.DialRaw(at.addr, at.larchCred, 4096)
 		if err != nil {
 			at.pace(200 * time.Millisecond)
 			continue
 		}
 		at.conns.Add(1)
 		opened := time.Now()
-		w.c.SetWriteDeadline(time.Now().Add(30 * time.Second))
-		err = w.writeFrame(0x2, join)
+		w.Conn.SetWriteDeadline(time.Now().Add(30 * time.Second))
+		err = w.WriteFrame(0x2, join)
 		for i := 0; err == nil && !at.stopped(); i++ {
 			if i%50 == 0 {
-				err = w.writeFrame(0x2, fetch)
+				err = w.WriteFrame(0x2, fetch)
 			} else {
 				id := at.larch[i%len(at.larch)]
-				err = w.writeFrame(0x2, mustEncode(wire.Message{Type: wire.TypeRequest, SenderID: "never-reads", TargetID: "relay", DocumentID: id, Data: open}))
+				err = w.WriteFrame(0x2, rig.MustEncode(wire.Message{Type: wire.TypeRequest, SenderID: "never-reads", TargetID: "relay", DocumentID: id, Data: open}))
 			}
 			at.frames.Add(1)
 			at.pace(20 * time.Millisecond)
@@ -744,7 +711,7 @@ func (at *attack) neverReads() {
 		if err != nil {
 			at.outcome(fmt.Sprintf("never-reads: dropped by the relay (after ~%ds)", int(time.Since(opened).Seconds())/5*5))
 		}
-		w.c.Close()
+		w.Close()
 	}
 }
 
@@ -753,24 +720,27 @@ func (at *attack) neverReads() {
 func (at *attack) oversized() {
 	huge := bytes.Repeat([]byte{0x42}, 16<<20+1)
 	for i := 0; at.pace(time.Second); i++ {
-		w, err := dialRaw(at.addr, at.larchCred, 0)
+		w, err := rig.DialRaw(at.addr, at.larchCred, 0)
 		if err != nil {
 			continue
 		}
 		at.conns.Add(1)
-		w.c.SetDeadline(time.Now().Add(20 * time.Second))
+		w.Conn.SetDeadline(time.Now().Add(20 * time.Second))
 		var name string
 		if i%2 == 0 {
 			name = "frame over the read limit"
-			err = w.writeFrame(0x2, huge)
+			err = w.WriteFrame(0x2, huge)
 		} else {
 			name = "header claiming 2^62 bytes"
-			err = w.writeClaim(0x2, 1<<62, []byte("abc"))
+			err = w.Write(rig.Frame(0x2, []byte("abc"), true, 1<<62))
 		}
 		at.frames.Add(1)
-		code := w.closeCode()
-		at.outcome(fmt.Sprintf("oversized (%s): %s", name, code))
-		w.c.Close()
+		outcome := "connection ended without a close frame"
+		if code, err := w.CloseCode(); err == nil {
+			outcome = fmt.Sprintf("closed %d", code)
+		}
+		at.outcome(fmt.Sprintf("oversized (%s): %s", name, outcome))
+		w.Close()
 	}
 }
 
@@ -805,22 +775,16 @@ func (at *attack) garbage() {
 			continue
 		}
 		select {
-		case <-p.joined:
+		case <-p.Joined():
 		case <-time.After(10 * time.Second):
 			p.close()
 			continue
 		}
-		p.tc.Send(k.frame())
+		p.Conn.Send(k.frame())
 		at.frames.Add(1)
 		select {
-		case err := <-p.done:
-			var ce *transport.CloseError
-			if errors.As(err, &ce) {
-				at.outcome(fmt.Sprintf("garbage (%s): closed %d", k.name, ce.Code))
-			} else {
-				at.outcome(fmt.Sprintf("garbage (%s): closed", k.name))
-			}
-			p.done <- err
+		case <-p.Done():
+			at.outcome(closedOutcome(fmt.Sprintf("garbage (%s)", k.name), p.Err()))
 		case <-time.After(5 * time.Second):
 			at.outcome(fmt.Sprintf("garbage (%s): connection kept", k.name))
 			p.close()
@@ -828,112 +792,12 @@ func (at *attack) garbage() {
 	}
 }
 
-func mustEncode(m wire.Message) []byte {
-	b, err := wire.Encode(m)
-	if err != nil {
-		panic(err)
+// closedOutcome names how the relay ended an attacker's connection.
+func closedOutcome(who string, err error) string {
+	if code, ok := rig.CloseCode(err); ok {
+		return fmt.Sprintf("%s: closed %d", who, code)
 	}
-	return b
-}
-
-// --- a raw websocket, for frames the transport will not send ---
-
-type rawWS struct {
-	c  net.Conn
-	br *bufio.Reader
-}
-
-// dialRaw upgrades a TCP connection by hand. rcvbuf, if positive, shrinks
-// the socket's receive buffer (a reader that never reads fills it fast).
-func dialRaw(addr, cred string, rcvbuf int) (*rawWS, error) {
-	c, err := net.DialTimeout("tcp", addr, 5*time.Second)
-	if err != nil {
-		return nil, err
-	}
-	if tc, ok := c.(*net.TCPConn); ok && rcvbuf > 0 {
-		tc.SetReadBuffer(rcvbuf)
-	}
-	c.SetDeadline(time.Now().Add(10 * time.Second))
-	key := base64.StdEncoding.EncodeToString([]byte(randomHex(8)))
-	fmt.Fprintf(c, "GET /sync HTTP/1.1\r\nHost: %s\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Key: %s\r\nSec-WebSocket-Version: 13\r\nAuthorization: Bearer %s\r\n\r\n", addr, key, cred)
-	br := bufio.NewReader(c)
-	resp, err := http.ReadResponse(br, nil)
-	if err != nil {
-		c.Close()
-		return nil, err
-	}
-	if resp.StatusCode != http.StatusSwitchingProtocols {
-		c.Close()
-		return nil, errors.New(resp.Status)
-	}
-	c.SetDeadline(time.Time{})
-	return &rawWS{c: c, br: br}, nil
-}
-
-func (w *rawWS) writeFrame(opcode byte, payload []byte) error {
-	return w.writeClaim(opcode, uint64(len(payload)), payload)
-}
-
-// writeClaim writes a masked frame whose header claims n bytes.
-func (w *rawWS) writeClaim(opcode byte, n uint64, payload []byte) error {
-	b := []byte{0x80 | opcode}
-	switch {
-	case n < 126:
-		b = append(b, 0x80|byte(n))
-	case n < 1<<16:
-		b = append(b, 0x80|126)
-		b = binary.BigEndian.AppendUint16(b, uint16(n))
-	default:
-		b = append(b, 0x80|127)
-		b = binary.BigEndian.AppendUint64(b, n)
-	}
-	mask := [4]byte{0x12, 0x34, 0x56, 0x78}
-	b = append(b, mask[:]...)
-	out := make([]byte, len(b)+len(payload))
-	copy(out, b)
-	for i, c := range payload {
-		out[len(b)+i] = c ^ mask[i%4]
-	}
-	_, err := w.c.Write(out)
-	return err
-}
-
-// closeCode reads server frames until a close frame and names its code.
-func (w *rawWS) closeCode() string {
-	for {
-		var hdr [2]byte
-		if _, err := io.ReadFull(w.br, hdr[:]); err != nil {
-			return "connection ended without a close frame"
-		}
-		n := uint64(hdr[1] & 0x7f)
-		switch n {
-		case 126:
-			var ext [2]byte
-			if _, err := io.ReadFull(w.br, ext[:]); err != nil {
-				return "connection ended"
-			}
-			n = uint64(binary.BigEndian.Uint16(ext[:]))
-		case 127:
-			var ext [8]byte
-			if _, err := io.ReadFull(w.br, ext[:]); err != nil {
-				return "connection ended"
-			}
-			n = binary.BigEndian.Uint64(ext[:])
-		}
-		if n > 1<<20 {
-			return fmt.Sprintf("server frame of %d bytes", n)
-		}
-		payload := make([]byte, n)
-		if _, err := io.ReadFull(w.br, payload); err != nil {
-			return "connection ended"
-		}
-		if hdr[0]&0x0f == 0x8 {
-			if len(payload) < 2 {
-				return "closed 1005"
-			}
-			return fmt.Sprintf("closed %d", binary.BigEndian.Uint16(payload))
-		}
-	}
+	return who + ": closed"
 }
 
 // --- the documents the attack works with ---
@@ -943,39 +807,24 @@ func (w *rawWS) closeCode() string {
 func listDocs(addr, cred string) ([]string, error) {
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()
-	tc, _, err := transport.Dial(ctx, "ws://"+addr+"/sync", http.Header{"Authorization": {"Bearer " + cred}}, transport.Options{})
+	got := make(chan []string, 1)
+	p, err := rig.DialPeer(ctx, "ws://"+addr+"/sync", cred, "lister", func(m wire.Message, err error) {
+		if err == nil && m.Type == wire.TypeHavenList {
+			select {
+			case got <- m.DocumentIDs:
+			default:
+			}
+		}
+	})
 	if err != nil {
 		return nil, err
 	}
-	got := make(chan []string, 1)
-	joined := make(chan struct{})
-	var once sync.Once
-	done := make(chan error, 1)
-	go func() {
-		done <- tc.Run(ctx, func(frame []byte) {
-			m, err := wire.Decode(frame)
-			if err != nil {
-				return
-			}
-			switch m.Type {
-			case wire.TypePeer:
-				once.Do(func() { close(joined) })
-			case wire.TypeHavenList:
-				select {
-				case got <- m.DocumentIDs:
-				default:
-				}
-			}
-		})
-	}()
-	defer func() { tc.Close(transport.CloseNormal, ""); <-done }()
-	tc.Send(mustEncode(wire.Message{Type: wire.TypeJoin, SenderID: "lister", SupportedProtocolVersions: []string{wire.ProtocolV1}}))
-	select {
-	case <-joined:
-	case <-ctx.Done():
-		return nil, errors.New("not admitted")
+	defer p.Close()
+	p.Join()
+	if err := p.WaitJoined(20 * time.Second); err != nil {
+		return nil, err
 	}
-	tc.Send(mustEncode(wire.Message{Type: wire.TypeHavenList, SenderID: "lister", TargetID: "relay"}))
+	p.Send(ctx, wire.Message{Type: wire.TypeHavenList})
 	select {
 	case ids := <-got:
 		return ids, nil
@@ -1028,7 +877,7 @@ func birchResident(addr, device, cred, home, dir string) ([]string, []seedMsg, e
 	go func() { done <- c.Run(cctx) }()
 	c.Changed(docs.RecordID)
 	c.Changed(docs.TimelineID)
-	ok := pollUntil(30*time.Second, func() bool { return c.Status().Online && c.Synced(docs.RecordID) && c.Synced(docs.TimelineID) })
+	ok := rig.Until(30*time.Second, func() bool { return c.Status().Online && c.Synced(docs.RecordID) && c.Synced(docs.TimelineID) })
 	cancel()
 	<-done
 	if !ok {
@@ -1037,23 +886,6 @@ func birchResident(addr, device, cred, home, dir string) ([]string, []seedMsg, e
 	ids := []string{docs.RecordID.String(), docs.TimelineID.String()}
 	corpus, err := buildCorpus(ed, []*crdt.Doc{docs.Record, docs.Timeline}, ids)
 	return ids, corpus, err
-}
-
-// pollUntil checks cond every 20 ms until it holds or within passes (for a
-// state with no event to wait on).
-func pollUntil(within time.Duration, cond func() bool) bool {
-	deadline := time.NewTimer(within)
-	defer deadline.Stop()
-	tick := time.NewTicker(20 * time.Millisecond)
-	defer tick.Stop()
-	for !cond() {
-		select {
-		case <-deadline.C:
-			return cond()
-		case <-tick.C:
-		}
-	}
-	return true
 }
 
 // --- mutated sync messages ---
@@ -1068,37 +900,24 @@ type seedMsg struct {
 func buildCorpus(ed *record.Editor, docs []*crdt.Doc, ids []string) ([]seedMsg, error) {
 	var out []seedMsg
 	for i, base := range docs {
-		fork := func() *crdt.Doc {
-			f, err := base.Fork()
-			if err != nil {
-				panic(err)
-			}
-			return f
+		var edits []func(*crdt.Doc) error
+		for j := 0; j < 4; j++ {
+			edits = append(edits, func(x *crdt.Doc) (err error) {
+				if i == 1 {
+					_, err = ed.AddNote(x, record.Note{Kind: record.NoteKindNote, Text: fmt.Sprintf("corpus note %d", j)})
+				} else {
+					_, err = ed.AddAlert(x, record.Alert{Text: fmt.Sprintf("corpus alert %d", j), Since: "2024-01-02"})
+				}
+				return err
+			})
 		}
-		if msg, ok, err := crdt.NewSyncState(fork()).Generate(); err == nil && ok {
-			out = append(out, seedMsg{ids[i], msg})
+		msgs, err := rig.SyncCorpus(base, edits...)
+		if err != nil {
+			return nil, err
 		}
-		if m, err := crdttest.FirstChanges(fork(), crdt.New()); err == nil {
+		for _, m := range msgs {
 			out = append(out, seedMsg{ids[i], m})
 		}
-		for j := 0; j < 4; j++ {
-			x := fork()
-			var err error
-			if i == 1 {
-				_, err = ed.AddNote(x, record.Note{Kind: record.NoteKindNote, Text: fmt.Sprintf("corpus note %d", j)})
-			} else {
-				_, err = ed.AddAlert(x, record.Alert{Text: fmt.Sprintf("corpus alert %d", j), Since: "2024-01-02"})
-			}
-			if err != nil {
-				return nil, err
-			}
-			if m, err := crdttest.FirstChanges(x, fork()); err == nil {
-				out = append(out, seedMsg{ids[i], m})
-			}
-		}
-	}
-	if len(out) == 0 {
-		return nil, errors.New("no sync messages")
 	}
 	return out, nil
 }
@@ -1118,7 +937,7 @@ func planMutations(rng *mrand.Rand, n int, corpus []seedMsg, own, larch []string
 	var out []planned
 	for len(out) < n {
 		s := corpus[rng.IntN(len(corpus))]
-		data, kind := mutate(rng, s.data)
+		data, kind := rig.Mutate(rng, s.data)
 		if len(data) == 0 {
 			data = []byte{0x42}
 		}
@@ -1141,101 +960,6 @@ func planMutations(rng *mrand.Rand, n int, corpus []seedMsg, own, larch []string
 			typ = wire.TypeRequest
 		}
 		out = append(out, planned{doc: doc, typ: typ, data: data, kind: kind})
-	}
-	return out
-}
-
-// mutate returns a damaged copy of a real sync message and what was done.
-func mutate(rng *mrand.Rand, msg []byte) ([]byte, string) {
-	b := bytes.Clone(msg)
-	changes := changeSpans(b)
-	switch r := rng.IntN(100); {
-	case r < 25:
-		for n := 1 + rng.IntN(4); n > 0; n-- {
-			b[rng.IntN(len(b))] ^= 1 << rng.IntN(8)
-		}
-		return b, "bit flips"
-	case r < 40:
-		return b[:rng.IntN(len(b))], "truncated"
-	case r < 55:
-		at := rng.IntN(len(b) + 1)
-		ins := make([]byte, 1+rng.IntN(8))
-		for i := range ins {
-			ins[i] = byte(rng.Uint32())
-		}
-		return slices.Insert(b, at, ins...), "bytes inserted"
-	case r < 90 && len(changes) > 0:
-		span := changes[rng.IntN(len(changes))]
-		c := b[span[0]:span[1]]
-		if len(c) < 16 {
-			return b, "unchanged"
-		}
-		for n := 1 + rng.IntN(3); n > 0; n-- {
-			c[12+rng.IntN(len(c)-12)] ^= 1 << rng.IntN(8)
-		}
-		sum := sha256.Sum256(c[8:])
-		copy(c[4:8], sum[:4])
-		return b, "change altered, checksum recomputed"
-	default:
-		if len(b) > 34 {
-			b[2+rng.IntN(32)] ^= 1 << rng.IntN(8) // the first head hash
-		}
-		return b, "heads altered"
-	}
-}
-
-// changeSpans finds the byte ranges of the change chunks in a sync message
-// (type byte, heads, need, haves with Bloom filters, then changes).
-func changeSpans(b []byte) [][2]int {
-	off := 1
-	uleb := func() (int, bool) {
-		if off >= len(b) {
-			return 0, false
-		}
-		v, n := binary.Uvarint(b[off:])
-		if n <= 0 || v > uint64(len(b)) {
-			return 0, false
-		}
-		off += n
-		return int(v), true
-	}
-	hashes := func() bool {
-		n, ok := uleb()
-		if !ok || off+32*n > len(b) {
-			return false
-		}
-		off += 32 * n
-		return true
-	}
-	if len(b) == 0 || !hashes() || !hashes() {
-		return nil
-	}
-	haves, ok := uleb()
-	if !ok {
-		return nil
-	}
-	for i := 0; i < haves; i++ {
-		if !hashes() {
-			return nil
-		}
-		n, ok := uleb()
-		if !ok || off+n > len(b) {
-			return nil
-		}
-		off += n
-	}
-	count, ok := uleb()
-	if !ok {
-		return nil
-	}
-	var out [][2]int
-	for i := 0; i < count; i++ {
-		n, ok := uleb()
-		if !ok || off+n > len(b) {
-			return out
-		}
-		out = append(out, [2]int{off, off + n})
-		off += n
 	}
 	return out
 }

@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"net/http"
 	"slices"
 	"strings"
 	"sync"
@@ -14,7 +13,7 @@ import (
 	"haven/shared/crdt"
 	"haven/shared/crdt/crdttest"
 	"haven/shared/docid"
-	"haven/shared/transport"
+	"haven/shared/rig"
 	"haven/shared/wire"
 )
 
@@ -69,7 +68,7 @@ func (h *harness) insider(rep *report) {
 	t := h.t
 	rep.insiderRan = true
 	for _, a := range h.agents {
-		a.link.SetProfile(ProfileLAN)
+		a.link.SetProfile(rig.ProfileLAN)
 	}
 	h.healAll()
 	if !h.waitFor(h.cfg.converge, h.converged) {
@@ -83,18 +82,18 @@ func (h *harness) insider(rep *report) {
 		t.Errorf("insider: %v", err)
 		return
 	}
-	kit, err := prepareInsider(r.addr, cred, h.home, h.birch)
+	kit, err := prepareInsider(r.Addr(), cred, h.home, h.birch)
 	if err != nil {
 		t.Errorf("insider: preparing: %v", err)
 		return
 	}
 	h.logf("insider: device %s; tampering with %s", dev, kit.resident)
-	at := &attack{h: h, addr: r.addr, larchCred: cred, larchSet: map[string]bool{}, insider: kit}
+	at := &attack{h: h, addr: r.Addr(), larchCred: cred, larchSet: map[string]bool{}, insider: kit}
 	at.runs = []attackRun{{"hog", at.hogConnections}, {"insider", at.insiderLoop}}
 	logsFrom := h.agentLogSizes()
 	rep.insiderBaseline, rep.insiderAttacked = h.measureLatency("insider", at)
 	rep.insiderRefusedHealthy = h.refusalsSince(logsFrom)
-	if r.PID() != pid || !r.running() || at.healthFailures.Load() > 0 {
+	if r.PID() != pid || !r.Running() || at.healthFailures.Load() > 0 {
 		rep.insiderRestarts++
 	}
 	at.mu.Lock()
@@ -196,25 +195,21 @@ func prepareInsider(addr, cred, home, otherHome string) (*insiderKit, error) {
 func fetchDoc(addr, cred, id string) (*crdt.Doc, error) {
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()
-	tc, _, err := transport.Dial(ctx, "ws://"+addr+"/sync", http.Header{"Authorization": {"Bearer " + cred}}, transport.Options{})
+	got := make(chan wire.Message, 1)
+	p, err := rig.DialPeer(ctx, "ws://"+addr+"/sync", cred, "fetcher", func(m wire.Message, err error) {
+		if err == nil && (m.Type == wire.TypeHavenDoc || m.Type == wire.TypeDocUnavailable) {
+			select {
+			case got <- m:
+			default:
+			}
+		}
+	})
 	if err != nil {
 		return nil, err
 	}
-	got := make(chan wire.Message, 1)
-	done := make(chan error, 1)
-	go func() {
-		done <- tc.Run(ctx, func(frame []byte) {
-			if m, err := wire.Decode(frame); err == nil && (m.Type == wire.TypeHavenDoc || m.Type == wire.TypeDocUnavailable) {
-				select {
-				case got <- m:
-				default:
-				}
-			}
-		})
-	}()
-	defer func() { tc.Close(transport.CloseNormal, ""); <-done }()
-	tc.Send(mustEncode(wire.Message{Type: wire.TypeJoin, SenderID: "fetcher", SupportedProtocolVersions: []string{wire.ProtocolV1}}))
-	tc.Send(mustEncode(wire.Message{Type: wire.TypeHavenFetch, SenderID: "fetcher", TargetID: "relay", DocumentIDs: []string{id}}))
+	defer p.Close()
+	p.Join()
+	p.Send(ctx, wire.Message{Type: wire.TypeHavenFetch, DocumentIDs: []string{id}})
 	var m wire.Message
 	select {
 	case m = <-got:
@@ -268,7 +263,7 @@ func (at *attack) insiderLoop() {
 	}
 	defer p.close()
 	select {
-	case <-p.joined:
+	case <-p.Joined():
 	case <-at.stop:
 		return
 	}

@@ -10,6 +10,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"haven/shared/rig"
 )
 
 // report gathers what the run measured and prints the one summary table.
@@ -109,8 +111,8 @@ func quantile(ds []time.Duration, q float64) time.Duration {
 
 // targets for the convergence p99 by profile (none for the others).
 var convergeTarget = map[string]time.Duration{
-	ProfileRural.Name:   5 * time.Second,
-	ProfileFailing.Name: 30 * time.Second,
+	rig.ProfileRural.Name:   5 * time.Second,
+	rig.ProfileFailing.Name: 30 * time.Second,
 }
 
 // minConvergeSamples is how many convergence times a profile needs before
@@ -172,7 +174,7 @@ func (r *report) rows() []row {
 		add("status bar: 'changes waiting' after convergence", "none", "none", true)
 	}
 	add("chaos rounds converged after their heal", fmt.Sprintf("%d of %d", r.counts.rounds-len(r.notConverged), r.counts.rounds), "all", len(r.notConverged) == 0)
-	for _, p := range Profiles {
+	for _, p := range rig.Profiles {
 		ds := r.convergence[p.Name]
 		if len(ds) == 0 {
 			continue

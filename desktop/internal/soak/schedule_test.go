@@ -9,6 +9,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"haven/shared/rig"
 )
 
 // The fault schedule is drawn from the seed before anything runs, so a
@@ -35,11 +37,11 @@ const (
 type event struct {
 	At    time.Duration
 	Kind  faultKind
-	Agent int       // index, for agent and link events and edits
-	Dir   Direction // for blackholes
-	N     int       // resident pick, for edits
-	Rec   bool      // CPR recommended, for decisions
-	Tag   string    // for edits
+	Agent int           // index, for agent and link events and edits
+	Dir   rig.Direction // for blackholes
+	N     int           // resident pick, for edits
+	Rec   bool          // CPR recommended, for decisions
+	Tag   string        // for edits
 }
 
 func (e event) String() string {
@@ -119,11 +121,11 @@ func makeSchedule(cfg config, agents int) schedule {
 				case x < 35:
 					ev.Kind = evCut
 				case x < 60:
-					ev.Kind, ev.Dir = evHole, Both
+					ev.Kind, ev.Dir = evHole, rig.Both
 				case x < 80:
-					ev.Kind, ev.Dir = evHole, Up
+					ev.Kind, ev.Dir = evHole, rig.Up
 				default:
-					ev.Kind, ev.Dir = evHole, Down
+					ev.Kind, ev.Dir = evHole, rig.Down
 				}
 				d := uniform(rng, 300*time.Millisecond, 6*time.Second)
 				evs = append(evs, ev)

@@ -10,6 +10,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"haven/shared/rig"
 )
 
 // TestSoak is the suite. Without flags it runs the fast subset (a couple
@@ -124,29 +126,29 @@ func (h *harness) desktopsFolder() string {
 // and brings every desktop up to date on LAN.
 func (h *harness) setup() {
 	t := h.t
-	h.bin = buildSyncd(t, h.root)
 	data := filepath.Join(h.root, "relay", "data")
 	if err := os.MkdirAll(filepath.Dir(data), 0o700); err != nil {
 		t.Fatal(err)
 	}
-	h.relay = &relayProc{bin: h.bin, data: data, addr: freeAddr(t), logPath: filepath.Join(h.root, "relay.log")}
-	out, err := runCmd(h.bin, "demo", "-data", data)
+	h.relay = &relayProc{rig.NewRelay(rig.RelayConfig{Syncd: rig.MustBinary(t), Data: data, LogPath: filepath.Join(h.root, "relay.log"),
+		Flags: []string{"-workers", "2", "-log-level", logLevel().String()}})}
+	out, err := h.relay.Command("demo")
 	if err != nil {
 		t.Fatalf("syncd demo: %v", err)
 	}
 	h.home = regexp.MustCompile(`home=(\S+)`).FindStringSubmatch(out)[1]
 	h.hub = regexp.MustCompile(`hub=(\S+)`).FindStringSubmatch(out)[1]
 	h.advice = regexp.MustCompile(`advice=(\S+)`).FindStringSubmatch(out)[1]
-	out, err = h.relay.admin("create-home", "Birch Court")
+	out, err = h.relay.Admin("create-home", "Birch Court")
 	if err != nil {
 		t.Fatal(err)
 	}
-	h.birch = idRE.FindString(out)
-	if err := h.relay.start(); err != nil {
+	h.birch = rig.ID(out)
+	if err := h.relay.Start(); err != nil {
 		t.Fatal(err)
 	}
 	h.counts.relayStarts++
-	h.logf("relay started pid %d on %s; home %s hub %s birch %s", h.relay.PID(), h.relay.addr, h.home, h.hub, h.birch)
+	h.logf("relay started pid %d on %s; home %s hub %s birch %s", h.relay.PID(), h.relay.Addr(), h.home, h.hub, h.birch)
 
 	// Each desktop gets its own link (LAN for now) and is enrolled through
 	// it, in parallel: enrolment seals the key under every demo PIN.
@@ -155,7 +157,7 @@ func (h *harness) setup() {
 	var wg sync.WaitGroup
 	errs := make([]error, len(specs))
 	for i, s := range specs {
-		link, err := NewLink(s.name, "127.0.0.1:0", h.relay.addr, ProfileLAN, h.cfg.seed*100+uint64(i))
+		link, err := rig.NewLink(s.name, "127.0.0.1:0", h.relay.Addr(), rig.ProfileLAN, h.cfg.seed*100+uint64(i))
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -219,7 +221,7 @@ func (h *harness) allHold(n int) bool {
 // note is in every desktop's copy. (Decisions and new residents change the
 // records' heads, which the copies' digests include.)
 func (h *harness) converged() bool {
-	if !h.relay.running() {
+	if !h.relay.Running() {
 		return false
 	}
 	var state string
@@ -260,7 +262,7 @@ func (h *harness) waitConverged(within time.Duration) bool {
 		if p := h.progress.Load(); p != last {
 			last, lastAt = p, time.Now()
 		}
-		if time.Since(lastAt) < stallLimit || !h.relay.running() {
+		if time.Since(lastAt) < stallLimit || !h.relay.Running() {
 			return false
 		}
 		for _, a := range h.agents {
@@ -317,7 +319,7 @@ func (h *harness) describe() string {
 		parts = append(parts, fmt.Sprintf("%s: ready %v state %s rows %d notes %d, %d acked notes missing; %s; link faulty %v conns %d",
 			a.spec.name, v.ready, v.state, v.rows, v.notes, missing, st, a.link.Faulty(), a.link.Conns()))
 	}
-	parts = append(parts, fmt.Sprintf("relay running %v", h.relay.running()))
+	parts = append(parts, fmt.Sprintf("relay running %v", h.relay.Running()))
 	return strings.Join(parts, "\n  ")
 }
 
@@ -327,8 +329,8 @@ func (h *harness) healAll() {
 	for _, a := range h.agents {
 		a.link.Heal()
 	}
-	if !h.relay.running() {
-		if err := h.relay.start(); err != nil {
+	if !h.relay.Running() {
+		if err := h.relay.Start(); err != nil {
 			h.t.Errorf("restarting the relay: %v", err)
 		} else {
 			h.counts.relayStarts++
@@ -352,7 +354,7 @@ func (h *harness) shutdown() {
 		a.link.Close()
 	}
 	if h.relay != nil {
-		h.relay.kill()
+		h.relay.Kill()
 	}
 }
 
@@ -464,14 +466,14 @@ func (h *harness) runRound(r int, evs []event) {
 func (h *harness) apply(e event) {
 	switch e.Kind {
 	case evRelayKill:
-		if h.relay.running() {
-			h.relay.kill()
+		if h.relay.Running() {
+			h.relay.Kill()
 			h.counts.relayKills++
 			h.logf("relay killed")
 		}
 	case evRelayStart:
-		if !h.relay.running() {
-			if err := h.relay.start(); err != nil {
+		if !h.relay.Running() {
+			if err := h.relay.Start(); err != nil {
 				h.t.Errorf("restarting the relay: %v", err)
 				return
 			}
@@ -501,7 +503,7 @@ func (h *harness) apply(e event) {
 		h.logf("%s link cut", h.agents[e.Agent].spec.name)
 	case evHole:
 		h.agents[e.Agent].link.Blackhole(e.Dir)
-		if e.Dir == Both {
+		if e.Dir == rig.Both {
 			h.counts.blackholes++
 		} else {
 			h.counts.oneWay++

@@ -29,6 +29,10 @@ type SyncState struct {
 	// and no fresh start has answered it yet.
 	behind   bool
 	restarts int
+	// What the peer said of itself (see wholeDocument): it reads a whole
+	// document sent as one sync message; its last message named no heads;
+	// and whether this state has sent it the document whole already.
+	peerWhole, peerEmpty, wholeSent bool
 }
 
 // NewSyncState starts syncing d with a peer about which nothing is known.
@@ -58,8 +62,13 @@ func (s *SyncState) Receive(msg []byte) (err error) {
 	if err != nil {
 		return err
 	}
+	heads := sm.Heads()
+	s.peerEmpty = len(heads) == 0
+	// Automerge 0.5.12 to 0.7 announce their capabilities in their first
+	// message only, so the announcement is kept, not taken per message.
+	s.peerWhole = s.peerWhole || readsWholeDocuments(msg)
 	s.behind = false
-	for _, h := range sm.Heads() {
+	for _, h := range heads {
 		if _, err := s.doc.am.Change(h); err != nil {
 			s.behind = true
 			break
@@ -87,7 +96,33 @@ func (s *SyncState) Generate() (msg []byte, ok bool, err error) {
 	if !ok {
 		return nil, false, nil
 	}
-	return m.Bytes(), true, nil
+	return s.wholeDocument(m.Bytes()), true, nil
+}
+
+// wholeDocument returns msg with the changes it carries replaced by the
+// whole document in Automerge's compressed save format, as a version 2
+// sync message, when the peer holds nothing and reads such messages (the
+// way newer Automerge answers a peer with nothing). The peer then loads one
+// compressed document instead of applying every change, and the bytes on
+// the wire are about the document's saved size. Otherwise, or if this
+// state did it once already (a peer that still names no heads afterwards
+// gets the changes as Automerge sends them), msg is returned as it is.
+//
+// automerge-go's own state is not told: it believes it sent the changes
+// it chose, one by one. The peer gets those and any others the document
+// holds, and its next message names the heads it then has, which the
+// state takes as it takes any change the peer had from elsewhere. Caller
+// holds s.doc.mu.
+func (s *SyncState) wholeDocument(msg []byte) []byte {
+	if !s.peerWhole || !s.peerEmpty || s.wholeSent {
+		return msg
+	}
+	out, ok := asWholeDocument(msg, s.doc.am.Save())
+	if !ok {
+		return msg
+	}
+	s.wholeSent = true
+	return out
 }
 
 // Restarts counts the times this state began its side of the exchange

@@ -1,0 +1,77 @@
+package crdt
+
+import (
+	"bytes"
+	"encoding/binary"
+)
+
+// A sync message, in both of Automerge's versions: a type byte (syncV1 or
+// syncV2), then uleb128-counted lists of head hashes, needed hashes, "have"
+// entries (last-sync hashes and a Bloom filter each) and length-prefixed
+// change chunks. Since automerge 0.5.12 a message may end with one more
+// length-prefixed section, its sender's capabilities: first a list of
+// capability bytes (capV1, capV2), later capV2 followed by a flag byte
+// with its high bit set. Older readers, automerge-go's among them, ignore
+// the section; newer ones take any chunk of a message to Automerge's
+// load_incremental, which reads a whole saved document as well as changes.
+// A version 2 message is laid out as version 1; it is how a sender that
+// has seen capV2 from its peer may put the whole document, compressed, in
+// place of its changes.
+const (
+	syncV1 = 0x42
+	syncV2 = 0x43
+	capV2  = 0x02
+)
+
+// readsWholeDocuments reports whether sync message b ends with a
+// capabilities section that names capV2: its sender reads version 2
+// messages. A malformed message reports false.
+func readsWholeDocuments(b []byte) bool {
+	_, end, _, ok := changesSection(b)
+	if !ok || end == len(b) {
+		return false
+	}
+	r := reader{b: b, off: end}
+	caps, ok := r.bytes()
+	return ok && bytes.IndexByte(caps, capV2) >= 0
+}
+
+// changesSection finds the n change chunks of version 1 sync message b:
+// from where their count begins to just past the last one.
+func changesSection(b []byte) (start, end int, n uint64, ok bool) {
+	start, ok = changesOffset(b)
+	if !ok {
+		return 0, 0, 0, false
+	}
+	r := reader{b: b, off: start}
+	n, ok = r.uleb()
+	if !ok || n > uint64(len(b)) {
+		return 0, 0, 0, false
+	}
+	for range n {
+		if _, ok := r.bytes(); !ok {
+			return 0, 0, 0, false
+		}
+	}
+	return start, r.off, n, true
+}
+
+// asWholeDocument rewrites version 1 sync message msg, which carries
+// changes, as a version 2 message carrying saved (a whole document in
+// Automerge's save format) as its one chunk, with the same heads, need and
+// haves. It writes no capabilities section: a peer that saw one would send
+// version 2 messages back, which automerge-go cannot read. ok is false,
+// and msg returned as it was, for a message with no changes or one that
+// does not parse.
+func asWholeDocument(msg, saved []byte) (out []byte, ok bool) {
+	start, _, n, ok := changesSection(msg)
+	if !ok || n == 0 || len(saved) == 0 {
+		return msg, false
+	}
+	out = make([]byte, 0, start+2*binary.MaxVarintLen64+len(saved))
+	out = append(out, syncV2)
+	out = append(out, msg[1:start]...)
+	out = binary.AppendUvarint(out, 1)
+	out = binary.AppendUvarint(out, uint64(len(saved)))
+	return append(out, saved...), true
+}

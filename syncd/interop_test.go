@@ -78,8 +78,14 @@ type jsClient struct {
 // commands from stdin (send); with them it runs them and exits.
 func startJS(t *testing.T, name string, args ...string) *jsClient {
 	t.Helper()
+	return startScript(t, name, "client.mjs", args...)
+}
+
+// startScript runs one of the interop scripts, reading its events.
+func startScript(t *testing.T, name, script string, args ...string) *jsClient {
+	t.Helper()
 	node := needInterop(t)
-	cmd := exec.Command(node, append([]string{"client.mjs"}, args...)...)
+	cmd := exec.Command(node, append([]string{script}, args...)...)
 	cmd.Dir = interopDir
 	cmd.Env = append(os.Environ(), "DEBUG=") // no automerge-repo debug noise on stderr
 	stdin, err := cmd.StdinPipe()

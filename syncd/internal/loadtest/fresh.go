@@ -14,12 +14,17 @@ import (
 type FreshConfig struct {
 	Records int // resident records on the server before the device arrives
 	Logf    func(format string, args ...any)
+	// JSClient, if set, is syncd/interop/fetch.mjs: the new device is then
+	// the official JavaScript client, which asks for every record by the
+	// normal protocol whichever the server, instead of Haven's own.
+	JSClient string
 }
 
 // FreshResult is one server's run of the fresh-device scenario.
 type FreshResult struct {
 	Server     Kind
 	Method     string // how the device fetched
+	JSClient   bool   // the device was the official JavaScript client
 	Records    int    // records the device holds at the end (all of them, or the run failed)
 	Docs       int    // documents it downloaded (with syncd, the home's directory too)
 	SavedBytes int64  // the records' saved size: the sum of each one's Automerge save
@@ -38,6 +43,8 @@ type FreshResult struct {
 	OtherCPU   float64 // CPU seconds the rest of the machine (not server, not clients) used meanwhile
 	SeedCPU    float64 // the server's CPU seconds to take the records in
 	SeedPeak   int64   // and its peak memory while doing so
+
+	ClientCPU float64 // the JavaScript client's CPU seconds during the fetch (0 for Haven's client)
 }
 
 // WireBytes is what the fetch put on the wire, both ways.
@@ -94,28 +101,46 @@ func RunFresh(ctx context.Context, srv *Server, cfg FreshConfig) (FreshResult, e
 	defer cancel()
 	cpu0, machine0 := selfCPU(), machineCPU()
 	start := time.Now()
-	d, err := startDevice(deviceConfig{URL: srv.URL(proxy.Addr()), Credential: creds[1], Name: "fresh"})
-	if err != nil {
-		return res, err
+	var holder interface {
+		heldHeads(docid.ID) ([]crdt.Hash, error)
+		serverErrors() []string
 	}
-	defer d.close()
-	if err := d.waitOnline(ctx); err != nil {
-		return res, err
-	}
-	if srv.Kind == Haven {
-		res.Method = "Bootstrap: haven-list + haven-fetch"
-		if res.Docs, err = d.client.Bootstrap(ctx, nil); err != nil {
-			return res, fmt.Errorf("bootstrap: %w", err)
+	if cfg.JSClient != "" {
+		f, err := startFetcher(cfg.JSClient, jsClientURL(srv, proxy.Addr(), creds[1]), ids)
+		if err != nil {
+			return res, err
 		}
+		defer f.close()
+		res.Method, res.JSClient, res.Docs, holder = "official JS client: a find per document", true, len(ids), f
+		if start, err = f.fetch(ctx, len(ids)); err != nil {
+			return res, err
+		}
+		res.ClientCPU = f.cpu.Seconds()
 	} else {
-		res.Method = "a request per document"
-		for _, id := range ids {
-			d.client.Request(id)
+		d, err := startDevice(deviceConfig{URL: srv.URL(proxy.Addr()), Credential: creds[1], Name: "fresh"})
+		if err != nil {
+			return res, err
 		}
-		res.Docs = len(ids)
-	}
-	if err := d.allHeld(ctx, ids); err != nil {
-		return res, err
+		defer d.close()
+		holder = d
+		if err := d.waitOnline(ctx); err != nil {
+			return res, err
+		}
+		if srv.Kind == Haven {
+			res.Method = "Bootstrap: haven-list + haven-fetch"
+			if res.Docs, err = d.client.Bootstrap(ctx, nil); err != nil {
+				return res, fmt.Errorf("bootstrap: %w", err)
+			}
+		} else {
+			res.Method = "a request per document"
+			for _, id := range ids {
+				d.client.Request(id)
+			}
+			res.Docs = len(ids)
+		}
+		if err := d.allHeld(ctx, ids); err != nil {
+			return res, err
+		}
 	}
 	res.Fetch = time.Since(start)
 	res.FetchUp, res.FetchDown = proxy.Bytes()
@@ -133,16 +158,16 @@ func RunFresh(ctx context.Context, srv *Server, cfg FreshConfig) (FreshResult, e
 
 	// Every record arrived whole: the same heads as the device that wrote it.
 	for id, want := range heads {
-		h, err := d.repo.Open(id)
+		got, err := holder.heldHeads(id)
 		if err != nil {
 			return res, fmt.Errorf("record %s: %w", id, err)
 		}
-		if got := h.Doc().Heads(); !crdt.SameHeads(got, want) {
+		if !crdt.SameHeads(got, want) {
 			return res, fmt.Errorf("record %s arrived with %d heads unlike the writer's %d", id, len(got), len(want))
 		}
 		res.Records++
 	}
-	if errs := d.serverErrors(); len(errs) > 0 {
+	if errs := holder.serverErrors(); len(errs) > 0 {
 		return res, fmt.Errorf("the server sent errors: %q", errs)
 	}
 	return res, nil

@@ -44,7 +44,7 @@ func refusedCode(err error) string {
 // last use runs out. A search names a person or is refused; an opening
 // without a reason, or without a certified clinician, is refused.
 func TestAdviceLineFetchesNotCopies(t *testing.T) {
-	p := startRelay(t, t.TempDir(), freeAddr(t), "-advice-retention", "8s")
+	p := startRelay(t, t.TempDir(), anyPort, "-advice-retention", "8s")
 	homeA := idRE.FindString(p.admin("create-home", "Larch House"))
 	line := idRE.FindString(p.admin("create-advice-line", "Night Line"))
 	home := newDevice(t, "larch-pc", p.enroll(homeA, "Larch nurses' station"), p.url())
@@ -215,7 +215,7 @@ func idOf(t *testing.T, orgsOut, org string) string {
 // who, when, why and what, and records a review; a clinician of the same
 // organisation cannot; a reviewed access is listed no more.
 func TestIGLeadReviewsBreakGlass(t *testing.T) {
-	p := startRelay(t, t.TempDir(), freeAddr(t))
+	p := startRelay(t, t.TempDir(), anyPort)
 	homeA := idRE.FindString(p.admin("create-home", "Larch House"))
 	line := idRE.FindString(p.admin("create-advice-line", "Night Line"))
 	home := newDevice(t, "larch-pc", p.enroll(homeA, "Larch nurses' station"), p.url())

@@ -1,20 +1,15 @@
 package main
 
 import (
-	"bufio"
 	"bytes"
 	"context"
 	"crypto/sha256"
-	"encoding/base64"
 	"encoding/binary"
 	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"math/rand/v2"
-	"net"
-	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -29,6 +24,7 @@ import (
 	"haven/shared/crdt/crdttest"
 	"haven/shared/docid"
 	"haven/shared/record"
+	"haven/shared/rig"
 	"haven/shared/transport"
 	"haven/shared/wire"
 )
@@ -48,8 +44,8 @@ import (
 // reloads, so none reaches the healthy devices (which run in this process
 // and would abort on one).
 func TestHostileDeviceCannotHurtOthers(t *testing.T) {
-	data, addr := t.TempDir(), freeAddr(t)
-	p := startRelay(t, data, addr)
+	data := t.TempDir()
+	p := startRelay(t, data, anyPort)
 	homeA := idRE.FindString(p.admin("create-home", "Larch House"))
 	homeB := idRE.FindString(p.admin("create-home", "Birch Court"))
 	a := newDevice(t, "a", p.enroll(homeA, "Nurses' station"), p.url())
@@ -179,6 +175,9 @@ func TestHostileDeviceCannotHurtOthers(t *testing.T) {
 			}
 		}
 	}
+	if n := hs.errors[string(rig.ClassNoCode)]; n > 0 {
+		t.Errorf("the relay sent the hostile device %d error messages without a code", n)
+	}
 	if slices.ContainsFunc(hs.listed, func(id string) bool { return slices.Contains(outsideIDs, id) }) {
 		t.Error("haven-list offered the hostile device another home's document")
 	}
@@ -242,7 +241,7 @@ func TestHostileDeviceCannotHurtOthers(t *testing.T) {
 	}
 	view.close()
 
-	p2 := startRelay(t, data, addr)
+	p2 := startRelay(t, data, p.addr)
 	if err := healthz(p2); err != nil {
 		t.Fatalf("after restart: %v", err)
 	}
@@ -358,17 +357,11 @@ func has(d *device, id docid.ID, path ...string) bool {
 	return ok
 }
 
-// poll checks cond every millisecond until it holds or the time is up.
+// poll checks cond every millisecond until it holds or the time is up
+// (a healthy edit's arrival, timed to the millisecond).
 func poll(within time.Duration, cond func() bool) error {
-	deadline := time.After(within)
-	tick := time.NewTicker(time.Millisecond)
-	defer tick.Stop()
-	for !cond() {
-		select {
-		case <-deadline:
-			return errors.New("timed out")
-		case <-tick.C:
-		}
+	if !rig.UntilEvery(within, time.Millisecond, cond) {
+		return errors.New("timed out")
 	}
 	return nil
 }
@@ -471,31 +464,23 @@ func buildCorpus(t *testing.T, d *device, rec, tl docid.ID) (corpus []seedMsg, s
 		}
 		base := h.Doc()
 		saved[id.String()] = base.Save()
-		fork := func() *crdt.Doc {
-			f, err := base.Fork()
-			if err != nil {
-				t.Fatal(err)
-			}
-			return f
-		}
-		msg, ok, err := crdt.NewSyncState(fork()).Generate()
-		if err != nil || !ok {
-			t.Fatalf("opening message: %v", err)
-		}
-		out = append(out, seedMsg{id.String(), msg})
-		out = append(out, seedMsg{id.String(), firstChanges(t, fork(), crdt.New())})
+		var edits []func(*crdt.Doc) error
 		for i := 0; i < 6; i++ {
-			x := fork()
-			var err error
-			if id == tl {
-				_, err = ed.AddNote(x, record.Note{Kind: record.NoteKindNote, Text: fmt.Sprintf("hostile note %d", i)})
-			} else {
-				_, err = ed.AddAlert(x, record.Alert{Text: fmt.Sprintf("hostile alert %d", i), Since: "2024-01-01"})
-			}
-			if err != nil {
-				t.Fatal(err)
-			}
-			out = append(out, seedMsg{id.String(), firstChanges(t, x, fork())})
+			edits = append(edits, func(x *crdt.Doc) (err error) {
+				if id == tl {
+					_, err = ed.AddNote(x, record.Note{Kind: record.NoteKindNote, Text: fmt.Sprintf("hostile note %d", i)})
+				} else {
+					_, err = ed.AddAlert(x, record.Alert{Text: fmt.Sprintf("hostile alert %d", i), Since: "2024-01-01"})
+				}
+				return err
+			})
+		}
+		msgs, err := rig.SyncCorpus(base, edits...)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, m := range msgs {
+			out = append(out, seedMsg{id.String(), m})
 		}
 	}
 	for _, s := range out {
@@ -533,136 +518,9 @@ func loadFixture(t *testing.T) []byte {
 	return b
 }
 
-// syncLayout finds the parts of a sync message: the byte ranges of its head
-// hashes, of its Bloom filters' bit arrays, and of each change chunk.
-type syncLayout struct {
-	heads   [][2]int
-	blooms  [][2]int
-	changes [][2]int
-}
-
-func layout(b []byte) (syncLayout, bool) {
-	var l syncLayout
-	off := 1
-	uleb := func() (int, bool) {
-		v, n := binary.Uvarint(b[off:])
-		if n <= 0 || v > uint64(len(b)) {
-			return 0, false
-		}
-		off += n
-		return int(v), true
-	}
-	hashes := func(keep bool) bool {
-		n, ok := uleb()
-		if !ok || off+32*n > len(b) {
-			return false
-		}
-		for i := 0; i < n; i++ {
-			if keep {
-				l.heads = append(l.heads, [2]int{off, off + 32})
-			}
-			off += 32
-		}
-		return true
-	}
-	if len(b) == 0 || !hashes(true) || !hashes(false) {
-		return l, false
-	}
-	haves, ok := uleb()
-	if !ok {
-		return l, false
-	}
-	for i := 0; i < haves; i++ {
-		if !hashes(false) {
-			return l, false
-		}
-		n, ok := uleb()
-		if !ok || off+n > len(b) {
-			return l, false
-		}
-		if n > 3 {
-			l.blooms = append(l.blooms, [2]int{off + 3, off + n}) // after entries, bits, probes (one byte each here)
-		}
-		off += n
-	}
-	changes, ok := uleb()
-	if !ok {
-		return l, false
-	}
-	for i := 0; i < changes; i++ {
-		n, ok := uleb()
-		if !ok || off+n > len(b) {
-			return l, false
-		}
-		l.changes = append(l.changes, [2]int{off, off + n})
-		off += n
-	}
-	return l, true
-}
-
-// mutation kinds
-const (
-	mutFlip       = "bit flips"
-	mutTruncate   = "truncated"
-	mutInsert     = "bytes inserted"
-	mutChecksum   = "change altered, checksum recomputed"
-	mutStructural = "heads or Bloom bits altered"
-	mutFixture    = "aborting fixture"
-)
-
-// mutate returns a damaged copy of a real message.
-func mutate(rng *rand.Rand, s seedMsg) ([]byte, string) {
-	b := bytes.Clone(s.data)
-	l, _ := layout(b)
-	switch r := rng.IntN(100); {
-	case r < 25:
-		for n := 1 + rng.IntN(4); n > 0; n-- {
-			b[rng.IntN(len(b))] ^= 1 << rng.IntN(8)
-		}
-		return b, mutFlip
-	case r < 35:
-		return b[:rng.IntN(len(b))], mutTruncate
-	case r < 45:
-		at := rng.IntN(len(b) + 1)
-		ins := make([]byte, 1+rng.IntN(8))
-		for i := range ins {
-			ins[i] = byte(rng.Uint32())
-		}
-		return slices.Insert(b, at, ins...), mutInsert
-	case r < 85 && len(l.changes) > 0:
-		span := l.changes[rng.IntN(len(l.changes))]
-		c := b[span[0]:span[1]]
-		body := 9
-		if _, n := binary.Uvarint(c[9:]); n > 0 {
-			body += n
-		}
-		if body >= len(c) {
-			return b, mutFlip
-		}
-		for n := 1 + rng.IntN(3); n > 0; n-- {
-			i := body + rng.IntN(len(c)-body)
-			if rng.IntN(2) == 0 {
-				c[i] ^= 1 << rng.IntN(8)
-			} else {
-				c[i] = byte(rng.Uint32())
-			}
-		}
-		sum := sha256.Sum256(c[8:])
-		copy(c[4:8], sum[:4])
-		return b, mutChecksum
-	default:
-		var spans [][2]int
-		spans = append(spans, l.heads...)
-		spans = append(spans, l.blooms...)
-		if len(spans) == 0 {
-			b[rng.IntN(len(b))] ^= 0xff
-			return b, mutFlip
-		}
-		span := spans[rng.IntN(len(spans))]
-		b[span[0]+rng.IntN(span[1]-span[0])] ^= 1 << rng.IntN(8)
-		return b, mutStructural
-	}
-}
+// mutFixture is the kind of the aborting fixture among the mutations (the
+// rest are rig.Mutate's).
+const mutFixture = "aborting fixture"
 
 // --- the hostile device ---
 
@@ -679,7 +537,7 @@ type attackStats struct {
 
 func (s attackStats) kindSummary() string {
 	var parts []string
-	for _, k := range []string{mutFlip, mutTruncate, mutInsert, mutChecksum, mutStructural, mutFixture} {
+	for _, k := range []string{rig.MutFlip, rig.MutTruncate, rig.MutInsert, rig.MutChecksum, rig.MutStructural, mutFixture} {
 		parts = append(parts, fmt.Sprintf("%s %d", k, s.kinds[k]))
 	}
 	return strings.Join(parts, ", ")
@@ -693,13 +551,12 @@ type hostile struct {
 	cred   string
 	peerID string
 
-	conn    *transport.Conn // used by the attacking goroutine only
-	runDone chan error
+	conn *rig.Peer // used by the attacking goroutine only
 
 	mu       sync.Mutex // guards below, written by the read loops
 	connects int
 	docs     map[string]map[wire.Type]int // document → message type → count received
-	errors   map[string]int               // kinds of error message received
+	errors   map[string]int               // classes of the error messages received (rig.Classify)
 	listed   []string                     // haven-list answers
 }
 
@@ -733,95 +590,63 @@ var emptySync = crdt.EmptySyncMessage()
 
 const syncEmpty wire.Type = "sync (an empty document's)"
 
-func errorKind(msg string) string {
-	switch {
-	case strings.Contains(msg, "malformed sync message"):
-		return "refused by the Go check"
-	case strings.Contains(msg, "sync message refused"):
-		return "refused by Automerge"
-	case strings.Contains(msg, "set aside"):
-		return "quarantined"
-	case strings.Contains(msg, "disconnected"):
-		return "disconnected"
-	case strings.Contains(msg, "slow down"), strings.Contains(msg, "too many"):
-		return "rate limited"
-	case strings.Contains(msg, "document refused"):
-		return "document refused"
-	}
-	return "other: " + msg
-}
-
 // refusal is the pseudo message type under which a hostile device counts
 // the relay's errors about a document, by code.
 func refusal(code string) wire.Type { return wire.Type("error " + code) }
 
-func (h *hostile) onFrame(joined func()) func([]byte) {
-	return func(frame []byte) {
-		m, err := wire.Decode(frame)
-		h.mu.Lock()
-		defer h.mu.Unlock()
-		if h.docs == nil {
-			h.docs, h.errors = map[string]map[wire.Type]int{}, map[string]int{}
+// onMessage counts what the relay sends the device.
+func (h *hostile) onMessage(m wire.Message, err error) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if h.docs == nil {
+		h.docs, h.errors = map[string]map[wire.Type]int{}, map[string]int{}
+	}
+	switch {
+	case err != nil:
+		h.errors["undecodable frame from the relay"]++
+	case m.Type == wire.TypeError:
+		h.errors[string(rig.Classify(m.ErrorCode))]++
+	case m.Type == wire.TypeHavenList:
+		h.listed = append(h.listed, m.DocumentIDs...)
+	}
+	if m.DocumentID != "" {
+		if h.docs[m.DocumentID] == nil {
+			h.docs[m.DocumentID] = map[wire.Type]int{}
 		}
+		typ := m.Type
 		switch {
-		case err != nil:
-			h.errors["undecodable frame from the relay"]++
-		case m.Type == wire.TypePeer:
-			joined()
-		case m.Type == wire.TypeError:
-			h.errors[errorKind(m.ErrorMessage)]++
-		case m.Type == wire.TypeHavenList:
-			h.listed = append(h.listed, m.DocumentIDs...)
+		case typ == wire.TypeSync && bytes.Equal(m.Data, emptySync):
+			typ = syncEmpty
+		case typ == wire.TypeError:
+			typ = refusal(m.ErrorCode)
 		}
-		if m.DocumentID != "" {
-			if h.docs[m.DocumentID] == nil {
-				h.docs[m.DocumentID] = map[wire.Type]int{}
-			}
-			typ := m.Type
-			switch {
-			case typ == wire.TypeSync && bytes.Equal(m.Data, emptySync):
-				typ = syncEmpty
-			case typ == wire.TypeError:
-				typ = refusal(m.ErrorCode)
-			}
-			h.docs[m.DocumentID][typ]++
-		}
+		h.docs[m.DocumentID][typ]++
 	}
 }
 
 func (h *hostile) connect(ctx context.Context) error {
-	hdr := http.Header{"Authorization": {"Bearer " + h.cred}}
-	tc, _, err := transport.Dial(ctx, h.url, hdr, transport.Options{})
+	p, err := rig.DialPeer(ctx, h.url, h.cred, h.peerID, h.onMessage)
 	if err != nil {
 		return err
 	}
-	joined := make(chan struct{})
-	var once sync.Once
-	done := make(chan error, 1)
-	go func() { done <- tc.Run(ctx, h.onFrame(func() { once.Do(func() { close(joined) }) })) }()
-	join, _ := wire.Encode(wire.Message{Type: wire.TypeJoin, SenderID: h.peerID, SupportedProtocolVersions: []string{wire.ProtocolV1},
-		PeerMetadata: &wire.PeerMetadata{StorageID: "hostile-storage"}})
-	tc.Send(join)
-	select {
-	case <-joined:
-	case err := <-done:
-		return fmt.Errorf("refused: %v", err)
-	case <-time.After(10 * time.Second):
-		tc.Close(transport.CloseNormal, "")
-		<-done
-		return errors.New("no peer message")
+	if err := p.Join(); err != nil {
+		p.Close()
+		return err
+	}
+	if err := p.WaitJoined(10 * time.Second); err != nil {
+		p.Close()
+		return err
 	}
 	h.mu.Lock()
 	h.connects++
 	h.mu.Unlock()
-	h.conn, h.runDone = tc, done
+	h.conn = p
 	return nil
 }
 
 func (h *hostile) close() {
 	if h.conn != nil {
-		h.conn.Close(transport.CloseNormal, "")
-		<-h.runDone
+		h.conn.Close()
 		h.conn = nil
 	}
 }
@@ -832,43 +657,34 @@ func (h *hostile) close() {
 // screens changes after the connection reads on), so the close is waited
 // for, up to limit. Called once the attacking goroutine is done.
 func (h *hostile) wasDropped(limit time.Duration) bool {
-	told := poll(limit, func() bool { return h.snapshot().errors["disconnected"] > 0 }) == nil
+	told := poll(limit, func() bool { return h.snapshot().errors[string(rig.ClassDisconnected)] > 0 }) == nil
 	if !told {
 		return false
 	}
 	if h.snapshot().connects >= 2 || h.conn == nil {
 		return true
 	}
-	select {
-	case <-h.runDone:
-		h.conn = nil
-		return true
-	case <-time.After(limit):
+	if _, ended := rig.Recv(h.conn.Done(), limit); !ended {
 		return false
 	}
+	h.conn = nil
+	return true
 }
 
 // send delivers one message, reconnecting when the relay has dropped the
 // device (it does after repeated quarantined messages).
 func (h *hostile) send(ctx context.Context, m wire.Message) error {
 	m.SenderID = h.peerID
-	if m.TargetID == "" {
-		m.TargetID = "relay"
-	}
-	frame, err := wire.Encode(m)
-	if err != nil {
-		return err
-	}
 	for attempt := 0; attempt < 10; attempt++ {
 		if h.conn == nil {
 			if err := h.connect(ctx); err != nil {
 				return err
 			}
 		}
-		if err := h.conn.SendWait(ctx, frame); err == nil {
+		if err := h.conn.Send(ctx, m); err == nil {
 			return nil
 		}
-		<-h.runDone
+		<-h.conn.Done()
 		h.conn = nil
 	}
 	return errors.New("could not stay connected")
@@ -908,7 +724,7 @@ func planAttack(t *testing.T, corpus []seedMsg, bases map[string][]byte, rec, tl
 	var cands []planned
 	for len(cands) < total*13/10 {
 		seed := corpus[rng.IntN(len(corpus))]
-		data, kind := mutate(rng, seed)
+		data, kind := rig.Mutate(rng, seed.data)
 		doc := seed.doc
 		switch r := rng.IntN(100); {
 		case r < 8:
@@ -1170,9 +986,9 @@ type frameResult struct {
 // the right code where the protocol names one) or an error message, and the
 // connection still usable where the frame is merely ignorable.
 func frameAttacks(p *relayProc, cred string, outside []string) []frameResult {
-	join := mustEncode(wire.Message{Type: wire.TypeJoin, SenderID: "frames", SupportedProtocolVersions: []string{wire.ProtocolV1}})
+	join := rig.MustEncode(wire.Message{Type: wire.TypeJoin, SenderID: "frames", SupportedProtocolVersions: []string{wire.ProtocolV1}})
 	syncMsg := func(doc string) []byte {
-		return mustEncode(wire.Message{Type: wire.TypeSync, SenderID: "frames", TargetID: "relay", DocumentID: doc, Data: []byte{0x42, 0, 0, 0, 0}})
+		return rig.MustEncode(wire.Message{Type: wire.TypeSync, SenderID: "frames", TargetID: "relay", DocumentID: doc, Data: []byte{0x42, 0, 0, 0, 0}})
 	}
 	huge := bytes.Repeat([]byte{0x42}, 16<<20+1) // one byte over the relay's read limit
 	hugeCBOR := []byte{0xa2, 0x64, 't', 'y', 'p', 'e', 0x64, 's', 'y', 'n', 'c', 0x64, 'd', 'a', 't', 'a', 0x5b, 0x0f, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 1, 2, 3}
@@ -1204,16 +1020,16 @@ func frameAttacks(p *relayProc, cred string, outside []string) []frameResult {
 		{name: "100,000 nested arrays", frames: [][]byte{nested}, want: "closed"},
 		{name: "empty frame", frames: [][]byte{{}}, want: "closed"},
 		{name: "sync before join", frames: [][]byte{syncMsg(docid.New().String())}, noJoin: true, want: "closed"},
-		{name: "join with protocol version 9", frames: [][]byte{mustEncode(wire.Message{Type: wire.TypeJoin, SenderID: "x", SupportedProtocolVersions: []string{"9"}})}, noJoin: true, want: "closed"},
+		{name: "join with protocol version 9", frames: [][]byte{rig.MustEncode(wire.Message{Type: wire.TypeJoin, SenderID: "x", SupportedProtocolVersions: []string{"9"}})}, noJoin: true, want: "closed"},
 		{name: "join without a peer ID", frames: [][]byte{{0xa1, 0x64, 't', 'y', 'p', 'e', 0x64, 'j', 'o', 'i', 'n'}}, noJoin: true, want: "closed"},
-		{name: "join with 100 KiB IDs", frames: [][]byte{mustEncode(wire.Message{Type: wire.TypeJoin, SenderID: bigIDs, PeerMetadata: &wire.PeerMetadata{StorageID: bigIDs}})}, noJoin: true, sender: bigIDs, want: "any"},
+		{name: "join with 100 KiB IDs", frames: [][]byte{rig.MustEncode(wire.Message{Type: wire.TypeJoin, SenderID: bigIDs, PeerMetadata: &wire.PeerMetadata{StorageID: bigIDs}})}, noJoin: true, sender: bigIDs, want: "any"},
 		{name: "sync with a malformed document ID", frames: [][]byte{syncMsg("not/a/doc")}, want: "error"},
-		{name: "sync without data", frames: [][]byte{mustEncode(wire.Message{Type: wire.TypeSync, SenderID: "frames", TargetID: "relay", DocumentID: docid.New().String()})}, want: "error"},
-		{name: "sync posing as another peer", frames: [][]byte{mustEncode(wire.Message{Type: wire.TypeSync, SenderID: "someone-else", TargetID: "relay", DocumentID: outside[0], Data: []byte{0x42}})}, want: "open"},
-		{name: "unknown message type", frames: [][]byte{mustEncode(wire.Message{Type: "launch-missiles", SenderID: "frames"})}, want: "open"},
-		{name: "request for another home's record", frames: [][]byte{mustEncode(wire.Message{Type: wire.TypeRequest, SenderID: "frames", TargetID: "relay", DocumentID: outside[0], Data: []byte{0x42, 0, 0, 0, 0}})}, want: "open"},
-		{name: "haven-fetch of 1,000 IDs", frames: [][]byte{mustEncode(wire.Message{Type: wire.TypeHavenFetch, SenderID: "frames", DocumentIDs: manyIDs(1000, outside)})}, want: "open"},
-		{name: "haven-fetch of 5,000 IDs", frames: [][]byte{mustEncode(wire.Message{Type: wire.TypeHavenFetch, SenderID: "frames", DocumentIDs: manyIDs(5000, outside)})}, want: "open"}, // the relay serves at most 1,000 per request, all doc-unavailable here
+		{name: "sync without data", frames: [][]byte{rig.MustEncode(wire.Message{Type: wire.TypeSync, SenderID: "frames", TargetID: "relay", DocumentID: docid.New().String()})}, want: "error"},
+		{name: "sync posing as another peer", frames: [][]byte{rig.MustEncode(wire.Message{Type: wire.TypeSync, SenderID: "someone-else", TargetID: "relay", DocumentID: outside[0], Data: []byte{0x42}})}, want: "open"},
+		{name: "unknown message type", frames: [][]byte{rig.MustEncode(wire.Message{Type: "launch-missiles", SenderID: "frames"})}, want: "open"},
+		{name: "request for another home's record", frames: [][]byte{rig.MustEncode(wire.Message{Type: wire.TypeRequest, SenderID: "frames", TargetID: "relay", DocumentID: outside[0], Data: []byte{0x42, 0, 0, 0, 0}})}, want: "open"},
+		{name: "haven-fetch of 1,000 IDs", frames: [][]byte{rig.MustEncode(wire.Message{Type: wire.TypeHavenFetch, SenderID: "frames", DocumentIDs: manyIDs(1000, outside)})}, want: "open"},
+		{name: "haven-fetch of 5,000 IDs", frames: [][]byte{rig.MustEncode(wire.Message{Type: wire.TypeHavenFetch, SenderID: "frames", DocumentIDs: manyIDs(5000, outside)})}, want: "open"}, // the relay serves at most 1,000 per request, all doc-unavailable here
 		{name: "frame over the read limit", frames: [][]byte{huge}, want: "closed:1009"},
 	}
 	var out []frameResult
@@ -1234,6 +1050,8 @@ func frameAttacks(p *relayProc, cred string, outside []string) []frameResult {
 		case a.want == "any":
 		case a.want == "open" && got != "open":
 			r.problem = "want the frame ignored and the connection kept, got " + got
+		case strings.Contains(got, string(rig.ClassNoCode)):
+			r.problem = "an error message without a code: " + got
 		case a.want == "error" && !strings.HasPrefix(got, "error"):
 			r.problem = "want an error message on an open connection, got " + got
 		case strings.HasPrefix(a.want, "closed") && !strings.HasPrefix(got, a.want):
@@ -1247,12 +1065,12 @@ func frameAttacks(p *relayProc, cred string, outside []string) []frameResult {
 		frame []byte
 		want  int
 	}{
-		{"text frame", wsFrame(0x1, []byte(`{"type":"join"}`), true, -1), transport.CloseUnsupportedData},
-		{"frame header claiming 2^62 bytes", wsFrame(0x2, []byte("abc"), true, 1<<62), transport.CloseTooBig},
-		{"reserved opcode", wsFrame(0x3, []byte("abc"), true, -1), transport.CloseProtocolError},
-		{"unmasked client frame", wsFrame(0x2, join, false, -1), transport.CloseProtocolError},
+		{"text frame", rig.Frame(0x1, []byte(`{"type":"join"}`), true, -1), transport.CloseUnsupportedData},
+		{"frame header claiming 2^62 bytes", rig.Frame(0x2, []byte("abc"), true, 1<<62), transport.CloseTooBig},
+		{"reserved opcode", rig.Frame(0x3, []byte("abc"), true, -1), transport.CloseProtocolError},
+		{"unmasked client frame", rig.Frame(0x2, join, false, -1), transport.CloseProtocolError},
 	} {
-		code, err := rawAttack(p, cred, a.frame)
+		code, err := rawAttack(p.addr, cred, a.frame)
 		r := frameResult{name: a.name, outcome: fmt.Sprintf("closed:%d", code)}
 		if err != nil {
 			r.outcome, r.problem = err.Error(), err.Error()
@@ -1262,14 +1080,6 @@ func frameAttacks(p *relayProc, cred string, outside []string) []frameResult {
 		out = append(out, r)
 	}
 	return out
-}
-
-func mustEncode(m wire.Message) []byte {
-	b, err := wire.Encode(m)
-	if err != nil {
-		panic(err)
-	}
-	return b
 }
 
 func manyIDs(n int, include []string) []string {
@@ -1282,166 +1092,81 @@ func manyIDs(n int, include []string) []string {
 
 // probeFrames sends frames on a new connection, then a request for a
 // missing document, and reports what happened: "open" (the probe was
-// answered and nothing else), "error: …" (an error message on an open
-// connection), or "closed[:code]". It also reports any message that named
-// one of the outside documents other than doc-unavailable.
+// answered and nothing else), "error: <classes>" (error messages on an open
+// connection), or "closed[:code]" and the classes of the errors before the
+// close. It also reports any message that named one of the outside
+// documents other than doc-unavailable.
 func probeFrames(p *relayProc, cred string, frames [][]byte, sender string, outside []string) (outcome, leaked string) {
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()
-	tc, _, err := transport.Dial(ctx, p.url(), http.Header{"Authorization": {"Bearer " + cred}}, transport.Options{})
+	probe := docid.New().String()
+	var mu sync.Mutex
+	var codes []string
+	answered := make(chan struct{})
+	var once sync.Once
+	peer, err := rig.DialPeer(ctx, p.url(), cred, sender, func(m wire.Message, err error) {
+		if err != nil {
+			return
+		}
+		mu.Lock()
+		defer mu.Unlock()
+		switch {
+		case m.Type == wire.TypeError:
+			codes = append(codes, string(rig.Classify(m.ErrorCode))+" ("+m.ErrorCode+")")
+		case m.DocumentID == probe:
+			once.Do(func() { close(answered) })
+		case slices.Contains(outside, m.DocumentID) && m.Type != wire.TypeDocUnavailable:
+			leaked = string(m.Type)
+		}
+	})
 	if err != nil {
 		return "dial failed: " + err.Error(), ""
 	}
-	probe := docid.New().String()
-	var mu sync.Mutex
-	var errs []string
-	answered := make(chan struct{})
-	var once sync.Once
-	done := make(chan error, 1)
-	go func() {
-		done <- tc.Run(ctx, func(frame []byte) {
-			m, err := wire.Decode(frame)
-			if err != nil {
-				return
-			}
-			mu.Lock()
-			defer mu.Unlock()
-			switch {
-			case m.Type == wire.TypeError:
-				errs = append(errs, m.ErrorMessage)
-			case m.DocumentID == probe:
-				once.Do(func() { close(answered) })
-			case slices.Contains(outside, m.DocumentID) && m.Type != wire.TypeDocUnavailable:
-				leaked = string(m.Type)
-			case m.Type == wire.TypeHavenDoc && slices.Contains(outside, m.DocumentID):
-				leaked = string(m.Type)
-			}
-		})
-	}()
 	for _, f := range frames {
-		if tc.SendWait(ctx, f) != nil {
+		if peer.Conn.SendWait(ctx, f) != nil {
 			break
 		}
 	}
-	tc.Send(mustEncode(wire.Message{Type: wire.TypeRequest, SenderID: sender, TargetID: "relay", DocumentID: probe, Data: []byte{0x42, 0, 0, 0, 0}}))
+	peer.Conn.Send(rig.MustEncode(wire.Message{Type: wire.TypeRequest, SenderID: sender, TargetID: "relay", DocumentID: probe, Data: []byte{0x42, 0, 0, 0, 0}}))
 	select {
 	case <-answered:
-		tc.Close(transport.CloseNormal, "")
-		<-done
+		peer.Close()
 		mu.Lock()
 		defer mu.Unlock()
-		if len(errs) > 0 {
-			return "error: " + strings.Join(errs, "; "), leaked
+		if len(codes) > 0 {
+			return "error: " + strings.Join(codes, "; "), leaked
 		}
 		return "open", leaked
-	case err := <-done:
+	case <-peer.Done():
 		mu.Lock()
 		defer mu.Unlock()
-		var ce *transport.CloseError
-		switch {
-		case errors.As(err, &ce):
-			return fmt.Sprintf("closed:%d", ce.Code), leaked
-		case errors.Is(err, transport.ErrTooLarge):
-			return "closed:1009", leaked
+		told := ""
+		if len(codes) > 0 {
+			told = " after: " + strings.Join(codes, "; ")
 		}
-		return fmt.Sprintf("closed (%v)", err), leaked
+		if code, ok := rig.CloseCode(peer.Err()); ok {
+			return fmt.Sprintf("closed:%d%s", code, told), leaked
+		}
+		return fmt.Sprintf("closed (%v)%s", peer.Err(), told), leaked
 	case <-ctx.Done():
-		tc.Close(transport.CloseNormal, "")
-		<-done
+		peer.Close()
 		return "no answer within 20s", leaked
 	}
 }
 
-// wsFrame builds one websocket frame by hand. claimed, if not negative, is
-// the payload length written in the header whatever the payload's size.
-func wsFrame(opcode byte, payload []byte, masked bool, claimed int64) []byte {
-	b := []byte{0x80 | opcode}
-	n := int64(len(payload))
-	if claimed >= 0 {
-		n = claimed
-	}
-	mask := byte(0)
-	if masked {
-		mask = 0x80
-	}
-	switch {
-	case n < 126:
-		b = append(b, mask|byte(n))
-	case n < 1<<16:
-		b = append(b, mask|126)
-		b = binary.BigEndian.AppendUint16(b, uint16(n))
-	default:
-		b = append(b, mask|127)
-		b = binary.BigEndian.AppendUint64(b, uint64(n))
-	}
-	if !masked {
-		return append(b, payload...)
-	}
-	key := [4]byte{0x12, 0x34, 0x56, 0x78}
-	b = append(b, key[:]...)
-	for i, c := range payload {
-		b = append(b, c^key[i%4])
-	}
-	return b
-}
-
 // rawAttack upgrades a plain TCP connection by hand, writes frame, and
 // returns the code of the close frame the relay answers with.
-func rawAttack(p *relayProc, cred string, frame []byte) (int, error) {
-	conn, err := net.DialTimeout("tcp", p.addr, 5*time.Second)
+func rawAttack(addr, cred string, frame []byte) (int, error) {
+	w, err := rig.DialRaw(addr, cred, 0)
 	if err != nil {
 		return 0, err
 	}
-	defer conn.Close()
-	conn.SetDeadline(time.Now().Add(20 * time.Second))
-	key := base64.StdEncoding.EncodeToString([]byte("0123456789abcdef"))
-	fmt.Fprintf(conn, "GET /sync HTTP/1.1\r\nHost: %s\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Key: %s\r\nSec-WebSocket-Version: 13\r\nAuthorization: Bearer %s\r\n\r\n", p.addr, key, cred)
-	br := bufio.NewReader(conn)
-	resp, err := http.ReadResponse(br, nil)
-	if err != nil {
-		return 0, fmt.Errorf("handshake: %w", err)
-	}
-	if resp.StatusCode != http.StatusSwitchingProtocols {
-		return 0, fmt.Errorf("handshake: %s", resp.Status)
-	}
-	if _, err := conn.Write(frame); err != nil {
+	defer w.Close()
+	w.Conn.SetDeadline(time.Now().Add(20 * time.Second))
+	if err := w.Write(frame); err != nil {
 		return 0, err
 	}
-	// Read server frames (unmasked) until the close frame.
-	for {
-		var hdr [2]byte
-		if _, err := io.ReadFull(br, hdr[:]); err != nil {
-			return 0, fmt.Errorf("connection ended without a close frame: %w", err)
-		}
-		n := uint64(hdr[1] & 0x7f)
-		switch n {
-		case 126:
-			var ext [2]byte
-			if _, err := io.ReadFull(br, ext[:]); err != nil {
-				return 0, err
-			}
-			n = uint64(binary.BigEndian.Uint16(ext[:]))
-		case 127:
-			var ext [8]byte
-			if _, err := io.ReadFull(br, ext[:]); err != nil {
-				return 0, err
-			}
-			n = binary.BigEndian.Uint64(ext[:])
-		}
-		if n > 1<<20 {
-			return 0, fmt.Errorf("server frame of %d bytes", n)
-		}
-		payload := make([]byte, n)
-		if _, err := io.ReadFull(br, payload); err != nil {
-			return 0, err
-		}
-		if hdr[0]&0x0f == 0x8 {
-			if len(payload) < 2 {
-				return 1005, nil
-			}
-			return int(binary.BigEndian.Uint16(payload)), nil
-		}
-	}
+	return w.CloseCode()
 }
 
 // TestChangeThatBreaksTheDocumentIsRefused: an enrolled device sends, for
@@ -1474,8 +1199,8 @@ func TestChangeThatBreaksTheDocumentIsRefused(t *testing.T) {
 }
 
 func checkBreakingChangeRefused(t *testing.T, makeMsg func(base *crdt.Doc) []byte) {
-	data, addr := t.TempDir(), freeAddr(t)
-	p := startRelay(t, data, addr)
+	data := t.TempDir()
+	p := startRelay(t, data, anyPort)
 	home := idRE.FindString(p.admin("create-home", "Larch House"))
 	a := newDevice(t, "a", p.enroll(home, "Nurses' station"), p.url())
 	waitFor(t, "online", a.online)
@@ -1547,11 +1272,11 @@ func checkBreakingChangeRefused(t *testing.T, makeMsg func(base *crdt.Doc) []byt
 // seq rewritten (checksum recomputed), and heads as given.
 func withChangeSeq(t *testing.T, msg []byte, heads []crdt.Hash, seq uint64) []byte {
 	t.Helper()
-	l, ok := layout(msg)
-	if !ok || len(l.changes) != 1 {
-		t.Fatalf("want a message with one change (parsed %v, %d changes)", ok, len(l.changes))
+	l, ok := rig.ParseSyncLayout(msg)
+	if !ok || len(l.Changes) != 1 {
+		t.Fatalf("want a message with one change (parsed %v, %d changes)", ok, len(l.Changes))
 	}
-	c := bytes.Clone(msg[l.changes[0][0]:l.changes[0][1]])
+	c := bytes.Clone(msg[l.Changes[0][0]:l.Changes[0][1]])
 	off := 9
 	_, n := binary.Uvarint(c[off:]) // chunk length
 	off += n

@@ -1,7 +1,6 @@
 package main
 
 import (
-	"bufio"
 	"bytes"
 	"context"
 	"crypto/ecdsa"
@@ -11,9 +10,7 @@ import (
 	"crypto/tls"
 	"crypto/x509"
 	"crypto/x509/pkix"
-	"encoding/json"
 	"encoding/pem"
-	"errors"
 	"fmt"
 	"io"
 	"math/big"
@@ -36,6 +33,7 @@ import (
 	"haven/shared/nhs"
 	"haven/shared/record"
 	"haven/shared/repo"
+	"haven/shared/rig"
 	"haven/shared/store"
 	"haven/shared/wire"
 	"haven/syncd/internal/worker"
@@ -53,91 +51,58 @@ func TestMain(m *testing.M) {
 	os.Exit(m.Run())
 }
 
-// relayProc is syncd running in-process on a loopback port.
+// relayProc is syncd running in-process on a loopback port (the rig's
+// relay, run through this package's own command function).
 type relayProc struct {
-	t      *testing.T
-	data   string
-	addr   string
-	cancel context.CancelFunc
-	done   chan error
+	t    *testing.T
+	r    *rig.Relay
+	data string
+	addr string
 }
 
-func freeAddr(t *testing.T) string {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	return ln.Addr().String()
-}
+// anyPort has the relay listen on a loopback port the kernel picks; the
+// relay says which, and a restart passes p.addr to come back on it.
+const anyPort = "127.0.0.1:0"
 
 // startRelay runs `syncd serve` on addr with the data folder, and waits for
-// it to say it is listening.
+// it to say where it is listening.
 func startRelay(t *testing.T, data, addr string, extra ...string) *relayProc {
 	t.Helper()
-	ctx, cancel := context.WithCancel(context.Background())
-	pr, pw := io.Pipe()
-	p := &relayProc{t: t, data: data, addr: addr, cancel: cancel, done: make(chan error, 1)}
-	go func() {
-		err := run(ctx, append([]string{"serve", "-data", data, "-listen", addr, "-workers", "2", "-log-level", "warn"}, extra...), pw, io.Discard)
-		pw.CloseWithError(fmt.Errorf("syncd exited: %v", err))
-		p.done <- err
-	}()
-	line, err := bufio.NewReader(pr).ReadString('\n')
-	if err != nil {
-		t.Fatalf("syncd did not start: %v", err)
+	r := rig.NewRelay(rig.RelayConfig{Syncd: rig.InProcess(run), Data: data, Listen: addr,
+		Flags: append([]string{"-workers", "2", "-log-level", "warn"}, extra...)})
+	if err := r.Start(); err != nil {
+		t.Fatal(err)
 	}
-	if !strings.Contains(line, "listening on ws://"+addr) {
-		t.Fatalf("syncd said %q", line)
-	}
-	go io.Copy(io.Discard, pr)
+	p := &relayProc{t: t, r: r, data: data, addr: r.Addr()}
 	t.Cleanup(p.stop)
 	return p
 }
 
+// stop shuts the relay down; a later stop does nothing.
 func (p *relayProc) stop() {
-	p.cancel()
-	if err := <-p.done; err != nil {
+	if err := p.r.Stop(); err != nil {
 		p.t.Errorf("syncd serve: %v", err)
 	}
-	p.done <- nil // later stops return at once
 }
 
-func (p *relayProc) url() string { return "ws://" + p.addr + "/sync" }
+func (p *relayProc) url() string { return p.r.URL() }
 
 // admin runs an admin command against the running relay (its socket).
 func (p *relayProc) admin(args ...string) string {
 	p.t.Helper()
-	var out bytes.Buffer
-	if err := run(context.Background(), append([]string{"admin", "-data", p.data}, args...), &out, io.Discard); err != nil {
+	out, err := p.r.Admin(args...)
+	if err != nil {
 		p.t.Fatalf("syncd admin %v: %v", args, err)
 	}
-	return out.String()
+	return out
 }
 
 var idRE = regexp.MustCompile(`(home|hub|advice|dev)-[0-9a-z]+`)
-var codeRE = regexp.MustCompile(`one-time code: (\S+)`)
 
 // enroll makes a device for org and exchanges its code for a credential.
 func (p *relayProc) enroll(org, name string) wire.Enrollment {
 	p.t.Helper()
-	out := p.admin("enroll", org, "-name", name)
-	m := codeRE.FindStringSubmatch(out)
-	if m == nil {
-		p.t.Fatalf("enroll printed %q", out)
-	}
-	body, _ := json.Marshal(map[string]string{"code": m[1]})
-	resp, err := http.Post("http://"+p.addr+"/enroll", "application/json", bytes.NewReader(body))
-	if err != nil {
-		p.t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	var er wire.Enrollment
-	if resp.StatusCode != http.StatusOK || json.NewDecoder(resp.Body).Decode(&er) != nil || er.Credential == "" {
-		p.t.Fatalf("enroll: %s", resp.Status)
-	}
-	return er
+	return p.r.MustEnroll(p.t, org, name)
 }
 
 // device is a Go client with its own encrypted store.
@@ -153,7 +118,6 @@ type device struct {
 
 	mu          sync.Mutex
 	unavailable map[docid.ID]chan struct{}
-	errors      []string
 	codes       []string // the ErrorCode of each error, in order
 	auditAcks   chan uint64
 	anchor      []byte      // the organisation key, from enrolment
@@ -250,9 +214,8 @@ func (d *device) start(enr wire.Enrollment, url string) {
 			}
 			d.mu.Unlock()
 		},
-		OnError: func(code, msg string) {
+		OnError: func(code, _ string) {
 			d.mu.Lock()
-			d.errors = append(d.errors, msg)
 			d.codes = append(d.codes, code)
 			d.mu.Unlock()
 		},
@@ -289,19 +252,11 @@ func (d *device) stop() {
 	d.runErr <- nil
 }
 
-// waitFor polls a condition on an event: each sync exchange wakes it.
+// waitFor checks a condition on a client's state, which no event
+// announces, until it holds; it fails the test after 20 s.
 func waitFor(t *testing.T, what string, cond func() bool) {
 	t.Helper()
-	deadline := time.After(20 * time.Second)
-	tick := time.NewTicker(10 * time.Millisecond)
-	defer tick.Stop()
-	for !cond() {
-		select {
-		case <-deadline:
-			t.Fatalf("timed out waiting for %s", what)
-		case <-tick.C:
-		}
-	}
+	rig.WaitFor(t, 20*time.Second, what, cond)
 }
 
 func (d *device) online() bool { return d.client.Status().Online }
@@ -451,7 +406,7 @@ type world struct {
 
 func setup(t *testing.T) *world {
 	t.Helper()
-	p := startRelay(t, t.TempDir(), freeAddr(t))
+	p := startRelay(t, t.TempDir(), anyPort)
 	w := &world{relay: p}
 	w.homeA = idRE.FindString(p.admin("create-home", "Larch House"))
 	w.homeB = idRE.FindString(p.admin("create-home", "Birch Court"))
@@ -521,8 +476,8 @@ func TestCreateFindConvergeAndScope(t *testing.T) {
 }
 
 func TestReconnectAfterRelayRestartLosesNothing(t *testing.T) {
-	data, addr := t.TempDir(), freeAddr(t)
-	p := startRelay(t, data, addr)
+	data := t.TempDir()
+	p := startRelay(t, data, anyPort)
 	home := idRE.FindString(p.admin("create-home", "Larch House"))
 	a := newDevice(t, "a", p.enroll(home, "PC A"), p.url())
 	b := newDevice(t, "b", p.enroll(home, "PC B"), p.url())
@@ -543,7 +498,7 @@ func TestReconnectAfterRelayRestartLosesNothing(t *testing.T) {
 	if a.client.Status().Pending == 0 {
 		t.Fatal("an offline edit is not shown as waiting to be sent")
 	}
-	startRelay(t, data, addr)
+	startRelay(t, data, p.addr)
 	waitFor(t, "b to receive a's offline edit after the restart", func() bool {
 		return b.has(docs.RecordID) && b.record(docs.RecordID).Identity.Room == "22"
 	})
@@ -576,7 +531,7 @@ func TestRevokedDeviceRefused(t *testing.T) {
 			t.Fatal("the revoked device is still connected")
 		}
 		dev.runErr <- nil
-		if err == nil || !strings.Contains(err.Error(), "revoked") || !slices.Contains(dev.errorCodes(), wire.CodeDeviceRevoked) {
+		if err == nil || !slices.Contains(dev.errorCodes(), wire.CodeDeviceRevoked) {
 			t.Fatalf("Run = %v, codes %v; want a refusal with code %s", err, dev.errorCodes(), wire.CodeDeviceRevoked)
 		}
 	}
@@ -593,8 +548,8 @@ func TestRevokedDeviceRefused(t *testing.T) {
 		t.Fatal("revoked device kept retrying")
 	}
 	again.runErr <- nil
-	if err == nil || !strings.Contains(err.Error(), "revoked") {
-		t.Fatalf("Run = %v, want a refusal naming revocation", err)
+	if err == nil || !slices.Contains(again.errorCodes(), wire.CodeDeviceRevoked) {
+		t.Fatalf("Run = %v, codes %v; want a refusal with code %s", err, again.errorCodes(), wire.CodeDeviceRevoked)
 	}
 	// A device with a wrong credential is refused the same way.
 	bad := enr
@@ -606,15 +561,13 @@ func TestRevokedDeviceRefused(t *testing.T) {
 		t.Fatal("forged credential kept retrying")
 	}
 	d2.runErr <- nil
-	if err == nil || !strings.Contains(err.Error(), "not enrolled") {
-		t.Fatalf("Run = %v, want a refusal", err)
+	if err == nil || !slices.Contains(d2.errorCodes(), wire.CodeNotEnrolled) {
+		t.Fatalf("Run = %v, codes %v; want a refusal with code %s", err, d2.errorCodes(), wire.CodeNotEnrolled)
 	}
 }
 
-var _ = errors.New
-
 func TestHealthMetricsAndSafeListening(t *testing.T) {
-	p := startRelay(t, t.TempDir(), freeAddr(t))
+	p := startRelay(t, t.TempDir(), anyPort)
 	resp, err := http.Get("http://" + p.addr + "/healthz")
 	if err != nil || resp.StatusCode != http.StatusOK {
 		t.Fatalf("healthz: %v %v", resp, err)
@@ -637,7 +590,7 @@ func TestHealthMetricsAndSafeListening(t *testing.T) {
 		t.Fatalf("serving plain on 0.0.0.0 = %v, want a refusal naming TLS", err)
 	}
 	// A second relay on the same data folder says plainly it is in use.
-	err = run(context.Background(), []string{"serve", "-data", p.data, "-listen", freeAddr(t)}, io.Discard, io.Discard)
+	err = run(context.Background(), []string{"serve", "-data", p.data, "-listen", anyPort}, io.Discard, io.Discard)
 	if err == nil || !strings.Contains(err.Error(), p.data) || !strings.Contains(err.Error(), "in use") {
 		t.Fatalf("second relay on the same folder = %v", err)
 	}
@@ -662,29 +615,23 @@ func TestServesTLS(t *testing.T) {
 	os.WriteFile(certFile, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}), 0o600)
 	os.WriteFile(keyFile, pem.EncodeToMemory(&pem.Block{Type: "EC PRIVATE KEY", Bytes: kb}), 0o600)
 
-	addr := freeAddr(t)
-	ctx, cancel := context.WithCancel(context.Background())
-	pr, pw := io.Pipe()
-	done := make(chan error, 1)
-	go func() {
-		done <- run(ctx, []string{"serve", "-data", t.TempDir(), "-listen", addr, "-tls-cert", certFile, "-tls-key", keyFile, "-workers", "1"}, pw, io.Discard)
-		pw.Close()
-	}()
-	line, _ := bufio.NewReader(pr).ReadString('\n')
-	if !strings.Contains(line, "wss://"+addr) {
-		t.Fatalf("syncd said %q, want a wss:// address", line)
+	r := rig.NewRelay(rig.RelayConfig{Syncd: rig.InProcess(run), Data: t.TempDir(), Listen: anyPort,
+		Flags: []string{"-tls-cert", certFile, "-tls-key", keyFile, "-workers", "1"}})
+	if err := r.Start(); err != nil {
+		t.Fatal(err)
 	}
-	go io.Copy(io.Discard, pr)
+	if !strings.HasPrefix(r.URL(), "wss://") {
+		t.Fatalf("syncd serves %s, want a wss:// address", r.URL())
+	}
 	pool := x509.NewCertPool()
 	pool.AddCert(mustParse(t, der))
 	c := &http.Client{Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: pool}}}
-	resp, err := c.Get("https://" + addr + "/healthz")
+	resp, err := c.Get(r.HTTP() + "/healthz")
 	if err != nil || resp.StatusCode != http.StatusOK {
 		t.Fatalf("https healthz: %v %v", resp, err)
 	}
 	resp.Body.Close()
-	cancel()
-	if err := <-done; err != nil {
+	if err := r.Stop(); err != nil {
 		t.Fatal(err)
 	}
 }
@@ -701,20 +648,13 @@ func mustParse(t *testing.T, der []byte) *x509.Certificate {
 // trying and get in when a place frees up (a refusal they cannot cure, such
 // as revocation, stops them instead: TestRevokedDeviceRefused).
 func TestConnectionCapTurnsAwayForNow(t *testing.T) {
-	p := startRelay(t, t.TempDir(), freeAddr(t), "-max-conns", "1")
+	p := startRelay(t, t.TempDir(), anyPort, "-max-conns", "1")
 	home := idRE.FindString(p.admin("create-home", "Larch House"))
 	first := newDevice(t, "first", p.enroll(home, "PC 1"), p.url())
 	waitFor(t, "the first device online", first.online)
 	second := newDevice(t, "second", p.enroll(home, "PC 2"), p.url())
 	waitFor(t, "the second device to be told the relay is full", func() bool {
-		second.mu.Lock()
-		defer second.mu.Unlock()
-		for _, e := range second.errors {
-			if strings.Contains(e, "connection limit") {
-				return true
-			}
-		}
-		return false
+		return slices.ContainsFunc(second.errorCodes(), func(code string) bool { return rig.Classify(code) == rig.ClassBusy })
 	})
 	select {
 	case err := <-second.runErr:

@@ -17,8 +17,8 @@ import (
 // record or by correcting a number; in another home or the same one; and
 // still after the relay restarts. A record keeps the number it has.
 func TestOnePersonOneRecordInTheRegion(t *testing.T) {
-	data, addr := t.TempDir(), freeAddr(t)
-	p := startRelay(t, data, addr)
+	data := t.TempDir()
+	p := startRelay(t, data, anyPort)
 	larch := idRE.FindString(p.admin("create-home", "Larch House"))
 	birch := idRE.FindString(p.admin("create-home", "Birch Court"))
 	a := newDevice(t, "larch-pc", p.enroll(larch, "Larch office"), p.url())
@@ -94,7 +94,7 @@ func TestOnePersonOneRecordInTheRegion(t *testing.T) {
 
 	// After a restart the relay still knows who holds the number.
 	p.stop()
-	p = startRelay(t, data, addr)
+	p = startRelay(t, data, p.addr)
 	waitFor(t, "devices back online", func() bool { return b.online() && b2.online() })
 	again := b.draftPerson(birch, "Marlow", person)
 	wait = refused(b, elsewhere)

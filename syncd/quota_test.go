@@ -26,7 +26,7 @@ func waitCode(t *testing.T, d *device, code string) {
 // connections; a fifth is refused with quota/connections, and a device of
 // another home still connects though the relay's cap is nearly reached.
 func TestOneDeviceCannotTakeEveryConnection(t *testing.T) {
-	p := startRelay(t, t.TempDir(), freeAddr(t), "-max-conns", "6")
+	p := startRelay(t, t.TempDir(), anyPort, "-max-conns", "6")
 	homeA := idRE.FindString(p.admin("create-home", "Larch House"))
 	homeB := idRE.FindString(p.admin("create-home", "Birch Court"))
 	enr := p.enroll(homeA, "Hostile PC")
@@ -57,7 +57,7 @@ func TestOneDeviceCannotTakeEveryConnection(t *testing.T) {
 // refused with quota/document-bytes, and not stored.
 func TestNewDocumentsAndSizeAreCapped(t *testing.T) {
 	data := t.TempDir()
-	p := startRelay(t, data, freeAddr(t), "-max-docs-per-hour", "3", "-max-doc-bytes", "30000")
+	p := startRelay(t, data, anyPort, "-max-docs-per-hour", "3", "-max-doc-bytes", "30000")
 	home := idRE.FindString(p.admin("create-home", "Larch House"))
 	d := newDevice(t, "pc", p.enroll(home, "Nurses' station"), p.url())
 	waitFor(t, "online", d.online)
@@ -96,7 +96,7 @@ func TestNewDocumentsAndSizeAreCapped(t *testing.T) {
 // again. It returns the relay and the device's refusal codes.
 func notesUntilRefused(t *testing.T, code string, text func(i int) string, flags ...string) (*relayProc, []string) {
 	t.Helper()
-	p := startRelay(t, t.TempDir(), freeAddr(t), flags...)
+	p := startRelay(t, t.TempDir(), anyPort, flags...)
 	home := idRE.FindString(p.admin("create-home", "Larch House"))
 	d := newDevice(t, "pc", p.enroll(home, "Nurses' station"), p.url())
 	waitFor(t, "online", d.online)
@@ -145,7 +145,7 @@ func TestBytesFasterThanTheRateAreRefused(t *testing.T) {
 // credential may send only a small frame (its join) before it is closed,
 // and one address may hold only a few such connections open at once.
 func TestUnauthenticatedConnectionsAreSmallAndFew(t *testing.T) {
-	p := startRelay(t, t.TempDir(), freeAddr(t))
+	p := startRelay(t, t.TempDir(), anyPort)
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()
 	tc, _, err := transport.Dial(ctx, p.url(), http.Header{}, transport.Options{})

@@ -161,7 +161,7 @@ func TestServicesReadOnlyForCareHomes(t *testing.T) {
 // starts.
 func TestServicesLoadFromCSV(t *testing.T) {
 	data := t.TempDir()
-	p := startRelay(t, data, freeAddr(t))
+	p := startRelay(t, data, anyPort)
 	homeID := idRE.FindString(p.admin("create-home", "Larch House", "-postcode", "nw10 9qx", "-borough", "Brent"))
 	bad := servicesHeader + servicesRow("ooh-1", "Brent out-of-hours GP") +
 		"ph-1,Harlesden Pharmacy,eol-pharmacy,x," + strings.Repeat("09:00-18:00,", 7) + ",,NW10,Ring,2026-11-01\n" +
@@ -234,7 +234,7 @@ func TestServicesLoadFromCSV(t *testing.T) {
 	if !strings.Contains(out.String(), id.String()) {
 		t.Errorf("the load made another directory: %s", out.String())
 	}
-	p2 := startRelay(t, data, freeAddr(t))
+	p2 := startRelay(t, data, anyPort)
 	d.start(enr, p2.url())
 	waitFor(t, "the directory loaded offline at the device", func() bool {
 		return slices.Equal(servicesOf(t, d, id), []string{"Harrow out-of-hours GP"})

@@ -68,8 +68,8 @@ func TestShutdownWithAHungWorker(t *testing.T) {
 	held, marks := docid.New(), t.TempDir()
 	t.Setenv(holdDocEnv, held.String())
 	t.Setenv(holdDirEnv, marks)
-	data, addr := t.TempDir(), freeAddr(t)
-	p := startRelay(t, data, addr, "-worker-timeout", deadline.String())
+	data := t.TempDir()
+	p := startRelay(t, data, anyPort, "-worker-timeout", deadline.String())
 	home := idRE.FindString(p.admin("create-home", "Larch House"))
 	a := newDevice(t, "a", p.enroll(home, "PC A"), p.url())
 	b := newDevice(t, "b", p.enroll(home, "PC B"), p.url())
@@ -121,6 +121,6 @@ func TestShutdownWithAHungWorker(t *testing.T) {
 
 	// Nothing was lost: a's change was never confirmed, so a sends it again.
 	t.Setenv(holdDocEnv, "")
-	startRelay(t, data, addr)
+	startRelay(t, data, p.addr)
 	waitFor(t, "a's held change confirmed by the restarted relay", func() bool { return a.client.Synced(held) })
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"path/filepath"
 	"regexp"
 	"strings"
 	"testing"
@@ -22,9 +23,11 @@ type relay struct {
 	*rig.Relay
 }
 
-// newRelay is a stopped relay; flags are added to syncd serve's.
+// newRelay is a stopped relay; flags are added to syncd serve's. Its log
+// is kept beside its data, and a failed start or stop quotes its end.
 func newRelay(t *testing.T, flags ...string) *relay {
-	r := rig.NewRelay(rig.RelayConfig{Syncd: rig.MustBinary(t), Data: t.TempDir(),
+	dir := t.TempDir()
+	r := rig.NewRelay(rig.RelayConfig{Syncd: rig.MustBinary(t), Data: filepath.Join(dir, "data"), LogPath: filepath.Join(dir, "relay.log"),
 		Flags: append([]string{"-workers", "2", "-log-level", "warn"}, flags...)})
 	return &relay{t: t, Relay: r}
 }

@@ -18,6 +18,7 @@ import (
 
 	"haven/shared/crdt"
 	"haven/shared/docid"
+	"haven/shared/wire"
 )
 
 // These tests hold syncd to the real JavaScript automerge-repo 2.5.x client
@@ -316,8 +317,8 @@ func TestJavaScriptClientInterop(t *testing.T) {
 	js.send(map[string]any{"cmd": "create", "doc": map[string]any{"home": w.homeB, "room": "9"}})
 	outside := js.expect("created", 20*time.Second).DocumentID
 	refusal := js.expect("error", 20*time.Second)
-	if !strings.Contains(refusal.Message, "outside this device's scope") {
-		t.Fatalf("refusing a document for another home, the relay said %q", refusal.Message)
+	if refusal.Code != wire.CodeOutOfScope {
+		t.Fatalf("refusing a document for another home, the relay said %q with code %q, want %q", refusal.Message, refusal.Code, wire.CodeOutOfScope)
 	}
 	outsideID, _ := docid.Parse(outside)
 	select {
@@ -422,8 +423,8 @@ func TestJavaScriptClientRefused(t *testing.T) {
 			for _, e := range events {
 				switch e.Event {
 				case "error":
-					if !strings.Contains(e.Message, "not enrolled") {
-						t.Errorf("error event %q, want the relay's refusal naming enrolment", e.Message)
+					if e.Code != wire.CodeNotEnrolled {
+						t.Errorf("error event %q with code %q, want the relay's refusal with code %q", e.Message, e.Code, wire.CodeNotEnrolled)
 					}
 					refusals++
 				case "connected":

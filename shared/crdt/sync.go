@@ -29,10 +29,10 @@ type SyncState struct {
 	// and no fresh start has answered it yet.
 	behind   bool
 	restarts int
-	// What the peer said of itself (see wholeDocument): it reads a whole
-	// document sent as one sync message; its last message named no heads;
-	// and whether this state has sent it the document whole already.
-	peerWhole, peerEmpty, wholeSent bool
+	// The whole document instead of changes (see Receive): the peer
+	// announced it reads such messages; the next message goes that way;
+	// this state has sent one already.
+	peerWhole, sendWhole, wholeSent bool
 }
 
 // NewSyncState starts syncing d with a peer about which nothing is known.
@@ -53,22 +53,41 @@ func LoadSyncState(d *Doc, saved []byte) (s *SyncState, err error) {
 }
 
 // Receive applies a sync message from the peer to the document.
+//
+// A peer that holds nothing and reads version 2 sync messages (it says so
+// at the end of its messages; see whole.go) is answered as newer Automerge
+// answers it: with the whole document in Automerge's compressed save
+// format, as one chunk, instead of every change. It then loads one
+// document instead of applying each change, and the bytes on the wire are
+// about the document's saved size. automerge-go reads no version 2 and
+// would put every change in its answer, at a cost that grows with the
+// history and is then thrown away; so it is shown the peer's message
+// without its "have" entries, which leaves it nothing to pick (they only
+// said the peer has nothing, which its empty heads say already), and
+// Generate puts the document in. Its state then believes it sent no
+// change: the peer's next message names the heads it then holds, which
+// the state takes as it takes any the peer had from elsewhere. Once per
+// state: a peer that still names no heads after that (it could not load
+// the document, say) gets the changes as automerge-go sends them.
 func (s *SyncState) Receive(msg []byte) (err error) {
 	defer recoverTo(&err, "receive sync message")
 	s.doc.mu.Lock()
 	defer s.doc.mu.Unlock()
 	defer s.doc.changed()
-	sm, err := s.ss.ReceiveMessage(msg)
-	if err != nil {
-		return err
-	}
-	heads := sm.Heads()
-	s.peerEmpty = len(heads) == 0
 	// Automerge 0.5.12 to 0.7 announce their capabilities in their first
 	// message only, so the announcement is kept, not taken per message.
 	s.peerWhole = s.peerWhole || readsWholeDocuments(msg)
+	shown, whole := msg, false
+	if s.peerWhole && !s.wholeSent && namesNoHeads(msg) && len(s.doc.am.Heads()) > 0 {
+		shown, whole = withoutHaves(msg)
+	}
+	sm, err := s.ss.ReceiveMessage(shown)
+	if err != nil {
+		return err
+	}
+	s.sendWhole = whole
 	s.behind = false
-	for _, h := range heads {
+	for _, h := range sm.Heads() {
 		if _, err := s.doc.am.Change(h); err != nil {
 			s.behind = true
 			break
@@ -96,33 +115,16 @@ func (s *SyncState) Generate() (msg []byte, ok bool, err error) {
 	if !ok {
 		return nil, false, nil
 	}
-	return s.wholeDocument(m.Bytes()), true, nil
-}
-
-// wholeDocument returns msg with the changes it carries replaced by the
-// whole document in Automerge's compressed save format, as a version 2
-// sync message, when the peer holds nothing and reads such messages (the
-// way newer Automerge answers a peer with nothing). The peer then loads one
-// compressed document instead of applying every change, and the bytes on
-// the wire are about the document's saved size. Otherwise, or if this
-// state did it once already (a peer that still names no heads afterwards
-// gets the changes as Automerge sends them), msg is returned as it is.
-//
-// automerge-go's own state is not told: it believes it sent the changes
-// it chose, one by one. The peer gets those and any others the document
-// holds, and its next message names the heads it then has, which the
-// state takes as it takes any change the peer had from elsewhere. Caller
-// holds s.doc.mu.
-func (s *SyncState) wholeDocument(msg []byte) []byte {
-	if !s.peerWhole || !s.peerEmpty || s.wholeSent {
-		return msg
+	msg = m.Bytes()
+	if s.sendWhole {
+		// Sent or not, never again from this state: should the rewrite
+		// fail, the peer's next message (no heads still) gets the changes.
+		s.sendWhole, s.wholeSent = false, true
+		if out, ok := asWholeDocument(msg, s.doc.am.Save()); ok {
+			return out, true, nil
+		}
 	}
-	out, ok := asWholeDocument(msg, s.doc.am.Save())
-	if !ok {
-		return msg
-	}
-	s.wholeSent = true
-	return out
+	return msg, true, nil
 }
 
 // Restarts counts the times this state began its side of the exchange

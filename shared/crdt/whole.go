@@ -56,16 +56,15 @@ func changesSection(b []byte) (start, end int, n uint64, ok bool) {
 	return start, r.off, n, true
 }
 
-// asWholeDocument rewrites version 1 sync message msg, which carries
-// changes, as a version 2 message carrying saved (a whole document in
-// Automerge's save format) as its one chunk, with the same heads, need and
+// asWholeDocument rewrites version 1 sync message msg as a version 2
+// message carrying saved (a whole document in Automerge's save format) as
+// its one chunk, in place of any changes, with the same heads, need and
 // haves. It writes no capabilities section: a peer that saw one would send
-// version 2 messages back, which automerge-go cannot read. ok is false,
-// and msg returned as it was, for a message with no changes or one that
-// does not parse.
+// version 2 messages back, which automerge-go cannot read. ok is false, and
+// msg returned as it was, for a message that does not parse.
 func asWholeDocument(msg, saved []byte) (out []byte, ok bool) {
-	start, _, n, ok := changesSection(msg)
-	if !ok || n == 0 || len(saved) == 0 {
+	start, _, _, ok := changesSection(msg)
+	if !ok || len(saved) == 0 {
 		return msg, false
 	}
 	out = make([]byte, 0, start+2*binary.MaxVarintLen64+len(saved))
@@ -74,4 +73,29 @@ func asWholeDocument(msg, saved []byte) (out []byte, ok bool) {
 	out = binary.AppendUvarint(out, 1)
 	out = binary.AppendUvarint(out, uint64(len(saved)))
 	return append(out, saved...), true
+}
+
+// namesNoHeads reports whether sync message b announces no heads: its
+// sender holds nothing of the document.
+func namesNoHeads(b []byte) bool {
+	r := reader{b: b, off: 1}
+	n, ok := r.uleb()
+	return ok && n == 0
+}
+
+// withoutHaves returns a copy of version 1 sync message b with no "have"
+// entries, and true; or b and false if it does not parse.
+func withoutHaves(b []byte) ([]byte, bool) {
+	r := reader{b: b, off: 1}
+	if r.hashes("heads") != nil || r.hashes("need") != nil {
+		return b, false
+	}
+	end, ok := changesOffset(b)
+	if !ok {
+		return b, false
+	}
+	out := make([]byte, 0, r.off+1+len(b)-end)
+	out = append(out, b[:r.off]...)
+	out = append(out, 0) // no haves
+	return append(out, b[end:]...), true
 }

@@ -14,6 +14,10 @@ import (
 type FreshConfig struct {
 	Records int // resident records on the server before the device arrives
 	Logf    func(format string, args ...any)
+	// History is how many care-plan updates each record has had beyond its
+	// admission, each its own change (a long stay's record is larger and
+	// has far more changes than a new one's).
+	History int
 	// JSClient, if set, is syncd/interop/fetch.mjs: the new device is then
 	// the official JavaScript client, which asks for every record by the
 	// normal protocol whichever the server, instead of Haven's own.
@@ -70,7 +74,7 @@ func RunFresh(ctx context.Context, srv *Server, cfg FreshConfig) (FreshResult, e
 	if err != nil {
 		return res, err
 	}
-	heads, err := seedRecords(ctx, srv, creds[0], cfg.Records, &res.SavedBytes)
+	heads, err := seedRecords(ctx, srv, creds[0], cfg.Records, cfg.History, &res.SavedBytes)
 	if err != nil {
 		return res, err
 	}
@@ -178,9 +182,10 @@ func RunFresh(ctx context.Context, srv *Server, cfg FreshConfig) (FreshResult, e
 const seedBatch = 100
 
 // seedRecords has a device create n resident records with a little history
-// each (as a care home's records have), waits for the server to confirm
-// them, and returns each one's heads. saved receives their saved size.
-func seedRecords(ctx context.Context, srv *Server, cred string, n int, saved *int64) (map[docid.ID][]crdt.Hash, error) {
+// each (as a care home's records have) and history care-plan updates more,
+// waits for the server to confirm them, and returns each one's heads. saved
+// receives their saved size.
+func seedRecords(ctx context.Context, srv *Server, cred string, n, history int, saved *int64) (map[docid.ID][]crdt.Hash, error) {
 	d, err := startDevice(deviceConfig{URL: srv.URL(srv.Addr()), Credential: cred, Name: "seeder"})
 	if err != nil {
 		return nil, err
@@ -197,6 +202,13 @@ func seedRecords(ctx context.Context, srv *Server, cred string, n int, saved *in
 		id, doc, err := residentRecord(d.editor, srv.Home(), i)
 		if err != nil {
 			return nil, err
+		}
+		for h := range history {
+			if err := d.editor.UpdateCarePlan(doc, record.CarePlanEntry{Domain: record.Domains[h%len(record.Domains)],
+				Need: fmt.Sprintf("Needs as reviewed at review %d", h), Goal: fmt.Sprintf("Goal agreed at review %d", h),
+				Support: fmt.Sprintf("How to support me, as of review %d.", h)}); err != nil {
+				return nil, err
+			}
 		}
 		*saved += int64(len(doc.Save()))
 		heads[id] = doc.Heads()

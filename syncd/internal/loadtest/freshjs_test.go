@@ -10,6 +10,9 @@ import (
 var clientFlag = flag.String("loadtest.client", envString("HAVEN_BENCH_CLIENT", "haven"),
 	"the fresh device: haven (Haven's own client; Bootstrap from syncd) or js (the official JavaScript client, syncd/interop/fetch.mjs: a find per record from either server) (HAVEN_BENCH_CLIENT)")
 
+var historyFlag = flag.Int("loadtest.history", envInt("HAVEN_BENCH_HISTORY", 0),
+	"care-plan updates each fresh-device record has had, each a change of a few operations (HAVEN_BENCH_HISTORY)")
+
 // fetchScript is the official JavaScript client as a fresh device,
 // relative to this package.
 const fetchScript = "../../interop/fetch.mjs"

@@ -218,7 +218,7 @@ func BenchmarkLive(b *testing.B) {
 // BenchmarkFreshDevice is the fresh-device scenario, each server a fresh
 // process. It runs once whatever b.N is.
 func BenchmarkFreshDevice(b *testing.B) {
-	cfg := FreshConfig{Records: *recordsFlag, Logf: progress, JSClient: freshClient(b)}
+	cfg := FreshConfig{Records: *recordsFlag, History: *historyFlag, Logf: progress, JSClient: freshClient(b)}
 	bin := buildSyncd(b, b.TempDir())
 	var results []FreshResult
 	for _, k := range kinds(b) {

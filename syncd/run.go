@@ -23,6 +23,7 @@ import (
 
 	"haven/shared/store"
 	"haven/syncd/internal/admin"
+	"haven/syncd/internal/cluster"
 	"haven/syncd/internal/orgs"
 	"haven/syncd/internal/relay"
 	"haven/syncd/internal/worker"
@@ -44,6 +45,7 @@ type config struct {
 	maxConns       int
 	limits         relay.Limits
 	logLevel       string
+	cluster        clusterFlags
 }
 
 func defaultDataDir() string {
@@ -103,6 +105,7 @@ func (c *config) flags(fs *flag.FlagSet) {
 	fs.IntVar(&c.limits.SearchesPerHour, "max-searches-per-hour", 120, "searches and record openings one advice-line device may make in an hour")
 	fs.DurationVar(&c.limits.AdviceRetention, "advice-retention", 72*time.Hour, "how long an advice-line device may keep a record after it was last opened for a call")
 	fs.StringVar(&c.logLevel, "log-level", env("HAVEN_SYNCD_LOG_LEVEL", "info"), "debug, info, warn or error")
+	c.cluster.flags(fs)
 }
 
 func (c *config) logger(w io.Writer) *slog.Logger {
@@ -253,12 +256,17 @@ func serve(ctx context.Context, c config, stdout, stderr io.Writer) error {
 		return err
 	}
 	defer st.Close()
+	node, err := c.openCluster(ctx, log)
+	if err != nil {
+		return err
+	}
+	defer node.Close() // after the workers stop (deferred later, runs earlier), before the store
 	reg, err := c.registry(st, log)
 	if err != nil {
 		return err
 	}
 	metrics := relay.NewMetrics()
-	srv, err := relay.New(relay.Config{Store: st, Orgs: reg, Logger: log, Metrics: metrics, MaxConns: c.maxConns, Limits: c.limits})
+	srv, err := relay.New(relay.Config{Store: st, Orgs: reg, Logger: log, Metrics: metrics, MaxConns: c.maxConns, Limits: c.limits, Cluster: node})
 	if err != nil {
 		return err
 	}
@@ -275,6 +283,7 @@ func serve(ctx context.Context, c config, stdout, stderr io.Writer) error {
 	metrics.WatchRestarts(pool.Restarts)
 	metrics.WatchTimeouts(pool.Timeouts)
 	srv.Start(pool)
+	node.Follow(st, func(ctx context.Context, ch cluster.Change) error { return srv.Absorb(ctx, ch.Doc, ch.Owner, ch.Chunk) })
 
 	adm := &admin.Admin{Store: st, Orgs: reg, OnDocument: srv.RegisterDocument, OnRevoke: srv.DeviceRevoked, OnScopes: srv.ScopesChanged,
 		OnServices: srv.LoadServices}
@@ -316,6 +325,7 @@ func serve(ctx context.Context, c config, stdout, stderr io.Writer) error {
 		}
 	}
 	log.Info("shutting down")
+	node.StopFollowing() // no other node's change is applied while the relay closes
 	return shutdown(hs, srv, pool, log)
 }
 

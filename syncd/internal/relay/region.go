@@ -75,12 +75,7 @@ func (s *Server) LoadServices(ctx context.Context, doc string, list []record.Ser
 	args := worker.WorkArgs{Doc: doc, TrustVersion: s.trustVersion(), StoredBytes: s.storedBytes(doc), MaxDocBytes: s.cfg.Limits.DocBytes,
 		Msgs: []syncer.In{{From: adminPeer, Data: change.Msg}}, Peers: []syncer.Peer{{ID: adminPeer, Ephemeral: true}}}
 	s.mu.Lock()
-	for p := range s.subs[doc] {
-		if c := s.peers[p]; c != nil {
-			args.Notify = append(args.Notify, p)
-			args.Peers = append(args.Peers, c.peer)
-		}
-	}
+	s.addFollowersLocked(&args)
 	s.mu.Unlock()
 	reply, err := s.work.Work(ctx, args)
 	s.work.Forget(adminPeer)

@@ -61,6 +61,9 @@ type Config struct {
 	Metrics *Metrics
 	// Limits are each device's and organisation's share (limits.go).
 	Limits Limits
+	// Cluster, if set, holds every change before the relay keeps it and
+	// acknowledges it (cluster.go); nil keeps changes in the store alone.
+	Cluster Cluster
 }
 
 // Server is the relay.
@@ -338,7 +341,7 @@ type host struct{ s *Server }
 
 func (h host) LoadDoc(id string) (store.Doc, error) { return h.s.st.LoadDoc(id) }
 func (h host) AppendChunk(ctx context.Context, id string, b []byte) (uint64, error) {
-	seq, err := h.s.st.AppendChunk(ctx, id, b)
+	seq, err := h.s.appendChunk(ctx, id, b)
 	if err == nil {
 		h.s.mu.Lock()
 		if n, ok := h.s.docBytes[id]; ok {

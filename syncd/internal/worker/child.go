@@ -132,15 +132,18 @@ func (w *Worker) work(args WorkArgs, reply *WorkReply) error {
 		return err
 	}
 	var out []syncer.Out
-	if len(args.Msgs) == 0 {
+	switch {
+	case len(args.Chunks) > 0:
+		out, err = w.absorb(ctx, id, args.Chunks, args.Notify)
+	case len(args.Msgs) == 0:
 		out, err = w.eng.Sync(ctx, id, args.Notify)
-	} else {
+	default:
 		out, err = w.eng.Receive(ctx, id, args.Msgs, args.Notify)
 	}
 	for _, o := range out {
 		reply.Out = append(reply.Out, OutMsg{To: o.To, Doc: o.Doc.String(), Data: o.Data})
 	}
-	if len(args.Msgs) > 0 {
+	if len(args.Msgs) > 0 || len(args.Chunks) > 0 {
 		reply.Record = w.recordFacts(id)
 	}
 	if err != nil {
@@ -151,6 +154,8 @@ func (w *Worker) work(args WorkArgs, reply *WorkReply) error {
 	var me *syncer.MessageError
 	switch {
 	case err == nil:
+	case errors.Is(err, errUnloadable):
+		reply.Failed = &Failure{Reason: err.Error()}
 	case errors.Is(err, repo.ErrNotFound):
 		reply.NotFound = true
 	case errors.As(err, &me):
@@ -235,9 +240,9 @@ func (h *hostClient) LoadDoc(docID string) (store.Doc, error) {
 	return r.Doc, nil
 }
 
-func (h *hostClient) AppendChunk(_ context.Context, docID string, chunk []byte) (uint64, error) {
+func (h *hostClient) AppendChunk(ctx context.Context, docID string, chunk []byte) (uint64, error) {
 	var r SeqReply
-	err := h.c.Call("Host.AppendChunk", AppendArgs{Doc: docID, Chunk: chunk}, &r)
+	err := h.c.Call("Host.AppendChunk", AppendArgs{Doc: docID, Chunk: chunk, FromCluster: IsFromCluster(ctx)}, &r)
 	return r.Seq, err
 }
 

@@ -593,7 +593,11 @@ func (s *hostService) LoadDoc(a DocArgs, r *DocReply) error {
 }
 
 func (s *hostService) AppendChunk(a AppendArgs, r *SeqReply) (err error) {
-	r.Seq, err = s.h.AppendChunk(context.Background(), a.Doc, a.Chunk)
+	ctx := context.Background()
+	if a.FromCluster {
+		ctx = FromCluster(ctx)
+	}
+	r.Seq, err = s.h.AppendChunk(ctx, a.Doc, a.Chunk)
 	return err
 }
 

@@ -35,6 +35,11 @@ type WorkArgs struct {
 	// StoredBytes is the document's stored size now; MaxDocBytes the most
 	// it may grow to (0: no limit).
 	StoredBytes, MaxDocBytes int64
+	// Chunks are changes another relay node stored (package cluster), to
+	// load as they are: trusted as that node checked them, stored here
+	// without being passed to the cluster again, and sent to the peers in
+	// Notify if they change the document. Msgs is then empty.
+	Chunks [][]byte
 	// Bulk: the item creates a document or carries a large message. The
 	// child works it on a thread of lower scheduling priority, so that on
 	// a busy machine one device's bulk work waits for everyone's small
@@ -116,6 +121,9 @@ type DocReply struct {
 type AppendArgs struct {
 	Doc   string
 	Chunk []byte
+	// FromCluster: the chunk holds changes another relay node stored
+	// (see FromCluster).
+	FromCluster bool
 }
 type SeqReply struct{ Seq uint64 }
 type QuarantineArgs struct {

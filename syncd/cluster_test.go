@@ -1,0 +1,274 @@
+package main
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"io/fs"
+	"net"
+	"os"
+	"os/exec"
+	"os/signal"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"haven/shared/crdt"
+	"haven/shared/docid"
+)
+
+// testServeEnv makes the test binary run `syncd serve` with the arguments
+// it holds (JSON): a cluster test's node is a process of its own, so that
+// it can be killed with SIGKILL.
+const testServeEnv = "HAVEN_SYNCD_TEST_SERVE"
+
+// init runs before TestMain, so a node process never runs the tests. The
+// variable is cleared first: the node's CRDT workers are this binary too.
+func init() {
+	v := os.Getenv(testServeEnv)
+	if v == "" {
+		return
+	}
+	os.Unsetenv(testServeEnv)
+	var args []string
+	if err := json.Unmarshal([]byte(v), &args); err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(2)
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	err := run(ctx, args, os.Stdout, os.Stderr)
+	stop()
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "syncd:", err)
+		os.Exit(1)
+	}
+	os.Exit(0)
+}
+
+// nodeProc is one relay node running as a process of its own.
+type nodeProc struct {
+	t      *testing.T
+	name   string
+	data   string
+	addr   string
+	cmd    *exec.Cmd
+	stderr *lockedBuffer
+	exited chan struct{}
+}
+
+type lockedBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (l *lockedBuffer) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.Write(p)
+}
+
+func (l *lockedBuffer) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.String()
+}
+
+func (n *nodeProc) url() string { return "ws://" + n.addr + "/sync" }
+
+// kill ends the node at once, as a power cut or the OOM killer would.
+func (n *nodeProc) kill() {
+	n.cmd.Process.Signal(syscall.SIGKILL)
+	<-n.exited
+}
+
+// startNodes starts one process per data folder as one cluster, each
+// waiting for the others (a cluster node serves once a quorum of nodes is
+// up), and returns once every one is listening.
+func startNodes(t *testing.T, datas []string) []*nodeProc {
+	t.Helper()
+	routes := make([]string, len(datas))
+	for i := range routes {
+		routes[i] = clusterAddr(t)
+	}
+	nodes := make([]*nodeProc, len(datas))
+	listening := make(chan error, len(datas))
+	for i, data := range datas {
+		n := &nodeProc{t: t, name: "node-" + strconv.Itoa(i), data: data, addr: clusterAddr(t), stderr: &lockedBuffer{}, exited: make(chan struct{})}
+		args, _ := json.Marshal([]string{"serve", "-data", data, "-listen", n.addr, "-workers", "1", "-log-level", "warn",
+			"-cluster-name", "haven-test", "-node-name", n.name, "-cluster-listen", routes[i], "-cluster-peers", strings.Join(routes, ",")})
+		n.cmd = exec.Command(os.Args[0], "-test.run=^$")
+		n.cmd.Env = append(os.Environ(), testServeEnv+"="+string(args))
+		n.cmd.Stderr = n.stderr
+		out, err := n.cmd.StdoutPipe()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := n.cmd.Start(); err != nil {
+			t.Fatal(err)
+		}
+		go func() {
+			r := bufio.NewReader(out)
+			line, err := r.ReadString('\n')
+			if err == nil && !strings.Contains(line, "listening on ws://"+n.addr) {
+				err = fmt.Errorf("%s said %q", n.name, line)
+			}
+			listening <- err
+			io.Copy(io.Discard, r)
+		}()
+		go func() { n.cmd.Wait(); close(n.exited) }()
+		nodes[i] = n
+		t.Cleanup(func() {
+			n.cmd.Process.Signal(syscall.SIGTERM)
+			select {
+			case <-n.exited:
+			case <-time.After(15 * time.Second):
+				t.Errorf("%s did not stop within 15 s of SIGTERM", n.name)
+				n.kill()
+			}
+			if t.Failed() {
+				t.Logf("%s stderr:\n%s", n.name, n.stderr.String())
+			}
+		})
+	}
+	for range datas {
+		select {
+		case err := <-listening:
+			if err != nil {
+				t.Fatal(err)
+			}
+		case <-time.After(60 * time.Second):
+			t.Fatal("the cluster's nodes did not start within a minute")
+		}
+	}
+	return nodes
+}
+
+// clusterAddr is a free loopback address for a node's websocket or route
+// port (a node must know its peers' route addresses before any starts).
+func clusterAddr(t *testing.T) string {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	return ln.Addr().String()
+}
+
+// copyRelayData copies a stopped relay's data folder and the keys beside
+// it, so that another node starts with the same organisations, devices and
+// keys. (Until the registry lives in JetStream, a cluster's nodes are
+// seeded this way.) The copy leaves out JetStream's files: a relay alone
+// keeps its own, which no cluster shares.
+func copyRelayData(t *testing.T, from, to string) {
+	t.Helper()
+	err := filepath.WalkDir(from, func(path string, d fs.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		rel, _ := filepath.Rel(from, path)
+		if d.IsDir() {
+			if rel == "cluster" {
+				return filepath.SkipDir
+			}
+			return os.MkdirAll(filepath.Join(to, rel), 0o700)
+		}
+		if !d.Type().IsRegular() {
+			return nil // the admin socket
+		}
+		return copyFile(path, filepath.Join(to, rel))
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, suffix := range []string{".key", ".signing-key"} {
+		if err := copyFile(from+suffix, to+suffix); err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
+func copyFile(from, to string) error {
+	b, err := os.ReadFile(from)
+	if err != nil {
+		return err
+	}
+	return os.WriteFile(to, b, 0o600)
+}
+
+// Three relay nodes on loopback are one relay: a change a device makes
+// through node A reaches a device connected to node B, and a change node A
+// acknowledged survives node A's sudden death: the other nodes hold it.
+func TestClusterCarriesChangesAcrossNodes(t *testing.T) {
+	seed := filepath.Join(t.TempDir(), "seed")
+	p := startRelay(t, seed, clusterAddr(t))
+	home := idRE.FindString(p.admin("create-home", "Larch House"))
+	enrA, enrB, enrC := p.enroll(home, "Larch office"), p.enroll(home, "Larch nurses' station"), p.enroll(home, "Larch lounge")
+	p.stop()
+	root := t.TempDir()
+	datas := make([]string, 3)
+	for i := range datas {
+		datas[i] = filepath.Join(root, "node"+strconv.Itoa(i))
+		copyRelayData(t, seed, datas[i])
+	}
+	nodes := startNodes(t, datas)
+
+	a := newDevice(t, "carer-a", enrA, nodes[0].url())
+	b := newDevice(t, "carer-b", enrB, nodes[1].url())
+	waitFor(t, "both devices online", func() bool { return a.online() && b.online() })
+	docs := a.newResident(home, "Marlow")
+	waitFor(t, "node A to confirm the new record", func() bool { return a.client.Synced(docs.RecordID) })
+	b.client.Request(docs.RecordID)
+	waitFor(t, "the device on node B to receive the record made through node A", func() bool { return b.has(docs.RecordID) })
+
+	// B now follows the record: A's next change reaches it unasked.
+	setRoom := func(room string) {
+		a.edit(docs.RecordID, func(doc *crdt.Doc) error {
+			id := a.record(docs.RecordID).Identity
+			id.Room = room
+			return a.ed.UpdateIdentity(doc, id)
+		})
+	}
+	setRoom("14")
+	waitFor(t, "the device on node B to see the room changed through node A", func() bool {
+		return b.record(docs.RecordID).Identity.Room == "14"
+	})
+
+	// Changes node A acknowledged, then node A killed with the next one in
+	// flight.
+	var acked []crdt.Hash
+	for i := range 5 {
+		setRoom(strconv.Itoa(20 + i))
+		waitFor(t, "node A to acknowledge a change", func() bool { return a.client.Synced(docs.RecordID) })
+		acked = append(acked, heads(a, docs.RecordID)...)
+	}
+	setRoom("99")
+	nodes[0].kill()
+
+	holds := func(d *device, id docid.ID, hs []crdt.Hash) func() bool {
+		return func() bool {
+			h, err := d.repo.Open(id)
+			if err != nil {
+				return false
+			}
+			for _, x := range hs {
+				if !h.Doc().HasChange(x) {
+					return false
+				}
+			}
+			return true
+		}
+	}
+	waitFor(t, "the device on node B to hold every change node A acknowledged", holds(b, docs.RecordID, acked))
+	c := newDevice(t, "carer-c", enrC, nodes[2].url())
+	waitFor(t, "the device on node C online", c.online)
+	c.client.Request(docs.RecordID)
+	waitFor(t, "node C to serve every change node A acknowledged", holds(c, docs.RecordID, acked))
+}

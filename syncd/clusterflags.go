@@ -1,0 +1,48 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"log/slog"
+	"path/filepath"
+	"strings"
+
+	"haven/syncd/internal/cluster"
+)
+
+// clusterFlags join this relay to others as one relay (package cluster).
+// Without a cluster name the relay runs one node of its own, with nothing
+// listening beyond its websocket port.
+type clusterFlags struct {
+	name, node, listen, peers string
+}
+
+func (f *clusterFlags) flags(fs *flag.FlagSet) {
+	fs.StringVar(&f.name, "cluster-name", env("HAVEN_SYNCD_CLUSTER_NAME", ""), "join the relay nodes started with this name into one relay; empty runs this node alone (HAVEN_SYNCD_CLUSTER_NAME)")
+	fs.StringVar(&f.node, "node-name", env("HAVEN_SYNCD_NODE_NAME", ""), "this node's name, unique in its cluster; default: its -cluster-listen address (HAVEN_SYNCD_NODE_NAME)")
+	fs.StringVar(&f.listen, "cluster-listen", env("HAVEN_SYNCD_CLUSTER_LISTEN", ""), "host:port the other nodes of the cluster reach this one on; keep it on a private network (HAVEN_SYNCD_CLUSTER_LISTEN)")
+	fs.StringVar(&f.peers, "cluster-peers", env("HAVEN_SYNCD_CLUSTER_PEERS", ""), "the other nodes' -cluster-listen addresses, comma-separated (HAVEN_SYNCD_CLUSTER_PEERS)")
+}
+
+// openCluster starts this relay's node: JetStream's files go in the data
+// folder, encrypted with a key derived from the store key. In a cluster it
+// waits for enough other nodes to hold changes at replication 3.
+func (c *config) openCluster(ctx context.Context, log *slog.Logger) (*cluster.Node, error) {
+	f := c.cluster
+	if f.name == "" && (f.listen != "" || f.peers != "" || f.node != "") {
+		return nil, errors.New("-node-name, -cluster-listen and -cluster-peers need -cluster-name")
+	}
+	if f.name != "" && (f.listen == "" || f.peers == "") {
+		return nil, errors.New("a cluster needs -cluster-listen and -cluster-peers")
+	}
+	key, err := c.key()
+	if err != nil {
+		return nil, err
+	}
+	return cluster.Open(ctx, cluster.Config{
+		Dir: filepath.Join(c.data, "cluster"), Key: key,
+		Name: f.name, Node: f.node, Listen: f.listen, Peers: strings.Split(f.peers, ","),
+		Logger: log.With("part", "cluster"),
+	})
+}

@@ -1,0 +1,521 @@
+// Package cluster joins syncd nodes into one relay over NATS JetStream,
+// embedded in the process: this package is the one adapter to NATS, and the
+// only code in syncd that imports it.
+//
+// Every relay runs a node. Alone (no cluster name) it is a JetStream server
+// of its own with nothing listening: the relay reaches it through an
+// in-process connection. In a cluster, nodes dial each other's route
+// address and JetStream keeps what they publish at replication 3.
+//
+// What travels today is each document change the relay stores: one stream,
+// HAVEN_DOCS, one subject per document (haven.doc.<id>). Publish returns
+// once JetStream holds the change at its replication, and only then does
+// the relay keep its own copy and answer the device; Follow hands every
+// change another node published to the relay, in stream order, so each
+// node's store is a cache that catches up from the stream, an empty one
+// from its beginning.
+package cluster
+
+import (
+	"context"
+	"crypto/rand"
+	"crypto/sha256"
+	"encoding/binary"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/nats-io/nats-server/v2/server"
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+
+	"haven/shared/store"
+)
+
+const (
+	// DocStream holds every document change; subjects are docSubject+ID.
+	DocStream  = "HAVEN_DOCS"
+	docSubject = "haven.doc."
+	// ownerHeader names the organisation owning the document, for a node
+	// that has not seen it before (the relay's scope check needs it).
+	ownerHeader = "Haven-Owner"
+
+	// ClusterReplicas is the replication of the streams in a cluster: a
+	// change is acknowledged once two of three nodes hold it, and the
+	// cluster keeps every change through the loss of any one node.
+	ClusterReplicas = 3
+
+	// maxPayload bounds one message: the largest chunk the store takes,
+	// and room for headers.
+	maxPayload = store.MaxValueSize + 64<<10
+
+	// publishBudget is the longest Publish waits for JetStream, retries
+	// included: long enough to ride out the election that follows a node's
+	// loss (a few seconds), and well inside the CRDT worker's call
+	// deadline, which it is part of.
+	publishBudget = 10 * time.Second
+
+	// markEvery is how often, at most, the follower records how far it has
+	// applied the stream. Applying is idempotent, so after a crash at most
+	// this much is applied again.
+	markEvery = time.Second
+	marksNS   = "cluster-mark"
+)
+
+// Config starts a Node.
+type Config struct {
+	// Dir holds JetStream's files: a folder inside the relay's data folder.
+	Dir string
+	// Key is the relay's store key; JetStream encrypts its files at rest
+	// with a key derived from it.
+	Key []byte
+	// Name is the cluster's name; "" runs this node alone.
+	Name string
+	// Node is this node's name, unique in the cluster (default: its
+	// route address).
+	Node string
+	// Listen is the host:port this node takes routes from other nodes on.
+	Listen string
+	// Peers are the other nodes' Listen addresses (listing this node's
+	// own too is harmless).
+	Peers []string
+	// Logger gets the server's warnings and errors, and the follower's
+	// progress: IDs and sizes, never content. Nil discards.
+	Logger *slog.Logger
+}
+
+// Node is this process's member of the cluster.
+type Node struct {
+	cfg      Config
+	log      *slog.Logger
+	ns       *server.Server
+	nc       *nats.Conn
+	js       jetstream.JetStream
+	replicas int
+
+	// instance tells this process's publications from those of another
+	// process, this node's before a restart included; seq numbers them.
+	instance string
+	seq      atomic.Uint64
+
+	mu  sync.Mutex
+	own map[string]*published // message ID → this process's publication not yet followed past
+
+	stopFollow context.CancelFunc // nil until Follow; guarded by mu
+	following  sync.WaitGroup
+	closeOnce  sync.Once
+}
+
+// published is one of this process's publications. kept is written
+// before done closes and read only after.
+type published struct {
+	done chan struct{}
+	kept bool // this node's own copy was stored
+}
+
+// Open starts the node and waits until JetStream is ready and the streams
+// exist: in a cluster, until enough peers are up to elect a leader, which
+// may take as long as the other nodes take to start. It gives up when ctx
+// ends.
+func Open(ctx context.Context, cfg Config) (*Node, error) {
+	log := cfg.Logger
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	opts, err := serverOptions(cfg)
+	if err != nil {
+		return nil, err
+	}
+	ns, err := server.NewServer(opts)
+	if err != nil {
+		return nil, fmt.Errorf("cluster: %w", err)
+	}
+	ns.SetLoggerV2(natsLogger{log}, false, false, false)
+	ns.Start()
+	n := &Node{cfg: cfg, log: log, ns: ns, replicas: 1, own: map[string]*published{}}
+	if cfg.Name != "" {
+		n.replicas = ClusterReplicas
+	}
+	var raw [8]byte
+	binary.BigEndian.PutUint64(raw[:], uint64(time.Now().UnixNano()))
+	n.instance = opts.ServerName + "-" + hex.EncodeToString(raw[:])
+	if !ns.ReadyForConnections(30 * time.Second) {
+		ns.Shutdown()
+		return nil, errors.New("cluster: the embedded NATS server did not start")
+	}
+	n.nc, err = nats.Connect("", nats.InProcessServer(ns), nats.UserInfo(opts.Username, opts.Password),
+		nats.Name("syncd "+opts.ServerName), nats.MaxReconnects(-1))
+	if err != nil {
+		ns.Shutdown()
+		return nil, fmt.Errorf("cluster: connect: %w", err)
+	}
+	n.js, err = jetstream.New(n.nc)
+	if err == nil {
+		err = n.ensureStreams(ctx)
+	}
+	if err != nil {
+		n.Close()
+		return nil, err
+	}
+	return n, nil
+}
+
+// serverOptions are the embedded server's: JetStream encrypted under the
+// data folder; alone, no port at all (the relay connects in-process); in a
+// cluster, routes on cfg.Listen to cfg.Peers. The relay's connection
+// carries a password made afresh at each start, which nothing else knows.
+func serverOptions(cfg Config) (*server.Options, error) {
+	if len(cfg.Key) == 0 {
+		return nil, errors.New("cluster: no key to encrypt JetStream's files with")
+	}
+	// A key of its own, so JetStream's files and the store never share
+	// one; derived, so there is no third secret to keep.
+	k := sha256.Sum256(append([]byte("haven jetstream "), cfg.Key...))
+	var password [16]byte
+	rand.Read(password[:])
+	opts := &server.Options{
+		Username:           "syncd",
+		Password:           hex.EncodeToString(password[:]),
+		ServerName:         cfg.Node,
+		DontListen:         true,
+		NoSigs:             true,
+		MaxPayload:         maxPayload,
+		JetStream:          true,
+		StoreDir:           cfg.Dir,
+		JetStreamMaxMemory: 64 << 20,
+		JetStreamKey:       hex.EncodeToString(k[:]),
+		JetStreamCipher:    server.AES,
+	}
+	if cfg.Name == "" {
+		if opts.ServerName == "" {
+			opts.ServerName = "syncd"
+		}
+		return opts, nil
+	}
+	host, portStr, err := net.SplitHostPort(cfg.Listen)
+	port, perr := strconv.Atoi(portStr)
+	if err != nil || perr != nil || port <= 0 {
+		return nil, fmt.Errorf("cluster: listen address %q is not host:port", cfg.Listen)
+	}
+	if opts.ServerName == "" {
+		opts.ServerName = cfg.Listen
+	}
+	opts.Cluster = server.ClusterOpts{Name: cfg.Name, Host: host, Port: port}
+	// The server starts its routes only once its client port listens
+	// (nats-server 2.15 waits for it even with DontListen, for ever): it
+	// listens on a loopback port of the kernel's choosing, behind the
+	// password.
+	opts.DontListen, opts.Host, opts.Port = false, "127.0.0.1", server.RANDOM_PORT
+	var routes []string
+	for _, p := range cfg.Peers {
+		if p = strings.TrimSpace(p); p == "" {
+			continue
+		}
+		if _, _, err := net.SplitHostPort(p); err != nil {
+			return nil, fmt.Errorf("cluster: peer %q is not host:port", p)
+		}
+		routes = append(routes, "nats://"+p)
+	}
+	if len(routes) == 0 {
+		return nil, errors.New("cluster: name the other nodes' addresses")
+	}
+	opts.Routes = server.RoutesFromStr(strings.Join(routes, ","))
+	return opts, nil
+}
+
+// ensureStreams creates the streams, or checks they are as this node
+// expects, retrying until JetStream answers: in a cluster it cannot until
+// a quorum of nodes has elected a leader.
+func (n *Node) ensureStreams(ctx context.Context) error {
+	cfg := jetstream.StreamConfig{
+		Name:       DocStream,
+		Subjects:   []string{docSubject + "*"},
+		Storage:    jetstream.FileStorage,
+		Retention:  jetstream.LimitsPolicy,
+		Replicas:   n.replicas,
+		MaxMsgSize: maxPayload,
+		Duplicates: 2 * time.Minute,
+	}
+	for attempt := 0; ; attempt++ {
+		actx, cancel := context.WithTimeout(ctx, 5*time.Second)
+		_, err := n.js.CreateOrUpdateStream(actx, cfg)
+		cancel()
+		if err == nil {
+			return nil
+		}
+		if ctx.Err() != nil {
+			return fmt.Errorf("cluster: streams not ready: %w", err)
+		}
+		if attempt%5 == 4 {
+			n.log.Warn("waiting for the cluster's other nodes", "cluster", n.cfg.Name, "err", err)
+		}
+		if !wait(ctx, backoff(attempt)) {
+			return fmt.Errorf("cluster: streams not ready: %w", err)
+		}
+	}
+}
+
+// Replicas is how many nodes hold each change before it is acknowledged.
+func (n *Node) Replicas() int { return n.replicas }
+
+// validDoc accepts a document ID as one subject token: letters and digits
+// (document IDs are base58), nothing NATS would read as a separator or
+// wildcard.
+func validDoc(doc string) bool {
+	if doc == "" || len(doc) > 128 {
+		return false
+	}
+	for _, c := range doc {
+		if !(c >= '0' && c <= '9' || c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z') {
+			return false
+		}
+	}
+	return true
+}
+
+// Publish has the cluster hold chunk, a change to doc (owned by owner),
+// and then runs keep, which stores this node's own copy. It returns nil
+// only when both succeeded: the change is then held at the cluster's
+// replication, so the loss of this node loses nothing acknowledged. On an
+// error nothing may be acknowledged; the change may still have reached
+// the stream (an acknowledgement lost on the way), and is then applied
+// here by Follow like another node's.
+//
+// Follow does not hand back a publication whose keep succeeded: the
+// change is this node's already.
+func (n *Node) Publish(ctx context.Context, doc, owner string, chunk []byte, keep func() error) error {
+	if !validDoc(doc) {
+		return fmt.Errorf("cluster: document ID %q cannot be a subject", doc)
+	}
+	id := n.instance + "-" + strconv.FormatUint(n.seq.Add(1), 10)
+	p := &published{done: make(chan struct{})}
+	n.mu.Lock()
+	n.own[id] = p
+	n.mu.Unlock()
+	defer close(p.done)
+
+	msg := &nats.Msg{Subject: docSubject + doc, Data: chunk, Header: nats.Header{}}
+	msg.Header.Set(jetstream.MsgIDHeader, id) // a retry is stored once
+	msg.Header.Set(ownerHeader, owner)
+	ctx, cancel := context.WithTimeout(ctx, publishBudget)
+	defer cancel()
+	var err error
+	for attempt := 0; ; attempt++ {
+		if _, err = n.js.PublishMsg(ctx, msg, jetstream.WithExpectStream(DocStream)); err == nil {
+			break
+		}
+		if !wait(ctx, backoff(attempt)) {
+			n.mu.Lock()
+			delete(n.own, id)
+			n.mu.Unlock()
+			return fmt.Errorf("cluster: change to %s not held by the cluster: %w", doc, err)
+		}
+	}
+	err = keep()
+	p.kept = err == nil
+	return err
+}
+
+// Change is a document change another node published.
+type Change struct {
+	Seq   uint64 // its position in the stream
+	Doc   string
+	Owner string
+	Chunk []byte
+}
+
+// Marks keeps how far this node has applied the stream; *store.Store
+// implements it. Keeping the mark in the relay's own store keeps it true
+// of that store: a node started on an empty store starts from the stream's
+// beginning.
+type Marks interface {
+	Get(ns, key string) ([]byte, error)
+	Put(ctx context.Context, ns, key string, val []byte) error
+}
+
+// Follow hands apply every change in the stream this node did not store
+// itself, in stream order, from just after the mark in marks, until
+// StopFollowing or Close. A change apply fails is retried (with a growing
+// pause) until it succeeds or following stops, and the mark never passes
+// a change not applied: apply must therefore be idempotent (applying
+// Automerge changes twice is) and return nil for a change it cannot ever
+// apply, after reporting it. Call Follow once.
+func (n *Node) Follow(marks Marks, apply func(context.Context, Change) error) {
+	ctx, cancel := context.WithCancel(context.Background())
+	n.mu.Lock()
+	n.stopFollow = cancel
+	n.mu.Unlock()
+	n.following.Go(func() { n.follow(ctx, marks, apply) })
+}
+
+// StopFollowing stops Follow and waits for it: no apply is running or
+// starts after it returns, and the mark is saved.
+func (n *Node) StopFollowing() {
+	n.mu.Lock()
+	stop := n.stopFollow
+	n.mu.Unlock()
+	if stop != nil {
+		stop()
+	}
+	n.following.Wait()
+}
+
+func (n *Node) follow(ctx context.Context, marks Marks, apply func(context.Context, Change) error) {
+	key := DocStream
+	var from uint64
+	switch b, err := marks.Get(marksNS, key); {
+	case err == nil && len(b) == 8:
+		from = binary.BigEndian.Uint64(b)
+	case err != nil && !errors.Is(err, store.ErrNotFound):
+		// Starting over costs time, not correctness: applying is idempotent.
+		n.log.Error("reading how far this node applied the cluster's changes; starting from the beginning", "err", err)
+	}
+	saved, savedAt := from, time.Now()
+	save := func() {
+		if saved == from {
+			return
+		}
+		if err := marks.Put(context.WithoutCancel(ctx), marksNS, key, binary.BigEndian.AppendUint64(nil, from)); err != nil {
+			n.log.Warn("recording how far this node applied the cluster's changes", "err", err)
+			return
+		}
+		saved, savedAt = from, time.Now()
+	}
+	defer save()
+	n.log.Info("following the cluster's changes", "stream", DocStream, "from", from+1)
+	for attempt := 0; ctx.Err() == nil; attempt++ {
+		cc := jetstream.OrderedConsumerConfig{FilterSubjects: []string{docSubject + "*"}}
+		if from > 0 {
+			cc.DeliverPolicy, cc.OptStartSeq = jetstream.DeliverByStartSequencePolicy, from+1
+		}
+		cons, err := n.js.OrderedConsumer(ctx, DocStream, cc)
+		if err != nil {
+			if ctx.Err() == nil {
+				n.log.Warn("following the cluster's changes", "err", err)
+			}
+			wait(ctx, backoff(attempt))
+			continue
+		}
+		it, err := cons.Messages()
+		if err != nil {
+			n.log.Warn("following the cluster's changes", "err", err)
+			wait(ctx, backoff(attempt))
+			continue
+		}
+		unblock := context.AfterFunc(ctx, it.Stop) // Next returns once following stops
+		for {
+			msg, err := it.Next()
+			if err != nil {
+				if ctx.Err() == nil && !errors.Is(err, jetstream.ErrMsgIteratorClosed) {
+					n.log.Warn("following the cluster's changes", "err", err)
+				}
+				break
+			}
+			attempt = 0
+			meta, err := msg.Metadata()
+			if err != nil || meta.Sequence.Stream <= from {
+				continue // not a stream message, or one applied before a restart of the consumer
+			}
+			if !n.applied(ctx, msg) {
+				c := Change{Seq: meta.Sequence.Stream, Doc: strings.TrimPrefix(msg.Subject(), docSubject),
+					Owner: msg.Headers().Get(ownerHeader), Chunk: msg.Data()}
+				if !n.applyOne(ctx, c, apply) {
+					break
+				}
+			}
+			from = meta.Sequence.Stream
+			if time.Since(savedAt) >= markEvery {
+				save()
+			}
+		}
+		unblock()
+		it.Stop()
+	}
+}
+
+// applied reports whether msg is a publication of this process whose own
+// copy was kept, waiting for Publish to know.
+func (n *Node) applied(ctx context.Context, msg jetstream.Msg) bool {
+	id := msg.Headers().Get(jetstream.MsgIDHeader)
+	n.mu.Lock()
+	p := n.own[id]
+	delete(n.own, id)
+	n.mu.Unlock()
+	if p == nil {
+		return false
+	}
+	select {
+	case <-p.done:
+		return p.kept
+	case <-ctx.Done():
+		return false
+	}
+}
+
+// applyOne applies c, retrying until it succeeds; false if following
+// stopped first.
+func (n *Node) applyOne(ctx context.Context, c Change, apply func(context.Context, Change) error) bool {
+	for attempt := 0; ; attempt++ {
+		err := apply(ctx, c)
+		if err == nil {
+			return true
+		}
+		if ctx.Err() != nil {
+			return false
+		}
+		n.log.Warn("applying a change from another node; will retry", "doc", c.Doc, "seq", c.Seq, "bytes", len(c.Chunk), "attempt", attempt+1, "err", err)
+		if !wait(ctx, backoff(attempt)) {
+			return false
+		}
+	}
+}
+
+// Close stops following, then the node: in a cluster the others carry on
+// without it. Call it after the relay stops publishing, before the store
+// that holds the marks closes.
+func (n *Node) Close() error {
+	n.closeOnce.Do(func() {
+		n.StopFollowing()
+		if n.nc != nil {
+			n.nc.Close()
+		}
+		n.ns.Shutdown()
+		n.ns.WaitForShutdown()
+	})
+	return nil
+}
+
+// backoff is the pause before retry attempt+1: 50 ms doubling to 2 s.
+func backoff(attempt int) time.Duration {
+	return min(50*time.Millisecond<<min(attempt, 6), 2*time.Second)
+}
+
+// wait pauses for d; false if ctx ended first.
+func wait(ctx context.Context, d time.Duration) bool {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+		return false
+	case <-t.C:
+		return true
+	}
+}
+
+// natsLogger passes the embedded server's warnings and errors to slog; its
+// notices (startup banners, routes made) are debug lines.
+type natsLogger struct{ l *slog.Logger }
+
+func (g natsLogger) Noticef(f string, v ...any) { g.l.Debug("nats: " + fmt.Sprintf(f, v...)) }
+func (g natsLogger) Warnf(f string, v ...any)   { g.l.Warn("nats: " + fmt.Sprintf(f, v...)) }
+func (g natsLogger) Errorf(f string, v ...any)  { g.l.Error("nats: " + fmt.Sprintf(f, v...)) }
+func (g natsLogger) Fatalf(f string, v ...any)  { g.l.Error("nats: " + fmt.Sprintf(f, v...)) }
+func (g natsLogger) Debugf(f string, v ...any)  { g.l.Debug("nats: " + fmt.Sprintf(f, v...)) }
+func (g natsLogger) Tracef(f string, v ...any)  { g.l.Debug("nats: " + fmt.Sprintf(f, v...)) }

@@ -42,6 +42,7 @@ type config struct {
 	tlsKey         string
 	workers        int
 	workerTimeout  time.Duration
+	docMemory      int64
 	maxConns       int
 	limits         relay.Limits
 	logLevel       string
@@ -89,6 +90,7 @@ func (c *config) flags(fs *flag.FlagSet) {
 	fs.StringVar(&c.tlsCert, "tls-cert", env("HAVEN_SYNCD_TLS_CERT", ""), "TLS certificate file (HAVEN_SYNCD_TLS_CERT)")
 	fs.StringVar(&c.tlsKey, "tls-key", env("HAVEN_SYNCD_TLS_KEY", ""), "TLS key file (HAVEN_SYNCD_TLS_KEY)")
 	fs.IntVar(&c.workers, "workers", defaultWorkers(), "CRDT worker processes (default: one per CPU, at least 2)")
+	fs.Int64Var(&c.docMemory, "doc-memory", int64(intEnv("HAVEN_SYNCD_DOC_MEMORY", int(defaultDocMemory()))), "bytes of memory the CRDT workers may spend on the documents they hold open, in all (estimated from the documents' saved size), split evenly between them; past it a worker lets go of the documents it worked on least recently and loads them again from the store when next needed. Default: a 256th of the machine's memory, between 48 MiB and 1 GiB; 0: no bound (HAVEN_SYNCD_DOC_MEMORY)")
 	fs.DurationVar(&c.workerTimeout, "worker-timeout", worker.DefaultCallTimeout, "longest a CRDT worker may take over one call (a legitimate one on a 16 MiB document takes a few seconds); a worker past it is killed and restarted, the messages it held are retried one at a time, and one that takes too long again is quarantined")
 	fs.IntVar(&c.maxConns, "max-conns", 1000, "most devices connected at once; more are told to try again later")
 	fs.IntVar(&c.limits.ConnsPerDevice, "max-conns-per-device", intEnv("HAVEN_SYNCD_MAX_CONNS_PER_DEVICE", 4), "most connections one device may hold at once (HAVEN_SYNCD_MAX_CONNS_PER_DEVICE)")
@@ -275,7 +277,7 @@ func serve(ctx context.Context, c config, stdout, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
-	pool, err := worker.Start(worker.Config{Command: workerCommand(self), Env: workerEnv(), Workers: c.workers, CallTimeout: c.workerTimeout, Host: srv.Host(), Logger: log})
+	pool, err := worker.Start(worker.Config{Command: workerCommand(self), Env: workerEnv(), Workers: c.workers, CallTimeout: c.workerTimeout, DocMemory: docMemoryPerWorker(c.docMemory, c.workers), Host: srv.Host(), Logger: log})
 	if err != nil {
 		return err
 	}

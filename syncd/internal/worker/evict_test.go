@@ -36,8 +36,8 @@ func TestChildHoldsDocumentsWithinItsBound(t *testing.T) {
 	unbounded.Close()
 
 	each := all.Bytes / docs
-	bound := 4*each + each/2 // room for four
-	p := runPool(t, host, Config{Workers: 1, DocMemory: bound})
+	bound := 4*each + each/2 // room for four, as the repo estimates them
+	p := runPool(t, host, Config{Workers: 1, DocMemory: bound * residentPerEstimated})
 	for i, c := range clients {
 		c.syncWith(t, p, ids[i])
 		if u := p.Usage(); u.Bytes > bound || u.Docs == 0 {

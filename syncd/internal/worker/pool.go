@@ -65,11 +65,12 @@ type Config struct {
 	// and one that takes too long again is quarantined. Default
 	// DefaultCallTimeout.
 	CallTimeout time.Duration
-	// DocMemory bounds, in bytes, the memory each child's open documents
-	// take (estimated from their saved size: repo.Options.MaxBytes). Past
-	// it a child lets go of the documents least recently worked on, which
-	// are loaded again from the store when next needed. Zero: no bound, a
-	// child keeps every document it ever worked on.
+	// DocMemory bounds, in bytes, the memory each child spends on the
+	// documents it holds open, with what it keeps for each (estimated from
+	// their saved size: repo.Options.MaxBytes and residentPerEstimated).
+	// Past it a child lets go of the documents least recently worked on,
+	// which are loaded again from the store when next needed. Zero: no
+	// bound, a child keeps every document it ever worked on.
 	DocMemory int64
 	Host      Host
 	Logger    *slog.Logger

@@ -1,0 +1,54 @@
+package main
+
+import (
+	"bufio"
+	"os"
+	"strconv"
+	"strings"
+)
+
+// defaultDocMemory is how much memory the CRDT workers may spend on the
+// documents they hold open, in all (-doc-memory): a 256th of the machine's
+// memory, at least 48 MiB and at most 1 GiB. A relay needs in memory only
+// the documents being synced now; the rest is a cache, and what it saves
+// is a load from the store (a millisecond or two for a record). The floor
+// keeps a small machine's relay from loading the same documents over and
+// over; the ceiling keeps a large one from holding every document it ever
+// saw. Besides it, each worker takes about 30 MiB (its runtime and the
+// binary) and the parent its store's caches.
+func defaultDocMemory() int64 {
+	const floor, ceiling = 48 << 20, 1 << 30
+	total, ok := memTotal("/proc/meminfo")
+	if !ok {
+		return floor
+	}
+	return min(max(total/256, floor), ceiling)
+}
+
+// memTotal reads MemTotal, in bytes, from a /proc/meminfo-shaped file.
+func memTotal(path string) (int64, bool) {
+	f, err := os.Open(path)
+	if err != nil {
+		return 0, false
+	}
+	defer f.Close()
+	sc := bufio.NewScanner(f)
+	for sc.Scan() {
+		v, ok := strings.CutPrefix(sc.Text(), "MemTotal:")
+		if !ok {
+			continue
+		}
+		kb, err := strconv.ParseInt(strings.TrimSuffix(strings.TrimSpace(v), " kB"), 10, 64)
+		return kb << 10, err == nil && kb > 0
+	}
+	return 0, false
+}
+
+// docMemoryPerWorker splits the workers' document memory between them;
+// 0 (no bound) stays 0.
+func docMemoryPerWorker(total int64, workers int) int64 {
+	if total <= 0 {
+		return 0
+	}
+	return max(total/int64(max(workers, 1)), 1)
+}

@@ -9,6 +9,7 @@ import (
 	"net"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -243,5 +244,29 @@ func TestClusterOfThree(t *testing.T) {
 	}
 	if c := recs[1].next(t, "n1 to apply n0's second change"); string(c.Chunk) != "n0 again" {
 		t.Fatalf("n1 applied %q next, want n0's second change", c.Chunk)
+	}
+}
+
+// BenchmarkPublishAlone is what a relay alone adds to each change it
+// acknowledges: one publication of a 1 KiB chunk (a note) to its own
+// JetStream, with this node's follower running.
+func BenchmarkPublishAlone(b *testing.B) {
+	dir := b.TempDir()
+	st, err := store.Open(filepath.Join(dir, "store"), store.Options{Key: testKey})
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer st.Close()
+	n, err := Open(context.Background(), Config{Dir: filepath.Join(dir, "cluster"), Key: testKey})
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer n.Close()
+	n.Follow(st, func(context.Context, Change) error { return nil })
+	chunk := bytes.Repeat([]byte{1}, 1024)
+	for i := 0; b.Loop(); i++ {
+		if err := n.Publish(context.Background(), "doc"+strconv.Itoa(i%50), "home-1", chunk, keepOK); err != nil {
+			b.Fatal(err)
+		}
 	}
 }

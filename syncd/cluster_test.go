@@ -13,6 +13,7 @@ import (
 	"os/exec"
 	"os/signal"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -22,6 +23,7 @@ import (
 
 	"haven/shared/crdt"
 	"haven/shared/docid"
+	"haven/shared/wire"
 )
 
 // testServeEnv makes the test binary run `syncd serve` with the arguments
@@ -203,14 +205,17 @@ func copyFile(from, to string) error {
 	return os.WriteFile(to, b, 0o600)
 }
 
-// Three relay nodes on loopback are one relay: a change a device makes
-// through node A reaches a device connected to node B, and a change node A
-// acknowledged survives node A's sudden death: the other nodes hold it.
-func TestClusterCarriesChangesAcrossNodes(t *testing.T) {
+// startCluster starts three nodes seeded with one care home and a device
+// enrolled for it per name; it returns the home and the enrolments.
+func startCluster(t *testing.T, devices ...string) (string, []wire.Enrollment, []*nodeProc) {
+	t.Helper()
 	seed := filepath.Join(t.TempDir(), "seed")
 	p := startRelay(t, seed, clusterAddr(t))
 	home := idRE.FindString(p.admin("create-home", "Larch House"))
-	enrA, enrB, enrC := p.enroll(home, "Larch office"), p.enroll(home, "Larch nurses' station"), p.enroll(home, "Larch lounge")
+	var enrs []wire.Enrollment
+	for _, name := range devices {
+		enrs = append(enrs, p.enroll(home, name))
+	}
 	p.stop()
 	root := t.TempDir()
 	datas := make([]string, 3)
@@ -218,7 +223,15 @@ func TestClusterCarriesChangesAcrossNodes(t *testing.T) {
 		datas[i] = filepath.Join(root, "node"+strconv.Itoa(i))
 		copyRelayData(t, seed, datas[i])
 	}
-	nodes := startNodes(t, datas)
+	return home, enrs, startNodes(t, datas)
+}
+
+// Three relay nodes on loopback are one relay: a change a device makes
+// through node A reaches a device connected to node B, and a change node A
+// acknowledged survives node A's sudden death: the other nodes hold it.
+func TestClusterCarriesChangesAcrossNodes(t *testing.T) {
+	home, enrs, nodes := startCluster(t, "Larch office", "Larch nurses' station", "Larch lounge")
+	enrA, enrB, enrC := enrs[0], enrs[1], enrs[2]
 
 	a := newDevice(t, "carer-a", enrA, nodes[0].url())
 	b := newDevice(t, "carer-b", enrB, nodes[1].url())
@@ -271,4 +284,19 @@ func TestClusterCarriesChangesAcrossNodes(t *testing.T) {
 	waitFor(t, "the device on node C online", c.online)
 	c.client.Request(docs.RecordID)
 	waitFor(t, "node C to serve every change node A acknowledged", holds(c, docs.RecordID, acked))
+}
+
+// A device revoked through node C's admin socket is cut off node A, where
+// it is connected: the revocation goes through the cluster.
+func TestRevokeOnOneNodeCutsTheDeviceOnAnother(t *testing.T) {
+	_, enrs, nodes := startCluster(t, "Larch office")
+	d := newDevice(t, "carer-a", enrs[0], nodes[0].url())
+	waitFor(t, "the device online on node A", d.online)
+	began := time.Now()
+	var out bytes.Buffer
+	if err := run(context.Background(), []string{"admin", "-data", nodes[2].data, "revoke", enrs[0].Device}, &out, io.Discard); err != nil {
+		t.Fatalf("syncd admin revoke on node C: %v", err)
+	}
+	waitFor(t, "the device on node A to be cut off", func() bool { return slices.Contains(d.errorCodes(), wire.CodeDeviceRevoked) })
+	t.Logf("revoked on node C; the device on node A was told %v later", time.Since(began).Round(time.Millisecond))
 }

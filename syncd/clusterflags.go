@@ -9,6 +9,8 @@ import (
 	"strings"
 
 	"haven/syncd/internal/cluster"
+	"haven/syncd/internal/orgs"
+	"haven/syncd/internal/relay"
 )
 
 // clusterFlags join this relay to others as one relay (package cluster).
@@ -45,4 +47,24 @@ func (c *config) openCluster(ctx context.Context, log *slog.Logger) (*cluster.No
 		Name: f.name, Node: f.node, Listen: f.listen, Peers: strings.Split(f.peers, ","),
 		Logger: log.With("part", "cluster"),
 	})
+}
+
+// shareRevocations has a device revoked on any node cut off on every
+// node: it returns what the admin command calls on this node, which puts
+// the revocation in the cluster, and has this node apply every revocation
+// the cluster holds (those made before it started too) to its registry
+// and its live connections.
+func shareRevocations(node *cluster.Node, reg *orgs.Registry, srv *relay.Server, log *slog.Logger) func(device string) int {
+	node.WatchRevocations(func(ctx context.Context, device string) {
+		if err := reg.Revoke(ctx, device); err != nil {
+			log.Warn("applying a revocation made on another node", "device", device, "err", err)
+		}
+		srv.DeviceRevoked(device)
+	})
+	return func(device string) int {
+		if err := node.Revoke(context.Background(), device); err != nil {
+			log.Error("revocation not passed to the relay's other nodes: revoke the device again", "device", device, "err", err)
+		}
+		return srv.DeviceRevoked(device)
+	}
 }

@@ -287,7 +287,7 @@ func serve(ctx context.Context, c config, stdout, stderr io.Writer) error {
 	srv.Start(pool)
 	node.Follow(st, func(ctx context.Context, ch cluster.Change) error { return srv.Absorb(ctx, ch.Doc, ch.Owner, ch.Chunk) })
 
-	adm := &admin.Admin{Store: st, Orgs: reg, OnDocument: srv.RegisterDocument, OnRevoke: srv.DeviceRevoked, OnScopes: srv.ScopesChanged,
+	adm := &admin.Admin{Store: st, Orgs: reg, OnDocument: srv.RegisterDocument, OnRevoke: shareRevocations(node, reg, srv, log), OnScopes: srv.ScopesChanged,
 		OnServices: srv.LoadServices}
 	stopAdmin, err := serveAdminSocket(c.adminSocket(), adm, log)
 	if err != nil {

@@ -43,6 +43,10 @@ const (
 	// DocStream holds every document change; subjects are docSubject+ID.
 	DocStream  = "HAVEN_DOCS"
 	docSubject = "haven.doc."
+	// RevokedBucket is the KV bucket of revoked devices: device ID →
+	// when it was revoked (RFC 3339). A revocation made on any node is
+	// applied by every node, to its registry and its live connections.
+	RevokedBucket = "haven-revoked"
 	// ownerHeader names the organisation owning the document, for a node
 	// that has not seen it before (the relay's scope check needs it).
 	ownerHeader = "Haven-Owner"
@@ -98,6 +102,7 @@ type Node struct {
 	ns       *server.Server
 	nc       *nats.Conn
 	js       jetstream.JetStream
+	revoked  jetstream.KeyValue
 	replicas int
 
 	// instance tells this process's publications from those of another
@@ -108,7 +113,7 @@ type Node struct {
 	mu  sync.Mutex
 	own map[string]*published // message ID → this process's publication not yet followed past
 
-	stopFollow context.CancelFunc // nil until Follow; guarded by mu
+	stopFollow context.CancelFunc // ends Follow and WatchRevocations; nil before either; guarded by mu
 	following  sync.WaitGroup
 	closeOnce  sync.Once
 }
@@ -243,9 +248,13 @@ func (n *Node) ensureStreams(ctx context.Context) error {
 		MaxMsgSize: maxPayload,
 		Duplicates: 2 * time.Minute,
 	}
+	kvc := jetstream.KeyValueConfig{Bucket: RevokedBucket, History: 1, Storage: jetstream.FileStorage, Replicas: n.replicas}
 	for attempt := 0; ; attempt++ {
 		actx, cancel := context.WithTimeout(ctx, 5*time.Second)
 		_, err := n.js.CreateOrUpdateStream(actx, cfg)
+		if err == nil {
+			n.revoked, err = n.js.CreateOrUpdateKeyValue(actx, kvc)
+		}
 		cancel()
 		if err == nil {
 			return nil
@@ -348,15 +357,25 @@ type Marks interface {
 // Automerge changes twice is) and return nil for a change it cannot ever
 // apply, after reporting it. Call Follow once.
 func (n *Node) Follow(marks Marks, apply func(context.Context, Change) error) {
-	ctx, cancel := context.WithCancel(context.Background())
-	n.mu.Lock()
-	n.stopFollow = cancel
-	n.mu.Unlock()
+	ctx := n.followContext()
 	n.following.Go(func() { n.follow(ctx, marks, apply) })
 }
 
-// StopFollowing stops Follow and waits for it: no apply is running or
-// starts after it returns, and the mark is saved.
+// followContext is a context StopFollowing ends.
+func (n *Node) followContext() context.Context {
+	ctx, cancel := context.WithCancel(context.Background())
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	if prev := n.stopFollow; prev != nil {
+		n.stopFollow = func() { prev(); cancel() }
+	} else {
+		n.stopFollow = cancel
+	}
+	return ctx
+}
+
+// StopFollowing stops Follow and WatchRevocations and waits for them: no
+// apply is running or starts after it returns, and the mark is saved.
 func (n *Node) StopFollowing() {
 	n.mu.Lock()
 	stop := n.stopFollow
@@ -473,6 +492,63 @@ func (n *Node) applyOne(ctx context.Context, c Change, apply func(context.Contex
 		n.log.Warn("applying a change from another node; will retry", "doc", c.Doc, "seq", c.Seq, "bytes", len(c.Chunk), "attempt", attempt+1, "err", err)
 		if !wait(ctx, backoff(attempt)) {
 			return false
+		}
+	}
+}
+
+// validDevice accepts a device ID as a KV key.
+func validDevice(id string) bool { return validDoc(strings.ReplaceAll(id, "-", "")) }
+
+// Revoke records in the cluster that device is revoked, at the cluster's
+// replication: every node's WatchRevocations hears of it, now or when it
+// next starts.
+func (n *Node) Revoke(ctx context.Context, device string) error {
+	if !validDevice(device) {
+		return fmt.Errorf("cluster: device ID %q cannot be a key", device)
+	}
+	ctx, cancel := context.WithTimeout(ctx, publishBudget)
+	defer cancel()
+	if _, err := n.revoked.Put(ctx, device, []byte(time.Now().UTC().Format(time.RFC3339Nano))); err != nil {
+		return fmt.Errorf("cluster: revocation of %s not held by the cluster: %w", device, err)
+	}
+	return nil
+}
+
+// WatchRevocations calls apply with every device revoked in the cluster:
+// first those revoked before (on any node, this one included), then each
+// as it is revoked, until StopFollowing or Close. apply must be idempotent:
+// a device revoked on this node is handed back too.
+func (n *Node) WatchRevocations(apply func(ctx context.Context, device string)) {
+	ctx := n.followContext()
+	n.following.Go(func() {
+		for attempt := 0; ctx.Err() == nil; attempt++ {
+			w, err := n.revoked.WatchAll(ctx)
+			if err != nil {
+				if ctx.Err() == nil {
+					n.log.Warn("watching revocations", "err", err)
+				}
+				wait(ctx, backoff(attempt))
+				continue
+			}
+			n.watchRevoked(ctx, w, apply)
+			w.Stop()
+		}
+	})
+}
+
+// watchRevoked applies what w reports until it ends or ctx does.
+func (n *Node) watchRevoked(ctx context.Context, w jetstream.KeyWatcher, apply func(context.Context, string)) {
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case e, ok := <-w.Updates():
+			if !ok {
+				return
+			}
+			if e != nil && e.Operation() == jetstream.KeyValuePut {
+				apply(ctx, e.Key())
+			}
 		}
 	}
 }

@@ -270,3 +270,42 @@ func BenchmarkPublishAlone(b *testing.B) {
 		}
 	}
 }
+
+// A revocation is handed to the watcher as it is made, and again to a
+// node that starts after it: a node that was down when a device was
+// revoked still cuts it off.
+func TestRevocationsReachWatchers(t *testing.T) {
+	dir := t.TempDir()
+	watch := func(n *Node) chan string {
+		got := make(chan string, 10)
+		n.WatchRevocations(func(_ context.Context, dev string) { got <- dev })
+		return got
+	}
+	next := func(got chan string) string {
+		select {
+		case dev := <-got:
+			return dev
+		case <-time.After(20 * time.Second):
+			t.Fatal("timed out waiting for a revocation")
+			return ""
+		}
+	}
+	n := openAlone(t, dir)
+	got := watch(n)
+	if err := n.Revoke(context.Background(), "dev-abc123"); err != nil {
+		t.Fatalf("Revoke = %v", err)
+	}
+	if dev := next(got); dev != "dev-abc123" {
+		t.Fatalf("watcher heard %q, want dev-abc123", dev)
+	}
+	if err := n.Revoke(context.Background(), "dev.*"); err == nil {
+		t.Fatal("Revoke(a key with wildcards) = nil")
+	}
+	n.Close()
+
+	n = openAlone(t, dir)
+	defer n.Close()
+	if dev := next(watch(n)); dev != "dev-abc123" {
+		t.Fatalf("after a restart the watcher heard %q, want dev-abc123", dev)
+	}
+}

@@ -586,11 +586,27 @@ func wait(ctx context.Context, d time.Duration) bool {
 }
 
 // natsLogger passes the embedded server's warnings and errors to slog; its
-// notices (startup banners, routes made) are debug lines.
+// notices (startup banners, routes made) are debug lines, and so are the
+// warnings about choices made here on purpose (expected).
 type natsLogger struct{ l *slog.Logger }
 
+// expected are the starts of the server's warnings about this package's
+// own settings: the relay's password is made afresh in memory at each
+// start and never leaves the process, and a payload must hold the largest
+// chunk the store takes.
+var expected = []string{"Plaintext passwords detected", "Maximum payloads over"}
+
 func (g natsLogger) Noticef(f string, v ...any) { g.l.Debug("nats: " + fmt.Sprintf(f, v...)) }
-func (g natsLogger) Warnf(f string, v ...any)   { g.l.Warn("nats: " + fmt.Sprintf(f, v...)) }
+func (g natsLogger) Warnf(f string, v ...any) {
+	msg := fmt.Sprintf(f, v...)
+	for _, e := range expected {
+		if strings.HasPrefix(msg, e) {
+			g.l.Debug("nats: " + msg)
+			return
+		}
+	}
+	g.l.Warn("nats: " + msg)
+}
 func (g natsLogger) Errorf(f string, v ...any)  { g.l.Error("nats: " + fmt.Sprintf(f, v...)) }
 func (g natsLogger) Fatalf(f string, v ...any)  { g.l.Error("nats: " + fmt.Sprintf(f, v...)) }
 func (g natsLogger) Debugf(f string, v ...any)  { g.l.Debug("nats: " + fmt.Sprintf(f, v...)) }

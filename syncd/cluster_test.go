@@ -92,8 +92,9 @@ func (n *nodeProc) kill() {
 
 // startNodes starts one process per data folder as one cluster, each
 // waiting for the others (a cluster node serves once a quorum of nodes is
-// up), and returns once every one is listening.
-func startNodes(t *testing.T, datas []string) []*nodeProc {
+// up), and returns once every one is listening, and every node's route
+// address.
+func startNodes(t *testing.T, datas []string) ([]*nodeProc, []string) {
 	t.Helper()
 	routes := make([]string, len(datas))
 	for i := range routes {
@@ -102,42 +103,7 @@ func startNodes(t *testing.T, datas []string) []*nodeProc {
 	nodes := make([]*nodeProc, len(datas))
 	listening := make(chan error, len(datas))
 	for i, data := range datas {
-		n := &nodeProc{t: t, name: "node-" + strconv.Itoa(i), data: data, addr: clusterAddr(t), stderr: &lockedBuffer{}, exited: make(chan struct{})}
-		args, _ := json.Marshal([]string{"serve", "-data", data, "-listen", n.addr, "-workers", "1", "-log-level", "warn",
-			"-cluster-name", "haven-test", "-node-name", n.name, "-cluster-listen", routes[i], "-cluster-peers", strings.Join(routes, ",")})
-		n.cmd = exec.Command(os.Args[0], "-test.run=^$")
-		n.cmd.Env = append(os.Environ(), testServeEnv+"="+string(args))
-		n.cmd.Stderr = n.stderr
-		out, err := n.cmd.StdoutPipe()
-		if err != nil {
-			t.Fatal(err)
-		}
-		if err := n.cmd.Start(); err != nil {
-			t.Fatal(err)
-		}
-		go func() {
-			r := bufio.NewReader(out)
-			line, err := r.ReadString('\n')
-			if err == nil && !strings.Contains(line, "listening on ws://"+n.addr) {
-				err = fmt.Errorf("%s said %q", n.name, line)
-			}
-			listening <- err
-			io.Copy(io.Discard, r)
-		}()
-		go func() { n.cmd.Wait(); close(n.exited) }()
-		nodes[i] = n
-		t.Cleanup(func() {
-			n.cmd.Process.Signal(syscall.SIGTERM)
-			select {
-			case <-n.exited:
-			case <-time.After(15 * time.Second):
-				t.Errorf("%s did not stop within 15 s of SIGTERM", n.name)
-				n.kill()
-			}
-			if t.Failed() {
-				t.Logf("%s stderr:\n%s", n.name, n.stderr.String())
-			}
-		})
+		nodes[i] = startNode(t, "node-"+strconv.Itoa(i), data, routes[i], routes, listening)
 	}
 	for range datas {
 		select {
@@ -149,7 +115,49 @@ func startNodes(t *testing.T, datas []string) []*nodeProc {
 			t.Fatal("the cluster's nodes did not start within a minute")
 		}
 	}
-	return nodes
+	return nodes, routes
+}
+
+// startNode starts one node process taking routes on route and dialling
+// peers; listening gets nil once it serves, or why it did not start.
+func startNode(t *testing.T, name, data, route string, peers []string, listening chan<- error) *nodeProc {
+	t.Helper()
+	n := &nodeProc{t: t, name: name, data: data, addr: clusterAddr(t), stderr: &lockedBuffer{}, exited: make(chan struct{})}
+	args, _ := json.Marshal([]string{"serve", "-data", data, "-listen", n.addr, "-workers", "1", "-log-level", "warn",
+		"-cluster-name", "haven-test", "-node-name", name, "-cluster-listen", route, "-cluster-peers", strings.Join(peers, ",")})
+	n.cmd = exec.Command(os.Args[0], "-test.run=^$")
+	n.cmd.Env = append(os.Environ(), testServeEnv+"="+string(args))
+	n.cmd.Stderr = n.stderr
+	out, err := n.cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := n.cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	go func() {
+		r := bufio.NewReader(out)
+		line, err := r.ReadString('\n')
+		if err == nil && !strings.Contains(line, "listening on ws://"+n.addr) {
+			err = fmt.Errorf("%s said %q", n.name, line)
+		}
+		listening <- err
+		io.Copy(io.Discard, r)
+	}()
+	go func() { n.cmd.Wait(); close(n.exited) }()
+	t.Cleanup(func() {
+		n.cmd.Process.Signal(syscall.SIGTERM)
+		select {
+		case <-n.exited:
+		case <-time.After(15 * time.Second):
+			t.Errorf("%s did not stop within 15 s of SIGTERM", n.name)
+			n.kill()
+		}
+		if t.Failed() {
+			t.Logf("%s stderr:\n%s", n.name, n.stderr.String())
+		}
+	})
+	return n
 }
 
 // clusterAddr is a free loopback address for a node's websocket or route
@@ -208,6 +216,14 @@ func copyFile(from, to string) error {
 // startCluster starts three nodes seeded with one care home and a device
 // enrolled for it per name; it returns the home and the enrolments.
 func startCluster(t *testing.T, devices ...string) (string, []wire.Enrollment, []*nodeProc) {
+	home, enrs, nodes, _, _ := startClusterSeeded(t, devices...)
+	return home, enrs, nodes
+}
+
+// startClusterSeeded is startCluster, also returning the stopped relay's
+// data folder the nodes were copied from, and the nodes' route addresses,
+// for a node started later.
+func startClusterSeeded(t *testing.T, devices ...string) (string, []wire.Enrollment, []*nodeProc, string, []string) {
 	t.Helper()
 	seed := filepath.Join(t.TempDir(), "seed")
 	p := startRelay(t, seed, clusterAddr(t))
@@ -223,15 +239,16 @@ func startCluster(t *testing.T, devices ...string) (string, []wire.Enrollment, [
 		datas[i] = filepath.Join(root, "node"+strconv.Itoa(i))
 		copyRelayData(t, seed, datas[i])
 	}
-	return home, enrs, startNodes(t, datas)
+	nodes, routes := startNodes(t, datas)
+	return home, enrs, nodes, seed, routes
 }
 
 // Three relay nodes on loopback are one relay: a change a device makes
 // through node A reaches a device connected to node B, and a change node A
 // acknowledged survives node A's sudden death: the other nodes hold it.
 func TestClusterCarriesChangesAcrossNodes(t *testing.T) {
-	home, enrs, nodes := startCluster(t, "Larch office", "Larch nurses' station", "Larch lounge")
-	enrA, enrB, enrC := enrs[0], enrs[1], enrs[2]
+	home, enrs, nodes, seed, routes := startClusterSeeded(t, "Larch office", "Larch nurses' station", "Larch lounge", "Larch garden room")
+	enrA, enrB, enrC, enrD := enrs[0], enrs[1], enrs[2], enrs[3]
 
 	a := newDevice(t, "carer-a", enrA, nodes[0].url())
 	b := newDevice(t, "carer-b", enrB, nodes[1].url())
@@ -284,6 +301,26 @@ func TestClusterCarriesChangesAcrossNodes(t *testing.T) {
 	waitFor(t, "the device on node C online", c.online)
 	c.client.Request(docs.RecordID)
 	waitFor(t, "node C to serve every change node A acknowledged", holds(c, docs.RecordID, acked))
+
+	// A node that joins now with no documents catches up from the
+	// cluster, and serves them too.
+	data := filepath.Join(t.TempDir(), "node3")
+	copyRelayData(t, seed, data)
+	listening := make(chan error, 1)
+	route := clusterAddr(t)
+	late := startNode(t, "node-3", data, route, append(routes[1:], route), listening)
+	select {
+	case err := <-listening:
+		if err != nil {
+			t.Fatal(err)
+		}
+	case <-time.After(60 * time.Second):
+		t.Fatal("a fourth node did not start within a minute")
+	}
+	d := newDevice(t, "carer-d", enrD, late.url())
+	waitFor(t, "the device on the new node online", d.online)
+	d.client.Request(docs.RecordID)
+	waitFor(t, "the new node to serve every change node A acknowledged", holds(d, docs.RecordID, acked))
 }
 
 // A device revoked through node C's admin socket is cut off node A, where

@@ -106,16 +106,22 @@ func startNodes(t *testing.T, datas []string) ([]*nodeProc, []string) {
 		nodes[i] = startNode(t, "node-"+strconv.Itoa(i), data, routes[i], routes, listening)
 	}
 	for range datas {
-		select {
-		case err := <-listening:
-			if err != nil {
-				t.Fatal(err)
-			}
-		case <-time.After(60 * time.Second):
-			t.Fatal("the cluster's nodes did not start within a minute")
-		}
+		waitListening(t, listening)
 	}
 	return nodes, routes
+}
+
+// waitListening waits for one node started with listening to serve.
+func waitListening(t *testing.T, listening <-chan error) {
+	t.Helper()
+	select {
+	case err := <-listening:
+		if err != nil {
+			t.Fatal(err)
+		}
+	case <-time.After(60 * time.Second):
+		t.Fatal("a node did not start within a minute")
+	}
 }
 
 // startNode starts one node process taking routes on route and dialling
@@ -309,14 +315,7 @@ func TestClusterCarriesChangesAcrossNodes(t *testing.T) {
 	listening := make(chan error, 1)
 	route := clusterAddr(t)
 	late := startNode(t, "node-3", data, route, append(routes[1:], route), listening)
-	select {
-	case err := <-listening:
-		if err != nil {
-			t.Fatal(err)
-		}
-	case <-time.After(60 * time.Second):
-		t.Fatal("a fourth node did not start within a minute")
-	}
+	waitListening(t, listening)
 	d := newDevice(t, "carer-d", enrD, late.url())
 	waitFor(t, "the device on the new node online", d.online)
 	d.client.Request(docs.RecordID)

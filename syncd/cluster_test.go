@@ -152,9 +152,11 @@ func startNode(t *testing.T, name, data, route string, peers []string, listening
 	}()
 	go func() { n.cmd.Wait(); close(n.exited) }()
 	t.Cleanup(func() {
+		began := time.Now()
 		n.cmd.Process.Signal(syscall.SIGTERM)
 		select {
 		case <-n.exited:
+			t.Logf("%s exited %v after SIGTERM", n.name, time.Since(began).Round(time.Millisecond))
 		case <-time.After(15 * time.Second):
 			t.Errorf("%s did not stop within 15 s of SIGTERM", n.name)
 			n.kill()

@@ -11,6 +11,8 @@ import (
 	"os"
 	"strconv"
 	"sync"
+	"sync/atomic"
+	"time"
 
 	"haven/shared/crdt"
 	"haven/shared/docid"
@@ -74,6 +76,7 @@ func serve(call, host io.ReadWriteCloser, log *slog.Logger, onWork func(WorkArgs
 	defer r.Close()
 	svc := &Worker{vet: newVetter(hc.c), onWork: onWork, repo: r}
 	r.OnEvict(svc.vet.evicted)
+	defer trimAfterEvictions(r)()
 	svc.eng = syncer.New(r, syncer.Options{
 		States:    hc,
 		Check:     crdt.CheckSyncMessage,
@@ -96,6 +99,36 @@ func serve(call, host io.ReadWriteCloser, log *slog.Logger, onWork func(WorkArgs
 	// until the parent kills it.
 	srv.ServeConn(call)
 	return svc.eng.Flush(context.Background())
+}
+
+// trimEvery is how often a child that has evicted documents hands the
+// memory they held back to the system (trimMalloc): the repo has the
+// collector free them meanwhile (repo.Options.MaxBytes).
+const trimEvery = 2 * time.Second
+
+// trimAfterEvictions trims the C heap every trimEvery while r evicts
+// documents, until the returned function is called.
+func trimAfterEvictions(r *repo.Repo) (stop func()) {
+	var evicted atomic.Int64
+	r.OnEvict(func(docid.ID, *crdt.Doc) { evicted.Add(1) })
+	done := make(chan struct{})
+	go func() {
+		tick := time.NewTicker(trimEvery)
+		defer tick.Stop()
+		var seen int64
+		for {
+			select {
+			case <-done:
+				return
+			case <-tick.C:
+				if n := evicted.Load(); n != seen {
+					seen = n
+					trimMalloc()
+				}
+			}
+		}
+	}()
+	return func() { close(done) }
 }
 
 // Worker is the child's RPC service. net/rpc runs calls concurrently: the

@@ -78,6 +78,9 @@ func asWholeDocument(msg, saved []byte) (out []byte, ok bool) {
 // namesNoHeads reports whether sync message b announces no heads: its
 // sender holds nothing of the document.
 func namesNoHeads(b []byte) bool {
+	if len(b) < 2 {
+		return false
+	}
 	r := reader{b: b, off: 1}
 	n, ok := r.uleb()
 	return ok && n == 0
@@ -86,12 +89,12 @@ func namesNoHeads(b []byte) bool {
 // withoutHaves returns a copy of version 1 sync message b with no "have"
 // entries, and true; or b and false if it does not parse.
 func withoutHaves(b []byte) ([]byte, bool) {
-	r := reader{b: b, off: 1}
-	if r.hashes("heads") != nil || r.hashes("need") != nil {
+	end, ok := changesOffset(b) // also checks the type byte
+	if !ok {
 		return b, false
 	}
-	end, ok := changesOffset(b)
-	if !ok {
+	r := reader{b: b, off: 1}
+	if r.hashes("heads") != nil || r.hashes("need") != nil {
 		return b, false
 	}
 	out := make([]byte, 0, r.off+1+len(b)-end)

@@ -185,6 +185,36 @@ func TestReadsWholeDocuments(t *testing.T) {
 	}
 }
 
+// FuzzWholeDocumentReaders: the readers of a peer's message that decide a
+// whole-document answer never panic, and the copy shown to automerge-go
+// differs from a well-formed message only in having no haves.
+func FuzzWholeDocumentReaders(f *testing.F) {
+	f.Add(fromNewPeer())
+	f.Add(EmptySyncMessage())
+	f.Add([]byte{0x42})
+	f.Add([]byte{})
+	f.Add(HeadsMessage([]Hash{{1}}))
+	f.Fuzz(func(t *testing.T, b []byte) {
+		readsWholeDocuments(b)
+		namesNoHeads(b)
+		out, ok := withoutHaves(b)
+		if !ok || CheckSyncMessage(b) != nil {
+			return
+		}
+		if err := CheckSyncMessage(out); err != nil {
+			t.Fatalf("withoutHaves(%x) = %x, which does not check: %v", b, out, err)
+		}
+		if CountChanges(out) != CountChanges(b) || readsWholeDocuments(out) != readsWholeDocuments(b) || namesNoHeads(out) != namesNoHeads(b) {
+			t.Fatalf("withoutHaves(%x) = %x changed more than the haves", b, out)
+		}
+		haves := 0
+		readHaves(out, func([]Hash) bool { haves++; return false })
+		if haves != 0 {
+			t.Fatalf("withoutHaves(%x) = %x keeps %d haves", b, out, haves)
+		}
+	})
+}
+
 // BenchmarkAnswerNewPeer: the first answer to a peer that holds nothing,
 // as changes (a peer that announces nothing) and as the whole document,
 // for a document of 8 changes of 40 fields each. It reports the answer's

@@ -58,18 +58,22 @@ func changesSection(b []byte) (start, end int, n uint64, ok bool) {
 
 // asWholeDocument rewrites version 1 sync message msg as a version 2
 // message carrying saved (a whole document in Automerge's save format) as
-// its one chunk, in place of any changes, with the same heads, need and
-// haves. It writes no capabilities section: a peer that saw one would send
-// version 2 messages back, which automerge-go cannot read. ok is false, and
-// msg returned as it was, for a message that does not parse.
+// its one chunk, in place of any changes, with the same heads and need. It
+// writes no haves: they would tell a peer what to send back, and a peer
+// that holds nothing has nothing to send; it would only check every change
+// of the document against their Bloom filter. Nor does it write a
+// capabilities section: a peer that saw one would send version 2 messages
+// back, which automerge-go cannot read. ok is false, and msg returned as
+// it was, for a message that does not parse.
 func asWholeDocument(msg, saved []byte) (out []byte, ok bool) {
-	start, _, _, ok := changesSection(msg)
+	start, _, ok := haveSection(msg)
 	if !ok || len(saved) == 0 {
 		return msg, false
 	}
-	out = make([]byte, 0, start+2*binary.MaxVarintLen64+len(saved))
+	out = make([]byte, 0, start+1+2*binary.MaxVarintLen64+len(saved))
 	out = append(out, syncV2)
 	out = append(out, msg[1:start]...)
+	out = append(out, 0) // no haves
 	out = binary.AppendUvarint(out, 1)
 	out = binary.AppendUvarint(out, uint64(len(saved)))
 	return append(out, saved...), true
@@ -89,16 +93,26 @@ func namesNoHeads(b []byte) bool {
 // withoutHaves returns a copy of version 1 sync message b with no "have"
 // entries, and true; or b and false if it does not parse.
 func withoutHaves(b []byte) ([]byte, bool) {
-	end, ok := changesOffset(b) // also checks the type byte
+	start, end, ok := haveSection(b)
 	if !ok {
 		return b, false
 	}
-	r := reader{b: b, off: 1}
-	if r.hashes("heads") != nil || r.hashes("need") != nil {
-		return b, false
-	}
-	out := make([]byte, 0, r.off+1+len(b)-end)
-	out = append(out, b[:r.off]...)
+	out := make([]byte, 0, start+1+len(b)-end)
+	out = append(out, b[:start]...)
 	out = append(out, 0) // no haves
 	return append(out, b[end:]...), true
+}
+
+// haveSection finds the "have" entries of version 1 sync message b: from
+// where their count begins to where the changes' count begins.
+func haveSection(b []byte) (start, end int, ok bool) {
+	end, ok = changesOffset(b) // also checks the type byte
+	if !ok {
+		return 0, 0, false
+	}
+	r := reader{b: b, off: 1}
+	if r.hashes("heads") != nil || r.hashes("need") != nil {
+		return 0, 0, false
+	}
+	return r.off, end, true
 }

@@ -42,6 +42,7 @@ func answer(t testing.TB, ss *SyncState, msg []byte) []byte {
 type parsedSync struct {
 	version byte
 	heads   []Hash
+	haves   int
 	chunks  [][]byte
 	tail    []byte // what follows the chunks (a capabilities section)
 }
@@ -56,6 +57,7 @@ func parseSync(t *testing.T, msg []byte) parsedSync {
 		t.Fatalf("message %x: heads unreadable", msg[:min(len(msg), 40)])
 	}
 	p.heads = heads
+	readHaves(v1, func([]Hash) bool { p.haves++; return false })
 	chunks, err := SyncMessageChanges(v1)
 	if err != nil {
 		t.Fatalf("SyncMessageChanges = %v", err)
@@ -82,6 +84,9 @@ func TestNewPeerGetsTheWholeDocumentInOneMessage(t *testing.T) {
 	got := parseSync(t, msg)
 	if got.version != syncV2 || len(got.chunks) != 1 {
 		t.Fatalf("answer to a new peer: type %#x with %d chunks, want %#x with the document as 1 chunk", got.version, len(got.chunks), syncV2)
+	}
+	if got.haves != 0 {
+		t.Fatalf("answer to a new peer carries %d haves: a peer with nothing has nothing to send back", got.haves)
 	}
 	if len(got.tail) != 0 {
 		t.Fatalf("answer ends with %x: a capabilities section would make the peer send version 2 messages back", got.tail)

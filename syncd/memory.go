@@ -8,21 +8,25 @@ import (
 )
 
 // defaultDocMemory is how much memory the CRDT workers may spend on the
-// documents they hold open, in all (-doc-memory): a 256th of the machine's
-// memory, at least 48 MiB and at most 1 GiB. A relay needs in memory only
-// the documents being synced now; the rest is a cache, and what it saves
-// is a load from the store (a millisecond or two for a record). The floor
-// keeps a small machine's relay from loading the same documents over and
-// over; the ceiling keeps a large one from holding every document it ever
-// saw. Besides it, each worker takes about 30 MiB (its runtime and the
-// binary) and the parent its store's caches.
+// documents they hold open, in all (-doc-memory): an eighth of the
+// machine's memory, at least 256 MiB and at most 16 GiB. A relay needs in
+// memory only the documents being synced now; the rest is a cache, and what
+// it saves is a load from the store. That load is not free: a record loaded
+// again between the round trips of its own exchange costs its whole
+// decoding each time, and a bound below the working set multiplied the
+// relay's CPU tenfold in the fresh-device benchmark. So the default is
+// generous, leaving the other seven eighths to the store's page cache and
+// the cluster's stream; the bound is for a region whose documents do not
+// all fit, which an operator sizes with the flag. Besides it, each worker
+// takes about 30 MiB (its runtime and the binary) and the parent its
+// store's caches.
 func defaultDocMemory() int64 {
-	const floor, ceiling = 48 << 20, 1 << 30
+	const floor, ceiling = 256 << 20, 16 << 30
 	total, ok := memTotal("/proc/meminfo")
 	if !ok {
 		return floor
 	}
-	return min(max(total/256, floor), ceiling)
+	return min(max(total/8, floor), ceiling)
 }
 
 // memTotal reads MemTotal, in bytes, from a /proc/meminfo-shaped file.

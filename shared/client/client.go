@@ -116,7 +116,7 @@ type Client struct {
 	// meanwhile (a record opened for a call, a resident moved in) is stored
 	// as any unasked one, and wakes whoever waits for it.
 	bootWant map[string]bool
-	list    chan []string
+	list     chan []string
 	// answers are the requests waiting for the relay's answer, by type and
 	// ID (ask.go); storedWait those waiting for a document to arrive.
 	answers    map[string]chan []byte

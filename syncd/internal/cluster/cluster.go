@@ -607,7 +607,8 @@ func (g natsLogger) Warnf(f string, v ...any) {
 	}
 	g.l.Warn("nats: " + msg)
 }
-func (g natsLogger) Errorf(f string, v ...any)  { g.l.Error("nats: " + fmt.Sprintf(f, v...)) }
-func (g natsLogger) Fatalf(f string, v ...any)  { g.l.Error("nats: " + fmt.Sprintf(f, v...)) }
-func (g natsLogger) Debugf(f string, v ...any)  { g.l.Debug("nats: " + fmt.Sprintf(f, v...)) }
-func (g natsLogger) Tracef(f string, v ...any)  { g.l.Debug("nats: " + fmt.Sprintf(f, v...)) }
+
+func (g natsLogger) Errorf(f string, v ...any) { g.l.Error("nats: " + fmt.Sprintf(f, v...)) }
+func (g natsLogger) Fatalf(f string, v ...any) { g.l.Error("nats: " + fmt.Sprintf(f, v...)) }
+func (g natsLogger) Debugf(f string, v ...any) { g.l.Debug("nats: " + fmt.Sprintf(f, v...)) }
+func (g natsLogger) Tracef(f string, v ...any) { g.l.Debug("nats: " + fmt.Sprintf(f, v...)) }

@@ -558,17 +558,23 @@ func socketPair() (parent, child *os.File, err error) {
 	return os.NewFile(uintptr(fds[0]), "parent"), os.NewFile(uintptr(fds[1]), "child"), nil
 }
 
-// tailBuffer keeps the last max bytes a child wrote to stderr.
+// tailBuffer keeps the last max bytes a child wrote to stderr, and the
+// first panic line it saw: a Go panic's goroutine dump can run past max and
+// push its own first line out.
 type tailBuffer struct {
-	mu  sync.Mutex
-	buf []byte
-	max int
+	mu    sync.Mutex
+	buf   []byte
+	max   int
+	cause string
 }
 
 func (t *tailBuffer) Write(b []byte) (int, error) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	t.buf = append(t.buf, b...)
+	if t.cause == "" {
+		t.cause = findPanicLine(t.buf)
+	}
 	if len(t.buf) > t.max {
 		t.buf = t.buf[len(t.buf)-t.max:]
 	}
@@ -580,16 +586,25 @@ func (t *tailBuffer) Write(b []byte) (int, error) {
 func (t *tailBuffer) panicLine() string {
 	t.mu.Lock()
 	defer t.mu.Unlock()
-	for _, line := range bytes.Split(t.buf, []byte("\n")) {
+	if t.cause == "" {
+		return "unknown"
+	}
+	return t.cause
+}
+
+// findPanicLine returns the first line of b that starts a Rust or Go panic
+// (cut to 200 bytes), or "".
+func findPanicLine(b []byte) string {
+	for _, line := range bytes.Split(b, []byte("\n")) {
 		s := string(line)
-		if strings.Contains(s, "panicked at") || strings.HasPrefix(s, "panic:") || strings.HasPrefix(s, "fatal error:") || strings.HasPrefix(s, "SIGABRT") {
+		if strings.Contains(s, "panicked at") || strings.HasPrefix(s, "panic:") || strings.HasPrefix(s, "fatal error:") || strings.HasPrefix(s, "SIGABRT") || strings.HasPrefix(s, "SIGSEGV") {
 			if len(s) > 200 {
 				s = s[:200]
 			}
 			return s
 		}
 	}
-	return "unknown"
+	return ""
 }
 
 // hostService exposes Host to a child over net/rpc.

@@ -718,3 +718,16 @@ func TestBulkWorkRunsAtLowPriority(t *testing.T) {
 		}
 	}
 }
+
+// A Go panic's first line is kept for the log even when the goroutine dump
+// after it runs past what the buffer keeps.
+func TestPanicLineSurvivesALongDump(t *testing.T) {
+	b := &tailBuffer{max: 8 << 10}
+	b.Write([]byte("some log line\npanic: runtime error: index out of range [3] with length 3\n\ngoroutine 7 [running]:\n"))
+	for range 100 {
+		b.Write([]byte(strings.Repeat("haven/shared/crdt.frame(...)\n", 10)))
+	}
+	if got, want := b.panicLine(), "panic: runtime error: index out of range [3] with length 3"; got != want {
+		t.Fatalf("panicLine = %q; want %q", got, want)
+	}
+}

@@ -8,7 +8,6 @@ import (
 	"fmt"
 	"io"
 	"io/fs"
-	"net"
 	"os"
 	"os/exec"
 	"os/signal"
@@ -23,6 +22,7 @@ import (
 
 	"haven/shared/crdt"
 	"haven/shared/docid"
+	"haven/shared/rig"
 	"haven/shared/wire"
 )
 
@@ -98,7 +98,7 @@ func startNodes(t *testing.T, datas []string) ([]*nodeProc, []string) {
 	t.Helper()
 	routes := make([]string, len(datas))
 	for i := range routes {
-		routes[i] = clusterAddr(t)
+		routes[i] = rig.RouteAddr(t)
 	}
 	nodes := make([]*nodeProc, len(datas))
 	listening := make(chan error, len(datas))
@@ -128,7 +128,7 @@ func waitListening(t *testing.T, listening <-chan error) {
 // peers; listening gets nil once it serves, or why it did not start.
 func startNode(t *testing.T, name, data, route string, peers []string, listening chan<- error) *nodeProc {
 	t.Helper()
-	n := &nodeProc{t: t, name: name, data: data, addr: clusterAddr(t), stderr: &lockedBuffer{}, exited: make(chan struct{})}
+	n := &nodeProc{t: t, name: name, data: data, addr: rig.RouteAddr(t), stderr: &lockedBuffer{}, exited: make(chan struct{})}
 	args, _ := json.Marshal([]string{"serve", "-data", data, "-listen", n.addr, "-workers", "1", "-log-level", "warn",
 		"-cluster-name", "haven-test", "-node-name", name, "-cluster-listen", route, "-cluster-peers", strings.Join(peers, ",")})
 	n.cmd = exec.Command(os.Args[0], "-test.run=^$")
@@ -166,18 +166,6 @@ func startNode(t *testing.T, name, data, route string, peers []string, listening
 		}
 	})
 	return n
-}
-
-// clusterAddr is a free loopback address for a node's websocket or route
-// port (a node must know its peers' route addresses before any starts).
-func clusterAddr(t *testing.T) string {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	return ln.Addr().String()
 }
 
 // copyRelayData copies a stopped relay's data folder and the keys beside
@@ -234,7 +222,7 @@ func startCluster(t *testing.T, devices ...string) (string, []wire.Enrollment, [
 func startClusterSeeded(t *testing.T, devices ...string) (string, []wire.Enrollment, []*nodeProc, string, []string) {
 	t.Helper()
 	seed := filepath.Join(t.TempDir(), "seed")
-	p := startRelay(t, seed, clusterAddr(t))
+	p := startRelay(t, seed, rig.RouteAddr(t))
 	home := idRE.FindString(p.admin("create-home", "Larch House"))
 	var enrs []wire.Enrollment
 	for _, name := range devices {
@@ -315,7 +303,7 @@ func TestClusterCarriesChangesAcrossNodes(t *testing.T) {
 	data := filepath.Join(t.TempDir(), "node3")
 	copyRelayData(t, seed, data)
 	listening := make(chan error, 1)
-	route := clusterAddr(t)
+	route := rig.RouteAddr(t)
 	late := startNode(t, "node-3", data, route, append(routes[1:], route), listening)
 	waitListening(t, listening)
 	d := newDevice(t, "carer-d", enrD, late.url())

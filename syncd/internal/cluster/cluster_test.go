@@ -6,7 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
-	"net"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -15,6 +14,7 @@ import (
 	"testing"
 	"time"
 
+	"haven/shared/rig"
 	"haven/shared/store"
 )
 
@@ -178,21 +178,11 @@ func TestNoPlaintextOnDisk(t *testing.T) {
 	}
 }
 
-func freeAddr(t *testing.T) string {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	return ln.Addr().String()
-}
-
 // Three nodes form one cluster: a change one publishes reaches the other
 // two and not itself, and with one node gone the other two still take
 // changes (two of three is a quorum) and hold every acknowledged one.
 func TestClusterOfThree(t *testing.T) {
-	addrs := []string{freeAddr(t), freeAddr(t), freeAddr(t)}
+	addrs := []string{rig.RouteAddr(t), rig.RouteAddr(t), rig.RouteAddr(t)}
 	nodes := make([]*Node, 3)
 	recs := make([]*recorder, 3)
 	stores := make([]*store.Store, 3)

@@ -228,19 +228,9 @@ func (s *Server) process(doc string, batch []queued) {
 		}
 		return
 	}
-	// A record's sharing is settled before anyone hears of the change that
-	// set it: a home told its change is stored can count on the record
-	// being listed to other devices, or withheld from them, accordingly. A
-	// move between homes is settled after, so the sending home hears that
-	// its change is stored before the record leaves its scope.
-	facts := reply.Record
-	moves := facts != nil && facts.Home != "" && facts.Home != s.owner(doc)
-	if facts != nil && !moves {
-		s.recordFacts(ctx, doc, facts)
-	}
 	s.deliver(reply.Out)
-	if moves {
-		s.recordFacts(ctx, doc, facts)
+	if reply.Record != nil {
+		s.recordFacts(ctx, doc, reply.Record)
 	}
 	now := time.Now()
 	applied := batch

@@ -2,8 +2,13 @@ package crdt
 
 import (
 	"bytes"
+	"crypto/sha256"
+	"encoding/binary"
 	"errors"
 	"math/rand"
+	"os"
+	"os/exec"
+	"slices"
 	"testing"
 	"time"
 )
@@ -203,4 +208,87 @@ func TestWithChangesSince(t *testing.T) {
 	if same, added, _ := WithChangesSince([]byte{0x42, 5}, a, shared, 1<<20); added || !bytes.Equal(same, []byte{0x42, 5}) {
 		t.Error("a malformed message was changed")
 	}
+}
+
+// listingNoActors is a sync message carrying a real change whose
+// operation works inside a map another actor made, re-encoded with its
+// list of other actors emptied and its checksum made good again: the
+// operation then names actor index 1 of a change that lists only its own.
+// base is the document the change applies to (it holds the map).
+func listingNoActors(t *testing.T) (base *Doc, msg []byte) {
+	t.Helper()
+	a := New()
+	if _, err := a.Change("c", time.Time{}, func(w *Writer) error { return w.EnsureMap("m") }); err != nil {
+		t.Fatal(err)
+	}
+	b, err := a.Fork()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := b.SetActor(NewActor()); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := b.Change("c", time.Time{}, func(w *Writer) error { return w.Set("x", "m", "k") }); err != nil {
+		t.Fatal(err)
+	}
+	raws, err := b.RawChangesSince(a.Heads())
+	if err != nil || len(raws) != 1 {
+		t.Fatalf("RawChangesSince = %d changes, %v", len(raws), err)
+	}
+	c, err := DecodeChange(raws[0])
+	if err != nil {
+		t.Fatal(err)
+	}
+	body := c.Canonical()
+	r := reader{b: body}
+	r.hashList() // dependencies
+	r.bytes()    // actor
+	r.uleb()     // seq
+	r.uleb()     // start op
+	r.sleb()     // time
+	r.bytes()    // message
+	at := r.off
+	if n, _ := r.uleb(); n != 1 {
+		t.Fatalf("the change lists %d other actors, want 1", n)
+	}
+	r.bytes()
+	crafted := slices.Concat(body[:at], []byte{0}, body[r.off:])
+	sum := sha256.Sum256(slices.Concat([]byte{1}, binary.AppendUvarint(nil, uint64(len(crafted))), crafted))
+	chunk := slices.Concat(changeMagic[:], sum[:4], []byte{1}, binary.AppendUvarint(nil, uint64(len(crafted))), crafted)
+	msg = binary.AppendUvarint([]byte{0x42, 0, 0, 0, 1}, uint64(len(chunk))) // no heads, needs or haves; one change
+	return a, append(msg, chunk...)
+}
+
+const feedAutomergeEnv = "HAVEN_CRDT_TEST_FEED_AUTOMERGE"
+
+// A change whose checksum is good but whose operation names an actor the
+// change does not list is refused before Automerge sees it: Automerge
+// itself panics applying it, taking the whole process down (shown in a
+// child process, which is what a relay's CRDT worker would be).
+func TestCheckRefusesAChangeNamingAnActorItLacks(t *testing.T) {
+	base, msg := listingNoActors(t)
+	if os.Getenv(feedAutomergeEnv) != "" {
+		_ = NewSyncState(base).Receive(msg)
+		return // Automerge took it: the parent sees a clean exit
+	}
+	if err := CheckSyncMessage(msg); !errors.Is(err, ErrMalformedSync) {
+		t.Fatalf("CheckSyncMessage(change naming an unlisted actor) = %v, want ErrMalformedSync", err)
+	}
+	cmd := exec.Command(os.Args[0], "-test.run=^"+t.Name()+"$")
+	cmd.Env = append(os.Environ(), feedAutomergeEnv+"=1")
+	out, err := cmd.CombinedOutput()
+	if err == nil {
+		t.Fatalf("Automerge took the message unchecked without crashing; the check may no longer be needed:\n%s", out)
+	}
+	t.Logf("Automerge, fed it unchecked: %v, %s", err, firstLine(out, "panicked"))
+}
+
+// firstLine is out's first line holding word, for a test log.
+func firstLine(out []byte, word string) string {
+	for line := range bytes.Lines(out) {
+		if bytes.Contains(line, []byte(word)) {
+			return string(bytes.TrimSpace(line))
+		}
+	}
+	return ""
 }

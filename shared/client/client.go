@@ -1,5 +1,6 @@
 // Package client keeps a device's documents in sync with the relay: it
-// connects by itself, retries with backoff, sends everything the device
+// connects by itself, retries with backoff (moving round the relay's
+// addresses when it knows several), sends everything the device
 // holds on connect, applies what arrives through the sync engine (durably,
 // before anything is acknowledged), and reports its status for the status
 // bar: online or not, documents with changes waiting to be sent, and the
@@ -31,7 +32,14 @@ import (
 
 // Config configures a Client.
 type Config struct {
-	URL        string // ws://host:port/sync or wss://…
+	// URLs are the relay's addresses (ws://host:port/sync or wss://…), one
+	// for each node of a relay that runs as a cluster: any node takes any
+	// device. The client uses one at a time and moves to the next, round
+	// the list, whenever a connection ends or a dial fails.
+	URLs []string
+	// URL is a relay's one address: the same as URLs holding it alone. If
+	// both are set, URL comes first.
+	URL        string
 	Credential string // from enrolment; sent as a bearer token
 	Repo       *repo.Repo
 	// States persists sync states (the device's store); nil keeps them in memory.
@@ -92,6 +100,9 @@ type Status struct {
 	Pending      int       // documents with local changes the relay has not confirmed
 	LastExchange time.Time // last message received from the relay
 	LastError    string    // why the last connection ended or failed, in plain words
+	// Relay is the address of the connection in use or, while offline,
+	// of the last one tried.
+	Relay string
 }
 
 // Client is one device's connection to the relay.
@@ -100,6 +111,11 @@ type Client struct {
 	log    *slog.Logger
 	engine *syncer.Engine
 	relay  string // the engine's peer ID for the relay
+	// addrs are the relay's addresses (Config.URL, then Config.URLs,
+	// each once). Every node of a cluster is the one engine peer: what
+	// one node acknowledged, the cluster holds, and a node that has not
+	// caught up yet says so through the sync protocol (see Run).
+	addrs []string
 
 	work *fifo // applied in order by the work goroutine
 
@@ -141,7 +157,7 @@ func New(cfg Config) *Client {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	c := &Client{cfg: cfg, log: log, relay: "relay", work: newFIFO(),
+	c := &Client{cfg: cfg, log: log, relay: "relay", addrs: addresses(cfg), work: newFIFO(),
 		pending: map[docid.ID]bool{}, heard: map[docid.ID]time.Time{}, waiters: map[docid.ID][]chan struct{}{},
 		storedWait: map[docid.ID][]chan struct{}{}, retrying: map[docid.ID]bool{}}
 	c.engine = syncer.New(cfg.Repo, syncer.Options{States: cfg.States, EagerChanges: true, Logger: log})
@@ -168,15 +184,45 @@ func (c *Client) setStatus(f func(*Status)) {
 	}
 }
 
+// addresses lists cfg's relay addresses in order, each once.
+func addresses(cfg Config) []string {
+	var out []string
+	for _, u := range append([]string{cfg.URL}, cfg.URLs...) {
+		if u = strings.TrimSpace(u); u != "" && !slices.Contains(out, u) {
+			out = append(out, u)
+		}
+	}
+	return out
+}
+
+// ErrNoAddress is returned by Run for a Config with no relay address.
+var ErrNoAddress = errors.New("no relay address")
+
 // Run connects and keeps reconnecting with jittered exponential backoff
 // until ctx ends. It returns ctx's error, or an error when the relay refuses
 // the credential (retrying cannot help).
+//
+// Each attempt goes to the next of the relay's addresses, round the list:
+// a node that is down costs one failed dial, and the backoff grows with
+// every attempt that fails, whichever address it went to, so a relay
+// that is down as a whole is tried no faster than one of a single node.
+//
+// Nothing is lost in moving: every connection begins by offering every
+// document from the sync state saved for the relay. Where that state
+// believes more than the new node holds yet (its store catches up from the
+// cluster), Automerge's own exchange corrects it: the node cannot find the
+// heads we say we share, answers with a reset, and we send again whatever
+// it lacks; until it confirms them the documents count as pending. What
+// the old node acknowledged, the cluster already held.
 func (c *Client) Run(ctx context.Context) error {
+	if len(c.addrs) == 0 {
+		return ErrNoAddress
+	}
 	go c.worker(ctx)
 	backoff := c.cfg.MinBackoff
-	for {
+	for attempt := 0; ; attempt++ {
 		start := time.Now()
-		joined, err := c.connect(ctx)
+		joined, err := c.connect(ctx, c.addrs[attempt%len(c.addrs)])
 		if ctx.Err() != nil {
 			return ctx.Err()
 		}
@@ -195,7 +241,7 @@ func (c *Client) Run(ctx context.Context) error {
 			backoff = c.cfg.MinBackoff
 		}
 		wait := backoff/2 + rand.N(backoff/2+1)
-		c.log.Debug("reconnecting", "in", wait, "err", err)
+		c.log.Debug("reconnecting", "in", wait, "to", c.addrs[(attempt+1)%len(c.addrs)], "err", err)
 		select {
 		case <-ctx.Done():
 			return ctx.Err()
@@ -235,16 +281,16 @@ func (c *Client) worker(ctx context.Context) {
 // device drops them unread (they carry heads, never changes: Automerge
 // sends changes only once it knows what the other side has). On a
 // 300 ms line that saves a round trip on every reconnect.
-func (c *Client) connect(ctx context.Context) (bool, error) {
+func (c *Client) connect(ctx context.Context, url string) (bool, error) {
 	h := http.Header{}
 	h.Set("Authorization", "Bearer "+c.cfg.Credential)
-	tc, resp, err := transport.Dial(ctx, c.cfg.URL, h, c.cfg.Transport)
+	tc, resp, err := transport.Dial(ctx, url, h, c.cfg.Transport)
 	if err != nil {
 		msg := "cannot reach the relay"
 		if resp != nil {
 			msg = fmt.Sprintf("the relay answered %s", resp.Status)
 		}
-		c.setStatus(func(s *Status) { s.Online = false; s.LastError = msg })
+		c.setStatus(func(s *Status) { s.Online = false; s.LastError = msg; s.Relay = url })
 		return false, err
 	}
 	joined := make(chan struct{})
@@ -315,7 +361,7 @@ func (c *Client) connect(ctx context.Context) (bool, error) {
 		c.mu.Unlock()
 		close(gone)
 		c.engine.Disconnect(context.Background(), c.relay)
-		c.setStatus(func(s *Status) { s.Online = false; s.LastError = msg })
+		c.setStatus(func(s *Status) { s.Online = false; s.LastError = msg; s.Relay = url })
 	}
 	select {
 	case <-joined:
@@ -334,8 +380,8 @@ func (c *Client) connect(ctx context.Context) (bool, error) {
 		hangUp("")
 		return false, ctx.Err()
 	}
-	c.setStatus(func(s *Status) { s.Online = true; s.LastError = "" })
-	c.log.Info("connected to relay")
+	c.setStatus(func(s *Status) { s.Online = true; s.LastError = ""; s.Relay = url })
+	c.log.Info("connected to relay", "relay", url)
 	err = <-done
 	hangUp(lost())
 	if refused != nil {

@@ -106,6 +106,13 @@ func (f *fakeRelay) gaps() []time.Duration {
 // it with the document's ID.
 func startClient(t *testing.T, url string, minBackoff, maxBackoff time.Duration) (*Client, docid.ID) {
 	t.Helper()
+	return startClientWith(t, Config{URL: url, MinBackoff: minBackoff, MaxBackoff: maxBackoff})
+}
+
+// startClientWith is startClient for a test's own addresses, backoff and
+// callbacks, set in cfg.
+func startClientWith(t *testing.T, cfg Config) (*Client, docid.ID) {
+	t.Helper()
 	key := make([]byte, 32)
 	rand.Read(key)
 	st, err := store.Open(t.TempDir(), store.Options{Key: key})
@@ -121,8 +128,9 @@ func startClient(t *testing.T, url string, minBackoff, maxBackoff time.Duration)
 	if _, err := r.Create(context.Background(), id, doc); err != nil {
 		t.Fatal(err)
 	}
-	c := New(Config{URL: url, Credential: "secret", Repo: r, States: st, PeerID: "desktop-test", StorageID: "store-test",
-		Docs: func() []docid.ID { return []docid.ID{id} }, MinBackoff: minBackoff, MaxBackoff: maxBackoff})
+	cfg.Credential, cfg.Repo, cfg.States, cfg.PeerID, cfg.StorageID = "secret", r, st, "desktop-test", "store-test"
+	cfg.Docs = func() []docid.ID { return []docid.ID{id} }
+	c := New(cfg)
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan struct{})
 	go func() { c.Run(ctx); close(done) }()

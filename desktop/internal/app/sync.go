@@ -67,16 +67,8 @@ func (a *App) settled(id docid.ID, inSync bool) {
 // words: the change stays on this computer, and staff should know it has
 // not gone further.
 func (a *App) relayError(code, msg string) {
-	var words string
-	held := false
-	switch {
-	case strings.HasPrefix(code, "rule/"), code == wire.CodeQuarantined, code == wire.CodeBadRequest, code == wire.CodeOutOfScope,
-		code == wire.CodeNotPermitted:
-		words = "The relay refused a change from this computer: " + msg
-	case strings.HasPrefix(code, "quota/") && code != wire.CodeQuotaAudit && code != wire.CodeQuotaSearch:
-		// A limit: the changes stay here and go when the relay takes them.
-		words, held = "The relay is holding back this computer's changes for now: "+msg, true
-	default:
+	words, held, ok := refusalWords(code, msg)
+	if !ok {
 		return
 	}
 	a.log.Warn("the relay refused a change", "code", code)
@@ -84,6 +76,22 @@ func (a *App) relayError(code, msg string) {
 	a.refusal, a.refusalHeld = words, held
 	a.mu.Unlock()
 	a.emit(Event{Kind: EventStatus})
+}
+
+// refusalWords is what the status bar says of an error the relay sent, by
+// its code: ok is false for errors that are not about this computer's
+// changes (the connection's own troubles reach the status bar through the
+// client's status). held marks a limit: the changes wait here and go when
+// the relay takes them.
+func refusalWords(code, msg string) (words string, held, ok bool) {
+	switch {
+	case strings.HasPrefix(code, "rule/"), code == wire.CodeRefused, code == wire.CodeQuarantined, code == wire.CodeBadRequest,
+		code == wire.CodeOutOfScope, code == wire.CodeNotPermitted:
+		return "The relay refused a change from this computer: " + msg, false, true
+	case strings.HasPrefix(code, "quota/") && code != wire.CodeQuotaAudit && code != wire.CodeQuotaSearch:
+		return "The relay is holding back this computer's changes for now: " + msg, true, true
+	}
+	return "", false, false
 }
 
 // statusChanged runs on every change of the client's status. On each new

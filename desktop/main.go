@@ -92,7 +92,7 @@ func parse(args []string) (config, error) {
 	var c config
 	fs := flag.NewFlagSet("desktop", flag.ContinueOnError)
 	fs.StringVar(&c.dir, "data", defaultDir(), "data folder (default $HAVEN_DESKTOP_DATA or ~/.local/share/haven/desktop)")
-	fs.StringVar(&c.relay, "relay", "", "relay address for enrolment, e.g. http://127.0.0.1:8450")
+	fs.StringVar(&c.relay, "relay", "", "relay address for enrolment, e.g. http://127.0.0.1:8450; a relay of several nodes may be given as their addresses, comma-separated")
 	fs.StringVar(&c.code, "enroll-code", "", "one-time enrolment code from syncd")
 	fs.BoolVar(&c.demo, "demo", false, "with -relay and -enroll-code: enrol now with the demo staff accounts")
 	fs.IntVar(&c.seed, "seed-demo", 0, "set up an empty data folder as an offline demo with this many residents")

@@ -4,7 +4,9 @@ import (
 	"context"
 	"errors"
 	"flag"
+	"fmt"
 	"log/slog"
+	"net/url"
 	"path/filepath"
 	"strings"
 
@@ -18,6 +20,8 @@ import (
 // listening beyond its websocket port.
 type clusterFlags struct {
 	name, node, listen, peers string
+	// relayURLs are every node's public address, for devices enrolling.
+	relayURLs string
 }
 
 func (f *clusterFlags) flags(fs *flag.FlagSet) {
@@ -25,6 +29,25 @@ func (f *clusterFlags) flags(fs *flag.FlagSet) {
 	fs.StringVar(&f.node, "node-name", env("HAVEN_SYNCD_NODE_NAME", ""), "this node's name, unique in its cluster; default: its -cluster-listen address (HAVEN_SYNCD_NODE_NAME)")
 	fs.StringVar(&f.listen, "cluster-listen", env("HAVEN_SYNCD_CLUSTER_LISTEN", ""), "host:port the other nodes of the cluster reach this one on; keep it on a private network (HAVEN_SYNCD_CLUSTER_LISTEN)")
 	fs.StringVar(&f.peers, "cluster-peers", env("HAVEN_SYNCD_CLUSTER_PEERS", ""), "the other nodes' -cluster-listen addresses, comma-separated (HAVEN_SYNCD_CLUSTER_PEERS)")
+	fs.StringVar(&f.relayURLs, "relay-urls", env("HAVEN_SYNCD_RELAY_URLS", ""), "every node's public address (https://host:port), comma-separated: told to each device at enrolment, for it to move to another node when its own goes; empty tells none (HAVEN_SYNCD_RELAY_URLS)")
+}
+
+// publicURLs returns -relay-urls as a list. Each is an address a device
+// could enrol at: http:// or https://, a host, and nothing after the path.
+func (f *clusterFlags) publicURLs() ([]string, error) {
+	var out []string
+	for _, s := range strings.Split(f.relayURLs, ",") {
+		s = strings.TrimRight(strings.TrimSpace(s), "/")
+		if s == "" {
+			continue
+		}
+		u, err := url.Parse(s)
+		if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" || u.RawQuery != "" || u.Fragment != "" || u.User != nil {
+			return nil, fmt.Errorf("-relay-urls: %q is not an address such as https://relay-1.example.org", s)
+		}
+		out = append(out, s)
+	}
+	return out, nil
 }
 
 // openCluster starts this relay's node: JetStream's files go in the data

@@ -253,6 +253,10 @@ func serve(ctx context.Context, c config, stdout, stderr io.Writer) error {
 	if c.tlsCert == "" && !isLoopback(c.listen) {
 		return fmt.Errorf("refusing to serve plain websockets on %s: outside loopback give -tls-cert and -tls-key", c.listen)
 	}
+	publicURLs, err := c.cluster.publicURLs()
+	if err != nil {
+		return err
+	}
 	st, err := c.openStore(log)
 	if err != nil {
 		return err
@@ -268,7 +272,8 @@ func serve(ctx context.Context, c config, stdout, stderr io.Writer) error {
 		return err
 	}
 	metrics := relay.NewMetrics()
-	srv, err := relay.New(relay.Config{Store: st, Orgs: reg, Logger: log, Metrics: metrics, MaxConns: c.maxConns, Limits: c.limits, Cluster: node})
+	srv, err := relay.New(relay.Config{Store: st, Orgs: reg, Logger: log, Metrics: metrics, MaxConns: c.maxConns, Limits: c.limits, Cluster: node,
+		RelayURLs: publicURLs})
 	if err != nil {
 		return err
 	}

@@ -1,27 +1,14 @@
 package client
 
 import (
-	"net"
 	"sync"
 	"testing"
 	"time"
 
+	"haven/shared/rig"
 	"haven/shared/transport"
 	"haven/shared/wire"
 )
-
-// deadAddress returns a websocket address on loopback where nothing
-// listens: a dial there is refused at once.
-func deadAddress(t *testing.T) string {
-	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	addr := l.Addr().String()
-	l.Close()
-	return "ws://" + addr + "/sync"
-}
 
 // takeDevice answers the join, as a relay that accepts the device does,
 // and returns the frames that follow it.
@@ -43,7 +30,7 @@ func takeDevice(tc *transport.Conn, frames <-chan wire.Message) <-chan wire.Mess
 // address that refuses the dial leads to the next, and so does a
 // connection that ends; the status names the address in use.
 func TestMovesToTheNextAddress(t *testing.T) {
-	dead := deadAddress(t)
+	dead := "ws://" + rig.RouteAddr(t) + "/sync" // free a moment ago: a dial there is refused
 	closing := newFakeRelay(t, func(tc *transport.Conn, frames <-chan wire.Message) {
 		// Takes the device, then goes, as a node that is stopped.
 		for m := range takeDevice(tc, frames) {

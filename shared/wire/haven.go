@@ -163,6 +163,11 @@ type Enrollment struct {
 	// Anchor is the organisation key (Ed25519 public key): the device
 	// trusts no certificate or revocation signed by another.
 	Anchor []byte `json:"anchor"`
+	// RelayURLs are the addresses of every node of a relay that runs as
+	// a cluster (http:// or https://, as a device enrols at), for the
+	// device to move between; none from a relay that lists none, and then
+	// the device keeps the address it enrolled at.
+	RelayURLs []string `json:"relayUrls,omitempty"`
 	// Error is set instead of the above when the code is refused.
 	Error string `json:"error,omitempty"`
 }

@@ -263,12 +263,12 @@ func (a *App) startLocked(master []byte) error {
 	a.done = make(chan struct{})
 	a.day = a.opts.Now().Format(record.DateLayout)
 	go a.dayLoop(ctx)
-	if a.opts.NoSync || a.dev.RelayURL == "" {
+	if a.opts.NoSync || len(a.dev.RelayURLs) == 0 {
 		close(a.done)
 		return nil
 	}
 	a.client = client.New(client.Config{
-		URL: a.dev.RelayURL, Credential: string(cred), Repo: a.repo, States: st,
+		URLs: a.dev.RelayURLs, Credential: string(cred), Repo: a.repo, States: st,
 		PeerID: a.dev.PeerID, StorageID: a.dev.StorageID, Docs: a.localDocs, Logger: a.log,
 		OnChange:   a.remoteChange,
 		OnStatus:   a.statusChanged,

@@ -1,7 +1,6 @@
 package app
 
 import (
-	"bytes"
 	"context"
 	"crypto/aes"
 	"crypto/cipher"
@@ -12,10 +11,8 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"net/http"
 	"os"
 	"path/filepath"
-	"strings"
 	"time"
 	"unicode"
 
@@ -49,10 +46,17 @@ type deviceFile struct {
 	OrgKind    string   `json:"orgKind"`
 	Homes      []string `json:"homes,omitempty"`
 	Directory  string   `json:"directory,omitempty"`
-	RelayURL   string   `json:"relayUrl"`
-	PeerID     string   `json:"peerId"`
-	StorageID  string   `json:"storageId"`
-	Credential []byte   `json:"credential"` // sealed with the master key
+	// RelayURLs are the relay's addresses (ws://…/sync or wss://…), one
+	// per node of a relay that runs as a cluster, in the order the client
+	// goes round them.
+	RelayURLs []string `json:"relayUrls,omitempty"`
+	// RelayURL is the first of RelayURLs, for a file read by a version
+	// of Haven that knew one address; a file such a version wrote has only
+	// this, and loadDevice takes it as the list.
+	RelayURL   string `json:"relayUrl"`
+	PeerID     string `json:"peerId"`
+	StorageID  string `json:"storageId"`
+	Credential []byte `json:"credential"` // sealed with the master key
 	// LockAfter is the idle time before the screen locks, set by the home.
 	LockAfterSeconds int           `json:"lockAfterSeconds"`
 	Demo             bool          `json:"demo,omitempty"` // NHS test-range numbers allowed
@@ -103,11 +107,17 @@ func loadDevice(dir string) (*deviceFile, error) {
 	if err := json.Unmarshal(b, &d); err != nil {
 		return nil, fmt.Errorf("device file %s is damaged: %w", filepath.Join(dir, deviceFileName), err)
 	}
+	if len(d.RelayURLs) == 0 && d.RelayURL != "" {
+		d.RelayURLs = []string{d.RelayURL}
+	}
 	return &d, nil
 }
 
 // save writes the device file atomically (temp file, fsync, rename).
 func (d *deviceFile) save(dir string) error {
+	if len(d.RelayURLs) > 0 {
+		d.RelayURL = d.RelayURLs[0]
+	}
 	b, err := json.MarshalIndent(d, "", " ")
 	if err != nil {
 		return err
@@ -251,7 +261,10 @@ func newStaffKey(id, name string, role record.Role, reg, pin string, master []by
 
 // EnrollRequest is what the first-run screen collects.
 type EnrollRequest struct {
-	RelayURL string // e.g. http://127.0.0.1:8450 or https://relay.example.nhs.uk
+	// RelayURL is the relay's address, e.g. http://127.0.0.1:8450 or
+	// https://relay.example.nhs.uk, or the addresses of its nodes
+	// separated by commas: the computer enrols at the first that answers.
+	RelayURL string
 	Code     string // one-time code from syncd admin enroll
 	// The first staff account on this computer (usually the home manager).
 	Name, RegNo, PIN string
@@ -285,27 +298,13 @@ func Enroll(ctx context.Context, dir string, req EnrollRequest) error {
 		}
 		staff = append([]staffRecord{first}, staff...)
 	}
-	base := strings.TrimRight(strings.TrimSpace(req.RelayURL), "/")
-	if !strings.HasPrefix(base, "http://") && !strings.HasPrefix(base, "https://") {
-		return errors.New("the relay address starts with https:// (or http:// on this computer)")
-	}
-	body, _ := json.Marshal(map[string]string{"code": req.Code})
-	hreq, err := http.NewRequestWithContext(ctx, http.MethodPost, base+"/enroll", bytes.NewReader(body))
+	bases, err := relayBases(req.RelayURL)
 	if err != nil {
 		return err
 	}
-	hreq.Header.Set("Content-Type", "application/json")
-	resp, err := (&http.Client{Timeout: 20 * time.Second}).Do(hreq)
+	er, base, err := redeem(ctx, bases, req.Code)
 	if err != nil {
-		return fmt.Errorf("cannot reach the relay at %s: check the address and the connection", base)
-	}
-	defer resp.Body.Close()
-	var er wire.Enrollment
-	if err := json.NewDecoder(io.LimitReader(resp.Body, 1<<20)).Decode(&er); err != nil || resp.StatusCode != http.StatusOK {
-		if er.Error != "" {
-			return errors.New(er.Error)
-		}
-		return fmt.Errorf("the relay refused the code (%s)", resp.Status)
+		return err
 	}
 	if len(er.Anchor) != ed25519.PublicKeySize {
 		return errors.New("the relay sent no organisation key: it may be an older version; ask your administrator")
@@ -318,10 +317,9 @@ func Enroll(ctx context.Context, dir string, req EnrollRequest) error {
 	if err != nil {
 		return err
 	}
-	ws := "ws" + strings.TrimPrefix(base, "http") + "/sync"
 	d := &deviceFile{
 		Version: 1, DeviceID: er.Device, DeviceName: er.DeviceName, Org: er.Org, OrgName: er.OrgName, OrgKind: er.OrgKind,
-		Homes: er.Homes, Directory: er.Directory, RelayURL: ws, PeerID: randomID("desktop-"), StorageID: randomID("store-"),
+		Homes: er.Homes, Directory: er.Directory, RelayURLs: syncURLs(base, bases, er.RelayURLs), PeerID: randomID("desktop-"), StorageID: randomID("store-"),
 		Credential: cred, LockAfterSeconds: 300, Demo: req.Demo, Staff: staff, Anchor: anchor,
 	}
 	if err := os.MkdirAll(dir, 0o700); err != nil {

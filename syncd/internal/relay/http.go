@@ -109,7 +109,7 @@ func (s *Server) serveEnroll(w http.ResponseWriter, r *http.Request) {
 	w.Header().Set("Content-Type", "application/json")
 	json.NewEncoder(w).Encode(wire.Enrollment{
 		Device: dev.ID, DeviceName: dev.Name, Org: org.ID, OrgName: org.Name, OrgKind: string(org.Kind),
-		Homes: org.Homes, Directory: org.Directory, Credential: cred, Anchor: s.orgs.Anchor(),
+		Homes: org.Homes, Directory: org.Directory, Credential: cred, Anchor: s.orgs.Anchor(), RelayURLs: s.cfg.RelayURLs,
 	})
 }
 

@@ -64,6 +64,9 @@ type Config struct {
 	// Cluster, if set, holds every change before the relay keeps it and
 	// acknowledges it (cluster.go); nil keeps changes in the store alone.
 	Cluster Cluster
+	// RelayURLs are the public addresses of the relay's nodes, told to
+	// each device at enrolment (wire.Enrollment).
+	RelayURLs []string
 }
 
 // Server is the relay.

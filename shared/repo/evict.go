@@ -44,23 +44,37 @@ type use struct {
 	mem  int64         // estimated memory, counted in lru.bytes while elem is set
 }
 
-// Estimating a document's memory from its saved size, measured once with
-// BenchmarkDocMemory on timelines loaded from the store: Automerge's
-// in-memory form takes about 45 times the saved size at 100 notes and 53
-// times at 1,000 (it grows a little with the history, as the saved form
-// compresses better), and a document of one note about 23 KB. 56 per byte
-// and 16 KiB each covers all three; stored chunks (one change each, barely
-// compressed) are larger than the same changes in a snapshot, so a
-// document with many chunks is overestimated until it is compacted: the
-// safe side.
+// Estimating a document's memory. Automerge keeps every change whole in
+// the document's history (its bytes uncompressed, its hash, its place in
+// the change graph) and every operation in its op set, so a loaded
+// document's memory follows its changes and operations; its saved size
+// does not, since a save compresses a long history of small changes well
+// (a record of 2,000 care-plan updates saves to 21 KB and takes 6 MB). The
+// constants are fitted to TestDocMemoryEstimate's documents, which cover
+// Haven's shapes (new and long-lived records, timelines, one change of
+// thousands of operations, uncompacted chunks); it checks the estimate
+// stays within a factor of two of each one measured. The term per saved
+// byte covers large values (a long note), which the counts do not see.
 const (
-	memPerSavedByte = 56
-	memPerDoc       = 16 << 10
+	memPerDoc       = 8 << 10
+	memPerChange    = 1500
+	memPerOp        = 500
+	memPerSavedByte = 8
 )
 
-// docMemory estimates the memory a document loaded from base bytes of
-// snapshot and tail bytes of chunks takes.
-func docMemory(base, tail int64) int64 { return memPerDoc + memPerSavedByte*(base+tail) }
+// docMemory estimates the memory a document takes once loaded from saved
+// bytes holding shape.
+func docMemory(saved int64, shape crdt.Shape) int64 {
+	return memPerDoc + memPerChange*shape.Changes + memPerOp*shape.Ops + memPerSavedByte*saved
+}
+
+// shapeOf counts the changes and operations in saved bytes for docMemory.
+// Bytes it cannot read count as far as it read: they came from the store,
+// which checked them, and the estimate falls back on their size.
+func shapeOf(b []byte) crdt.Shape {
+	s, _ := crdt.ShapeOf(b)
+	return s
+}
 
 // OnEvict adds fn to what is called after a document is evicted, with the
 // document object let go: whoever keeps state tied to that object (a sync
@@ -111,10 +125,10 @@ func (r *Repo) unlinkLocked(h *Handle) {
 	}
 }
 
-// resize estimates h's memory again after its saved size changed. Caller
-// holds h.mu (or owns h).
+// resize estimates h's memory again after what it was saved as changed.
+// Caller holds h.mu (or owns h).
 func (r *Repo) resize(h *Handle) {
-	mem := docMemory(h.base, h.tail)
+	mem := docMemory(h.base+h.tail, h.baseShape.Add(h.tailShape))
 	r.mu.Lock()
 	if h.elem != nil {
 		r.bytes += mem - h.mem

@@ -18,8 +18,9 @@ import (
 
 // BenchmarkDocMemory measures what an open document costs in memory (the
 // process's resident set, Go and Automerge together) against its saved
-// size, for timelines of 1, 100 and 1,000 notes: the figures docMemory's
-// constants come from. Then it opens the same documents through a Repo
+// size and the estimate, for timelines of 1, 100 and 1,000 notes
+// (TestDocMemoryEstimate checks the estimate for more shapes, each in a
+// fresh process). Then it opens the same documents through a Repo
 // bounded to two of them and reports the peak, and the resident set once
 // they are all evicted and swept: what eviction gives back. It runs once
 // whatever b.N is.
@@ -107,7 +108,7 @@ func storeCopies(b *testing.B, st Storage, e *record.Editor, notes, n int) (int,
 // settledRSS is the resident set once the collector has run, the
 // finalizers it queued (Automerge's frees) have had their turn, and the Go
 // runtime has handed back what it can.
-func settledRSS(b *testing.B) int64 {
+func settledRSS(b testing.TB) int64 {
 	done := make(chan struct{})
 	sentinel := new([64]byte)
 	runtime.SetFinalizer(sentinel, func(*[64]byte) { close(done) })
@@ -119,7 +120,7 @@ func settledRSS(b *testing.B) int64 {
 }
 
 // procStatus reads a size in bytes from /proc/self/status.
-func procStatus(b *testing.B, field string) int64 {
+func procStatus(b testing.TB, field string) int64 {
 	b.Helper()
 	f, err := os.Open("/proc/self/status")
 	if err != nil {

@@ -59,9 +59,10 @@ type Options struct {
 	// (by Change or Apply), outside any lock.
 	OnChange func(id docid.ID)
 	// MaxBytes bounds the memory of the documents held open, as estimated
-	// from their saved size (see docMemory). Past it, the least recently
-	// used documents that nobody is working on are evicted and loaded
-	// again on their next Open. Zero or less: no bound, nothing is evicted.
+	// from their changes, operations and saved size (see docMemory). Past
+	// it, the least recently used documents that nobody is working on are
+	// evicted and loaded again on their next Open. Zero or less: no bound,
+	// nothing is evicted.
 	MaxBytes int64
 }
 
@@ -136,9 +137,11 @@ type Handle struct {
 	report  LoadReport
 	queued  bool // waiting in the compaction queue
 	// base and tail are the saved size of what the in-memory document was
-	// loaded or compacted from, and of the chunks stored since: what its
-	// memory is estimated from (docMemory).
-	base, tail int64
+	// loaded or compacted from, and of the chunks stored since, and
+	// baseShape and tailShape the changes and operations each holds: what
+	// its memory is estimated from (docMemory).
+	base, tail           int64
+	baseShape, tailShape crdt.Shape
 	// evicted is set, holding mu, when the Repo lets the document go
 	// (evict.go); it never clears. Whoever still holds the handle is sent
 	// to the document's handle now, so there is only ever one copy to
@@ -224,7 +227,7 @@ func (r *Repo) Create(ctx context.Context, id docid.ID, doc *crdt.Doc) (*Handle,
 		return nil, fmt.Errorf("store new document %s: %w", id, err)
 	}
 	h.lastSeq, h.pending = seq, 1
-	h.base = int64(len(data))
+	h.base, h.baseShape = int64(len(data)), shapeOf(data)
 	r.resize(h)
 	h.mu.Unlock()
 	r.shrink()
@@ -310,9 +313,11 @@ func (h *Handle) load() error {
 	}
 	last := sd.UpTo
 	var tail int64
+	var tailShape crdt.Shape
 	for _, c := range sd.Chunks {
 		last = c.Seq
 		tail += int64(len(c.Data))
+		tailShape = tailShape.Add(shapeOf(c.Data))
 		if err := doc.LoadIncremental(c.Data); err != nil {
 			reason := "chunk does not apply: " + err.Error()
 			r.log.Error("quarantining chunk", "doc", h.ID.String(), "seq", c.Seq, "bytes", len(c.Data))
@@ -325,6 +330,7 @@ func (h *Handle) load() error {
 	h.saved = doc.Heads()
 	h.doc, h.lastSeq, h.pending, h.report = doc, last, len(sd.Chunks), report
 	h.base, h.tail = int64(len(sd.Snapshot)), tail
+	h.baseShape, h.tailShape = shapeOf(sd.Snapshot), tailShape
 	h.current.Store(doc)
 	r.resize(h)
 	if len(report.Quarantined) > 0 {
@@ -399,6 +405,7 @@ func (h *Handle) persist(ctx context.Context) error {
 	h.saved, h.lastSeq = heads, seq
 	h.pending++
 	h.tail += int64(len(chunk))
+	h.tailShape = h.tailShape.Add(shapeOf(chunk))
 	r.resize(h)
 	if h.due == 0 {
 		h.due = r.compactDue()
@@ -464,7 +471,7 @@ func (h *Handle) Compact(ctx context.Context) error {
 		h.mu.Unlock()
 		return nil
 	}
-	snap, heads, upTo, covered, coveredBytes := h.doc.Save(), h.doc.Heads(), h.lastSeq, h.pending, h.tail
+	snap, heads, upTo, covered, coveredBytes, coveredShape := h.doc.Save(), h.doc.Heads(), h.lastSeq, h.pending, h.tail, h.tailShape
 	h.due = h.repo.compactDue()
 	h.mu.Unlock()
 
@@ -485,6 +492,7 @@ func (h *Handle) Compact(ctx context.Context) error {
 	h.mu.Lock()
 	h.pending -= covered
 	h.base, h.tail = int64(len(snap)), max(h.tail-coveredBytes, 0)
+	h.baseShape, h.tailShape = shapeOf(snap), h.tailShape.Sub(coveredShape)
 	h.repo.resize(h)
 	h.mu.Unlock()
 	h.repo.log.Debug("compacted", "doc", h.ID.String(), "bytes", len(snap), "chunks", covered)

@@ -42,11 +42,12 @@ type FreshResult struct {
 	QuietUp, QuietDown int64
 
 	ServerCPU  float64 // server CPU seconds from dialling until quiet
-	ServerPeak int64   // server peak memory over the same span
+	ServerPeak int64   // server peak memory (PSS of the tree) over the same span
 	PeakParts  string  // how ServerPeak divides between the server and its workers
+	ServerHWM  int64   // the sum of the tree's VmHWM over the same span, for comparison
 	OtherCPU   float64 // CPU seconds the rest of the machine (not server, not clients) used meanwhile
 	SeedCPU    float64 // the server's CPU seconds to take the records in
-	SeedPeak   int64   // and its peak memory while doing so
+	SeedPeak   int64   // and its peak memory (PSS) while doing so
 
 	ClientCPU float64 // the JavaScript client's CPU seconds during the fetch (0 for Haven's client)
 }
@@ -82,7 +83,7 @@ func RunFresh(ctx context.Context, srv *Server, cfg FreshConfig) (FreshResult, e
 	if err != nil {
 		return res, err
 	}
-	res.SeedCPU, res.SeedPeak = u1.CPU-u0.CPU, u1.PeakRSS
+	res.SeedCPU, res.SeedPeak = u1.CPU-u0.CPU, u1.PeakPSS
 	logf("%s: %d records on the server, saved size %d bytes", srv.Kind.Label(), len(heads), res.SavedBytes)
 
 	if err := srv.ResetPeak(); err != nil {
@@ -157,7 +158,7 @@ func RunFresh(ctx context.Context, srv *Server, cfg FreshConfig) (FreshResult, e
 	if err != nil {
 		return res, err
 	}
-	res.ServerCPU, res.ServerPeak, res.PeakParts = u2.CPU-u1.CPU, u2.PeakRSS, u2.peakParts()
+	res.ServerCPU, res.ServerPeak, res.PeakParts, res.ServerHWM = u2.CPU-u1.CPU, u2.PeakPSS, u2.peakParts(), u2.PeakRSS
 	res.OtherCPU = max(machineCPU()-machine0-res.ServerCPU-(selfCPU()-cpu0), 0)
 
 	// Every record arrived whole: the same heads as the device that wrote it.

@@ -62,11 +62,21 @@ type StepResult struct {
 	Uncleared  bool          // some edits had still not arrived everywhere after Grace and Settle
 	Reconnects int           // client connections lost and re-made during the step
 	ServerCPU  float64       // server CPU seconds over the step and its drain
-	ServerPeak int64         // server peak resident bytes over the step and its drain
+	ServerPeak int64         // server peak memory (PSS of the tree) over the step and its drain
 	PeakParts  string        // how ServerPeak divides between the server and its workers
 	DriverCPU  float64       // this process's CPU seconds over the same span (the clients)
 	OtherCPU   float64       // CPU seconds the rest of the machine used meanwhile (other work, the idle server)
 	Wall       time.Duration // the step and its drain
+}
+
+// CPUPerEdit is the server's CPU seconds over the step and its drain for
+// each edit made: what relaying an edit to every other client costs it,
+// whatever of its own work (compaction, collection) fell in the step.
+func (s StepResult) CPUPerEdit() float64 {
+	if s.Edits == 0 {
+		return 0
+	}
+	return s.ServerCPU / float64(s.Edits)
 }
 
 // Held reports whether the server held the rate: every edit everywhere,
@@ -162,7 +172,7 @@ func RunLive(ctx context.Context, servers []*Server, cfg LiveConfig) ([]LiveResu
 			return results, err
 		}
 		runs[i].u0 = u0
-		results[i].SetupCPU, results[i].SetupPeak, results[i].Peak, results[i].PeakParts = u1.CPU-u0.CPU, u1.PeakRSS, u1.PeakRSS, u1.peakParts()
+		results[i].SetupCPU, results[i].SetupPeak, results[i].Peak, results[i].PeakParts = u1.CPU-u0.CPU, u1.PeakPSS, u1.PeakPSS, u1.peakParts()
 		logf("%s: %d clients hold %d timelines; warmed up", srv.Kind.Label(), cfg.Clients, cfg.Docs)
 	}
 	step := func(i int, rate float64) error {
@@ -412,7 +422,7 @@ func (r *liveRun) step(ctx context.Context, rate float64, dur time.Duration) (St
 		res.Drain = max(lastIn.Sub(end), 0)
 	}
 	res.Reconnects = r.reconnects() - reconn0
-	res.ServerCPU, res.ServerPeak, res.PeakParts = u1.CPU-u0.CPU, u1.PeakRSS, u1.peakParts()
+	res.ServerCPU, res.ServerPeak, res.PeakParts = u1.CPU-u0.CPU, u1.PeakPSS, u1.peakParts()
 	res.Wall = stop.Sub(start)
 	return res, nil
 }

@@ -46,8 +46,20 @@ func TestTreeUsageOfThisProcess(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if u.PeakRSS <= 0 || len(u.Parts) == 0 || u.Parts[0] <= 0 {
+	if u.PeakRSS <= 0 || u.CPU <= 0 {
 		t.Fatalf("treeUsage(self) = %+v, want a peak", u)
+	}
+	// This process's PSS is more than nothing and no more than its peak
+	// resident set, read after it (a shared page counts in part).
+	s := startPSS(os.Getpid())
+	defer s.stop()
+	peak, parts := s.highest()
+	hwm, err := peakRSS(os.Getpid())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(parts) == 0 || parts[0] <= 0 || parts[0] > hwm || peak < parts[0] {
+		t.Fatalf("PSS of self = %d (parts %v), peak resident %d: want 0 < PSS <= peak resident", peak, parts, hwm)
 	}
 	if err := resetPeak(os.Getpid()); err != nil {
 		t.Fatalf("resetPeak(self) = %v", err)

@@ -6,8 +6,11 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
+	"sync"
+	"time"
 )
 
 // clockTicks is the unit of utime and stime in /proc/<pid>/stat: USER_HZ,
@@ -16,13 +19,23 @@ const clockTicks = 100
 
 // usage is what a server process tree has cost so far.
 type usage struct {
-	CPU     float64 // seconds of user+system time, children included
-	PeakRSS int64   // bytes: the sum over the tree of each process's VmHWM
-	Parts   []int64 // each process's VmHWM: the server's own first, then its children
+	CPU float64 // seconds of user+system time, children included
+	// PeakPSS is the tree's peak proportional set size: the most that the
+	// sum of every process's PSS reached in any sample (pssSampler). PSS
+	// counts a page shared by n processes (syncd's binary and libraries,
+	// mapped by the parent and each worker) as 1/n in each, so the sum is
+	// the memory the tree takes, each page once. Samples may miss a peak
+	// shorter than their interval.
+	PeakPSS int64
+	Parts   []int64 // each process's PSS at that peak: the server's own first, then its children
+	// PeakRSS is the sum over the tree of each process's VmHWM: an upper
+	// bound that counts shared pages once per process mapping them, and
+	// adds peaks that need not have come together.
+	PeakRSS int64
 }
 
-// peakParts shows how a peak divides between the server process and its
-// children, e.g. "143+52+52+51+52".
+// peakParts shows how the peak PSS divides between the server process and
+// its children, e.g. "43+22+21".
 func (u usage) peakParts() string {
 	parts := make([]string, len(u.Parts))
 	for i, p := range u.Parts {
@@ -96,10 +109,10 @@ func children(pid int) []int {
 	return out
 }
 
-// treeUsage adds up a process and its live children (syncd's CRDT workers).
-// Children that already exited and were reaped count through the parent's
-// cutime and cstime. The peak is the sum of each process's own peak: an upper
-// bound on the tree's peak, since the processes need not peak together.
+// treeUsage adds up the CPU time of a process and its live children
+// (syncd's CRDT workers), and their VmHWM. Children that already exited and
+// were reaped count through the parent's cutime and cstime. PeakPSS is left
+// to the sampler.
 func treeUsage(pid int) (usage, error) {
 	st, err := readStat(pid)
 	if err != nil {
@@ -109,7 +122,7 @@ func treeUsage(pid int) (usage, error) {
 	if err != nil {
 		return usage{}, err
 	}
-	u := usage{CPU: float64(st.utime+st.stime+st.cutime+st.cstime) / clockTicks, PeakRSS: hwm, Parts: []int64{hwm}}
+	u := usage{CPU: float64(st.utime+st.stime+st.cutime+st.cstime) / clockTicks, PeakRSS: hwm}
 	for _, c := range children(pid) {
 		cst, err := readStat(c)
 		if err != nil {
@@ -118,9 +131,113 @@ func treeUsage(pid int) (usage, error) {
 		chwm, _ := peakRSS(c)
 		u.CPU += float64(cst.utime+cst.stime) / clockTicks
 		u.PeakRSS += chwm
-		u.Parts = append(u.Parts, chwm)
 	}
 	return u, nil
+}
+
+// pss reads a process's proportional set size, in bytes, from
+// /proc/<pid>/smaps_rollup (Linux 4.14 and later).
+func pss(pid int) (int64, error) {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/smaps_rollup", pid))
+	if err != nil {
+		return 0, err
+	}
+	for line := range strings.Lines(string(b)) {
+		if v, ok := strings.CutPrefix(line, "Pss:"); ok {
+			kb, err := strconv.ParseInt(strings.TrimSuffix(strings.TrimSpace(v), " kB"), 10, 64)
+			return kb << 10, err
+		}
+	}
+	return 0, fmt.Errorf("/proc/%d/smaps_rollup: no Pss", pid)
+}
+
+// treePSS is the PSS of a process and of each of its live children, the
+// process's first.
+func treePSS(pid int) ([]int64, error) {
+	own, err := pss(pid)
+	if err != nil {
+		return nil, err
+	}
+	parts := []int64{own}
+	for _, c := range children(pid) {
+		if p, err := pss(c); err == nil { // else exited meanwhile
+			parts = append(parts, p)
+		}
+	}
+	return parts, nil
+}
+
+// pssEvery is how often a pssSampler samples: reading smaps_rollup walks
+// the process's page tables, about a millisecond for a few hundred MiB,
+// charged to the load driver, not the server.
+const pssEvery = 100 * time.Millisecond
+
+// pssSampler follows a process tree's PSS, which the kernel keeps no peak
+// of, by sampling it, and keeps the highest sum since it started or was
+// reset. Its goroutine exits when stop is called.
+type pssSampler struct {
+	pid  int
+	mu   sync.Mutex
+	peak []int64 // the parts of the highest sample; guarded by mu
+	stop func()
+}
+
+func startPSS(pid int) *pssSampler {
+	s := &pssSampler{pid: pid}
+	s.sample()
+	done := make(chan struct{})
+	var once sync.Once
+	s.stop = func() { once.Do(func() { close(done) }) }
+	go func() {
+		tick := time.NewTicker(pssEvery)
+		defer tick.Stop()
+		for {
+			select {
+			case <-done:
+				return
+			case <-tick.C:
+				s.sample()
+			}
+		}
+	}()
+	return s
+}
+
+// sample reads the tree's PSS once and keeps it if it is the highest yet.
+func (s *pssSampler) sample() {
+	parts, err := treePSS(s.pid)
+	if err != nil {
+		return // the server exited: its last samples stand
+	}
+	s.mu.Lock()
+	if sum(parts) > sum(s.peak) {
+		s.peak = parts
+	}
+	s.mu.Unlock()
+}
+
+// highest samples once more and returns the highest sum and its parts.
+func (s *pssSampler) highest() (int64, []int64) {
+	s.sample()
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return sum(s.peak), slices.Clone(s.peak)
+}
+
+// reset starts the peak again from the tree's PSS now.
+func (s *pssSampler) reset() {
+	s.mu.Lock()
+	s.peak = nil
+	s.mu.Unlock()
+	s.sample()
+}
+
+func sum(xs []int64) int64 {
+	var t int64
+	for _, x := range xs {
+		t += x
+	}
+	return t
 }
 
 // resetTreePeak resets VmHWM of a process and its live children.

@@ -30,7 +30,7 @@ func LiveTable(cfg LiveConfig, results []LiveResult) string {
 	}
 	sb.WriteString("\n")
 	w := tabwriter.NewWriter(&sb, 0, 0, 2, ' ', tabwriter.AlignRight)
-	fmt.Fprintln(w, "rate/client\tserver\tedits (planned)\tp50 ms\tp95 ms\tp99 ms\tmax ms\tmissing\treconnects\tserver CPU-s\tserver peak MiB\tclients CPU-s\tothers CPU-s (machine)\theld\t")
+	fmt.Fprintln(w, "rate/client\tserver\tedits (planned)\tp50 ms\tp95 ms\tp99 ms\tmax ms\tmissing\treconnects\tserver CPU-s\tserver CPU ms/edit\tserver peak PSS MiB\tclients CPU-s\tothers CPU-s (machine)\theld\t")
 	var rates []float64 // every rate any server ran, in order
 	for _, r := range results {
 		for _, s := range r.Steps {
@@ -59,9 +59,9 @@ func LiveTable(cfg LiveConfig, results []LiveResult) string {
 				others += " !"
 				disturbed++
 			}
-			fmt.Fprintf(w, "%s\t%s\t%d (%d)\t%.1f\t%.1f\t%.1f\t%.1f\t%d\t%d\t%.1f\t%s\t%.1f\t%s\t%s\t\n",
+			fmt.Fprintf(w, "%s\t%s\t%d (%d)\t%.1f\t%.1f\t%.1f\t%.1f\t%d\t%d\t%.1f\t%.2f\t%s\t%.1f\t%s\t%s\t\n",
 				rate(s.Rate), r.Server.Label(), s.Edits, s.Planned, msf(s.P50), msf(s.P95), msf(s.P99), msf(s.Max),
-				s.Missing, s.Reconnects, s.ServerCPU, mib(s.ServerPeak), s.DriverCPU, others, held)
+				s.Missing, s.Reconnects, s.ServerCPU, 1000*s.CPUPerEdit(), mib(s.ServerPeak), s.DriverCPU, others, held)
 			steps++
 		}
 	}
@@ -71,7 +71,7 @@ func LiveTable(cfg LiveConfig, results []LiveResult) string {
 	}
 	sb.WriteString("\n")
 	w = tabwriter.NewWriter(&sb, 0, 0, 2, ' ', tabwriter.AlignRight)
-	fmt.Fprintln(w, "server\theld rate\tp99 at 1/s\tsetup CPU-s\tsetup peak MiB\tscenario CPU-s\tscenario peak MiB (per process)\t")
+	fmt.Fprintln(w, "server\theld rate\tp99 at 1/s\tsetup CPU-s\tsetup peak PSS MiB\tscenario CPU-s\tscenario peak PSS MiB (per process)\t")
 	for _, r := range results {
 		p99 := "-"
 		if s, ok := r.Step(1); ok {
@@ -81,11 +81,54 @@ func LiveTable(cfg LiveConfig, results []LiveResult) string {
 			r.SetupCPU, mib(r.SetupPeak), r.CPU, mib(r.Peak), r.PeakParts)
 	}
 	w.Flush()
+	sb.WriteString(cpuPerEdit(rates, results))
 	sb.WriteString(liveVerdict(results))
-	sb.WriteString("Peak memory is VmHWM summed over the server's processes (syncd with its CRDT workers), reset at each step.\n")
+	if haven, js := pair(results, func(r *LiveResult) Kind { return r.Server }); haven != nil && js != nil {
+		sb.WriteString(memoryVerdict(haven.Peak, js.Peak))
+	}
+	sb.WriteString("Peak memory is the proportional set size (PSS, smaps_rollup) summed over the server's processes (syncd with its CRDT workers), sampled every 100 ms, reset at each step: a page the processes share counts once.\n")
 	sb.WriteString("CPU-s over each step and its drain: the server's process tree; the clients (this process); others (the rest of the machine, and its share of all CPUs).\n")
 	fmt.Fprintf(&sb, "Servers' steps alternate at each rate; a step's backlog gets up to %v more, unmeasured, to clear before the next (\"backlog\": it did not).\n", cfg.Settle)
 	return sb.String()
+}
+
+// cpuPerEdit sets the servers' CPU per edit side by side at every rate
+// both ran, against the target of a fifth of the JS server's.
+func cpuPerEdit(rates []float64, results []LiveResult) string {
+	haven, js := pair(results, func(r *LiveResult) Kind { return r.Server })
+	if haven == nil || js == nil {
+		return ""
+	}
+	var sb strings.Builder
+	for _, x := range rates {
+		h, ok1 := haven.Step(x)
+		j, ok2 := js.Step(x)
+		if !ok1 || !ok2 || j.CPUPerEdit() == 0 {
+			continue
+		}
+		ratio := h.CPUPerEdit() / j.CPUPerEdit()
+		verdict := "met"
+		if ratio > 1.0/5 {
+			verdict = "NOT met"
+		}
+		fmt.Fprintf(&sb, "Target relay CPU per edit <= 1/5 of the JS server's at %s: %.2f vs %.2f ms = %.2fx: %s.\n",
+			rate(x), 1000*h.CPUPerEdit(), 1000*j.CPUPerEdit(), ratio, verdict)
+	}
+	return sb.String()
+}
+
+// memoryVerdict states the memory target: Haven's peak at most a third of
+// the JS server's in the same run.
+func memoryVerdict(haven, js int64) string {
+	if js == 0 {
+		return ""
+	}
+	ratio := float64(haven) / float64(js)
+	verdict := "met"
+	if ratio > 1.0/3 {
+		verdict = "NOT met"
+	}
+	return fmt.Sprintf("Target peak memory <= 1/3 of the JS server's: %s vs %s MiB PSS = %.2fx: %s.\n", mib(haven), mib(js), ratio, verdict)
 }
 
 // liveVerdict states the two live targets.
@@ -139,16 +182,19 @@ func FreshTable(results []FreshResult) string {
 	}
 	fmt.Fprintf(&sb, "Wire bytes: TCP payload both ways through a counting proxy (HTTP upgrade and websocket framing included). %s\n\n", target)
 	w := tabwriter.NewWriter(&sb, 0, 0, 2, ' ', tabwriter.AlignRight)
-	fmt.Fprintln(w, "server\tmethod\tdocs\tsaved KiB\tfetch s\twire KiB (up/down)\tx saved\tquiet s\twire KiB at quiet\tx saved\tserver CPU-s\tserver peak MiB (per process)\tothers CPU-s\tseed CPU-s\tseed peak MiB\t")
+	fmt.Fprintln(w, "server\tmethod\tdocs\tsaved KiB\tfetch s\twire KiB (up/down)\tx saved\tquiet s\twire KiB at quiet\tx saved\tserver CPU-s\tserver peak PSS MiB (per process)\tsum of VmHWM MiB\tothers CPU-s\tseed CPU-s\tseed peak PSS MiB\t")
 	for _, r := range results {
 		saved := float64(r.SavedBytes)
-		fmt.Fprintf(w, "%s\t%s\t%d\t%.0f\t%.2f\t%.0f (%.0f/%.0f)\t%.2f\t%.2f\t%.0f\t%.2f\t%.1f\t%s\t%.1f\t%.1f\t%s\t\n",
+		fmt.Fprintf(w, "%s\t%s\t%d\t%.0f\t%.2f\t%.0f (%.0f/%.0f)\t%.2f\t%.2f\t%.0f\t%.2f\t%.1f\t%s\t%s\t%.1f\t%.1f\t%s\t\n",
 			r.Server.Label(), r.Method, r.Docs, saved/1024, r.Fetch.Seconds(),
 			float64(r.WireBytes())/1024, float64(r.FetchUp)/1024, float64(r.FetchDown)/1024, float64(r.WireBytes())/saved,
 			r.Quiet.Seconds(), float64(r.QuietUp+r.QuietDown)/1024, float64(r.QuietUp+r.QuietDown)/saved,
-			r.ServerCPU, mib(r.ServerPeak)+" ("+r.PeakParts+")", r.OtherCPU, r.SeedCPU, mib(r.SeedPeak))
+			r.ServerCPU, mib(r.ServerPeak)+" ("+r.PeakParts+")", mib(r.ServerHWM), r.OtherCPU, r.SeedCPU, mib(r.SeedPeak))
 	}
 	w.Flush()
+	if haven, js := pair(results, func(r *FreshResult) Kind { return r.Server }); haven != nil && js != nil {
+		sb.WriteString(memoryVerdict(max(haven.SeedPeak, haven.ServerPeak), max(js.SeedPeak, js.ServerPeak)))
+	}
 	if results[0].JSClient {
 		sb.WriteString(jsClientVerdict(results))
 	}
@@ -162,7 +208,8 @@ func FreshTable(results []FreshResult) string {
 		}
 		fmt.Fprintf(&sb, "Target for %s: %.2f s, %.2fx saved: %s.\n", r.Server.Label(), r.Fetch.Seconds(), float64(r.WireBytes())/float64(r.SavedBytes), verdict)
 	}
-	sb.WriteString("Server and others' figures cover dialling to quiet; seed figures, the seeding device's upload before it.\n")
+	sb.WriteString("Server and others' figures cover dialling to quiet; seed figures, the seeding device's upload before it; the memory target takes the higher peak of the two.\n")
+	sb.WriteString("Peak memory is the proportional set size (PSS, smaps_rollup) summed over the server's processes, sampled every 100 ms: a page the processes share (syncd's binary, in the parent and each worker) counts once. The sum of each process's VmHWM counts it in each, and adds peaks that need not coincide.\n")
 	return sb.String()
 }
 

@@ -46,6 +46,7 @@ type Server struct {
 	relay  *rig.Relay    // Haven's
 	cmd    *exec.Cmd     // the JavaScript server's
 	exited chan struct{} // closed once the JavaScript server has been waited for
+	pss    *pssSampler   // the process tree's memory, from its start to Stop
 }
 
 // startTimeout bounds a server's start, up to its "listening" line.
@@ -75,6 +76,7 @@ func StartHaven(bin, dir string, workers int, cpus string) (*Server, error) {
 		return nil, fmt.Errorf("%s: %w", s.Kind.Label(), err)
 	}
 	s.addr = s.relay.Addr()
+	s.pss = startPSS(s.pid())
 	return s, nil
 }
 
@@ -105,6 +107,7 @@ func StartJS(script, dir, cpus string) (*Server, error) {
 		return nil, err
 	}
 	s.addr = "127.0.0.1:" + s.addr
+	s.pss = startPSS(s.pid())
 	return s, nil
 }
 
@@ -204,11 +207,19 @@ func (s *Server) Usage() (usage, error) {
 	if err := s.Alive(); err != nil {
 		return usage{}, err
 	}
-	return treeUsage(s.pid())
+	u, err := treeUsage(s.pid())
+	if err != nil {
+		return u, err
+	}
+	u.PeakPSS, u.Parts = s.pss.highest()
+	return u, nil
 }
 
 // ResetPeak starts the peak-memory measurement again.
-func (s *Server) ResetPeak() error { return resetTreePeak(s.pid()) }
+func (s *Server) ResetPeak() error {
+	s.pss.reset()
+	return resetTreePeak(s.pid())
+}
 
 // pid is the server process's ID.
 func (s *Server) pid() int {
@@ -221,6 +232,9 @@ func (s *Server) pid() int {
 // Stop asks the server to shut down gracefully and waits for it; after 20 s
 // (syncd: the rig's grace) it is killed.
 func (s *Server) Stop() error {
+	if s.pss != nil {
+		s.pss.stop()
+	}
 	if s.relay != nil {
 		return s.relay.Stop()
 	}

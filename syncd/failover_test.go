@@ -220,7 +220,7 @@ func TestFirstNodeDownAtStart(t *testing.T) {
 // Go device made through node A.
 func TestJavaScriptClientOnAnotherNodeSeesTheEdit(t *testing.T) {
 	needInterop(t)
-	home, enrs, nodes := startCluster(t, "Larch office", "Browser in the lounge")
+	home, enrs, nodes := startCluster(t, "Larch office", "Browser in the lounge", "Larch garden room")
 	a := newDevice(t, "carer-a", enrs[0], nodes[0].url())
 	waitFor(t, "the device online at node A", a.online)
 
@@ -241,6 +241,13 @@ func TestJavaScriptClientOnAnotherNodeSeesTheEdit(t *testing.T) {
 	}
 	a.client.Changed(id)
 	waitFor(t, "node A to confirm the document", func() bool { return a.client.Synced(id) })
+	// Node B's store catches up from the cluster a moment later; until
+	// then it tells a device that asks for the document it has none. A Go
+	// device asking there is sent it once it is there.
+	b := newDevice(t, "carer-b", enrs[2], nodes[1].url())
+	waitFor(t, "a device online at node B", b.online)
+	b.client.Request(id)
+	waitFor(t, "node B to hold the document", func() bool { return b.has(id) })
 
 	js := startJS(t, "js", "--retry", "200", nodes[1].url()+"?token="+url.QueryEscape(enrs[1].Credential))
 	js.expect("connected", 20*time.Second)

@@ -4,14 +4,16 @@ import (
 	"bufio"
 	"bytes"
 	"context"
+	"encoding/hex"
 	"encoding/json"
 	"fmt"
 	"io"
-	"io/fs"
+	"net/http"
 	"os"
 	"os/exec"
 	"os/signal"
 	"path/filepath"
+	"regexp"
 	"slices"
 	"strconv"
 	"strings"
@@ -168,37 +170,73 @@ func startNode(t *testing.T, name, data, route string, peers []string, listening
 	return n
 }
 
-// copyRelayData copies a stopped relay's data folder and the keys beside
-// it, so that another node starts with the same organisations, devices and
-// keys. (Until the registry lives in JetStream, a cluster's nodes are
-// seeded this way.) The copy leaves out JetStream's files: a relay alone
-// keeps its own, which no cluster shares.
-func copyRelayData(t *testing.T, from, to string) {
-	t.Helper()
-	err := filepath.WalkDir(from, func(path string, d fs.DirEntry, err error) error {
-		if err != nil {
-			return err
-		}
-		rel, _ := filepath.Rel(from, path)
-		if d.IsDir() {
-			if rel == "cluster" {
-				return filepath.SkipDir
-			}
-			return os.MkdirAll(filepath.Join(to, rel), 0o700)
-		}
-		if !d.Type().IsRegular() {
-			return nil // the admin socket
-		}
-		return copyFile(path, filepath.Join(to, rel))
-	})
+// admin runs an admin command through the node's admin socket.
+func (n *nodeProc) admin(args ...string) string {
+	n.t.Helper()
+	var out bytes.Buffer
+	if err := run(context.Background(), append([]string{"admin", "-data", n.data}, args...), &out, io.Discard); err != nil {
+		n.t.Fatalf("syncd admin %v on %s: %v", args, n.name, err)
+	}
+	return out.String()
+}
+
+var codeRE = regexp.MustCompile(`one-time code: (\S+)`)
+
+// enrollCode makes a device for org through the node's admin, and returns
+// its ID and one-time code.
+func (n *nodeProc) enrollCode(org, name string) (string, string) {
+	n.t.Helper()
+	out := n.admin("enroll", org, "-name", name)
+	m := codeRE.FindStringSubmatch(out)
+	if m == nil {
+		n.t.Fatalf("enroll on %s printed %q", n.name, out)
+	}
+	return rig.ID(out), m[1]
+}
+
+// redeem exchanges a one-time code at the node, as a desktop's first run
+// does; the HTTP status says whether the node took it (0: no answer). It
+// may be called from any goroutine.
+func (n *nodeProc) redeem(code string) (wire.Enrollment, int) {
+	body, _ := json.Marshal(map[string]string{"code": code})
+	resp, err := http.Post("http://"+n.addr+"/enroll", "application/json", bytes.NewReader(body))
 	if err != nil {
+		n.t.Errorf("POST /enroll on %s: %v", n.name, err)
+		return wire.Enrollment{}, 0
+	}
+	defer resp.Body.Close()
+	var enr wire.Enrollment
+	if resp.StatusCode == http.StatusOK {
+		if err := json.NewDecoder(resp.Body).Decode(&enr); err != nil || enr.Credential == "" {
+			n.t.Errorf("POST /enroll on %s: no credential (%v)", n.name, err)
+		}
+	}
+	return enr, resp.StatusCode
+}
+
+// enroll makes a device for org through the node's admin and redeems its
+// code there.
+func (n *nodeProc) enroll(org, name string) wire.Enrollment {
+	n.t.Helper()
+	_, code := n.enrollCode(org, name)
+	enr, status := n.redeem(code)
+	if status != http.StatusOK {
+		n.t.Fatalf("POST /enroll on %s: status %d", n.name, status)
+	}
+	return enr
+}
+
+// newNodeData makes an empty data folder for a node, with the
+// organisation signing key every node of the cluster shares beside it
+// (never in the registry: a copy of the cluster's data certifies no one);
+// the node makes its own store key.
+func newNodeData(t *testing.T, signingKey string) string {
+	t.Helper()
+	data := filepath.Join(t.TempDir(), "node")
+	if err := copyFile(signingKey, data+".signing-key"); err != nil {
 		t.Fatal(err)
 	}
-	for _, suffix := range []string{".key", ".signing-key"} {
-		if err := copyFile(from+suffix, to+suffix); err != nil {
-			t.Fatal(err)
-		}
-	}
+	return data
 }
 
 func copyFile(from, to string) error {
@@ -209,41 +247,42 @@ func copyFile(from, to string) error {
 	return os.WriteFile(to, b, 0o600)
 }
 
-// startCluster starts three nodes seeded with one care home and a device
-// enrolled for it per name; it returns the home and the enrolments.
+// startCluster starts three nodes on empty data folders, creates one care
+// home through node A's admin and enrols a device for it there per name;
+// it returns the home and the enrolments. Every node learns them from the
+// cluster.
 func startCluster(t *testing.T, devices ...string) (string, []wire.Enrollment, []*nodeProc) {
-	home, enrs, nodes, _, _ := startClusterSeeded(t, devices...)
+	home, enrs, nodes, _, _ := startClusterKeyed(t, devices...)
 	return home, enrs, nodes
 }
 
-// startClusterSeeded is startCluster, also returning the stopped relay's
-// data folder the nodes were copied from, and the nodes' route addresses,
-// for a node started later.
-func startClusterSeeded(t *testing.T, devices ...string) (string, []wire.Enrollment, []*nodeProc, string, []string) {
+// startClusterKeyed is startCluster, also returning the file of the
+// organisation signing key the nodes share and the nodes' route
+// addresses, for a node started later.
+func startClusterKeyed(t *testing.T, devices ...string) (string, []wire.Enrollment, []*nodeProc, string, []string) {
 	t.Helper()
-	seed := filepath.Join(t.TempDir(), "seed")
-	p := startRelay(t, seed, rig.RouteAddr(t))
-	home := idRE.FindString(p.admin("create-home", "Larch House"))
-	var enrs []wire.Enrollment
-	for _, name := range devices {
-		enrs = append(enrs, p.enroll(home, name))
+	signingKey := filepath.Join(t.TempDir(), "signing-key")
+	if err := os.WriteFile(signingKey, []byte(hex.EncodeToString(bytes.Repeat([]byte{0x5a}, 32))+"\n"), 0o600); err != nil {
+		t.Fatal(err)
 	}
-	p.stop()
-	root := t.TempDir()
 	datas := make([]string, 3)
 	for i := range datas {
-		datas[i] = filepath.Join(root, "node"+strconv.Itoa(i))
-		copyRelayData(t, seed, datas[i])
+		datas[i] = newNodeData(t, signingKey)
 	}
 	nodes, routes := startNodes(t, datas)
-	return home, enrs, nodes, seed, routes
+	home := idRE.FindString(nodes[0].admin("create-home", "Larch House"))
+	var enrs []wire.Enrollment
+	for _, name := range devices {
+		enrs = append(enrs, nodes[0].enroll(home, name))
+	}
+	return home, enrs, nodes, signingKey, routes
 }
 
 // Three relay nodes on loopback are one relay: a change a device makes
 // through node A reaches a device connected to node B, and a change node A
 // acknowledged survives node A's sudden death: the other nodes hold it.
 func TestClusterCarriesChangesAcrossNodes(t *testing.T) {
-	home, enrs, nodes, seed, routes := startClusterSeeded(t, "Larch office", "Larch nurses' station", "Larch lounge", "Larch garden room")
+	home, enrs, nodes, signingKey, routes := startClusterKeyed(t, "Larch office", "Larch nurses' station", "Larch lounge", "Larch garden room")
 	enrA, enrB, enrC, enrD := enrs[0], enrs[1], enrs[2], enrs[3]
 
 	a := newDevice(t, "carer-a", enrA, nodes[0].url())
@@ -298,10 +337,10 @@ func TestClusterCarriesChangesAcrossNodes(t *testing.T) {
 	c.client.Request(docs.RecordID)
 	waitFor(t, "node C to serve every change node A acknowledged", holds(c, docs.RecordID, acked))
 
-	// A node that joins now with no documents catches up from the
-	// cluster, and serves them too.
-	data := filepath.Join(t.TempDir(), "node3")
-	copyRelayData(t, seed, data)
+	// A node that joins now on an empty data folder catches up from the
+	// cluster, registry and documents, and serves a device enrolled before
+	// it existed.
+	data := newNodeData(t, signingKey)
 	listening := make(chan error, 1)
 	route := rig.RouteAddr(t)
 	late := startNode(t, "node-3", data, route, append(routes[1:], route), listening)

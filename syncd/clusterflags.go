@@ -11,8 +11,6 @@ import (
 	"strings"
 
 	"haven/syncd/internal/cluster"
-	"haven/syncd/internal/orgs"
-	"haven/syncd/internal/relay"
 )
 
 // clusterFlags join this relay to others as one relay (package cluster).
@@ -52,8 +50,10 @@ func (f *clusterFlags) publicURLs() ([]string, error) {
 
 // openCluster starts this relay's node: JetStream's files go in the data
 // folder, encrypted with a key derived from the store key. In a cluster it
-// waits for enough other nodes to hold changes at replication 3.
-func (c *config) openCluster(ctx context.Context, log *slog.Logger) (*cluster.Node, error) {
+// waits for enough other nodes to hold changes at replication 3. auditHead
+// is the highest audit number the store holds (the cluster's audit stream,
+// if this node makes it, starts after it).
+func (c *config) openCluster(ctx context.Context, log *slog.Logger, auditHead func() (uint64, error)) (*cluster.Node, error) {
 	f := c.cluster
 	if f.name == "" && (f.listen != "" || f.peers != "" || f.node != "") {
 		return nil, errors.New("-node-name, -cluster-listen and -cluster-peers need -cluster-name")
@@ -69,25 +69,9 @@ func (c *config) openCluster(ctx context.Context, log *slog.Logger) (*cluster.No
 		Dir: filepath.Join(c.data, "cluster"), Key: key,
 		Name: f.name, Node: f.node, Listen: f.listen, Peers: strings.Split(f.peers, ","),
 		Logger: log.With("part", "cluster"),
+		AuditFirstSeq: func() (uint64, error) {
+			head, err := auditHead()
+			return head + 1, err
+		},
 	})
-}
-
-// shareRevocations has a device revoked on any node cut off on every
-// node: it returns what the admin command calls on this node, which puts
-// the revocation in the cluster, and has this node apply every revocation
-// the cluster holds (those made before it started too) to its registry
-// and its live connections.
-func shareRevocations(node *cluster.Node, reg *orgs.Registry, srv *relay.Server, log *slog.Logger) func(device string) int {
-	node.WatchRevocations(func(ctx context.Context, device string) {
-		if err := reg.Revoke(ctx, device); err != nil {
-			log.Warn("applying a revocation made on another node", "device", device, "err", err)
-		}
-		srv.DeviceRevoked(device)
-	})
-	return func(device string) int {
-		if err := node.Revoke(context.Background(), device); err != nil {
-			log.Error("revocation not passed to the relay's other nodes: revoke the device again", "device", device, "err", err)
-		}
-		return srv.DeviceRevoked(device)
-	}
 }

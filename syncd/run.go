@@ -262,15 +262,15 @@ func serve(ctx context.Context, c config, stdout, stderr io.Writer) error {
 		return err
 	}
 	defer st.Close()
-	node, err := c.openCluster(ctx, log)
-	if err != nil {
-		return err
-	}
-	defer node.Close() // after the workers stop (deferred later, runs earlier), before the store
 	reg, err := c.registry(st, log)
 	if err != nil {
 		return err
 	}
+	node, err := c.openCluster(ctx, log, reg.AuditHead)
+	if err != nil {
+		return err
+	}
+	defer node.Close() // after the workers stop (deferred later, runs earlier), before the store
 	metrics := relay.NewMetrics()
 	srv, err := relay.New(relay.Config{Store: st, Orgs: reg, Logger: log, Metrics: metrics, MaxConns: c.maxConns, Limits: c.limits, Cluster: node,
 		RelayURLs: publicURLs})
@@ -278,6 +278,9 @@ func serve(ctx context.Context, c config, stdout, stderr io.Writer) error {
 		return err
 	}
 	reg.OnTrustChange = srv.TrustChanged
+	if err := shareRegistry(ctx, node, reg, st, srv, log); err != nil {
+		return err
+	}
 	self, err := os.Executable()
 	if err != nil {
 		return err
@@ -292,7 +295,7 @@ func serve(ctx context.Context, c config, stdout, stderr io.Writer) error {
 	srv.Start(pool)
 	node.Follow(st, func(ctx context.Context, ch cluster.Change) error { return srv.Absorb(ctx, ch.Doc, ch.Owner, ch.Chunk) })
 
-	adm := &admin.Admin{Store: st, Orgs: reg, OnDocument: srv.RegisterDocument, OnRevoke: shareRevocations(node, reg, srv, log), OnScopes: srv.ScopesChanged,
+	adm := &admin.Admin{Store: st, Orgs: reg, OnDocument: shareAdminDocument(node, st, srv), OnRevoke: srv.DeviceRevoked, OnScopes: srv.ScopesChanged,
 		OnServices: srv.LoadServices}
 	stopAdmin, err := serveAdminSocket(c.adminSocket(), adm, log)
 	if err != nil {
@@ -333,6 +336,7 @@ func serve(ctx context.Context, c config, stdout, stderr io.Writer) error {
 	}
 	log.Info("shutting down")
 	node.StopFollowing() // no other node's change is applied while the relay closes
+	reg.StopCopyingAudit()
 	return shutdown(hs, srv, pool, log)
 }
 

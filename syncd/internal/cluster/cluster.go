@@ -7,13 +7,19 @@
 // in-process connection. In a cluster, nodes dial each other's route
 // address and JetStream keeps what they publish at replication 3.
 //
-// What travels today is each document change the relay stores: one stream,
-// HAVEN_DOCS, one subject per document (haven.doc.<id>). Publish returns
-// once JetStream holds the change at its replication, and only then does
-// the relay keep its own copy and answer the device; Follow hands every
-// change another node published to the relay, in stream order, so each
-// node's store is a cache that catches up from the stream, an empty one
-// from its beginning.
+// Three things travel, each at the cluster's replication:
+//
+//   - each document change the relay stores: one stream, HAVEN_DOCS, one
+//     subject per document (haven.doc.<id>). Publish returns once JetStream
+//     holds the change, and only then does the relay keep its own copy and
+//     answer the device; Follow hands every change another node published
+//     to the relay, in stream order, so each node's store is a cache that
+//     catches up from the stream, an empty one from its beginning;
+//   - the registry (organisations, devices, certificates, reviews): a
+//     key-value bucket, haven-registry, holding the registry's own store
+//     keys and values (registry.go);
+//   - the audit log: a stream, HAVEN_AUDIT, one subject per organisation,
+//     that every node copies into its own chain (registry.go).
 package cluster
 
 import (
@@ -43,10 +49,6 @@ const (
 	// DocStream holds every document change; subjects are docSubject+ID.
 	DocStream  = "HAVEN_DOCS"
 	docSubject = "haven.doc."
-	// RevokedBucket is the KV bucket of revoked devices: device ID →
-	// when it was revoked (RFC 3339). A revocation made on any node is
-	// applied by every node, to its registry and its live connections.
-	RevokedBucket = "haven-revoked"
 	// ownerHeader names the organisation owning the document, for a node
 	// that has not seen it before (the relay's scope check needs it).
 	ownerHeader = "Haven-Owner"
@@ -93,6 +95,12 @@ type Config struct {
 	// Logger gets the server's warnings and errors, and the follower's
 	// progress: IDs and sizes, never content. Nil discards.
 	Logger *slog.Logger
+	// AuditFirstSeq, if set, gives the first sequence of the audit stream
+	// when this node is the one that creates it: one past the highest
+	// audit sequence in this node's store, so an audit log kept before the
+	// stream existed keeps its numbers and the stream's never meet them.
+	// Called at most once, only when the stream does not exist yet.
+	AuditFirstSeq func() (uint64, error)
 }
 
 // Node is this process's member of the cluster.
@@ -102,7 +110,7 @@ type Node struct {
 	ns       *server.Server
 	nc       *nats.Conn
 	js       jetstream.JetStream
-	revoked  jetstream.KeyValue
+	registry jetstream.KeyValue
 	replicas int
 
 	// instance tells this process's publications from those of another
@@ -110,10 +118,13 @@ type Node struct {
 	instance string
 	seq      atomic.Uint64
 
+	// auditFirst is cfg.AuditFirstSeq's answer, once asked.
+	auditFirst uint64
+
 	mu  sync.Mutex
 	own map[string]*published // message ID → this process's publication not yet followed past
 
-	stopFollow context.CancelFunc // ends Follow and WatchRevocations; nil before either; guarded by mu
+	stopFollow context.CancelFunc // ends Follow, FollowAudit and WatchRegistry; nil before any; guarded by mu
 	following  sync.WaitGroup
 	closeOnce  sync.Once
 }
@@ -235,25 +246,21 @@ func serverOptions(cfg Config) (*server.Options, error) {
 	return opts, nil
 }
 
-// ensureStreams creates the streams, or checks they are as this node
-// expects, retrying until JetStream answers: in a cluster it cannot until
-// a quorum of nodes has elected a leader.
+// ensureStreams creates the streams and the bucket, or checks they are as
+// this node expects, retrying until JetStream answers: in a cluster it
+// cannot until a quorum of nodes has elected a leader.
 func (n *Node) ensureStreams(ctx context.Context) error {
-	cfg := jetstream.StreamConfig{
-		Name:       DocStream,
-		Subjects:   []string{docSubject + "*"},
-		Storage:    jetstream.FileStorage,
-		Retention:  jetstream.LimitsPolicy,
-		Replicas:   n.replicas,
-		MaxMsgSize: maxPayload,
-		Duplicates: 2 * time.Minute,
-	}
-	kvc := jetstream.KeyValueConfig{Bucket: RevokedBucket, History: 1, Storage: jetstream.FileStorage, Replicas: n.replicas}
+	cfg := n.streamConfig(DocStream, docSubject, maxPayload)
+	kvc := jetstream.KeyValueConfig{Bucket: RegistryBucket, History: 1, Storage: jetstream.FileStorage, Replicas: n.replicas,
+		MaxValueSize: maxRegistryValue}
 	for attempt := 0; ; attempt++ {
 		actx, cancel := context.WithTimeout(ctx, 5*time.Second)
 		_, err := n.js.CreateOrUpdateStream(actx, cfg)
 		if err == nil {
-			n.revoked, err = n.js.CreateOrUpdateKeyValue(actx, kvc)
+			n.registry, err = n.js.CreateOrUpdateKeyValue(actx, kvc)
+		}
+		if err == nil {
+			err = n.ensureAuditStream(actx)
 		}
 		cancel()
 		if err == nil {
@@ -268,6 +275,21 @@ func (n *Node) ensureStreams(ctx context.Context) error {
 		if !wait(ctx, backoff(attempt)) {
 			return fmt.Errorf("cluster: streams not ready: %w", err)
 		}
+	}
+}
+
+// streamConfig is the configuration of a stream of this node's cluster:
+// on disk, at the cluster's replication, one subject per token after
+// prefix, and a retry of a publication within two minutes stored once.
+func (n *Node) streamConfig(name, prefix string, maxMsg int32) jetstream.StreamConfig {
+	return jetstream.StreamConfig{
+		Name:       name,
+		Subjects:   []string{prefix + "*"},
+		Storage:    jetstream.FileStorage,
+		Retention:  jetstream.LimitsPolicy,
+		Replicas:   n.replicas,
+		MaxMsgSize: maxMsg,
+		Duplicates: 2 * time.Minute,
 	}
 }
 
@@ -358,7 +380,26 @@ type Marks interface {
 // apply, after reporting it. Call Follow once.
 func (n *Node) Follow(marks Marks, apply func(context.Context, Change) error) {
 	ctx := n.followContext()
-	n.following.Go(func() { n.follow(ctx, marks, apply) })
+	n.following.Go(func() {
+		n.follow(ctx, marks, feed{stream: DocStream, filter: docSubject + "*", skipOwn: true,
+			handle: func(ctx context.Context, msg jetstream.Msg, seq uint64) bool {
+				c := Change{Seq: seq, Doc: strings.TrimPrefix(msg.Subject(), docSubject),
+					Owner: msg.Headers().Get(ownerHeader), Chunk: msg.Data()}
+				return retry(ctx, n.log, "applying a change from another node", func() error { return apply(ctx, c) },
+					"doc", c.Doc, "seq", c.Seq, "bytes", len(c.Chunk))
+			}})
+	})
+}
+
+// feed is a stream a node follows into its store.
+type feed struct {
+	stream, filter string
+	// skipOwn: a publication of this process whose own copy was kept is
+	// not handed over (see Publish).
+	skipOwn bool
+	// handle applies one message, retrying until it succeeds; false if
+	// following stopped first (the mark then stays before msg).
+	handle func(ctx context.Context, msg jetstream.Msg, seq uint64) bool
 }
 
 // followContext is a context StopFollowing ends.
@@ -374,8 +415,9 @@ func (n *Node) followContext() context.Context {
 	return ctx
 }
 
-// StopFollowing stops Follow and WatchRevocations and waits for them: no
-// apply is running or starts after it returns, and the mark is saved.
+// StopFollowing stops Follow, FollowAudit and WatchRegistry and waits for
+// them: no apply is running or starts after it returns, and the marks are
+// saved.
 func (n *Node) StopFollowing() {
 	n.mu.Lock()
 	stop := n.stopFollow
@@ -386,15 +428,18 @@ func (n *Node) StopFollowing() {
 	n.following.Wait()
 }
 
-func (n *Node) follow(ctx context.Context, marks Marks, apply func(context.Context, Change) error) {
-	key := DocStream
+// follow hands f.handle every message of f's stream from just after the
+// mark in marks (kept under the stream's name), in stream order, until ctx
+// ends; the mark never passes a message not handled.
+func (n *Node) follow(ctx context.Context, marks Marks, f feed) {
+	key := f.stream
 	var from uint64
 	switch b, err := marks.Get(marksNS, key); {
 	case err == nil && len(b) == 8:
 		from = binary.BigEndian.Uint64(b)
 	case err != nil && !errors.Is(err, store.ErrNotFound):
 		// Starting over costs time, not correctness: applying is idempotent.
-		n.log.Error("reading how far this node applied the cluster's changes; starting from the beginning", "err", err)
+		n.log.Error("reading how far this node applied the cluster's stream; starting from the beginning", "stream", f.stream, "err", err)
 	}
 	saved, savedAt := from, time.Now()
 	save := func() {
@@ -402,29 +447,29 @@ func (n *Node) follow(ctx context.Context, marks Marks, apply func(context.Conte
 			return
 		}
 		if err := marks.Put(context.WithoutCancel(ctx), marksNS, key, binary.BigEndian.AppendUint64(nil, from)); err != nil {
-			n.log.Warn("recording how far this node applied the cluster's changes", "err", err)
+			n.log.Warn("recording how far this node applied the cluster's stream", "stream", f.stream, "err", err)
 			return
 		}
 		saved, savedAt = from, time.Now()
 	}
 	defer save()
-	n.log.Info("following the cluster's changes", "stream", DocStream, "from", from+1)
+	n.log.Info("following the cluster's stream", "stream", f.stream, "from", from+1)
 	for attempt := 0; ctx.Err() == nil; attempt++ {
-		cc := jetstream.OrderedConsumerConfig{FilterSubjects: []string{docSubject + "*"}}
+		cc := jetstream.OrderedConsumerConfig{FilterSubjects: []string{f.filter}}
 		if from > 0 {
 			cc.DeliverPolicy, cc.OptStartSeq = jetstream.DeliverByStartSequencePolicy, from+1
 		}
-		cons, err := n.js.OrderedConsumer(ctx, DocStream, cc)
+		cons, err := n.js.OrderedConsumer(ctx, f.stream, cc)
 		if err != nil {
 			if ctx.Err() == nil {
-				n.log.Warn("following the cluster's changes", "err", err)
+				n.log.Warn("following the cluster's stream", "stream", f.stream, "err", err)
 			}
 			wait(ctx, backoff(attempt))
 			continue
 		}
 		it, err := cons.Messages()
 		if err != nil {
-			n.log.Warn("following the cluster's changes", "err", err)
+			n.log.Warn("following the cluster's stream", "stream", f.stream, "err", err)
 			wait(ctx, backoff(attempt))
 			continue
 		}
@@ -433,7 +478,7 @@ func (n *Node) follow(ctx context.Context, marks Marks, apply func(context.Conte
 			msg, err := it.Next()
 			if err != nil {
 				if ctx.Err() == nil && !errors.Is(err, jetstream.ErrMsgIteratorClosed) {
-					n.log.Warn("following the cluster's changes", "err", err)
+					n.log.Warn("following the cluster's stream", "stream", f.stream, "err", err)
 				}
 				break
 			}
@@ -442,12 +487,8 @@ func (n *Node) follow(ctx context.Context, marks Marks, apply func(context.Conte
 			if err != nil || meta.Sequence.Stream <= from {
 				continue // not a stream message, or one applied before a restart of the consumer
 			}
-			if !n.applied(ctx, msg) {
-				c := Change{Seq: meta.Sequence.Stream, Doc: strings.TrimPrefix(msg.Subject(), docSubject),
-					Owner: msg.Headers().Get(ownerHeader), Chunk: msg.Data()}
-				if !n.applyOne(ctx, c, apply) {
-					break
-				}
+			if !(f.skipOwn && n.applied(ctx, msg)) && !f.handle(ctx, msg, meta.Sequence.Stream) {
+				break
 			}
 			from = meta.Sequence.Stream
 			if time.Since(savedAt) >= markEvery {
@@ -478,77 +519,20 @@ func (n *Node) applied(ctx context.Context, msg jetstream.Msg) bool {
 	}
 }
 
-// applyOne applies c, retrying until it succeeds; false if following
-// stopped first.
-func (n *Node) applyOne(ctx context.Context, c Change, apply func(context.Context, Change) error) bool {
+// retry runs apply until it succeeds; false if ctx ended first. Each
+// failure is logged as what, with args (IDs and sizes).
+func retry(ctx context.Context, log *slog.Logger, what string, apply func() error, args ...any) bool {
 	for attempt := 0; ; attempt++ {
-		err := apply(ctx, c)
+		err := apply()
 		if err == nil {
 			return true
 		}
 		if ctx.Err() != nil {
 			return false
 		}
-		n.log.Warn("applying a change from another node; will retry", "doc", c.Doc, "seq", c.Seq, "bytes", len(c.Chunk), "attempt", attempt+1, "err", err)
+		log.Warn(what+"; will retry", append(args, "attempt", attempt+1, "err", err)...)
 		if !wait(ctx, backoff(attempt)) {
 			return false
-		}
-	}
-}
-
-// validDevice accepts a device ID as a KV key.
-func validDevice(id string) bool { return validDoc(strings.ReplaceAll(id, "-", "")) }
-
-// Revoke records in the cluster that device is revoked, at the cluster's
-// replication: every node's WatchRevocations hears of it, now or when it
-// next starts.
-func (n *Node) Revoke(ctx context.Context, device string) error {
-	if !validDevice(device) {
-		return fmt.Errorf("cluster: device ID %q cannot be a key", device)
-	}
-	ctx, cancel := context.WithTimeout(ctx, publishBudget)
-	defer cancel()
-	if _, err := n.revoked.Put(ctx, device, []byte(time.Now().UTC().Format(time.RFC3339Nano))); err != nil {
-		return fmt.Errorf("cluster: revocation of %s not held by the cluster: %w", device, err)
-	}
-	return nil
-}
-
-// WatchRevocations calls apply with every device revoked in the cluster:
-// first those revoked before (on any node, this one included), then each
-// as it is revoked, until StopFollowing or Close. apply must be idempotent:
-// a device revoked on this node is handed back too.
-func (n *Node) WatchRevocations(apply func(ctx context.Context, device string)) {
-	ctx := n.followContext()
-	n.following.Go(func() {
-		for attempt := 0; ctx.Err() == nil; attempt++ {
-			w, err := n.revoked.WatchAll(ctx)
-			if err != nil {
-				if ctx.Err() == nil {
-					n.log.Warn("watching revocations", "err", err)
-				}
-				wait(ctx, backoff(attempt))
-				continue
-			}
-			n.watchRevoked(ctx, w, apply)
-			w.Stop()
-		}
-	})
-}
-
-// watchRevoked applies what w reports until it ends or ctx does.
-func (n *Node) watchRevoked(ctx context.Context, w jetstream.KeyWatcher, apply func(context.Context, string)) {
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case e, ok := <-w.Updates():
-			if !ok {
-				return
-			}
-			if e != nil && e.Operation() == jetstream.KeyValuePut {
-				apply(ctx, e.Key())
-			}
 		}
 	}
 }

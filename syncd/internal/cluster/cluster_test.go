@@ -220,6 +220,30 @@ func TestClusterOfThree(t *testing.T) {
 		}
 	}
 
+	// A registry key written on one node is read on another at once, and
+	// of two nodes creating one key at the same moment, one wins.
+	if _, ok, err := nodes[0].RegistryPut(ctx, "codes", "c0de", []byte("dev-1"), 0); err != nil || !ok {
+		t.Fatalf("RegistryPut on n0 = %v, %v", ok, err)
+	}
+	if v, _, err := nodes[2].RegistryGet(ctx, "codes", "c0de"); err != nil || string(v) != "dev-1" {
+		t.Fatalf("RegistryGet on n2 right after n0's put = %q, %v; want dev-1", v, err)
+	}
+	wins := make([]bool, 3)
+	var race sync.WaitGroup
+	for i := range nodes {
+		race.Go(func() {
+			_, ok, err := nodes[i].RegistryPut(ctx, "devices", "dev-2", fmt.Appendf(nil, "n%d", i), 0)
+			if err != nil {
+				t.Errorf("RegistryPut on n%d = %v", i, err)
+			}
+			wins[i] = ok
+		})
+	}
+	race.Wait()
+	if n := countTrue(wins); n != 1 {
+		t.Fatalf("%d of 3 nodes created the same key at once (%v), want 1", n, wins)
+	}
+
 	nodes[2].Close()
 	if err := nodes[1].Publish(ctx, "docA", "home-1", []byte("from n1"), keepOK); err != nil {
 		t.Fatalf("Publish on n1 with n2 gone = %v", err)
@@ -261,41 +285,167 @@ func BenchmarkPublishAlone(b *testing.B) {
 	}
 }
 
-// A revocation is handed to the watcher as it is made, and again to a
-// node that starts after it: a node that was down when a device was
-// revoked still cuts it off.
-func TestRevocationsReachWatchers(t *testing.T) {
-	dir := t.TempDir()
-	watch := func(n *Node) chan string {
-		got := make(chan string, 10)
-		n.WatchRevocations(func(_ context.Context, dev string) { got <- dev })
-		return got
-	}
-	next := func(got chan string) string {
-		select {
-		case dev := <-got:
-			return dev
-		case <-time.After(20 * time.Second):
-			t.Fatal("timed out waiting for a revocation")
-			return ""
+func countTrue(bs []bool) int {
+	n := 0
+	for _, b := range bs {
+		if b {
+			n++
 		}
 	}
+	return n
+}
+
+// A registry write names the revision it expects: a write from a stale
+// read is refused, whatever the key holds, and a deleted key is created
+// again only from the delete's revision.
+func TestRegistryCompareAndSet(t *testing.T) {
+	n := openAlone(t, t.TempDir())
+	defer n.Close()
+	ctx := context.Background()
+	rev1, ok, err := n.RegistryPut(ctx, "devices", "dev-1", []byte("pending"), 0)
+	if err != nil || !ok {
+		t.Fatalf("RegistryPut(new) = %v, %v", ok, err)
+	}
+	if _, ok, err := n.RegistryPut(ctx, "devices", "dev-1", []byte("again"), 0); err != nil || ok {
+		t.Fatalf("RegistryPut(new) of a key that exists = %v, %v; want false, nil", ok, err)
+	}
+	rev2, ok, err := n.RegistryPut(ctx, "devices", "dev-1", []byte("enrolled"), rev1)
+	if err != nil || !ok || rev2 <= rev1 {
+		t.Fatalf("RegistryPut(rev %d) = %d, %v, %v", rev1, rev2, ok, err)
+	}
+	if _, ok, err := n.RegistryPut(ctx, "devices", "dev-1", []byte("stale"), rev1); err != nil || ok {
+		t.Fatalf("RegistryPut(stale rev %d) = %v, %v; want false, nil", rev1, ok, err)
+	}
+	if v, rev, err := n.RegistryGet(ctx, "devices", "dev-1"); err != nil || string(v) != "enrolled" || rev != rev2 {
+		t.Fatalf("RegistryGet = %q, %d, %v; want enrolled, %d", v, rev, err, rev2)
+	}
+	if _, ok, err := n.RegistryDelete(ctx, "devices", "dev-1", rev1); err != nil || ok {
+		t.Fatalf("RegistryDelete(stale rev) = %v, %v; want false, nil", ok, err)
+	}
+	rev3, ok, err := n.RegistryDelete(ctx, "devices", "dev-1", rev2)
+	if err != nil || !ok {
+		t.Fatalf("RegistryDelete(rev %d) = %v, %v", rev2, ok, err)
+	}
+	if _, rev, err := n.RegistryGet(ctx, "devices", "dev-1"); !errors.Is(err, store.ErrNotFound) || rev != rev3 {
+		t.Fatalf("RegistryGet(deleted) = rev %d, %v; want rev %d, %v", rev, err, rev3, store.ErrNotFound)
+	}
+	if _, ok, _ := n.RegistryPut(ctx, "devices", "dev-1", []byte("back"), 0); ok {
+		t.Fatal("RegistryPut(rev 0) of a deleted key = true: a spent code could be made again from a stale read")
+	}
+	if _, ok, err := n.RegistryPut(ctx, "devices", "dev-1", []byte("back"), rev3); err != nil || !ok {
+		t.Fatalf("RegistryPut(the delete's rev) = %v, %v", ok, err)
+	}
+	if _, _, err := n.RegistryGet(ctx, "never", "written"); !errors.Is(err, store.ErrNotFound) {
+		t.Fatalf("RegistryGet(never written) = %v, want %v", err, store.ErrNotFound)
+	}
+	if _, _, err := n.RegistryPut(ctx, "Bad.NS", "k", nil, 0); err == nil {
+		t.Fatal("RegistryPut(a namespace with a dot) = nil")
+	}
+}
+
+// The watcher hands over each key's latest value, deletes included, then
+// says it has caught up, then each write as it is made; after a restart it
+// hands over the same again. Keys hold any byte.
+func TestWatchRegistryReplaysThenFollows(t *testing.T) {
+	dir := t.TempDir()
+	ctx := context.Background()
+	odd := "home-1/Dr Ada Quill/é.*>/gp" // a store key no bucket key may hold as it is
 	n := openAlone(t, dir)
-	got := watch(n)
-	if err := n.Revoke(context.Background(), "dev-abc123"); err != nil {
-		t.Fatalf("Revoke = %v", err)
+	if _, ok, err := n.RegistryPut(ctx, "preapproved", odd, []byte{}, 0); err != nil || !ok {
+		t.Fatalf("RegistryPut(%q) = %v, %v", odd, ok, err)
 	}
-	if dev := next(got); dev != "dev-abc123" {
-		t.Fatalf("watcher heard %q, want dev-abc123", dev)
-	}
-	if err := n.Revoke(context.Background(), "dev.*"); err == nil {
-		t.Fatal("Revoke(a key with wildcards) = nil")
+	rev, _, _ := n.RegistryPut(ctx, "codes", "abc", []byte("dev-1"), 0)
+	if _, ok, err := n.RegistryDelete(ctx, "codes", "abc", rev); err != nil || !ok {
+		t.Fatalf("RegistryDelete = %v, %v", ok, err)
 	}
 	n.Close()
 
 	n = openAlone(t, dir)
 	defer n.Close()
-	if dev := next(watch(n)); dev != "dev-abc123" {
-		t.Fatalf("after a restart the watcher heard %q, want dev-abc123", dev)
+	// One channel, so the order in which the watcher calls is the order
+	// read; caught up is the zero entry.
+	got := make(chan RegistryEntry, 10)
+	n.WatchRegistry(func(_ context.Context, e RegistryEntry) error { got <- e; return nil },
+		func(context.Context) { got <- RegistryEntry{} })
+	next := func(what string) RegistryEntry {
+		t.Helper()
+		select {
+		case e := <-got:
+			return e
+		case <-time.After(20 * time.Second):
+			t.Fatalf("timed out waiting for %s", what)
+		}
+		return RegistryEntry{}
+	}
+	seen := map[string]RegistryEntry{}
+	for range 2 {
+		e := next("the keys written before the restart")
+		if e.NS == "" {
+			t.Fatalf("caught up after %d of the 2 keys written before the restart", len(seen))
+		}
+		seen[e.NS+"/"+e.Key] = e
+	}
+	if e, ok := seen["preapproved/"+odd]; !ok || e.Deleted || len(e.Val) != 0 {
+		t.Fatalf("replayed %v, want preapproved %q held", seen, odd)
+	}
+	if e, ok := seen["codes/abc"]; !ok || !e.Deleted || e.Val != nil {
+		t.Fatalf("replayed %v, want codes/abc deleted", seen)
+	}
+	if e := next("the watcher to say it has caught up"); e.NS != "" {
+		t.Fatalf("heard %+v, want caught up", e)
+	}
+	if _, ok, err := n.RegistryPut(ctx, "revoked", "crt-1", []byte("sig"), 0); err != nil || !ok {
+		t.Fatalf("RegistryPut = %v, %v", ok, err)
+	}
+	if e := next("a write made after catching up"); e.NS != "revoked" || e.Key != "crt-1" || string(e.Val) != "sig" {
+		t.Fatalf("then heard %+v, want revoked/crt-1", e)
+	}
+}
+
+// Audit events are numbered by the stream, from the first number the node
+// that makes it asks for; the follower hands over every event, this
+// node's own too, in order, and a publication retried under its id is
+// stored once.
+func TestAuditStreamNumbersEveryEvent(t *testing.T) {
+	dir := t.TempDir()
+	st := openStore(t, filepath.Join(dir, "store"))
+	defer st.Close()
+	asked := 0
+	n, err := Open(context.Background(), Config{Dir: filepath.Join(dir, "cluster"), Key: testKey,
+		AuditFirstSeq: func() (uint64, error) { asked++; return 42, nil }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer n.Close()
+	ctx := context.Background()
+	for i, id := range []string{"a-1", "a-2", "a-2"} {
+		org := []string{"home-1", "home.*", "home.*"}[i] // no subject token: filed all the same
+		seq, err := n.PublishAudit(ctx, org, id, fmt.Appendf(nil, `{"n":%d}`, i))
+		if err != nil {
+			t.Fatalf("PublishAudit(%s) = %v", id, err)
+		}
+		if want := uint64(42 + min(i, 1)); seq != want {
+			t.Fatalf("PublishAudit(%s) = seq %d, want %d", id, seq, want)
+		}
+	}
+	got := make(chan AuditEntry, 10)
+	n.FollowAudit(st, func(_ context.Context, e AuditEntry) error { got <- e; return nil })
+	for _, want := range []AuditEntry{{Seq: 42, ID: "a-1", Event: []byte(`{"n":0}`)}, {Seq: 43, ID: "a-2", Event: []byte(`{"n":1}`)}} {
+		select {
+		case e := <-got:
+			if e.Seq != want.Seq || e.ID != want.ID || !bytes.Equal(e.Event, want.Event) {
+				t.Fatalf("followed %d %s %s, want %d %s %s", e.Seq, e.ID, e.Event, want.Seq, want.ID, want.Event)
+			}
+		case <-time.After(20 * time.Second):
+			t.Fatalf("timed out waiting for audit event %d", want.Seq)
+		}
+	}
+	select {
+	case e := <-got:
+		t.Fatalf("followed a third event %d %s: the retried publication was stored twice", e.Seq, e.ID)
+	default:
+	}
+	if asked != 1 {
+		t.Fatalf("AuditFirstSeq asked %d times, want 1", asked)
 	}
 }

@@ -60,6 +60,11 @@ type AuditEvent struct {
 	ByRelay bool `json:"byRelay,omitempty"`
 	// Doubts are codes for what the relay could not vouch for (see the Doubt constants).
 	Doubts []string `json:"doubts,omitempty"`
+	// ClusterSeq is the event's number in the cluster's audit stream, set as it is copied
+	// into this node's chain (ApplyAudit); zero for an event kept with no cluster, whose
+	// number is its place in this node's chain. AuditLog hands over whichever it has, so an
+	// event has the same number on every node.
+	ClusterSeq uint64 `json:"clusterSeq,omitempty"`
 }
 
 // Doubts: what the relay found wrong with a device's event.
@@ -92,6 +97,13 @@ func (r *Registry) Audit(ctx context.Context, e AuditEvent) (uint64, error) {
 // AuditAll appends events to the audit log in order, and applies changes, in one atomic
 // durable write, and returns the first event's sequence number. The log is a hash chain
 // (store.AppendChained): VerifyAudit finds any event altered, removed or inserted since.
+//
+// In a cluster each event is first held by the cluster's audit stream, and numbered there;
+// every node copies the stream into its own chain in the stream's order, so each node's chain
+// holds the whole cluster's events, from when the node first followed the stream, and
+// verifies on its own (the chains of nodes started from one data folder are equal). changes
+// are kept with the last event on this node only, and then only if it copies the event while
+// AuditAll waits.
 func (r *Registry) AuditAll(ctx context.Context, events []AuditEvent, changes []store.Change) (uint64, error) {
 	if err := r.migrateAudit(ctx); err != nil {
 		return 0, err
@@ -113,6 +125,9 @@ func (r *Registry) AuditAll(ctx context.Context, events []AuditEvent, changes []
 			return 0, err
 		}
 		vals[i] = b
+	}
+	if r.Cluster != nil && len(vals) > 0 {
+		return r.auditAllShared(ctx, events, vals, changes)
 	}
 	return r.st.AppendChained(ctx, auditLog, vals, changes)
 }
@@ -151,10 +166,18 @@ func (r *Registry) AuditLog(after uint64, fn func(seq uint64, e AuditEvent) erro
 	if err := r.migrateAudit(context.Background()); err != nil {
 		return err
 	}
-	return r.st.ReadChained(auditLog, after, func(seq uint64, val []byte) error {
+	// An event's number is its ClusterSeq when it has one, which is not its place in this
+	// chain: so every event is read, and those numbered up to after skipped.
+	return r.st.ReadChained(auditLog, 0, func(seq uint64, val []byte) error {
 		var e AuditEvent
 		if err := json.Unmarshal(val, &e); err != nil {
 			return fmt.Errorf("audit event %d: %w", seq, err)
+		}
+		if e.ClusterSeq != 0 {
+			seq = e.ClusterSeq
+		}
+		if seq <= after {
+			return nil
 		}
 		return fn(seq, e)
 	})
@@ -400,13 +423,16 @@ func (r *Registry) ReviewBreakGlassFor(ctx context.Context, org string, seq uint
 		if s == seq {
 			found = &e
 		}
-		return errStopScan
+		if s >= seq {
+			return errStopScan
+		}
+		return nil
 	})
 	if found == nil || found.Action != ActionBreakGlass || !found.ByRelay || org != "" && found.Owner != org && found.Org != org {
 		return fmt.Errorf("%w: audit event %d is not a break-glass access", ErrNotFound, seq)
 	}
 	b, _ := json.Marshal(Review{By: by, Note: note, Time: r.now().UTC()})
-	return r.st.Put(ctx, nsReviewed, seqKey(seq), b)
+	return r.put(ctx, nsReviewed, seqKey(seq), b)
 }
 
 func seqKey(seq uint64) string { return fmt.Sprintf("%020d", seq) }

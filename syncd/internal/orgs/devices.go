@@ -180,19 +180,17 @@ func (r *Registry) EnrollDevice(ctx context.Context, orgID, name string, ttl tim
 	if _, err := r.Org(orgID); err != nil {
 		return Device{}, "", err
 	}
-	id, err := r.freeID(nsDevices, "dev")
-	if err != nil {
-		return Device{}, "", err
-	}
 	code := newCode()
 	norm, _ := normaliseCode(code)
 	now := r.now()
-	rec := deviceRecord{ID: id, Org: orgID, Name: name, Created: now, CodeHash: hashSecret(norm), CodeExpires: now.Add(ttl)}
+	rec := deviceRecord{Org: orgID, Name: name, Created: now, CodeHash: hashSecret(norm), CodeExpires: now.Add(ttl)}
 	// The device first, then the code pointing at it: a code never names a missing device.
-	if err := r.putJSON(ctx, nsDevices, id, rec); err != nil {
+	id, err := r.createWithID(ctx, nsDevices, "dev", func(id string) any { rec.ID = id; return rec })
+	if err != nil {
 		return Device{}, "", err
 	}
-	if err := r.st.Put(context.WithoutCancel(ctx), nsCodes, rec.CodeHash, []byte(id)); err != nil {
+	// 60 random bits: a code another device holds is a curiosity, refused all the same.
+	if err := r.createKey(context.WithoutCancel(ctx), nsCodes, rec.CodeHash, []byte(id)); err != nil {
 		return Device{}, "", err
 	}
 	r.log().Info("device enrolment code issued", "device", id, "org", orgID, "ttl", ttl)
@@ -212,14 +210,16 @@ func (r *Registry) Redeem(ctx context.Context, code string) (Device, string, err
 	codeHash := hashSecret(norm)
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	idb, err := r.st.Get(nsCodes, codeHash)
+	// Read where they are authoritative: in a cluster a code enrolled on another node a moment
+	// ago is found, and one redeemed there is not.
+	idb, codeRev, err := r.read(ctx, nsCodes, codeHash)
 	if errors.Is(err, store.ErrNotFound) {
 		return Device{}, "", ErrBadCode
 	}
 	if err != nil {
 		return Device{}, "", err
 	}
-	rec, err := r.deviceRecord(string(idb))
+	rec, err := r.currentDevice(ctx, string(idb))
 	if errors.Is(err, ErrNotFound) {
 		return Device{}, "", ErrBadCode
 	}
@@ -237,9 +237,14 @@ func (r *Registry) Redeem(ctx context.Context, code string) (Device, string, err
 	}
 	// Spend the code first, durably: from here on it can never be redeemed again, whatever
 	// happens next. If the steps below fail or the process dies, the device stays pending
-	// with no usable code; the administrator enrols it again.
-	if derr := r.st.Delete(ctx, nsCodes, codeHash); derr != nil {
+	// with no usable code; the administrator enrols it again. In a cluster the code is spent
+	// only if no other node spent it since it was read: of two redeeming at once, one wins.
+	switch spent, derr := r.write(ctx, nsCodes, codeHash, nil, true, codeRev); {
+	case derr != nil:
 		return Device{}, "", derr
+	case !spent:
+		r.log().Info("enrolment code refused: redeemed on another node at the same moment", "device", rec.ID)
+		return Device{}, "", ErrBadCode
 	}
 	if err != nil {
 		r.log().Info("enrolment code refused", "device", rec.ID, "err", err)
@@ -251,12 +256,19 @@ func (r *Registry) Redeem(ctx context.Context, code string) (Device, string, err
 	credHash := hashSecret(cred)
 	// The index first, then the device record that makes it valid (Authenticate checks the
 	// record names this hash): a crash between them leaves an entry that authenticates nobody.
-	if err := r.st.Put(ctx, nsCreds, credHash, []byte(rec.ID)); err != nil {
+	if err := r.createKey(ctx, nsCreds, credHash, []byte(rec.ID)); err != nil {
 		return Device{}, "", err
 	}
-	rec.CodeHash, rec.CodeExpires = "", time.Time{}
-	rec.Enrolled, rec.CredHash = now, credHash
-	if err := r.putJSON(ctx, nsDevices, rec.ID, rec); err != nil {
+	err = r.changeDevice(ctx, rec.ID, func(d *deviceRecord) error {
+		if !d.Revoked.IsZero() {
+			return ErrRevoked // revoked on another node since it was read
+		}
+		d.CodeHash, d.CodeExpires = "", time.Time{}
+		d.Enrolled, d.CredHash = now, credHash
+		rec = *d
+		return nil
+	})
+	if err != nil {
 		return Device{}, "", err
 	}
 	r.log().Info("device enrolled", "device", rec.ID, "org", rec.Org)
@@ -273,22 +285,13 @@ func (r *Registry) Authenticate(ctx context.Context, credential string) (Device,
 		return Device{}, Org{}, ErrUnauthorized
 	}
 	credHash := hashSecret(credential)
-	idb, err := r.st.Get(nsCreds, credHash)
-	if errors.Is(err, store.ErrNotFound) {
-		return Device{}, Org{}, ErrUnauthorized
+	rec, err := r.credDevice(credHash)
+	if errors.Is(err, ErrUnauthorized) && r.Cluster != nil {
+		// Perhaps redeemed on another node a moment ago, before this one heard of it.
+		rec, err = r.fetchCredDevice(ctx, credHash)
 	}
 	if err != nil {
 		return Device{}, Org{}, err
-	}
-	rec, err := r.deviceRecord(string(idb))
-	if errors.Is(err, ErrNotFound) {
-		return Device{}, Org{}, ErrUnauthorized
-	}
-	if err != nil {
-		return Device{}, Org{}, err
-	}
-	if rec.CredHash != credHash {
-		return Device{}, Org{}, ErrUnauthorized
 	}
 	d := rec.device()
 	if !d.Revoked.IsZero() {
@@ -300,6 +303,72 @@ func (r *Registry) Authenticate(ctx context.Context, credential string) (Device,
 	}
 	d.LastSeen = r.touch(ctx, d.ID)
 	return d, org, nil
+}
+
+// credDevice is the device record this store holds for a credential hash, or ErrUnauthorized.
+func (r *Registry) credDevice(credHash string) (deviceRecord, error) {
+	idb, err := r.st.Get(nsCreds, credHash)
+	if errors.Is(err, store.ErrNotFound) {
+		return deviceRecord{}, ErrUnauthorized
+	}
+	if err != nil {
+		return deviceRecord{}, err
+	}
+	rec, err := r.deviceRecord(string(idb))
+	if errors.Is(err, ErrNotFound) || err == nil && rec.CredHash != credHash {
+		return deviceRecord{}, ErrUnauthorized
+	}
+	return rec, err
+}
+
+// fetchCredDevice is credDevice read from the cluster, keeping what it finds here. Only a
+// credential of the right shape that this node does not know costs the lookup.
+func (r *Registry) fetchCredDevice(ctx context.Context, credHash string) (deviceRecord, error) {
+	idb, credRev, err := r.Cluster.RegistryGet(ctx, nsCreds, credHash)
+	if errors.Is(err, store.ErrNotFound) {
+		return deviceRecord{}, ErrUnauthorized
+	}
+	if err != nil {
+		return deviceRecord{}, err
+	}
+	b, devRev, err := r.Cluster.RegistryGet(ctx, nsDevices, string(idb))
+	if errors.Is(err, store.ErrNotFound) {
+		return deviceRecord{}, ErrUnauthorized
+	}
+	if err != nil {
+		return deviceRecord{}, err
+	}
+	// The device first, as ApplyShared would keep them.
+	if err := r.ApplyShared(ctx, nsDevices, string(idb), b, false, devRev); err != nil {
+		return deviceRecord{}, err
+	}
+	if err := r.ApplyShared(ctx, nsCreds, credHash, idb, false, credRev); err != nil {
+		return deviceRecord{}, err
+	}
+	return r.credDevice(credHash)
+}
+
+// currentDevice is device id where it is authoritative (see read), or an error matching
+// ErrNotFound.
+func (r *Registry) currentDevice(ctx context.Context, id string) (deviceRecord, error) {
+	b, _, err := r.read(ctx, nsDevices, id)
+	if errors.Is(err, store.ErrNotFound) {
+		return deviceRecord{}, notFoundf("no device %q", id)
+	}
+	if err != nil {
+		return deviceRecord{}, err
+	}
+	var rec deviceRecord
+	if err := json.Unmarshal(b, &rec); err != nil {
+		return deviceRecord{}, fmt.Errorf("device %q: %w", id, err)
+	}
+	return rec, nil
+}
+
+// changeDevice is a read-modify-write of device id (see change): fn changes it, or returns
+// errUnchanged or an error. An unknown id is an error matching ErrNotFound.
+func (r *Registry) changeDevice(ctx context.Context, id string, fn func(d *deviceRecord) error) error {
+	return changeJSON(ctx, r, nsDevices, id, notFoundf("no device %q", id), fn)
 }
 
 // touch records that device id was seen now and returns now. It writes to the store if the
@@ -337,25 +406,25 @@ func (r *Registry) touch(ctx context.Context, id string) time.Time {
 func (r *Registry) Revoke(ctx context.Context, id string) error {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	rec, err := r.deviceRecord(id)
-	if err != nil {
-		return err
-	}
-	if !rec.Revoked.IsZero() {
+	var code, org string
+	err := r.changeDevice(ctx, id, func(rec *deviceRecord) error {
+		if !rec.Revoked.IsZero() {
+			return errUnchanged
+		}
+		code, org = rec.CodeHash, rec.Org
+		rec.Revoked, rec.CodeHash, rec.CodeExpires = r.now(), "", time.Time{}
 		return nil
-	}
-	code := rec.CodeHash
-	rec.Revoked, rec.CodeHash, rec.CodeExpires = r.now(), "", time.Time{}
-	if err := r.putJSON(ctx, nsDevices, id, rec); err != nil {
+	})
+	if err != nil || org == "" {
 		return err
 	}
 	if code != "" {
 		// Tidiness only: Redeem refuses the code anyway, the record no longer names it.
-		if err := r.st.Delete(context.WithoutCancel(ctx), nsCodes, code); err != nil {
+		if err := r.del(context.WithoutCancel(ctx), nsCodes, code); err != nil {
 			r.log().Warn("deleting a revoked device's code failed", "device", id, "err", err)
 		}
 	}
-	r.log().Info("device revoked", "device", id, "org", rec.Org)
+	r.log().Info("device revoked", "device", id, "org", org)
 	return nil
 }
 

@@ -4,7 +4,8 @@
 //
 // Everything is kept in the relay's encrypted store and survives restarts. Secrets never are:
 // enrolment codes and credentials are stored only as SHA-256 hashes, and nothing here logs
-// them.
+// them. In a cluster of relay nodes the registry is shared: see shared.go for what every node
+// holds, what each keeps to itself, and how a change made on one node reaches the others.
 //
 // Key layout (store key/value namespaces and logs):
 //
@@ -15,10 +16,13 @@
 //	seen     <device ID>            last-seen time, RFC 3339 (written at most once a minute)
 //	first    <device ID>/<doc ID>   time of the device's first access to the document
 //	log audit                       JSON AuditEvent, seq from 1
+//	registry-unshared <ns>/<key>    "" (a shared key written with no cluster; see shared.go)
+//	audit-copied <seq>              "" (the cluster's audit event seq is in this node's chain)
 //
 // The store offers no multi-key transactions, so multi-step changes are ordered so that a crash
 // part way leaves nothing usable that should not be (see Redeem), and one mutex serialises the
-// read-modify-write changes. A Registry must therefore be the only one over its store.
+// read-modify-write changes. A Registry must therefore be the only one over its store; in a
+// cluster the nodes' registries are kept apart by compare-and-set on each key (shared.go).
 package orgs
 
 import (
@@ -161,8 +165,19 @@ type Registry struct {
 	Key ed25519.PrivateKey
 	// OnTrustChange is called after a revocation, and after an
 	// administrator grants or refuses a request (the relay tells every
-	// connection, and its workers). May be nil.
+	// connection, and its workers), on whichever node it was made. May be
+	// nil.
 	OnTrustChange func()
+	// OnDeviceRevoked is called when a device's revocation made on any
+	// node (this one included) is kept here, for the relay to close its
+	// connections; OnScopesChange when an organisation changes (a hub's
+	// homes). Either may be nil.
+	OnDeviceRevoked func(device string)
+	OnScopesChange  func()
+	// Cluster, if set, is the relay's nodes' shared copy of the registry
+	// and the audit log (shared.go). Set it before the Registry is first
+	// used. Nil: this store alone.
+	Cluster Cluster
 	// Now returns the current time. Nil means time.Now. Tests replace it; set it before the
 	// Registry is first used.
 	Now func() time.Time
@@ -190,13 +205,15 @@ type Registry struct {
 	// write; auditErr is its outcome.
 	auditOnce sync.Once
 	auditErr  error
+
+	share sharing
 }
 
 type seenTimes struct{ written, latest time.Time }
 
 // New returns a Registry over st. It does no I/O.
 func New(st *store.Store) *Registry {
-	return &Registry{st: st, seen: make(map[string]seenTimes)}
+	return &Registry{st: st, seen: make(map[string]seenTimes), share: newSharing()}
 }
 
 func (r *Registry) now() time.Time {
@@ -217,12 +234,43 @@ func (r *Registry) log() *slog.Logger {
 func (r *Registry) MarkDemo(ctx context.Context, id string) error {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	o, err := r.Org(id)
-	if err != nil {
-		return err
+	return r.changeOrg(ctx, id, func(o *Org) error {
+		if o.Demo {
+			return errUnchanged
+		}
+		o.Demo = true
+		return nil
+	})
+}
+
+// changeOrg is a read-modify-write of organisation id (see change): fn
+// changes it, or returns errUnchanged or an error. An unknown id is an
+// error matching ErrNotFound.
+func (r *Registry) changeOrg(ctx context.Context, id string, fn func(o *Org) error) error {
+	return changeJSON(ctx, r, nsOrgs, id, notFoundf("no organisation %q", id), fn)
+}
+
+// changeJSON is a read-modify-write (see change) of the JSON value under (ns, key): fn
+// changes it, or returns errUnchanged or an error; a missing key (or an empty one) is the
+// error missing.
+func changeJSON[T any](ctx context.Context, r *Registry, ns, key string, missing error, fn func(v *T) error) error {
+	if key == "" {
+		return missing
 	}
-	o.Demo = true
-	return r.putJSON(ctx, nsOrgs, o.ID, o)
+	return r.change(ctx, ns, key, func(cur []byte, found bool) ([]byte, bool, error) {
+		if !found {
+			return nil, false, missing
+		}
+		var v T
+		if err := json.Unmarshal(cur, &v); err != nil {
+			return nil, false, fmt.Errorf("%s %q: %w", ns, key, err)
+		}
+		if err := fn(&v); err != nil {
+			return nil, false, err
+		}
+		b, err := json.Marshal(v)
+		return b, false, err
+	})
 }
 
 // CreateHome registers a care home. ods is its ODS code, or empty; if given it must be
@@ -263,11 +311,8 @@ func (r *Registry) create(ctx context.Context, o Org) (Org, error) {
 			return Org{}, err
 		}
 	}
-	if o.ID, err = r.freeID(nsOrgs, idPrefix[o.Kind]); err != nil {
-		return Org{}, err
-	}
 	o.Created = r.now()
-	if err := r.putJSON(ctx, nsOrgs, o.ID, o); err != nil {
+	if o.ID, err = r.createWithID(ctx, nsOrgs, idPrefix[o.Kind], func(id string) any { o.ID = id; return o }); err != nil {
 		return Org{}, err
 	}
 	r.log().Info("organisation created", "org", o.ID, "kind", o.Kind)
@@ -279,20 +324,21 @@ func (r *Registry) create(ctx context.Context, o Org) (Org, error) {
 func (r *Registry) SetHubHomes(ctx context.Context, hubID string, homes []string) error {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	hub, err := r.Org(hubID)
+	checked, err := r.checkHomes(homes)
 	if err != nil {
 		return err
 	}
-	if hub.Kind != KindHub {
-		return invalidf("%s is %s, not a GP hub", hubID, hub.Kind.phrase())
-	}
-	if hub.Homes, err = r.checkHomes(homes); err != nil {
+	err = r.changeOrg(ctx, hubID, func(hub *Org) error {
+		if hub.Kind != KindHub {
+			return invalidf("%s is %s, not a GP hub", hubID, hub.Kind.phrase())
+		}
+		hub.Homes = checked
+		return nil
+	})
+	if err != nil {
 		return err
 	}
-	if err := r.putJSON(ctx, nsOrgs, hub.ID, hub); err != nil {
-		return err
-	}
-	r.log().Info("hub homes set", "org", hub.ID, "homes", len(hub.Homes))
+	r.log().Info("hub homes set", "org", hubID, "homes", len(checked))
 	return nil
 }
 
@@ -306,22 +352,20 @@ func (r *Registry) SetDirectory(ctx context.Context, homeID, docID string) error
 	}
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	home, err := r.Org(homeID)
-	if err != nil {
-		return err
-	}
-	if home.Kind != KindHome {
-		return invalidf("%s is %s; only care homes have a directory", homeID, home.Kind.phrase())
-	}
-	switch home.Directory {
-	case id.String():
+	return r.changeOrg(ctx, homeID, func(home *Org) error {
+		if home.Kind != KindHome {
+			return invalidf("%s is %s; only care homes have a directory", homeID, home.Kind.phrase())
+		}
+		switch home.Directory {
+		case id.String():
+			return errUnchanged
+		case "":
+		default:
+			return invalidf("care home %s already has directory %s", homeID, home.Directory)
+		}
+		home.Directory = id.String()
 		return nil
-	case "":
-	default:
-		return invalidf("care home %s already has directory %s", homeID, home.Directory)
-	}
-	home.Directory = id.String()
-	return r.putJSON(ctx, nsOrgs, home.ID, home)
+	})
 }
 
 // Org returns the organisation id, or an error matching ErrNotFound.
@@ -393,16 +437,19 @@ func (r *Registry) checkODSFree(ods string) error {
 	return nil
 }
 
-// freeID returns a fresh "<prefix>-xxxxxxxxxx" ID unused in ns. The caller holds r.mu.
-func (r *Registry) freeID(ns, prefix string) (string, error) {
+// createWithID stores, under a fresh "<prefix>-xxxxxxxxxx" ID unused in ns (in a cluster, on
+// every node), the JSON of what value returns for that ID, and returns the ID. The caller
+// holds r.mu.
+func (r *Registry) createWithID(ctx context.Context, ns, prefix string, value func(id string) any) (string, error) {
 	for {
 		id := prefix + "-" + randomString(idAlphabet, idLen)
-		_, err := r.st.Get(ns, id)
-		if errors.Is(err, store.ErrNotFound) {
-			return id, nil
-		}
+		b, err := json.Marshal(value(id))
 		if err != nil {
 			return "", err
+		}
+		err = r.createKey(ctx, ns, id, b)
+		if !errors.Is(err, errTaken) {
+			return id, err
 		}
 		// 50 random bits: a collision is a curiosity, but cheap to rule out.
 	}
@@ -456,12 +503,13 @@ func cleanODS(ods string) (string, error) {
 	return ods, nil
 }
 
+// putJSON sets (ns, key) to v's JSON, whatever it held (in a cluster, on every node).
 func (r *Registry) putJSON(ctx context.Context, ns, key string, v any) error {
 	b, err := json.Marshal(v)
 	if err != nil {
 		return err
 	}
-	return r.st.Put(ctx, ns, key, b)
+	return r.put(ctx, ns, key, b)
 }
 
 // getJSON reads key into v; store.ErrNotFound if absent.

@@ -12,6 +12,7 @@ import (
 
 	"haven/shared/cert"
 	"haven/shared/record"
+	"haven/shared/store"
 	"haven/shared/wire"
 )
 
@@ -119,9 +120,8 @@ func (r *Registry) RequestCertificate(ctx context.Context, dev Device, req wire.
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	key := dev.ID + "/" + req.ID
-	var have StaffRequest
-	if err := r.getJSON(nsStaffReq, key, &have); err == nil {
-		return have, nil
+	if have, ok, err := r.currentRequest(ctx, key); ok || err != nil {
+		return have, err
 	}
 	name, err := cert.CleanText("name", req.Name, maxNameLen)
 	if err != nil || name == "" || name != req.Name {
@@ -154,7 +154,32 @@ func (r *Registry) RequestCertificate(ctx context.Context, dev Device, req wire.
 	default:
 		r.log().Info("staff certificate requested", "org", org.ID, "device", dev.ID, "request", req.ID, "role", role)
 	}
-	return sr, r.putJSON(ctx, nsStaffReq, key, sr)
+	b, err := json.Marshal(sr)
+	if err != nil {
+		return StaffRequest{}, err
+	}
+	if err := r.createKey(ctx, nsStaffReq, key, b); errors.Is(err, errTaken) {
+		// The device sent it through another node at the same moment: that one stands.
+		have, _, err := r.currentRequest(ctx, key)
+		return have, err
+	} else if err != nil {
+		return StaffRequest{}, err
+	}
+	return sr, nil
+}
+
+// currentRequest is the request stored under key where it is authoritative (see read); false
+// if there is none.
+func (r *Registry) currentRequest(ctx context.Context, key string) (StaffRequest, bool, error) {
+	b, _, err := r.read(ctx, nsStaffReq, key)
+	if errors.Is(err, store.ErrNotFound) {
+		return StaffRequest{}, false, nil
+	}
+	if err != nil {
+		return StaffRequest{}, false, err
+	}
+	var sr StaffRequest
+	return sr, true, json.Unmarshal(b, &sr)
 }
 
 // autoGrant decides whether a request needs no administrator, and why.
@@ -187,7 +212,11 @@ func (r *Registry) issue(ctx context.Context, sr StaffRequest) (cert.Certificate
 		ID: cert.NewID(), Org: sr.Org, Staff: sr.Staff, Name: sr.Name, Role: sr.Role, Registration: sr.Registration,
 		PublicKey: sr.PublicKey, ValidFrom: now.Add(-clockGrace), ValidUntil: now.Add(CertificateValidity),
 	}.Sign(r.Key)
-	return c, r.putJSON(ctx, nsCerts, c.ID, c)
+	b, err := json.Marshal(c)
+	if err != nil {
+		return c, err
+	}
+	return c, r.createKey(ctx, nsCerts, c.ID, b)
 }
 
 func preapprovedKey(org, name, role, reg string) string {
@@ -226,7 +255,7 @@ func (r *Registry) PreapproveStaff(ctx context.Context, orgID, name, role, reg s
 	if reg, err = record.ValidateRegistration(record.Role(role), reg); err != nil {
 		return invalidf("registration: %v", err)
 	}
-	return r.st.Put(ctx, nsPreapproved, preapprovedKey(orgID, name, role, reg), nil)
+	return r.put(ctx, nsPreapproved, preapprovedKey(orgID, name, role, reg), []byte{})
 }
 
 func rolesList() string {
@@ -288,22 +317,29 @@ func (r *Registry) ApproveRequest(ctx context.Context, id string) (cert.Certific
 	}
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	key, sr, err := r.findRequest(id)
+	key, _, err := r.findRequest(id)
 	if err != nil {
 		return cert.Certificate{}, err
 	}
-	if sr.State != wire.RequestPending {
-		return cert.Certificate{}, invalidf("request %s is %s, not pending", id, sr.State)
-	}
-	c, err := r.issue(ctx, sr)
+	// Decided once in the cluster: approved here while refused on another node, one of the
+	// two finds the request no longer pending. A certificate issued for an approval that lost
+	// is never handed to anyone.
+	var c cert.Certificate
+	var sr StaffRequest
+	err = r.changeRequest(ctx, key, id, func(cur *StaffRequest) error {
+		if c.ID == "" {
+			if c, err = r.issue(ctx, *cur); err != nil {
+				return err
+			}
+		}
+		cur.State, cur.Cert = requestGranted, c.ID
+		sr = *cur
+		return nil
+	})
 	if err != nil {
 		return cert.Certificate{}, err
 	}
-	sr.State, sr.Cert = requestGranted, c.ID
 	r.log().Info("staff certificate granted", "org", sr.Org, "cert", c.ID, "role", sr.Role, "why", "administrator")
-	if err := r.putJSON(ctx, nsStaffReq, key, sr); err != nil {
-		return c, err
-	}
 	if r.OnTrustChange != nil {
 		r.OnTrustChange() // the requesting desktop, if connected, hears at once
 	}
@@ -312,27 +348,38 @@ func (r *Registry) ApproveRequest(ctx context.Context, id string) (cert.Certific
 
 // RefuseRequest refuses a pending request, with a reason the manager reads.
 func (r *Registry) RefuseRequest(ctx context.Context, id, reason string) error {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	key, sr, err := r.findRequest(id)
-	if err != nil {
-		return err
-	}
-	if sr.State != wire.RequestPending {
-		return invalidf("request %s is %s, not pending", id, sr.State)
-	}
-	reason, err = cert.CleanText("reason", reason, 500)
+	reason, err := cert.CleanText("reason", reason, 500)
 	if err != nil {
 		return invalidf("%v", err)
 	}
-	sr.State, sr.Reason = wire.RequestRefused, reason
-	if err := r.putJSON(ctx, nsStaffReq, key, sr); err != nil {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	key, _, err := r.findRequest(id)
+	if err != nil {
+		return err
+	}
+	err = r.changeRequest(ctx, key, id, func(sr *StaffRequest) error {
+		sr.State, sr.Reason = wire.RequestRefused, reason
+		return nil
+	})
+	if err != nil {
 		return err
 	}
 	if r.OnTrustChange != nil {
 		r.OnTrustChange()
 	}
 	return nil
+}
+
+// changeRequest is a read-modify-write of the pending request id, stored under key (see
+// change): fn decides it. A request no longer pending is ErrInvalid.
+func (r *Registry) changeRequest(ctx context.Context, key, id string, fn func(sr *StaffRequest) error) error {
+	return changeJSON(ctx, r, nsStaffReq, key, notFoundf("no certificate request %q", id), func(sr *StaffRequest) error {
+		if sr.State != wire.RequestPending {
+			return invalidf("request %s is %s, not pending", id, sr.State)
+		}
+		return fn(sr)
+	})
 }
 
 // Certificates lists issued certificates (of one organisation, or all),
@@ -414,7 +461,19 @@ func (r *Registry) RevokeCertificate(ctx context.Context, certID string) (cert.R
 		return rv, nil
 	}
 	rv = cert.Revocation{Cert: certID, At: r.now()}.Sign(r.Key)
-	if err := r.putJSON(ctx, nsRevoked, certID, rv); err != nil {
+	b, err := json.Marshal(rv)
+	if err != nil {
+		return cert.Revocation{}, err
+	}
+	// The first revocation is kept, on whichever node it was made.
+	switch err := r.createKey(ctx, nsRevoked, certID, b); {
+	case errors.Is(err, errTaken):
+		var first []byte
+		if first, _, err = r.read(ctx, nsRevoked, certID); err != nil {
+			return cert.Revocation{}, err
+		}
+		return rv, json.Unmarshal(first, &rv)
+	case err != nil:
 		return cert.Revocation{}, err
 	}
 	r.log().Info("staff certificate revoked", "org", c.Org, "cert", certID)

@@ -1,0 +1,205 @@
+package orgs_test
+
+import (
+	"context"
+	"crypto/ed25519"
+	"errors"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"haven/shared/rig"
+	"haven/shared/store"
+	"haven/syncd/internal/cluster"
+	"haven/syncd/internal/orgs"
+)
+
+// member is one relay node's registry in a cluster: its own store, the
+// cluster's registry and audit applied to it as syncd serve wires them.
+// Two members sharing one JetStream node alone are two nodes of a cluster
+// to the registry: what one writes, the other hears only through it.
+type member struct {
+	t       *testing.T
+	st      *store.Store
+	reg     *orgs.Registry
+	revoked chan string
+}
+
+var signingKey = ed25519.NewKeyFromSeed(testKey)
+
+// openNode is a JetStream node alone, in a temporary folder.
+func openNode(t *testing.T) *cluster.Node {
+	t.Helper()
+	n, err := cluster.Open(t.Context(), cluster.Config{Dir: t.TempDir(), Key: testKey})
+	if err != nil {
+		t.Fatalf("cluster.Open = %v", err)
+	}
+	t.Cleanup(func() { n.Close() })
+	return n
+}
+
+// newMember opens a registry over a fresh store, not yet in the cluster.
+func newMember(t *testing.T) *member {
+	t.Helper()
+	st, err := store.Open(filepath.Join(t.TempDir(), "store"), store.Options{Key: testKey})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { st.Close() })
+	reg := orgs.New(st)
+	reg.Key = signingKey
+	return &member{t: t, st: st, reg: reg, revoked: make(chan string, 10)}
+}
+
+// join puts m in node's cluster, as syncd serve does, and returns once m
+// holds what the cluster holds.
+func (m *member) join(node *cluster.Node) *member {
+	m.t.Helper()
+	m.reg.Cluster = node
+	m.reg.OnDeviceRevoked = func(id string) { m.revoked <- id }
+	if err := m.reg.ShareUnshared(m.t.Context()); err != nil {
+		m.t.Fatalf("ShareUnshared = %v", err)
+	}
+	caught := make(chan error, 10)
+	node.WatchRegistry(func(ctx context.Context, e cluster.RegistryEntry) error {
+		return m.reg.ApplyShared(ctx, e.NS, e.Key, e.Val, e.Deleted, e.Rev)
+	}, func(ctx context.Context) { caught <- m.reg.ShareMissing(ctx) })
+	node.FollowAudit(m.st, func(ctx context.Context, e cluster.AuditEntry) error {
+		return m.reg.ApplyAudit(ctx, e.Seq, e.ID, e.Event)
+	})
+	if err, ok := rig.Recv(caught, 20*time.Second); !ok || err != nil {
+		m.t.Fatalf("catching up with the cluster: %v (in time: %v)", err, ok)
+	}
+	return m
+}
+
+func waitFor(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	rig.WaitFor(t, 20*time.Second, what, cond)
+}
+
+// A code enrolled on one node is redeemed on another at once, and only
+// once in the cluster; the credential authenticates at once on the first
+// node too; a revocation made on one node is heard by the other, which
+// then refuses the device.
+func TestSharedRegistryOneCodeOneDevice(t *testing.T) {
+	node := openNode(t)
+	a, b := newMember(t).join(node), newMember(t).join(node)
+	ctx := t.Context()
+	home, err := a.reg.CreateHome(ctx, "Larch House", "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "node B to hold the home made on node A", func() bool { _, err := b.reg.Org(home.ID); return err == nil })
+	dev, code, err := a.reg.EnrollDevice(ctx, home.ID, "Office PC", 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, cred, err := b.reg.Redeem(ctx, code)
+	if err != nil || got.ID != dev.ID {
+		t.Fatalf("node B Redeem(code node A issued a moment ago) = %s, %v; want %s", got.ID, err, dev.ID)
+	}
+	if _, _, err := a.reg.Redeem(ctx, code); !errors.Is(err, orgs.ErrBadCode) {
+		t.Fatalf("node A Redeem(code node B redeemed) = %v, want %v", err, orgs.ErrBadCode)
+	}
+	if d, _, err := a.reg.Authenticate(ctx, cred); err != nil || d.ID != dev.ID {
+		t.Fatalf("node A Authenticate(credential node B issued a moment ago) = %s, %v", d.ID, err)
+	}
+	if err := a.reg.Revoke(ctx, dev.ID); err != nil {
+		t.Fatal(err)
+	}
+	if id, ok := rig.Recv(b.revoked, 20*time.Second); !ok || id != dev.ID {
+		t.Fatalf("node B heard of revocation %q (in time: %v), want %s", id, ok, dev.ID)
+	}
+	if _, _, err := b.reg.Authenticate(ctx, cred); !errors.Is(err, orgs.ErrRevoked) {
+		t.Fatalf("node B Authenticate(revoked on node A) = %v, want %v", err, orgs.ErrRevoked)
+	}
+	select {
+	case id := <-a.revoked:
+		t.Fatalf("node A was told of its own revocation of %s: its caller counts the connections it closes", id)
+	default:
+	}
+}
+
+// Each node's audit events are in every node's chain under one number;
+// a break-glass access recorded on one node awaits review on the other,
+// and a review on either is the cluster's. Each chain verifies.
+func TestSharedAuditNumbersEventsAlike(t *testing.T) {
+	node := openNode(t)
+	a, b := newMember(t).join(node), newMember(t).join(node)
+	ctx := t.Context()
+	if _, err := a.reg.Audit(ctx, orgs.AuditEvent{Device: "dev-a", Org: "home-1", Action: "view"}); err != nil {
+		t.Fatal(err)
+	}
+	glass, err := b.reg.Audit(ctx, orgs.AuditEvent{Device: "dev-b", Org: "advice-1", Owner: "home-1", Action: orgs.ActionBreakGlass,
+		Detail: "call at 02:40", ByRelay: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	numbers := func(m *member) map[uint64]string {
+		out := map[uint64]string{}
+		m.reg.AuditLog(0, func(seq uint64, e orgs.AuditEvent) error { out[seq] = e.Device; return nil })
+		return out
+	}
+	waitFor(t, "node A's chain to hold node B's event", func() bool { return len(numbers(a)) == 2 })
+	if na, nb := numbers(a), numbers(b); len(nb) != 2 || na[1] != "dev-a" || na[2] != "dev-b" || nb[1] != "dev-a" || nb[2] != "dev-b" {
+		t.Fatalf("node A numbers %v, node B %v; want 1 dev-a, 2 dev-b on both", na, nb)
+	}
+	pending, err := a.reg.Unreviewed("home-1")
+	if err != nil || len(pending) != 1 || pending[0].Seq != glass {
+		t.Fatalf("node A awaits review of %+v, %v; want node B's access %d", pending, err, glass)
+	}
+	if err := a.reg.ReviewBreakGlass(ctx, glass, "IG lead", "logged"); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "node B to hold the review made on node A", func() bool {
+		p, err := b.reg.Unreviewed("")
+		return err == nil && len(p) == 0
+	})
+	for _, m := range []*member{a, b} {
+		if n, _, err := m.reg.VerifyAudit(); err != nil || n != 2 {
+			t.Fatalf("VerifyAudit = %d events, %v; want 2, nil", n, err)
+		}
+	}
+}
+
+// What a registry wrote with no cluster (an admin command with the relay
+// stopped) reaches the cluster when it joins: new keys, and a change to a
+// key the cluster held, which is the latest word on it.
+func TestRegistryWrittenAloneIsShared(t *testing.T) {
+	node := openNode(t)
+	a := newMember(t).join(node)
+	ctx := t.Context()
+	home, err := a.reg.CreateHome(ctx, "Larch House", "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	dev, _, err := a.reg.EnrollDevice(ctx, home.ID, "Office PC", 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b := newMember(t).join(node)
+	waitFor(t, "node B to hold the device", func() bool { _, err := b.reg.Device(dev.ID); return err == nil })
+
+	// Node B stopped: its administrator revokes the device and adds a home.
+	alone := orgs.New(b.st)
+	alone.Key = signingKey
+	if err := alone.Revoke(ctx, dev.ID); err != nil {
+		t.Fatal(err)
+	}
+	birch, err := alone.CreateHome(ctx, "Birch Court", "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	again := &member{t: t, st: b.st, reg: orgs.New(b.st), revoked: make(chan string, 10)}
+	again.reg.Key = signingKey
+	again.join(node)
+	waitFor(t, "node A to hear of what node B's administrator did while it was stopped", func() bool {
+		d, err := a.reg.Device(dev.ID)
+		_, herr := a.reg.Org(birch.ID)
+		return err == nil && !d.Revoked.IsZero() && herr == nil
+	})
+	if d, err := again.reg.Device(dev.ID); err != nil || d.Revoked.IsZero() {
+		t.Fatalf("node B's own revocation was undone by the cluster's older copy: %+v, %v", d, err)
+	}
+}

@@ -42,8 +42,8 @@ func shareRegistry(ctx context.Context, node *cluster.Node, reg *orgs.Registry, 
 		}
 		once.Do(func() { close(caughtUp) })
 	})
-	node.FollowAudit(st, func(ctx context.Context, e cluster.AuditEntry) error {
-		return reg.ApplyAudit(ctx, e.Seq, e.ID, e.Event)
+	node.FollowAudit(st, func(ctx context.Context, es []cluster.AuditEntry) error {
+		return reg.ApplyAudit(ctx, clusterAudit(es))
 	})
 	select {
 	case <-caughtUp:
@@ -84,4 +84,13 @@ func shareAdminDocument(node *cluster.Node, st *store.Store, srv *relay.Server) 
 		}
 		return nil
 	}
+}
+
+// clusterAudit is what the cluster hands over as the registry takes it.
+func clusterAudit(es []cluster.AuditEntry) []orgs.ClusterAudit {
+	out := make([]orgs.ClusterAudit, len(es))
+	for i, e := range es {
+		out[i] = orgs.ClusterAudit{Seq: e.Seq, ID: e.ID, Event: e.Event}
+	}
+	return out
 }

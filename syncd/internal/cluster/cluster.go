@@ -381,8 +381,9 @@ type Marks interface {
 func (n *Node) Follow(marks Marks, apply func(context.Context, Change) error) {
 	ctx := n.followContext()
 	n.following.Go(func() {
-		n.follow(ctx, marks, feed{stream: DocStream, filter: docSubject + "*", skipOwn: true,
-			handle: func(ctx context.Context, msg jetstream.Msg, seq uint64) bool {
+		n.follow(ctx, marks, feed{stream: DocStream, filter: docSubject + "*", skipOwn: true, batch: 1,
+			handle: func(ctx context.Context, msgs []followed) bool {
+				msg, seq := msgs[0].msg, msgs[0].seq
 				c := Change{Seq: seq, Doc: strings.TrimPrefix(msg.Subject(), docSubject),
 					Owner: msg.Headers().Get(ownerHeader), Chunk: msg.Data()}
 				return retry(ctx, n.log, "applying a change from another node", func() error { return apply(ctx, c) },
@@ -397,9 +398,20 @@ type feed struct {
 	// skipOwn: a publication of this process whose own copy was kept is
 	// not handed over (see Publish).
 	skipOwn bool
-	// handle applies one message, retrying until it succeeds; false if
-	// following stopped first (the mark then stays before msg).
-	handle func(ctx context.Context, msg jetstream.Msg, seq uint64) bool
+	// batch is the most messages handed over at once: those the stream
+	// already holds, in order, and those that follow within linger, so a
+	// burst is applied in one write.
+	batch  int
+	linger time.Duration
+	// handle applies msgs, retrying until it succeeds; false if following
+	// stopped first (the mark then stays before them).
+	handle func(ctx context.Context, msgs []followed) bool
+}
+
+// followed is one message a feed hands over, with its stream sequence.
+type followed struct {
+	msg jetstream.Msg
+	seq uint64
 }
 
 // followContext is a context StopFollowing ends.
@@ -474,8 +486,34 @@ func (n *Node) follow(ctx context.Context, marks Marks, f feed) {
 			continue
 		}
 		unblock := context.AfterFunc(ctx, it.Stop) // Next returns once following stops
+		// batch holds messages after from, not handed over yet; last is
+		// the last message read, perhaps one not handed over (skipped).
+		var batch []followed
+		last := from
+		// handOver hands the batch over and moves the mark past it; false
+		// if following stopped first.
+		handOver := func() bool {
+			if len(batch) > 0 && !f.handle(ctx, batch) {
+				return false
+			}
+			batch, from = batch[:0], last
+			if time.Since(savedAt) >= markEvery {
+				save()
+			}
+			return true
+		}
 		for {
-			msg, err := it.Next()
+			var opts []jetstream.NextOpt
+			if len(batch) > 0 {
+				opts = append(opts, jetstream.NextMaxWait(f.linger))
+			}
+			msg, err := it.Next(opts...)
+			if errors.Is(err, nats.ErrTimeout) {
+				if !handOver() {
+					break
+				}
+				continue
+			}
 			if err != nil {
 				if ctx.Err() == nil && !errors.Is(err, jetstream.ErrMsgIteratorClosed) {
 					n.log.Warn("following the cluster's stream", "stream", f.stream, "err", err)
@@ -484,15 +522,18 @@ func (n *Node) follow(ctx context.Context, marks Marks, f feed) {
 			}
 			attempt = 0
 			meta, err := msg.Metadata()
-			if err != nil || meta.Sequence.Stream <= from {
+			if err != nil || meta.Sequence.Stream <= last {
 				continue // not a stream message, or one applied before a restart of the consumer
 			}
-			if !(f.skipOwn && n.applied(ctx, msg)) && !f.handle(ctx, msg, meta.Sequence.Stream) {
-				break
+			last = meta.Sequence.Stream
+			if !(f.skipOwn && n.applied(ctx, msg)) {
+				batch = append(batch, followed{msg, last})
 			}
-			from = meta.Sequence.Stream
-			if time.Since(savedAt) >= markEvery {
-				save()
+			if len(batch) > 0 && len(batch) < f.batch && (meta.NumPending > 0 || f.linger > 0) {
+				continue // more in the stream, or perhaps on its way: handed over together
+			}
+			if !handOver() {
+				break
 			}
 		}
 		unblock()

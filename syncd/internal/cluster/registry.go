@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
@@ -300,28 +301,56 @@ func validToken(s string) bool {
 	})
 }
 
-// PublishAudit has the cluster hold one audit event (JSON) of organisation
-// org, at its replication, and returns its number in the cluster. id names
-// the event for this publication only: a retry with the same id within two
-// minutes is stored once. An org that cannot be a subject token files the
-// event under "_": an audit event is never refused over its organisation.
-func (n *Node) PublishAudit(ctx context.Context, org, id string, event []byte) (uint64, error) {
-	if !validToken(org) {
-		org = otherOrg
+// PublishAudit has the cluster hold audit events (JSON), in order, each
+// of its organisation orgs[i] and named ids[i], at its replication, and
+// returns their numbers in the cluster. They are sent at once and their
+// acknowledgements awaited together, so a device's batch of a thousand
+// costs one round trip, not a thousand. An id names the event for this
+// publication only: a retry with the same id within two minutes is stored
+// once. An org that cannot be a subject token files the event under "_":
+// an audit event is never refused over its organisation.
+func (n *Node) PublishAudit(ctx context.Context, orgs, ids []string, events [][]byte) ([]uint64, error) {
+	if len(orgs) != len(events) || len(ids) != len(events) {
+		return nil, errors.New("cluster: PublishAudit needs an organisation and an id per event")
 	}
-	msg := &nats.Msg{Subject: auditSubject + org, Data: event, Header: nats.Header{}}
-	msg.Header.Set(jetstream.MsgIDHeader, id)
 	ctx, cancel := context.WithTimeout(ctx, publishBudget)
 	defer cancel()
-	for attempt := 0; ; attempt++ {
-		ack, err := n.js.PublishMsg(ctx, msg, jetstream.WithExpectStream(AuditStream))
-		if err == nil {
-			return ack.Sequence, nil
+	msgs := make([]*nats.Msg, len(events))
+	acks := make([]jetstream.PubAckFuture, len(events))
+	for i, ev := range events {
+		org := orgs[i]
+		if !validToken(org) {
+			org = otherOrg
 		}
-		if !wait(ctx, backoff(attempt)) {
-			return 0, fmt.Errorf("cluster: audit event not held by the cluster: %w", err)
+		msgs[i] = &nats.Msg{Subject: auditSubject + org, Data: ev, Header: nats.Header{}}
+		msgs[i].Header.Set(jetstream.MsgIDHeader, ids[i])
+		acks[i], _ = n.js.PublishMsgAsync(msgs[i], jetstream.WithExpectStream(AuditStream)) // nil: sent again below
+	}
+	seqs := make([]uint64, len(events))
+	for i, f := range acks {
+		if f != nil {
+			select {
+			case ack := <-f.Ok():
+				seqs[i] = ack.Sequence
+				continue
+			case <-f.Err():
+			case <-ctx.Done():
+				return nil, fmt.Errorf("cluster: audit events not held by the cluster: %w", ctx.Err())
+			}
+		}
+		// Sent again, one at a time; the id keeps it one event.
+		for attempt := 0; ; attempt++ {
+			ack, err := n.js.PublishMsg(ctx, msgs[i], jetstream.WithExpectStream(AuditStream))
+			if err == nil {
+				seqs[i] = ack.Sequence
+				break
+			}
+			if !wait(ctx, backoff(attempt)) {
+				return nil, fmt.Errorf("cluster: audit event not held by the cluster: %w", err)
+			}
 		}
 	}
+	return seqs, nil
 }
 
 // AuditEntry is one audit event as the cluster's stream holds it.
@@ -331,18 +360,32 @@ type AuditEntry struct {
 	Event []byte
 }
 
+// FollowAudit hands over at once at most maxAuditCopy events, those that
+// arrive within auditLinger of each other: a device's batch, published at
+// once, is copied in a write or two, at the cost of auditLinger to an
+// event alone.
+const (
+	maxAuditCopy = 1000
+	auditLinger  = 2 * time.Millisecond
+)
+
 // FollowAudit hands apply every audit event in the stream, this node's own
 // included, in stream order, from just after the mark in marks, until
-// StopFollowing or Close; as Follow, an event apply fails is retried and
-// the mark never passes it, so apply must be idempotent. Call it once.
-func (n *Node) FollowAudit(marks Marks, apply func(context.Context, AuditEntry) error) {
+// StopFollowing or Close: those the stream already holds, and those that
+// follow within a moment, together (see maxAuditCopy). As Follow, events apply
+// fails are handed over again and the mark never passes them, so apply
+// must be idempotent. Call it once.
+func (n *Node) FollowAudit(marks Marks, apply func(context.Context, []AuditEntry) error) {
 	ctx := n.followContext()
 	n.following.Go(func() {
-		n.follow(ctx, marks, feed{stream: AuditStream, filter: auditSubject + "*",
-			handle: func(ctx context.Context, msg jetstream.Msg, seq uint64) bool {
-				e := AuditEntry{Seq: seq, ID: msg.Headers().Get(jetstream.MsgIDHeader), Event: msg.Data()}
-				return retry(ctx, n.log, "copying an audit event into this node's chain", func() error { return apply(ctx, e) },
-					"seq", seq, "bytes", len(e.Event))
+		n.follow(ctx, marks, feed{stream: AuditStream, filter: auditSubject + "*", batch: maxAuditCopy, linger: auditLinger,
+			handle: func(ctx context.Context, msgs []followed) bool {
+				es := make([]AuditEntry, len(msgs))
+				for i, m := range msgs {
+					es[i] = AuditEntry{Seq: m.seq, ID: m.msg.Headers().Get(jetstream.MsgIDHeader), Event: m.msg.Data()}
+				}
+				return retry(ctx, n.log, "copying audit events into this node's chain", func() error { return apply(ctx, es) },
+					"first", es[0].Seq, "events", len(es))
 			}})
 	})
 }

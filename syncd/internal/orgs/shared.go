@@ -62,10 +62,18 @@ type Cluster interface {
 	// another write came first.
 	RegistryPut(ctx context.Context, ns, key string, val []byte, rev uint64) (newRev uint64, ok bool, err error)
 	RegistryDelete(ctx context.Context, ns, key string, rev uint64) (newRev uint64, ok bool, err error)
-	// PublishAudit has the cluster hold one audit event (JSON) of
-	// organisation org and returns its number in the cluster; a retry
-	// with the same id is stored once.
-	PublishAudit(ctx context.Context, org, id string, event []byte) (uint64, error)
+	// PublishAudit has the cluster hold audit events (JSON), in order,
+	// each of organisation orgs[i] and named ids[i], and returns their
+	// numbers in the cluster; a retry with the same id is stored once.
+	PublishAudit(ctx context.Context, orgs, ids []string, events [][]byte) ([]uint64, error)
+}
+
+// ClusterAudit is an audit event as the cluster's stream holds it, for
+// ApplyAudit.
+type ClusterAudit struct {
+	Seq   uint64 // its number in the cluster
+	ID    string // its publication's name
+	Event []byte // JSON, as published
 }
 
 const (
@@ -377,9 +385,10 @@ func (r *Registry) ShareMissing(ctx context.Context) error {
 // beside the last one, through ApplyAudit, in the stream's order. It
 // returns once the chain holds them. events is not empty.
 func (r *Registry) auditAllShared(ctx context.Context, events []AuditEvent, vals [][]byte, changes []store.Change) (uint64, error) {
-	ids := make([]string, len(vals))
+	ids, orgIDs := make([]string, len(vals)), make([]string, len(vals))
 	for i := range ids {
 		ids[i] = r.share.instance + "-" + strconv.FormatUint(r.share.seq.Add(1), 10)
+		orgIDs[i] = events[i].Org
 	}
 	p := &pendingAudit{changes: changes, done: make(chan struct{})}
 	last := ids[len(ids)-1]
@@ -391,14 +400,10 @@ func (r *Registry) auditAllShared(ctx context.Context, events []AuditEvent, vals
 		delete(r.share.pending, last)
 		r.share.pendingMu.Unlock()
 	}
-	seqs := make([]uint64, len(vals))
-	for i, v := range vals {
-		seq, err := r.Cluster.PublishAudit(ctx, events[i].Org, ids[i], v)
-		if err != nil {
-			forget()
-			return 0, err
-		}
-		seqs[i] = seq
+	seqs, err := r.Cluster.PublishAudit(ctx, orgIDs, ids, vals)
+	if err != nil {
+		forget()
+		return 0, err
 	}
 	first := seqs[0]
 	t := time.NewTimer(auditCopyWait)
@@ -423,44 +428,58 @@ func (r *Registry) auditAllShared(ctx context.Context, events []AuditEvent, vals
 // them in milliseconds unless the store is failing.
 const auditCopyWait = 10 * time.Second
 
-// ApplyAudit copies audit event seq of the cluster (JSON, as published,
-// id its publication's) into this node's chain, with the changes of the
-// AuditAll that published it if it is that call's last event. Called in
-// stream order; idempotent: an event copied before is not copied again.
-func (r *Registry) ApplyAudit(ctx context.Context, seq uint64, id string, event []byte) error {
+// ApplyAudit copies audit events of the cluster into this node's chain,
+// in one write, with the changes of each AuditAll whose last event is
+// among them. Called in stream order; idempotent: an event copied before
+// is not copied again.
+func (r *Registry) ApplyAudit(ctx context.Context, batch []ClusterAudit) error {
 	if err := r.migrateAudit(ctx); err != nil {
 		return err
 	}
-	r.share.pendingMu.Lock()
-	p := r.share.pending[id]
-	r.share.pendingMu.Unlock()
-	if _, err := r.st.Get(nsAuditCopied, seqKey(seq)); err == nil {
+	var vals [][]byte
+	var changes []store.Change
+	var done []string
+	for _, a := range batch {
+		r.share.pendingMu.Lock()
+		p := r.share.pending[a.ID]
+		r.share.pendingMu.Unlock()
 		if p != nil {
-			r.finish(id, p)
+			done = append(done, a.ID)
 		}
-		return nil
+		if _, err := r.st.Get(nsAuditCopied, seqKey(a.Seq)); err == nil {
+			continue
+		}
+		var e AuditEvent
+		if err := json.Unmarshal(a.Event, &e); err != nil {
+			// Not one a node of this relay wrote: kept out of the chain, the
+			// mark passes it.
+			r.log().Error("an audit event in the cluster's stream does not decode; skipped", "seq", a.Seq, "bytes", len(a.Event))
+			continue
+		}
+		e.ClusterSeq = a.Seq
+		b, err := json.Marshal(e)
+		if err != nil {
+			return err
+		}
+		vals = append(vals, b)
+		changes = append(changes, store.Change{NS: nsAuditCopied, Key: seqKey(a.Seq), Val: []byte{}})
+		if p != nil {
+			changes = append(changes, p.changes...)
+		}
 	}
-	var e AuditEvent
-	if err := json.Unmarshal(event, &e); err != nil {
-		// Not one a node of this relay wrote: kept out of the chain, the
-		// mark passes it.
-		r.log().Error("an audit event in the cluster's stream does not decode; skipped", "seq", seq, "bytes", len(event))
-		return nil
+	if len(vals) > 0 {
+		if _, err := r.st.AppendChained(ctx, auditLog, vals, changes); err != nil {
+			return err
+		}
 	}
-	e.ClusterSeq = seq
-	b, err := json.Marshal(e)
-	if err != nil {
-		return err
-	}
-	changes := []store.Change{{NS: nsAuditCopied, Key: seqKey(seq), Val: []byte{}}}
-	if p != nil {
-		changes = append(changes, p.changes...)
-	}
-	if _, err := r.st.AppendChained(ctx, auditLog, [][]byte{b}, changes); err != nil {
-		return err
-	}
-	if p != nil {
-		r.finish(id, p)
+	for _, id := range done {
+		r.share.pendingMu.Lock()
+		p := r.share.pending[id]
+		delete(r.share.pending, id)
+		r.share.pendingMu.Unlock()
+		if p != nil {
+			close(p.done)
+		}
 	}
 	return nil
 }
@@ -499,13 +518,6 @@ func (r *Registry) keepOwnAudit(ctx context.Context, seqs []uint64, vals [][]byt
 	}
 	_, err := r.st.AppendChained(ctx, auditLog, keep, changes)
 	return err
-}
-
-func (r *Registry) finish(id string, p *pendingAudit) {
-	r.share.pendingMu.Lock()
-	delete(r.share.pending, id)
-	r.share.pendingMu.Unlock()
-	close(p.done)
 }
 
 // AuditHead is the highest audit number this node's chain holds (0 if

@@ -64,8 +64,12 @@ func (m *member) join(node *cluster.Node) *member {
 	node.WatchRegistry(func(ctx context.Context, e cluster.RegistryEntry) error {
 		return m.reg.ApplyShared(ctx, e.NS, e.Key, e.Val, e.Deleted, e.Rev)
 	}, func(ctx context.Context) { caught <- m.reg.ShareMissing(ctx) })
-	node.FollowAudit(m.st, func(ctx context.Context, e cluster.AuditEntry) error {
-		return m.reg.ApplyAudit(ctx, e.Seq, e.ID, e.Event)
+	node.FollowAudit(m.st, func(ctx context.Context, es []cluster.AuditEntry) error {
+		batch := make([]orgs.ClusterAudit, len(es))
+		for i, e := range es {
+			batch[i] = orgs.ClusterAudit{Seq: e.Seq, ID: e.ID, Event: e.Event}
+		}
+		return m.reg.ApplyAudit(ctx, batch)
 	})
 	if err, ok := rig.Recv(caught, 20*time.Second); !ok || err != nil {
 		m.t.Fatalf("catching up with the cluster: %v (in time: %v)", err, ok)
@@ -202,4 +206,38 @@ func TestRegistryWrittenAloneIsShared(t *testing.T) {
 	if d, err := again.reg.Device(dev.ID); err != nil || d.Revoked.IsZero() {
 		t.Fatalf("node B's own revocation was undone by the cluster's older copy: %+v, %v", d, err)
 	}
+}
+
+// A device's batch of a thousand events, after a week offline, is held by
+// the cluster and in this node's chain, with the changes that go with it,
+// when AuditAll returns; the other node copies it too.
+func TestSharedAuditTakesADevicesBatch(t *testing.T) {
+	node := openNode(t)
+	a, b := newMember(t).join(node), newMember(t).join(node)
+	events := make([]orgs.AuditEvent, 1000)
+	for i := range events {
+		events[i] = orgs.AuditEvent{Device: "dev-a", Org: "home-1", Action: "view", DeviceSeq: uint64(i + 1)}
+	}
+	began := time.Now()
+	first, err := a.reg.AuditAll(t.Context(), events, []store.Change{{NS: "audit-seq", Key: "dev-a", Val: []byte("1000")}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("a batch of %d events held by the cluster and copied into the chain in %v", len(events), time.Since(began).Round(time.Millisecond))
+	if v, err := a.st.Get("audit-seq", "dev-a"); err != nil || string(v) != "1000" {
+		t.Fatalf("the batch's change reads %q, %v; want it kept with the events", v, err)
+	}
+	count := func(m *member) (n int, inOrder bool) {
+		inOrder = true
+		m.reg.AuditLog(0, func(seq uint64, e orgs.AuditEvent) error {
+			inOrder = inOrder && seq == first+uint64(n) && e.DeviceSeq == uint64(n+1)
+			n++
+			return nil
+		})
+		return n, inOrder
+	}
+	if n, ok := count(a); n != len(events) || !ok {
+		t.Fatalf("node A's chain holds %d events (in order: %v) when AuditAll returns, want %d", n, ok, len(events))
+	}
+	waitFor(t, "node B to copy the batch", func() bool { n, ok := count(b); return n == len(events) && ok })
 }

@@ -203,7 +203,7 @@ func TestFailoverToANodeBehindLosesNothing(t *testing.T) {
 
 // A device whose first address is a node that is down connects through
 // the next.
-func TestFirstNodeDownAtStart(t *testing.T) {
+func TestFailoverPastAFirstNodeDownAtStart(t *testing.T) {
 	home, enrs, nodes := startCluster(t, "Larch office")
 	nodes[0].kill()
 	addrs := urls(nodes)
@@ -218,7 +218,7 @@ func TestFirstNodeDownAtStart(t *testing.T) {
 
 // An unmodified automerge-repo client connected to node B sees an edit a
 // Go device made through node A.
-func TestJavaScriptClientOnAnotherNodeSeesTheEdit(t *testing.T) {
+func TestClusterJavaScriptClientOnAnotherNodeSeesTheEdit(t *testing.T) {
 	needInterop(t)
 	home, enrs, nodes := startCluster(t, "Larch office", "Browser in the lounge", "Larch garden room")
 	a := newDevice(t, "carer-a", enrs[0], nodes[0].url())

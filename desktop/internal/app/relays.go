@@ -46,8 +46,10 @@ func relayBases(s string) ([]string, error) {
 // redeem exchanges the one-time code at the first of bases that takes
 // it, and returns the relay's answer and the address that gave it. A node
 // that cannot be reached, or refuses the code, leads to the next: a node
-// may not know a code another node made. If none takes it, a node's own
-// refusal says why better than an address that did not answer.
+// that has not caught up with the cluster may not know yet a code made on
+// another, and a relay of one node never knows another relay's. If none
+// takes it, a node's own refusal says why better than an address that did
+// not answer.
 func redeem(ctx context.Context, bases []string, code string) (wire.Enrollment, string, error) {
 	var refused, unreached error
 	for _, base := range bases {

@@ -17,7 +17,7 @@ import (
 )
 
 func main() {
-	tuneGC()
+	tuneGC(os.Args[1:])
 	startProfiles()
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	err := run(ctx, os.Args[1:], os.Stdout, os.Stderr)

@@ -58,20 +58,22 @@ func docMemoryPerWorker(total int64, workers int) int64 {
 	return max(total/int64(max(workers, 1)), 1)
 }
 
-// gcPercent is the Go collector's target (GOGC) for syncd's processes, the
-// relay and its CRDT workers alike, unless the environment sets GOGC. The
-// relay's Go heap is mostly what lives as long as it does (the store's
-// caches and memtables, the hub's state); at Go's default of 100 it grows
-// to twice that before each collection: in the fresh-device load test the
-// relay's peak was 56-73 MiB of PSS at 100 and 39-50 at 50, for a collector
-// that took well under 1% of its CPU. A worker's Go heap is a
-// few MiB (Automerge's memory is C's, which the collector does not see), so
-// collecting it more often costs next to nothing.
+// gcPercent is the Go collector's target (GOGC) for the relay's own
+// process, unless the environment sets GOGC. Its Go heap is mostly what
+// lives as long as it does (the store's caches and memtables, the hub's
+// state); at Go's default of 100 it grows to twice that before each
+// collection: in the fresh-device load test the relay's peak was 56-73 MiB
+// of PSS at 100 and 39-50 at 50, for a collector that took about 5% of its
+// CPU in the live load test. The CRDT workers keep Go's default: their Go
+// heaps are a few MiB (Automerge's memory is C's, which the collector does
+// not see) but allocate fast (every Automerge result, every message), so
+// collecting more often would cost them CPU and save nothing that shows.
 const gcPercent = 50
 
-// tuneGC sets the collector's target unless GOGC is set.
-func tuneGC() {
-	if os.Getenv("GOGC") == "" {
+// tuneGC sets the collector's target for syncd's command args, unless GOGC
+// is set or the command is a CRDT worker.
+func tuneGC(args []string) {
+	if os.Getenv("GOGC") == "" && (len(args) == 0 || args[0] != "worker") {
 		debug.SetGCPercent(gcPercent)
 	}
 }

@@ -198,3 +198,31 @@ func TestNodeStartedEmptyKnowsTheRegistry(t *testing.T) {
 		return slices.Contains(stolen.errorCodes(), wire.CodeDeviceRevoked)
 	})
 }
+
+// A hub made through node B's admin covers a home made through node A's:
+// its laptop on node C holds the home's record. Taken off the home through
+// node A's admin, the hub is cut back on its open connection to node C:
+// it hears nothing more of the record, and its change to it is refused.
+func TestHubUnlinkedOnOneNodeIsCutOffOnAnother(t *testing.T) {
+	home, enrs, nodes := startCluster(t, "Nurses' station")
+	hub := idRE.FindString(nodes[1].admin("create-hub", "North Hub", "-homes", home))
+	hubEnr := nodes[1].enroll(hub, "Hub laptop")
+	larch := newDevice(t, "home-pc", enrs[0], nodes[0].url())
+	laptop := newDevice(t, "hub-laptop", hubEnr, nodes[2].url())
+	waitFor(t, "the devices online", func() bool { return larch.online() && laptop.online() })
+	docs := larch.newResident(home, "Marlow")
+	waitFor(t, "node A to hold the record", func() bool { return larch.client.Synced(docs.RecordID) })
+	laptop.client.Request(docs.RecordID)
+	waitFor(t, "the hub's laptop on node C to hold the home's record", func() bool { return laptop.has(docs.RecordID) })
+
+	nodes[0].admin("set-hub-homes", hub, "-homes", "")
+	waitFor(t, "node C to hold the hub's homes as node A left them", func() bool {
+		for _, line := range strings.Split(nodes[2].admin("orgs"), "\n") {
+			if f := strings.Fields(line); len(f) > 0 && f[0] == hub {
+				return !strings.Contains(line, home)
+			}
+		}
+		return false
+	})
+	cutOff(t, larch, laptop, docs.RecordID)
+}

@@ -112,6 +112,11 @@ type sharing struct {
 	pendingMu sync.Mutex
 	pending   map[string]*pendingAudit
 
+	// copyMu serialises copying audit events into the chain, the
+	// follower's (ApplyAudit) and an AuditAll's own (keepOwnAudit), so an
+	// event is copied once.
+	copyMu sync.Mutex
+
 	// stopped closes when the follower that copies the audit stream has
 	// stopped for good (StopCopyingAudit); stopOnce guards it.
 	stopped  chan struct{}
@@ -418,15 +423,21 @@ func (r *Registry) auditAllShared(ctx context.Context, events []AuditEvent, vals
 		forget()
 		return 0, ctx.Err()
 	case <-t.C:
+		// The follower is behind (a node catching up with a long stream):
+		// a break-glass opening or a device's batch does not wait for it.
 		forget()
-		return 0, fmt.Errorf("audit events %d to %d held by the cluster but not copied into this node's chain within %v", first, first+uint64(len(vals))-1, auditCopyWait)
+		r.log().Warn("audit events kept in this node's chain ahead of the cluster's earlier ones: the copy of the stream is behind",
+			"first", first, "events", len(vals))
+		return first, r.keepOwnAudit(context.WithoutCancel(ctx), seqs, vals, changes)
 	}
 }
 
 // auditCopyWait bounds how long AuditAll waits for its events to reach
-// this node's chain once the cluster holds them: the follower applies
-// them in milliseconds unless the store is failing.
-const auditCopyWait = 10 * time.Second
+// this node's chain through the follower once the cluster holds them,
+// which takes milliseconds unless the follower is catching up; then it
+// keeps them itself, out of the stream's order in this node's chain (each
+// keeps its number).
+const auditCopyWait = 2 * time.Second
 
 // ApplyAudit copies audit events of the cluster into this node's chain,
 // in one write, with the changes of each AuditAll whose last event is
@@ -436,6 +447,8 @@ func (r *Registry) ApplyAudit(ctx context.Context, batch []ClusterAudit) error {
 	if err := r.migrateAudit(ctx); err != nil {
 		return err
 	}
+	r.share.copyMu.Lock()
+	defer r.share.copyMu.Unlock()
 	var vals [][]byte
 	var changes []store.Change
 	var done []string
@@ -495,10 +508,14 @@ func (r *Registry) StopCopyingAudit() {
 }
 
 // keepOwnAudit keeps events the cluster numbered seqs (JSON vals) in this
-// node's chain, those not copied already, with changes; only once the
-// follower has stopped (see StopCopyingAudit), so nothing else appends a
-// copy meanwhile.
+// node's chain, those the follower has not copied already, with changes
+// (which are idempotent: they may have gone with the copy too).
 func (r *Registry) keepOwnAudit(ctx context.Context, seqs []uint64, vals [][]byte, changes []store.Change) error {
+	if err := r.migrateAudit(ctx); err != nil {
+		return err
+	}
+	r.share.copyMu.Lock()
+	defer r.share.copyMu.Unlock()
 	var keep [][]byte
 	for i, seq := range seqs {
 		if _, err := r.st.Get(nsAuditCopied, seqKey(seq)); err == nil {

@@ -241,3 +241,34 @@ func TestSharedAuditTakesADevicesBatch(t *testing.T) {
 	}
 	waitFor(t, "node B to copy the batch", func() bool { n, ok := count(b); return n == len(events) && ok })
 }
+
+// An AuditAll whose events the follower has not copied in time (a node
+// catching up with a long stream) keeps them itself, under the cluster's
+// numbers; the follower, when it reaches them, copies them no second time.
+func TestSharedAuditDoesNotWaitForAFollowerBehind(t *testing.T) {
+	node := openNode(t)
+	a := newMember(t)
+	a.reg.Cluster = node // its follower not started: as far behind as can be
+	ctx := t.Context()
+	seq, err := a.reg.Audit(ctx, orgs.AuditEvent{Device: "dev-a", Org: "advice-1", Action: orgs.ActionBreakGlass, ByRelay: true})
+	if err != nil {
+		t.Fatalf("Audit with the follower behind = %v", err)
+	}
+	a.join(node)
+	b := newMember(t).join(node)
+	if _, err := b.reg.Audit(ctx, orgs.AuditEvent{Device: "dev-b", Org: "home-1", Action: "view"}); err != nil {
+		t.Fatal(err)
+	}
+	var got []uint64
+	waitFor(t, "node A's follower to copy node B's event", func() bool {
+		got = got[:0]
+		a.reg.AuditLog(0, func(s uint64, _ orgs.AuditEvent) error { got = append(got, s); return nil })
+		return len(got) >= 2
+	})
+	if len(got) != 2 || got[0] != seq || got[1] != seq+1 {
+		t.Fatalf("node A's chain numbers %v, want %d then %d, each once", got, seq, seq+1)
+	}
+	if n, _, err := a.reg.VerifyAudit(); err != nil || n != 2 {
+		t.Fatalf("VerifyAudit = %d, %v", n, err)
+	}
+}

@@ -101,9 +101,9 @@ func (r *Registry) Audit(ctx context.Context, e AuditEvent) (uint64, error) {
 // In a cluster each event is first held by the cluster's audit stream, and numbered there;
 // every node copies the stream into its own chain in the stream's order, so each node's chain
 // holds the whole cluster's events, from when the node first followed the stream, and
-// verifies on its own (the chains of nodes started from one data folder are equal). changes
-// are kept with the last event on this node only, and then only if it copies the event while
-// AuditAll waits.
+// verifies on its own. changes are this node's only, kept in one write with the last event.
+// An event whose copy is late (this node catching up with a long stream) is kept by AuditAll
+// itself after a moment, under its cluster number, ahead of earlier numbers not copied yet.
 func (r *Registry) AuditAll(ctx context.Context, events []AuditEvent, changes []store.Change) (uint64, error) {
 	if err := r.migrateAudit(ctx); err != nil {
 		return 0, err

@@ -138,6 +138,26 @@ func (d *Doc) changesSince(heads []Hash) ([]*automerge.Change, error) {
 	return d.am.Changes(since...)
 }
 
+// ChunkChanges returns the hashes of the changes a SaveSince chunk holds,
+// read from its header; ok is false for anything else (a whole document
+// from Save, or bytes that are not a chunk), whose changes it cannot name.
+func ChunkChanges(b []byte) (hashes []Hash, ok bool) {
+	if !bytes.HasPrefix(b, []byte(chunkMagic)) {
+		return nil, false
+	}
+	rest := b[len(chunkMagic):]
+	n, k := binary.Uvarint(rest)
+	if k <= 0 || n == 0 || n > uint64(len(rest)-k)/32 {
+		return nil, false
+	}
+	rest = rest[k:]
+	hashes = make([]Hash, n)
+	for i := range hashes {
+		copy(hashes[i][:], rest[i*32:])
+	}
+	return hashes, true
+}
+
 // ErrIncomplete reports a chunk whose changes did not all apply.
 var ErrIncomplete = errors.New("chunk did not apply whole")
 

@@ -32,14 +32,35 @@ func IsFromCluster(ctx context.Context) bool {
 // errUnloadable marks chunks from another node that do not load here.
 var errUnloadable = errors.New("changes from another relay node do not load")
 
+// errHeldBack marks an absorb that applied more than the other node's
+// changes: Automerge holds back, inside the document, a peer's change
+// whose dependencies it lacks, and applies it the moment they arrive. If
+// they arrive from another node, the peer's change would be stored with
+// them, marked as that node's: never vetted here, never published, and yet
+// confirmed to the peer. The document is reloaded from the store instead,
+// which drops what was held back; the peer's sync exchange sends it again,
+// and it is vetted and published like any other.
+var errHeldBack = errors.New("another node's changes released changes held back for a peer")
+
 // absorb loads chunks another node stored into the document, creating it
 // if this node has never held it, stores the result here (marked
-// FromCluster) and generates what the peers in notify need now. Nothing is
-// vetted: the node that published the chunks vetted them before it stored
-// them. Loading happens here, in a worker, like every other Automerge call
-// on bytes from outside the process.
+// FromCluster) and generates what the peers in notify need now. Nothing of
+// the chunks is vetted: the node that published them vetted them before it
+// stored them; nothing else is stored with them (errHeldBack). Loading
+// happens here, in a worker, like every other Automerge call on bytes from
+// outside the process.
 func (w *Worker) absorb(ctx context.Context, id docid.ID, chunks [][]byte, notify []string) ([]syncer.Out, error) {
 	ctx = FromCluster(ctx)
+	// theirs are the changes the chunks name; named is false if a chunk
+	// (a whole document) does not name them.
+	theirs, named := map[crdt.Hash]bool{}, true
+	for _, c := range chunks {
+		hs, ok := crdt.ChunkChanges(c)
+		named = named && ok
+		for _, h := range hs {
+			theirs[h] = true
+		}
+	}
 	load := func(doc *crdt.Doc) error {
 		for _, c := range chunks {
 			if err := doc.LoadIncremental(c); err != nil {
@@ -51,7 +72,7 @@ func (w *Worker) absorb(ctx context.Context, id docid.ID, chunks [][]byte, notif
 	h, err := w.repo.Open(id)
 	switch {
 	case errors.Is(err, repo.ErrNotFound):
-		doc := crdt.New()
+		doc := crdt.New() // holds nothing back
 		if err := load(doc); err != nil {
 			return nil, err
 		}
@@ -61,7 +82,31 @@ func (w *Worker) absorb(ctx context.Context, id docid.ID, chunks [][]byte, notif
 	case err != nil:
 		return nil, err
 	default:
-		if err := h.Try(ctx, load); err != nil {
+		err := h.Try(ctx, func(doc *crdt.Doc) error {
+			before := doc.Heads()
+			if err := load(doc); err != nil {
+				return err
+			}
+			if !named {
+				return errHeldBack // cannot tell: absorb into the stored document, which holds nothing back
+			}
+			added, err := doc.ChangesAfter(before)
+			if err != nil {
+				return err
+			}
+			for _, c := range added {
+				if !theirs[c.Hash] {
+					return errHeldBack
+				}
+			}
+			return nil
+		})
+		if errors.Is(err, errHeldBack) {
+			// Try reloaded the document from the store: nothing is held
+			// back in it now.
+			err = h.Try(ctx, load)
+		}
+		if err != nil {
 			return nil, err
 		}
 	}

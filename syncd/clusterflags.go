@@ -65,9 +65,21 @@ func (c *config) openCluster(ctx context.Context, log *slog.Logger, auditHead fu
 	if err != nil {
 		return nil, err
 	}
+	// The routes between nodes authenticate with the organisation signing
+	// key, which every node of a cluster holds already (it certifies staff
+	// whichever node they reach): no further secret to hand out, and a
+	// node started with a key of its own is refused by the others.
+	var routeSecret []byte
+	if f.name != "" {
+		sk, err := c.signingKey()
+		if err != nil {
+			return nil, err
+		}
+		routeSecret = sk.Seed()
+	}
 	return cluster.Open(ctx, cluster.Config{
 		Dir: filepath.Join(c.data, "cluster"), Key: key,
-		Name: f.name, Node: f.node, Listen: f.listen, Peers: strings.Split(f.peers, ","),
+		Name: f.name, Node: f.node, Listen: f.listen, Peers: strings.Split(f.peers, ","), RouteSecret: routeSecret,
 		Logger: log.With("part", "cluster"),
 		AuditFirstSeq: func() (uint64, error) {
 			head, err := auditHead()

@@ -32,6 +32,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
+	"net/url"
 	"strconv"
 	"strings"
 	"sync"
@@ -49,6 +50,9 @@ const (
 	// DocStream holds every document change; subjects are docSubject+ID.
 	DocStream  = "HAVEN_DOCS"
 	docSubject = "haven.doc."
+	// routeUser is the user a node's routes to the others authenticate as
+	// (with a password derived from Config.RouteSecret).
+	routeUser = "haven-route"
 	// ownerHeader names the organisation owning the document, for a node
 	// that has not seen it before (the relay's scope check needs it).
 	ownerHeader = "Haven-Owner"
@@ -92,6 +96,12 @@ type Config struct {
 	// Peers are the other nodes' Listen addresses (listing this node's
 	// own too is harmless).
 	Peers []string
+	// RouteSecret is a secret every node of the cluster holds, and nothing
+	// else: a route, whichever node dials, is taken only with a password
+	// derived from it. Needed with Name: a process that reached a node's
+	// route port without it could otherwise join the cluster, read every
+	// record published and publish changes the nodes store unvetted.
+	RouteSecret []byte
 	// Logger gets the server's warnings and errors, and the follower's
 	// progress: IDs and sizes, never content. Nil discards.
 	Logger *slog.Logger
@@ -223,7 +233,13 @@ func serverOptions(cfg Config) (*server.Options, error) {
 	if opts.ServerName == "" {
 		opts.ServerName = cfg.Listen
 	}
-	opts.Cluster = server.ClusterOpts{Name: cfg.Name, Host: host, Port: port}
+	if len(cfg.RouteSecret) == 0 {
+		return nil, errors.New("cluster: no secret for the routes between nodes")
+	}
+	routePassword := sha256.Sum256(append([]byte("haven cluster route "), cfg.RouteSecret...))
+	route := url.UserPassword(routeUser, hex.EncodeToString(routePassword[:]))
+	opts.Cluster = server.ClusterOpts{Name: cfg.Name, Host: host, Port: port, Username: route.Username()}
+	opts.Cluster.Password, _ = route.Password()
 	// The server starts its routes only once its client port listens
 	// (nats-server 2.15 waits for it even with DontListen, for ever): it
 	// listens on a loopback port of the kernel's choosing, behind the
@@ -237,7 +253,7 @@ func serverOptions(cfg Config) (*server.Options, error) {
 		if _, _, err := net.SplitHostPort(p); err != nil {
 			return nil, fmt.Errorf("cluster: peer %q is not host:port", p)
 		}
-		routes = append(routes, "nats://"+p)
+		routes = append(routes, (&url.URL{Scheme: "nats", User: route, Host: p}).String())
 	}
 	if len(routes) == 0 {
 		return nil, errors.New("cluster: name the other nodes' addresses")

@@ -195,7 +195,7 @@ func TestClusterOfThree(t *testing.T) {
 		wg.Go(func() {
 			ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 			defer cancel()
-			nodes[i], errs[i] = Open(ctx, Config{Dir: t.TempDir(), Key: testKey, Name: "test", Node: fmt.Sprintf("n%d", i),
+			nodes[i], errs[i] = Open(ctx, Config{Dir: t.TempDir(), Key: testKey, Name: "test", Node: fmt.Sprintf("n%d", i), RouteSecret: testKey,
 				Listen: addrs[i], Peers: addrs})
 		})
 	}

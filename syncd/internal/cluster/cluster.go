@@ -26,6 +26,7 @@ import (
 	"context"
 	"crypto/rand"
 	"crypto/sha256"
+	"crypto/tls"
 	"encoding/binary"
 	"encoding/hex"
 	"errors"
@@ -50,6 +51,9 @@ const (
 	// DocStream holds every document change; subjects are docSubject+ID.
 	DocStream  = "HAVEN_DOCS"
 	docSubject = "haven.doc."
+	// routeTLSTimeout bounds a route's TLS handshake: a peer on the same
+	// private network answers in milliseconds.
+	routeTLSTimeout = 5 * time.Second
 	// routeUser is the user a node's routes to the others authenticate as
 	// (with a password derived from Config.RouteSecret).
 	routeUser = "haven-route"
@@ -102,6 +106,12 @@ type Config struct {
 	// route port without it could otherwise join the cluster, read every
 	// record published and publish changes the nodes store unvetted.
 	RouteSecret []byte
+	// RouteTLS, if set, makes every route between nodes mutual TLS: each
+	// side presents its certificate and verifies the other's against the
+	// configuration's roots (RootCAs as the dialling side, ClientCAs as
+	// the accepting one), so the changes and registry entries the nodes
+	// exchange never cross the network in the clear.
+	RouteTLS *tls.Config
 	// Logger gets the server's warnings and errors, and the follower's
 	// progress: IDs and sizes, never content. Nil discards.
 	Logger *slog.Logger
@@ -240,6 +250,9 @@ func serverOptions(cfg Config) (*server.Options, error) {
 	route := url.UserPassword(routeUser, hex.EncodeToString(routePassword[:]))
 	opts.Cluster = server.ClusterOpts{Name: cfg.Name, Host: host, Port: port, Username: route.Username()}
 	opts.Cluster.Password, _ = route.Password()
+	if cfg.RouteTLS != nil {
+		opts.Cluster.TLSConfig, opts.Cluster.TLSTimeout = cfg.RouteTLS, routeTLSTimeout.Seconds()
+	}
 	// The server starts its routes only once its client port listens
 	// (nats-server 2.15 waits for it even with DontListen, for ever): it
 	// listens on a loopback port of the kernel's choosing, behind the

@@ -3,6 +3,7 @@ package cluster
 import (
 	"bytes"
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"io/fs"
@@ -179,11 +180,17 @@ func TestNoPlaintextOnDisk(t *testing.T) {
 	}
 }
 
-// Three nodes form one cluster: a change one publishes reaches the other
-// two and not itself, and with one node gone the other two still take
-// changes (two of three is a quorum) and hold every acknowledged one.
+// Three nodes form one cluster, over mutual TLS routes: a change one
+// publishes reaches the other two and not itself, and with one node gone
+// the other two still take changes (two of three is a quorum) and hold
+// every acknowledged one.
 func TestClusterOfThree(t *testing.T) {
 	addrs := []string{rig.RouteAddr(t), rig.RouteAddr(t), rig.RouteAddr(t)}
+	// The routes are mutual TLS, each node with a certificate of its own
+	// from the cluster's authority, as syncd's -cluster-tls-* flags set
+	// them up (the syncd package's cluster tests run without).
+	ca := newTestAuthority(t)
+	tlss := []*tls.Config{ca.routeTLS(t), ca.routeTLS(t), ca.routeTLS(t)}
 	nodes := make([]*Node, 3)
 	recs := make([]*recorder, 3)
 	stores := make([]*store.Store, 3)
@@ -195,7 +202,7 @@ func TestClusterOfThree(t *testing.T) {
 		wg.Go(func() {
 			ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 			defer cancel()
-			nodes[i], errs[i] = Open(ctx, Config{Dir: t.TempDir(), Key: testKey, Name: "test", Node: fmt.Sprintf("n%d", i), RouteSecret: testKey,
+			nodes[i], errs[i] = Open(ctx, Config{Dir: t.TempDir(), Key: testKey, Name: "test", Node: fmt.Sprintf("n%d", i), RouteSecret: testKey, RouteTLS: tlss[i],
 				Listen: addrs[i], Peers: addrs})
 		})
 	}

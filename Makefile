@@ -8,7 +8,7 @@ GO      ?= go
 DEB_PKGS := gcc pkg-config libgl1-mesa-dev xorg-dev xvfb xauth poppler-utils
 SUDO    := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: help deps build run run-hub screenshots test bench soak
+.PHONY: help deps build run run-hub screenshots test bench soak soak-cluster
 
 help: ## list the targets
 	@awk 'BEGIN{FS=":.*## "} /^[a-zA-Z_-]+:.*## /{printf "  make %-14s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -99,6 +99,9 @@ test: deps ## run every test (real Badger, real Automerge, real websockets)
 
 soak: ## the fault-injection suite in full (about 15 minutes): kills, partitions, poor links, hostile peers, damaged disks; one summary table
 	$(GO) test -count=1 -timeout 60m -run 'TestSoak$$' -v ./desktop/internal/soak -soak.full
+
+soak-cluster: ## the soak against three relay nodes as one relay: node kills, a node partitioned from the others, desktops moving between nodes; no hostile, insider or disk phase
+	$(GO) test -count=1 -timeout 60m -run 'TestSoak$$' -v ./desktop/internal/soak -soak.full -soak.cluster
 
 bench: ## print the performance figures the issues ask for
 	$(GO) test -run '^$$' -bench . -benchtime 1x ./...

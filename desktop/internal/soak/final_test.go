@@ -4,6 +4,8 @@ import (
 	"fmt"
 	"strings"
 	"time"
+
+	"haven/shared/rig"
 )
 
 // final heals everything, waits for convergence, stops every process
@@ -11,7 +13,7 @@ import (
 func (h *harness) final(rep *report) {
 	t := h.t
 	for _, a := range h.agents {
-		a.link.SetProfile(a.spec.profile)
+		a.eachLink(func(l *rig.Link) { l.SetProfile(a.spec.profile) })
 	}
 	h.healAll()
 	start := time.Now()
@@ -28,18 +30,33 @@ func (h *harness) final(rep *report) {
 			t.Errorf("stopping %s: %v", a.spec.name, err)
 		}
 	}
-	h.relay.Stop()
+	names, relays := []string{"relay"}, []*relayProc{h.relay}
+	if h.cluster != nil {
+		if err := h.cluster.stop(); err != nil {
+			t.Errorf("stopping the nodes: %v", err)
+		}
+		names, relays = nil, h.cluster.nodes
+		for i := range relays {
+			names = append(names, fmt.Sprintf("node-%d", i))
+		}
+	} else {
+		h.relay.Stop()
+	}
 
 	var reps []*replica
-	key, err := relayKey(h.relay.KeyFile())
-	if err != nil {
-		t.Fatalf("relay key: %v", err)
+	for i, r := range relays {
+		name := names[i]
+		key, err := relayKey(r.KeyFile())
+		if err != nil {
+			t.Fatalf("%s key: %v", name, err)
+		}
+		rr, err := openReplica(name, r.Data(), key)
+		if err != nil {
+			t.Fatalf("opening %s's store: %v", name, err)
+		}
+		rr.relay = true
+		reps = append(reps, rr)
 	}
-	rr, err := openReplica("relay", h.relay.Data(), key)
-	if err != nil {
-		t.Fatalf("opening the relay's store: %v", err)
-	}
-	reps = append(reps, rr)
 	for _, a := range h.agents {
 		key, err := desktopKey(a.dir, a.spec.account, accountPIN(a.spec.account))
 		if err != nil {

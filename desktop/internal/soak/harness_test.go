@@ -30,8 +30,21 @@ type harness struct {
 	cfg  config
 	root string
 
-	relay  *relayProc
+	relay  *relayProc // in cluster mode, node 0 (for admin commands)
 	agents []*agentProc
+	// cluster is the relay's nodes in cluster mode (-soak.cluster); nil
+	// with one relay.
+	cluster *cluster
+	// seedFromNode0: the demo's documents, stored in node 0's folder
+	// before the cluster started, are not at the other nodes, so every
+	// desktop first downloads the home from node 0; seedNote says what
+	// the setup found.
+	seedFromNode0 bool
+	seedNote      string
+	// baseResidents is how many residents the home has before the first
+	// desktop admits more: the demo's 40, or none when the cluster's own
+	// admin commands made the home.
+	baseResidents int
 
 	home, hub, advice, birch string // organisation IDs
 
@@ -58,6 +71,16 @@ type counts struct {
 	injectedFrames           int
 	hostileConnections       int
 	rounds                   int
+	// cluster mode's
+	nodeKills, nodeStarts, partitions int
+}
+
+// countNodeStart counts a node started; nodes start from several
+// goroutines at once.
+func (h *harness) countNodeStart() {
+	h.mu.Lock()
+	h.counts.nodeStarts++
+	h.mu.Unlock()
 }
 
 // ack is one change a desktop acknowledged: durable on its disk.
@@ -203,7 +226,8 @@ type agentProc struct {
 	h       *harness
 	spec    agentSpec
 	dir     string
-	link    *rig.Link
+	link    *rig.Link   // its line to the relay; in cluster mode, to node 0
+	links   []*rig.Link // every line it has: links[k] to node k (only link with one relay)
 	logPath string
 	seed    uint64
 
@@ -225,6 +249,47 @@ type agentProc struct {
 }
 
 func (a *agentProc) name() string { return a.spec.name }
+
+// eachLink applies a fault or a profile to every line the desktop has: in
+// cluster mode its lines to every node are one line, the home's.
+func (a *agentProc) eachLink(f func(*rig.Link)) {
+	for _, l := range a.links {
+		f(l)
+	}
+}
+
+// linkStats adds up its lines' counts.
+func (a *agentProc) linkStats() rig.LinkStats {
+	var t rig.LinkStats
+	for _, l := range a.links {
+		st := l.Stats()
+		t.Accepted += st.Accepted
+		t.Refused += st.Refused
+		t.Cuts += st.Cuts
+		t.Blackholes += st.Blackholes
+		t.Stalls += st.Stalls
+		t.BytesUp += st.BytesUp
+		t.BytesDown += st.BytesDown
+	}
+	return t
+}
+
+func (a *agentProc) linkFaulty() bool {
+	for _, l := range a.links {
+		if l.Faulty() {
+			return true
+		}
+	}
+	return false
+}
+
+func (a *agentProc) linkConns() int {
+	n := 0
+	for _, l := range a.links {
+		n += l.Conns()
+	}
+	return n
+}
 
 // start launches the agent; it reports "ready" by itself.
 func (a *agentProc) start() error {
@@ -456,10 +521,17 @@ func (a *agentProc) seenAt(tag string) (time.Time, bool) {
 
 // enroll sets up the desktop's data folder: a one-time code from the relay
 // exchanged through the desktop's own link, as the first-run screen does.
-func (a *agentProc) enroll(ctx context.Context, r *relayProc, org string) error {
+// In cluster mode it types every node's address (through its own lines),
+// starting from node first: the desktop keeps them in that order and
+// starts at the first.
+func (a *agentProc) enroll(ctx context.Context, r *relayProc, org string, first int) error {
 	code, err := r.EnrollCode(org, a.spec.name)
 	if err != nil {
 		return err
 	}
-	return app.Enroll(ctx, a.dir, app.EnrollRequest{RelayURL: "http://" + a.link.Addr(), Code: code, Demo: true})
+	var urls []string
+	for k := range a.links {
+		urls = append(urls, "http://"+a.links[(first+k)%len(a.links)].Addr())
+	}
+	return app.Enroll(ctx, a.dir, app.EnrollRequest{RelayURL: strings.Join(urls, ","), Code: code, Demo: true})
 }

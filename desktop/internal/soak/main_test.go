@@ -39,7 +39,8 @@ var (
 	flagSeed           = flag.Uint64("soak.seed", 0, "seed of the fault schedule; 0 picks one (printed, so a failing run can be replayed)")
 	flagDuration       = flag.Duration("soak.duration", 0, "length of the chaos phase (the rounds' fault windows together); 0 keeps the mode's default")
 	flagRounds         = flag.Int("soak.rounds", 0, "chaos rounds (each: a fault window, then heal and measure convergence); 0 keeps the mode's default")
-	flagRelayKills     = flag.Int("soak.relay-kills", -1, "SIGKILLs of the relay in the chaos phase; -1 keeps the mode's default")
+	flagRelayKills     = flag.Int("soak.relay-kills", -1, "SIGKILLs of the relay (in cluster mode, of a node) in the chaos phase; -1 keeps the mode's default")
+	flagPartitions     = flag.Int("soak.partitions", -1, "in cluster mode, partitions of one node from the others in the chaos phase; -1 keeps the mode's default")
 	flagAgentKills     = flag.Int("soak.agent-kills", -1, "SIGKILLs of desktop sync processes in the chaos phase; -1 keeps the mode's default")
 	flagAgents         = flag.Int("soak.agents", 0, "desktops (3 to 6: LAN, 4G hub, rural, failing line, rural, 4G); 0 keeps the mode's default (3 fast, 5 full)")
 	flagDir            = flag.String("soak.dir", "", "keep the run's data, logs, ack log and schedule in this folder (default: a temporary folder, kept only if the run fails)")
@@ -64,6 +65,11 @@ type config struct {
 	mutations      int           // mutated sync messages
 	floodConns     int
 	extraResidents int // added to the demo's 40 so the home has 60
+	// cluster runs three relay nodes (-soak.cluster): relayKills are then
+	// node kills, each of a node drawn at random, and partitions cut one
+	// node's routes to the others.
+	cluster    bool
+	partitions int
 }
 
 func loadConfig() config {
@@ -75,10 +81,22 @@ func loadConfig() config {
 			editGap: 1500 * time.Millisecond, converge: 120 * time.Second, hostileWin: 4 * time.Second, hostileSlices: 8, mutations: 1000,
 			floodConns: 1000, extraResidents: 20}
 	}
+	if *flagCluster {
+		// A node's restart waits for its catch-up from the stream, and the
+		// stream's leader elections take seconds: a node killed every
+		// second would leave the cluster no time to be one. Three kills
+		// and two partitions a round.
+		c.mode += "-cluster"
+		c.cluster = true
+		c.relayKills, c.partitions = 3*c.rounds, 2*c.rounds
+	}
 	if *flagAgents > 0 {
 		c.agents = min(max(*flagAgents, 3), 6)
 	}
 	if *flagRounds > 0 {
+		if c.cluster {
+			c.relayKills, c.partitions = 3**flagRounds, 2**flagRounds
+		}
 		c.rounds = *flagRounds
 	}
 	if *flagDuration > 0 {
@@ -86,6 +104,9 @@ func loadConfig() config {
 	}
 	if *flagRelayKills >= 0 {
 		c.relayKills = *flagRelayKills
+	}
+	if *flagPartitions >= 0 && c.cluster {
+		c.partitions = *flagPartitions
 	}
 	if *flagAgentKills >= 0 {
 		c.agentKills = *flagAgentKills

@@ -70,6 +70,16 @@ type report struct {
 
 	links []string // per desktop link: profile, connections, bytes, loss stalls
 
+	// cluster mode
+	skipped  []string // phases not run
+	seedNote string   // what the setup found the nodes had learnt
+	// routes that bypassed the links, found after the setup and after each
+	// round's convergence; routesHopped counts the nodes' connections
+	// that went through them, over every check.
+	directRoutes []string
+	routeChecks  int
+	routesHopped int
+
 	// disk
 	diskRan          bool
 	damaged          []damage
@@ -155,7 +165,11 @@ func (r *report) rows() []row {
 
 	if r.verified {
 		add("acknowledged changes lost", fmt.Sprintf("%d of %d acks (%s)", len(r.lost), r.acks, kindsText(r.ackKinds)), "0", len(r.lost) == 0)
-		add("replicas diverged at the end", fmt.Sprintf("%d of %d docs across %d replicas (relay included)", len(r.diverged), r.scopeDocs, r.replicas), "0", len(r.diverged) == 0)
+		relays := "relay included"
+		if r.cfg.cluster {
+			relays = fmt.Sprintf("%d relay nodes included", clusterNodes)
+		}
+		add("replicas diverged at the end", fmt.Sprintf("%d of %d docs across %d replicas (%s)", len(r.diverged), r.scopeDocs, r.replicas, relays), "0", len(r.diverged) == 0)
 	} else {
 		add("acknowledged changes lost", "not verified (run stopped early)", "0", false)
 		add("replicas diverged at the end", "not verified", "0", false)
@@ -235,9 +249,26 @@ func (r *report) rows() []row {
 			add("corruption: raw file damage (copies of the relay's store)", strings.Join(r.rawOutcomes, "; "), "reported, no crash", len(r.rawSilent) == 0)
 		}
 	}
+	if len(r.skipped) > 0 {
+		info("phases skipped (cluster mode)", strings.Join(r.skipped, ", ")+": written for one relay")
+	}
+	if r.seedNote != "" {
+		info("cluster: seeding", r.seedNote)
+	}
+	if r.cfg.cluster {
+		add("cluster: routes bypassing the links (a partition would miss them)", fmt.Sprintf("%s (%d checks; %d route connections through the links in all)", listOrNone(r.directRoutes), r.routeChecks, r.routesHopped),
+			"none", len(r.directRoutes) == 0 && r.routesHopped > 0)
+	}
 	c := r.counts
-	info("counts: faults", fmt.Sprintf("relay kills %d, desktop kills %d, partitions %d (cuts %d, blackholes both ways %d, one way %d)",
-		c.relayKills, c.agentKills, c.cuts+c.blackholes+c.oneWay, c.cuts, c.blackholes, c.oneWay))
+	if r.cfg.cluster {
+		info("counts: node kills", fmt.Sprintf("%d (node starts %d, the first three and the seeding check's included)", c.nodeKills, c.nodeStarts))
+		info("counts: node partitions", fmt.Sprintf("%d (one node's routes to both others cut)", c.partitions))
+		info("counts: faults", fmt.Sprintf("desktop kills %d, desktop line faults %d, each on all its lines (cuts %d, blackholes both ways %d, one way %d)",
+			c.agentKills, c.cuts+c.blackholes+c.oneWay, c.cuts, c.blackholes, c.oneWay))
+	} else {
+		info("counts: faults", fmt.Sprintf("relay kills %d, desktop kills %d, partitions %d (cuts %d, blackholes both ways %d, one way %d)",
+			c.relayKills, c.agentKills, c.cuts+c.blackholes+c.oneWay, c.cuts, c.blackholes, c.oneWay))
+	}
 	info("counts: traffic", fmt.Sprintf("edits sent %d (skipped while down %d), injected hostile frames %d over %d connections",
 		c.editsSent, c.editsSkipped, c.injectedFrames, c.hostileConnections))
 	if len(r.links) > 0 {

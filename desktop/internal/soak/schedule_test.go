@@ -31,6 +31,11 @@ const (
 	evHeal       faultKind = "heal"
 	evNote       faultKind = "note"
 	evDecide     faultKind = "decide"
+	// cluster mode's
+	evNodeKill    faultKind = "node-kill"
+	evNodeStart   faultKind = "node-start"
+	evPartition   faultKind = "partition"
+	evUnpartition faultKind = "unpartition"
 )
 
 // event is one scheduled action in a round, at an offset from its start.
@@ -38,6 +43,7 @@ type event struct {
 	At    time.Duration
 	Kind  faultKind
 	Agent int           // index, for agent and link events and edits
+	Node  int           // index, for node events (cluster mode)
 	Dir   rig.Direction // for blackholes
 	N     int           // resident pick, for edits
 	Rec   bool          // CPR recommended, for decisions
@@ -53,6 +59,8 @@ func (e event) String() string {
 		s += fmt.Sprintf(" agent %d %s", e.Agent, e.Dir)
 	case evNote, evDecide:
 		s += fmt.Sprintf(" agent %d resident #%d %s", e.Agent, e.N, e.Tag)
+	case evNodeKill, evNodeStart, evPartition, evUnpartition:
+		s += fmt.Sprintf(" node %d", e.Node)
 	}
 	return s
 }
@@ -81,35 +89,54 @@ func uniform(rng *rand.Rand, lo, hi time.Duration) time.Duration {
 	return lo + time.Duration(rng.Int64N(int64(hi-lo)))
 }
 
+// slotted splits the window w into k slots and calls add with, for each, a
+// random point in the slot's first part and a length from minD up to maxD
+// that ends inside the slot: one fault at a time, each undone in its slot.
+func slotted(rng *rand.Rand, k int, w, minD, maxD time.Duration, add func(at, d time.Duration)) {
+	if k <= 0 {
+		return
+	}
+	slot := w / time.Duration(k)
+	for i := 0; i < k; i++ {
+		base := slot * time.Duration(i)
+		at := base + uniform(rng, 0, slot*2/5)
+		add(at, uniform(rng, minD, min(slot*9/10-(at-base), maxD)))
+	}
+}
+
 // makeSchedule draws the chaos phase from the seed.
 func makeSchedule(cfg config, agents int) schedule {
 	var s schedule
 	w := cfg.window
 	for r := 0; r < cfg.rounds; r++ {
 		rng := rand.New(rand.NewPCG(cfg.seed, uint64(r)))
+		// Cluster mode draws its nodes from a source of its own, so a seed
+		// draws the same single-relay schedule as it always did.
+		crng := rand.New(rand.NewPCG(cfg.seed, uint64(r)|1<<32))
 		var evs []event
 		// Relay kills: one per slot, at a random point in the slot's first
 		// part, down for a random time that ends inside the slot.
-		if k := share(cfg.relayKills, cfg.rounds, r); k > 0 {
-			slot := w / time.Duration(k)
-			for i := 0; i < k; i++ {
-				base := slot * time.Duration(i)
-				at := base + uniform(rng, 0, slot*2/5)
-				down := uniform(rng, 50*time.Millisecond, min(slot*9/10-(at-base), 3*time.Second))
-				evs = append(evs, event{At: at, Kind: evRelayKill}, event{At: at + down, Kind: evRelayStart})
+		slotted(rng, share(cfg.relayKills, cfg.rounds, r), w, 50*time.Millisecond, 3*time.Second, func(at, down time.Duration) {
+			if cfg.cluster {
+				n := crng.IntN(clusterNodes)
+				evs = append(evs, event{At: at, Kind: evNodeKill, Node: n}, event{At: at + down, Kind: evNodeStart, Node: n})
+				return
 			}
+			evs = append(evs, event{At: at, Kind: evRelayKill}, event{At: at + down, Kind: evRelayStart})
+		})
+		// Partitions (cluster mode): one node cut off from the others, one
+		// at a time, for up to 8 s of its slot.
+		if cfg.cluster {
+			slotted(crng, share(cfg.partitions, cfg.rounds, r), w, 500*time.Millisecond, 8*time.Second, func(at, d time.Duration) {
+				n := crng.IntN(clusterNodes)
+				evs = append(evs, event{At: at, Kind: evPartition, Node: n}, event{At: at + d, Kind: evUnpartition, Node: n})
+			})
 		}
 		// Desktop kills: likewise, on a random desktop each.
-		if k := share(cfg.agentKills, cfg.rounds, r); k > 0 {
-			slot := w / time.Duration(k)
-			for i := 0; i < k; i++ {
-				base := slot * time.Duration(i)
-				at := base + uniform(rng, 0, slot*2/5)
-				down := uniform(rng, 50*time.Millisecond, min(slot*9/10-(at-base), 2*time.Second))
-				ag := rng.IntN(agents)
-				evs = append(evs, event{At: at, Kind: evAgentKill, Agent: ag}, event{At: at + down, Kind: evAgentStart, Agent: ag})
-			}
-		}
+		slotted(rng, share(cfg.agentKills, cfg.rounds, r), w, 50*time.Millisecond, 2*time.Second, func(at, down time.Duration) {
+			ag := rng.IntN(agents)
+			evs = append(evs, event{At: at, Kind: evAgentKill, Agent: ag}, event{At: at + down, Kind: evAgentStart, Agent: ag})
+		})
 		// Link faults: each desktop's line drops now and then, for up to
 		// 6 s, one fault at a time; whatever is still broken at the end of
 		// the window is healed then.

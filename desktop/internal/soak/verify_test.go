@@ -84,7 +84,9 @@ type docView struct {
 
 // replica is one stopped store, loaded whole.
 type replica struct {
-	name        string
+	name  string
+	relay bool // the relay's or a node's store: documents in scope are the desktops'
+
 	docs        map[string]*docView
 	loadErrs    map[string]string // documents that did not load
 	quarantined []store.Quarantine
@@ -156,7 +158,7 @@ func headsString(hs []crdt.Hash) string {
 func divergence(reps []*replica) (scope int, diverged []string) {
 	ids := map[string]bool{}
 	for _, r := range reps {
-		if r.name == "relay" {
+		if r.relay {
 			continue
 		}
 		for id := range r.docs {

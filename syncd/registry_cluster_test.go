@@ -1,8 +1,14 @@
 package main
 
 import (
+	"bytes"
 	"context"
+	"encoding/hex"
+	"io"
 	"net/http"
+	"os"
+	"path/filepath"
+	"regexp"
 	"slices"
 	"strings"
 	"sync"
@@ -225,4 +231,45 @@ func TestHubUnlinkedOnOneNodeIsCutOffOnAnother(t *testing.T) {
 		return false
 	})
 	cutOff(t, larch, laptop, docs.RecordID)
+}
+
+// Documents the administrator stores with the relay stopped (syncd demo:
+// a home's directory, 40 residents' records and timelines, the region's
+// services) reach the cluster when that node next starts: a device of the
+// demo home on another node, which never had a copy of the folder, lists
+// and downloads every one of them.
+func TestDocumentsStoredWithTheRelayStoppedReachTheCluster(t *testing.T) {
+	signingKey := filepath.Join(t.TempDir(), "signing-key")
+	if err := os.WriteFile(signingKey, []byte(hex.EncodeToString(bytes.Repeat([]byte{0x5b}, 32))+"\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	datas := []string{newNodeData(t, signingKey), newNodeData(t, signingKey), newNodeData(t, signingKey)}
+	var out bytes.Buffer
+	if err := run(context.Background(), []string{"demo", "-data", datas[0]}, &out, io.Discard); err != nil {
+		t.Fatalf("syncd demo with the relay stopped: %v", err)
+	}
+	home := regexp.MustCompile(`home=(\S+)`).FindStringSubmatch(out.String())
+	if home == nil {
+		t.Fatalf("syncd demo printed %q", out.String())
+	}
+	nodes, _ := startNodes(t, datas)
+	d := newDevice(t, "carer", nodes[1].enroll(home[1], "Office"), nodes[1].url())
+	waitFor(t, "the device on node B online", d.online)
+	held := func() int {
+		ids, err := d.st.Docs()
+		if err != nil {
+			t.Fatal(err)
+		}
+		return len(ids)
+	}
+	// Listed again until all are there: node B applies the cluster's
+	// stream a moment after node A sent it.
+	waitFor(t, "the device on node B to hold the demo home's directory and every resident's record and timeline", func() bool {
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		if _, err := d.client.Bootstrap(ctx, nil); err != nil {
+			t.Logf("listing: %v", err)
+		}
+		return held() >= 1+2*demoResidents
+	})
 }

@@ -294,6 +294,9 @@ func serve(ctx context.Context, c config, stdout, stderr io.Writer) error {
 	metrics.WatchTimeouts(pool.Timeouts)
 	srv.Start(pool)
 	node.Follow(st, func(ctx context.Context, ch cluster.Change) error { return srv.Absorb(ctx, ch.Doc, ch.Owner, ch.Chunk) })
+	if err := shareStoppedDocuments(ctx, st, shareAdminDocument(node, st, srv), log); err != nil {
+		return err
+	}
 
 	adm := &admin.Admin{Store: st, Orgs: reg, OnDocument: shareAdminDocument(node, st, srv), OnRevoke: srv.DeviceRevoked, OnScopes: srv.ScopesChanged,
 		OnServices: srv.LoadServices}

@@ -7,6 +7,7 @@ import (
 	"sync"
 
 	"haven/shared/store"
+	"haven/syncd/internal/admin"
 	"haven/syncd/internal/cluster"
 	"haven/syncd/internal/orgs"
 	"haven/syncd/internal/relay"
@@ -84,6 +85,36 @@ func shareAdminDocument(node *cluster.Node, st *store.Store, srv *relay.Server) 
 		}
 		return nil
 	}
+}
+
+// shareStoppedDocuments sends the cluster the documents the administrator
+// stored or changed with this relay stopped (admin.UnsharedNamespace),
+// whole, as share sends a document made with the relay running, and clears
+// each mark once the cluster holds it. Before, they stayed on this node: a
+// device on another node never found the demo home's residents, and a
+// change made to one through this node was lost to the cluster with it.
+// A mark not cleared (the cluster did not take it) is tried at the next
+// start; the others' absorb of a document they hold already changes nothing.
+func shareStoppedDocuments(ctx context.Context, st *store.Store, share func(doc, owner string) error, log *slog.Logger) error {
+	marks := map[string]string{}
+	if err := st.Scan(admin.UnsharedNamespace, "", func(doc string, owner []byte) error {
+		marks[doc] = string(owner)
+		return nil
+	}); err != nil {
+		return err
+	}
+	for doc, owner := range marks {
+		if err := share(doc, owner); err != nil {
+			return fmt.Errorf("document stored with the relay stopped: %w", err)
+		}
+		if err := st.Delete(ctx, admin.UnsharedNamespace, doc); err != nil {
+			return err
+		}
+	}
+	if len(marks) > 0 {
+		log.Info("documents stored with the relay stopped now in the cluster", "docs", len(marks))
+	}
+	return nil
 }
 
 // clusterAudit is what the cluster hands over as the registry takes it.

@@ -439,8 +439,21 @@ func RelayEditor() (*record.Editor, error) {
 	return record.NewEditor(record.RelayAuthor, record.Rules{NHS: nhs.Live})
 }
 
+// UnsharedNamespace marks the documents the relay's administrator stored
+// or changed with the relay stopped (syncd demo, services-load, a home's
+// directory): document ID → owner. No other node of a cluster has heard of
+// them; the next syncd serve sends each to the cluster and clears its mark.
+const UnsharedNamespace = "docs-unshared"
+
+// markUnshared marks a document stored or changed with no relay running
+// (see UnsharedNamespace).
+func (a *Admin) markUnshared(ctx context.Context, id docid.ID, owner string) error {
+	return a.Store.Put(ctx, UnsharedNamespace, id.String(), []byte(owner))
+}
+
 // StoreDocument stores a document the relay itself made (trusted content)
-// and records its owner, telling a running relay.
+// and records its owner, telling a running relay, or else marking it for
+// the relay to share when it next starts.
 func (a *Admin) StoreDocument(ctx context.Context, id docid.ID, doc *crdt.Doc, owner string) error {
 	if err := a.Store.Put(ctx, relay.OwnerNamespace, id.String(), []byte(owner)); err != nil {
 		return err
@@ -458,5 +471,5 @@ func (a *Admin) StoreDocument(ctx context.Context, id docid.ID, doc *crdt.Doc, o
 	if a.OnDocument != nil {
 		return a.OnDocument(id.String(), owner)
 	}
-	return nil
+	return a.markUnshared(ctx, id, owner)
 }

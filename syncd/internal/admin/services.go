@@ -101,7 +101,10 @@ func (a *Admin) LoadServices(ctx context.Context, r io.Reader, region string) (S
 		res.Written, res.Removed, err = ed.LoadServices(doc, list)
 		return err
 	})
-	return res, err
+	if err != nil {
+		return res, err
+	}
+	return res, a.markUnshared(ctx, id, record.Region)
 }
 
 // servicesDoc finds the region's directory of services: the document the

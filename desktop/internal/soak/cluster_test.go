@@ -12,6 +12,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"time"
 
 	"haven/desktop/internal/app"
 	"haven/shared/rig"
@@ -130,8 +131,9 @@ func (c *cluster) startStopped() error {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
+			began := time.Now()
 			if errs[i] = n.Start(); errs[i] == nil {
-				c.h.countNodeStart()
+				c.h.countNodeStart(time.Since(began))
 				c.h.logf("node %d started pid %d on %s", i, n.PID(), n.Addr())
 			} else {
 				errs[i] = fmt.Errorf("node %d: %w", i, errs[i])
@@ -344,10 +346,11 @@ func (h *harness) probeSeed() {
 			lists++
 		}
 	}
+	began := time.Now()
 	if err := n.Start(); err != nil {
 		t.Fatalf("restarting node 1: %v", err)
 	}
-	h.countNodeStart()
+	h.countNodeStart(time.Since(began))
 	h.seedNote = fmt.Sprintf("node 1 (empty folder) knew the orgs: %v; held %d homes' resident lists of 2, %d documents in all", knows, lists, len(r.docs))
 	if *flagClusterDemo {
 		h.seedNote = fmt.Sprintf("syncd demo in node 0's folder: node 1 (empty folder) knew the demo orgs: %v; held %d of the demo's 40 residents, %d homes' resident lists of 3, %d documents in all",

@@ -1,7 +1,9 @@
 package soak
 
 import (
+	"bytes"
 	"fmt"
+	"os"
 	"strings"
 	"time"
 
@@ -67,6 +69,12 @@ func (h *harness) final(rep *report) {
 			t.Fatalf("opening %s's store: %v", a.spec.name, err)
 		}
 		reps = append(reps, r)
+	}
+	if h.cluster != nil {
+		for _, a := range h.agents {
+			b, _ := os.ReadFile(a.logPath)
+			rep.internalRefusals += bytes.Count(b, []byte(`"code":"internal"`))
+		}
 	}
 	rep.verified = true
 	rep.replicas = len(reps)

@@ -73,13 +73,17 @@ type counts struct {
 	rounds                   int
 	// cluster mode's
 	nodeKills, nodeStarts, partitions int
+	// nodeStartTimes is how long each node start took to its listening
+	// line: a node serves once a majority is up and it has caught up.
+	nodeStartTimes []time.Duration
 }
 
-// countNodeStart counts a node started; nodes start from several
-// goroutines at once.
-func (h *harness) countNodeStart() {
+// countNodeStart counts a node started and how long its start took; nodes start
+// from several goroutines at once.
+func (h *harness) countNodeStart(took time.Duration) {
 	h.mu.Lock()
 	h.counts.nodeStarts++
+	h.counts.nodeStartTimes = append(h.counts.nodeStartTimes, took)
 	h.mu.Unlock()
 }
 

@@ -79,6 +79,9 @@ type report struct {
 	directRoutes []string
 	routeChecks  int
 	routesHopped int
+	// internalRefusals counts the relay errors with code internal in the
+	// desktops' logs.
+	internalRefusals int
 
 	// disk
 	diskRan          bool
@@ -262,6 +265,14 @@ func (r *report) rows() []row {
 	c := r.counts
 	if r.cfg.cluster {
 		info("counts: node kills", fmt.Sprintf("%d (node starts %d, the first three and the seeding check's included)", c.nodeKills, c.nodeStarts))
+		if ds := c.nodeStartTimes; len(ds) > 0 {
+			// The schedule waits for each start, so a slow one stretches
+			// its round's fault window.
+			info("cluster: node start to listening", fmt.Sprintf("p50 %s  max %s  (n=%d)", secs(quantile(ds, 0.5)), secs(quantile(ds, 1)), len(ds)))
+		}
+		if r.internalRefusals > 0 {
+			info("cluster: desktops told a change was not stored, to retry on reconnect", fmt.Sprintf("%d times (a node without a quorum cannot have the cluster hold a change; the desktop stays connected to that node, and its changes wait for a later exchange)", r.internalRefusals))
+		}
 		info("counts: node partitions", fmt.Sprintf("%d (one node's routes to both others cut)", c.partitions))
 		info("counts: faults", fmt.Sprintf("desktop kills %d, desktop line faults %d, each on all its lines (cuts %d, blackholes both ways %d, one way %d)",
 			c.agentKills, c.cuts+c.blackholes+c.oneWay, c.cuts, c.blackholes, c.oneWay))

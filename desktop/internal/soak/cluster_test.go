@@ -18,7 +18,7 @@ import (
 	"haven/shared/rig"
 )
 
-var flagClusterDemo = flag.Bool("soak.cluster-demo", false, "in cluster mode, make the organisations with syncd demo in node 0's folder before the cluster starts (its documents never reach the other nodes: acks are lost) instead of through the running cluster")
+var flagClusterDemo = flag.Bool("soak.cluster-demo", false, "in cluster mode, make the organisations with syncd demo in node 0's folder before the cluster starts (as make run does), instead of through the running cluster's admin")
 
 var flagCluster = flag.Bool("soak.cluster", false, "run the relay as a cluster of three nodes (routes through fault links; node kills and partitions in the chaos phase; no hostile, insider or disk phase)")
 
@@ -246,15 +246,15 @@ func (c *cluster) stop() error {
 }
 
 // startCluster starts the three nodes and makes the organisations: with
-// the cluster running, through node 0's admin, so that everything reaches
-// every node; with -soak.cluster-demo, by `syncd demo` in node 0's folder
-// before the cluster starts, as `make run` does for one relay. The
+// the cluster running, through node 0's admin, so that nothing waits on a
+// node's catch-up; with -soak.cluster-demo, by `syncd demo` in node 0's
+// folder before the cluster starts, as `make run` does for one relay. The
 // documents the demo stores with the relay stopped (the homes' resident
-// lists, the 40 residents, the directory of services) are never published
-// to the cluster: the other nodes get the residents only when a desktop
-// that holds them connects, and the lists and services not even then, so
-// every admission is missing at two nodes at the end. probeSeed says what
-// node 1 learnt.
+// lists, the 40 residents, the directory of services) reach the cluster
+// only as node 0 starts and sends them; before syncd did that, the other
+// nodes had the residents only from desktops and the lists never, and
+// every admission was missing at two nodes at the end. probeSeed says
+// what node 1 had learnt just after its start.
 func (h *harness) startCluster() {
 	t := h.t
 	c, err := newCluster(h)
@@ -353,7 +353,7 @@ func (h *harness) probeSeed() {
 	h.countNodeStart(time.Since(began))
 	h.seedNote = fmt.Sprintf("node 1 (empty folder) knew the orgs: %v; held %d homes' resident lists of 2, %d documents in all", knows, lists, len(r.docs))
 	if *flagClusterDemo {
-		h.seedNote = fmt.Sprintf("syncd demo in node 0's folder: node 1 (empty folder) knew the demo orgs: %v; held %d of the demo's 40 residents, %d homes' resident lists of 3, %d documents in all",
+		h.seedNote = fmt.Sprintf("syncd demo in node 0's folder: node 1 (empty folder), just after its start, knew the demo orgs: %v; held %d of the demo's 40 residents, %d homes' resident lists of 3, %d documents in all",
 			knows, residents, lists, len(r.docs))
 		if residents < 40 {
 			h.seedFromNode0 = true

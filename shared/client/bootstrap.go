@@ -85,7 +85,16 @@ func (c *Client) Bootstrap(ctx context.Context, progress func(done, total int)) 
 				// documents and sync states, so it cannot race a sync message
 				// for the same document.
 				errc := make(chan error, 1)
-				c.enqueue(func() { errc <- c.storeDownloaded(ctx, m) })
+				c.enqueue(func() {
+					if id, err := docid.Parse(m.DocumentID); err == nil && c.letGone(id) {
+						// The relay said to let it go after it listed it
+						// (consent withdrawn meanwhile): what it sent
+						// before saying so is not kept.
+						errc <- nil
+						return
+					}
+					errc <- c.storeDownloaded(ctx, m)
+				})
 				select {
 				case err := <-errc:
 					if err != nil {

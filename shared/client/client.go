@@ -861,6 +861,10 @@ func (c *Client) letGo(ctx context.Context, ids []docid.ID, code, detail string)
 	if c.cfg.LetGo != nil {
 		c.cfg.LetGo.Add(ids, code, detail)
 	}
+	// The copies go whatever becomes of the connection that brought the
+	// word: a connection lost meanwhile would otherwise leave a marked copy
+	// on the disk until the device's next start.
+	ctx = context.WithoutCancel(ctx)
 	for _, id := range ids {
 		if err := c.cfg.Repo.Remove(ctx, id); err != nil {
 			c.log.Warn("deleting a document the relay said to let go", "doc", id.String(), "err", err)

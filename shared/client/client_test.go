@@ -279,44 +279,143 @@ func TestRefusalForNowShowsTheRelaysWords(t *testing.T) {
 // and wakes whoever waits for it; the Bootstrap does not swallow it.
 func TestUnaskedDocumentDuringBootstrapIsStored(t *testing.T) {
 	opened := docid.New()
+	snapshot := residentSnapshot(t, "Opened Resident")
+	f := scriptedRelay(t, func(send func(wire.Message), m wire.Message) {
+		if m.Type == wire.TypeHavenList {
+			// The opened record arrives before the list's answer, as
+			// when an opening is answered while the list is asked for.
+			send(wire.Message{Type: wire.TypeHavenDoc, DocumentID: opened.String(), Snapshot: snapshot})
+			send(wire.Message{Type: wire.TypeHavenList})
+		}
+	})
+	c, _ := startClient(t, f.url, 10*time.Millisecond, 50*time.Millisecond)
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	bootstrapOnline(ctx, t, f, c)
+	if err := c.awaitStored(ctx, opened); err != nil {
+		t.Fatalf("the document the relay sent during a bootstrap was not stored: %v", err)
+	}
+}
+
+// residentSnapshot is a saved document naming a resident.
+func residentSnapshot(t *testing.T, name string) []byte {
+	t.Helper()
 	doc := crdt.New()
-	if _, err := doc.Change("first", time.Now(), func(w *crdt.Writer) error { return w.Set("Opened Resident", "name") }); err != nil {
+	if _, err := doc.Change("first", time.Now(), func(w *crdt.Writer) error { return w.Set(name, "name") }); err != nil {
 		t.Fatal(err)
 	}
-	snapshot := doc.Save()
-	f := newFakeRelay(t, func(tc *transport.Conn, frames <-chan wire.Message) {
+	return doc.Save()
+}
+
+// scriptedRelay answers each join as a relay does and hands every other
+// frame to answer, with a way to send.
+func scriptedRelay(t *testing.T, answer func(send func(wire.Message), m wire.Message)) *fakeRelay {
+	t.Helper()
+	return newFakeRelay(t, func(tc *transport.Conn, frames <-chan wire.Message) {
 		send := func(m wire.Message) {
 			if frame, err := wire.Encode(m); err == nil {
 				tc.Send(frame)
 			}
 		}
 		for m := range frames {
-			switch m.Type {
-			case wire.TypeJoin:
+			if m.Type == wire.TypeJoin {
 				send(wire.Message{Type: wire.TypePeer, SenderID: "relay", TargetID: m.SenderID, SelectedProtocolVersion: wire.ProtocolV1})
-			case wire.TypeHavenList:
-				// The opened record arrives before the list's answer, as
-				// when an opening is answered while the list is asked for.
-				send(wire.Message{Type: wire.TypeHavenDoc, DocumentID: opened.String(), Snapshot: snapshot})
-				send(wire.Message{Type: wire.TypeHavenList})
+				continue
 			}
+			answer(send, m)
 		}
 	})
-	c, _ := startClient(t, f.url, 10*time.Millisecond, 50*time.Millisecond)
-	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
-	defer cancel()
+}
+
+// bootstrapOnline runs a Bootstrap once the client holds its connection
+// (a moment after the relay accepts it).
+func bootstrapOnline(ctx context.Context, t *testing.T, f *fakeRelay, c *Client) {
+	t.Helper()
 	f.waitFor(t, "a connection", func(conns, _ int) bool { return conns >= 1 })
-	// The client holds the connection a moment after the relay accepts it.
 	for {
 		_, err := c.Bootstrap(ctx, nil)
 		if err == nil {
-			break
+			return
 		}
 		if !errors.Is(err, ErrOffline) {
 			t.Fatalf("bootstrap: %v", err)
 		}
 	}
-	if err := c.awaitStored(ctx, opened); err != nil {
-		t.Fatalf("the document the relay sent during a bootstrap was not stored: %v", err)
+}
+
+// memLetGo is a LetGo in memory.
+type memLetGo struct {
+	mu    sync.Mutex
+	marks map[docid.ID]bool
+}
+
+func (l *memLetGo) Add(ids []docid.ID, _, _ string) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	for _, id := range ids {
+		l.marks[id] = true
+	}
+}
+
+func (l *memLetGo) Marked(id docid.ID) bool {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.marks[id]
+}
+
+func (l *memLetGo) Remove(ids []docid.ID) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	for _, id := range ids {
+		delete(l.marks, id)
+	}
+}
+
+// A document the relay listed, then told the device to let go (consent
+// withdrawn) before the download it had already sent arrived, is not kept:
+// the device holds no copy of it after the bootstrap.
+func TestDocumentLetGoDuringBootstrapIsNotKept(t *testing.T) {
+	withdrawn := docid.New()
+	snapshot := residentSnapshot(t, "Withdrawn Resident")
+	f := scriptedRelay(t, func(send func(wire.Message), m wire.Message) {
+		switch m.Type {
+		case wire.TypeHavenList:
+			send(wire.Message{Type: wire.TypeHavenList, DocumentIDs: []string{withdrawn.String()}})
+		case wire.TypeHavenFetch:
+			// Consent withdrawn between the listing and the fetch's
+			// answer: the let-go overtakes the download.
+			send(wire.Message{Type: wire.TypeHavenGone, DocumentIDs: []string{withdrawn.String()}, ErrorCode: wire.CodeNotShared})
+			send(wire.Message{Type: wire.TypeHavenDoc, DocumentID: withdrawn.String(), Snapshot: snapshot})
+		}
+	})
+	letGo := &memLetGo{marks: map[docid.ID]bool{}}
+	c, _ := startClientWith(t, Config{URL: f.url, MinBackoff: 10 * time.Millisecond, MaxBackoff: 50 * time.Millisecond, LetGo: letGo})
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	bootstrapOnline(ctx, t, f, c)
+	if !letGo.Marked(withdrawn) {
+		t.Fatal("the document the relay said to let go is not marked")
+	}
+	if _, err := c.cfg.Repo.Open(withdrawn); !errors.Is(err, repo.ErrNotFound) {
+		t.Fatalf("the device holds the document it was told to let go: Open = %v", err)
+	}
+}
+
+// The word to let a document go is carried out whatever becomes of the
+// connection that brought it: with that connection's context already
+// ended, the copy is deleted all the same, not left marked on the disk.
+func TestLetGoOutlivesItsConnection(t *testing.T) {
+	letGo := &memLetGo{marks: map[docid.ID]bool{}}
+	c, id := startClientWith(t, Config{URL: "ws://127.0.0.1:1/sync", MinBackoff: time.Second, MaxBackoff: time.Second, LetGo: letGo})
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel() // the connection ended before the work goroutine reached the let-go
+	done := make(chan struct{})
+	c.enqueue(func() { c.letGo(ctx, []docid.ID{id}, wire.CodeNotShared, ""); close(done) })
+	<-done
+	if !letGo.Marked(id) {
+		t.Fatal("the document is not marked let go")
+	}
+	if _, err := c.cfg.Repo.Open(id); !errors.Is(err, repo.ErrNotFound) {
+		t.Fatalf("a copy is still on the disk after the let-go: Open = %v", err)
 	}
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"os"
 	"path/filepath"
 	"regexp"
 	"strings"
@@ -27,8 +28,16 @@ type relay struct {
 // is kept beside its data, and a failed start or stop quotes its end.
 func newRelay(t *testing.T, flags ...string) *relay {
 	dir := t.TempDir()
-	r := rig.NewRelay(rig.RelayConfig{Syncd: rig.MustBinary(t), Data: filepath.Join(dir, "data"), LogPath: filepath.Join(dir, "relay.log"),
-		Flags: append([]string{"-workers", "2", "-log-level", "warn"}, flags...)})
+	logPath := filepath.Join(dir, "relay.log")
+	r := rig.NewRelay(rig.RelayConfig{Syncd: rig.MustBinary(t), Data: filepath.Join(dir, "data"), LogPath: logPath,
+		Flags: append([]string{"-workers", "2", "-log-level", "info"}, flags...)})
+	t.Cleanup(func() {
+		if t.Failed() {
+			if b, err := os.ReadFile(logPath); err == nil {
+				t.Logf("relay log:\n%s", b)
+			}
+		}
+	})
 	return &relay{t: t, Relay: r}
 }
 

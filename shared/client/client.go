@@ -319,7 +319,7 @@ func (c *Client) connect(ctx context.Context, url string) (bool, error) {
 				if c.cfg.OnError != nil {
 					c.cfg.OnError(m.ErrorCode, m.ErrorMessage)
 				}
-				if id, err := docid.Parse(m.DocumentID); err == nil && strings.HasPrefix(m.ErrorCode, "quota/") {
+				if id, err := docid.Parse(m.DocumentID); err == nil && (strings.HasPrefix(m.ErrorCode, "quota/") || m.ErrorCode == wire.CodeInternal) {
 					c.retryLater(ctx, id)
 				}
 				select {
@@ -581,7 +581,8 @@ func (c *Client) nudge(ctx context.Context, gone <-chan struct{}) {
 const retryAfter = 2 * time.Second
 
 // retryLater begins a document's exchange afresh after retryAfter, while
-// the connection lasts: the relay refused its message under a limit, so
+// the connection lasts: the relay refused its message under a limit, or
+// could not store it just then (a cluster node without a quorum), so
 // Automerge, which believes the changes sent, would not offer them again
 // until the nudge.
 func (c *Client) retryLater(ctx context.Context, id docid.ID) {

@@ -16,6 +16,7 @@ import (
 	"haven/shared/crdt"
 	"haven/shared/docid"
 	"haven/shared/repo"
+	"haven/shared/rig"
 	"haven/shared/store"
 	"haven/shared/transport"
 	"haven/shared/wire"
@@ -417,5 +418,37 @@ func TestLetGoOutlivesItsConnection(t *testing.T) {
 	}
 	if _, err := c.cfg.Repo.Open(id); !errors.Is(err, repo.ErrNotFound) {
 		t.Fatalf("a copy is still on the disk after the let-go: Open = %v", err)
+	}
+}
+
+// A document's change the relay could not store just then (internal: a
+// cluster node without a quorum) is offered again shortly on the same
+// connection, not only when the device next reconnects.
+func TestChangeTheRelayCouldNotStoreIsSentAgain(t *testing.T) {
+	var mu sync.Mutex
+	syncs := 0
+	f := scriptedRelay(t, func(send func(wire.Message), m wire.Message) {
+		if m.Type != wire.TypeSync {
+			return
+		}
+		mu.Lock()
+		syncs++
+		first := syncs == 1
+		mu.Unlock()
+		if first {
+			send(wire.Message{Type: wire.TypeError, DocumentID: m.DocumentID, ErrorCode: wire.CodeInternal, ErrorMessage: "not stored just now"})
+		}
+	})
+	startClient(t, f.url, 10*time.Millisecond, 50*time.Millisecond)
+	rig.WaitFor(t, 20*time.Second, "the document's exchange to begin again", func() bool {
+		mu.Lock()
+		defer mu.Unlock()
+		return syncs >= 2
+	})
+	f.mu.Lock()
+	conns := len(f.conns)
+	f.mu.Unlock()
+	if conns != 1 {
+		t.Fatalf("the document was sent again over %d connections; want it sent again on the first", conns)
 	}
 }

@@ -224,7 +224,11 @@ func (s *Server) process(doc string, batch []queued) {
 	case err != nil:
 		s.log.Error("CRDT work failed", "doc", doc, "messages", len(batch), "err", err)
 		for _, q := range batch {
-			q.from.send(wire.Message{Type: wire.TypeError, ErrorCode: wire.CodeInternal, ErrorMessage: "the relay could not process a sync message; it will retry when you reconnect"})
+			// Named, so the device sends the document's changes again
+			// shortly on this connection: a cluster node without a quorum
+			// answers this way, and the device may stay connected to it.
+			q.from.send(wire.Message{Type: wire.TypeError, ErrorCode: wire.CodeInternal, DocumentID: doc,
+				ErrorMessage: "the relay could not store a change just now; it is sent again shortly"})
 		}
 		return
 	}

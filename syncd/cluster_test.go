@@ -23,7 +23,6 @@ import (
 	"time"
 
 	"haven/shared/crdt"
-	"haven/shared/docid"
 	"haven/shared/rig"
 	"haven/shared/wire"
 )
@@ -317,20 +316,7 @@ func TestClusterCarriesChangesAcrossNodes(t *testing.T) {
 	setRoom("99")
 	nodes[0].kill()
 
-	holds := func(d *device, id docid.ID, hs []crdt.Hash) func() bool {
-		return func() bool {
-			h, err := d.repo.Open(id)
-			if err != nil {
-				return false
-			}
-			for _, x := range hs {
-				if !h.Doc().HasChange(x) {
-					return false
-				}
-			}
-			return true
-		}
-	}
+	holds := holdsAll
 	waitFor(t, "the device on node B to hold every change node A acknowledged", holds(b, docs.RecordID, acked))
 	c := newDevice(t, "carer-c", enrC, nodes[2].url())
 	waitFor(t, "the device on node C online", c.online)

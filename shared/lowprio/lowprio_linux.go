@@ -15,23 +15,30 @@ import (
 const Nice = 10
 
 // Run runs f on an operating-system thread of its own whose scheduling
-// priority is lowered by Nice, and waits for it. Linux sets a nice value
-// per thread. An unprivileged process cannot raise a thread's priority
-// again, so the thread is never handed back: the goroutine ends still
-// locked to it, and the Go runtime ends the thread with it.
+// priority is lowered by Nice, and waits for it.
 func Run(f func()) {
 	done := make(chan struct{})
 	go func() {
 		defer close(done)
-		runtime.LockOSThread()
-		tid := syscall.Gettid()
-		// Getpriority returns 20 minus the nice value (the raw system call).
-		if prio, err := syscall.Getpriority(syscall.PRIO_PROCESS, tid); err == nil {
-			_ = syscall.Setpriority(syscall.PRIO_PROCESS, tid, min(20-prio+Nice, 19))
-		}
+		Lower()
 		f()
 	}()
 	<-done
+}
+
+// Lower moves the calling goroutine onto a thread of its own whose
+// scheduling priority is lowered by Nice, for the rest of the goroutine's
+// life. Linux sets a nice value per thread. An unprivileged process cannot
+// raise a thread's priority again, so the thread is never handed back: the
+// goroutine stays locked to it, and the Go runtime ends the thread when the
+// goroutine ends. The caller must not call runtime.UnlockOSThread.
+func Lower() {
+	runtime.LockOSThread()
+	tid := syscall.Gettid()
+	// Getpriority returns 20 minus the nice value (the raw system call).
+	if prio, err := syscall.Getpriority(syscall.PRIO_PROCESS, tid); err == nil {
+		_ = syscall.Setpriority(syscall.PRIO_PROCESS, tid, min(20-prio+Nice, 19))
+	}
 }
 
 // ThreadNice is the calling thread's nice value, for tests that check

@@ -6,5 +6,8 @@ package lowprio
 // work runs as any other.
 func Run(f func()) { f() }
 
+// Lower does nothing where priorities are not set per thread.
+func Lower() {}
+
 // ThreadNice is 0 where priorities are not set per thread.
 func ThreadNice() int { return 0 }

@@ -121,6 +121,7 @@ func (c *conn) storeAudit(m wire.Message) {
 	if code != "" {
 		s.metrics.refused.WithLabelValues(code).Inc()
 		s.log.Warn("audit batch refused", "device", c.dev.ID, "code", code, "stored", stored, "first", events[0].Seq, "events", len(events))
+		s.markSuspect(c.dev.ID)
 		c.send(wire.Message{Type: wire.TypeError, ErrorCode: code,
 			ErrorMessage: fmt.Sprintf("audit events must follow on from number %d, in order; nothing of this batch was stored", stored)})
 		ack()
@@ -129,6 +130,7 @@ func (c *conn) storeAudit(m wire.Message) {
 	if !s.allowAudit(c, len(events)) {
 		s.metrics.refused.WithLabelValues("quota-audit").Inc()
 		s.log.Warn("audit batch refused: over the device's rate", "device", c.dev.ID, "events", len(events))
+		s.markSuspect(c.dev.ID)
 		c.send(wire.Message{Type: wire.TypeError, ErrorCode: wire.CodeQuotaAudit,
 			ErrorMessage: "too many audit events at once from this device; they stay on it and are sent again shortly"})
 		ack()

@@ -20,6 +20,7 @@ const maxFetch = 1000
 // documents never overflow the send queue.
 func (c *conn) bootstrap(ctx context.Context) {
 	for m := range c.boot {
+		c.lowerIfSuspect(&c.bootLowered)
 		switch m.Type {
 		case wire.TypeHavenList:
 			c.send(wire.Message{Type: wire.TypeHavenList, DocumentIDs: c.s.listScope(c)})

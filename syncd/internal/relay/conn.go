@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"haven/shared/crdt"
+	"haven/shared/lowprio"
 	"haven/shared/syncer"
 	"haven/shared/transport"
 	"haven/shared/wire"
@@ -39,6 +40,26 @@ type conn struct {
 	// sent each if it arrives), at most maxAskedPerConn: requests for
 	// made-up IDs cannot grow the relay's memory. Guarded by s.mu.
 	asked int
+	// readLowered and bootLowered say that the read loop's goroutine and
+	// the bootstrap goroutine run at low priority (see lowerIfSuspect);
+	// each is touched only by its own goroutine.
+	readLowered, bootLowered bool
+}
+
+// lowerIfSuspect moves the calling goroutine, one of the connection's own
+// two (its read loop or its bootstrap), onto a low-priority thread for the
+// rest of its life once the device is suspect (see markSuspect). The relay
+// then reads, decodes and answers a refused device's messages only with
+// the CPU the other devices leave: a device sending a burst of bad or
+// over-quota messages within its read allowance spends its own share of
+// the machine, not the healthy desktops'. done is the goroutine's flag.
+func (c *conn) lowerIfSuspect(done *bool) {
+	if *done || !c.s.isSuspect(c.dev.ID) {
+		return
+	}
+	lowprio.Lower()
+	*done = true
+	c.s.metrics.lowered.Inc()
 }
 
 // frameConn is what a conn needs of its connection; *transport.Conn in
@@ -205,6 +226,7 @@ func (c *conn) send(m wire.Message) {
 // indexes, and queueing. Nothing here touches Automerge or waits for disk.
 func (c *conn) onFrame(frame []byte) {
 	s := c.s
+	c.lowerIfSuspect(&c.readLowered)
 	if wait := s.readWait(c, len(frame)); wait > 0 {
 		// Over the device's read rate: this connection is read no further
 		// until the rate allows (see Limits.ReadBytesPerSecond).
@@ -409,6 +431,7 @@ func (c *conn) syncMessage(m wire.Message) {
 	if code := s.allowChanges(c, changes, len(m.Data)); code != "" {
 		s.metrics.refused.WithLabelValues(strings.ReplaceAll(code, "/", "-")).Inc()
 		s.log.Warn("changes refused: over the device's rate", "device", c.dev.ID, "doc", doc, "changes", changes, "bytes", len(m.Data), "code", code)
+		s.markSuspect(c.dev.ID)
 		c.send(wire.Message{Type: wire.TypeError, ErrorCode: code, DocumentID: doc,
 			ErrorMessage: "too many changes at once from this device; they stay on it and are sent again shortly"})
 		return

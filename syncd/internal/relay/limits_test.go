@@ -5,6 +5,7 @@ import (
 	"context"
 	"fmt"
 	"math/rand/v2"
+	"runtime"
 	"slices"
 	"strings"
 	"sync"
@@ -15,6 +16,7 @@ import (
 	"haven/shared/crdt"
 	"haven/shared/crdt/crdttest"
 	"haven/shared/docid"
+	"haven/shared/lowprio"
 	"haven/shared/wire"
 	"haven/syncd/internal/worker"
 )
@@ -323,4 +325,92 @@ func TestRefusedDeviceIsWorkedBehindOthers(t *testing.T) {
 	if want := []string{"good", "good", "bad"}; !slices.Equal(order, want) {
 		t.Errorf("worked in the order %v; want %v", order, want)
 	}
+}
+
+// TestSuspectDevicesConnectionsRunAtLowPriority: once a device is suspect,
+// by a worker's refusal or by going over a quota of its own, the goroutine
+// that reads its connection moves to a low-priority thread at its next
+// frame; another device's stays where it was.
+func TestSuspectDevicesConnectionsRunAtLowPriority(t *testing.T) {
+	if runtime.GOOS != "linux" {
+		t.Skip("thread priorities are set only on Linux")
+	}
+	w := &suspectWorker{started: make(chan struct{}, 1)}
+	r := newTestRelay(t, Config{Limits: Limits{ChangesPerSecond: 0.001, ChangeBurst: 1}}, w)
+	enc := func(m wire.Message) []byte { b, _ := wire.Encode(m); return b }
+	// Each device's frames are read on a goroutine of its own, locked to
+	// its thread as a connection's read loop would be, which then reports
+	// the nice value of the thread it ran on.
+	type reader struct {
+		c     *conn
+		peer  string
+		frame chan []byte
+		nice  chan int
+	}
+	start := func(name, peer string) *reader {
+		dev, sc := r.device(t, name)
+		rd := &reader{c: newConn(r.s, context.Background(), &recorder{}, dev, sc), peer: peer, frame: make(chan []byte), nice: make(chan int)}
+		go func() {
+			runtime.LockOSThread()
+			for f := range rd.frame {
+				rd.c.onFrame(f)
+				rd.nice <- lowprio.ThreadNice()
+			}
+		}()
+		t.Cleanup(func() { close(rd.frame) })
+		return rd
+	}
+	send := func(rd *reader, m wire.Message) int {
+		m.SenderID = rd.peer
+		rd.frame <- enc(m)
+		n := <-rd.nice
+		r.s.wg.Wait()
+		return n
+	}
+	base := lowprio.ThreadNice()
+	sync := func(data []byte) wire.Message {
+		return wire.Message{Type: wire.TypeSync, TargetID: "relay", DocumentID: r.doc, Data: data}
+	}
+	join := wire.Message{Type: wire.TypeJoin, SupportedProtocolVersions: []string{"1"}}
+
+	refused, greedy, good := start("Attacker PC", "bad"), start("Greedy PC", "greedy"), start("Office PC", "good")
+	for _, rd := range []*reader{refused, greedy, good} {
+		if n := send(rd, join); n != base {
+			t.Fatalf("%s joined on a thread at nice %d; want the process's %d", rd.peer, n, base)
+		}
+	}
+	// One message the workers refuse; another over the change quota (a
+	// burst of one change, refilled once in 1,000 s: the second is over).
+	send(refused, sync(refuseMe))
+	send(greedy, sync(changesOf(t, 1)))
+	send(greedy, sync(changesOf(t, 2)))
+	for _, rd := range []*reader{refused, greedy} {
+		if n := send(rd, wire.Message{Type: wire.TypeRequest, DocumentID: r.doc, Data: changesOf(t, 0)}); n < base+lowprio.Nice {
+			t.Errorf("the suspect device %s's next frame was read at nice %d; want at least %d", rd.peer, n, base+lowprio.Nice)
+		}
+	}
+	if n := send(good, sync(changesOf(t, 4))); n != base {
+		t.Errorf("the good device's frame was read at nice %d; want the process's %d", n, base)
+	}
+	if got := counterValue(t, r.s.metrics, "haven_relay_goroutines_lowered_total"); got != 2 {
+		t.Errorf("lowered counter %v; want 2", got)
+	}
+}
+
+// counterValue is the sum of a counter's series as the relay exports it.
+func counterValue(t *testing.T, m *Metrics, name string) float64 {
+	t.Helper()
+	fams, err := m.reg.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	v := 0.0
+	for _, f := range fams {
+		if f.GetName() == name {
+			for _, x := range f.GetMetric() {
+				v += x.GetCounter().GetValue()
+			}
+		}
+	}
+	return v
 }

@@ -19,6 +19,7 @@ type Metrics struct {
 	quarantined *prometheus.CounterVec // what: message, chunk
 	refused     *prometheus.CounterVec // reason
 	readWaits   prometheus.Counter
+	lowered     prometheus.Counter
 	restarts    prometheus.CounterFunc
 }
 
@@ -35,6 +36,8 @@ func NewMetrics() *Metrics {
 	m.refused = prometheus.NewCounterVec(prometheus.CounterOpts{Name: "haven_relay_refused_total", Help: "Connections and messages refused, by reason."}, []string{"reason"})
 	m.readWaits = prometheus.NewCounter(prometheus.CounterOpts{Name: "haven_relay_read_waits_total",
 		Help: "Frames a connection waited to read because its device was over its read rate."})
+	m.lowered = prometheus.NewCounter(prometheus.CounterOpts{Name: "haven_relay_goroutines_lowered_total",
+		Help: "Connection goroutines (read loop, bootstrap) moved to a low-priority thread because their device was suspect."})
 	// Series exist from the start, at zero, so dashboards and alerts see them.
 	for _, w := range []string{"message", "chunk"} {
 		m.quarantined.WithLabelValues(w)
@@ -45,7 +48,7 @@ func NewMetrics() *Metrics {
 			m.messages.WithLabelValues(d, t)
 		}
 	}
-	m.reg.MustRegister(m.connections, m.documents, m.messages, m.bytes, m.syncLatency, m.quarantined, m.refused, m.readWaits,
+	m.reg.MustRegister(m.connections, m.documents, m.messages, m.bytes, m.syncLatency, m.quarantined, m.refused, m.readWaits, m.lowered,
 		prometheus.NewGoCollector(), prometheus.NewProcessCollector(prometheus.ProcessCollectorOpts{}))
 	return m
 }

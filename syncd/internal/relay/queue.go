@@ -106,11 +106,16 @@ func (s *Server) run(doc string, dq *docQueue) {
 }
 
 // A device whose message the workers refused (it could not be applied, or
-// it breaks a record rule) is suspect for suspectFor: its messages are
-// worked after everyone else's to the same document, and at low priority
-// (worker.WorkArgs.Bulk), so a device sending a stream of bad messages
-// spends its own share of the workers, not the other devices'. An honest
-// device refused now and then loses nothing but a little speed.
+// it breaks a record rule), or that went over a quota of its own (changes,
+// bytes, new documents, audit events, or audit numbers out of order), is
+// suspect for suspectFor: its messages are worked after everyone else's to
+// the same document, and at low priority (worker.WorkArgs.Bulk), and its
+// connections' own goroutines move to low-priority threads
+// (lowerIfSuspect), so a device sending a stream of bad messages spends its
+// own share of the workers and of the relay, not the other devices'. An
+// honest device refused now and then loses nothing but a little speed.
+// Refusals that depend on other organisations' documents (out of scope)
+// do not make a device suspect: its speed would tell it what exists.
 const suspectFor = time.Minute
 
 // markSuspect makes a device suspect from now.
@@ -118,6 +123,13 @@ func (s *Server) markSuspect(dev string) {
 	s.mu.Lock()
 	s.suspect[dev] = time.Now().Add(suspectFor)
 	s.mu.Unlock()
+}
+
+// isSuspect reports whether a device is suspect.
+func (s *Server) isSuspect(dev string) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.suspectLocked(dev)
 }
 
 // suspectLocked reports whether a device is suspect. Caller holds s.mu.
@@ -168,6 +180,7 @@ func (s *Server) process(doc string, batch []queued) {
 			}
 			s.metrics.refused.WithLabelValues("quota-documents").Inc()
 			s.log.Warn("new document refused: over the device's hourly share", "device", q.from.dev.ID, "doc", doc)
+			s.markSuspect(q.from.dev.ID)
 			q.from.send(wire.Message{Type: wire.TypeError, ErrorCode: wire.CodeQuotaDocuments, DocumentID: doc,
 				ErrorMessage: "this device has created its share of new documents this hour; they stay on it and are sent later"})
 		}

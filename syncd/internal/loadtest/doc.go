@@ -1,8 +1,10 @@
 // Package loadtest drives Haven's relay (syncd) and the official JavaScript
 // sync server (automerge-repo's Node websocket server with file-system
 // storage, syncd/interop/server.mjs) with the same Go clients, so that their
-// figures can be set side by side. `make bench` runs its two benchmarks,
-// BenchmarkLive and BenchmarkFreshDevice, each printing one table.
+// figures can be set side by side, and drives a region of care homes on
+// Haven's relay alone. `make bench` runs its three benchmarks,
+// BenchmarkLive, BenchmarkFreshDevice and BenchmarkRegion, each printing
+// one table.
 //
 // Both servers run as separate processes on loopback, each started afresh for
 // each benchmark, so that what they cost can be read from /proc: CPU seconds
@@ -28,6 +30,16 @@
 //     the machine used meanwhile.
 //   - Fresh device (fresh.go): a new client downloads every resident record,
 //     through a proxy that counts the bytes on the wire (proxy.go).
+//
+// And the region (region.go), Haven's relay only: care homes of 60
+// residents, two devices each, one device in ten editing, on one node and
+// on a three-node cluster (a home's two devices on different nodes). Each
+// run measures the relay's memory, edit-to-other-device latency, a new
+// device's bootstrap and a killed node's time to serve again; runs at
+// several sizes give a straight line per figure, read at the full region
+// of 1,000 homes and printed as a projection (knobs in region_test.go):
+//
+//	go test -timeout 60m -run '^$' -bench Region -benchtime 1x ./syncd/internal/loadtest/ -loadtest.region-homes 10,20,40
 //
 // Quick run, then the full one (knobs in loadtest_test.go):
 //

@@ -3,8 +3,11 @@ package loadtest
 import (
 	"bufio"
 	"context"
+	"crypto/rand"
+	"encoding/hex"
 	"fmt"
 	"io"
+	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -58,7 +61,13 @@ const startTimeout = 60 * time.Second
 // it, e.g. "2-5") the server is confined to, so that a machine with CPUs to
 // spare can keep the load clients off the server's.
 func StartHaven(bin, dir string, workers int, cpus string) (*Server, error) {
-	data := filepath.Join(dir, "syncd-data")
+	return startHaven(bin, dir, "syncd", workers, cpus, nil)
+}
+
+// startHaven starts one syncd whose data folder and log under dir are
+// named after name, with the flags in extra after the load test's own.
+func startHaven(bin, dir, name string, workers int, cpus string, extra []string) (*Server, error) {
+	data := filepath.Join(dir, name+"-data")
 	// A load test measures throughput, not an attack: the per-device
 	// shares are set far above what it sends.
 	args := []string{"-log-level", "warn",
@@ -66,7 +75,8 @@ func StartHaven(bin, dir string, workers int, cpus string) (*Server, error) {
 	if workers > 0 {
 		args = append(args, "-workers", fmt.Sprint(workers))
 	}
-	s := &Server{Kind: Haven, path: "/sync", data: data, log: filepath.Join(dir, "syncd.log"), cpus: cpus}
+	args = append(args, extra...)
+	s := &Server{Kind: Haven, path: "/sync", data: data, log: filepath.Join(dir, name+".log"), cpus: cpus}
 	prefix, err := s.confine()
 	if err != nil {
 		return nil, err
@@ -78,6 +88,58 @@ func StartHaven(bin, dir string, workers int, cpus string) (*Server, error) {
 	s.addr = s.relay.Addr()
 	s.pss = startPSS(s.pid())
 	return s, nil
+}
+
+// StartHavenCluster runs n syncd nodes as one cluster (syncd's -cluster-*
+// flags), each as StartHaven runs one, with a data folder and log under dir
+// named node-I. They share one organisation signing key, as an operator's
+// nodes do, and start at once: a node serves only once a majority of the
+// nodes is up.
+func StartHavenCluster(bin, dir string, n, workers int) ([]*Server, error) {
+	key := make([]byte, 32)
+	rand.Read(key)
+	routes, err := freeAddrs(n)
+	if err != nil {
+		return nil, err
+	}
+	nodes := make([]*Server, n)
+	err = inParallel(n, n, func(i int) error {
+		name := fmt.Sprintf("node-%d", i)
+		if err := os.WriteFile(filepath.Join(dir, name+"-data.signing-key"), []byte(hex.EncodeToString(key)+"\n"), 0o600); err != nil {
+			return err
+		}
+		var err error
+		nodes[i], err = startHaven(bin, dir, name, workers, "", []string{"-cluster-name", "haven-loadtest",
+			"-node-name", name, "-cluster-listen", routes[i], "-cluster-peers", strings.Join(routes, ",")})
+		return err
+	})
+	if err != nil {
+		for _, s := range nodes {
+			if s != nil {
+				s.Stop()
+			}
+		}
+		return nil, err
+	}
+	return nodes, nil
+}
+
+// freeAddrs returns n loopback addresses free a moment ago, for cluster
+// nodes' route ports, which every node must be told before it starts. All
+// are held until the last is picked, so no two are the same; another
+// process may take one meanwhile, and that node then fails to start,
+// loudly.
+func freeAddrs(n int) ([]string, error) {
+	var addrs []string
+	for range n {
+		ln, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			return nil, err
+		}
+		defer ln.Close()
+		addrs = append(addrs, ln.Addr().String())
+	}
+	return addrs, nil
 }
 
 // confine is the command that confines the server to its CPUs, if any:
@@ -265,24 +327,66 @@ func (s *Server) Enroll(ctx context.Context, n int) ([]string, error) {
 		return creds, nil
 	}
 	if s.home == "" {
-		out, err := s.relay.Admin("create-home", "Load Test House")
+		home, err := s.CreateHome("Load Test House")
 		if err != nil {
 			return nil, err
 		}
-		if s.home = rig.ID(out); s.home == "" {
-			return nil, fmt.Errorf("create-home printed %q", out)
-		}
+		s.home = home
 	}
 	for i := range creds {
-		code, err := s.relay.EnrollCode(s.home, fmt.Sprintf("load-test device %02d", i))
+		cred, err := s.EnrollDevice(ctx, s.home, fmt.Sprintf("load-test device %02d", i))
 		if err != nil {
 			return nil, err
 		}
-		enr, err := s.relay.Redeem(ctx, code)
-		if err != nil {
-			return nil, err
-		}
-		creds[i] = enr.Credential
+		creds[i] = cred
 	}
 	return creds, nil
+}
+
+// CreateHome makes a care home through syncd's admin socket and returns
+// its ID. In a cluster any node will do: the registry is the cluster's.
+func (s *Server) CreateHome(name string) (string, error) {
+	out, err := s.relay.Admin("create-home", name)
+	if err != nil {
+		return "", err
+	}
+	home := rig.ID(out)
+	if home == "" {
+		return "", fmt.Errorf("create-home printed %q", out)
+	}
+	return home, nil
+}
+
+// EnrollDevice makes a device of home through this syncd's admin socket
+// and exchanges its one-time code at this syncd's POST /enroll, returning
+// the credential.
+func (s *Server) EnrollDevice(ctx context.Context, home, name string) (string, error) {
+	code, err := s.relay.EnrollCode(home, name)
+	if err != nil {
+		return "", err
+	}
+	enr, err := s.relay.Redeem(ctx, code)
+	if err != nil {
+		return "", err
+	}
+	return enr.Credential, nil
+}
+
+// Kill ends syncd at once, as a crash would: SIGKILL to it and its CRDT
+// workers. Restart starts it again.
+func (s *Server) Kill() {
+	s.pss.stop()
+	s.relay.Kill()
+}
+
+// Restart starts a killed or stopped syncd again on the same data folder
+// and address, returning once it says it listens. Its peak memory is
+// measured afresh from then.
+func (s *Server) Restart() error {
+	if err := s.relay.Start(); err != nil {
+		return fmt.Errorf("%s: %w", s.Kind.Label(), err)
+	}
+	s.pss.stop()
+	s.pss = startPSS(s.pid())
+	return nil
 }

@@ -1,0 +1,176 @@
+package loadtest
+
+import (
+	"context"
+	"flag"
+	"fmt"
+	"math"
+	"slices"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+)
+
+// The region run's knobs, each defaulting to an environment variable as
+// the others do. The default sizes are small enough for the run to fit in
+// what `make bench` leaves it on a 2-core machine.
+var (
+	regionHomesFlag     = flag.String("loadtest.region-homes", envString("HAVEN_BENCH_REGION_HOMES", "3,6"), "region run sizes in care homes, at least two for a slope (HAVEN_BENCH_REGION_HOMES)")
+	regionNodesFlag     = flag.String("loadtest.region-nodes", envString("HAVEN_BENCH_REGION_NODES", "1,3"), "region runs on one relay node and on a cluster of this many (HAVEN_BENCH_REGION_NODES)")
+	regionResidentsFlag = flag.Int("loadtest.region-residents", envInt("HAVEN_BENCH_REGION_RESIDENTS", ResidentsPerHome), "residents per care home (HAVEN_BENCH_REGION_RESIDENTS)")
+	regionWindowFlag    = flag.Duration("loadtest.region-window", envDuration("HAVEN_BENCH_REGION_WINDOW", 20*time.Second), "how long a region run's editors edit (HAVEN_BENCH_REGION_WINDOW)")
+	regionEditsFlag     = flag.Float64("loadtest.region-edits", envFloat("HAVEN_BENCH_REGION_EDITS", FullEditsPerMinute), "the region's edits a minute, shared by its editors; default: the full region's (HAVEN_BENCH_REGION_EDITS)")
+)
+
+// parseCounts reads a comma-separated list of positive whole numbers.
+func parseCounts(b *testing.B, name, list string) []int {
+	var out []int
+	for _, s := range strings.Split(list, ",") {
+		n, err := strconv.Atoi(strings.TrimSpace(s))
+		if err != nil || n <= 0 {
+			b.Fatalf("%s: %q is not a positive whole number", name, s)
+		}
+		out = append(out, n)
+	}
+	return out
+}
+
+// regionMinRun is the least time a region run is started with when there
+// is no earlier run to judge by.
+const regionMinRun = 90 * time.Second
+
+// BenchmarkRegion is the region scenario at each size in
+// -loadtest.region-homes, smallest first, each on one node and on a
+// cluster, then a straight line through each node count's figures read at
+// the full region (RegionTable). Each run is a fresh relay. Under `make
+// bench` it runs after the other benchmarks of this package, within what
+// go test's -timeout leaves: a size that would not fit is left out and
+// said so. It runs once whatever b.N is.
+func BenchmarkRegion(b *testing.B) {
+	homes := parseCounts(b, "-loadtest.region-homes", *regionHomesFlag)
+	nodes := parseCounts(b, "-loadtest.region-nodes", *regionNodesFlag)
+	slices.Sort(homes)
+	bin := buildSyncd(b, b.TempDir())
+	// liveDeadline keeps 3 minutes of -timeout for what follows the live
+	// run; this run may use all but the last of them.
+	deadline := liveDeadline()
+	if !deadline.IsZero() {
+		deadline = deadline.Add(2 * time.Minute)
+	}
+	perHome := map[int]time.Duration{} // each node count's last run's time per home
+	var results []RegionResult
+	for _, h := range homes {
+		for _, n := range nodes {
+			need := regionMinRun
+			if per, ok := perHome[n]; ok {
+				need = per * time.Duration(h)
+			}
+			if !deadline.IsZero() && time.Until(deadline) < need {
+				b.Logf("region: %d homes on %d node(s) left out: about %v needed, %v left of -timeout (run -bench Region alone)",
+					h, n, need.Round(time.Second), time.Until(deadline).Round(time.Second))
+				continue
+			}
+			start := time.Now()
+			res, err := RunRegion(context.Background(), RegionConfig{Syncd: bin, Dir: b.TempDir(), Nodes: n, Homes: h,
+				Residents: *regionResidentsFlag, EditsPerMinute: *regionEditsFlag, Window: *regionWindowFlag,
+				Grace: *graceFlag, Workers: *workersFlag, Logf: progress})
+			if err != nil {
+				b.Fatalf("region, %d homes on %d node(s): %v", h, n, err)
+			}
+			perHome[n] = time.Since(start) / time.Duration(h)
+			results = append(results, res)
+			if len(res.Errors) > 0 {
+				b.Logf("region, %d homes on %d node(s): the relay sent %d error messages, first: %q", h, n, len(res.Errors), res.Errors[0])
+			}
+		}
+	}
+	if len(results) == 0 {
+		b.Skip("region: no run fitted in what -timeout left")
+	}
+	printTable(b, RegionTable(results))
+	b.ReportMetric(0, "ns/op") // one long run: the time per op says nothing
+	for _, p := range projectRegion(results) {
+		b.ReportMetric(max(p.P99.At(FullHomes), 0), fmt.Sprintf("%dnode-projected-p99-ms", p.Nodes))
+		b.ReportMetric(max(p.Peak.At(FullHomes), 0), fmt.Sprintf("%dnode-projected-MiB-per-node", p.Nodes))
+	}
+}
+
+func TestFitLine(t *testing.T) {
+	for _, c := range []struct {
+		xs, ys []float64
+		want   line
+	}{
+		{[]float64{10, 20, 40}, []float64{23, 43, 83}, line{A: 3, B: 2}},
+		{[]float64{1, 2, 3}, []float64{1, 3, 2}, line{A: 1, B: 0.5}},
+		{[]float64{5, 5, 10}, []float64{7, 9, 18}, line{A: -2, B: 2}},
+	} {
+		got, ok := fitLine(c.xs, c.ys)
+		if !ok || math.Abs(got.A-c.want.A) > 1e-9 || math.Abs(got.B-c.want.B) > 1e-9 {
+			t.Errorf("fitLine(%v, %v) = %+v, %v, want %+v", c.xs, c.ys, got, ok, c.want)
+		}
+	}
+	for _, xs := range [][]float64{nil, {10}, {10, 10}} {
+		if l, ok := fitLine(xs, xs); ok {
+			t.Errorf("fitLine(%v) = %+v, want no line: no two distinct sizes", xs, l)
+		}
+	}
+}
+
+// The projection fits each node count's runs apart, and leaves out a node
+// count run at one size only.
+func TestProjectRegion(t *testing.T) {
+	run := func(nodes, homes int, peakMiB int64, p99 time.Duration) RegionResult {
+		peaks := make([]int64, nodes)
+		for i := range peaks {
+			peaks[i] = peakMiB << 20
+		}
+		return RegionResult{Nodes: nodes, Homes: homes, NodePeaks: peaks, P99: p99,
+			Bootstrap: time.Duration(homes) * time.Millisecond, Serving: time.Second}
+	}
+	proj := projectRegion([]RegionResult{
+		run(1, 10, 100, 10*time.Millisecond), run(3, 10, 200, 20*time.Millisecond),
+		run(1, 20, 110, 12*time.Millisecond), run(3, 20, 220, 30*time.Millisecond),
+		run(5, 10, 300, time.Millisecond),
+	})
+	if len(proj) != 2 || proj[0].Nodes != 1 || proj[1].Nodes != 3 {
+		t.Fatalf("projectRegion: node counts %v, want [1 3] (5 ran at one size)", proj)
+	}
+	for _, c := range []struct {
+		what      string
+		got, want float64
+	}{
+		{"1 node: MiB per node", proj[0].Peak.At(FullHomes), 100 + 990},
+		{"1 node: p99 ms", proj[0].P99.At(FullHomes), 10 + 0.2*990},
+		{"3 nodes: MiB per node", proj[1].Peak.At(FullHomes), 200 + 2*990},
+		{"3 nodes: MiB in all", proj[1].PeakSum.At(FullHomes), 3 * (200 + 2*990)},
+		{"3 nodes: p99 ms", proj[1].P99.At(FullHomes), 20 + 990},
+		{"3 nodes: bootstrap s", proj[1].Bootstrap.At(FullHomes), 1},
+		{"3 nodes: restart serving s", proj[1].Serving.At(FullHomes), 1},
+	} {
+		if math.Abs(c.got-c.want) > 1e-6 {
+			t.Errorf("%s at %d homes = %g, want %g", c.what, FullHomes, c.got, c.want)
+		}
+	}
+}
+
+// Every size keeps the full region's shape: two devices per home, one in
+// ten editing, and the region's edits shared by its editors; at the full
+// size each editor edits once a minute.
+func TestRegionShape(t *testing.T) {
+	for _, c := range []struct {
+		homes, editors int
+		every          time.Duration
+	}{
+		{FullHomes, 200, time.Minute},
+		{40, 8, 2400 * time.Millisecond},
+		{10, 2, 600 * time.Millisecond},
+		{3, 1, 300 * time.Millisecond},
+	} {
+		cfg := RegionConfig{Homes: c.homes, EditsPerMinute: FullEditsPerMinute}
+		if cfg.Devices() != 2*c.homes || cfg.Editors() != c.editors || cfg.EditEvery() != c.every {
+			t.Errorf("%d homes: %d devices, %d editors each every %v; want %d, %d, %v",
+				c.homes, cfg.Devices(), cfg.Editors(), cfg.EditEvery(), 2*c.homes, c.editors, c.every)
+		}
+	}
+}

@@ -156,6 +156,22 @@ func (c *Conn) Close(code int, reason string) error {
 	return c.end(code, reason, nil)
 }
 
+// Abort ends the connection at once, as a cut link would: frames still
+// queued are dropped, no close frame is sent, and Run returns ErrAborted.
+// A graceful Close first writes everything queued, which a peer reading
+// slowly (a relay shaping a device's reads) can stretch to WriteWait per
+// step; Abort never waits on the peer.
+func (c *Conn) Abort() {
+	c.mu.Lock()
+	if !c.closing {
+		c.closing = true
+		c.byUs = true
+		c.cause = ErrAborted
+	}
+	c.mu.Unlock()
+	c.ws.Close() // the reader fails at once, and Run tears down
+}
+
 // end starts a graceful close and records cause as Run's result.
 func (c *Conn) end(code int, reason string, cause error) error {
 	c.mu.Lock()

@@ -595,3 +595,46 @@ func TestOrderlyCloseIsPrompt(t *testing.T) {
 		t.Errorf("an orderly close took %v on loopback, want it done well before the 2 s linger bound", took)
 	}
 }
+
+// Abort ends a connection at once even with frames queued behind a peer
+// that is not reading, where a graceful Close would first try to write
+// them: Run returns ErrAborted, queued frames are dropped, and the other
+// end sees the connection end without a close frame.
+func TestAbortDropsTheQueueAndEndsAtOnce(t *testing.T) {
+	release := make(chan struct{})
+	var once sync.Once
+	let := func() { once.Do(func() { close(release) }) }
+	t.Cleanup(let)
+	wsURL, peers := serve(t, transport.Options{}, func(p *peer, frame []byte) { <-release })
+	client := dial(t, wsURL, transport.Options{SendQueue: 4, WriteWait: time.Hour}, nil)
+	server := recv(t, peers, "server conn")
+	// Fill the socket buffers and the queue: the server reads one frame and
+	// then holds its read loop, so the writer blocks and SendWait waits.
+	frame := bytes.Repeat([]byte("x"), 64<<10)
+	sent := make(chan int, 1000)
+	senderDone := make(chan error, 1)
+	go func() {
+		for i := range 1000 {
+			if err := client.SendWait(context.Background(), frame); err != nil {
+				senderDone <- err
+				return
+			}
+			sent <- i
+		}
+		senderDone <- nil
+	}()
+	for i := 0; i < 8; i = recv(t, sent, "frames queued") { // past the queue of 4
+	}
+	client.Abort()
+	if err := recv(t, client.result, "client Run after Abort"); !errors.Is(err, transport.ErrAborted) {
+		t.Errorf("client Run = %v; want ErrAborted", err)
+	}
+	if err := recv(t, senderDone, "the waiting sender"); !errors.Is(err, transport.ErrClosed) {
+		t.Errorf("SendWait across Abort = %v; want ErrClosed", err)
+	}
+	let() // the server reads on, to the end of what reached it
+	var ce *transport.CloseError
+	if err := recv(t, server.result, "server Run"); errors.As(err, &ce) && ce.Code != transport.CloseAbnormal {
+		t.Errorf("server Run = %v; want the connection lost, not closed with a code", err)
+	}
+}

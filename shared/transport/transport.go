@@ -116,6 +116,10 @@ var (
 	// or closed, whatever the reason.
 	ErrClosed = errors.New("transport: connection closed")
 
+	// ErrAborted means this end called Abort: the socket was closed without
+	// a close frame and without sending what was queued.
+	ErrAborted = errors.New("transport: connection aborted")
+
 	// ErrStuck means the peer stopped taking frames: the send queue filled,
 	// or a write blocked for WriteWait. The socket is closed without a close
 	// frame, since a peer that does not read would not see one.

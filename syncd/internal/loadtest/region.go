@@ -85,7 +85,8 @@ type RegionResult struct {
 	// NodePeaks is each node's peak memory (PSS of its process tree) over
 	// the edit window, every device connected.
 	NodePeaks []int64
-	CPU       float64 // relay CPU seconds over the window and grace, every node's
+	CPU       float64       // relay CPU seconds over the window and its grace, every node's
+	Wall      time.Duration // the window and its grace, as long as the edits took to arrive
 
 	BootDocs  int           // documents the new device downloaded (its home's records, timelines and directory)
 	Bootstrap time.Duration // a new device of one home, from dialling to holding every one of its home's documents
@@ -102,6 +103,15 @@ type RegionResult struct {
 
 // Peak is the highest node's peak memory over the edit window.
 func (r RegionResult) Peak() int64 { return slicesMax(r.NodePeaks) }
+
+// Cores is how many CPU cores the relay's nodes kept busy, together, over
+// the edit window.
+func (r RegionResult) Cores() float64 {
+	if r.Wall <= 0 {
+		return 0
+	}
+	return r.CPU / r.Wall.Seconds()
+}
 
 // PeakSum is every node's peak memory over the edit window, added up.
 func (r RegionResult) PeakSum() int64 { return sum(r.NodePeaks) }
@@ -442,6 +452,7 @@ func (r *regionRun) window(ctx context.Context, res *RegionResult) error {
 		res.NodePeaks = append(res.NodePeaks, u.PeakPSS)
 		res.CPU += u.CPU - u0[i].CPU
 	}
+	res.Wall = time.Since(start)
 	return nil
 }
 
@@ -549,8 +560,10 @@ func (r *regionRun) close() []string {
 	return errs
 }
 
-// line is y = A + B·x.
-type line struct{ A, B float64 }
+// line is y = A + B·x, fitted to points with coefficient of determination
+// R2: the share of the ys' variance the line explains (1 when it passes
+// through every point).
+type line struct{ A, B, R2 float64 }
 
 // At reads the line at x.
 func (l line) At(x float64) float64 { return l.A + l.B*x }
@@ -568,33 +581,78 @@ func fitLine(xs, ys []float64) (l line, ok bool) {
 		my += ys[i]
 	}
 	mx, my = mx/n, my/n
-	var sxx, sxy float64
+	var sxx, sxy, syy float64
 	for i := range xs {
 		sxx += (xs[i] - mx) * (xs[i] - mx)
 		sxy += (xs[i] - mx) * (ys[i] - my)
+		syy += (ys[i] - my) * (ys[i] - my)
 	}
 	if sxx == 0 || math.IsNaN(sxy) {
 		return line{}, false
 	}
-	b := sxy / sxx
-	return line{A: my - b*mx, B: b}, true
+	l = line{B: sxy / sxx, R2: 1}
+	l.A = my - l.B*mx
+	if syy > 0 {
+		l.R2 = sxy * sxy / (sxx * syy)
+	}
+	return l, true
 }
 
 // RegionP99 is the region's target for an edit's p99 from one device to
 // another, across nodes.
 const RegionP99 = 250 * time.Millisecond
 
+// GoodFit is the least R2, over three sizes or more, for which a line is
+// taken to say what the figure does at the full size.
+const GoodFit = 0.8
+
+// The figures a projection reads from each run, in the order of
+// regionFigures.
+const (
+	figPeak = iota
+	figPeakSum
+	figCores
+	figP99
+	figBootstrap
+	figServing
+	figBack
+)
+
+// regionFigures names each figure a projection reads, with its format.
+var regionFigures = []struct {
+	name, format string
+	of           func(RegionResult) float64
+}{
+	figPeak:      {"relay peak PSS MiB, highest node", "%.0f", func(r RegionResult) float64 { return float64(r.Peak()) / (1 << 20) }},
+	figPeakSum:   {"relay peak PSS MiB, all nodes", "%.0f", func(r RegionResult) float64 { return float64(r.PeakSum()) / (1 << 20) }},
+	figCores:     {"relay CPU cores busy in the window, all nodes", "%.2f", RegionResult.Cores},
+	figP99:       {"edit-to-other-device p99 ms", "%.1f", func(r RegionResult) float64 { return msf(r.P99) }},
+	figBootstrap: {"new device's bootstrap s", "%.2f", func(r RegionResult) float64 { return r.Bootstrap.Seconds() }},
+	figServing:   {"restarted node serving s", "%.2f", func(r RegionResult) float64 { return r.Serving.Seconds() }},
+	figBack:      {"restarted node's devices back s", "%.2f", func(r RegionResult) float64 { return r.Back.Seconds() }},
+}
+
 // regionProjection is one node count's runs read at the full region: a
 // straight line through each figure against the number of homes.
 type regionProjection struct {
-	Nodes     int
-	Homes     []int // the sizes of the runs it is fitted to
-	Peak      line  // MiB: the highest node's peak over the edit window
-	PeakSum   line  // MiB: every node's peak added up
-	P99       line  // ms
-	Bootstrap line  // s
-	Serving   line  // s: a restarted node until it serves
+	Nodes int
+	Runs  []RegionResult // the runs it is fitted to, in the order they ran
+	Lines []line         // one per regionFigures entry
 }
+
+// Sizes is how many distinct sizes the lines are fitted to.
+func (p regionProjection) Sizes() int {
+	seen := map[int]bool{}
+	for _, r := range p.Runs {
+		seen[r.Homes] = true
+	}
+	return len(seen)
+}
+
+// Trusted reports whether figure f's line follows the runs well enough to
+// be read at the full size: three sizes or more (any two make a line) and
+// an R2 of at least GoodFit.
+func (p regionProjection) Trusted(f int) bool { return p.Sizes() >= 3 && p.Lines[f].R2 >= GoodFit }
 
 // projectRegion fits a regionProjection for each node count that has runs
 // at two or more sizes, in the order the node counts first appear.
@@ -609,38 +667,25 @@ func projectRegion(results []RegionResult) []regionProjection {
 	}
 	var out []regionProjection
 	for _, n := range order {
-		runs := by[n]
-		p := regionProjection{Nodes: n}
-		xs := make([]float64, len(runs))
-		for i, r := range runs {
+		p := regionProjection{Nodes: n, Runs: by[n]}
+		xs := make([]float64, len(p.Runs))
+		for i, r := range p.Runs {
 			xs[i] = float64(r.Homes)
-			p.Homes = append(p.Homes, r.Homes)
-		}
-		fit := func(y func(RegionResult) float64) line {
-			ys := make([]float64, len(runs))
-			for i, r := range runs {
-				ys[i] = y(r)
-			}
-			l, _ := fitLine(xs, ys)
-			return l
 		}
 		if _, ok := fitLine(xs, xs); !ok {
 			continue // one size only: no slope
 		}
-		p.Peak = fit(func(r RegionResult) float64 { return float64(r.Peak()) / (1 << 20) })
-		p.PeakSum = fit(func(r RegionResult) float64 { return float64(r.PeakSum()) / (1 << 20) })
-		p.P99 = fit(func(r RegionResult) float64 { return msf(r.P99) })
-		p.Bootstrap = fit(func(r RegionResult) float64 { return r.Bootstrap.Seconds() })
-		p.Serving = fit(func(r RegionResult) float64 { return r.Serving.Seconds() })
+		for _, f := range regionFigures {
+			ys := make([]float64, len(p.Runs))
+			for i, r := range p.Runs {
+				ys[i] = f.of(r)
+			}
+			l, _ := fitLine(xs, ys)
+			p.Lines = append(p.Lines, l)
+		}
 		out = append(out, p)
 	}
 	return out
-}
-
-// projected shows a line read at the full region, never below zero, and
-// its slope per 100 homes, both in format (e.g. "%.1f").
-func projected(l line, format string) string {
-	return fmt.Sprintf(format+" (%+"+format[1:]+"/100 homes)", max(l.At(FullHomes), 0), 100*l.B)
 }
 
 // RegionTable prints the region runs, a row each, then each node count's
@@ -658,7 +703,7 @@ func RegionTable(results []RegionResult) string {
 	sb.WriteString("Latency: an edit made at one device -> readable at its home's other device. Bootstrap: a new device of home 0, at a node neither of that home's devices uses, from dialling to holding its home's documents.\n")
 	sb.WriteString("Restart: node 0 killed (SIGKILL) with its devices connected, then started on its folder; timed from that start until it listens, serves a record to a device connecting afresh, and has every device it cut off back.\n\n")
 	w := tabwriter.NewWriter(&sb, 0, 0, 2, ' ', tabwriter.AlignRight)
-	fmt.Fprintln(w, "nodes\thomes\tdevices\teditors\tedit every s\tedits\tarrived\tmissing\tp50 ms\tp99 ms\tmax ms\trelay peak PSS MiB (per node)\trelay CPU-s\tseed s\tseed peak PSS MiB\tbootstrap s (docs)\trestart: listening s\tserving s\tdevices back s (cut off)\t")
+	fmt.Fprintln(w, "nodes\thomes\tdevices\teditors\tedit every s\tedits\tarrived\tmissing\tp50 ms\tp99 ms\tmax ms\trelay peak PSS MiB (per node)\trelay CPU-s (cores)\tseed s\tseed peak PSS MiB\tbootstrap s (docs)\trestart: listening s\tserving s\tdevices back s (cut off)\t")
 	errs := 0
 	for _, r := range results {
 		peak := mib(r.PeakSum())
@@ -669,9 +714,9 @@ func RegionTable(results []RegionResult) string {
 			}
 			peak += " (" + strings.Join(parts, "+") + ")"
 		}
-		fmt.Fprintf(w, "%d\t%d\t%d\t%d\t%.1f\t%d\t%d\t%d\t%.1f\t%.1f\t%.1f\t%s\t%.1f\t%.1f\t%s\t%.2f (%d)\t%.2f\t%.2f\t%.2f (%d)\t\n",
+		fmt.Fprintf(w, "%d\t%d\t%d\t%d\t%.1f\t%d\t%d\t%d\t%.1f\t%.1f\t%.1f\t%s\t%.1f (%.2f)\t%.1f\t%s\t%.2f (%d)\t%.2f\t%.2f\t%.2f (%d)\t\n",
 			r.Nodes, r.Homes, r.Devices, r.Editors, r.EditEvery.Seconds(), r.Edits, r.Arrivals, r.Missing+r.BadClock,
-			msf(r.P50), msf(r.P99), msf(r.Max), peak, r.CPU, r.Seed.Seconds(), mib(r.SeedPeak),
+			msf(r.P50), msf(r.P99), msf(r.Max), peak, r.CPU, r.Cores(), r.Seed.Seconds(), mib(r.SeedPeak),
 			r.Bootstrap.Seconds(), r.BootDocs, r.Listening.Seconds(), r.Serving.Seconds(), r.Back.Seconds(), r.Cut)
 		errs += len(r.Errors)
 	}
@@ -684,15 +729,24 @@ func RegionTable(results []RegionResult) string {
 		}
 		fmt.Fprintf(&sb, "\nPROJECTED, not measured: a straight line fitted (least squares) to each node count's runs against homes, read at %d homes (%d devices, %d editors); the largest run above is 1/%.0f of that.\n",
 			FullHomes, FullHomes*DevicesPerHome, FullEditsPerMinute, float64(FullHomes)/float64(largest))
+		fmt.Fprintf(&sb, "R2: the share of the measured spread the line explains. A line through two sizes always fits; over three or more, R2 < %.1f says the figure does not follow a line here (noise, or a curve), and its reading at %d homes is a guess.\n",
+			GoodFit, FullHomes)
 		w = tabwriter.NewWriter(&sb, 0, 0, 2, ' ', tabwriter.AlignRight)
-		fmt.Fprintln(w, "nodes\tfitted to homes\trelay PSS MiB per node\tall nodes\tp99 ms\tbootstrap s\trestart serving s\t")
+		fmt.Fprintln(w, "nodes\tfigure\tmeasured (homes: value)\tslope per 100 homes\tR2\tat 1000 homes\t")
 		for _, p := range proj {
-			homes := make([]string, len(p.Homes))
-			for i, h := range p.Homes {
-				homes[i] = fmt.Sprint(h)
+			for f, fig := range regionFigures {
+				var measured []string
+				for _, r := range p.Runs {
+					measured = append(measured, fmt.Sprintf("%d: "+fig.format, r.Homes, fig.of(r)))
+				}
+				l := p.Lines[f]
+				fit := fmt.Sprintf("%.2f", l.R2)
+				if p.Sizes() < 3 {
+					fit = "(2 sizes)"
+				}
+				fmt.Fprintf(w, "%d\t%s\t%s\t"+strings.Replace(fig.format, "%", "%+", 1)+"\t%s\t"+fig.format+"\t\n",
+					p.Nodes, fig.name, strings.Join(measured, ", "), 100*l.B, fit, l.At(FullHomes))
 			}
-			fmt.Fprintf(w, "%d\t%s\t%s\t%s\t%s\t%s\t%s\t\n", p.Nodes, strings.Join(homes, ","), projected(p.Peak, "%.0f"),
-				projected(p.PeakSum, "%.0f"), projected(p.P99, "%.1f"), projected(p.Bootstrap, "%.2f"), projected(p.Serving, "%.2f"))
 		}
 		w.Flush()
 	}
@@ -705,8 +759,8 @@ func RegionTable(results []RegionResult) string {
 }
 
 // regionVerdict states the latency target for the largest run across
-// nodes (or on one node, said so, when no cluster ran), measured and
-// projected.
+// nodes (or on one node, said so, when no cluster ran), measured, and
+// projected where the runs allow.
 func regionVerdict(results []RegionResult, proj []regionProjection) string {
 	// A cluster's runs before one node's; the largest run of those.
 	better := func(r, than *RegionResult) bool {
@@ -734,9 +788,15 @@ func regionVerdict(results []RegionResult, proj []regionProjection) string {
 	s := fmt.Sprintf("Target edit-to-other-device p99 <= %v %s: measured %s at %d homes on %d node(s), %d missing: %s",
 		RegionP99, where, ms(best.P99), best.Homes, best.Nodes, best.Missing, verdict(best.P99, best.Missing))
 	for _, p := range proj {
-		if p.Nodes == best.Nodes {
-			at := time.Duration(max(p.P99.At(FullHomes), 0) * float64(time.Millisecond))
+		if p.Nodes != best.Nodes {
+			continue
+		}
+		at := time.Duration(p.Lines[figP99].At(FullHomes) * float64(time.Millisecond))
+		if p.Trusted(figP99) {
 			s += fmt.Sprintf("; projected %s at %d homes: %s", ms(at), FullHomes, verdict(at, 0))
+		} else {
+			s += fmt.Sprintf("; the line reads %s at %d homes, but the p99s measured do not follow it (%d sizes, R2 %.2f): no projected verdict",
+				ms(at), FullHomes, p.Sizes(), p.Lines[figP99].R2)
 		}
 	}
 	return s + ".\n"

@@ -91,8 +91,8 @@ func BenchmarkRegion(b *testing.B) {
 	printTable(b, RegionTable(results))
 	b.ReportMetric(0, "ns/op") // one long run: the time per op says nothing
 	for _, p := range projectRegion(results) {
-		b.ReportMetric(max(p.P99.At(FullHomes), 0), fmt.Sprintf("%dnode-projected-p99-ms", p.Nodes))
-		b.ReportMetric(max(p.Peak.At(FullHomes), 0), fmt.Sprintf("%dnode-projected-MiB-per-node", p.Nodes))
+		b.ReportMetric(p.Lines[figP99].At(FullHomes), fmt.Sprintf("%dnode-projected-p99-ms", p.Nodes))
+		b.ReportMetric(p.Lines[figPeak].At(FullHomes), fmt.Sprintf("%dnode-projected-MiB-per-node", p.Nodes))
 	}
 }
 
@@ -101,12 +101,13 @@ func TestFitLine(t *testing.T) {
 		xs, ys []float64
 		want   line
 	}{
-		{[]float64{10, 20, 40}, []float64{23, 43, 83}, line{A: 3, B: 2}},
-		{[]float64{1, 2, 3}, []float64{1, 3, 2}, line{A: 1, B: 0.5}},
-		{[]float64{5, 5, 10}, []float64{7, 9, 18}, line{A: -2, B: 2}},
+		{[]float64{10, 20, 40}, []float64{23, 43, 83}, line{A: 3, B: 2, R2: 1}},
+		{[]float64{1, 2, 3}, []float64{1, 3, 2}, line{A: 1, B: 0.5, R2: 0.25}},
+		{[]float64{5, 5, 10}, []float64{7, 9, 18}, line{A: -2, B: 2, R2: 200.0 / 206}},
+		{[]float64{3, 6, 12}, []float64{4, 4, 4}, line{A: 4, B: 0, R2: 1}},
 	} {
 		got, ok := fitLine(c.xs, c.ys)
-		if !ok || math.Abs(got.A-c.want.A) > 1e-9 || math.Abs(got.B-c.want.B) > 1e-9 {
+		if !ok || math.Abs(got.A-c.want.A) > 1e-9 || math.Abs(got.B-c.want.B) > 1e-9 || math.Abs(got.R2-c.want.R2) > 1e-9 {
 			t.Errorf("fitLine(%v, %v) = %+v, %v, want %+v", c.xs, c.ys, got, ok, c.want)
 		}
 	}
@@ -117,40 +118,51 @@ func TestFitLine(t *testing.T) {
 	}
 }
 
-// The projection fits each node count's runs apart, and leaves out a node
-// count run at one size only.
+// The projection fits each node count's runs apart, leaves out a node
+// count run at one size only, and trusts a line only through three sizes
+// or more that follow it.
 func TestProjectRegion(t *testing.T) {
 	run := func(nodes, homes int, peakMiB int64, p99 time.Duration) RegionResult {
 		peaks := make([]int64, nodes)
 		for i := range peaks {
 			peaks[i] = peakMiB << 20
 		}
-		return RegionResult{Nodes: nodes, Homes: homes, NodePeaks: peaks, P99: p99,
-			Bootstrap: time.Duration(homes) * time.Millisecond, Serving: time.Second}
+		return RegionResult{Nodes: nodes, Homes: homes, NodePeaks: peaks, P99: p99, CPU: float64(homes), Wall: 10 * time.Second,
+			Bootstrap: time.Duration(homes) * time.Millisecond, Serving: time.Second, Back: 2 * time.Second}
 	}
 	proj := projectRegion([]RegionResult{
 		run(1, 10, 100, 10*time.Millisecond), run(3, 10, 200, 20*time.Millisecond),
 		run(1, 20, 110, 12*time.Millisecond), run(3, 20, 220, 30*time.Millisecond),
+		run(3, 40, 260, 20*time.Millisecond),
 		run(5, 10, 300, time.Millisecond),
 	})
 	if len(proj) != 2 || proj[0].Nodes != 1 || proj[1].Nodes != 3 {
-		t.Fatalf("projectRegion: node counts %v, want [1 3] (5 ran at one size)", proj)
+		t.Fatalf("projectRegion: %d projections, want node counts 1 and 3 (5 ran at one size)", len(proj))
 	}
+	one, three := proj[0], proj[1]
 	for _, c := range []struct {
 		what      string
 		got, want float64
 	}{
-		{"1 node: MiB per node", proj[0].Peak.At(FullHomes), 100 + 990},
-		{"1 node: p99 ms", proj[0].P99.At(FullHomes), 10 + 0.2*990},
-		{"3 nodes: MiB per node", proj[1].Peak.At(FullHomes), 200 + 2*990},
-		{"3 nodes: MiB in all", proj[1].PeakSum.At(FullHomes), 3 * (200 + 2*990)},
-		{"3 nodes: p99 ms", proj[1].P99.At(FullHomes), 20 + 990},
-		{"3 nodes: bootstrap s", proj[1].Bootstrap.At(FullHomes), 1},
-		{"3 nodes: restart serving s", proj[1].Serving.At(FullHomes), 1},
+		{"1 node: MiB per node", one.Lines[figPeak].At(FullHomes), 100 + 990},
+		{"1 node: p99 ms", one.Lines[figP99].At(FullHomes), 10 + 0.2*990},
+		{"3 nodes: MiB per node", three.Lines[figPeak].At(FullHomes), 200 + 2*990},
+		{"3 nodes: MiB in all", three.Lines[figPeakSum].At(FullHomes), 3 * (200 + 2*990)},
+		{"3 nodes: cores", three.Lines[figCores].At(FullHomes), 100},
+		{"3 nodes: bootstrap s", three.Lines[figBootstrap].At(FullHomes), 1},
+		{"3 nodes: restart serving s", three.Lines[figServing].At(FullHomes), 1},
+		{"3 nodes: devices back s", three.Lines[figBack].At(FullHomes), 2},
 	} {
 		if math.Abs(c.got-c.want) > 1e-6 {
 			t.Errorf("%s at %d homes = %g, want %g", c.what, FullHomes, c.got, c.want)
 		}
+	}
+	if one.Sizes() != 2 || one.Trusted(figPeak) {
+		t.Errorf("1 node: %d sizes, memory line trusted %v; want 2 sizes, not trusted (any two points make a line)", one.Sizes(), one.Trusted(figPeak))
+	}
+	if three.Sizes() != 3 || !three.Trusted(figPeak) || three.Trusted(figP99) {
+		t.Errorf("3 nodes: %d sizes, memory line trusted %v (R2 %.2f), p99 line trusted %v (R2 %.2f); want 3, true, false",
+			three.Sizes(), three.Trusted(figPeak), three.Lines[figPeak].R2, three.Trusted(figP99), three.Lines[figP99].R2)
 	}
 }
 

@@ -3,11 +3,8 @@ package loadtest
 import (
 	"bufio"
 	"context"
-	"crypto/rand"
-	"encoding/hex"
 	"fmt"
 	"io"
-	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -61,85 +58,61 @@ const startTimeout = 60 * time.Second
 // it, e.g. "2-5") the server is confined to, so that a machine with CPUs to
 // spare can keep the load clients off the server's.
 func StartHaven(bin, dir string, workers int, cpus string) (*Server, error) {
-	return startHaven(bin, dir, "syncd", workers, cpus, nil)
+	s := &Server{Kind: Haven, cpus: cpus}
+	prefix, err := s.confine()
+	if err != nil {
+		return nil, err
+	}
+	relay := rig.NewRelay(rig.RelayConfig{Syncd: rig.Exec(bin), Data: filepath.Join(dir, "syncd-data"), Flags: havenFlags(workers),
+		LogPath: filepath.Join(dir, "syncd.log"), Prefix: prefix})
+	if err := relay.Start(); err != nil {
+		return nil, fmt.Errorf("%s: %w", s.Kind.Label(), err)
+	}
+	return havenServer(relay, cpus), nil
 }
 
-// startHaven starts one syncd whose data folder and log under dir are
-// named after name, with the flags in extra after the load test's own.
-func startHaven(bin, dir, name string, workers int, cpus string, extra []string) (*Server, error) {
-	data := filepath.Join(dir, name+"-data")
-	// A load test measures throughput, not an attack: the per-device
-	// shares are set far above what it sends.
+// havenFlags are syncd serve's flags for a load test. A load test measures
+// throughput, not an attack: the per-device shares are set far above what
+// it sends.
+func havenFlags(workers int) []string {
 	args := []string{"-log-level", "warn",
 		"-max-docs-per-hour", "1000000", "-max-changes-per-second", "1000000", "-max-change-burst", "10000000", "-max-change-bytes-per-second", "1e12", "-max-change-bytes-burst", "1000000000000", "-max-read-bytes-per-second", "1e12", "-max-read-burst", "1000000000000", "-max-conns-per-device", "10000"}
 	if workers > 0 {
 		args = append(args, "-workers", fmt.Sprint(workers))
 	}
-	args = append(args, extra...)
-	s := &Server{Kind: Haven, path: "/sync", data: data, log: filepath.Join(dir, name+".log"), cpus: cpus}
-	prefix, err := s.confine()
-	if err != nil {
-		return nil, err
-	}
-	s.relay = rig.NewRelay(rig.RelayConfig{Syncd: rig.Exec(bin), Data: data, Flags: args, LogPath: s.log, Prefix: prefix})
-	if err := s.relay.Start(); err != nil {
-		return nil, fmt.Errorf("%s: %w", s.Kind.Label(), err)
-	}
-	s.addr = s.relay.Addr()
-	s.pss = startPSS(s.pid())
-	return s, nil
+	return args
 }
 
-// StartHavenCluster runs n syncd nodes as one cluster (syncd's -cluster-*
-// flags), each as StartHaven runs one, with a data folder and log under dir
-// named node-I. They share one organisation signing key, as an operator's
-// nodes do, and start at once: a node serves only once a majority of the
-// nodes is up.
+// havenServer is the Server of a started syncd, confined to cpus ("" for
+// none) by the relay's command prefix.
+func havenServer(relay *rig.Relay, cpus string) *Server {
+	s := &Server{Kind: Haven, path: "/sync", data: relay.Data(), log: relay.LogPath(), cpus: cpus, relay: relay, addr: relay.Addr()}
+	s.pss = startPSS(s.pid())
+	return s
+}
+
+// StartHavenCluster runs n syncd nodes as one cluster (rig.Cluster), each
+// with the flags StartHaven gives one and a data folder and log under dir
+// named node-I, and returns once every node listens.
 func StartHavenCluster(bin, dir string, n, workers int) ([]*Server, error) {
-	key := make([]byte, 32)
-	rand.Read(key)
-	routes, err := freeAddrs(n)
+	cfg := rig.ClusterConfig{Syncd: rig.Exec(bin), Name: "haven-loadtest", Flags: havenFlags(workers)}
+	for i := range n {
+		name := fmt.Sprintf("node-%d", i)
+		cfg.Nodes = append(cfg.Nodes, rig.NodeConfig{Data: filepath.Join(dir, name+"-data"), LogPath: filepath.Join(dir, name+".log")})
+	}
+	c, err := rig.NewCluster(cfg)
 	if err != nil {
 		return nil, err
 	}
-	nodes := make([]*Server, n)
-	err = inParallel(n, n, func(i int) error {
-		name := fmt.Sprintf("node-%d", i)
-		if err := os.WriteFile(filepath.Join(dir, name+"-data.signing-key"), []byte(hex.EncodeToString(key)+"\n"), 0o600); err != nil {
-			return err
-		}
-		var err error
-		nodes[i], err = startHaven(bin, dir, name, workers, "", []string{"-cluster-name", "haven-loadtest",
-			"-node-name", name, "-cluster-listen", routes[i], "-cluster-peers", strings.Join(routes, ",")})
-		return err
-	})
-	if err != nil {
-		for _, s := range nodes {
-			if s != nil {
-				s.Stop()
-			}
-		}
+	if err := c.Start(); err != nil {
+		c.Stop()
 		return nil, err
+	}
+	var nodes []*Server
+	for _, relay := range c.Nodes() {
+		nodes = append(nodes, havenServer(relay, ""))
 	}
 	return nodes, nil
-}
-
-// freeAddrs returns n loopback addresses free a moment ago, for cluster
-// nodes' route ports, which every node must be told before it starts. All
-// are held until the last is picked, so no two are the same; another
-// process may take one meanwhile, and that node then fails to start,
-// loudly.
-func freeAddrs(n int) ([]string, error) {
-	var addrs []string
-	for range n {
-		ln, err := net.Listen("tcp", "127.0.0.1:0")
-		if err != nil {
-			return nil, err
-		}
-		defer ln.Close()
-		addrs = append(addrs, ln.Addr().String())
-	}
-	return addrs, nil
 }
 
 // confine is the command that confines the server to its CPUs, if any:

@@ -700,7 +700,7 @@ func RegionTable(results []RegionResult) string {
 		r0.Residents, DevicesPerHome, EditorShare)
 	fmt.Fprintf(&sb, "The full region: %d homes, %d devices, %d editors at one edit a minute = %d edits a minute. Every run keeps the region's %.0f edits a minute: its fewer editors each edit more often (\"edit every\"; the full region's: 60 s).\n",
 		FullHomes, FullHomes*DevicesPerHome, FullEditsPerMinute, FullEditsPerMinute, float64(r0.Editors)/r0.EditEvery.Minutes())
-	sb.WriteString("Latency: an edit made at one device -> readable at its home's other device. Bootstrap: a new device of home 0, at a node neither of that home's devices uses, from dialling to holding its home's documents.\n")
+	sb.WriteString("Latency: an edit made at one device -> readable at its home's other device. Bootstrap: a new device of home 0 (in a cluster at a node neither of that home's devices uses), from dialling to holding its home's documents.\n")
 	sb.WriteString("Restart: node 0 killed (SIGKILL) with its devices connected, then started on its folder; timed from that start until it listens, serves a record to a device connecting afresh, and has every device it cut off back.\n\n")
 	w := tabwriter.NewWriter(&sb, 0, 0, 2, ' ', tabwriter.AlignRight)
 	fmt.Fprintln(w, "nodes\thomes\tdevices\teditors\tedit every s\tedits\tarrived\tmissing\tp50 ms\tp99 ms\tmax ms\trelay peak PSS MiB (per node)\trelay CPU-s (cores)\tseed s\tseed peak PSS MiB\tbootstrap s (docs)\trestart: listening s\tserving s\tdevices back s (cut off)\t")
@@ -744,8 +744,12 @@ func RegionTable(results []RegionResult) string {
 				if p.Sizes() < 3 {
 					fit = "(2 sizes)"
 				}
-				fmt.Fprintf(w, "%d\t%s\t%s\t"+strings.Replace(fig.format, "%", "%+", 1)+"\t%s\t"+fig.format+"\t\n",
-					p.Nodes, fig.name, strings.Join(measured, ", "), 100*l.B, fit, l.At(FullHomes))
+				at := fmt.Sprintf(fig.format, l.At(FullHomes))
+				if l.At(FullHomes) < 0 {
+					at = "below 0"
+				}
+				fmt.Fprintf(w, "%d\t%s\t%s\t"+strings.Replace(fig.format, "%", "%+", 1)+"\t%s\t%s\t\n",
+					p.Nodes, fig.name, strings.Join(measured, ", "), 100*l.B, fit, at)
 			}
 		}
 		w.Flush()
@@ -795,8 +799,7 @@ func regionVerdict(results []RegionResult, proj []regionProjection) string {
 		if p.Trusted(figP99) {
 			s += fmt.Sprintf("; projected %s at %d homes: %s", ms(at), FullHomes, verdict(at, 0))
 		} else {
-			s += fmt.Sprintf("; the line reads %s at %d homes, but the p99s measured do not follow it (%d sizes, R2 %.2f): no projected verdict",
-				ms(at), FullHomes, p.Sizes(), p.Lines[figP99].R2)
+			s += fmt.Sprintf("; no projected verdict: the p99s measured do not follow a line (%d sizes, R2 %.2f)", p.Sizes(), p.Lines[figP99].R2)
 		}
 	}
 	return s + ".\n"

@@ -10,45 +10,14 @@ import (
 	"testing"
 	"time"
 
-	"haven/shared/client"
 	"haven/shared/crdt"
 	"haven/shared/docid"
 	"haven/shared/rig"
 	"haven/shared/wire"
 )
 
-// newDeviceAt is newDevice for a device that knows every node's address,
-// in this order: its client moves round them. It is made as newDevice
-// makes a device, its client then replaced by one that knows them all
-// (the first client's brief connection to urls[0], if up, is harmless).
-func newDeviceAt(t *testing.T, name string, enr wire.Enrollment, urls []string) *device {
-	t.Helper()
-	d := newDevice(t, name, enr, urls[0])
-	d.stop()
-	d.client = client.New(client.Config{
-		URLs: urls, Credential: enr.Credential, Repo: d.repo, States: d.st,
-		PeerID: "peer-" + d.name, StorageID: "storage-" + d.name, LetGo: d.letGo,
-		Docs: func() []docid.ID {
-			ids, _ := d.st.Docs()
-			var out []docid.ID
-			for _, s := range ids {
-				if id, err := docid.Parse(s); err == nil {
-					out = append(out, id)
-				}
-			}
-			return out
-		},
-		MinBackoff: 20 * time.Millisecond, MaxBackoff: 200 * time.Millisecond,
-	})
-	ctx, cancel := context.WithCancel(context.Background())
-	d.cancel = cancel
-	d.runErr = make(chan error, 1)
-	go func() { d.runErr <- d.client.Run(ctx) }()
-	return d
-}
-
 // urls lists the nodes' websocket addresses, in order.
-func urls(nodes []*nodeProc) []string {
+func urls(nodes []*relayProc) []string {
 	var out []string
 	for _, n := range nodes {
 		out = append(out, n.url())
@@ -78,7 +47,7 @@ func holdsAll(d *device, id docid.ID, hs []crdt.Hash) func() bool {
 // C following the resident's record.
 type roomWriter struct {
 	t     *testing.T
-	nodes []*nodeProc
+	nodes []*relayProc
 	addrs []string
 	enrs  []wire.Enrollment
 	a, c  *device
@@ -90,7 +59,7 @@ func startRoomWriter(t *testing.T) *roomWriter {
 	t.Helper()
 	home, enrs, nodes := startCluster(t, "Larch office", "Larch lounge")
 	w := &roomWriter{t: t, nodes: nodes, addrs: urls(nodes), enrs: enrs}
-	w.a = newDeviceAt(t, "carer-a", enrs[0], w.addrs)
+	w.a = newDevice(t, "carer-a", enrs[0], w.addrs...)
 	w.c = newDevice(t, "carer-c", enrs[1], nodes[2].url())
 	waitFor(t, "both devices online", func() bool { return w.a.online() && w.c.online() })
 	if got := w.a.client.Status().Relay; got != w.addrs[0] {
@@ -181,15 +150,15 @@ func TestFailoverToANodeBehindLosesNothing(t *testing.T) {
 	w := startRoomWriter(t)
 	// Node B, the next in the device's list, stops taking anything in:
 	// nodes A and C are a majority and go on acknowledging.
-	b := w.nodes[1].cmd.Process
-	if err := b.Signal(syscall.SIGSTOP); err != nil {
+	b := w.nodes[1].r.PID()
+	if err := syscall.Kill(b, syscall.SIGSTOP); err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() { b.Signal(syscall.SIGCONT) })
+	t.Cleanup(func() { syscall.Kill(b, syscall.SIGCONT) })
 	acked := w.writeAcked(5)
 	// Node B resumes, behind, as node A dies.
 	w.failOver(w.addrs[1], acked, func() {
-		if err := b.Signal(syscall.SIGCONT); err != nil {
+		if err := syscall.Kill(b, syscall.SIGCONT); err != nil {
 			t.Fatal(err)
 		}
 	})
@@ -207,7 +176,7 @@ func TestFailoverPastAFirstNodeDownAtStart(t *testing.T) {
 	home, enrs, nodes := startCluster(t, "Larch office")
 	nodes[0].kill()
 	addrs := urls(nodes)
-	d := newDeviceAt(t, "carer-a", enrs[0], addrs)
+	d := newDevice(t, "carer-a", enrs[0], addrs...)
 	waitFor(t, "the device online", d.online)
 	if got := d.client.Status().Relay; got != addrs[1] {
 		t.Errorf("the device is online at %s, want %s, the next after the node that is down", got, addrs[1])

@@ -164,7 +164,9 @@ func (l *memLetGo) code(id docid.ID) string {
 	return l.marks[id]
 }
 
-func newDevice(t *testing.T, name string, enr wire.Enrollment, url string) *device {
+// newDevice makes a device online at urls: a relay, or its nodes in the
+// order the device tries them.
+func newDevice(t *testing.T, name string, enr wire.Enrollment, urls ...string) *device {
 	t.Helper()
 	st, err := store.Open(t.TempDir(), store.Options{Key: bytes.Repeat([]byte{9}, 32)})
 	if err != nil {
@@ -179,7 +181,7 @@ func newDevice(t *testing.T, name string, enr wire.Enrollment, url string) *devi
 		t.Fatal(err)
 	}
 	d.ed = ed
-	d.start(enr, url)
+	d.start(enr, urls...)
 	t.Cleanup(func() {
 		d.stop()
 		d.repo.Close()
@@ -188,12 +190,13 @@ func newDevice(t *testing.T, name string, enr wire.Enrollment, url string) *devi
 	return d
 }
 
-// start connects the device's client to the relay at url.
-func (d *device) start(enr wire.Enrollment, url string) {
+// start connects the device's client to the relay at urls, which are one
+// relay's nodes: the client moves round them, in this order.
+func (d *device) start(enr wire.Enrollment, urls ...string) {
 	st := d.st
 	d.client = client.New(client.Config{
 		LetGo: d.letGo,
-		URL:   url, Credential: enr.Credential, Repo: d.repo, States: st,
+		URLs:  urls, Credential: enr.Credential, Repo: d.repo, States: st,
 		PeerID: "peer-" + d.name, StorageID: "storage-" + d.name,
 		Docs: func() []docid.ID {
 			ids, _ := st.Docs()

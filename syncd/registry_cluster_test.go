@@ -3,10 +3,8 @@ package main
 import (
 	"bytes"
 	"context"
-	"encoding/hex"
 	"io"
 	"net/http"
-	"os"
 	"path/filepath"
 	"regexp"
 	"slices"
@@ -18,7 +16,6 @@ import (
 	"haven/shared/crdt"
 	"haven/shared/docid"
 	"haven/shared/record"
-	"haven/shared/rig"
 	"haven/shared/wire"
 	"haven/syncd/internal/orgs"
 )
@@ -78,19 +75,13 @@ func TestOneTimeCodeRedeemsOnceInTheCluster(t *testing.T) {
 	}
 }
 
-// asRelay is node n as certify and the other single-relay helpers see a
-// relay: its admin commands, run through its socket.
-func (n *nodeProc) asRelay() *relayProc {
-	return &relayProc{t: n.t, r: rig.NewRelay(rig.RelayConfig{Syncd: rig.InProcess(run), Data: n.data}), data: n.data, addr: n.addr}
-}
-
 // A staff certificate revoked through node B's admin reaches the device on
 // node A at once, and node A refuses a decision it signs after.
 func TestStaffCertificateRevokedOnOneNodeIsRefusedOnAnother(t *testing.T) {
 	home, enrs, nodes := startCluster(t, "Nurses' station")
 	gp := newDevice(t, "gp-pc", enrs[0], nodes[0].url())
 	waitFor(t, "the device online on node A", gp.online)
-	gp.certify(nodes[2].asRelay()) // the request goes through node A, node C approves it
+	gp.certify(nodes[2]) // the request goes through node A, node C approves it
 	docs := gp.newResident(home, "Marlow")
 	decide := func(v string) {
 		gp.edit(docs.RecordID, func(doc *crdt.Doc) error {
@@ -122,8 +113,8 @@ func TestStaffCertificateRevokedOnOneNodeIsRefusedOnAnother(t *testing.T) {
 
 // breakGlassSeq is the number of the break-glass access with reason in
 // node n's audit log, or 0.
-func breakGlassSeq(t *testing.T, n *nodeProc, reason string) uint64 {
-	for _, e := range auditLog(t, n.asRelay()) {
+func breakGlassSeq(t *testing.T, n *relayProc, reason string) uint64 {
+	for _, e := range auditLog(t, n) {
 		if e.Action == orgs.ActionBreakGlass && e.ByRelay && e.Detail == reason {
 			return e.ClusterSeq
 		}
@@ -147,8 +138,8 @@ func TestBreakGlassOnOneNodeIsAuditedAndReviewedOnAnother(t *testing.T) {
 	waitFor(t, "the devices online", func() bool { return larch.online() && advice.online() && ig.online() })
 	marlow := larch.newResident(home, "Marlow")
 	waitFor(t, "node A to hold the record", func() bool { return larch.client.Synced(marlow.RecordID) })
-	advice.certify(nodes[1].asRelay())
-	ig.certify(nodes[1].asRelay())
+	advice.certify(nodes[1])
+	ig.certify(nodes[1])
 
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
@@ -191,12 +182,9 @@ func TestBreakGlassOnOneNodeIsAuditedAndReviewedOnAnother(t *testing.T) {
 // another revoked, learns both from the cluster before it serves: it
 // serves the one and refuses the other.
 func TestNodeStartedEmptyKnowsTheRegistry(t *testing.T) {
-	_, enrs, nodes, signingKey, routes := startClusterKeyed(t, "Larch office", "Stolen laptop")
+	_, enrs, c, nodes := startClusterOf(t, "Larch office", "Stolen laptop")
 	nodes[1].admin("revoke", enrs[1].Device)
-	listening := make(chan error, 1)
-	route := rig.RouteAddr(t)
-	late := startNode(t, "node-3", newNodeData(t, signingKey), route, append(routes, route), listening)
-	waitListening(t, listening)
+	late := addNode(t, c, nil)
 	d := newDevice(t, "carer", enrs[0], late.url())
 	stolen := newDevice(t, "thief", enrs[1], late.url())
 	waitFor(t, "the new node to serve the device enrolled before it started", d.online)
@@ -239,20 +227,17 @@ func TestHubUnlinkedOnOneNodeIsCutOffOnAnother(t *testing.T) {
 // demo home on another node, which never had a copy of the folder, lists
 // and downloads every one of them.
 func TestDocumentsStoredWithTheRelayStoppedReachTheCluster(t *testing.T) {
-	signingKey := filepath.Join(t.TempDir(), "signing-key")
-	if err := os.WriteFile(signingKey, []byte(hex.EncodeToString(bytes.Repeat([]byte{0x5b}, 32))+"\n"), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	datas := []string{newNodeData(t, signingKey), newNodeData(t, signingKey), newNodeData(t, signingKey)}
+	cfg := clusterConfig(3)
+	cfg.Nodes[0].Data = filepath.Join(t.TempDir(), "data")
 	var out bytes.Buffer
-	if err := run(context.Background(), []string{"demo", "-data", datas[0]}, &out, io.Discard); err != nil {
+	if err := run(context.Background(), []string{"demo", "-data", cfg.Nodes[0].Data}, &out, io.Discard); err != nil {
 		t.Fatalf("syncd demo with the relay stopped: %v", err)
 	}
 	home := regexp.MustCompile(`home=(\S+)`).FindStringSubmatch(out.String())
 	if home == nil {
 		t.Fatalf("syncd demo printed %q", out.String())
 	}
-	nodes, _ := startNodes(t, datas)
+	_, nodes := startNodes(t, cfg)
 	d := newDevice(t, "carer", nodes[1].enroll(home[1], "Office"), nodes[1].url())
 	waitFor(t, "the device on node B online", d.online)
 	held := func() int {

@@ -192,9 +192,11 @@ func StartCluster(t testing.TB, cfg ClusterConfig) *Cluster {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { c.cleanup(t) })
+	began := time.Now()
 	if err := c.Start(); err != nil {
 		t.Fatal(err)
 	}
+	t.Logf("the cluster's %d nodes listened %v after their start", len(cfg.Nodes), time.Since(began).Round(time.Millisecond))
 	return c
 }
 

@@ -1,8 +1,6 @@
 package soak
 
 import (
-	"crypto/rand"
-	"encoding/hex"
 	"errors"
 	"flag"
 	"fmt"
@@ -31,7 +29,8 @@ const clusterNodes = 3
 // can be partitioned from the others while it keeps serving its desktops.
 type cluster struct {
 	h     *harness
-	nodes []*relayProc
+	rc    *rig.Cluster  // the nodes, started, stopped and keyed together
+	nodes []*relayProc  // rc's nodes
 	hops  [][]*routeHop // hops[i][k]: node i's way to node k; nil when i == k
 	addrs *routeAddrs
 
@@ -39,9 +38,7 @@ type cluster struct {
 	partitioned []bool
 }
 
-// newCluster makes the nodes' folders, routes and hops; nothing runs yet.
-// The organisation signing key is node 0's (made by its demo run), copied
-// beside every other node's folder, as the operator shares it.
+// newCluster makes the nodes' routes and hops; nothing runs yet.
 func newCluster(h *harness) (*cluster, error) {
 	c := &cluster{h: h, partitioned: make([]bool, clusterNodes),
 		addrs: &routeAddrs{node: map[int]int{}, reach: make([][]string, clusterNodes)}}
@@ -83,16 +80,25 @@ func newCluster(h *harness) (*cluster, error) {
 			c.addrs.add(portOf(hp.Addr()), k)
 		}
 	}
-	for i := range clusterNodes {
+	nodes := make([]rig.NodeConfig, clusterNodes)
+	for i := range nodes {
 		data := filepath.Join(h.root, fmt.Sprintf("node-%d", i), "data")
 		if err := os.MkdirAll(filepath.Dir(data), 0o700); err != nil {
 			return nil, err
 		}
-		flags := []string{"-workers", "2", "-log-level", logLevel().String(),
-			"-cluster-name", "haven-soak", "-node-name", fmt.Sprintf("node-%d", i),
-			"-cluster-listen", routes[i], "-cluster-peers", strings.Join(c.addrs.reach[i], ",")}
-		c.nodes = append(c.nodes, &relayProc{rig.NewRelay(rig.RelayConfig{Syncd: rig.MustBinary(h.t), Data: data,
-			LogPath: filepath.Join(h.root, fmt.Sprintf("node-%d.log", i)), Flags: flags})})
+		// Each node dials the others through their hops: the peers it is
+		// given are not the routes they listen on.
+		nodes[i] = rig.NodeConfig{Data: data, Route: routes[i], Peers: c.addrs.reach[i],
+			LogPath: filepath.Join(h.root, fmt.Sprintf("node-%d.log", i))}
+	}
+	rc, err := rig.NewCluster(rig.ClusterConfig{Syncd: rig.MustBinary(h.t), Name: "haven-soak", Nodes: nodes,
+		Flags: []string{"-workers", "2", "-log-level", logLevel().String()}})
+	if err != nil {
+		return nil, err
+	}
+	c.rc = rc
+	for _, n := range rc.Nodes() {
+		c.nodes = append(c.nodes, &relayProc{n})
 	}
 	return c, nil
 }
@@ -101,21 +107,6 @@ func portOf(addr string) int {
 	_, ps, _ := net.SplitHostPort(addr)
 	p, _ := strconv.Atoi(ps)
 	return p
-}
-
-// shareSigningKey copies node 0's organisation signing key beside every
-// other node's data folder.
-func (c *cluster) shareSigningKey() error {
-	b, err := os.ReadFile(c.nodes[0].Data() + ".signing-key")
-	if err != nil {
-		return fmt.Errorf("node 0's signing key: %w", err)
-	}
-	for _, n := range c.nodes[1:] {
-		if err := os.WriteFile(n.Data()+".signing-key", b, 0o600); err != nil {
-			return err
-		}
-	}
-	return nil
 }
 
 // startStopped starts every stopped node at once: a node serves only once
@@ -216,9 +207,7 @@ func (c *cluster) describe() string {
 
 // kill SIGKILLs every node and closes the routes (the run's end).
 func (c *cluster) kill() {
-	for _, n := range c.nodes {
-		n.Kill()
-	}
+	c.rc.Kill()
 	for i := range c.hops {
 		for _, hp := range c.hops[i] {
 			if hp != nil {
@@ -229,21 +218,7 @@ func (c *cluster) kill() {
 }
 
 // stop shuts every node down cleanly.
-func (c *cluster) stop() error {
-	var wg sync.WaitGroup
-	errs := make([]error, len(c.nodes))
-	for i, n := range c.nodes {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			if err := n.Stop(); err != nil {
-				errs[i] = fmt.Errorf("node %d: %w", i, err)
-			}
-		}()
-	}
-	wg.Wait()
-	return errors.Join(errs...)
-}
+func (c *cluster) stop() error { return c.rc.Stop() }
 
 // startCluster starts the three nodes and makes the organisations: with
 // the cluster running, through node 0's admin, so that nothing waits on a
@@ -264,16 +239,10 @@ func (h *harness) startCluster() {
 	h.cluster, h.relay = c, c.nodes[0]
 	if *flagClusterDemo {
 		h.runDemo()
-	} else {
-		// The organisation signing key every node shares, as an operator
-		// would make it.
-		seed := make([]byte, 32)
-		rand.Read(seed)
-		if err := os.WriteFile(c.nodes[0].Data()+".signing-key", []byte(hex.EncodeToString(seed)+"\n"), 0o600); err != nil {
-			t.Fatal(err)
-		}
 	}
-	if err := c.shareSigningKey(); err != nil {
+	// The organisation signing key every node shares, as an operator
+	// shares it: node 0's (made by its demo run), or one made fresh.
+	if err := c.rc.ShareSigningKey(); err != nil {
 		t.Fatal(err)
 	}
 	if err := c.startStopped(); err != nil {

@@ -131,6 +131,13 @@ func (p *Peer) Close() {
 	<-p.done
 }
 
+// Abort ends the connection at once, dropping what is queued, as a device
+// vanishing would, and waits for its read loop.
+func (p *Peer) Abort() {
+	p.Conn.Abort()
+	<-p.done
+}
+
 // CloseCode is the websocket close code the relay ended the connection
 // with, 1009 for a frame over the read limit, and false for an end
 // without a close from the relay.

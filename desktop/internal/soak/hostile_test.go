@@ -333,10 +333,14 @@ type attack struct {
 	corpus                                        []seedMsg
 	birchCred, larchCred, revCred, unenrolledCred string
 
-	// stop and wg belong to the current slice of the attack (start to
-	// finish); everything below them lasts across slices.
-	stop chan struct{}
-	wg   sync.WaitGroup
+	// stop, ended and wg belong to the current slice of the attack (start
+	// to finish); everything below them lasts across slices. ended is done
+	// when stop closes: a send waiting on a relay that reads the attacker
+	// slowly gives up then, so a slice ends when it is told to.
+	stop  chan struct{}
+	ended context.Context
+	end   context.CancelFunc
+	wg    sync.WaitGroup
 
 	frames, conns, healthFailures atomic.Int64
 
@@ -391,6 +395,7 @@ func (at *attack) checkHealth() {
 // start launches every attack (one slice of it).
 func (at *attack) start() {
 	at.stop = make(chan struct{})
+	at.ended, at.end = context.WithCancel(context.Background())
 	want := map[string]bool{}
 	for _, a := range strings.Split(*flagAttacks, ",") {
 		if a = strings.TrimSpace(a); a != "" {
@@ -416,6 +421,7 @@ func (at *attack) start() {
 
 func (at *attack) finish() {
 	close(at.stop)
+	at.end()
 	at.wg.Wait()
 }
 
@@ -507,7 +513,7 @@ func (at *attack) dialPeer(name, cred string, scoped bool) (*peer, error) {
 
 // send sends one message as the peer; false if it could not be written.
 func (p *peer) send(m wire.Message) bool {
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	ctx, cancel := context.WithTimeout(p.at.ended, 10*time.Second)
 	defer cancel()
 	if p.Send(ctx, m) != nil {
 		return false
@@ -516,7 +522,10 @@ func (p *peer) send(m wire.Message) bool {
 	return true
 }
 
-func (p *peer) close() { p.Close() }
+// close ends the connection as an attacker vanishing would (a graceful
+// close would first write all it queued, at the pace the relay reads a
+// device over its read rate).
+func (p *peer) close() { p.Abort() }
 
 // emptySync is an empty document's first sync message: it says nothing of
 // the document it is about.

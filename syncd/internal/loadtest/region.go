@@ -85,8 +85,13 @@ type RegionResult struct {
 	// NodePeaks is each node's peak memory (PSS of its process tree) over
 	// the edit window, every device connected.
 	NodePeaks []int64
+	// NodeOwn is, of each node's peak, its syncd process's own PSS; the
+	// rest is its CRDT workers'.
+	NodeOwn   []int64
 	CPU       float64       // relay CPU seconds over the window and its grace, every node's
 	Wall      time.Duration // the window and its grace, as long as the edits took to arrive
+	DriverCPU float64       // this process's CPU seconds over the same span (the devices)
+	OtherCPU  float64       // CPU seconds the rest of the machine used meanwhile
 
 	BootDocs  int           // documents the new device downloaded (its home's records, timelines and directory)
 	Bootstrap time.Duration // a new device of one home, from dialling to holding every one of its home's documents
@@ -111,6 +116,24 @@ func (r RegionResult) Cores() float64 {
 		return 0
 	}
 	return r.CPU / r.Wall.Seconds()
+}
+
+// OtherShare is the share of the machine's CPUs that other work took over
+// the edit window; more than a quarter makes its figures pessimistic.
+func (r RegionResult) OtherShare() float64 {
+	return StepResult{OtherCPU: r.OtherCPU, Wall: r.Wall}.OtherShare()
+}
+
+// Own is the highest node's syncd process's own part of its peak.
+func (r RegionResult) Own() int64 { return slicesMax(r.NodeOwn) }
+
+// Workers is the highest node's CRDT workers' part of its peak.
+func (r RegionResult) Workers() int64 {
+	var m int64
+	for i := range min(len(r.NodePeaks), len(r.NodeOwn)) {
+		m = max(m, r.NodePeaks[i]-r.NodeOwn[i])
+	}
+	return m
 }
 
 // PeakSum is every node's peak memory over the edit window, added up.
@@ -417,6 +440,7 @@ func (r *regionRun) window(ctx context.Context, res *RegionResult) error {
 			return err
 		}
 	}
+	cpu0, machine0 := selfCPU(), machineCPU()
 	log := newStepLog()
 	start := time.Now()
 	end := start.Add(r.cfg.Window)
@@ -450,9 +474,14 @@ func (r *regionRun) window(ctx context.Context, res *RegionResult) error {
 			return err
 		}
 		res.NodePeaks = append(res.NodePeaks, u.PeakPSS)
+		if len(u.Parts) > 0 {
+			res.NodeOwn = append(res.NodeOwn, u.Parts[0])
+		}
 		res.CPU += u.CPU - u0[i].CPU
 	}
 	res.Wall = time.Since(start)
+	res.DriverCPU = selfCPU() - cpu0
+	res.OtherCPU = max(machineCPU()-machine0-res.CPU-res.DriverCPU, 0)
 	return nil
 }
 
@@ -611,6 +640,8 @@ const GoodFit = 0.8
 const (
 	figPeak = iota
 	figPeakSum
+	figOwn
+	figWorkers
 	figCores
 	figP99
 	figBootstrap
@@ -625,6 +656,8 @@ var regionFigures = []struct {
 }{
 	figPeak:      {"relay peak PSS MiB, highest node", "%.0f", func(r RegionResult) float64 { return float64(r.Peak()) / (1 << 20) }},
 	figPeakSum:   {"relay peak PSS MiB, all nodes", "%.0f", func(r RegionResult) float64 { return float64(r.PeakSum()) / (1 << 20) }},
+	figOwn:       {"relay peak PSS MiB: syncd's own, highest node", "%.0f", func(r RegionResult) float64 { return float64(r.Own()) / (1 << 20) }},
+	figWorkers:   {"relay peak PSS MiB: its workers', highest node", "%.0f", func(r RegionResult) float64 { return float64(r.Workers()) / (1 << 20) }},
 	figCores:     {"relay CPU cores busy in the window, all nodes", "%.2f", RegionResult.Cores},
 	figP99:       {"edit-to-other-device p99 ms", "%.1f", func(r RegionResult) float64 { return msf(r.P99) }},
 	figBootstrap: {"new device's bootstrap s", "%.2f", func(r RegionResult) float64 { return r.Bootstrap.Seconds() }},
@@ -703,9 +736,14 @@ func RegionTable(results []RegionResult) string {
 	sb.WriteString("Latency: an edit made at one device -> readable at its home's other device. Bootstrap: a new device of home 0 (in a cluster at a node neither of that home's devices uses), from dialling to holding its home's documents.\n")
 	sb.WriteString("Restart: node 0 killed (SIGKILL) with its devices connected, then started on its folder; timed from that start until it listens, serves a record to a device connecting afresh, and has every device it cut off back.\n\n")
 	w := tabwriter.NewWriter(&sb, 0, 0, 2, ' ', tabwriter.AlignRight)
-	fmt.Fprintln(w, "nodes\thomes\tdevices\teditors\tedit every s\tedits\tarrived\tmissing\tp50 ms\tp99 ms\tmax ms\trelay peak PSS MiB (per node)\trelay CPU-s (cores)\tseed s\tseed peak PSS MiB\tbootstrap s (docs)\trestart: listening s\tserving s\tdevices back s (cut off)\t")
-	errs := 0
+	fmt.Fprintln(w, "nodes\thomes\tdevices\teditors\tedit every s\tedits\tarrived\tmissing\tp50 ms\tp99 ms\tmax ms\trelay peak PSS MiB (per node)\trelay CPU-s (cores)\tdevices CPU-s\tothers CPU-s (machine)\tseed s\tseed peak PSS MiB\tbootstrap s (docs)\trestart: listening s\tserving s\tdevices back s (cut off)\t")
+	errs, disturbed := 0, 0
 	for _, r := range results {
+		others := fmt.Sprintf("%.1f (%.0f%%)", r.OtherCPU, 100*r.OtherShare())
+		if r.OtherShare() > 0.25 {
+			others += " !"
+			disturbed++
+		}
 		peak := mib(r.PeakSum())
 		if len(r.NodePeaks) > 1 {
 			parts := make([]string, len(r.NodePeaks))
@@ -714,13 +752,16 @@ func RegionTable(results []RegionResult) string {
 			}
 			peak += " (" + strings.Join(parts, "+") + ")"
 		}
-		fmt.Fprintf(w, "%d\t%d\t%d\t%d\t%.1f\t%d\t%d\t%d\t%.1f\t%.1f\t%.1f\t%s\t%.1f (%.2f)\t%.1f\t%s\t%.2f (%d)\t%.2f\t%.2f\t%.2f (%d)\t\n",
+		fmt.Fprintf(w, "%d\t%d\t%d\t%d\t%.1f\t%d\t%d\t%d\t%.1f\t%.1f\t%.1f\t%s\t%.1f (%.2f)\t%.1f\t%s\t%.1f\t%s\t%.2f (%d)\t%.2f\t%.2f\t%.2f (%d)\t\n",
 			r.Nodes, r.Homes, r.Devices, r.Editors, r.EditEvery.Seconds(), r.Edits, r.Arrivals, r.Missing+r.BadClock,
-			msf(r.P50), msf(r.P99), msf(r.Max), peak, r.CPU, r.Cores(), r.Seed.Seconds(), mib(r.SeedPeak),
+			msf(r.P50), msf(r.P99), msf(r.Max), peak, r.CPU, r.Cores(), r.DriverCPU, others, r.Seed.Seconds(), mib(r.SeedPeak),
 			r.Bootstrap.Seconds(), r.BootDocs, r.Listening.Seconds(), r.Serving.Seconds(), r.Back.Seconds(), r.Cut)
 		errs += len(r.Errors)
 	}
 	w.Flush()
+	if disturbed > 0 {
+		fmt.Fprintf(&sb, "! %d of %d runs' edit windows ran while other work took over a quarter of the machine: their latency and CPU figures are pessimistic.\n", disturbed, len(results))
+	}
 	proj := projectRegion(results)
 	if len(proj) > 0 {
 		largest := 0
@@ -731,6 +772,7 @@ func RegionTable(results []RegionResult) string {
 			FullHomes, FullHomes*DevicesPerHome, FullEditsPerMinute, float64(FullHomes)/float64(largest))
 		fmt.Fprintf(&sb, "R2: the share of the measured spread the line explains. A line through two sizes always fits; over three or more, R2 < %.1f says the figure does not follow a line here (noise, or a curve), and its reading at %d homes is a guess.\n",
 			GoodFit, FullHomes)
+		fmt.Fprintf(&sb, "syncd bounds the documents its CRDT workers hold open (-doc-memory, by default an eighth of the machine's memory, from 256 MiB to 16 GiB): past it they let go of the least used and load them again when needed, so the workers' line stops rising there.\n")
 		w = tabwriter.NewWriter(&sb, 0, 0, 2, ' ', tabwriter.AlignRight)
 		fmt.Fprintln(w, "nodes\tfigure\tmeasured (homes: value)\tslope per 100 homes\tR2\tat 1000 homes\t")
 		for _, p := range proj {

@@ -123,11 +123,11 @@ func TestFitLine(t *testing.T) {
 // or more that follow it.
 func TestProjectRegion(t *testing.T) {
 	run := func(nodes, homes int, peakMiB int64, p99 time.Duration) RegionResult {
-		peaks := make([]int64, nodes)
+		peaks, own := make([]int64, nodes), make([]int64, nodes)
 		for i := range peaks {
-			peaks[i] = peakMiB << 20
+			peaks[i], own[i] = peakMiB<<20, peakMiB<<20/4
 		}
-		return RegionResult{Nodes: nodes, Homes: homes, NodePeaks: peaks, P99: p99, CPU: float64(homes), Wall: 10 * time.Second,
+		return RegionResult{Nodes: nodes, Homes: homes, NodePeaks: peaks, NodeOwn: own, P99: p99, CPU: float64(homes), Wall: 10 * time.Second,
 			Bootstrap: time.Duration(homes) * time.Millisecond, Serving: time.Second, Back: 2 * time.Second}
 	}
 	proj := projectRegion([]RegionResult{
@@ -148,6 +148,8 @@ func TestProjectRegion(t *testing.T) {
 		{"1 node: p99 ms", one.Lines[figP99].At(FullHomes), 10 + 0.2*990},
 		{"3 nodes: MiB per node", three.Lines[figPeak].At(FullHomes), 200 + 2*990},
 		{"3 nodes: MiB in all", three.Lines[figPeakSum].At(FullHomes), 3 * (200 + 2*990)},
+		{"3 nodes: syncd's own MiB per node", three.Lines[figOwn].At(FullHomes), (200 + 2*990) / 4},
+		{"3 nodes: workers' MiB per node", three.Lines[figWorkers].At(FullHomes), 3 * (200 + 2*990) / 4},
 		{"3 nodes: cores", three.Lines[figCores].At(FullHomes), 100},
 		{"3 nodes: bootstrap s", three.Lines[figBootstrap].At(FullHomes), 1},
 		{"3 nodes: restart serving s", three.Lines[figServing].At(FullHomes), 1},

@@ -80,7 +80,10 @@ const (
 	// applied the stream. Applying is idempotent, so after a crash at most
 	// this much is applied again.
 	markEvery = time.Second
-	marksNS   = "cluster-mark"
+	// metaPoll is how often a starting node looks whether the cluster has
+	// a JetStream leader yet (an election takes seconds).
+	metaPoll = 20 * time.Millisecond
+	marksNS  = "cluster-mark"
 )
 
 // Config starts a Node.
@@ -282,6 +285,14 @@ func (n *Node) ensureStreams(ctx context.Context) error {
 	cfg := n.streamConfig(DocStream, docSubject, maxPayload)
 	kvc := jetstream.KeyValueConfig{Bucket: RegistryBucket, History: 1, Storage: jetstream.FileStorage, Replicas: n.replicas,
 		MaxValueSize: maxRegistryValue}
+	// Until the nodes have elected JetStream's meta leader, a request to
+	// its API goes unanswered and an attempt waits out its whole timeout;
+	// asking only once this node follows a leader saves that wait.
+	for !n.ns.JetStreamIsCurrent() {
+		if !wait(ctx, metaPoll) {
+			return fmt.Errorf("cluster: no JetStream leader: %w", ctx.Err())
+		}
+	}
 	for attempt := 0; ; attempt++ {
 		actx, cancel := context.WithTimeout(ctx, 5*time.Second)
 		_, err := n.js.CreateOrUpdateStream(actx, cfg)

@@ -2,9 +2,12 @@ package repo
 
 import (
 	"container/list"
+	"runtime"
+	"sync"
 
 	"haven/shared/crdt"
 	"haven/shared/docid"
+	"haven/shared/store"
 )
 
 // Eviction: a bounded Repo (Options.MaxBytes) lets go of documents nobody is
@@ -28,6 +31,17 @@ import (
 // compactor's goroutine runs it after every quarter of the bound evicted
 // (Repo.sweep). A collection costs in proportion to the Go heap, a few
 // milliseconds here, not to what it frees.
+//
+// The bound holds while documents are worked on, not only between calls. A
+// document being loaded for a Hold counts for what its load takes
+// (loadingCopies), and the load waits until the documents held and being
+// loaded leave room for it beside them (makeRoom): otherwise each call in
+// flight would add a whole document, and its load's working memory, over
+// the bound, which is where a worker's memory peaked. Documents nobody is
+// working on are evicted for it first, and collected before it loads. Only
+// loads for a Hold wait, and only for other documents held or loading,
+// whose holders (one document each) are not waiting for anything the
+// waiter has; so a document larger than the bound on its own still loads.
 
 // lru is a Repo's account of its open documents; guarded by Repo.mu.
 type lru struct {
@@ -35,6 +49,13 @@ type lru struct {
 	bytes   int64     // the estimated memory of the handles in order (use.mem)
 	unswept int64     // estimated memory evicted since the collector was last asked to run
 	hooks   []func(docid.ID, *crdt.Doc)
+	// loads is what the documents being loaded for a Hold will take while
+	// they load (loadingCopies each); busy counts those loads and the
+	// handles held (pins above zero). room is signalled, on Repo.mu, as
+	// busy falls: a Hold waiting for room to load (makeRoom) looks again.
+	loads int64
+	busy  int
+	room  sync.Cond
 }
 
 // use is a handle's part in its Repo's lru; guarded by Repo.mu.
@@ -62,10 +83,25 @@ const (
 	memPerSavedByte = 8
 )
 
+// loadingCopies is how many times its estimate a document takes while it is
+// loaded: the document it builds, and Automerge's working memory for the
+// build, freed once the document is loaded.
+const loadingCopies = 2
+
 // docMemory estimates the memory a document takes once loaded from saved
 // bytes holding shape.
 func docMemory(saved int64, shape crdt.Shape) int64 {
 	return memPerDoc + memPerChange*shape.Changes + memPerOp*shape.Ops + memPerSavedByte*saved
+}
+
+// storedMemory estimates the memory a document takes once loaded from sd.
+func storedMemory(sd store.Doc) int64 {
+	saved, shape := int64(len(sd.Snapshot)), shapeOf(sd.Snapshot)
+	for _, c := range sd.Chunks {
+		saved += int64(len(c.Data))
+		shape = shape.Add(shapeOf(c.Data))
+	}
+	return docMemory(saved, shape)
 }
 
 // shapeOf counts the changes and operations in saved bytes for docMemory.
@@ -100,7 +136,7 @@ func (r *Repo) addLocked(h *Handle, pin bool) {
 	h.elem = r.order.PushFront(h)
 	r.bytes += h.mem
 	if pin {
-		h.pins++
+		r.pinLocked(h)
 	}
 }
 
@@ -111,8 +147,16 @@ func (r *Repo) touchLocked(h *Handle, pin bool) {
 		r.order.MoveToFront(h.elem)
 	}
 	if pin {
-		h.pins++
+		r.pinLocked(h)
 	}
+}
+
+// pinLocked adds a Hold to h. Caller holds r.mu.
+func (r *Repo) pinLocked(h *Handle) {
+	if h.pins == 0 {
+		r.busy++
+	}
+	h.pins++
 }
 
 // unlinkLocked stops counting a handle taken out of r.handles. Caller
@@ -142,26 +186,83 @@ func (r *Repo) resize(h *Handle) {
 func (r *Repo) unpin(h *Handle) {
 	r.mu.Lock()
 	h.pins--
+	if h.pins == 0 {
+		r.busy--
+		r.room.Broadcast()
+	}
 	r.mu.Unlock()
 	r.shrink()
 }
 
-// shrink evicts documents, least recently used first, until the open ones
-// fit the bound. It passes over the most recently used (its caller is about
-// to work on it), pinned ones (Hold) and any whose lock is taken: being
-// changed, compacted or reloaded. So the bound may be exceeded while those
-// are busy, by their size at most.
-func (r *Repo) shrink() {
+// makeRoom is called before a document estimated at est bytes is loaded
+// for a Hold. It evicts documents nobody is working on, least recently used
+// first, until the document fits the bound loading (loadingCopies), beside
+// the documents open and those being loaded; while it does not fit and
+// other documents are held or loading, it waits for them. It then counts
+// the load in the bound, returning what it counted, for endLoadLocked.
+// If it evicted anything, the collector runs before it returns, so that the
+// evicted documents' memory is free before the load takes more. Unbounded,
+// it returns 0 at once.
+func (r *Repo) makeRoom(est int64) int64 {
 	if r.opts.MaxBytes <= 0 {
+		return 0
+	}
+	need := loadingCopies * est
+	evicted := false
+	r.mu.Lock()
+	for {
+		if gone := r.evictLocked(need, false); len(gone) > 0 {
+			r.mu.Unlock()
+			r.letGo(gone)
+			evicted = true
+			r.mu.Lock()
+			continue // what the hooks let go is counted already; look again
+		}
+		if r.bytes+r.loads+need <= r.opts.MaxBytes || r.busy == 0 {
+			break
+		}
+		r.room.Wait()
+	}
+	r.loads += need
+	r.busy++
+	if evicted {
+		r.unswept = 0
+	}
+	r.mu.Unlock()
+	if evicted {
+		runtime.GC()
+	}
+	return need
+}
+
+// endLoadLocked ends the count of a load makeRoom admitted (counted: what
+// it returned; 0 for none). Caller holds r.mu.
+func (r *Repo) endLoadLocked(counted int64) {
+	if counted == 0 {
 		return
 	}
-	type gone struct {
-		id  docid.ID
-		doc *crdt.Doc
-	}
-	var evicted []gone
-	r.mu.Lock()
-	for e := r.order.Back(); e != nil && e != r.order.Front() && r.bytes > r.opts.MaxBytes; {
+	r.loads -= counted
+	r.busy--
+	r.room.Broadcast()
+}
+
+// evicted is a document let go by evictLocked, for letGo.
+type evicted struct {
+	id  docid.ID
+	doc *crdt.Doc
+}
+
+// evictLocked evicts documents, least recently used first, until the open
+// ones and those being loaded fit the bound with need bytes more. It
+// passes over pinned ones (Hold), any whose lock is taken (being changed,
+// compacted or reloaded) and, if spareFront, the most recently used.
+// Caller holds r.mu, and calls letGo with the result once it has let go.
+func (r *Repo) evictLocked(need int64, spareFront bool) []evicted {
+	var gone []evicted
+	for e := r.order.Back(); e != nil && r.bytes+r.loads+need > r.opts.MaxBytes; {
+		if spareFront && e == r.order.Front() {
+			break
+		}
 		prev := e.Prev()
 		h := e.Value.(*Handle)
 		// TryLock under r.mu: the handle's lock is otherwise taken before
@@ -171,23 +272,45 @@ func (r *Repo) shrink() {
 			delete(r.handles, h.ID)
 			r.unlinkLocked(h)
 			r.unswept += h.mem
-			evicted = append(evicted, gone{h.ID, h.doc})
+			gone = append(gone, evicted{h.ID, h.doc})
 			h.mu.Unlock()
 		}
 		e = prev
 	}
+	return gone
+}
+
+// letGo tells the OnEvict hooks of documents evictLocked let go. Caller
+// holds no lock.
+func (r *Repo) letGo(gone []evicted) {
+	r.mu.Lock()
 	hooks := r.hooks
-	sweep := r.unswept > r.opts.MaxBytes/4
-	if sweep {
-		r.unswept = 0
-	}
 	r.mu.Unlock()
-	for _, g := range evicted {
+	for _, g := range gone {
 		r.log.Debug("document evicted", "doc", g.id.String())
 		for _, fn := range hooks {
 			fn(g.id, g.doc)
 		}
 	}
+}
+
+// shrink evicts documents, least recently used first, until the open ones
+// and those being loaded fit the bound. It passes over the most recently
+// used (its caller is about to work on it), pinned ones (Hold) and any
+// whose lock is taken: being changed, compacted or reloaded. So the bound
+// may be exceeded while those are busy, by their size at most.
+func (r *Repo) shrink() {
+	if r.opts.MaxBytes <= 0 {
+		return
+	}
+	r.mu.Lock()
+	gone := r.evictLocked(0, true)
+	sweep := r.unswept > r.opts.MaxBytes/4
+	if sweep {
+		r.unswept = 0
+	}
+	r.mu.Unlock()
+	r.letGo(gone)
 	if sweep {
 		select {
 		case r.sweep <- struct{}{}:

@@ -3,6 +3,7 @@ package repo
 import (
 	"context"
 	"testing"
+	"testing/synctest"
 
 	"haven/shared/crdt"
 	"haven/shared/docid"
@@ -114,11 +115,11 @@ func TestBoundEvictsLeastRecentlyUsed(t *testing.T) {
 func TestBusyDocumentIsNotEvicted(t *testing.T) {
 	r, e, ids, ev := boundedRepo(t, 6, 2.5)
 
-	busy, err := r.Open(ids[0])
+	held, release, err := r.Hold(ids[1])
 	if err != nil {
 		t.Fatal(err)
 	}
-	held, release, err := r.Hold(ids[1])
+	busy, err := r.Open(ids[0])
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -182,4 +183,68 @@ func TestEvictedDocumentIsCollected(t *testing.T) {
 	if n := ev.Kept(); n > 0 {
 		t.Fatalf("%d evicted documents are still referenced after a collection", n)
 	}
+}
+
+// A bounded Repo loads a document for a Hold only once the load fits the
+// bound beside the documents held: the bound holds while documents are
+// worked on, not only between calls. Documents nobody holds are evicted for
+// the load first, and a document too large for the bound on its own loads
+// all the same.
+func TestHoldWaitsForRoomToLoad(t *testing.T) {
+	docs, err := testEditor(t).NewResident("home-1", testIdentity())
+	if err != nil {
+		t.Fatal(err)
+	}
+	stored := store.Doc{Snapshot: docs.Record.Save()}
+	each := storedMemory(stored)
+	synctest.Test(t, func(t *testing.T) {
+		r := New(&heldDocs{doc: stored}, Options{MaxBytes: loadingCopies*each + each/2})
+		defer r.Close()
+		var ev repotest.Evictions
+		r.OnEvict(ev.Hook)
+		idle, first, second := docid.New(), docid.New(), docid.New()
+		if _, err := r.Open(idle); err != nil {
+			t.Fatal(err)
+		}
+		_, releaseFirst, err := r.Hold(first)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !ev.Has(idle) {
+			t.Fatal("a document nobody holds was kept beside a load it left no room for")
+		}
+
+		held := make(chan func())
+		go func() {
+			_, release, err := r.Hold(second)
+			if err != nil {
+				t.Error(err)
+			}
+			held <- release
+		}()
+		synctest.Wait()
+		select {
+		case release := <-held:
+			release()
+			t.Fatal("a document was loaded beside a held one, over the bound")
+		default:
+		}
+		releaseFirst()
+		releaseSecond := <-held
+		if !ev.Has(first) {
+			t.Fatal("the document no longer held was kept beside the load waiting for it")
+		}
+		if n, _ := r.Usage(); n != 1 {
+			t.Fatalf("%d documents open, want the one held", n)
+		}
+		releaseSecond()
+
+		small := New(&heldDocs{doc: stored}, Options{MaxBytes: each / 2})
+		defer small.Close()
+		_, release, err := small.Hold(first)
+		if err != nil {
+			t.Fatal(err)
+		}
+		release()
+	})
 }

@@ -101,6 +101,7 @@ func New(st Storage, opts Options) *Repo {
 		sweep:   make(chan struct{}, 1),
 		done:    make(chan struct{}),
 	}
+	r.room.L = &r.mu
 	r.wg.Add(1)
 	go r.compactor()
 	return r
@@ -242,6 +243,11 @@ func (r *Repo) Open(id docid.ID) (*Handle, error) { return r.open(id, false) }
 // is called, the handle is not evicted (Options.MaxBytes). Whatever the
 // caller builds on the document (a sync state, say) then stays tied to the
 // copy the Repo holds. release may be called more than once.
+//
+// In a bounded Repo, a Hold that must load the document first waits, if
+// need be, until the documents others hold leave room for it (see
+// evict.go): a caller must not wait on another Hold while holding a
+// document, nor hold two documents at once.
 func (r *Repo) Hold(id docid.ID) (h *Handle, release func(), err error) {
 	h, err = r.open(id, true)
 	if err != nil {
@@ -272,9 +278,17 @@ func (r *Repo) open(id docid.ID, pin bool) (*Handle, error) {
 		r.mu.Unlock()
 
 		h := &Handle{ID: id, repo: r}
-		err := h.load()
+		sd, err := h.fetch()
+		var counted int64
+		if err == nil && pin {
+			counted = r.makeRoom(storedMemory(sd))
+		}
+		if err == nil {
+			err = h.build(sd)
+		}
 		r.mu.Lock()
 		delete(r.loading, id)
+		r.endLoadLocked(counted)
 		if err == nil {
 			r.handles[id] = h
 			r.addLocked(h, pin)
@@ -291,14 +305,29 @@ func (r *Repo) open(id docid.ID, pin bool) (*Handle, error) {
 
 // load (re)reads the document from storage. Caller holds h.mu or owns h.
 func (h *Handle) load() error {
-	r := h.repo
-	sd, err := r.st.LoadDoc(h.ID.String())
+	sd, err := h.fetch()
+	if err != nil {
+		return err
+	}
+	return h.build(sd)
+}
+
+// fetch reads the document's stored form.
+func (h *Handle) fetch() (store.Doc, error) {
+	sd, err := h.repo.st.LoadDoc(h.ID.String())
 	if errors.Is(err, store.ErrNotFound) {
-		return fmt.Errorf("%s: %w", h.ID, ErrNotFound)
+		return sd, fmt.Errorf("%s: %w", h.ID, ErrNotFound)
 	}
 	if err != nil {
-		return fmt.Errorf("load %s: %w", h.ID, err)
+		return sd, fmt.Errorf("load %s: %w", h.ID, err)
 	}
+	return sd, nil
+}
+
+// build makes the document from its stored form sd. Caller holds h.mu or
+// owns h.
+func (h *Handle) build(sd store.Doc) error {
+	r := h.repo
 	report := LoadReport{Quarantined: sd.Quarantined}
 	doc := crdt.New()
 	if sd.Snapshot != nil {
@@ -314,10 +343,20 @@ func (h *Handle) load() error {
 	last := sd.UpTo
 	var tail int64
 	var tailShape crdt.Shape
-	for _, c := range sd.Chunks {
+	for i, c := range sd.Chunks {
 		last = c.Seq
 		tail += int64(len(c.Data))
 		tailShape = tailShape.Add(shapeOf(c.Data))
+		if i == 0 && sd.Snapshot == nil {
+			// A document not yet compacted begins with its creation, saved
+			// whole (Create). Loaded as a document rather than applied as
+			// changes to an empty one, it takes half the memory: Automerge
+			// keeps what an incremental load built beside the document.
+			if d, err := crdt.Load(c.Data); err == nil {
+				doc = d
+				continue
+			}
+		}
 		if err := doc.LoadIncremental(c.Data); err != nil {
 			reason := "chunk does not apply: " + err.Error()
 			r.log.Error("quarantining chunk", "doc", h.ID.String(), "seq", c.Seq, "bytes", len(c.Data))

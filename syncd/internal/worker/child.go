@@ -181,6 +181,13 @@ func (w *Worker) work(args WorkArgs, reply *WorkReply) error {
 	if err != nil {
 		return err
 	}
+	// Held for the whole call, the record's facts read after the exchange
+	// included: a load for another call, which evicts whatever nobody holds,
+	// would otherwise take it between the two and load it again for the
+	// facts. One not stored yet is not held; the engine creates it.
+	if _, release, err := w.repo.Hold(id); err == nil {
+		defer release()
+	}
 	var out []syncer.Out
 	switch {
 	case len(args.Chunks) > 0:

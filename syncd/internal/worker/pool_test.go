@@ -149,7 +149,7 @@ func startPool(t *testing.T, workers int) (*Pool, *testHost) {
 }
 
 // newTestHost is a host over a fresh store, closed when the test ends.
-func newTestHost(t *testing.T) *testHost {
+func newTestHost(t testing.TB) *testHost {
 	t.Helper()
 	st, err := store.Open(t.TempDir(), store.Options{Key: bytes.Repeat([]byte{2}, 32)})
 	if err != nil {
@@ -161,7 +161,7 @@ func newTestHost(t *testing.T) *testHost {
 
 // runPool starts test children serving host, configured by cfg; the pool
 // closes when the test ends, before the host's store.
-func runPool(t *testing.T, host Host, cfg Config) *Pool {
+func runPool(t testing.TB, host Host, cfg Config) *Pool {
 	t.Helper()
 	cfg.Command, cfg.Host = []string{os.Args[0]}, host
 	cfg.Env = append(cfg.Env, childEnv+"=1")

@@ -271,7 +271,7 @@ func (r *report) rows() []row {
 			info("cluster: node start to listening", fmt.Sprintf("p50 %s  max %s  (n=%d)", secs(quantile(ds, 0.5)), secs(quantile(ds, 1)), len(ds)))
 		}
 		if r.internalRefusals > 0 {
-			info("cluster: desktops told a change was not stored, to retry on reconnect", fmt.Sprintf("%d times (a node without a quorum cannot have the cluster hold a change; the desktop stays connected to that node, and its changes wait for a later exchange)", r.internalRefusals))
+			info("cluster: desktops told a change was not stored, to send it again", fmt.Sprintf("%d times (a node without a quorum cannot have the cluster hold a change; the desktop sends the document's changes again 2 s later on the same connection, or through the next node)", r.internalRefusals))
 		}
 		info("counts: node partitions", fmt.Sprintf("%d (one node's routes to both others cut)", c.partitions))
 		info("counts: faults", fmt.Sprintf("desktop kills %d, desktop line faults %d, each on all its lines (cuts %d, blackholes both ways %d, one way %d)",

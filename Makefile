@@ -103,5 +103,5 @@ soak: ## the fault-injection suite in full (about 15 minutes): kills, partitions
 soak-cluster: ## the soak against three relay nodes as one relay: node kills, a node partitioned from the others, desktops moving between nodes; no hostile, insider or disk phase
 	$(GO) test -count=1 -timeout 60m -run 'TestSoak$$' -v ./desktop/internal/soak -soak.full -soak.cluster
 
-bench: ## print the performance figures the issues ask for
-	$(GO) test -run '^$$' -bench . -benchtime 1x ./...
+bench: ## print the performance figures the issues ask for (tens of minutes: the load driver runs beside the JavaScript server, and the region run)
+	$(GO) test -run '^$$' -bench . -benchtime 1x -timeout 90m ./...

@@ -150,11 +150,20 @@ type Worker struct {
 	repo  *repo.Repo      // the engine's documents, read by Describe
 	// onWork, set only by RunTestChild, is called first in every Work.
 	onWork func(WorkArgs)
+	// bulk is held by the bulk item being worked on: one at a time. Each
+	// can build a whole document in memory (a new one, or a large
+	// message's changes) before the repo counts it, so several at once
+	// took a child far past its bound. Its holder may wait for room in
+	// the repo, but no holder of a document waits for bulk.
+	bulk sync.Mutex
 }
 
-// Work applies a work item; a bulk one at low priority (see WorkArgs.Bulk).
+// Work applies a work item; a bulk one at low priority and one at a time
+// (see WorkArgs.Bulk and Worker.bulk).
 func (w *Worker) Work(args WorkArgs, reply *WorkReply) (err error) {
 	if args.Bulk {
+		w.bulk.Lock()
+		defer w.bulk.Unlock()
 		lowprio.Run(func() { err = w.work(args, reply) })
 		return err
 	}

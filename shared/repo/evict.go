@@ -83,9 +83,11 @@ const (
 	memPerSavedByte = 8
 )
 
-// loadingCopies is how many times its estimate a document takes while it is
-// loaded: the document it builds, and Automerge's working memory for the
-// build, freed once the document is loaded.
+// loadingCopies is how many times its estimate a document being loaded
+// counts in the bound: the document it builds; Automerge's working memory
+// for the build (a quarter of the document more, for a long record), freed
+// once it is built; and the memory of the documents evicted to make room,
+// which their finalizers free while the load runs.
 const loadingCopies = 2
 
 // docMemory estimates the memory a document takes once loaded from saved

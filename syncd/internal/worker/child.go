@@ -56,21 +56,17 @@ func runChild(log *slog.Logger, onWork func(WorkArgs)) error {
 // docMemoryEnv carries Config.DocMemory to a child, in bytes.
 const docMemoryEnv = "HAVEN_SYNCD_WORKER_DOC_MEMORY"
 
-// residentPerEstimated is how much a child's resident memory grows for
-// each byte of documents it holds open as the repo estimates them (the
-// documents alone): about three. With each document the child keeps its
-// vetting guard and a sync state per peer, and the allocator's
-// fragmentation grows with them. Config.DocMemory is resident memory, so
-// the repo gets a third of it. Besides what grows with the bound, a child
-// takes a fixed part the bound does not cover: its runtime and its share of
-// the binary (about 10 MiB of PSS idle), and the documents of the calls in
-// flight (callsPerChild), which are held past the bound while worked on.
-// In the fresh-device load test with records of 2,000 updates (6 MB each
-// loaded), a child's peak PSS was about 68, 78 and 130 MiB at 8, 16 and
-// 32 MiB estimated: 45 MiB or so, and 2.6 per estimated byte. Of the 45,
-// one call at a time instead of four saved about 9 MiB (and cost a quarter
-// more CPU); the rest is what loading, applying and sending whole records
-// takes while it runs, and memory freed but not yet trimmed.
+// residentPerEstimated is how much of a child's resident memory each byte
+// of documents its repo holds open, as the repo estimates them (the
+// documents alone), stands for: three, so the repo gets a third of
+// Config.DocMemory. With each document the child keeps its vetting guard
+// and a sync state per peer, and malloc keeps memory freed but not yet
+// returned. The documents of the calls in flight are within the repo's
+// bound, and so is what loading one takes (a load waits for room beside
+// them: repo.Repo.Hold); a new document a bulk item builds is not, until
+// it is stored, which is why a child works on one bulk item at a time
+// (Worker.bulk). Besides, a child takes its runtime and its share of the
+// binary, about 10 MiB of PSS idle.
 const residentPerEstimated = 3
 
 // serve serves the parent, holding documents of at most maxBytes open

@@ -63,10 +63,9 @@ const docMemoryEnv = "HAVEN_SYNCD_WORKER_DOC_MEMORY"
 // and a sync state per peer, and malloc keeps memory freed but not yet
 // returned. The documents of the calls in flight are within the repo's
 // bound, and so is what loading one takes (a load waits for room beside
-// them: repo.Repo.Hold); a new document a bulk item builds is not, until
-// it is stored, which is why a child works on one bulk item at a time
-// (Worker.bulk). Besides, a child takes its runtime and its share of the
-// binary, about 10 MiB of PSS idle.
+// them: repo.Repo.Hold); a new document a call builds is not, until it is
+// stored. Besides, a child takes its runtime and its share of the binary,
+// about 10 MiB of PSS idle.
 const residentPerEstimated = 3
 
 // serve serves the parent, holding documents of at most maxBytes open
@@ -146,20 +145,11 @@ type Worker struct {
 	repo  *repo.Repo      // the engine's documents, read by Describe
 	// onWork, set only by RunTestChild, is called first in every Work.
 	onWork func(WorkArgs)
-	// bulk is held by the bulk item being worked on: one at a time. Each
-	// can build a whole document in memory (a new one, or a large
-	// message's changes) before the repo counts it, so several at once
-	// took a child far past its bound. Its holder may wait for room in
-	// the repo, but no holder of a document waits for bulk.
-	bulk sync.Mutex
 }
 
-// Work applies a work item; a bulk one at low priority and one at a time
-// (see WorkArgs.Bulk and Worker.bulk).
+// Work applies a work item; a bulk one at low priority (see WorkArgs.Bulk).
 func (w *Worker) Work(args WorkArgs, reply *WorkReply) (err error) {
 	if args.Bulk {
-		w.bulk.Lock()
-		defer w.bulk.Unlock()
 		lowprio.Run(func() { err = w.work(args, reply) })
 		return err
 	}

@@ -180,7 +180,6 @@ type client struct {
 	doc  *crdt.Doc
 	ss   *crdt.SyncState
 	peer syncer.Peer
-	bulk bool // its items are bulk work (WorkArgs.Bulk)
 }
 
 func newClient(id string) *client {
@@ -203,7 +202,7 @@ func (c *client) exchange(p *Pool, doc docid.ID) error {
 		if err != nil {
 			return err
 		}
-		args := WorkArgs{Doc: doc.String(), Peers: []syncer.Peer{c.peer}, Bulk: c.bulk}
+		args := WorkArgs{Doc: doc.String(), Peers: []syncer.Peer{c.peer}}
 		if ok {
 			args.Msgs = []syncer.In{{From: c.id, Data: msg}}
 		} else {
@@ -404,42 +403,6 @@ func TestChildWorksOnSeveralItemsAtOnce(t *testing.T) {
 	}
 	close(host.gate)
 	for range 2 {
-		if err := <-errs; err != nil {
-			t.Fatal(err)
-		}
-	}
-}
-
-// A child works on one bulk item at a time: while a new document's item
-// waits for the store, a second new document's waits, and a small item
-// goes ahead of it.
-func TestBulkItemsOneAtATime(t *testing.T) {
-	p, host := startGatedPool(t, Config{Workers: 1}, func() bool { return true })
-	errs := make(chan error, 3)
-	send := func(name string, bulk bool) docid.ID {
-		c := newClient(name)
-		c.bulk = bulk
-		c.doc.Change("", time.Time{}, func(w *crdt.Writer) error { return w.Set(name, "k") })
-		id := docid.New()
-		go func() { errs <- c.exchange(p, id) }()
-		return id
-	}
-	first := send("a", true)
-	select {
-	case got := <-host.arrived:
-		if got != first.String() {
-			t.Fatalf("%s reached the store, want the first bulk item's %s", got, first)
-		}
-	case err := <-errs:
-		t.Fatalf("the first bulk item ended (%v) without reaching the store", err)
-	}
-	second := send("b", true)
-	small := send("c", false)
-	if got := <-host.arrived; got != small.String() {
-		t.Fatalf("%s reached the store while the bulk item %s was there, want the small item's %s (the second bulk item is %s)", got, first, small, second)
-	}
-	close(host.gate)
-	for range 3 {
 		if err := <-errs; err != nil {
 			t.Fatal(err)
 		}

@@ -4,6 +4,7 @@ package rig
 
 import (
 	"os"
+	"os/exec"
 	"syscall"
 )
 
@@ -16,3 +17,9 @@ func killGroup(pid int) { syscall.Kill(-pid, syscall.SIGKILL) }
 
 // terminate asks a relay to shut down cleanly.
 var terminate os.Signal = syscall.SIGTERM
+
+// StartChild starts cmd in a process group of its own.
+func StartChild(cmd *exec.Cmd) error {
+	cmd.SysProcAttr = childAttr()
+	return cmd.Start()
+}

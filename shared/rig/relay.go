@@ -145,14 +145,13 @@ func (r *Relay) Start() error {
 			name, cargs = r.cfg.Prefix[0], append(slices.Clone(r.cfg.Prefix[1:]), append([]string{r.cfg.Syncd.bin}, args...)...)
 		}
 		cmd := exec.Command(name, cargs...)
-		cmd.SysProcAttr = childAttr() // its CRDT workers die with it; it dies with the tests
 		cmd.Stderr = logw
 		out, err := cmd.StdoutPipe()
 		if err != nil {
 			closeLog()
 			return err
 		}
-		err = cmd.Start()
+		err = StartChild(cmd) // its CRDT workers die with it; it dies with the tests
 		closeLog()
 		if err != nil {
 			return fmt.Errorf("start syncd: %w", err)

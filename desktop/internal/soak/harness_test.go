@@ -300,7 +300,6 @@ func (a *agentProc) start() error {
 	cfg, _ := json.Marshal(AgentConfig{Name: a.spec.name, Dir: a.dir, Account: a.spec.account, PIN: accountPIN(a.spec.account), Seed: a.seed})
 	cmd := exec.Command(os.Args[0], "-test.run=^$")
 	cmd.Env = append(os.Environ(), AgentEnv+"="+string(cfg))
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
 	logf, err := os.OpenFile(a.logPath, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o600)
 	if err != nil {
 		return err
@@ -316,7 +315,7 @@ func (a *agentProc) start() error {
 		logf.Close()
 		return err
 	}
-	if err := cmd.Start(); err != nil {
+	if err := rig.StartChild(cmd); err != nil { // its own process group; dies with the tests
 		logf.Close()
 		return err
 	}

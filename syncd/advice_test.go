@@ -141,9 +141,11 @@ func TestAdviceLineFetchesNotCopies(t *testing.T) {
 	if err := open(advice.claim(adviceEnr, wire.ActionBreakGlass, id, "Call from Larch House about a fall at night")); err != nil {
 		t.Fatal(err)
 	}
-	if !advice.has(marlow.RecordID) || !advice.has(marlow.TimelineID) {
-		t.Fatal("the opened record and timeline are not on the device")
-	}
+	// Open returns once the device's repo holds both; has reads its disk,
+	// which the repo's writer reaches a moment later.
+	waitFor(t, "the opened record and timeline on the device's disk", func() bool {
+		return advice.has(marlow.RecordID) && advice.has(marlow.TimelineID)
+	})
 	var access *orgs.AuditEvent
 	for _, e := range auditLog(t, p) {
 		if e.Action == wire.ActionBreakGlass && e.Resident == id {

@@ -7,6 +7,7 @@ package lowprio
 import (
 	"runtime"
 	"syscall"
+	"unsafe"
 )
 
 // Nice is how much lower than the process's own a low-priority thread
@@ -39,6 +40,30 @@ func Lower() {
 	if prio, err := syscall.Getpriority(syscall.PRIO_PROCESS, tid); err == nil {
 		_ = syscall.Setpriority(syscall.PRIO_PROCESS, tid, min(20-prio+Nice, 19))
 	}
+}
+
+// schedIdle is Linux's SCHED_IDLE policy: a thread under it runs only when
+// no thread of an ordinary policy on the computer wants the core.
+const schedIdle = 5
+
+// Idle moves the calling goroutine onto a thread of its own that runs only
+// when nothing else on the computer wants a core, for the rest of the
+// goroutine's life (locked as Lower's is). It stands for work done on
+// another computer: a test's simulated attacker, sharing the machine with
+// what it attacks, takes only the CPU they leave. Not for work holding
+// locks others wait on: such a thread can wait indefinitely while busy
+// threads run.
+func Idle() {
+	runtime.LockOSThread()
+	var param struct{ priority int32 }
+	syscall.RawSyscall(syscall.SYS_SCHED_SETSCHEDULER, uintptr(syscall.Gettid()), schedIdle, uintptr(unsafe.Pointer(&param)))
+}
+
+// ThreadIdle reports whether the calling thread runs under Idle's policy,
+// for tests that check where work ran.
+func ThreadIdle() bool {
+	policy, _, errno := syscall.RawSyscall(syscall.SYS_SCHED_GETSCHEDULER, uintptr(syscall.Gettid()), 0, 0)
+	return errno == 0 && policy == schedIdle
 }
 
 // ThreadNice is the calling thread's nice value, for tests that check

@@ -11,3 +11,9 @@ func Lower() {}
 
 // ThreadNice is 0 where priorities are not set per thread.
 func ThreadNice() int { return 0 }
+
+// Idle does nothing where priorities are not set per thread.
+func Idle() {}
+
+// ThreadIdle is false where priorities are not set per thread.
+func ThreadIdle() bool { return false }

@@ -180,11 +180,23 @@ func (l *Link) Profile() Profile {
 }
 
 // SetProfile changes the line's quality; segments not yet delivered take
-// the new figures.
+// the new figures, including one already waiting out the old line's delay
+// or loss stall (and so every segment queued in order behind it): a line
+// made good is good from now, not after a stall the bad line drew.
 func (l *Link) SetProfile(p Profile) {
 	l.mu.Lock()
 	l.prof = p
+	l.broadcastLocked()
 	l.mu.Unlock()
+}
+
+// profileNow returns the current profile and a channel closed at the link's
+// next change, taken together so that a change between the two is not
+// missed.
+func (l *Link) profileNow() (Profile, <-chan struct{}) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.prof, l.changed
 }
 
 // Cut resets every connection and refuses new ones until Heal.
@@ -272,7 +284,8 @@ func (l *Link) Close() error {
 	return err
 }
 
-// broadcastLocked wakes every pipe waiting on a fault. Caller holds l.mu.
+// broadcastLocked wakes every pipe waiting on a fault or a segment's
+// release. Caller holds l.mu.
 func (l *Link) broadcastLocked() {
 	close(l.changed)
 	l.changed = make(chan struct{})
@@ -418,31 +431,28 @@ func (p *pair) pipe(d Direction, src, dst net.Conn, rng *rand.Rand) {
 	var tokens float64   // token bucket, in bytes
 	var refill time.Time // when tokens were last topped up
 	for seg := range q {
-		prof := p.l.Profile()
-		release := seg.at.Add(prof.RTT / 2)
-		if prof.Jitter > 0 {
-			release = release.Add(time.Duration(rng.Int64N(int64(prof.Jitter) + 1)))
-		}
-		if prof.Loss > 0 && rng.Float64() < prof.Loss {
-			// Lost: the sender retransmits after an RTO, doubling it
-			// while the retransmission is lost too. The retransmission
-			// is timed from this segment's own sending, so losses of
-			// segments in flight together overlap, as with TCP's
-			// selective acknowledgement; they do not queue one behind
-			// another.
-			p.l.stalls.Add(1)
-			rto := prof.rto(rng)
-			stall := rto
-			for i := 0; i < 5 && rng.Float64() < prof.Loss; i++ {
-				rto *= 2
-				stall += rto
+		prof, changed := p.l.profileNow()
+		// in order: a segment waits for a stalled one ahead of it
+		release := later(p.release(seg, prof, rng), last)
+		for {
+			done, ok := p.waitUntil(release, changed)
+			if !ok {
+				p.close()
+				return
 			}
-			release = release.Add(stall)
+			if done {
+				break
+			}
+			var now Profile
+			if now, changed = p.l.profileNow(); now != prof {
+				// The line's quality changed while this segment waited
+				// (not a fault, which waitOpen handles): it is timed
+				// again on the new line, from when it entered.
+				prof = now
+				release = later(p.release(seg, prof, rng), last)
+			}
 		}
-		if release.Before(last) {
-			release = last // in order: it waits for a stalled segment ahead of it
-		}
-		if !p.waitUntil(release) || !p.waitOpen(d) {
+		if !p.waitOpen(d) {
 			p.close()
 			return
 		}
@@ -456,7 +466,7 @@ func (p *pair) pipe(d Direction, src, dst net.Conn, rng *rand.Rand) {
 			refill = now
 			if need := float64(len(seg.data)) - tokens; need > 0 {
 				wait := time.Duration(need / float64(prof.Rate) * float64(time.Second))
-				if !p.waitUntil(now.Add(wait)) {
+				if _, ok := p.waitUntil(now.Add(wait), nil); !ok {
 					p.close()
 					return
 				}
@@ -475,25 +485,60 @@ func (p *pair) pipe(d Direction, src, dst net.Conn, rng *rand.Rand) {
 	p.close()
 }
 
+// release is when seg may leave on a line with prof: half the round trip
+// and jitter after it entered, plus a stall if the line loses it.
+func (p *pair) release(seg segment, prof Profile, rng *rand.Rand) time.Time {
+	release := seg.at.Add(prof.RTT / 2)
+	if prof.Jitter > 0 {
+		release = release.Add(time.Duration(rng.Int64N(int64(prof.Jitter) + 1)))
+	}
+	if prof.Loss > 0 && rng.Float64() < prof.Loss {
+		// Lost: the sender retransmits after an RTO, doubling it while the
+		// retransmission is lost too. The retransmission is timed from
+		// this segment's own sending, so losses of segments in flight
+		// together overlap, as with TCP's selective acknowledgement; they
+		// do not queue one behind another.
+		p.l.stalls.Add(1)
+		rto := prof.rto(rng)
+		stall := rto
+		for i := 0; i < 5 && rng.Float64() < prof.Loss; i++ {
+			rto *= 2
+			stall += rto
+		}
+		release = release.Add(stall)
+	}
+	return release
+}
+
+func later(a, b time.Time) time.Time {
+	if a.Before(b) {
+		return b
+	}
+	return a
+}
+
 // waitUntil sleeps until t (this timer is the line's delay, not a wait for
-// an event) and reports false if the pair was torn down meanwhile.
-func (p *pair) waitUntil(t time.Time) bool {
+// an event). done is false if changed closed first (nil: never); ok is
+// false if the pair was torn down meanwhile.
+func (p *pair) waitUntil(t time.Time, changed <-chan struct{}) (done, ok bool) {
 	d := time.Until(t)
 	if d <= 0 {
 		select {
 		case <-p.done:
-			return false
+			return false, false
 		default:
-			return true
+			return true, true
 		}
 	}
 	tm := time.NewTimer(d)
 	defer tm.Stop()
 	select {
 	case <-tm.C:
-		return true
+		return true, true
+	case <-changed:
+		return false, true
 	case <-p.done:
-		return false
+		return false, false
 	}
 }
 

@@ -182,6 +182,36 @@ func TestLinkLossStalls(t *testing.T) {
 	t.Logf("%d round trips, %d stalls, %v in all", n, stalls, total.Round(time.Millisecond))
 }
 
+// TestLinkProfileChangeEndsAStall: a line made good is good at once. A
+// segment already waiting out the bad line's loss stall, and the bytes
+// queued behind it, leave on the new line's figures, so a test that sets
+// every link to LAN measures LAN, not the tail of the failing line before.
+func TestLinkProfileChangeEndsAStall(t *testing.T) {
+	t.Parallel()
+	// Every segment lost, and each retransmission too: about half an
+	// hour's stall.
+	dead := Profile{Name: "dead", RTT: time.Millisecond, Loss: 1, RTOMin: 30 * time.Second, RTOMax: 30 * time.Second}
+	l := newTestLink(t, echoServer(t), dead)
+	c := dial(t, l.Addr())
+	if _, err := c.Write([]byte("a")); err != nil {
+		t.Fatal(err)
+	}
+	WaitFor(t, 10*time.Second, "the segment's loss drawn", func() bool { return l.Stats().Stalls >= 1 })
+	l.SetProfile(ProfileLAN)
+	if _, err := c.Write([]byte("b")); err != nil {
+		t.Fatal(err)
+	}
+	// Both bytes, in order, long before the dead line's stall would end.
+	c.SetReadDeadline(time.Now().Add(10 * time.Second))
+	got := make([]byte, 2)
+	if _, err := io.ReadFull(c, got); err != nil {
+		t.Fatalf("reading through the link made good: %v", err)
+	}
+	if string(got) != "ab" {
+		t.Errorf("read %q, want \"ab\"", got)
+	}
+}
+
 // TestLinkCut: a cut resets open connections at once and refuses new ones;
 // after Heal connections work again.
 func TestLinkCut(t *testing.T) {

@@ -60,3 +60,39 @@ func BenchmarkAppendChunk(b *testing.B) {
 		})
 	}
 }
+
+// BenchmarkMemtableFill measures the save that fills a memtable: it waits
+// while Badger allocates the next one, so a store's slowest saves come
+// every memtable's worth of writes. One writer appends 700-byte chunks
+// (a note) until 32 MiB are written, at each memtable size; it reports
+// the slowest save and the 99.99th percentile beside the median.
+func BenchmarkMemtableFill(b *testing.B) {
+	for _, mt := range []int64{2 << 20, 8 << 20} {
+		b.Run(fmt.Sprintf("memtable=%dMiB", mt>>20), func(b *testing.B) {
+			var lat []time.Duration
+			for range b.N {
+				s, err := Open(b.TempDir(), Options{Key: internalKey, MemTableSize: mt, GCInterval: -1})
+				if err != nil {
+					b.Fatal(err)
+				}
+				chunk := make([]byte, 700)
+				for i := range chunk {
+					chunk[i] = byte(i * 13)
+				}
+				for i := range (32 << 20) / len(chunk) {
+					t0 := time.Now()
+					if _, err := s.AppendChunk(context.Background(), fmt.Sprintf("doc-%d", i%60), chunk); err != nil {
+						b.Fatal(err)
+					}
+					lat = append(lat, time.Since(t0))
+				}
+				s.Close()
+			}
+			slices.Sort(lat)
+			ms := func(d time.Duration) float64 { return float64(d) / float64(time.Millisecond) }
+			b.ReportMetric(ms(lat[len(lat)/2]), "p50-ms")
+			b.ReportMetric(ms(lat[len(lat)*9999/10000]), "p99.99-ms")
+			b.ReportMetric(ms(lat[len(lat)-1]), "max-ms")
+		})
+	}
+}

@@ -71,7 +71,9 @@ type Options struct {
 
 	// MemTableSize is the size of one Badger memtable (and of its write-ahead log). Zero means
 	// 8 MiB; one takes writes while up to 3 full ones wait to be flushed. Values under 15% of
-	// it (capped at 1 MiB) are kept inline in the LSM tree, larger ones in the value log.
+	// it (less room for their keys, capped at 1 MiB) are kept inline in the LSM tree, larger
+	// ones in the value log. The write that fills a memtable waits while Badger allocates
+	// the next, in proportion to its size.
 	MemTableSize int64
 	// CacheSize is split between Badger's block cache (3/4) and its table-index cache (1/4),
 	// which encryption requires. Zero means 16 MiB.
@@ -87,6 +89,9 @@ const (
 	minMemTableSize     = 1 << 20
 	defaultCacheSize    = 16 << 20
 	defaultGCInterval   = 10 * time.Minute
+	// inlineHeadroom is what a transaction holding one inline value keeps for the keys and
+	// Badger's per-entry overhead beside it: names are at most maxNameLen bytes each.
+	inlineHeadroom = 16 << 10
 	// valueLogFileSize bounds one value log file, and so (Badger's rule) one value. Badger
 	// maps twice this size while a file is open; the file is sparse and truncated on Close.
 	valueLogFileSize = 64 << 20
@@ -218,9 +223,11 @@ func badgerOptions(dir string, opts Options, logger *slog.Logger) (badger.Option
 	if cache <= 0 {
 		cache = defaultCacheSize
 	}
-	// Badger refuses a transaction above 15% of a memtable; inline values must fit in one.
+	// Badger refuses a transaction above 15% of a memtable; an inline value must fit in one
+	// with its keys (a value of the whole limit did not, with the smallest memtable), so the
+	// inline limit leaves room for them.
 	txnLimit := memtable * 15 / 100
-	threshold := min(int64(1<<20), txnLimit)
+	threshold := min(int64(1<<20), txnLimit-inlineHeadroom)
 
 	bo := badger.DefaultOptions(dir).
 		// Encryption: Badger panics without a block cache, and an encrypted table's index is

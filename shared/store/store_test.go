@@ -349,6 +349,44 @@ func TestLargeChunk(t *testing.T) {
 	}
 }
 
+// TestChunksAroundTheInlineLimit: with the smallest memtable, where the
+// inline limit comes closest to the largest transaction Badger accepts, a
+// chunk of every size around the limit is stored and survives reopening
+// (a value kept inline must fit in a transaction with its key).
+func TestChunksAroundTheInlineLimit(t *testing.T) {
+	dir := t.TempDir()
+	const memtable = 1 << 20
+	opts := store.Options{Key: testKey, MemTableSize: memtable}
+	s, err := store.Open(dir, opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	txnLimit := memtable * 15 / 100
+	var sizes []int
+	for d := -512; d <= 512; d += 32 {
+		sizes = append(sizes, txnLimit+d)
+	}
+	for i, n := range sizes {
+		if _, err := s.AppendChunk(context.Background(), "doc", bytes.Repeat([]byte{byte(i)}, n)); err != nil {
+			t.Fatalf("AppendChunk(%d bytes) with a %d-byte memtable = %v", n, memtable, err)
+		}
+	}
+	s.Close()
+	if s, err = store.Open(dir, opts); err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	d := loadDoc(t, s, "doc")
+	if len(d.Chunks) != len(sizes) {
+		t.Fatalf("%d chunks after reopening, want %d", len(d.Chunks), len(sizes))
+	}
+	for i, c := range d.Chunks {
+		if !bytes.Equal(c.Data, bytes.Repeat([]byte{byte(i)}, sizes[i])) {
+			t.Errorf("chunk %d (%d bytes) came back as %d bytes", i, sizes[i], len(c.Data))
+		}
+	}
+}
+
 // TestOpenKeyErrors: a missing key is refused; a wrong key fails clearly, naming the folder,
 // and leaves the folder usable with the right key.
 func TestOpenKeyErrors(t *testing.T) {

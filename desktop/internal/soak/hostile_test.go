@@ -23,6 +23,7 @@ import (
 	"haven/shared/client"
 	"haven/shared/crdt"
 	"haven/shared/docid"
+	"haven/shared/lowprio"
 	"haven/shared/nhs"
 	"haven/shared/record"
 	"haven/shared/repo"
@@ -356,6 +357,8 @@ type attack struct {
 	plan     []planned
 	next     int           // the next planned message to send
 	slowest  time.Duration // longest a slowloris connection stayed open
+	// stoppedAt is when finish ended the current slice (zero while it runs).
+	stoppedAt time.Time
 }
 
 func (at *attack) outcome(what string) {
@@ -415,14 +418,40 @@ func (at *attack) start() {
 			continue
 		}
 		at.wg.Add(1)
-		go func() { defer at.wg.Done(); x.f() }()
+		go func() {
+			defer at.wg.Done()
+			// The attacker's own work (building, encoding and sending
+			// its frames) stands for a computer of its own: it takes only
+			// the CPU the relay and the healthy desktops leave. What the
+			// relay does for it is measured; what the attacker's computer
+			// would do is not. The thread stays locked and ends with the
+			// goroutine; the attacks' own goroutines do the same.
+			lowprio.Idle()
+			x.f()
+			// A slice's end waits for every attack: one slow to end is
+			// a gap in the healthy desktops' notes, so it is said.
+			at.mu.Lock()
+			stopped := at.stoppedAt
+			at.mu.Unlock()
+			if !stopped.IsZero() {
+				if d := time.Since(stopped); d > time.Second {
+					at.h.logf("hostile: the %s attack took %v to end", x.name, d.Round(time.Millisecond))
+				}
+			}
+		}()
 	}
 }
 
 func (at *attack) finish() {
+	at.mu.Lock()
+	at.stoppedAt = time.Now()
+	at.mu.Unlock()
 	close(at.stop)
 	at.end()
 	at.wg.Wait()
+	at.mu.Lock()
+	at.stoppedAt = time.Time{}
+	at.mu.Unlock()
 }
 
 func (at *attack) disclosures() []string {
@@ -452,6 +481,19 @@ func (at *attack) notes(before, after map[string]float64) []string {
 	return out
 }
 
+// await waits for ch up to d; false if d passed or the slice ended first.
+func (at *attack) await(ch <-chan struct{}, d time.Duration) bool {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-ch:
+		return true
+	case <-t.C:
+	case <-at.stop:
+	}
+	return false
+}
+
 // pace waits d unless the attack is over (pacing, not waiting for an event).
 func (at *attack) pace(d time.Duration) bool {
 	t := time.NewTimer(d)
@@ -471,7 +513,7 @@ type peer struct {
 }
 
 func (at *attack) dialPeer(name, cred string, scoped bool) (*peer, error) {
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	ctx, cancel := context.WithTimeout(at.ended, 10*time.Second)
 	defer cancel()
 	rp, err := rig.DialPeer(ctx, "ws://"+at.addr+"/sync", cred, "hostile-"+name, func(m wire.Message, err error) {
 		if err != nil {
@@ -550,6 +592,8 @@ func (at *attack) unauthenticated(cred, name string) func() {
 			case <-time.After(10 * time.Second):
 				at.outcome(name + ": neither refused nor admitted in 10s")
 				p.close()
+			case <-at.stop:
+				p.close()
 			}
 		}
 	}
@@ -568,10 +612,10 @@ func (at *attack) outOfScope() {
 			}
 			continue
 		}
-		select {
-		case <-p.Joined():
-		case <-time.After(10 * time.Second):
-			at.outcome("other-home: not admitted")
+		if !at.await(p.Joined(), 10*time.Second) {
+			if !at.stopped() {
+				at.outcome("other-home: not admitted")
+			}
 			p.close()
 			continue
 		}
@@ -614,9 +658,7 @@ func (at *attack) mutated() {
 				}
 				continue
 			}
-			select {
-			case <-p.Joined():
-			case <-time.After(10 * time.Second):
+			if !at.await(p.Joined(), 10*time.Second) {
 				p.close()
 				p = nil
 				continue
@@ -636,6 +678,22 @@ func (at *attack) mutated() {
 	}
 }
 
+// dial opens a TCP connection to the relay that gives up when the slice
+// ends: a relay whose listen queue is full leaves a dial hanging.
+func (at *attack) dial() (net.Conn, error) {
+	ctx, cancel := context.WithTimeout(at.ended, 5*time.Second)
+	defer cancel()
+	var d net.Dialer
+	return d.DialContext(ctx, "tcp", at.addr)
+}
+
+// closeAtEnd closes c when the slice ends, so that a write the relay is
+// not reading (a flood over its read rate, a frame it will refuse) does
+// not hold the slice open. The returned func stops that.
+func (at *attack) closeAtEnd(c io.Closer) func() bool {
+	return context.AfterFunc(at.ended, func() { c.Close() })
+}
+
 // slowloris keeps 64 HTTP requests open whose headers never end.
 func (at *attack) slowloris() {
 	var wg sync.WaitGroup
@@ -643,8 +701,9 @@ func (at *attack) slowloris() {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
+			lowprio.Idle()
 			for !at.stopped() {
-				c, err := net.DialTimeout("tcp", at.addr, 5*time.Second)
+				c, err := at.dial()
 				if err != nil {
 					at.pace(200 * time.Millisecond)
 					continue
@@ -676,6 +735,7 @@ func (at *attack) silentWebsockets() {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
+			lowprio.Idle()
 			for !at.stopped() {
 				w, err := rig.DialRaw(at.addr, at.larchCred, 0)
 				if err != nil {
@@ -711,6 +771,7 @@ func (at *attack) neverReads() {
 		}
 		at.conns.Add(1)
 		opened := time.Now()
+		stopClosing := at.closeAtEnd(w)
 		w.Conn.SetWriteDeadline(time.Now().Add(30 * time.Second))
 		err = w.WriteFrame(0x2, join)
 		for i := 0; err == nil && !at.stopped(); i++ {
@@ -723,9 +784,10 @@ func (at *attack) neverReads() {
 			at.frames.Add(1)
 			at.pace(20 * time.Millisecond)
 		}
-		if err != nil {
+		if err != nil && !at.stopped() {
 			at.outcome(fmt.Sprintf("never-reads: dropped by the relay (after ~%ds)", int(time.Since(opened).Seconds())/5*5))
 		}
+		stopClosing()
 		w.Close()
 	}
 }
@@ -740,6 +802,7 @@ func (at *attack) oversized() {
 			continue
 		}
 		at.conns.Add(1)
+		stopClosing := at.closeAtEnd(w)
 		w.Conn.SetDeadline(time.Now().Add(20 * time.Second))
 		var name string
 		if i%2 == 0 {
@@ -754,7 +817,10 @@ func (at *attack) oversized() {
 		if code, err := w.CloseCode(); err == nil {
 			outcome = fmt.Sprintf("closed %d", code)
 		}
-		at.outcome(fmt.Sprintf("oversized (%s): %s", name, outcome))
+		if !at.stopped() {
+			at.outcome(fmt.Sprintf("oversized (%s): %s", name, outcome))
+		}
+		stopClosing()
 		w.Close()
 	}
 }
@@ -789,18 +855,18 @@ func (at *attack) garbage() {
 		if err != nil {
 			continue
 		}
-		select {
-		case <-p.Joined():
-		case <-time.After(10 * time.Second):
+		if !at.await(p.Joined(), 10*time.Second) {
 			p.close()
 			continue
 		}
 		p.Conn.Send(k.frame())
 		at.frames.Add(1)
-		select {
-		case <-p.Done():
+		switch {
+		case at.await(p.Done(), 5*time.Second):
 			at.outcome(closedOutcome(fmt.Sprintf("garbage (%s)", k.name), p.Err()))
-		case <-time.After(5 * time.Second):
+		case at.stopped():
+			p.close()
+		default:
 			at.outcome(fmt.Sprintf("garbage (%s): connection kept", k.name))
 			p.close()
 		}

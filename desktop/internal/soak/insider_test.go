@@ -13,7 +13,6 @@ import (
 	"haven/shared/crdt"
 	"haven/shared/crdt/crdttest"
 	"haven/shared/docid"
-	"haven/shared/lowprio"
 	"haven/shared/rig"
 	"haven/shared/wire"
 )
@@ -256,13 +255,11 @@ func (at *attack) hogConnections() {
 
 // insiderLoop sends the insider's messages, round after round, on one
 // connection.
+//
+// The insider is a device of its own, on a computer of its own: here it
+// shares the healthy desktops' two cores, so this takes only the CPU they
+// leave, as every attack does (attack.start).
 func (at *attack) insiderLoop() {
-	// The insider is a device of its own, on a computer of its own: here it
-	// shares the healthy desktops' two cores, so what it spends building
-	// and encoding its messages runs at low priority, as the relay's work
-	// for it does once it is suspect. What the relay does for it is
-	// measured; what its own computer would do is not.
-	lowprio.Lower()
 	p, err := at.dialPeer("insider", at.larchCred, true)
 	if err != nil {
 		at.outcome("insider: dial refused")

@@ -140,7 +140,7 @@ func Start(cfg Config) (*Pool, error) {
 		p.log = slog.New(slog.DiscardHandler)
 	}
 	for i := 0; i < cfg.Workers; i++ {
-		pr := &proc{pool: p, index: i, slots: make(chan struct{}, callsPerChild)}
+		pr := &proc{pool: p, index: i, slots: make(chan struct{}, callsPerChild), bulk: make(chan struct{}, bulkCallsPerChild)}
 		if err := pr.start(); err != nil {
 			p.Close()
 			return nil, err
@@ -305,6 +305,14 @@ func (p *Pool) crashed() error {
 // and the store commits their changes together.
 const callsPerChild = 4
 
+// bulkCallsPerChild is how many of a child's calls may be bulk ones
+// (WorkArgs.Bulk): the rest are kept for everyone's small edits. A bulk call
+// runs at low priority, so on a busy machine it is slow, and without this a
+// device's burst of bulk work (new documents, large or refused messages)
+// would hold every slot of a child while the edits of other devices whose
+// documents the child serves waited behind it.
+const bulkCallsPerChild = callsPerChild / 2
+
 // proc is one place in the pool, held by one child at a time. Up to
 // callsPerChild calls are in flight at once, each holding mu for reading
 // and a slot; a replay after a crash holds mu for writing, so it is the
@@ -314,6 +322,8 @@ type proc struct {
 	pool  *Pool
 	index int
 	slots chan struct{}
+	// bulk is taken by a bulk call before its slot (bulkCallsPerChild).
+	bulk chan struct{}
 
 	mu  sync.RWMutex // orders calls; see proc
 	gen int          // counts starts, so that a crash restarts the child once; guarded by mu
@@ -520,6 +530,10 @@ func outcome(err error) (crashed bool, _ error) {
 }
 
 func (pr *proc) work(args WorkArgs, alone bool) (WorkReply, error) {
+	if args.Bulk && !alone {
+		pr.bulk <- struct{}{}
+		defer func() { <-pr.bulk }()
+	}
 	var reply WorkReply
 	err := pr.call("Worker.Work", args, &reply, alone)
 	return reply, err

@@ -21,6 +21,7 @@ import (
 	"haven/shared/docid"
 	"haven/shared/lowprio"
 	"haven/shared/repo"
+	"haven/shared/rig"
 	"haven/shared/store"
 	"haven/shared/syncer"
 )
@@ -729,5 +730,41 @@ func TestPanicLineSurvivesALongDump(t *testing.T) {
 	}
 	if got, want := b.panicLine(), "panic: runtime error: index out of range [3] with length 3"; got != want {
 		t.Fatalf("panicLine = %q; want %q", got, want)
+	}
+}
+
+// TestBulkWorkLeavesSlotsForEdits: a device's bulk items, however many and
+// however slow (here held in the child), take at most bulkCallsPerChild of
+// a child's calls, so another device's edit to a document the same child
+// serves is worked meanwhile rather than queued behind them.
+func TestBulkWorkLeavesSlotsForEdits(t *testing.T) {
+	h := newHangingDoc(t)
+	p := runPool(t, newTestHost(t), Config{Workers: 1, Env: h.env()}) // the default deadline: longer than the test waits
+	bad := newClient("bad")
+	bad.doc.Change("", time.Time{}, func(w *crdt.Writer) error { return w.Set("x", "k") })
+	msg, _, err := bad.ss.Generate()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for range callsPerChild {
+		go p.Work(context.Background(), WorkArgs{Doc: h.doc.String(), Msgs: []syncer.In{{From: bad.id, Data: msg}}, Peers: []syncer.Peer{bad.peer}, Bulk: true})
+	}
+	h.waitHeld(t, 1)
+	pr := p.procs[0]
+	rig.WaitFor(t, 20*time.Second, "the bulk items to take what they may", func() bool { return len(pr.bulk) == cap(pr.bulk) })
+	if n := len(pr.slots); n > bulkCallsPerChild {
+		t.Errorf("bulk items hold %d of the child's %d calls, want at most %d", n, callsPerChild, bulkCallsPerChild)
+	}
+	good := newClient("good")
+	good.doc.Change("", time.Time{}, func(w *crdt.Writer) error { return w.Set("y", "k") })
+	done := make(chan error, 1)
+	go func() { done <- good.exchange(p, docid.New()) }()
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Fatalf("the edit beside the bulk items: %v", err)
+		}
+	case <-time.After(30 * time.Second): // the held items hold for a minute
+		t.Fatalf("an edit waited 30 s behind %d held bulk items", callsPerChild)
 	}
 }

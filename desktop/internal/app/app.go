@@ -231,17 +231,10 @@ func (a *App) Unlock(staffID, pin string) (*User, error) {
 	return u, nil
 }
 
-// desktopMemTable is the desktop store's memtable. The save that fills a
-// memtable waits while Badger allocates the next one, in proportion to its
-// size (store.BenchmarkMemtableFill), and staff wait on that save; a
-// desktop writes little, so a smaller memtable spreads the same work over
-// shorter waits. The relay keeps the store's default.
-const desktopMemTable = 2 << 20
-
 // startLocked opens the store with the master key and starts sync. Caller
 // holds a.mu.
 func (a *App) startLocked(master []byte) error {
-	st, err := store.Open(a.dir, store.Options{Key: master, Logger: a.log, MemTableSize: desktopMemTable})
+	st, err := store.Open(a.dir, store.Options{Key: master, Logger: a.log})
 	if err != nil {
 		if errors.Is(err, store.ErrLocked) {
 			return fmt.Errorf("Haven is already open on this computer: %w", err)

@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"math"
+	"slices"
 
 	"github.com/dgraph-io/badger/v4"
 )
@@ -273,8 +274,15 @@ func readFramed(item *badger.Item) ([]byte, error) {
 	return decodeFrame(raw)
 }
 
+// entryOverhead is what Badger adds to each entry's key and value when it
+// counts a transaction's size (its version, meta bytes and sizes), rounded up.
+const entryOverhead = 32
+
 // PutMany stores several values of one namespace in one write: one sync
-// for all of them. Durable on return, like Put.
+// for all of them, all or nothing. Values together larger than one
+// transaction holds (a hub's list rows for every document of its homes) are
+// written in as few writes as hold them, in order of key, each all or
+// nothing. Durable on return, like Put.
 func (s *Store) PutMany(ctx context.Context, ns string, vals map[string][]byte) error {
 	if err := checkName("namespace", ns); err != nil {
 		return err
@@ -283,20 +291,39 @@ func (s *Store) PutMany(ctx context.Context, ns string, vals map[string][]byte) 
 		return err
 	}
 	defer s.active.Done()
-	size := 0
-	muts := make([]mutation, 0, len(vals))
+	keys := make([]string, 0, len(vals))
 	for k, v := range vals {
 		if err := checkSize(len(v)); err != nil {
 			return err
 		}
-		fv := encodeFrame(v)
-		size += len(fv)
-		muts = append(muts, mutation{key: kvKey(ns, k), val: fv})
+		keys = append(keys, k)
 	}
-	if len(muts) == 0 {
-		return nil
+	slices.Sort(keys)
+	var muts []mutation
+	size := 0
+	flush := func() error {
+		if len(muts) == 0 {
+			return nil
+		}
+		m, n := muts, size
+		muts, size = nil, 0
+		return s.write(ctx, n, func(*batch) ([]mutation, error) { return m, nil })
 	}
-	return s.write(ctx, size, func(*batch) ([]mutation, error) { return muts, nil })
+	for _, k := range keys {
+		fv := encodeFrame(vals[k])
+		key := kvKey(ns, k)
+		// Counted as Badger counts an entry against its transaction, so
+		// that each write fits in one.
+		n := len(key) + len(fv) + entryOverhead
+		if size > 0 && size+n > s.maxBatch {
+			if err := flush(); err != nil {
+				return err
+			}
+		}
+		muts = append(muts, mutation{key: key, val: fv})
+		size += n
+	}
+	return flush()
 }
 
 // LastSeq is the sequence number of the newest chunk ever stored for a

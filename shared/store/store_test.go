@@ -520,6 +520,30 @@ func TestNames(t *testing.T) {
 	}
 }
 
+// TestPutManyLargerThanATransaction: a hub's desktop saves a list row for
+// every document of its homes in one PutMany, several MiB in all, more than
+// one Badger transaction holds: every value is stored, and survives
+// reopening.
+func TestPutManyLargerThanATransaction(t *testing.T) {
+	dir := t.TempDir()
+	s := open(t, dir)
+	vals := map[string][]byte{}
+	for i := range 4000 { // 40 homes of 50 residents, two documents each: about 4 MiB of rows
+		vals[fmt.Sprintf("doc-%04d", i)] = bytes.Repeat([]byte{byte(i)}, 1000)
+	}
+	if err := s.PutMany(context.Background(), "rows", vals); err != nil {
+		t.Fatalf("PutMany(%d values of 1,000 bytes) = %v", len(vals), err)
+	}
+	closeStore(t, s)
+	s = open(t, dir)
+	for k, want := range vals {
+		got, err := s.Get("rows", k)
+		if err != nil || !bytes.Equal(got, want) {
+			t.Fatalf("Get(%s) after reopening = %d bytes, %v", k, len(got), err)
+		}
+	}
+}
+
 func TestPutManyAndLastSeq(t *testing.T) {
 	dir := t.TempDir()
 	s := open(t, dir)

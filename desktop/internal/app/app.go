@@ -34,6 +34,9 @@ type Options struct {
 	Now func() time.Time
 	// NoSync keeps the app offline (tests of the application layer alone).
 	NoSync bool
+	// MemTableSize is the store's memtable (store.Options); zero keeps the
+	// store's default. For a test running several desktops on one machine.
+	MemTableSize int64
 }
 
 // User is the person signed in: their certificate's name, role and
@@ -234,7 +237,7 @@ func (a *App) Unlock(staffID, pin string) (*User, error) {
 // startLocked opens the store with the master key and starts sync. Caller
 // holds a.mu.
 func (a *App) startLocked(master []byte) error {
-	st, err := store.Open(a.dir, store.Options{Key: master, Logger: a.log})
+	st, err := store.Open(a.dir, store.Options{Key: master, Logger: a.log, MemTableSize: a.opts.MemTableSize})
 	if err != nil {
 		if errors.Is(err, store.ErrLocked) {
 			return fmt.Errorf("Haven is already open on this computer: %w", err)

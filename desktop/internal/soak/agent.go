@@ -64,6 +64,8 @@ type AgentConfig struct {
 	Account string // demo staff account to unlock with
 	PIN     string
 	Seed    uint64 // for edits on its own schedule
+	// MemTable is the store's memtable size (0: the store's default).
+	MemTable int64
 }
 
 // TagPrefix marks the soak's edits in note text and decision reasons.
@@ -93,7 +95,7 @@ func RunAgent(cfg AgentConfig, in io.Reader, out, logw io.Writer) error {
 	ag := &agent{cfg: cfg, out: out, seen: map[string]bool{}, notes: map[docid.ID][]string{}, wake: make(chan struct{}, 1),
 		dirty: map[docid.ID]bool{}, rng: rand.New(rand.NewPCG(cfg.Seed, uint64(os.Getpid())))}
 	log := slog.New(slog.NewJSONHandler(logw, &slog.HandlerOptions{Level: logLevel()}))
-	a, err := app.Open(cfg.Dir, app.Options{Logger: log})
+	a, err := app.Open(cfg.Dir, app.Options{Logger: log, MemTableSize: cfg.MemTable})
 	if err != nil {
 		return err
 	}

@@ -234,6 +234,8 @@ type agentProc struct {
 	links   []*rig.Link // every line it has: links[k] to node k (only link with one relay)
 	logPath string
 	seed    uint64
+	// memTable is its store's memtable size (see agentMemTable).
+	memTable int64
 
 	child   // its mutex guards the fields below
 	stdin   io.WriteCloser
@@ -297,7 +299,8 @@ func (a *agentProc) linkConns() int {
 
 // start launches the agent; it reports "ready" by itself.
 func (a *agentProc) start() error {
-	cfg, _ := json.Marshal(AgentConfig{Name: a.spec.name, Dir: a.dir, Account: a.spec.account, PIN: accountPIN(a.spec.account), Seed: a.seed})
+	cfg, _ := json.Marshal(AgentConfig{Name: a.spec.name, Dir: a.dir, Account: a.spec.account, PIN: accountPIN(a.spec.account), Seed: a.seed,
+		MemTable: a.memTable})
 	cmd := exec.Command(os.Args[0], "-test.run=^$")
 	cmd.Env = append(os.Environ(), AgentEnv+"="+string(cfg))
 	logf, err := os.OpenFile(a.logPath, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o600)

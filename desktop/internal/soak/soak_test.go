@@ -115,6 +115,16 @@ func TestSoak(t *testing.T) {
 	rep.check(t)
 }
 
+// agentMemTable is the i-th desktop's store memtable: the store's default
+// and a further MiB and a half for each desktop before it. The desktops
+// write the same notes at the same pace, so with memtables of one size they
+// fill them at the same moment, and the save that fills one waits while
+// Badger allocates the next (store.BenchmarkMemtableFill): five desktops
+// waited 170 to 360 ms on one save at once, on this machine's two cores,
+// which no desktop on a computer of its own sees. Sizes apart, each fills
+// its own at its own moment.
+func agentMemTable(i int) int64 { return 8<<20 + int64(i)*(3<<19) }
+
 // desktopsFolder is where the desktops keep their stores. Each desktop in
 // a home has its own computer and disk; here they share one machine with
 // the relay, and on one disk every desktop's save (an fsync each) queued
@@ -172,7 +182,7 @@ func (h *harness) setup() {
 	for i, s := range specs {
 		a := &agentProc{h: h, spec: s, dir: filepath.Join(desktops, s.name),
 			logPath: filepath.Join(h.root, "desktop-"+s.name+".log"), seed: h.cfg.seed*1000 + uint64(i),
-			seen: map[string]time.Time{}, status: make(chan string, 1)}
+			memTable: agentMemTable(i), seen: map[string]time.Time{}, status: make(chan string, 1)}
 		for k, target := range targets {
 			name := s.name
 			if len(targets) > 1 {

@@ -51,14 +51,10 @@ func TestChildOutlivesTheThreadThatAskedForIt(t *testing.T) {
 	// Wait (bounded) for the runtime to end the asking thread; by then the
 	// kernel has sent any death signal it was going to send.
 	task := fmt.Sprintf("/proc/self/task/%d", s.tid)
-	for deadline := time.Now().Add(10 * time.Second); ; runtime.Gosched() {
-		if _, err := os.Stat(task); os.IsNotExist(err) {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatal("the locked goroutine's thread did not end")
-		}
-	}
+	WaitFor(t, 10*time.Second, "the locked goroutine's thread to end", func() bool {
+		_, err := os.Stat(task)
+		return os.IsNotExist(err)
+	})
 	if dead, why := killed(s.cmd.Process.Pid); dead {
 		t.Errorf("the child was killed when the thread that asked for it ended: %s", why)
 	}

@@ -334,11 +334,11 @@ type attack struct {
 	corpus                                        []seedMsg
 	birchCred, larchCred, revCred, unenrolledCred string
 
-	// stop, ended and wg belong to the current slice of the attack (start
+	// ended, end and wg belong to the current slice of the attack (start
 	// to finish); everything below them lasts across slices. ended is done
-	// when stop closes: a send waiting on a relay that reads the attacker
-	// slowly gives up then, so a slice ends when it is told to.
-	stop  chan struct{}
+	// when the slice ends: every wait of the attacks (a dial, a join, a send
+	// to a relay that reads the attacker slowly) gives up then, so a slice
+	// ends when it is told to.
 	ended context.Context
 	end   context.CancelFunc
 	wg    sync.WaitGroup
@@ -376,14 +376,7 @@ func (at *attack) leak(what string) {
 	at.mu.Unlock()
 }
 
-func (at *attack) stopped() bool {
-	select {
-	case <-at.stop:
-		return true
-	default:
-		return false
-	}
-}
+func (at *attack) stopped() bool { return at.ended.Err() != nil }
 
 func (at *attack) checkHealth() {
 	if err := at.h.relay.Healthz(); err != nil {
@@ -397,7 +390,6 @@ func (at *attack) checkHealth() {
 
 // start launches every attack (one slice of it).
 func (at *attack) start() {
-	at.stop = make(chan struct{})
 	at.ended, at.end = context.WithCancel(context.Background())
 	want := map[string]bool{}
 	for _, a := range strings.Split(*flagAttacks, ",") {
@@ -446,7 +438,6 @@ func (at *attack) finish() {
 	at.mu.Lock()
 	at.stoppedAt = time.Now()
 	at.mu.Unlock()
-	close(at.stop)
 	at.end()
 	at.wg.Wait()
 	at.mu.Lock()
@@ -489,7 +480,7 @@ func (at *attack) await(ch <-chan struct{}, d time.Duration) bool {
 	case <-ch:
 		return true
 	case <-t.C:
-	case <-at.stop:
+	case <-at.ended.Done():
 	}
 	return false
 }
@@ -501,7 +492,7 @@ func (at *attack) pace(d time.Duration) bool {
 	select {
 	case <-t.C:
 		return true
-	case <-at.stop:
+	case <-at.ended.Done():
 		return false
 	}
 }
@@ -592,7 +583,7 @@ func (at *attack) unauthenticated(cred, name string) func() {
 			case <-time.After(10 * time.Second):
 				at.outcome(name + ": neither refused nor admitted in 10s")
 				p.close()
-			case <-at.stop:
+			case <-at.ended.Done():
 				p.close()
 			}
 		}
@@ -748,7 +739,7 @@ func (at *attack) silentWebsockets() {
 				select {
 				case <-closed:
 					at.outcome("silent websocket: closed by the relay")
-				case <-at.stop:
+				case <-at.ended.Done():
 				}
 				w.Close()
 			}

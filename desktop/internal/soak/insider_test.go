@@ -250,7 +250,7 @@ func (at *attack) hogConnections() {
 		}
 		held = append(held, p)
 	}
-	<-at.stop
+	<-at.ended.Done()
 }
 
 // insiderLoop sends the insider's messages, round after round, on one
@@ -268,7 +268,7 @@ func (at *attack) insiderLoop() {
 	defer p.close()
 	select {
 	case <-p.Joined():
-	case <-at.stop:
+	case <-at.ended.Done():
 		return
 	}
 	k := at.insider

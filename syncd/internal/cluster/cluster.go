@@ -128,11 +128,18 @@ type Config struct {
 
 // Node is this process's member of the cluster.
 type Node struct {
-	cfg      Config
-	log      *slog.Logger
-	ns       *server.Server
-	nc       *nats.Conn
-	js       jetstream.JetStream
+	cfg Config
+	log *slog.Logger
+	ns  *server.Server
+	nc  *nats.Conn
+	js  jetstream.JetStream
+	// auditNC and auditJS carry the audit stream (its publications, its
+	// acknowledgements and the copy this node follows) on a connection of
+	// their own. A connection's messages are handled in order, so on one
+	// shared with the documents' a device's permitted burst of thousands
+	// of audit events would go before every edit sent after it.
+	auditNC  *nats.Conn
+	auditJS  jetstream.JetStream
 	registry jetstream.KeyValue
 	replicas int
 
@@ -189,13 +196,23 @@ func Open(ctx context.Context, cfg Config) (*Node, error) {
 		ns.Shutdown()
 		return nil, errors.New("cluster: the embedded NATS server did not start")
 	}
-	n.nc, err = nats.Connect("", nats.InProcessServer(ns), nats.UserInfo(opts.Username, opts.Password),
-		nats.Name("syncd "+opts.ServerName), nats.MaxReconnects(-1))
-	if err != nil {
-		ns.Shutdown()
-		return nil, fmt.Errorf("cluster: connect: %w", err)
+	connect := func(name string) (*nats.Conn, jetstream.JetStream, error) {
+		nc, err := nats.Connect("", nats.InProcessServer(ns), nats.UserInfo(opts.Username, opts.Password),
+			nats.Name(name), nats.MaxReconnects(-1))
+		if err != nil {
+			return nil, nil, fmt.Errorf("cluster: connect: %w", err)
+		}
+		js, err := jetstream.New(nc)
+		if err != nil {
+			nc.Close()
+			return nil, nil, err
+		}
+		return nc, js, nil
 	}
-	n.js, err = jetstream.New(n.nc)
+	n.nc, n.js, err = connect("syncd " + opts.ServerName)
+	if err == nil {
+		n.auditNC, n.auditJS, err = connect("syncd audit " + opts.ServerName)
+	}
 	if err == nil {
 		err = n.ensureStreams(ctx)
 	}
@@ -421,7 +438,7 @@ type Marks interface {
 func (n *Node) Follow(marks Marks, apply func(context.Context, Change) error) {
 	ctx := n.followContext()
 	n.following.Go(func() {
-		n.follow(ctx, marks, feed{stream: DocStream, filter: docSubject + "*", skipOwn: true, batch: 1,
+		n.follow(ctx, marks, feed{stream: DocStream, js: n.js, filter: docSubject + "*", skipOwn: true, batch: 1,
 			handle: func(ctx context.Context, msgs []followed) bool {
 				msg, seq := msgs[0].msg, msgs[0].seq
 				c := Change{Seq: seq, Doc: strings.TrimPrefix(msg.Subject(), docSubject),
@@ -435,6 +452,8 @@ func (n *Node) Follow(marks Marks, apply func(context.Context, Change) error) {
 // feed is a stream a node follows into its store.
 type feed struct {
 	stream, filter string
+	// js is the connection the stream is followed on (Node.js or auditJS).
+	js jetstream.JetStream
 	// skipOwn: a publication of this process whose own copy was kept is
 	// not handed over (see Publish).
 	skipOwn bool
@@ -511,7 +530,7 @@ func (n *Node) follow(ctx context.Context, marks Marks, f feed) {
 		if from > 0 {
 			cc.DeliverPolicy, cc.OptStartSeq = jetstream.DeliverByStartSequencePolicy, from+1
 		}
-		cons, err := n.js.OrderedConsumer(ctx, f.stream, cc)
+		cons, err := f.js.OrderedConsumer(ctx, f.stream, cc)
 		if err != nil {
 			if ctx.Err() == nil {
 				n.log.Warn("following the cluster's stream", "stream", f.stream, "err", err)
@@ -624,8 +643,10 @@ func retry(ctx context.Context, log *slog.Logger, what string, apply func() erro
 func (n *Node) Close() error {
 	n.closeOnce.Do(func() {
 		n.StopFollowing()
-		if n.nc != nil {
-			n.nc.Close()
+		for _, nc := range []*nats.Conn{n.nc, n.auditNC} {
+			if nc != nil {
+				nc.Close()
+			}
 		}
 		n.ns.Shutdown()
 		n.ns.WaitForShutdown()

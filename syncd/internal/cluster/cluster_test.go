@@ -455,3 +455,44 @@ func TestAuditStreamNumbersEveryEvent(t *testing.T) {
 		t.Fatalf("AuditFirstSeq asked %d times, want 1", asked)
 	}
 }
+
+// A device's burst of audit events and the edits sent after it reach
+// JetStream on separate connections. A connection's messages are handled
+// in order, so on one shared connection every edit would wait for the
+// whole burst to be stored first.
+func TestAuditBurstTravelsApartFromEdits(t *testing.T) {
+	n := openAlone(t, t.TempDir())
+	defer n.Close()
+	ctx := context.Background()
+	const events, eventSize, changeSize = 200, 1 << 10, 64 << 10
+	orgs, ids, evs := make([]string, events), make([]string, events), make([][]byte, events)
+	for i := range evs {
+		orgs[i], ids[i], evs[i] = "home-1", "burst-"+strconv.Itoa(i), bytes.Repeat([]byte{'a'}, eventSize)
+	}
+	if _, err := n.PublishAudit(ctx, orgs, ids, evs); err != nil {
+		t.Fatal(err)
+	}
+	if err := n.Publish(ctx, "docA", "home-1", bytes.Repeat([]byte{'c'}, changeSize), keepOK); err != nil {
+		t.Fatal(err)
+	}
+	cz, err := n.ns.Connz(nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	audit, edits := false, false
+	for _, c := range cz.Conns {
+		// The burst is larger than the edit, and each is larger than the
+		// streams' other traffic.
+		switch in := c.InBytes; {
+		case in >= events*eventSize+changeSize:
+			t.Fatalf("connection %q carried %d bytes: the audit burst and the edit shared it", c.Name, in)
+		case in >= events*eventSize:
+			audit = true
+		case in >= changeSize:
+			edits = true
+		}
+	}
+	if !audit || !edits {
+		t.Fatalf("connections %+v: want one that carried the audit burst and one that carried the edit", cz.Conns)
+	}
+}

@@ -324,7 +324,7 @@ func (n *Node) PublishAudit(ctx context.Context, orgs, ids []string, events [][]
 		}
 		msgs[i] = &nats.Msg{Subject: auditSubject + org, Data: ev, Header: nats.Header{}}
 		msgs[i].Header.Set(jetstream.MsgIDHeader, ids[i])
-		acks[i], _ = n.js.PublishMsgAsync(msgs[i], jetstream.WithExpectStream(AuditStream)) // nil: sent again below
+		acks[i], _ = n.auditJS.PublishMsgAsync(msgs[i], jetstream.WithExpectStream(AuditStream)) // nil: sent again below
 	}
 	seqs := make([]uint64, len(events))
 	for i, f := range acks {
@@ -340,7 +340,7 @@ func (n *Node) PublishAudit(ctx context.Context, orgs, ids []string, events [][]
 		}
 		// Sent again, one at a time; the id keeps it one event.
 		for attempt := 0; ; attempt++ {
-			ack, err := n.js.PublishMsg(ctx, msgs[i], jetstream.WithExpectStream(AuditStream))
+			ack, err := n.auditJS.PublishMsg(ctx, msgs[i], jetstream.WithExpectStream(AuditStream))
 			if err == nil {
 				seqs[i] = ack.Sequence
 				break
@@ -378,7 +378,7 @@ const (
 func (n *Node) FollowAudit(marks Marks, apply func(context.Context, []AuditEntry) error) {
 	ctx := n.followContext()
 	n.following.Go(func() {
-		n.follow(ctx, marks, feed{stream: AuditStream, filter: auditSubject + "*", batch: maxAuditCopy, linger: auditLinger,
+		n.follow(ctx, marks, feed{stream: AuditStream, js: n.auditJS, filter: auditSubject + "*", batch: maxAuditCopy, linger: auditLinger,
 			handle: func(ctx context.Context, msgs []followed) bool {
 				es := make([]AuditEntry, len(msgs))
 				for i, m := range msgs {

@@ -16,6 +16,7 @@ import (
 	"haven/shared/wire"
 	"haven/syncd/internal/admin"
 	"haven/syncd/internal/orgs"
+	"haven/syncd/internal/relay"
 )
 
 // auditLog reads the relay's audit log through syncd admin audit -json.
@@ -212,8 +213,8 @@ func TestAuditCannotBeSilenced(t *testing.T) {
 }
 
 // TestAuditFloodIsLimited: a device reporting far more events than a
-// desktop makes is held to its bucket (5,000 at once by default): the rest
-// are refused with quota/audit and not stored.
+// desktop makes is held to its bucket (relay.DefaultAuditBurst at once):
+// the rest are refused with quota/audit and not stored.
 func TestAuditFloodIsLimited(t *testing.T) {
 	w, enr, d, docs := auditFixture(t)
 	held := uint64(0)
@@ -224,8 +225,8 @@ func TestAuditFloodIsLimited(t *testing.T) {
 		}
 		held = d.sendAudit(held+1, evs...)
 	}
-	if held < 5000 || held >= 6000 {
-		t.Fatalf("the relay took %d of 10,000 events; want the 5,000 of the burst and no more than a second's refill", held)
+	if burst := uint64(relay.DefaultAuditBurst); held < burst || held >= burst+1000 {
+		t.Fatalf("the relay took %d of 10,000 events; want the %d of the burst and no more than a second's refill", held, burst)
 	}
 	waitCode(t, d, wire.CodeQuotaAudit)
 	if n := len(deviceEvents(auditLog(t, w.relay), enr.Device)); uint64(n) != held {

@@ -103,7 +103,7 @@ func (c *config) flags(fs *flag.FlagSet) {
 	fs.IntVar(&c.limits.ReadBurst, "max-read-burst", 8<<20, "bytes the relay reads from one device at once before it reads at the rate")
 	fs.IntVar(&c.limits.ChangeBytesBurst, "max-change-bytes-burst", 4<<20, "bytes of changes one device may send at once (an organisation four times that)")
 	fs.Float64Var(&c.limits.AuditPerSecond, "max-audit-per-second", 2, "audit events per second one device may report after its burst")
-	fs.IntVar(&c.limits.AuditBurst, "max-audit-burst", 5000, "audit events one device may report at once, e.g. after a week offline")
+	fs.IntVar(&c.limits.AuditBurst, "max-audit-burst", relay.DefaultAuditBurst, "audit events one device may report at once; the rest of a week offline follows at the rate")
 	fs.IntVar(&c.limits.SearchesPerHour, "max-searches-per-hour", 120, "searches and record openings one advice-line device may make in an hour")
 	fs.DurationVar(&c.limits.AdviceRetention, "advice-retention", 72*time.Hour, "how long an advice-line device may keep a record after it was last opened for a call")
 	fs.StringVar(&c.logLevel, "log-level", env("HAVEN_SYNCD_LOG_LEVEL", "info"), "debug, info, warn or error")

@@ -287,8 +287,8 @@ func (at *attack) insiderLoop() {
 }
 
 // forgeAudit reports a wildly numbered batch, a forged break-glass under
-// another name with escape codes, and six batches of 1,000 views (past a
-// burst of 5,000).
+// another name with escape codes, and six batches of 1,000 views (past the
+// relay's burst, relay.DefaultAuditBurst).
 func (at *attack) forgeAudit(p *peer) {
 	k := at.insider
 	k.auditSent.Lock()

@@ -5,6 +5,7 @@ import (
 	"io"
 	"net"
 	"os"
+	"syscall"
 	"testing"
 	"time"
 )
@@ -42,6 +43,10 @@ func TestPercentile(t *testing.T) {
 }
 
 func TestTreeUsageOfThisProcess(t *testing.T) {
+	// The kernel counts a process's CPU in ticks of 10 ms: a test process
+	// just started may have used none yet. Spend some, by the kernel's own
+	// precise count, so that treeUsage has CPU to report.
+	spendCPU(t, 50*time.Millisecond)
 	u, err := treeUsage(os.Getpid())
 	if err != nil {
 		t.Fatal(err)
@@ -104,5 +109,27 @@ func TestCountingProxy(t *testing.T) {
 	}
 	if up, down := p.Bytes(); up != int64(len(msg)) || down != int64(len(msg)) {
 		t.Fatalf("Bytes() = %d up, %d down, want %d each", up, down, len(msg))
+	}
+}
+
+// spendCPU computes until this process has used at least d more CPU time
+// by getrusage's count.
+func spendCPU(t *testing.T, d time.Duration) {
+	t.Helper()
+	used := func() time.Duration {
+		var ru syscall.Rusage
+		if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
+			t.Fatal(err)
+		}
+		return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+	}
+	x, until := uint64(1), used()+d
+	for used() < until {
+		for i := 0; i < 100000; i++ {
+			x = x*6364136223846793005 + 1442695040888963407
+		}
+	}
+	if x == 0 {
+		t.Log(x) // keeps the loop's work
 	}
 }

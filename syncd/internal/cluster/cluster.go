@@ -133,12 +133,11 @@ type Node struct {
 	ns  *server.Server
 	nc  *nats.Conn
 	js  jetstream.JetStream
-	// auditNC and auditJS carry the audit stream (its publications, its
+	// auditJS carries the audit stream (its publications, its
 	// acknowledgements and the copy this node follows) on a connection of
-	// their own. A connection's messages are handled in order, so on one
+	// its own. A connection's messages are handled in order, so on one
 	// shared with the documents' a device's permitted burst of thousands
 	// of audit events would go before every edit sent after it.
-	auditNC  *nats.Conn
 	auditJS  jetstream.JetStream
 	registry jetstream.KeyValue
 	replicas int
@@ -196,22 +195,22 @@ func Open(ctx context.Context, cfg Config) (*Node, error) {
 		ns.Shutdown()
 		return nil, errors.New("cluster: the embedded NATS server did not start")
 	}
-	connect := func(name string) (*nats.Conn, jetstream.JetStream, error) {
+	connect := func(name string) (jetstream.JetStream, error) {
 		nc, err := nats.Connect("", nats.InProcessServer(ns), nats.UserInfo(opts.Username, opts.Password),
 			nats.Name(name), nats.MaxReconnects(-1))
 		if err != nil {
-			return nil, nil, fmt.Errorf("cluster: connect: %w", err)
+			return nil, fmt.Errorf("cluster: connect: %w", err)
 		}
 		js, err := jetstream.New(nc)
 		if err != nil {
 			nc.Close()
-			return nil, nil, err
+			return nil, fmt.Errorf("cluster: %w", err)
 		}
-		return nc, js, nil
+		return js, nil
 	}
-	n.nc, n.js, err = connect("syncd " + opts.ServerName)
-	if err == nil {
-		n.auditNC, n.auditJS, err = connect("syncd audit " + opts.ServerName)
+	if n.js, err = connect("syncd " + opts.ServerName); err == nil {
+		n.nc = n.js.Conn()
+		n.auditJS, err = connect("syncd audit " + opts.ServerName)
 	}
 	if err == nil {
 		err = n.ensureStreams(ctx)
@@ -643,10 +642,11 @@ func retry(ctx context.Context, log *slog.Logger, what string, apply func() erro
 func (n *Node) Close() error {
 	n.closeOnce.Do(func() {
 		n.StopFollowing()
-		for _, nc := range []*nats.Conn{n.nc, n.auditNC} {
-			if nc != nil {
-				nc.Close()
-			}
+		if n.nc != nil {
+			n.nc.Close()
+		}
+		if n.auditJS != nil {
+			n.auditJS.Conn().Close()
 		}
 		n.ns.Shutdown()
 		n.ns.WaitForShutdown()

@@ -249,12 +249,20 @@ func TestDocumentsStoredWithTheRelayStoppedReachTheCluster(t *testing.T) {
 	}
 	// Listed again until all are there: node B applies the cluster's
 	// stream a moment after node A sent it.
+	fetched, have := 0, 0
+	t.Cleanup(func() {
+		if t.Failed() {
+			t.Logf("the device's last listing fetched %d documents; it held %d of %d", fetched, have, 1+2*demoResidents)
+		}
+	})
 	waitFor(t, "the device on node B to hold the demo home's directory and every resident's record and timeline", func() bool {
 		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 		defer cancel()
-		if _, err := d.client.Bootstrap(ctx, nil); err != nil {
+		var err error
+		if fetched, err = d.client.Bootstrap(ctx, nil); err != nil {
 			t.Logf("listing: %v", err)
 		}
-		return held() >= 1+2*demoResidents
+		have = held()
+		return have >= 1+2*demoResidents
 	})
 }

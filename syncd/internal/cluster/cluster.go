@@ -34,6 +34,7 @@ import (
 	"log/slog"
 	"net"
 	"net/url"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -83,7 +84,11 @@ const (
 	// metaPoll is how often a starting node looks whether the cluster has
 	// a JetStream leader yet (an election takes seconds).
 	metaPoll = 20 * time.Millisecond
-	marksNS  = "cluster-mark"
+	// apiAttempt is how long a starting node waits for one answer of
+	// JetStream's API before asking again: an answer within the cluster
+	// takes milliseconds, and one lost is asked for again sooner.
+	apiAttempt = 2 * time.Second
+	marksNS    = "cluster-mark"
 )
 
 // Config starts a Node.
@@ -294,13 +299,18 @@ func serverOptions(cfg Config) (*server.Options, error) {
 	return opts, nil
 }
 
-// ensureStreams creates the streams and the bucket, or checks they are as
-// this node expects, retrying until JetStream answers: in a cluster it
-// cannot until a quorum of nodes has elected a leader.
+// ensureStreams makes sure the streams and the bucket exist as this node
+// expects, retrying until JetStream answers: in a cluster it cannot until
+// a quorum of nodes has elected a leader.
+//
+// Only JetStream's meta leader creates or changes them; the other nodes
+// look until they are there. A node asking to create a stream that exists,
+// or that another node's request is creating at that moment, has its
+// request proposed again, and that proposal's answer can be lost: the
+// asking node waited out its whole timeout, and a consumer another node
+// asked for meanwhile went unanswered for as long (10 s in nats.go), so a
+// cluster's first start or a node's restart took 5 to 15 s longer.
 func (n *Node) ensureStreams(ctx context.Context) error {
-	cfg := n.streamConfig(DocStream, docSubject, maxPayload)
-	kvc := jetstream.KeyValueConfig{Bucket: RegistryBucket, History: 1, Storage: jetstream.FileStorage, Replicas: n.replicas,
-		MaxValueSize: maxRegistryValue}
 	// Until the nodes have elected JetStream's meta leader, a request to
 	// its API goes unanswered and an attempt waits out its whole timeout;
 	// asking only once this node follows a leader saves that wait.
@@ -310,14 +320,8 @@ func (n *Node) ensureStreams(ctx context.Context) error {
 		}
 	}
 	for attempt := 0; ; attempt++ {
-		actx, cancel := context.WithTimeout(ctx, 5*time.Second)
-		_, err := n.js.CreateOrUpdateStream(actx, cfg)
-		if err == nil {
-			n.registry, err = n.js.CreateOrUpdateKeyValue(actx, kvc)
-		}
-		if err == nil {
-			err = n.ensureAuditStream(actx)
-		}
+		actx, cancel := context.WithTimeout(ctx, apiAttempt)
+		err := n.ensureStreamsOnce(actx)
 		cancel()
 		if err == nil {
 			return nil
@@ -325,13 +329,87 @@ func (n *Node) ensureStreams(ctx context.Context) error {
 		if ctx.Err() != nil {
 			return fmt.Errorf("cluster: streams not ready: %w", err)
 		}
-		if attempt%5 == 4 {
+		if attempt%10 == 9 {
 			n.log.Warn("waiting for the cluster's other nodes", "cluster", n.cfg.Name, "err", err)
 		}
-		if !wait(ctx, backoff(attempt)) {
+		if !wait(ctx, min(backoff(attempt), 500*time.Millisecond)) {
 			return fmt.Errorf("cluster: streams not ready: %w", err)
 		}
 	}
+}
+
+// errNotMadeYet: a stream or the bucket does not exist yet, and this node
+// leaves making it to the meta leader.
+var errNotMadeYet = errors.New("cluster: waiting for the meta leader to make the streams")
+
+// maker reports whether this node creates and changes the streams: it
+// runs alone, or it is JetStream's meta leader.
+func (n *Node) maker() bool {
+	return !n.ns.JetStreamIsClustered() || n.ns.JetStreamIsLeader()
+}
+
+// ensureStreamsOnce is one attempt of ensureStreams.
+func (n *Node) ensureStreamsOnce(ctx context.Context) error {
+	if err := n.ensureStream(ctx, n.streamConfig(DocStream, docSubject, maxPayload), nil); err != nil {
+		return err
+	}
+	kvc := jetstream.KeyValueConfig{Bucket: RegistryBucket, History: 1, Storage: jetstream.FileStorage, Replicas: n.replicas,
+		MaxValueSize: maxRegistryValue}
+	kv, err := n.js.KeyValue(ctx, RegistryBucket)
+	switch {
+	case errors.Is(err, jetstream.ErrBucketNotFound) && n.maker():
+		if kv, err = n.js.CreateKeyValue(ctx, kvc); errors.Is(err, jetstream.ErrBucketExists) {
+			kv, err = n.js.KeyValue(ctx, RegistryBucket)
+		}
+	case errors.Is(err, jetstream.ErrBucketNotFound):
+		return errNotMadeYet
+	case err == nil && n.maker():
+		// A relay run alone before, now a cluster's node, raises the
+		// bucket's replication.
+		var st jetstream.KeyValueStatus
+		if st, err = kv.Status(ctx); err == nil {
+			if bs, ok := st.(*jetstream.KeyValueBucketStatus); ok && (bs.StreamInfo().Config.Replicas != kvc.Replicas ||
+				bs.StreamInfo().Config.MaxMsgSize != kvc.MaxValueSize) {
+				kv, err = n.js.UpdateKeyValue(ctx, kvc)
+			}
+		}
+	}
+	if err != nil {
+		return err
+	}
+	n.registry = kv
+	return n.ensureAuditStream(ctx)
+}
+
+// ensureStream makes sure the stream cfg names exists with cfg's subjects,
+// limits and replication (see ensureStreams for who makes it). made, if
+// not nil, completes cfg before the stream is made.
+func (n *Node) ensureStream(ctx context.Context, cfg jetstream.StreamConfig, made func(*jetstream.StreamConfig) error) error {
+	s, err := n.js.Stream(ctx, cfg.Name)
+	switch {
+	case errors.Is(err, jetstream.ErrStreamNotFound) && n.maker():
+		if made != nil {
+			if err := made(&cfg); err != nil {
+				return err
+			}
+		}
+		if _, err = n.js.CreateStream(ctx, cfg); errors.Is(err, jetstream.ErrStreamNameAlreadyInUse) {
+			return nil // another node made it first: its numbers hold
+		}
+		return err
+	case errors.Is(err, jetstream.ErrStreamNotFound):
+		return errNotMadeYet
+	case err != nil:
+		return err
+	}
+	have := s.CachedInfo().Config
+	if !n.maker() || (slices.Equal(have.Subjects, cfg.Subjects) && have.Replicas == cfg.Replicas &&
+		have.MaxMsgSize == cfg.MaxMsgSize && have.Duplicates == cfg.Duplicates) {
+		return nil
+	}
+	cfg.FirstSeq = have.FirstSeq // set only as it was made
+	_, err = n.js.UpdateStream(ctx, cfg)
+	return err
 }
 
 // streamConfig is the configuration of a stream of this node's cluster:

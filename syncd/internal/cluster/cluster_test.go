@@ -18,6 +18,8 @@ import (
 
 	"haven/shared/rig"
 	"haven/shared/store"
+
+	"github.com/nats-io/nats.go"
 )
 
 var testKey = bytes.Repeat([]byte{7}, 32)
@@ -184,26 +186,22 @@ func TestNoPlaintextOnDisk(t *testing.T) {
 // publishes reaches the other two and not itself, and with one node gone
 // the other two still take changes (two of three is a quorum) and hold
 // every acknowledged one.
-func TestClusterOfThree(t *testing.T) {
-	addrs := []string{rig.RouteAddr(t), rig.RouteAddr(t), rig.RouteAddr(t)}
-	// The routes are mutual TLS, each node with a certificate of its own
-	// from the cluster's authority, as syncd's -cluster-tls-* flags set
-	// them up (the syncd package's cluster tests run without).
-	ca := newTestAuthority(t)
-	tlss := []*tls.Config{ca.routeTLS(t), ca.routeTLS(t), ca.routeTLS(t)}
-	nodes := make([]*Node, 3)
-	recs := make([]*recorder, 3)
-	stores := make([]*store.Store, 3)
+// openCluster opens one node per config at once (a node serves only once
+// a quorum has elected JetStream's leader), each on a store of its own, and
+// closes them as the test ends.
+func openCluster(t *testing.T, cfgs []Config) ([]*Node, []*store.Store) {
+	t.Helper()
+	nodes := make([]*Node, len(cfgs))
+	stores := make([]*store.Store, len(cfgs))
+	errs := make([]error, len(cfgs))
 	var wg sync.WaitGroup
-	errs := make([]error, 3)
 	for i := range nodes {
 		stores[i] = openStore(t, t.TempDir())
-		defer stores[i].Close()
+		t.Cleanup(func() { stores[i].Close() })
 		wg.Go(func() {
 			ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 			defer cancel()
-			nodes[i], errs[i] = Open(ctx, Config{Dir: t.TempDir(), Key: testKey, Name: "test", Node: fmt.Sprintf("n%d", i), RouteSecret: testKey, RouteTLS: tlss[i],
-				Listen: addrs[i], Peers: addrs})
+			nodes[i], errs[i] = Open(ctx, cfgs[i])
 		})
 	}
 	wg.Wait()
@@ -211,7 +209,38 @@ func TestClusterOfThree(t *testing.T) {
 		if err != nil {
 			t.Fatalf("node %d: Open = %v", i, err)
 		}
-		defer nodes[i].Close()
+		t.Cleanup(func() { nodes[i].Close() })
+	}
+	return nodes, stores
+}
+
+// clusterConfigs are n nodes' configurations, on loopback routes of their
+// own and fresh folders; routeTLS, if not nil, gives node i its routes'
+// TLS.
+func clusterConfigs(t *testing.T, n int, routeTLS func(i int) *tls.Config) []Config {
+	addrs := make([]string, n)
+	for i := range addrs {
+		addrs[i] = rig.RouteAddr(t)
+	}
+	cfgs := make([]Config, n)
+	for i := range cfgs {
+		cfgs[i] = Config{Dir: t.TempDir(), Key: testKey, Name: "test", Node: fmt.Sprintf("n%d", i), RouteSecret: testKey,
+			Listen: addrs[i], Peers: addrs}
+		if routeTLS != nil {
+			cfgs[i].RouteTLS = routeTLS(i)
+		}
+	}
+	return cfgs
+}
+
+func TestClusterOfThree(t *testing.T) {
+	// The routes are mutual TLS, each node with a certificate of its own
+	// from the cluster's authority, as syncd's -cluster-tls-* flags set
+	// them up (the syncd package's cluster tests run without).
+	ca := newTestAuthority(t)
+	nodes, stores := openCluster(t, clusterConfigs(t, 3, func(int) *tls.Config { return ca.routeTLS(t) }))
+	recs := make([]*recorder, 3)
+	for i := range nodes {
 		if nodes[i].Replicas() != ClusterReplicas {
 			t.Fatalf("node %d replicas = %d", i, nodes[i].Replicas())
 		}
@@ -266,6 +295,58 @@ func TestClusterOfThree(t *testing.T) {
 	}
 	if c := recs[1].next(t, "n1 to apply n0's second change"); string(c.Chunk) != "n0 again" {
 		t.Fatalf("n1 applied %q next, want n0's second change", c.Chunk)
+	}
+}
+
+// A node restarted in a running cluster asks JetStream to make or change
+// no stream and no bucket: they are there as it expects. Asking again is
+// not harmless: the cluster proposes the stream afresh and that answer can
+// be lost, so the node waited out a whole timeout and a consumer another
+// node asked for meanwhile went unanswered for 10 s (a device on that node
+// then heard nothing of other nodes' changes for as long).
+func TestRestartedNodeMakesNoStreams(t *testing.T) {
+	cfgs := clusterConfigs(t, 3, nil)
+	nodes, _ := openCluster(t, cfgs)
+	// Every request to JetStream's API about streams (buckets are streams
+	// too), as node 0 sees them pass.
+	seen := make(chan string, 100)
+	spy, err := nodes[0].nc.Subscribe("$JS.API.STREAM.>", func(m *nats.Msg) { seen <- m.Subject })
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer spy.Unsubscribe()
+	if err := nodes[0].nc.Flush(); err != nil {
+		t.Fatal(err)
+	}
+
+	nodes[1].Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	again, err := Open(ctx, cfgs[1])
+	if err != nil {
+		t.Fatalf("reopening node 1: %v", err)
+	}
+	defer again.Close()
+	// A request after the restart marks the end of what it asked: one
+	// connection's requests reach node 0 in order.
+	const marker = "$JS.API.STREAM.NAMES"
+	if err := again.nc.Publish(marker, nil); err != nil {
+		t.Fatal(err)
+	}
+	var asked []string
+	for done := false; !done; {
+		select {
+		case subject := <-seen:
+			done = subject == marker
+			if strings.HasPrefix(subject, "$JS.API.STREAM.CREATE.") || strings.HasPrefix(subject, "$JS.API.STREAM.UPDATE.") {
+				asked = append(asked, subject)
+			}
+		case <-time.After(20 * time.Second):
+			t.Fatal("node 0 never saw the restarted node's requests")
+		}
+	}
+	if len(asked) > 0 {
+		t.Fatalf("the restarted node asked %v; its streams and bucket were there as it expects", asked)
 	}
 }
 

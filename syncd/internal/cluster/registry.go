@@ -265,15 +265,13 @@ func (n *Node) watchRegistry(ctx context.Context, w jetstream.KeyWatcher, last u
 	}
 }
 
-// ensureAuditStream creates the audit stream if it does not exist,
-// starting at cfg.AuditFirstSeq.
+// ensureAuditStream makes sure the audit stream exists; made afresh, it
+// starts at cfg.AuditFirstSeq (see ensureStreams for who makes it).
 func (n *Node) ensureAuditStream(ctx context.Context) error {
-	_, err := n.js.Stream(ctx, AuditStream)
-	if !errors.Is(err, jetstream.ErrStreamNotFound) {
-		return err
-	}
-	cfg := n.streamConfig(AuditStream, auditSubject, maxRegistryValue)
-	if n.cfg.AuditFirstSeq != nil {
+	return n.ensureStream(ctx, n.streamConfig(AuditStream, auditSubject, maxRegistryValue), func(cfg *jetstream.StreamConfig) error {
+		if n.cfg.AuditFirstSeq == nil {
+			return nil
+		}
 		if n.auditFirst == 0 {
 			first, err := n.cfg.AuditFirstSeq()
 			if err != nil {
@@ -282,12 +280,8 @@ func (n *Node) ensureAuditStream(ctx context.Context) error {
 			n.auditFirst = max(first, 1)
 		}
 		cfg.FirstSeq = n.auditFirst
-	}
-	_, err = n.js.CreateStream(ctx, cfg)
-	if errors.Is(err, jetstream.ErrStreamNameAlreadyInUse) {
-		return nil // another node made it first: its numbers hold
-	}
-	return err
+		return nil
+	})
 }
 
 // otherOrg is the subject token of an event whose organisation ID cannot

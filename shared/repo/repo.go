@@ -74,7 +74,7 @@ type Repo struct {
 
 	mu      sync.Mutex // guards handles, loading, closed and what evict.go lists
 	handles map[docid.ID]*Handle
-	loading map[docid.ID]chan struct{} // documents being loaded; closed when done
+	loading map[docid.ID]chan struct{} // documents being loaded or removed; closed when done
 	closed  bool
 	lru     // the open documents' order of use and estimated memory
 
@@ -192,17 +192,9 @@ func (h *Handle) Report() LoadReport {
 // is written as the first chunk, durably.
 func (r *Repo) Create(ctx context.Context, id docid.ID, doc *crdt.Doc) (*Handle, error) {
 	r.mu.Lock()
-	for {
-		wait, loading := r.loading[id]
-		if !loading {
-			break
-		}
-		// Someone is looking for it (Open of a document not yet here,
-		// often): wait for their answer rather than fail.
-		r.mu.Unlock()
-		<-wait
-		r.mu.Lock()
-	}
+	// Someone is looking for it (Open of a document not yet here, often):
+	// wait for their answer rather than fail.
+	r.waitLoadLocked(id)
 	if _, ok := r.handles[id]; ok {
 		r.mu.Unlock()
 		return nil, fmt.Errorf("document %s is already open", id)
@@ -255,6 +247,20 @@ func (r *Repo) Hold(id docid.ID) (h *Handle, release func(), err error) {
 	}
 	var once sync.Once
 	return h, func() { once.Do(func() { r.unpin(h) }) }, nil
+}
+
+// waitLoadLocked returns once no load or removal of id is under way.
+// Caller holds r.mu, which it releases while it waits.
+func (r *Repo) waitLoadLocked(id docid.ID) {
+	for {
+		wait, loading := r.loading[id]
+		if !loading {
+			return
+		}
+		r.mu.Unlock()
+		<-wait
+		r.mu.Lock()
+	}
 }
 
 // open is Open, pinning the handle if pin (see Hold).
@@ -542,6 +548,11 @@ func (h *Handle) Compact(ctx context.Context) error {
 // device that may keep a document only for a while. The store must delete
 // documents (a *store.Store does). A Handle still held elsewhere keeps its
 // copy in memory; a change made through it stores the document afresh.
+//
+// A load of the document under way (an Open by a screen, say) is waited
+// for and its handle dropped, and an Open meanwhile waits until the
+// deletion is done: before, a load that began first put its copy here
+// after the deletion, and the device showed a document it had let go.
 func (r *Repo) Remove(ctx context.Context, id docid.ID) error {
 	d, ok := r.st.(interface {
 		DeleteDoc(context.Context, string) error
@@ -550,10 +561,18 @@ func (r *Repo) Remove(ctx context.Context, id docid.ID) error {
 		return errors.New("repo: this store cannot delete documents")
 	}
 	r.mu.Lock()
+	r.waitLoadLocked(id)
 	if h := r.handles[id]; h != nil {
 		r.unlinkLocked(h)
 	}
 	delete(r.handles, id)
+	done := make(chan struct{})
+	r.loading[id] = done // an Open waits for the deletion (see open)
 	r.mu.Unlock()
-	return d.DeleteDoc(ctx, id.String())
+	err := d.DeleteDoc(ctx, id.String())
+	r.mu.Lock()
+	delete(r.loading, id)
+	r.mu.Unlock()
+	close(done)
+	return err
 }

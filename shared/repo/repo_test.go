@@ -7,6 +7,7 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -489,5 +490,76 @@ func TestCreateWhileOpenLooksForIt(t *testing.T) {
 		if h, err := r.Open(id); err != nil || h.Doc() != doc {
 			t.Fatalf("after Create, Open = %v, %v", h, err)
 		}
+	}
+}
+
+// gatedStorage holds a LoadDoc at gate, once read, while armed, and notes a
+// document deleted while a load of it was under way.
+type gatedStorage struct {
+	*store.Store
+	armed    atomic.Bool
+	entered  chan struct{}
+	gate     chan struct{}
+	inFlight atomic.Int32
+	overlap  atomic.Bool
+}
+
+func (g *gatedStorage) LoadDoc(id string) (store.Doc, error) {
+	g.inFlight.Add(1)
+	defer g.inFlight.Add(-1)
+	d, err := g.Store.LoadDoc(id)
+	if g.armed.CompareAndSwap(true, false) {
+		g.entered <- struct{}{}
+		<-g.gate
+	}
+	return d, err
+}
+
+func (g *gatedStorage) DeleteDoc(ctx context.Context, id string) error {
+	if g.inFlight.Load() > 0 {
+		g.overlap.Store(true)
+	}
+	return g.Store.DeleteDoc(ctx, id)
+}
+
+// A document removed (let go at the relay's word) while something was
+// loading it (a screen opening it) stays removed: the load finishes first,
+// its copy is dropped, and nothing holds the document afterwards.
+func TestRemoveWhileALoadIsUnderWay(t *testing.T) {
+	st := openStore(t, t.TempDir())
+	defer st.Close()
+	g := &gatedStorage{Store: st, entered: make(chan struct{}), gate: make(chan struct{})}
+	first := New(g, Options{})
+	h := newResident(t, first, testEditor(t))
+	first.Close()
+
+	r := New(g, Options{})
+	defer r.Close()
+	g.armed.Store(true)
+	opened := make(chan error, 1)
+	go func() {
+		_, err := r.Open(h.ID)
+		opened <- err
+	}()
+	<-g.entered // the load is under way
+	removed := make(chan error, 1)
+	go func() { removed <- r.Remove(context.Background(), h.ID) }()
+	select {
+	case err := <-removed: // it did not wait for the load
+		removed <- err
+	case <-time.After(100 * time.Millisecond):
+	}
+	close(g.gate)
+	if err := <-opened; err != nil {
+		t.Fatalf("the load under way: %v", err)
+	}
+	if err := <-removed; err != nil {
+		t.Fatalf("Remove = %v", err)
+	}
+	if g.overlap.Load() {
+		t.Error("the document was deleted from the store while a load of it was under way")
+	}
+	if _, err := r.Open(h.ID); !errors.Is(err, ErrNotFound) {
+		t.Fatalf("after Remove, Open = %v; want ErrNotFound (the load's copy stayed)", err)
 	}
 }

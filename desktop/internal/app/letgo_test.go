@@ -2,6 +2,7 @@ package app
 
 import (
 	"errors"
+	"fmt"
 	"testing"
 
 	"haven/shared/docid"
@@ -52,8 +53,27 @@ func TestWithdrawnConsentLeavesTheHub(t *testing.T) {
 		return errors.Is(err, ErrNotShared) && !copies(a) && row != nil && row.NotShared && !row.Held
 	}
 
+	// why says which part of notShared does not hold yet, for a failure.
+	why := func(a *App) string {
+		_, err := a.FrontSheet(person)
+		_, errR := a.repo.Open(person)
+		_, errT := a.repo.Open(tl)
+		row := rowOf(a, person)
+		return fmt.Sprintf("front sheet: %v; record held: %t; timeline held: %t; marked: %t, %t; row: %+v",
+			err, errR == nil, errT == nil, a.letGo.Marked(person), a.letGo.Marked(tl), row)
+	}
+
 	setConsent(true)
-	eventually(t, "the hub to let the record and timeline go and show the resident as not shared", func() bool { return notShared(hub) }, hub)
+	var last string
+	t.Cleanup(func() {
+		if t.Failed() {
+			t.Logf("the hub as last seen: %s", last)
+		}
+	})
+	eventually(t, "the hub to let the record and timeline go and show the resident as not shared", func() bool {
+		last = why(hub)
+		return notShared(hub)
+	}, hub)
 
 	// The home writes on; the hub restarts and reconnects; a later note to
 	// another resident arriving at the hub shows the relay has answered

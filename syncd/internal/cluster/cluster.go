@@ -84,9 +84,10 @@ const (
 	// metaPoll is how often a starting node looks whether the cluster has
 	// a JetStream leader yet (an election takes seconds).
 	metaPoll = 20 * time.Millisecond
-	// apiAttempt is how long a starting node waits for one answer of
-	// JetStream's API before asking again: an answer within the cluster
-	// takes milliseconds, and one lost is asked for again sooner.
+	// apiAttempt is how long a node waits for one answer of JetStream's
+	// API (or one acknowledgement) before asking again: an answer within
+	// the cluster takes milliseconds, and one lost (a stream between
+	// leaders) is asked for again sooner.
 	apiAttempt = 2 * time.Second
 	marksNS    = "cluster-mark"
 )
@@ -471,21 +472,36 @@ func (n *Node) Publish(ctx context.Context, doc, owner string, chunk []byte, kee
 	msg.Header.Set(ownerHeader, owner)
 	ctx, cancel := context.WithTimeout(ctx, publishBudget)
 	defer cancel()
-	var err error
-	for attempt := 0; ; attempt++ {
-		if _, err = n.js.PublishMsg(ctx, msg, jetstream.WithExpectStream(DocStream)); err == nil {
-			break
-		}
-		if !wait(ctx, backoff(attempt)) {
-			n.mu.Lock()
-			delete(n.own, id)
-			n.mu.Unlock()
-			return fmt.Errorf("cluster: change to %s not held by the cluster: %w", doc, err)
-		}
+	if _, err := publishUntil(ctx, n.js, msg, nil, jetstream.WithExpectStream(DocStream)); err != nil {
+		n.mu.Lock()
+		delete(n.own, id)
+		n.mu.Unlock()
+		return fmt.Errorf("cluster: change to %s not held by the cluster: %w", doc, err)
 	}
-	err = keep()
+	err := keep()
 	p.kept = err == nil
 	return err
+}
+
+// publishUntil publishes msg on js until the stream acknowledges it, final
+// accepts the error (returned as it is), or ctx ends. Each attempt waits
+// at most apiAttempt for its acknowledgement: a publication made while the
+// stream has no leader (an election after a node died) is never answered,
+// and waiting out the whole budget on it kept a change unacknowledged for
+// seconds after the new leader was there. msg's ID makes every attempt the
+// same publication.
+func publishUntil(ctx context.Context, js jetstream.JetStream, msg *nats.Msg, final func(error) bool, opts ...jetstream.PublishOpt) (*jetstream.PubAck, error) {
+	for attempt := 0; ; attempt++ {
+		actx, cancel := context.WithTimeout(ctx, apiAttempt)
+		ack, err := js.PublishMsg(actx, msg, opts...)
+		cancel()
+		if err == nil || final != nil && final(err) {
+			return ack, err
+		}
+		if !wait(ctx, backoff(attempt)) {
+			return nil, err
+		}
+	}
 }
 
 // Change is a document change another node published.
@@ -607,7 +623,11 @@ func (n *Node) follow(ctx context.Context, marks Marks, f feed) {
 		if from > 0 {
 			cc.DeliverPolicy, cc.OptStartSeq = jetstream.DeliverByStartSequencePolicy, from+1
 		}
-		cons, err := f.js.OrderedConsumer(ctx, f.stream, cc)
+		// Asked again after apiAttempt: while the stream has no leader the
+		// request goes unanswered, and nats.go would wait 5 s.
+		actx, cancel := context.WithTimeout(ctx, apiAttempt)
+		cons, err := f.js.OrderedConsumer(actx, f.stream, cc)
+		cancel()
 		if err != nil {
 			if ctx.Err() == nil {
 				n.log.Warn("following the cluster's stream", "stream", f.stream, "err", err)

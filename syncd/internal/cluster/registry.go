@@ -156,17 +156,14 @@ func (n *Node) registryWrite(ctx context.Context, ns, key string, val []byte, de
 	msg.Header.Set(jetstream.ExpectedLastSubjSeqHeader, strconv.FormatUint(rev, 10))
 	ctx, cancel := context.WithTimeout(ctx, publishBudget)
 	defer cancel()
-	for attempt := 0; ; attempt++ {
-		ack, err := n.js.PublishMsg(ctx, msg)
-		if err == nil {
-			return ack.Sequence, true, nil
-		}
-		if wrongLastSeq(err) {
-			return 0, false, nil
-		}
-		if !wait(ctx, backoff(attempt)) {
-			return 0, false, fmt.Errorf("cluster: registry key %s not held by the cluster: %w", k, err)
-		}
+	ack, err := publishUntil(ctx, n.js, msg, wrongLastSeq)
+	switch {
+	case err == nil:
+		return ack.Sequence, true, nil
+	case wrongLastSeq(err):
+		return 0, false, nil
+	default:
+		return 0, false, fmt.Errorf("cluster: registry key %s not held by the cluster: %w", k, err)
 	}
 }
 
@@ -202,13 +199,16 @@ func (n *Node) WatchRegistry(apply func(context.Context, RegistryEntry) error, c
 			// the watch starts, is always among the latest values (it is
 			// its key's latest), and is the last of them.
 			var last uint64
-			s, err := n.js.Stream(ctx, registryStream)
+			// Asked again after apiAttempt (see follow).
+			actx, cancel := context.WithTimeout(ctx, apiAttempt)
+			s, err := n.js.Stream(actx, registryStream)
 			if err == nil {
 				var info *jetstream.StreamInfo
-				if info, err = s.Info(ctx); err == nil {
+				if info, err = s.Info(actx); err == nil {
 					last = info.State.LastSeq
 				}
 			}
+			cancel()
 			var w jetstream.KeyWatcher
 			if err == nil {
 				w, err = n.registry.WatchAll(ctx)
@@ -333,16 +333,11 @@ func (n *Node) PublishAudit(ctx context.Context, orgs, ids []string, events [][]
 			}
 		}
 		// Sent again, one at a time; the id keeps it one event.
-		for attempt := 0; ; attempt++ {
-			ack, err := n.auditJS.PublishMsg(ctx, msgs[i], jetstream.WithExpectStream(AuditStream))
-			if err == nil {
-				seqs[i] = ack.Sequence
-				break
-			}
-			if !wait(ctx, backoff(attempt)) {
-				return nil, fmt.Errorf("cluster: audit event not held by the cluster: %w", err)
-			}
+		ack, err := publishUntil(ctx, n.auditJS, msgs[i], nil, jetstream.WithExpectStream(AuditStream))
+		if err != nil {
+			return nil, fmt.Errorf("cluster: audit event not held by the cluster: %w", err)
 		}
+		seqs[i] = ack.Sequence
 	}
 	return seqs, nil
 }

@@ -544,6 +544,10 @@ func TestRemoveWhileALoadIsUnderWay(t *testing.T) {
 	<-g.entered // the load is under way
 	removed := make(chan error, 1)
 	go func() { removed <- r.Remove(context.Background(), h.ID) }()
+	// A Remove that waits for the load cannot be seen waiting; one that
+	// does not returns at once. The pause only gives the latter time to
+	// delete under the load (so the test can fail); a Remove that waits
+	// passes whatever the pause.
 	select {
 	case err := <-removed: // it did not wait for the load
 		removed <- err

@@ -137,7 +137,6 @@ type Node struct {
 	cfg Config
 	log *slog.Logger
 	ns  *server.Server
-	nc  *nats.Conn
 	js  jetstream.JetStream
 	// auditJS carries the audit stream (its publications, its
 	// acknowledgements and the copy this node follows) on a connection of
@@ -215,7 +214,6 @@ func Open(ctx context.Context, cfg Config) (*Node, error) {
 		return js, nil
 	}
 	if n.js, err = connect("syncd " + opts.ServerName); err == nil {
-		n.nc = n.js.Conn()
 		n.auditJS, err = connect("syncd audit " + opts.ServerName)
 	}
 	if err == nil {
@@ -365,12 +363,12 @@ func (n *Node) ensureStreamsOnce(ctx context.Context) error {
 	case errors.Is(err, jetstream.ErrBucketNotFound):
 		return errNotMadeYet
 	case err == nil && n.maker():
-		// A relay run alone before, now a cluster's node, raises the
-		// bucket's replication.
+		// Made by an earlier version, or by a relay run alone that is now
+		// a cluster's node: brought to this version's replication and
+		// value limit.
 		var st jetstream.KeyValueStatus
 		if st, err = kv.Status(ctx); err == nil {
-			if bs, ok := st.(*jetstream.KeyValueBucketStatus); ok && (bs.StreamInfo().Config.Replicas != kvc.Replicas ||
-				bs.StreamInfo().Config.MaxMsgSize != kvc.MaxValueSize) {
+			if have := st.Config(); have.Replicas != kvc.Replicas || have.MaxValueSize != kvc.MaxValueSize {
 				kv, err = n.js.UpdateKeyValue(ctx, kvc)
 			}
 		}
@@ -740,11 +738,10 @@ func retry(ctx context.Context, log *slog.Logger, what string, apply func() erro
 func (n *Node) Close() error {
 	n.closeOnce.Do(func() {
 		n.StopFollowing()
-		if n.nc != nil {
-			n.nc.Close()
-		}
-		if n.auditJS != nil {
-			n.auditJS.Conn().Close()
+		for _, js := range []jetstream.JetStream{n.js, n.auditJS} {
+			if js != nil {
+				js.Conn().Close()
+			}
 		}
 		n.ns.Shutdown()
 		n.ns.WaitForShutdown()

@@ -20,6 +20,7 @@ import (
 	"haven/shared/store"
 
 	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
 )
 
 var testKey = bytes.Repeat([]byte{7}, 32)
@@ -310,12 +311,12 @@ func TestRestartedNodeMakesNoStreams(t *testing.T) {
 	// Every request to JetStream's API about streams (buckets are streams
 	// too), as node 0 sees them pass.
 	seen := make(chan string, 100)
-	spy, err := nodes[0].nc.Subscribe("$JS.API.STREAM.>", func(m *nats.Msg) { seen <- m.Subject })
+	spy, err := nodes[0].js.Conn().Subscribe("$JS.API.STREAM.>", func(m *nats.Msg) { seen <- m.Subject })
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer spy.Unsubscribe()
-	if err := nodes[0].nc.Flush(); err != nil {
+	if err := nodes[0].js.Conn().Flush(); err != nil {
 		t.Fatal(err)
 	}
 
@@ -330,7 +331,7 @@ func TestRestartedNodeMakesNoStreams(t *testing.T) {
 	// A request after the restart marks the end of what it asked: one
 	// connection's requests reach node 0 in order.
 	const marker = "$JS.API.STREAM.NAMES"
-	if err := again.nc.Publish(marker, nil); err != nil {
+	if err := again.js.Conn().Publish(marker, nil); err != nil {
 		t.Fatal(err)
 	}
 	var asked []string
@@ -347,6 +348,42 @@ func TestRestartedNodeMakesNoStreams(t *testing.T) {
 	}
 	if len(asked) > 0 {
 		t.Fatalf("the restarted node asked %v; its streams and bucket were there as it expects", asked)
+	}
+}
+
+// A node that finds its streams or bucket set otherwise than this version
+// sets them (made by an earlier version, or by a relay run alone before it
+// joined a cluster) brings them back to its own settings as it starts.
+func TestStartBringsStreamSettingsBack(t *testing.T) {
+	dir := t.TempDir()
+	n := openAlone(t, dir)
+	ctx := context.Background()
+	docs := n.streamConfig(DocStream, docSubject, maxPayload)
+	docs.Duplicates = time.Minute
+	if _, err := n.js.UpdateStream(ctx, docs); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := n.js.UpdateKeyValue(ctx, jetstream.KeyValueConfig{Bucket: RegistryBucket, History: 1, Storage: jetstream.FileStorage,
+		Replicas: 1, MaxValueSize: maxRegistryValue / 2}); err != nil {
+		t.Fatal(err)
+	}
+	n.Close()
+
+	n = openAlone(t, dir)
+	defer n.Close()
+	s, err := n.js.Stream(ctx, DocStream)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := s.CachedInfo().Config.Duplicates; got != 2*time.Minute {
+		t.Errorf("after a start, the document stream keeps a retry's duplicates for %v; want 2m0s", got)
+	}
+	st, err := n.registry.Status(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := st.Config().MaxValueSize; got != maxRegistryValue {
+		t.Errorf("after a start, the registry takes values of %d bytes; want %d", got, maxRegistryValue)
 	}
 }
 

@@ -91,7 +91,7 @@ func (n *Node) RegistryGet(ctx context.Context, ns, key string) ([]byte, uint64,
 	}
 	for attempt := 0; ; attempt++ {
 		var msg *nats.Msg
-		msg, err = n.nc.RequestWithContext(ctx, "$JS.API.STREAM.MSG.GET."+registryStream, req)
+		msg, err = n.js.Conn().RequestWithContext(ctx, "$JS.API.STREAM.MSG.GET."+registryStream, req)
 		if err == nil {
 			resp.Message, resp.Error = nil, nil
 			if err = json.Unmarshal(msg.Data, &resp); err == nil && resp.Error != nil {

@@ -5,7 +5,11 @@
 package lowprio
 
 import (
+	"errors"
+	"fmt"
+	"os"
 	"runtime"
+	"strconv"
 	"syscall"
 	"unsafe"
 )
@@ -46,17 +50,44 @@ func Lower() {
 // no thread of an ordinary policy on the computer wants the core.
 const schedIdle = 5
 
-// Idle moves the calling goroutine onto a thread of its own that runs only
-// when nothing else on the computer wants a core, for the rest of the
-// goroutine's life (locked as Lower's is). It stands for work done on
-// another computer: a test's simulated attacker, sharing the machine with
-// what it attacks, takes only the CPU they leave. Not for work holding
-// locks others wait on: such a thread can wait indefinitely while busy
-// threads run.
-func Idle() {
-	runtime.LockOSThread()
-	var param struct{ priority int32 }
-	syscall.RawSyscall(syscall.SYS_SCHED_SETSCHEDULER, uintptr(syscall.Gettid()), schedIdle, uintptr(unsafe.Pointer(&param)))
+// IdleProcess puts every thread of the calling process under SCHED_IDLE, so
+// the whole process runs only when nothing else on the computer wants a
+// core; threads it starts later inherit the policy. It stands for work done
+// on another computer: a test's simulated attacker, sharing the machine
+// with what it attacks, takes only the CPU they leave.
+//
+// It is for a whole process, never for some goroutines of one: a goroutine
+// on an idle thread holds one of the Go runtime's processors (GOMAXPROCS)
+// while the kernel keeps its thread waiting, so the process's other
+// goroutines, however urgent, would wait for the busy moments to pass.
+func IdleProcess() error {
+	// A thread starting while the threads are listed may copy the old
+	// policy: list again until a pass finds every thread idle.
+	for pass := 0; pass < 10; pass++ {
+		ents, err := os.ReadDir("/proc/self/task")
+		if err != nil {
+			return err
+		}
+		changed := false
+		for _, e := range ents {
+			tid, err := strconv.Atoi(e.Name())
+			if err != nil {
+				continue
+			}
+			if policy, _, errno := syscall.RawSyscall(syscall.SYS_SCHED_GETSCHEDULER, uintptr(tid), 0, 0); errno == 0 && policy == schedIdle {
+				continue
+			}
+			var param struct{ priority int32 }
+			if _, _, errno := syscall.RawSyscall(syscall.SYS_SCHED_SETSCHEDULER, uintptr(tid), schedIdle, uintptr(unsafe.Pointer(&param))); errno != 0 && errno != syscall.ESRCH {
+				return fmt.Errorf("thread %d: %w", tid, errno)
+			}
+			changed = true
+		}
+		if !changed {
+			return nil
+		}
+	}
+	return errors.New("threads kept starting while the policy was set")
 }
 
 // ThreadIdle reports whether the calling thread runs under Idle's policy,

@@ -12,8 +12,8 @@ func Lower() {}
 // ThreadNice is 0 where priorities are not set per thread.
 func ThreadNice() int { return 0 }
 
-// Idle does nothing where priorities are not set per thread.
-func Idle() {}
+// IdleProcess does nothing where the idle policy does not exist.
+func IdleProcess() error { return nil }
 
 // ThreadIdle is false where priorities are not set per thread.
 func ThreadIdle() bool { return false }

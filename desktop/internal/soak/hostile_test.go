@@ -23,7 +23,6 @@ import (
 	"haven/shared/client"
 	"haven/shared/crdt"
 	"haven/shared/docid"
-	"haven/shared/lowprio"
 	"haven/shared/nhs"
 	"haven/shared/record"
 	"haven/shared/repo"
@@ -109,12 +108,14 @@ func (h *harness) hostile(rep *report) {
 	}
 	h.logf("hostile: %d Larch documents; Birch resident %v", len(larchDocs), birchDocs)
 
-	at := &attack{h: h, addr: r.Addr(), larch: larchDocs, larchSet: map[string]bool{}, birch: birchDocs, corpus: corpus,
+	at := &attack{h: h, logf: h.logf, seed: h.cfg.seed, addr: r.Addr(), larch: larchDocs, birch: birchDocs,
 		birchCred: birchCred, larchCred: larchCred, revCred: revCred, unenrolledCred: "hvn1_" + randomHex(24)}
-	for _, id := range larchDocs {
-		at.larchSet[id] = true
-	}
 	at.plan = planMutations(mrand.New(mrand.NewPCG(h.cfg.seed, 0x4057)), h.cfg.mutations, corpus, birchDocs, larchDocs)
+	if at.proc, err = h.startAttacker(at, "attacker-hostile"); err != nil {
+		t.Errorf("hostile: %v", err)
+		return
+	}
+	defer at.proc.close()
 	logsFrom := h.agentLogSizes()
 	rep.baseline, rep.attacked = h.measureLatency("latency", at)
 	rep.healthyRefused = h.refusalsSince(logsFrom)
@@ -326,12 +327,18 @@ func (h *harness) measureLatency(phase string, at *attack) (without, with []time
 // --- the hostile peers ---
 
 type attack struct {
+	// h is the suite's harness, nil in the attacker's own process
+	// (attacker_test.go), where the attacks run; logf writes to the suite's
+	// event log either way.
 	h                                             *harness
+	logf                                          func(format string, args ...any)
+	seed                                          uint64 // the run's
+	attacks                                       string // -soak.attacks: which to run; empty, all
+	proc                                          *attackerProc
 	addr                                          string
 	larch                                         []string
 	larchSet                                      map[string]bool
 	birch                                         []string
-	corpus                                        []seedMsg
 	birchCred, larchCred, revCred, unenrolledCred string
 
 	// ended, end and wg belong to the current slice of the attack (start
@@ -388,11 +395,18 @@ func (at *attack) checkHealth() {
 	}
 }
 
-// start launches every attack (one slice of it).
+// start launches every attack (one slice of it): in the attacker's
+// process, or, in the suite's, by telling that process to.
 func (at *attack) start() {
+	if at.proc != nil {
+		if _, err := at.proc.call("start"); err != nil {
+			at.h.t.Errorf("attacker: %v", err)
+		}
+		return
+	}
 	at.ended, at.end = context.WithCancel(context.Background())
 	want := map[string]bool{}
-	for _, a := range strings.Split(*flagAttacks, ",") {
+	for _, a := range strings.Split(at.attacks, ",") {
 		if a = strings.TrimSpace(a); a != "" {
 			want[a] = true
 		}
@@ -412,13 +426,6 @@ func (at *attack) start() {
 		at.wg.Add(1)
 		go func() {
 			defer at.wg.Done()
-			// The attacker's own work (building, encoding and sending
-			// its frames) stands for a computer of its own: it takes only
-			// the CPU the relay and the healthy desktops leave. What the
-			// relay does for it is measured; what the attacker's computer
-			// would do is not. The thread stays locked and ends with the
-			// goroutine; the attacks' own goroutines do the same.
-			lowprio.Idle()
 			x.f()
 			// A slice's end waits for every attack: one slow to end is
 			// a gap in the healthy desktops' notes, so it is said.
@@ -427,14 +434,32 @@ func (at *attack) start() {
 			at.mu.Unlock()
 			if !stopped.IsZero() {
 				if d := time.Since(stopped); d > time.Second {
-					at.h.logf("hostile: the %s attack took %v to end", x.name, d.Round(time.Millisecond))
+					at.logf("hostile: the %s attack took %v to end", x.name, d.Round(time.Millisecond))
 				}
 			}
 		}()
 	}
 }
 
+// finish ends the slice; in the suite's process it takes in what the
+// attacker's has seen so far.
 func (at *attack) finish() {
+	if at.proc != nil {
+		rep, err := at.proc.call("finish")
+		if err != nil {
+			at.h.t.Errorf("attacker: %v", err)
+			return
+		}
+		for _, line := range rep.Said {
+			at.logf("%s", line)
+		}
+		at.mu.Lock()
+		at.outcomes, at.codes, at.leaks, at.slowest = rep.Outcomes, rep.Codes, rep.Leaks, rep.Slowest
+		at.mu.Unlock()
+		at.frames.Store(rep.Frames)
+		at.conns.Store(rep.Conns)
+		return
+	}
 	at.mu.Lock()
 	at.stoppedAt = time.Now()
 	at.mu.Unlock()
@@ -692,7 +717,6 @@ func (at *attack) slowloris() {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			lowprio.Idle()
 			for !at.stopped() {
 				c, err := at.dial()
 				if err != nil {
@@ -726,7 +750,6 @@ func (at *attack) silentWebsockets() {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			lowprio.Idle()
 			for !at.stopped() {
 				w, err := rig.DialRaw(at.addr, at.larchCred, 0)
 				if err != nil {
@@ -818,7 +841,7 @@ func (at *attack) oversized() {
 
 // garbage sends random bytes and malformed CBOR after a proper join.
 func (at *attack) garbage() {
-	rng := mrand.New(mrand.NewPCG(at.h.cfg.seed, 0x6a5b))
+	rng := mrand.New(mrand.NewPCG(at.seed, 0x6a5b))
 	kinds := []struct {
 		name  string
 		frame func() []byte

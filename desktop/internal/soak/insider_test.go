@@ -88,8 +88,12 @@ func (h *harness) insider(rep *report) {
 		return
 	}
 	h.logf("insider: device %s; tampering with %s", dev, kit.resident)
-	at := &attack{h: h, addr: r.Addr(), larchCred: cred, larchSet: map[string]bool{}, insider: kit}
-	at.runs = []attackRun{{"hog", at.hogConnections}, {"insider", at.insiderLoop}}
+	at := &attack{h: h, logf: h.logf, seed: h.cfg.seed, addr: r.Addr(), larchCred: cred, insider: kit}
+	if at.proc, err = h.startAttacker(at, "attacker-insider"); err != nil {
+		t.Errorf("insider: %v", err)
+		return
+	}
+	defer at.proc.close()
 	logsFrom := h.agentLogSizes()
 	rep.insiderBaseline, rep.insiderAttacked = h.measureLatency("insider", at)
 	rep.insiderRefusedHealthy = h.refusalsSince(logsFrom)
@@ -257,8 +261,8 @@ func (at *attack) hogConnections() {
 // connection.
 //
 // The insider is a device of its own, on a computer of its own: here it
-// shares the healthy desktops' two cores, so this takes only the CPU they
-// leave, as every attack does (attack.start).
+// shares the healthy desktops' two cores, so it runs in the attacker's
+// process, which takes only the CPU they leave (attacker_test.go).
 func (at *attack) insiderLoop() {
 	p, err := at.dialPeer("insider", at.larchCred, true)
 	if err != nil {

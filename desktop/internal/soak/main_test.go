@@ -10,7 +10,8 @@ import (
 )
 
 // TestMain turns the test binary into an agent when AgentEnv is set (the
-// suite starts its desktops that way), and runs the tests otherwise.
+// suite starts its desktops that way), into the attacker's computer when
+// attackerEnv is (attacker_test.go), and runs the tests otherwise.
 func TestMain(m *testing.M) {
 	if raw := os.Getenv(AgentEnv); raw != "" {
 		var cfg AgentConfig
@@ -20,6 +21,13 @@ func TestMain(m *testing.M) {
 		}
 		if err := RunAgent(cfg, os.Stdin, os.Stdout, os.Stderr); err != nil {
 			fmt.Fprintln(os.Stderr, "agent:", err)
+			os.Exit(1)
+		}
+		os.Exit(0)
+	}
+	if os.Getenv(attackerEnv) != "" {
+		if err := runAttacker(os.Stdin, os.Stdout); err != nil {
+			fmt.Fprintln(os.Stderr, "attacker:", err)
 			os.Exit(1)
 		}
 		os.Exit(0)

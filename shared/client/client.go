@@ -565,10 +565,15 @@ func (c *Client) nudge(ctx context.Context, gone <-chan struct{}) {
 			c.mu.Unlock()
 			for _, id := range quiet {
 				c.enqueue(func() {
-					c.log.Info("asking the relay again about changes it has not confirmed", "doc", id.String())
-					if err := c.engine.Restart(c.relay, id); err == nil {
-						c.syncDoc(ctx, id)
+					// A warning, not news: an exchange meant to end in a
+					// confirmation did not, and a status bar still showing
+					// changes waiting is traced from here.
+					c.log.Warn("asking the relay again about changes it has not confirmed", "doc", id.String())
+					if err := c.engine.Restart(c.relay, id); err != nil {
+						c.log.Warn("cannot begin the exchange afresh", "doc", id.String(), "err", err)
+						return
 					}
+					c.syncDoc(ctx, id)
 				})
 			}
 		}

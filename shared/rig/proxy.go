@@ -149,6 +149,9 @@ type Link struct {
 
 	wg sync.WaitGroup // the accept loop and every pair's goroutines
 
+	stallMu  sync.Mutex
+	stallLog []Stall // the latest maxStallLog stalls, oldest first; guarded by stallMu
+
 	accepted, refused, cuts, blackholes, stalls, bytesUp, bytesDown atomic.Int64
 	last                                                            atomic.Int64 // when a byte last entered the link, Unix nanoseconds
 }
@@ -244,6 +247,36 @@ func (l *Link) Faulty() bool {
 func (l *Link) Stats() LinkStats {
 	return LinkStats{Accepted: l.accepted.Load(), Refused: l.refused.Load(), Cuts: l.cuts.Load(), Blackholes: l.blackholes.Load(),
 		Stalls: l.stalls.Load(), BytesUp: l.bytesUp.Load(), BytesDown: l.bytesDown.Load()}
+}
+
+// Stall is one lost segment's stall: when the segment entered the line,
+// which way, and how long the retransmissions held its direction.
+type Stall struct {
+	At     time.Time
+	Dir    Direction
+	Length time.Duration
+}
+
+// maxStallLog bounds the stalls a link remembers: a soak's failing line
+// draws a few hundred.
+const maxStallLog = 10_000
+
+func (l *Link) logStall(s Stall) {
+	l.stallMu.Lock()
+	if len(l.stallLog) >= maxStallLog {
+		l.stallLog = append(l.stallLog[:0], l.stallLog[len(l.stallLog)-maxStallLog/2:]...)
+	}
+	l.stallLog = append(l.stallLog, s)
+	l.stallMu.Unlock()
+}
+
+// StallLog returns the link's stalls, oldest first (the latest 10,000 at
+// most; a stall timed again after a profile change is there twice, as it
+// is counted twice): a slow moment of a test can be laid beside them.
+func (l *Link) StallLog() []Stall {
+	l.stallMu.Lock()
+	defer l.stallMu.Unlock()
+	return append([]Stall(nil), l.stallLog...)
 }
 
 // LastByte is when a byte last entered the link, either way (zero before
@@ -433,7 +466,7 @@ func (p *pair) pipe(d Direction, src, dst net.Conn, rng *rand.Rand) {
 	for seg := range q {
 		prof, changed := p.l.profileNow()
 		// in order: a segment waits for a stalled one ahead of it
-		release := later(p.release(seg, prof, rng), last)
+		release := later(p.release(seg, prof, rng, d), last)
 		for {
 			done, ok := p.waitUntil(release, changed)
 			if !ok {
@@ -449,7 +482,7 @@ func (p *pair) pipe(d Direction, src, dst net.Conn, rng *rand.Rand) {
 				// (not a fault, which waitOpen handles): it is timed
 				// again on the new line, from when it entered.
 				prof = now
-				release = later(p.release(seg, prof, rng), last)
+				release = later(p.release(seg, prof, rng, d), last)
 			}
 		}
 		if !p.waitOpen(d) {
@@ -487,7 +520,7 @@ func (p *pair) pipe(d Direction, src, dst net.Conn, rng *rand.Rand) {
 
 // release is when seg may leave on a line with prof: half the round trip
 // and jitter after it entered, plus a stall if the line loses it.
-func (p *pair) release(seg segment, prof Profile, rng *rand.Rand) time.Time {
+func (p *pair) release(seg segment, prof Profile, rng *rand.Rand, d Direction) time.Time {
 	release := seg.at.Add(prof.RTT / 2)
 	if prof.Jitter > 0 {
 		release = release.Add(time.Duration(rng.Int64N(int64(prof.Jitter) + 1)))
@@ -506,6 +539,7 @@ func (p *pair) release(seg segment, prof Profile, rng *rand.Rand) time.Time {
 			stall += rto
 		}
 		release = release.Add(stall)
+		p.l.logStall(Stall{At: seg.at, Dir: d, Length: stall})
 	}
 	return release
 }

@@ -166,6 +166,7 @@ func TestLinkLossStalls(t *testing.T) {
 	t.Parallel()
 	l := newTestLink(t, echoServer(t), Profile{Name: "lossy", RTT: time.Millisecond, Loss: 0.25, RTOMin: 50 * time.Millisecond, RTOMax: 50 * time.Millisecond})
 	c := dial(t, l.Addr())
+	began := time.Now()
 	var total time.Duration
 	const n = 40
 	for i := 0; i < n; i++ {
@@ -178,6 +179,21 @@ func TestLinkLossStalls(t *testing.T) {
 	}
 	if total < time.Duration(stalls)*50*time.Millisecond {
 		t.Errorf("%d stalls of 50 ms cost only %v in all", stalls, total)
+	}
+	// Each stall is in the log, with its time, direction and length.
+	log := l.StallLog()
+	if int64(len(log)) != stalls {
+		t.Errorf("%d stalls counted, %d in the log", stalls, len(log))
+	}
+	dirs := map[Direction]int{}
+	for _, s := range log {
+		dirs[s.Dir]++
+		if s.Length < 50*time.Millisecond || s.At.Before(began) || s.At.After(time.Now()) {
+			t.Errorf("stall %+v: not a stall of this test", s)
+		}
+	}
+	if dirs[Up] == 0 || dirs[Down] == 0 || dirs[Up]+dirs[Down] != len(log) {
+		t.Errorf("stalls by direction: %v", dirs)
 	}
 	t.Logf("%d round trips, %d stalls, %v in all", n, stalls, total.Round(time.Millisecond))
 }

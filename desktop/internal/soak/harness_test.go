@@ -280,6 +280,17 @@ func (a *agentProc) linkStats() rig.LinkStats {
 	return t
 }
 
+// writeStalls appends its lines' loss stalls to w, a line each (time the
+// segment entered, desktop, line, direction, stall in ms), so that a slow
+// round can be laid beside them.
+func (a *agentProc) writeStalls(w io.Writer) {
+	for _, l := range a.links {
+		for _, s := range l.StallLog() {
+			fmt.Fprintf(w, "%s\t%s\t%s\t%s\t%d\n", s.At.Format("15:04:05.000"), a.spec.name, l.Name(), s.Dir, s.Length.Milliseconds())
+		}
+	}
+}
+
 func (a *agentProc) linkFaulty() bool {
 	for _, l := range a.links {
 		if l.Faulty() {

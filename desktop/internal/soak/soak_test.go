@@ -65,6 +65,13 @@ func TestSoak(t *testing.T) {
 	h := newHarness(t, cfg, root)
 	rep := &report{cfg: cfg, start: start}
 	defer func() {
+		if f, err := os.Create(filepath.Join(root, "stalls.tsv")); err == nil {
+			fmt.Fprintf(f, "entered\tdesktop\tline\tdirection\tms\n")
+			for _, a := range h.agents {
+				a.writeStalls(f)
+			}
+			f.Close()
+		}
 		for _, a := range h.agents {
 			st := a.linkStats()
 			rep.links = append(rep.links, fmt.Sprintf("%s (%s) %d conns, %.1f/%.1f MB up/down, %d loss stalls",
@@ -84,7 +91,7 @@ func TestSoak(t *testing.T) {
 			t.Logf("summary table also in %s", last)
 		}
 		if t.Failed() || keep {
-			t.Logf("run data kept in %s (events.log, acks.jsonl, schedule.txt, relay.log, agent logs)", root)
+			t.Logf("run data kept in %s (events.log, acks.jsonl, schedule.txt, stalls.tsv, relay.log, agent logs)", root)
 		} else {
 			os.RemoveAll(root)
 		}

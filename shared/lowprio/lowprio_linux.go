@@ -90,7 +90,7 @@ func IdleProcess() error {
 	return errors.New("threads kept starting while the policy was set")
 }
 
-// ThreadIdle reports whether the calling thread runs under Idle's policy,
+// ThreadIdle reports whether the calling thread runs under IdleProcess's policy,
 // for tests that check where work ran.
 func ThreadIdle() bool {
 	policy, _, errno := syscall.RawSyscall(syscall.SYS_SCHED_GETSCHEDULER, uintptr(syscall.Gettid()), 0, 0)

@@ -164,6 +164,48 @@ func KnowsShared(b []byte, heads []Hash) bool {
 	return knows
 }
 
+// SettledAck reports whether sync message b says no more than that its
+// sender holds exactly heads and knows its receiver holds them too: its
+// heads are heads, it needs nothing, one of its "have" entries covers heads
+// (KnowsShared), it carries no change, and nothing follows. Such a message
+// is how a peer confirms a change it was sent; Automerge, given it, only
+// brings its record of the peer up to date, and a later message from the
+// same peer says as much again. A malformed message, or heads empty,
+// reports false.
+func SettledAck(b []byte, heads []Hash) bool {
+	if len(heads) == 0 {
+		return false
+	}
+	r := reader{b: b}
+	if t, ok := r.byte(); !ok || t != 0x42 {
+		return false
+	}
+	theirs, ok := r.hashList()
+	if !ok || len(theirs) != len(heads) || !Covers(theirs, heads) || !Covers(heads, theirs) {
+		return false
+	}
+	if need, ok := r.uleb(); !ok || need != 0 {
+		return false
+	}
+	haves, ok := r.uleb()
+	if !ok || haves > maxHashes {
+		return false
+	}
+	knows := false
+	for i := uint64(0); i < haves; i++ {
+		lastSync, ok := r.hashList()
+		if !ok {
+			return false
+		}
+		if _, ok := r.bytes(); !ok {
+			return false
+		}
+		knows = knows || Covers(lastSync, heads)
+	}
+	changes, ok := r.uleb()
+	return ok && knows && changes == 0 && r.off == len(b)
+}
+
 // readHaves reads a sync message up to its changes, calling each for the
 // last-sync heads of every "have" entry until it returns true. It returns
 // where the reading stopped (where the change count begins, if each never

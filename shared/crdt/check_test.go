@@ -292,3 +292,69 @@ func firstLine(out []byte, word string) string {
 	}
 	return ""
 }
+
+// The answer a peer sends once it has applied a change it was sent is a
+// settled acknowledgement of the sender's heads; the message that carried
+// the change, a bare heads message, an answer naming other heads and
+// anything malformed or with more after it are not.
+func TestSettledAck(t *testing.T) {
+	a, b := New(), New()
+	sa, sb := NewSyncState(a), NewSyncState(b)
+	edit := func(v int64) {
+		t.Helper()
+		if _, err := a.Change("c", time.Time{}, func(w *Writer) error { return w.Set(v, "k") }); err != nil {
+			t.Fatal(err)
+		}
+	}
+	edit(1)
+	exchange(t, sa, sb)
+	before := a.Heads()
+	edit(2)
+	carrying, ok, err := sa.Generate()
+	if err != nil || !ok {
+		t.Fatalf("no message carrying the change: %v", err)
+	}
+	if err := sb.Receive(carrying); err != nil {
+		t.Fatal(err)
+	}
+	answer, ok, err := sb.Generate()
+	if err != nil || !ok {
+		t.Fatalf("the peer did not answer the change: %v", err)
+	}
+	heads := a.Heads()
+	if !SameHeads(b.Heads(), heads) {
+		t.Fatal("the peer did not take the change")
+	}
+	if !SettledAck(answer, heads) {
+		t.Fatalf("the peer's answer %x is not a settled acknowledgement of %x", answer, heads)
+	}
+	for name, c := range map[string]struct {
+		msg   []byte
+		heads []Hash
+	}{
+		"the message carrying the change": {carrying, heads},
+		"heads alone, no have":            {HeadsMessage(heads), heads},
+		"the answer, against older heads": {answer, before},
+		"the answer, against no heads":    {answer, nil},
+		"the answer with capabilities":    {append(slices.Clone(answer), 1, 2), heads},
+		"the answer cut short":            {answer[:len(answer)-1], heads},
+		"empty":                           {nil, heads},
+	} {
+		if SettledAck(c.msg, c.heads) {
+			t.Errorf("%s: a settled acknowledgement, want not", name)
+		}
+	}
+	// A peer that needs a change it heard of is not settled either.
+	needing := slices.Clone(answer)
+	off := 1 + 1 + 32*len(heads)
+	if needing[off] != 0 {
+		t.Fatalf("need count at %d is %d; the message layout is not as expected", off, needing[off])
+	}
+	needing = slices.Concat(needing[:off], []byte{1}, before[0][:], needing[off+1:])
+	if SettledAck(needing, heads) {
+		t.Error("a message that needs a change is a settled acknowledgement")
+	}
+	if err := CheckSyncMessage(needing); err != nil {
+		t.Fatalf("the needing message is malformed, so the case proves nothing: %v", err)
+	}
+}

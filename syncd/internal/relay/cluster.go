@@ -76,7 +76,9 @@ func (s *Server) Absorb(ctx context.Context, doc, owner string, chunk []byte) er
 	s.mu.Lock()
 	s.addFollowersLocked(&args)
 	s.mu.Unlock()
+	s.headsMoved(doc)
 	reply, err := s.work.Work(ctx, args)
+	s.headsMoved(doc)
 	defer s.forgetDeparted(args.Peers)
 	switch {
 	case errors.Is(err, worker.ErrQuarantined):

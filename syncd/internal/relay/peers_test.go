@@ -4,14 +4,17 @@ import (
 	"bytes"
 	"context"
 	"net/http/httptest"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
 	"testing/synctest"
 	"time"
 
+	"haven/shared/crdt"
 	"haven/shared/docid"
 	"haven/shared/store"
+	"haven/shared/syncer"
 	"haven/shared/wire"
 	"haven/syncd/internal/orgs"
 	"haven/syncd/internal/worker"
@@ -254,4 +257,128 @@ func TestMessageOfADepartedConnectionIsNotARefusal(t *testing.T) {
 			t.Errorf("connection still there: told %d, refusal counted %v; want both", told, counted)
 		}
 	}
+}
+
+// headsWorker answers as echoWorker does, with the document at heads, and
+// tells the test each call's messages.
+type headsWorker struct {
+	echoWorker
+	heads []crdt.Hash
+	calls chan []syncer.In // made inside the test's bubble
+}
+
+func (w *headsWorker) Work(ctx context.Context, a worker.WorkArgs) (worker.WorkReply, error) {
+	w.calls <- a.Msgs
+	r, err := w.echoWorker.Work(ctx, a)
+	r.Heads = w.heads
+	return r, err
+}
+
+// settledAck is the answer of a peer that holds exactly heads and knows
+// the relay does.
+func settledAck(heads crdt.Hash) []byte {
+	b := append([]byte{0x42, 1}, heads[:]...)
+	b = append(b, 0, 1, 1) // no need; one have, on one hash
+	b = append(b, heads[:]...)
+	return append(b, 0, 0) // an empty Bloom filter; no changes
+}
+
+// The answers subscribers send once they hold a change (settled
+// acknowledgements) cost no worker call of their own: held back, one per
+// peer, they go first in the next batch worked on the document, or on their
+// own once held settledAckWait. A later message from the peer replaces
+// its held answer; one from a connection that has gone is dropped.
+func TestSettledAcksWaitForTheNextBatch(t *testing.T) {
+	const linger = 10 * time.Millisecond
+	heads := crdt.Hash{7}
+	w := &headsWorker{heads: []crdt.Hash{heads}}
+	r := newTestRelay(t, Config{Linger: linger}, w)
+	s, doc := r.s, r.doc
+	conns := map[string]*conn{}
+	for _, name := range []string{"a", "b", "c", "d"} {
+		dev, sc := r.device(t, "PC "+name)
+		c := newConn(s, context.Background(), &recorder{}, dev, sc)
+		b, _ := wire.Encode(wire.Message{Type: wire.TypeJoin, SenderID: name, SupportedProtocolVersions: []string{"1"}})
+		c.onFrame(b)
+		conns[name] = c
+	}
+	change := []byte{0x42, 0, 0, 0, 0} // anything not a settled acknowledgement
+	ack := settledAck(heads)
+	if !crdt.SettledAck(ack, []crdt.Hash{heads}) {
+		t.Fatal("the test's acknowledgement is not a settled one")
+	}
+	send := func(name string, data []byte) {
+		b, _ := wire.Encode(wire.Message{Type: wire.TypeSync, SenderID: name, TargetID: "relay", DocumentID: doc, Data: data})
+		conns[name].onFrame(b)
+		synctest.Wait()
+	}
+	from := func(msgs []syncer.In) []string {
+		var out []string
+		for _, m := range msgs {
+			name := ""
+			for n, c := range conns {
+				if c.peer.ID == m.From {
+					name = n
+				}
+			}
+			if crdt.SettledAck(m.Data, []crdt.Hash{heads}) {
+				name += " ack"
+			}
+			out = append(out, name)
+		}
+		return out
+	}
+	synctest.Test(t, func(t *testing.T) {
+		defer s.wg.Wait() // a runner still lingering when a check fails
+		w.calls = make(chan []syncer.In, 8)
+		// Before the relay has worked on the document it knows no heads,
+		// and holds nothing back.
+		send("b", ack)
+		if got := from(<-w.calls); !slices.Equal(got, []string{"b ack"}) {
+			t.Fatalf("first call %q, want b's answer", got)
+		}
+		send("a", change)
+		if got := from(<-w.calls); !slices.Equal(got, []string{"a"}) {
+			t.Fatalf("second call %q, want a's change", got)
+		}
+		send("b", ack)
+		send("c", ack)
+		send("c", ack) // the second replaces the first
+		send("d", ack)
+		select {
+		case m := <-w.calls:
+			t.Fatalf("a call of its own for %q", from(m))
+		default:
+		}
+		send("d", change) // d's change says all its answer said
+		got := from(<-w.calls)
+		slices.Sort(got[:2])
+		if !slices.Equal(got, []string{"b ack", "c ack", "d"}) {
+			t.Fatalf("the next change's call carried %q, want b's and c's answers first (c's once), then d's change alone", got)
+		}
+
+		// With no batch to go with, the answers are worked once held
+		// settledAckWait; one from a connection gone meanwhile is not.
+		send("b", ack)
+		send("c", ack)
+		held := time.Now()
+		conns["c"].leave()
+		got = from(<-w.calls)
+		if !slices.Equal(got, []string{"b ack"}) {
+			t.Fatalf("held answers worked as %q, want b's alone", got)
+		}
+		if d := time.Since(held); d < settledAckWait || d > settledAckWait+2*linger {
+			t.Errorf("held answers worked %v after they came, want about %v", d, settledAckWait)
+		}
+		s.wg.Wait()
+		s.mu.Lock()
+		_, left := s.queues[doc]
+		s.mu.Unlock()
+		if left {
+			t.Error("the document's queue is kept with nothing held")
+		}
+		if n := conns["b"].waiting.Load(); n != 0 {
+			t.Errorf("b's connection counts %d messages waiting, want 0", n)
+		}
+	})
 }

@@ -19,13 +19,122 @@ type queued struct {
 	from *conn
 	data []byte
 	at   time.Time
+	// force: worked as it is, never held back (docQueue.holdAck).
+	force bool
 }
 
 // docQueue holds one document's waiting messages. At most one runner works
 // on a document at a time, which keeps each peer's messages in order.
+//
+// It also holds back settled acknowledgements (crdt.SettledAck): the
+// answer each subscriber sends once it has a change the relay forwarded,
+// saying only that it now holds the document's heads and knows the relay
+// does. Worked at once, the answers to a note cost a worker call of their
+// own, and a sync message generated for each subscriber that says nothing
+// new. Held back, at most one a peer (a later message from the peer says
+// all it said, so it replaces the one held, and is dropped when the peer
+// sends anything else), they go with the next batch worked on the document,
+// ahead of it, or on their own once held for settledAckWait. Nothing waits
+// on them: the peer has the document, and the relay's record of the peer
+// merely catches up later. A message that is anything more (changes, a
+// need, heads other than the document's, or a connection begun afresh,
+// whose "have" does not cover them) is worked as before.
 type docQueue struct {
 	items   []queued
 	running bool
+	// heads are the document's heads after the last batch the runner had
+	// worked, if headsKnown: work on the document outside the runner
+	// (another node's changes, say) clears it (headsMoved), since it can
+	// move the heads.
+	heads      []crdt.Hash
+	headsKnown bool
+	// gen counts headsMoved calls, so a batch's heads are not recorded
+	// over work that ran beside it.
+	gen uint64
+	// acks are the settled acknowledgements held back, by peer ID; ackTimer
+	// works them once they have waited settledAckWait with no batch to go
+	// with.
+	acks     map[string]queued
+	ackTimer *time.Timer
+}
+
+// settledAckWait is the longest a settled acknowledgement is held back for
+// a batch to go with: it only brings the relay's record of its peer up to
+// date, so a document edited every few seconds or more often carries its
+// subscribers' answers in the next edit's worker call.
+const settledAckWait = 2 * time.Second
+
+// holdAck keeps q, a settled acknowledgement, in place of any earlier one
+// from its peer, and reports true; false if q is not one, or not from a
+// peer to hold it for. Caller holds s.mu.
+func (dq *docQueue) holdAck(q queued) bool {
+	if q.force || !dq.headsKnown || !crdt.SettledAck(q.data, dq.heads) {
+		return false
+	}
+	if dq.acks == nil {
+		dq.acks = map[string]queued{}
+	}
+	dq.acks[q.from.peer.ID] = q
+	q.from.waiting.Add(-1)
+	return true
+}
+
+// takeAcks returns the acknowledgements held back for peers still
+// connected, to be worked now, first in a batch. Caller holds s.mu.
+func (s *Server) takeAcksLocked(dq *docQueue) []queued {
+	if dq.ackTimer != nil {
+		dq.ackTimer.Stop()
+		dq.ackTimer = nil
+	}
+	var out []queued
+	for id, q := range dq.acks {
+		if s.peers[id] == q.from {
+			q.force = true
+			q.from.waiting.Add(1)
+			out = append(out, q)
+		}
+	}
+	dq.acks = nil
+	return out
+}
+
+// headsMoved tells the runner's record of doc's heads that work beside it
+// may have moved them. Callers that work on a document outside its runner
+// call it before and after.
+func (s *Server) headsMoved(doc string) {
+	s.mu.Lock()
+	if dq := s.queues[doc]; dq != nil {
+		dq.headsKnown, dq.heads = false, nil
+		dq.gen++
+	}
+	s.mu.Unlock()
+}
+
+// workAcks works the acknowledgements held back for doc once they have
+// waited settledAckWait with no batch to go with.
+func (s *Server) workAcks(doc string, dq *docQueue) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.queues[doc] != dq {
+		return
+	}
+	dq.ackTimer = nil
+	if dq.running || len(dq.acks) == 0 {
+		return // the runner takes them, or sets the timer again as it ends
+	}
+	if s.closing {
+		dq.acks = nil
+		delete(s.queues, doc)
+		return
+	}
+	dq.items = append(s.takeAcksLocked(dq), dq.items...)
+	if len(dq.items) == 0 {
+		delete(s.queues, doc)
+		return
+	}
+	dq.running = true
+	s.wg.Add(1)
+	go s.run(doc, dq)
 }
 
 const maxBatch = 64
@@ -78,7 +187,11 @@ func (s *Server) run(doc string, dq *docQueue) {
 		}
 		if len(dq.items) == 0 {
 			dq.running = false
-			delete(s.queues, doc)
+			if len(dq.acks) == 0 || s.closing {
+				delete(s.queues, doc)
+			} else if dq.ackTimer == nil {
+				dq.ackTimer = time.AfterFunc(settledAckWait, func() { s.workAcks(doc, dq) })
+			}
 			s.mu.Unlock()
 			return
 		}
@@ -86,21 +199,38 @@ func (s *Server) run(doc string, dq *docQueue) {
 		n := min(len(dq.items), maxBatch)
 		var batch, suspect []queued
 		for _, q := range dq.items[:n] {
-			if s.suspectLocked(q.from.dev.ID) {
+			switch {
+			case s.suspectLocked(q.from.dev.ID):
+				delete(dq.acks, q.from.peer.ID)
 				suspect = append(suspect, q)
-			} else {
+			case dq.holdAck(q):
+			default:
+				delete(dq.acks, q.from.peer.ID) // this message says all it said
 				batch = append(batch, q)
 			}
 		}
 		dq.items = dq.items[n:]
+		if len(batch) > 0 && len(dq.acks) > 0 {
+			batch = append(s.takeAcksLocked(dq), batch...)
+		}
+		gen := dq.gen
 		s.mu.Unlock()
 		// Each peer's messages keep their order; a suspect device's go
 		// after the others', in a batch of their own at low priority.
+		var heads []crdt.Hash
+		known := false
 		if len(batch) > 0 {
-			s.process(doc, batch)
+			heads, known = s.process(doc, batch)
 		}
 		if len(suspect) > 0 {
-			s.process(doc, suspect)
+			heads, known = s.process(doc, suspect)
+		}
+		if len(batch)+len(suspect) > 0 {
+			s.mu.Lock()
+			if dq.gen == gen {
+				dq.heads, dq.headsKnown = heads, known
+			}
+			s.mu.Unlock()
 		}
 	}
 }
@@ -142,8 +272,10 @@ func (s *Server) suspectLocked(dev string) bool {
 	return ok
 }
 
-// process sends one batch to the worker and delivers what came back.
-func (s *Server) process(doc string, batch []queued) {
+// process sends one batch to the worker and delivers what came back. It
+// returns the document's heads after the batch, known false if they are
+// not (the batch failed, or part of it was worked again).
+func (s *Server) process(doc string, batch []queued) (heads []crdt.Hash, known bool) {
 	ctx := context.Background()
 	for _, q := range batch {
 		q.from.waiting.Add(-1)
@@ -163,7 +295,7 @@ func (s *Server) process(doc string, batch []queued) {
 			}
 		}
 		if batch = kept; len(batch) == 0 {
-			return
+			return nil, false
 		}
 	}
 	s.auditAccess(ctx, doc, batch)
@@ -185,7 +317,7 @@ func (s *Server) process(doc string, batch []queued) {
 				ErrorMessage: "this device has created its share of new documents this hour; they stay on it and are sent later"})
 		}
 		if batch = kept; len(batch) == 0 {
-			return
+			return nil, false
 		}
 		// A new document's first batch comes from one device but for a
 		// race; that device waits its turn, given back as soon as the
@@ -225,15 +357,15 @@ func (s *Server) process(doc string, batch []queued) {
 			for _, q := range batch {
 				s.process(doc, []queued{q})
 			}
-			return
+			return nil, false
 		}
 		s.quarantine(ctx, doc, batch[0])
-		return
+		return nil, false
 	case errors.Is(err, worker.ErrClosed):
 		// Shutting down, the pool closed under the queue: nothing of the
 		// batch was answered, so none of its changes was confirmed, and
 		// each device sends them again when it reconnects.
-		return
+		return nil, false
 	case err != nil:
 		s.log.Error("CRDT work failed", "doc", doc, "messages", len(batch), "err", err)
 		for _, q := range batch {
@@ -243,7 +375,7 @@ func (s *Server) process(doc string, batch []queued) {
 			q.from.send(wire.Message{Type: wire.TypeError, ErrorCode: wire.CodeInternal, DocumentID: doc,
 				ErrorMessage: "the relay could not store a change just now; it is sent again shortly"})
 		}
-		return
+		return nil, false
 	}
 	s.deliver(reply.Out)
 	if reply.Record != nil {
@@ -270,6 +402,7 @@ func (s *Server) process(doc string, batch []queued) {
 	if !wasKnown {
 		s.created(ctx, doc, batch)
 	}
+	return reply.Heads, reply.Failed == nil && reply.Heads != nil
 }
 
 // outOfScopeWords answers changes to a document the device may not hold,

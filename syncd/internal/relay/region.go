@@ -77,7 +77,9 @@ func (s *Server) LoadServices(ctx context.Context, doc string, list []record.Ser
 	s.mu.Lock()
 	s.addFollowersLocked(&args)
 	s.mu.Unlock()
+	s.headsMoved(doc)
 	reply, err := s.work.Work(ctx, args)
+	s.headsMoved(doc)
 	s.work.Forget(adminPeer)
 	if err != nil {
 		return 0, 0, err

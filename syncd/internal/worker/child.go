@@ -180,7 +180,8 @@ func (w *Worker) work(args WorkArgs, reply *WorkReply) error {
 	// included: a load for another call, which evicts whatever nobody holds,
 	// would otherwise take it between the two and load it again for the
 	// facts. One not stored yet is not held; the engine creates it.
-	if _, release, err := w.repo.Hold(id); err == nil {
+	held, release, err := w.repo.Hold(id)
+	if err == nil {
 		defer release()
 	}
 	var out []syncer.Out
@@ -197,6 +198,9 @@ func (w *Worker) work(args WorkArgs, reply *WorkReply) error {
 	}
 	if len(args.Msgs) > 0 || len(args.Chunks) > 0 {
 		reply.Record = w.recordFacts(id)
+	}
+	if held != nil {
+		reply.Heads = held.Doc().Heads()
 	}
 	if err != nil {
 		// A refused document was not stored, and a refused change to one

@@ -17,6 +17,7 @@ package worker
 
 import (
 	"haven/shared/cert"
+	"haven/shared/crdt"
 	"haven/shared/store"
 	"haven/shared/syncer"
 )
@@ -58,6 +59,9 @@ type WorkReply struct {
 	// Record is, for a resident's record, what decides who beyond its
 	// home may hold it; nil for other documents.
 	Record *RecordFacts
+	// Heads are the document's heads once the item was worked; nil for a
+	// document the item did not find stored (one it created included).
+	Heads []crdt.Hash
 }
 
 // RecordFacts are what a resident's record says about its sharing.

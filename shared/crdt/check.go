@@ -166,44 +166,49 @@ func KnowsShared(b []byte, heads []Hash) bool {
 
 // SettledAck reports whether sync message b says no more than that its
 // sender holds exactly heads and knows its receiver holds them too: its
-// heads are heads, it needs nothing, one of its "have" entries covers heads
-// (KnowsShared), it carries no change, and nothing follows. Such a message
-// is how a peer confirms a change it was sent; Automerge, given it, only
-// brings its record of the peer up to date, and a later message from the
-// same peer says as much again. A malformed message, or heads empty,
+// heads are heads, it needs nothing, its one "have" entry names heads as
+// last shared and no change since, it carries no change, and nothing
+// follows. Such a message is how a peer confirms a change it was sent;
+// Automerge, given it, only brings its record of the peer up to date (all
+// to the same record, whichever peer sent it), and a later message from
+// the same peer says as much again. A malformed message, or heads empty,
 // reports false.
 func SettledAck(b []byte, heads []Hash) bool {
-	if len(heads) == 0 {
-		return false
-	}
+	theirs, ok := settledHeads(b)
+	return ok && len(heads) > 0 && sameSet(theirs, heads)
+}
+
+// settledHeads returns the heads of sync message b if it has a settled
+// acknowledgement's form (SettledAck) for them.
+func settledHeads(b []byte) ([]Hash, bool) {
 	r := reader{b: b}
 	if t, ok := r.byte(); !ok || t != 0x42 {
-		return false
+		return nil, false
 	}
-	theirs, ok := r.hashList()
-	if !ok || len(theirs) != len(heads) || !Covers(theirs, heads) || !Covers(heads, theirs) {
-		return false
+	heads, ok := r.hashList()
+	if !ok || len(heads) == 0 {
+		return nil, false
 	}
 	if need, ok := r.uleb(); !ok || need != 0 {
-		return false
+		return nil, false
 	}
-	haves, ok := r.uleb()
-	if !ok || haves > maxHashes {
-		return false
+	if haves, ok := r.uleb(); !ok || haves != 1 {
+		return nil, false
 	}
-	knows := false
-	for i := uint64(0); i < haves; i++ {
-		lastSync, ok := r.hashList()
-		if !ok {
-			return false
-		}
-		if _, ok := r.bytes(); !ok {
-			return false
-		}
-		knows = knows || Covers(lastSync, heads)
+	lastSync, ok := r.hashList()
+	if !ok || !sameSet(lastSync, heads) {
+		return nil, false
+	}
+	if bloom, ok := r.bytes(); !ok || len(bloom) != 0 {
+		return nil, false
 	}
 	changes, ok := r.uleb()
-	return ok && knows && changes == 0 && r.off == len(b)
+	return heads, ok && changes == 0 && r.off == len(b)
+}
+
+// sameSet reports whether a and b hold the same hashes.
+func sameSet(a, b []Hash) bool {
+	return len(a) == len(b) && Covers(a, b) && Covers(b, a)
 }
 
 // readHaves reads a sync message up to its changes, calling each for the

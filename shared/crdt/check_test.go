@@ -358,3 +358,99 @@ func TestSettledAck(t *testing.T) {
 		t.Fatalf("the needing message is malformed, so the case proves nothing: %v", err)
 	}
 }
+
+// Holding a settled acknowledgement back from Automerge (SyncState.Receive)
+// changes nothing a peer is sent, nor what is saved: a relay's states that
+// hold them back and states that do not, on two copies of one document fed
+// the same messages through edits on both sides, lost messages and
+// reconnects, make the same messages byte for byte.
+func TestHeldAcknowledgementsChangeNothing(t *testing.T) {
+	rng := rand.New(rand.NewSource(7))
+	held, plain := New(), New() // the relay's document, twice
+	const peers = 3
+	var docs [peers]*Doc
+	var mine, heldSS, plainSS [peers]*SyncState
+	connect := func(p int, saved []byte) {
+		t.Helper()
+		var err error
+		if heldSS[p], err = LoadSyncState(held, saved); err != nil {
+			t.Fatal(err)
+		}
+		if plainSS[p], err = LoadSyncState(plain, saved); err != nil {
+			t.Fatal(err)
+		}
+		plainSS[p].holdNone = true
+		mine[p] = NewSyncState(docs[p])
+	}
+	for p := range docs {
+		docs[p] = New()
+		connect(p, savedSharing(nil))
+	}
+	edit := func(d *Doc) {
+		t.Helper()
+		if _, err := d.Change("", time.Time{}, func(w *Writer) error { return w.Set(rng.Int63(), "k") }); err != nil {
+			t.Fatal(err)
+		}
+	}
+	holds, compared := 0, 0
+	for step := 0; step < 8000; step++ {
+		p := rng.Intn(peers)
+		switch r := rng.Float64(); {
+		case r < 0.05: // another device's change reaches the relay
+			edit(held)
+			raws, err := held.RawChangesSince(plain.Heads())
+			if err != nil {
+				t.Fatal(err)
+			}
+			if err := plain.ApplyChanges(raws...); err != nil {
+				t.Fatal(err)
+			}
+		case r < 0.08:
+			edit(docs[p])
+		case r < 0.1: // reconnect: each side resumes from what it saved
+			a, b := heldSS[p].Save(), plainSS[p].Save()
+			if !bytes.Equal(a, b) {
+				t.Fatalf("step %d: saved %x holding back, %x not", step, a, b)
+			}
+			connect(p, a)
+		case r < 0.55: // the relay speaks to p
+			m1, ok1, err1 := heldSS[p].Generate()
+			m2, ok2, err2 := plainSS[p].Generate()
+			if err1 != nil || err2 != nil {
+				t.Fatal(err1, err2)
+			}
+			if ok1 != ok2 || !bytes.Equal(m1, m2) {
+				t.Fatalf("step %d: made %x (%v) holding back, %x (%v) not", step, m1, ok1, m2, ok2)
+			}
+			compared++
+			if ok1 && rng.Float64() > 0.1 {
+				if err := mine[p].Receive(m1); err != nil {
+					t.Fatal(err)
+				}
+			}
+		default: // p speaks to the relay
+			m, ok, err := mine[p].Generate()
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !ok || rng.Float64() < 0.1 {
+				continue
+			}
+			if err := heldSS[p].Receive(m); err != nil {
+				t.Fatal(err)
+			}
+			if err := plainSS[p].Receive(m); err != nil {
+				t.Fatal(err)
+			}
+			if heldSS[p].pending != nil {
+				holds++
+			}
+			if !SameHeads(held.Heads(), plain.Heads()) {
+				t.Fatalf("step %d: the relay's two copies differ", step)
+			}
+		}
+	}
+	if holds < 200 || compared < 1000 {
+		t.Fatalf("%d acknowledgements held back, %d messages compared: too few to show anything", holds, compared)
+	}
+}

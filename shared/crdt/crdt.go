@@ -212,10 +212,15 @@ func (d *Doc) LoadIncremental(b []byte) (err error) {
 func (d *Doc) Heads() []Hash {
 	d.mu.Lock()
 	defer d.mu.Unlock()
+	return slices.Clone(d.headsLocked())
+}
+
+// headsLocked is Heads, not copied. Caller holds d.mu.
+func (d *Doc) headsLocked() []Hash {
 	if d.heads == nil {
 		d.heads = sortHashes(d.am.Heads())
 	}
-	return slices.Clone(d.heads)
+	return d.heads
 }
 
 func sortHashes(hs []automerge.ChangeHash) []Hash {

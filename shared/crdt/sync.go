@@ -3,6 +3,7 @@ package crdt
 import (
 	"encoding/binary"
 	"fmt"
+	"slices"
 
 	"github.com/automerge/automerge-go"
 )
@@ -33,6 +34,15 @@ type SyncState struct {
 	// announced it reads such messages; the next message goes that way;
 	// this state has sent one already.
 	peerWhole, sendWhole, wholeSent bool
+	// pending is a settled acknowledgement (SettledAck) received but not
+	// yet given to Automerge, and pendingHeads its heads (see Receive);
+	// settled: no message has been made from the state, or sent in place
+	// of one, since it came (see SettledAt).
+	pending      []byte
+	pendingHeads []Hash
+	settled      bool
+	// holdNone turns holding back off, for tests that compare the two.
+	holdNone bool
 }
 
 // NewSyncState starts syncing d with a peer about which nothing is known.
@@ -69,10 +79,29 @@ func LoadSyncState(d *Doc, saved []byte) (s *SyncState, err error) {
 // the state takes as it takes any the peer had from elsewhere. Once per
 // state: a peer that still names no heads after that (it could not load
 // the document, say) gets the changes as automerge-go sends them.
+//
+// A settled acknowledgement of the document's heads (SettledAck), the
+// answer of a peer that took a change it was sent, is held back from
+// Automerge until the state is next asked for something it changes: the
+// peer's next message (which replaces it, if settled too), the next
+// message made for the peer, the state saved. What Automerge then keeps
+// of the peer is what it would have kept, but that the last heads sent
+// may stay older; that only decides whether the next message is worth
+// making, and by then the document has changed since either (see
+// Generate, which answers as Automerge would while it has not).
 func (s *SyncState) Receive(msg []byte) (err error) {
 	defer recoverTo(&err, "receive sync message")
 	s.doc.mu.Lock()
 	defer s.doc.mu.Unlock()
+	if heads, ok := settledHeads(msg); ok && !s.holdNone && sameSet(heads, s.doc.headsLocked()) {
+		s.pending, s.pendingHeads, s.settled = slices.Clone(msg), heads, true
+		s.behind, s.sendWhole = false, false
+		return nil
+	}
+	if err := s.applyPending(); err != nil {
+		return err
+	}
+	s.settled = false
 	defer s.doc.changed()
 	// Automerge 0.5.12 to 0.7 announce their capabilities in their first
 	// message only, so the announcement is kept, not taken per message.
@@ -96,12 +125,62 @@ func (s *SyncState) Receive(msg []byte) (err error) {
 	return nil
 }
 
+// applyPending gives Automerge the settled acknowledgement held back, if
+// any. Caller holds s.doc.mu.
+func (s *SyncState) applyPending() error {
+	if s.pending == nil {
+		return nil
+	}
+	msg := s.pending
+	s.pending = nil
+	_, err := s.ss.ReceiveMessage(msg)
+	return err
+}
+
+// SettledAt returns the heads a settled acknowledgement (SettledAck) last
+// received by this state named, the document's heads then, if no message
+// has been made from the state since; nil otherwise.
+//
+// What Automerge keeps of a peer after such a message is fixed by it: the
+// heads both hold, the peer's heads, what it has and needs, that nothing
+// sent is unanswered. So two states of one document settled at the same
+// heads make the same next message, byte for byte, and a peer can be sent
+// the one another state made (see Forwarded), for one Automerge call
+// where there would be one a peer.
+func (s *SyncState) SettledAt() []Hash {
+	s.doc.mu.Lock()
+	defer s.doc.mu.Unlock()
+	if !s.settled {
+		return nil
+	}
+	return s.pendingHeads
+}
+
+// Forwarded records that the peer was sent, in place of this state's next
+// message, the one a state settled at the same heads made (SettledAt).
+// Automerge's record of the peer is left as it was: the peer's answer,
+// received here, brings it to where making the message would have, and
+// were the message lost, the next one made here carries its changes again.
+func (s *SyncState) Forwarded() {
+	s.doc.mu.Lock()
+	defer s.doc.mu.Unlock()
+	s.settled = false
+}
+
 // Generate returns the next message for the peer; ok is false when the peer
 // is known to have everything.
 func (s *SyncState) Generate() (msg []byte, ok bool, err error) {
 	defer recoverTo(&err, "generate sync message")
 	s.doc.mu.Lock()
 	defer s.doc.mu.Unlock()
+	if s.pending != nil && sameSet(s.pendingHeads, s.doc.headsLocked()) {
+		// The peer holds the document as it is and knows this side does:
+		// given the acknowledgement, Automerge would have nothing to say.
+		return nil, false, nil
+	}
+	if err := s.applyPending(); err != nil {
+		return nil, false, err
+	}
 	m, ok := s.ss.GenerateMessage()
 	if !ok && s.behind {
 		s.behind = false
@@ -113,8 +192,10 @@ func (s *SyncState) Generate() (msg []byte, ok bool, err error) {
 		m, ok = s.ss.GenerateMessage()
 	}
 	if !ok {
+		// Automerge changed nothing in its record: still settled, if so.
 		return nil, false, nil
 	}
+	s.settled = false
 	msg = m.Bytes()
 	if s.sendWhole {
 		// Sent or not, never again from this state: should the rewrite
@@ -139,6 +220,10 @@ func (s *SyncState) Restarts() int {
 func (s *SyncState) Save() []byte {
 	s.doc.mu.Lock()
 	defer s.doc.mu.Unlock()
+	if s.pending != nil {
+		// What Automerge would keep once given it: the peer confirmed them.
+		return savedSharing(s.pendingHeads)
+	}
 	return s.ss.Save()
 }
 
@@ -185,12 +270,18 @@ func Covers(shared, heads []Hash) bool {
 // from that peer, so that the first exchange is a handshake and the copy
 // counts as confirmed at once.
 func SyncStateSharing(d *Doc, heads []Hash) (*SyncState, error) {
+	return LoadSyncState(d, savedSharing(heads))
+}
+
+// savedSharing is the saved form of a sync state whose peer has confirmed
+// heads (Save): a type byte 0x43, then the heads.
+func savedSharing(heads []Hash) []byte {
 	b := []byte{0x43}
 	b = binary.AppendUvarint(b, uint64(len(heads)))
 	for _, h := range heads {
 		b = append(b, h[:]...)
 	}
-	return LoadSyncState(d, b)
+	return b
 }
 
 // HeadsMessage encodes a sync message that only announces heads (no need,

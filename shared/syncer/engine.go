@@ -16,6 +16,7 @@ import (
 	"fmt"
 	"log/slog"
 	"sync"
+	"sync/atomic"
 
 	"haven/shared/crdt"
 	"haven/shared/docid"
@@ -111,7 +112,9 @@ type Engine struct {
 	pending map[docid.ID]*pendingDoc
 	// evicted holds the dirty states of documents the repo let go
 	// (evictedDoc), encoded, until TakeDirty hands them over for saving.
-	evicted []peerSaved
+	evicted []peerSaved // shared counts messages sent to a peer as made for another settled
+	// at the same heads (generateAck).
+	shared atomic.Int64
 }
 
 // docLock serialises the work on one document; refs counts its holder and
@@ -701,17 +704,46 @@ func (e *Engine) generateFrom(id docid.ID, doc *crdt.Doc, peers []string) []Out 
 
 // generateAck is generateFrom, also sending heads-only acknowledgements (see
 // Options.AckInSync) to the peers in ack that get nothing else.
+//
+// Peers whose states are settled at the same heads (crdt.SyncState.SettledAt:
+// each confirmed the document as it then was, and has been sent nothing
+// since) are sent one message, made once: the subscribers of a document
+// edited by one of them, each of which confirmed the last change, get the
+// next one for one Automerge call instead of one each.
 func (e *Engine) generateAck(id docid.ID, doc *crdt.Doc, peers []string, ack map[string]bool) []Out {
+	type made struct {
+		msg []byte
+		ok  bool
+	}
 	var out []Out
+	var settled map[string]made // by the heads the states are settled at
 	for _, p := range peers {
 		ss, err := e.state(p, id, doc)
 		if err != nil {
 			continue
 		}
-		msg, ok, err := ss.Generate()
-		if err != nil {
-			e.log.Error("generate sync message", "peer", p, "doc", id.String(), "err", err)
-			continue
+		key := ""
+		if !e.opts.EagerChanges {
+			key = hashesKey(ss.SettledAt())
+		}
+		var msg []byte
+		ok := false
+		if m, found := settled[key]; key != "" && found {
+			ss.Forwarded()
+			msg, ok = m.msg, m.ok
+			e.shared.Add(1)
+		} else {
+			msg, ok, err = ss.Generate()
+			if err != nil {
+				e.log.Error("generate sync message", "peer", p, "doc", id.String(), "err", err)
+				continue
+			}
+			if key != "" {
+				if settled == nil {
+					settled = map[string]made{}
+				}
+				settled[key] = made{msg, ok}
+			}
 		}
 		if !ok && ack[p] && e.opts.AckInSync {
 			msg, ok = crdt.HeadsMessage(doc.Heads()), true
@@ -725,6 +757,15 @@ func (e *Engine) generateAck(id docid.ID, doc *crdt.Doc, peers []string, ack map
 		}
 	}
 	return out
+}
+
+// hashesKey is a map key for a set of sorted hashes; "" for none.
+func hashesKey(hs []crdt.Hash) string {
+	b := make([]byte, 0, len(hs)*len(crdt.Hash{}))
+	for _, h := range hs {
+		b = append(b, h[:]...)
+	}
+	return string(b)
 }
 
 // takeEager reports whether no message was made yet from (peer, doc)'s

@@ -112,7 +112,8 @@ type Engine struct {
 	pending map[docid.ID]*pendingDoc
 	// evicted holds the dirty states of documents the repo let go
 	// (evictedDoc), encoded, until TakeDirty hands them over for saving.
-	evicted []peerSaved // shared counts messages sent to a peer as made for another settled
+	evicted []peerSaved
+	// shared counts messages sent to a peer as made for another settled
 	// at the same heads (generateAck).
 	shared atomic.Int64
 }

@@ -532,3 +532,59 @@ console.log(JSON.stringify(A.getAllChanges(d).map(hex)))
 		}
 	}
 }
+
+// TestJavaScriptClientGetsAStoredDocumentWhole: a fresh automerge-repo
+// client (nothing of the document, its own storage) that opens a document
+// with a history is sent it whole, read from the relay's store without a
+// CRDT worker, in one message; it holds the document as its writer does,
+// edits flow both ways afterwards, and the relay keeps, under the client's
+// storageId, that it confirmed the document.
+func TestJavaScriptClientGetsAStoredDocumentWhole(t *testing.T) {
+	needInterop(t)
+	w := setup(t)
+	p := w.relay
+	goDev := newDevice(t, "larch-pc", p.enroll(w.homeA, "Nurses' station"), p.url())
+	waitFor(t, "the Go device online", goDev.online)
+	writer := startJS(t, "writer", "--storage", t.TempDir(), "--retry", "200", tokenURL(p, p.enroll(w.homeA, "Office PC").Credential))
+	writer.expect("connected", 20*time.Second)
+	id := writer.run("created", map[string]any{"cmd": "create", "doc": map[string]any{"home": w.homeA, "room": "3", "visit": "0"}}).DocumentID
+	for i := 1; i <= 5; i++ {
+		writer.run("changed", map[string]any{"cmd": "change", "id": id, "key": "visit", "value": fmt.Sprint(i)})
+	}
+	writer.run("synced", map[string]any{"cmd": "synced", "id": id})
+	before := metrics(t, p)["haven_relay_whole_answers_total"]
+
+	storage := t.TempDir()
+	enr := p.enroll(w.homeA, "Browser in the office")
+	fresh := startJS(t, "fresh", "--storage", storage, "--retry", "200", tokenURL(p, enr.Credential))
+	fresh.expect("connected", 20*time.Second)
+	got := fresh.run("doc", map[string]any{"cmd": "find", "id": id})
+	if got.Doc["visit"] != "5" || got.Doc["room"] != "3" {
+		t.Fatalf("the fresh client opened the document as %v", got.Doc)
+	}
+	if n := metrics(t, p)["haven_relay_whole_answers_total"] - before; n != 1 {
+		t.Fatalf("%v documents sent whole from the store, want 1", n)
+	}
+	fresh.run("synced", map[string]any{"cmd": "synced", "id": id})
+
+	// The exchange goes on from there, both ways, and reaches Go.
+	writer.run("changed", map[string]any{"cmd": "change", "id": id, "key": "room", "value": "4"})
+	fresh.run("matched", map[string]any{"cmd": "wait", "id": id, "key": "room", "value": "4"})
+	fresh.run("changed", map[string]any{"cmd": "change", "id": id, "key": "visit", "value": "from the fresh client"})
+	writer.run("matched", map[string]any{"cmd": "wait", "id": id, "key": "visit", "value": "from the fresh client"})
+	doc, err := docid.Parse(id)
+	if err != nil {
+		t.Fatal(err)
+	}
+	goDev.client.Request(doc)
+	waitFor(t, "Go to hold the fresh client's edit", func() bool { return goDev.has(doc) && goGet(t, goDev, doc, "visit") == "from the fresh client" })
+	fresh.run("synced", map[string]any{"cmd": "synced", "id": id})
+	fresh.stop(20 * time.Second)
+	writer.stop(20 * time.Second)
+
+	p.stop()
+	view := openRelayStore(t, p.data)
+	if st := view.syncState(enr.Device+"/"+jsStorageID(t, storage), id); len(st) == 0 {
+		t.Fatal("the relay kept no sync state for the fresh client")
+	}
+}

@@ -384,7 +384,7 @@ func TestHeldAcknowledgementsChangeNothing(t *testing.T) {
 	}
 	for p := range docs {
 		docs[p] = New()
-		connect(p, savedSharing(nil))
+		connect(p, SavedSharing(nil))
 	}
 	edit := func(d *Doc) {
 		t.Helper()

@@ -222,7 +222,7 @@ func (s *SyncState) Save() []byte {
 	defer s.doc.mu.Unlock()
 	if s.pending != nil {
 		// What Automerge would keep once given it: the peer confirmed them.
-		return savedSharing(s.pendingHeads)
+		return SavedSharing(s.pendingHeads)
 	}
 	return s.ss.Save()
 }
@@ -270,12 +270,12 @@ func Covers(shared, heads []Hash) bool {
 // from that peer, so that the first exchange is a handshake and the copy
 // counts as confirmed at once.
 func SyncStateSharing(d *Doc, heads []Hash) (*SyncState, error) {
-	return LoadSyncState(d, savedSharing(heads))
+	return LoadSyncState(d, SavedSharing(heads))
 }
 
-// savedSharing is the saved form of a sync state whose peer has confirmed
+// SavedSharing is the saved form of a sync state whose peer has confirmed
 // heads (Save): a type byte 0x43, then the heads.
-func savedSharing(heads []Hash) []byte {
+func SavedSharing(heads []Hash) []byte {
 	b := []byte{0x43}
 	b = binary.AppendUvarint(b, uint64(len(heads)))
 	for _, h := range heads {

@@ -3,6 +3,7 @@ package crdt
 import (
 	"bytes"
 	"encoding/binary"
+	"sort"
 )
 
 // A sync message, in both of Automerge's versions: a type byte (syncV1 or
@@ -115,4 +116,137 @@ func haveSection(b []byte) (start, end int, ok bool) {
 		return 0, 0, false
 	}
 	return r.off, end, true
+}
+
+// AsksForWhole reports whether sync message b is the word of a peer that
+// holds nothing of a document and reads whole documents: no heads, no
+// need, no changes, and capabilities naming version 2. Such a peer's
+// answer is the whole document (SyncState.Receive), which WholeAnswer
+// builds from the bytes stored, without Automerge.
+func AsksForWhole(b []byte) bool {
+	if !namesNoHeads(b) || !readsWholeDocuments(b) {
+		return false
+	}
+	r := reader{b: b, off: 1}
+	if r.hashes("heads") != nil {
+		return false
+	}
+	need, ok := r.uleb()
+	_, _, changes, whole := changesSection(b)
+	return ok && need == 0 && whole && changes == 0
+}
+
+// WholeAnswer is the answer to a peer that asks for the whole document
+// (AsksForWhole), made from the document as stored: a saved document (nil
+// if none) and the chunks of changes stored after it, in order. The
+// message is the one SyncState makes for such a peer: the document's
+// heads, and the stored bytes as its one chunk, which Automerge loads as
+// it loads a saved document. The heads are read from the bytes (those the
+// saved document names, and each change's hash, less every change's
+// dependencies), so Automerge is not needed; an error says the bytes are
+// not Automerge's chunks, or hold nothing.
+func WholeAnswer(snapshot []byte, chunks [][]byte) (msg []byte, heads []Hash, err error) {
+	size := len(snapshot)
+	for _, c := range chunks {
+		size += len(c)
+	}
+	stored := make([]byte, 0, size)
+	stored = append(stored, snapshot...)
+	for _, c := range chunks {
+		raw, err := automergeBytes(c)
+		if err != nil {
+			return nil, nil, err
+		}
+		stored = append(stored, raw...)
+	}
+	if heads, err = storedHeads(stored); err != nil {
+		return nil, nil, err
+	}
+	msg = make([]byte, 0, 8+len(heads)*32+binary.MaxVarintLen64+len(stored))
+	msg = append(msg, syncV2)
+	msg = binary.AppendUvarint(msg, uint64(len(heads)))
+	for _, h := range heads {
+		msg = append(msg, h[:]...)
+	}
+	msg = append(msg, 0, 0) // no need, no haves (see asWholeDocument)
+	msg = binary.AppendUvarint(msg, 1)
+	msg = binary.AppendUvarint(msg, uint64(len(stored)))
+	return append(msg, stored...), heads, nil
+}
+
+// automergeBytes is a stored chunk as Automerge reads it: a SaveSince
+// chunk without the header that lists its changes' hashes, or a saved
+// document as it is.
+func automergeBytes(chunk []byte) ([]byte, error) {
+	rest, ok := bytes.CutPrefix(chunk, []byte(chunkMagic))
+	if !ok {
+		return chunk, nil
+	}
+	n, k := binary.Uvarint(rest)
+	if k <= 0 || n > uint64(len(rest)-k)/32 {
+		return nil, badChange("stored chunk's header")
+	}
+	return rest[k+int(n)*32:], nil
+}
+
+// storedHeads reads the heads of b, Automerge chunks one after another: a
+// saved document's (type 0: its heads, after its actors) and changes
+// (types 1 and 2: each change's hash and dependencies). Sorted, as Heads.
+func storedHeads(b []byte) ([]Hash, error) {
+	heads := map[Hash]bool{}
+	var deps []Hash
+	for off := 0; off < len(b); {
+		r := reader{b: b, off: off + 8}
+		if len(b)-off < 10 || [4]byte(b[off:off+4]) != changeMagic {
+			return nil, badChange("stored bytes at %d are not an Automerge chunk", off)
+		}
+		typ, _ := r.byte()
+		n, ok := r.uleb()
+		if !ok || n > uint64(len(b)-r.off) {
+			return nil, badChange("stored chunk at %d is cut short", off)
+		}
+		end := r.off + int(n)
+		switch typ {
+		case 0: // a saved document: its actors, then its heads
+			body := reader{b: b[:end], off: r.off}
+			actors, ok := body.uleb()
+			if !ok || actors > uint64(n) {
+				return nil, badChange("saved document's actors")
+			}
+			for range actors {
+				if _, ok := body.bytes(); !ok {
+					return nil, badChange("saved document's actors")
+				}
+			}
+			hs, ok := body.hashList()
+			if !ok {
+				return nil, badChange("saved document's heads")
+			}
+			for _, h := range hs {
+				heads[h] = true
+			}
+		case 1, 2:
+			c, err := DecodeChange(b[off:end])
+			if err != nil {
+				return nil, err
+			}
+			heads[c.Hash] = true
+			deps = append(deps, c.Deps...)
+		default:
+			return nil, badChange("stored chunk type %d", typ)
+		}
+		off = end
+	}
+	for _, d := range deps {
+		delete(heads, d)
+	}
+	if len(heads) == 0 {
+		return nil, badChange("nothing stored")
+	}
+	out := make([]Hash, 0, len(heads))
+	for h := range heads {
+		out = append(out, h)
+	}
+	sort.Slice(out, func(i, j int) bool { return string(out[i][:]) < string(out[j][:]) })
+	return out, nil
 }

@@ -254,3 +254,99 @@ func BenchmarkAnswerNewPeer(b *testing.B) {
 		})
 	}
 }
+
+// A document as the relay stores it (a saved document, then SaveSince
+// chunks; or chunks alone; branches merged) is answered whole from its
+// bytes: the heads are the document's, the message is laid out as the one
+// a sync state makes for a peer that asks for the whole document, and it
+// loads into an empty document as that document.
+func TestWholeAnswerFromStoredBytes(t *testing.T) {
+	if !AsksForWhole(fromNewPeer()) {
+		t.Fatal("a fresh JavaScript client's first message does not ask for the whole document")
+	}
+	for name, msg := range map[string][]byte{
+		"no capabilities":    EmptySyncMessage(),
+		"carrying changes":   syncMessage(t),
+		"naming heads":       append(HeadsMessage([]Hash{{1}}), jsCapabilities...),
+		"not a sync message": {0x43, 0, 0, 0, 0},
+	} {
+		if AsksForWhole(msg) {
+			t.Errorf("%s: asks for the whole document, want not", name)
+		}
+	}
+	stage := func(t *testing.T, d *Doc, since []Hash) ([]byte, []Hash) {
+		t.Helper()
+		b, err := d.SaveSince(since)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return b, d.Heads()
+	}
+	for _, tc := range []struct {
+		name     string
+		snapshot bool
+		branches bool
+	}{{"saved document and chunks", true, false}, {"chunks alone", false, false}, {"merged branches", true, true}} {
+		t.Run(tc.name, func(t *testing.T) {
+			d := manyChanges(t, 20)
+			var snapshot []byte
+			var chunks [][]byte
+			at := []Hash(nil)
+			if tc.snapshot {
+				snapshot, at = d.Save(), d.Heads()
+			} else {
+				var c []byte
+				c, at = stage(t, d, nil)
+				chunks = append(chunks, c)
+			}
+			for i := range 3 {
+				set(t, d, fmt.Sprint(i), fmt.Sprintf("later %d", i), "after")
+				var c []byte
+				c, at = stage(t, d, at)
+				chunks = append(chunks, c)
+			}
+			if tc.branches {
+				other, err := d.Fork()
+				if err != nil {
+					t.Fatal(err)
+				}
+				set(t, other, "x", "on the other branch", "branch")
+				set(t, d, "y", "on this branch", "here")
+				if err := d.Merge(other); err != nil {
+					t.Fatal(err)
+				}
+				c, _ := stage(t, d, at)
+				chunks = append(chunks, c)
+				if len(d.Heads()) != 2 {
+					t.Fatalf("%d heads after the merge, want 2", len(d.Heads()))
+				}
+			}
+			msg, heads, err := WholeAnswer(snapshot, chunks)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !SameHeads(heads, d.Heads()) {
+				t.Fatalf("heads %x, the document's %x", heads, d.Heads())
+			}
+			want := parseSync(t, answer(t, NewSyncState(d), fromNewPeer()))
+			got := parseSync(t, msg)
+			if got.version != want.version || !SameHeads(got.heads, want.heads) || got.haves != want.haves ||
+				len(got.chunks) != 1 || len(got.tail) != 0 {
+				t.Fatalf("answer laid out as %+v; a sync state's: %+v", got, want)
+			}
+			loaded := New()
+			if err := loaded.LoadIncremental(got.chunks[0]); err != nil {
+				t.Fatal(err)
+			}
+			if !SameHeads(loaded.Heads(), d.Heads()) {
+				t.Fatal("the answer does not load as the document")
+			}
+		})
+	}
+	if _, _, err := WholeAnswer(nil, nil); err == nil {
+		t.Error("nothing stored: answered")
+	}
+	if _, _, err := WholeAnswer([]byte("not automerge at all"), nil); err == nil {
+		t.Error("garbage stored: answered")
+	}
+}

@@ -2,6 +2,7 @@ package relay
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"slices"
 	"strings"
@@ -10,6 +11,7 @@ import (
 
 	"haven/shared/crdt"
 	"haven/shared/lowprio"
+	"haven/shared/store"
 	"haven/shared/syncer"
 	"haven/shared/transport"
 	"haven/shared/wire"
@@ -34,6 +36,10 @@ type conn struct {
 	joined   bool
 
 	boot chan wire.Message // haven-list, haven-fetch and haven-audit, served in order by the bootstrap goroutine
+	// whole: documents sent whole from the store on this connection, by
+	// the heads sent, until the peer next speaks of them (wholeFromStore).
+	// Guarded by s.mu.
+	whole map[string][]crdt.Hash
 	// waiting counts this connection's messages queued for the workers.
 	waiting atomic.Int64
 	// asked counts the missing documents this connection waits for (it is
@@ -436,16 +442,131 @@ func (c *conn) syncMessage(m wire.Message) {
 			ErrorMessage: "too many changes at once from this device; they stay on it and are sent again shortly"})
 		return
 	}
+	if visible && c.wholeFromStore(m) {
+		return
+	}
+	c.queueSync(doc, m.Data)
+}
+
+// queueSync queues a sync message for its document's worker, or tells the
+// device to slow down.
+func (c *conn) queueSync(doc string, data []byte) {
+	s := c.s
 	if c.waiting.Load() >= int64(s.cfg.Limits.Waiting) {
 		s.metrics.refused.WithLabelValues("quota-waiting").Inc()
 		c.send(wire.Message{Type: wire.TypeError, ErrorCode: wire.CodeQuotaWaiting, DocumentID: doc,
 			ErrorMessage: "too many of this device's messages are waiting at the relay; slow down"})
 		return
 	}
-	if !s.enqueue(doc, queued{from: c, data: m.Data, at: time.Now()}) {
+	if !s.enqueue(doc, queued{from: c, data: data, at: time.Now()}) {
 		c.send(wire.Message{Type: wire.TypeError, ErrorCode: wire.CodeQuotaWaiting, DocumentID: doc,
 			ErrorMessage: "too many messages waiting for this document; slow down"})
 	}
+}
+
+// wholeFromStore takes, away from the workers, the two messages of a peer
+// that holds nothing of a stored document and reads whole documents (a
+// standard automerge-repo client opening a record): its request, answered
+// with the document as stored (answerWhole), and its confirmation that it
+// now holds what it was sent, which says no more than the sync state then
+// saved for it. A worker would load the document into Automerge for each,
+// at a cost that grows with the record's history, and keep it in memory.
+// Whatever else the peer says about the document goes to the worker as
+// before. It reports whether it took m.
+func (c *conn) wholeFromStore(m wire.Message) bool {
+	s, doc := c.s, m.DocumentID
+	s.mu.Lock()
+	heads, sent := c.whole[doc]
+	delete(c.whole, doc)
+	s.mu.Unlock()
+	switch {
+	case sent && crdt.SettledAck(m.Data, heads):
+		c.confirmedWhole(doc, heads)
+		return true
+	case sent:
+		return false
+	case c.sc().AdviceLine() || !crdt.AsksForWhole(m.Data):
+		// An advice-line device's access is audited before it is sent
+		// anything (process), by its worker.
+		return false
+	}
+	// Answered on the bootstrap goroutine, which reads the store.
+	select {
+	case c.boot <- m:
+	case <-c.ctx.Done():
+	}
+	return true
+}
+
+// answerWhole sends a peer that asked for the whole document (AsksForWhole)
+// the document as stored (crdt.WholeAnswer), and remembers the heads it
+// sent until the peer next speaks of it. A document not stored here (not
+// yet, on a node that started empty), or whose bytes do not read, is left
+// to the worker, as is one the device may no longer hold.
+func (c *conn) answerWhole(ctx context.Context, m wire.Message) {
+	s, doc := c.s, m.DocumentID
+	owner := s.owner(doc)
+	if owner == "" || !c.mayHold(doc, owner) {
+		c.queueSync(doc, m.Data)
+		return
+	}
+	sd, err := s.st.LoadDoc(doc)
+	var msg []byte
+	var heads []crdt.Hash
+	if err == nil {
+		chunks := make([][]byte, len(sd.Chunks))
+		for i, ch := range sd.Chunks {
+			chunks[i] = ch.Data
+		}
+		msg, heads, err = crdt.WholeAnswer(sd.Snapshot, chunks)
+	}
+	if err != nil {
+		if !errors.Is(err, store.ErrNotFound) {
+			s.log.Warn("a stored document could not be answered whole; its worker answers", "doc", doc, "err", err)
+		}
+		c.queueSync(doc, m.Data)
+		return
+	}
+	s.mu.Lock()
+	if c.whole == nil {
+		c.whole = map[string][]crdt.Hash{}
+	}
+	c.whole[doc] = heads
+	s.mu.Unlock()
+	frame, err := wire.Encode(wire.Message{Type: wire.TypeSync, SenderID: s.peerID, TargetID: c.clientID, DocumentID: doc, Data: msg})
+	if err != nil {
+		s.log.Error("encode a document sent whole", "doc", doc, "err", err)
+		return
+	}
+	if err := c.tc.SendWait(ctx, frame); err != nil {
+		return
+	}
+	s.metrics.whole.Inc()
+	s.metrics.messages.WithLabelValues("out", string(wire.TypeSync)).Inc()
+	s.metrics.bytes.WithLabelValues("out").Add(float64(len(frame)))
+}
+
+// confirmedWhole saves, for a peer that keeps its sync states, that it
+// holds doc at heads: what its worker would have kept of its confirmation.
+func (c *conn) confirmedWhole(doc string, heads []crdt.Hash) {
+	if c.peer.StorageID == "" || c.peer.Ephemeral {
+		return
+	}
+	s := c.s
+	s.mu.Lock()
+	if s.closing {
+		s.mu.Unlock()
+		return
+	}
+	s.wg.Add(1)
+	s.mu.Unlock()
+	// Not on the read goroutine, which never waits for the disk.
+	go func() {
+		defer s.wg.Done()
+		if err := s.st.PutSyncState(context.Background(), c.peer.StorageID, doc, crdt.SavedSharing(heads)); err != nil {
+			s.log.Warn("saving a sync state", "doc", doc, "err", err)
+		}
+	}()
 }
 
 // ephemeral forwards a presence message to the document's other subscribers,

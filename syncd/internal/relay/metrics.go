@@ -20,6 +20,7 @@ type Metrics struct {
 	refused     *prometheus.CounterVec // reason
 	readWaits   prometheus.Counter
 	lowered     prometheus.Counter
+	whole       prometheus.Counter
 	restarts    prometheus.CounterFunc
 }
 
@@ -38,6 +39,8 @@ func NewMetrics() *Metrics {
 		Help: "Frames a connection waited to read because its device was over its read rate."})
 	m.lowered = prometheus.NewCounter(prometheus.CounterOpts{Name: "haven_relay_goroutines_lowered_total",
 		Help: "Connection goroutines (read loop, bootstrap) moved to a low-priority thread because their device was suspect."})
+	m.whole = prometheus.NewCounter(prometheus.CounterOpts{Name: "haven_relay_whole_answers_total",
+		Help: "Documents sent whole, read from the store, to a peer that held nothing of them (conn.wholeFromStore)."})
 	// Series exist from the start, at zero, so dashboards and alerts see them.
 	for _, w := range []string{"message", "chunk"} {
 		m.quarantined.WithLabelValues(w)
@@ -48,7 +51,7 @@ func NewMetrics() *Metrics {
 			m.messages.WithLabelValues(d, t)
 		}
 	}
-	m.reg.MustRegister(m.connections, m.documents, m.messages, m.bytes, m.syncLatency, m.quarantined, m.refused, m.readWaits, m.lowered,
+	m.reg.MustRegister(m.connections, m.documents, m.messages, m.bytes, m.syncLatency, m.quarantined, m.refused, m.readWaits, m.lowered, m.whole,
 		prometheus.NewGoCollector(), prometheus.NewProcessCollector(prometheus.ProcessCollectorOpts{}))
 	return m
 }

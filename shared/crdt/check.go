@@ -168,15 +168,19 @@ func KnowsShared(b []byte, heads []Hash) bool {
 // sender holds exactly heads and knows its receiver holds them too: its
 // heads are heads, it needs nothing, its one "have" entry names heads as
 // last shared and no change since, it carries no change, and nothing
-// follows. Such a message is how a peer confirms a change it was sent;
-// Automerge, given it, only brings its record of the peer up to date (all
-// to the same record, whichever peer sent it), and a later message from
-// the same peer says as much again. A malformed message, or heads empty,
-// reports false.
+// follows but its sender's capabilities. Such a message is how a peer
+// confirms a change it was sent; Automerge, given it, only brings its
+// record of the peer up to date (all to the same record, whichever peer
+// sent it), and a later message from the same peer says as much again. A
+// malformed message, or heads empty, reports false.
 func SettledAck(b []byte, heads []Hash) bool {
 	theirs, ok := settledHeads(b)
 	return ok && len(heads) > 0 && sameSet(theirs, heads)
 }
+
+// AckedHeads returns the heads sync message b confirms, if it has a
+// settled acknowledgement's form (SettledAck) for them.
+func AckedHeads(b []byte) ([]Hash, bool) { return settledHeads(b) }
 
 // settledHeads returns the heads of sync message b if it has a settled
 // acknowledgement's form (SettledAck) for them.
@@ -202,8 +206,18 @@ func settledHeads(b []byte) ([]Hash, bool) {
 	if bloom, ok := r.bytes(); !ok || len(bloom) != 0 {
 		return nil, false
 	}
-	changes, ok := r.uleb()
-	return heads, ok && changes == 0 && r.off == len(b)
+	if changes, ok := r.uleb(); !ok || changes != 0 {
+		return nil, false
+	}
+	if r.off < len(b) {
+		// The sender's capabilities (see CheckSyncMessage): Automerge 3
+		// says them in every message; they change nothing here.
+		n, ok := r.uleb()
+		if !ok || n != uint64(len(b)-r.off) {
+			return nil, false
+		}
+	}
+	return heads, true
 }
 
 // sameSet reports whether a and b hold the same hashes.

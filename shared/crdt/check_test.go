@@ -328,6 +328,9 @@ func TestSettledAck(t *testing.T) {
 	if !SettledAck(answer, heads) {
 		t.Fatalf("the peer's answer %x is not a settled acknowledgement of %x", answer, heads)
 	}
+	if !SettledAck(append(slices.Clone(answer), 2, 2, 0x84), heads) {
+		t.Fatal("the answer with Automerge 3's capabilities after it is not a settled acknowledgement")
+	}
 	for name, c := range map[string]struct {
 		msg   []byte
 		heads []Hash
@@ -336,7 +339,7 @@ func TestSettledAck(t *testing.T) {
 		"heads alone, no have":            {HeadsMessage(heads), heads},
 		"the answer, against older heads": {answer, before},
 		"the answer, against no heads":    {answer, nil},
-		"the answer with capabilities":    {append(slices.Clone(answer), 1, 2), heads},
+		"the answer, then a bad section":  {append(slices.Clone(answer), 5, 2), heads},
 		"the answer cut short":            {answer[:len(answer)-1], heads},
 		"empty":                           {nil, heads},
 	} {

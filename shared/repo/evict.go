@@ -114,6 +114,15 @@ func shapeOf(b []byte) crdt.Shape {
 	return s
 }
 
+// Resident reports whether the repo holds the document in memory now (not
+// merely being loaded): whether working on it would cost no load.
+func (r *Repo) Resident(id docid.ID) bool {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	_, ok := r.handles[id]
+	return ok
+}
+
 // OnEvict adds fn to what is called after a document is evicted, with the
 // document object let go: whoever keeps state tied to that object (a sync
 // state, say) drops it, so the memory can come back. fn is called outside

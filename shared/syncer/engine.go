@@ -681,6 +681,55 @@ func (e *Engine) forget(id docid.ID, pd *pendingDoc) {
 	}
 }
 
+// Settle takes settled acknowledgements (crdt.SettledAck) of a document
+// the repo does not hold in memory, without loading it: each says its peer
+// holds the heads it names and knows this side does, and all that
+// receiving one would leave once the document is let go again is the
+// peer's saved sync state, sharing those heads; so that is saved, for a
+// persistent peer, and the message is done with. It reports false, having
+// done nothing, when the document is held or offered (the caller receives
+// the messages as any others), or a message is not such an
+// acknowledgement. The caller vouches that the heads named are the
+// document's.
+func (e *Engine) Settle(ctx context.Context, id docid.ID, msgs []In) (bool, error) {
+	defer e.lock(id)()
+	e.mu.Lock()
+	_, offered := e.pending[id]
+	e.mu.Unlock()
+	if offered || e.repo.Resident(id) {
+		return false, nil
+	}
+	type saved struct {
+		storage string
+		heads   []crdt.Hash
+	}
+	var save []saved
+	for _, m := range msgs {
+		heads, ok := crdt.AckedHeads(m.Data)
+		if !ok {
+			return false, nil
+		}
+		e.mu.Lock()
+		p, known := e.peers[m.From]
+		if known {
+			delete(p.states, id) // made for a copy let go
+			delete(e.dirty, dirtyKey{m.From, id})
+		}
+		e.mu.Unlock()
+		if known && p.persistent() {
+			save = append(save, saved{p.StorageID, heads})
+		}
+	}
+	if e.opts.States == nil {
+		return true, nil
+	}
+	var errs []error
+	for _, s := range save {
+		errs = append(errs, e.opts.States.PutSyncState(ctx, s.storage, id.String(), crdt.SavedSharing(s.heads)))
+	}
+	return true, errors.Join(errs...)
+}
+
 // Sync generates what the given peers need of a document now, e.g. after a
 // local change or when a peer subscribes.
 func (e *Engine) Sync(ctx context.Context, id docid.ID, peers []string) ([]Out, error) {

@@ -102,3 +102,75 @@ func TestEvictedDocumentsLeaveNoState(t *testing.T) {
 		t.Fatal("relay and desk hold different heads")
 	}
 }
+
+// Settled acknowledgements of a document the relay has let go are taken
+// without loading it: the peer's saved sync state then shares the heads it
+// confirmed, as receiving them would have left it. A document held, or a
+// message that says more, is left to Receive.
+func TestSettleDoesNotLoad(t *testing.T) {
+	desk := newNode(t, "desk", t.TempDir(), Options{})
+	st, err := store.Open(t.TempDir(), store.Options{Key: bytes.Repeat([]byte{1}, 32)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	r := repo.New(st, repo.Options{MaxBytes: 1}) // holds only the document in hand
+	relay := &node{name: "relay", st: st, repo: r}
+	t.Cleanup(relay.close)
+	relay.eng = New(r, Options{States: st, AckInSync: true})
+	desk.eng.Connect(Peer{ID: "relay", StorageID: "s-relay"})
+	relay.eng.Connect(Peer{ID: "desk", StorageID: "s-desk"})
+	nw := &net{t: t, nodes: map[string]*node{"desk": desk, "relay": relay}}
+	var ids []docid.ID
+	for i := range 2 {
+		id := docid.New()
+		doc := crdt.New()
+		if _, err := doc.Change("", time.Time{}, func(w *crdt.Writer) error { return w.Set(int64(i), "n") }); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := desk.repo.Create(ctx, id, doc); err != nil {
+			t.Fatal(err)
+		}
+		out, _ := desk.eng.Sync(ctx, id, []string{"relay"})
+		nw.pump("desk", out)
+		ids = append(ids, id)
+	}
+	gone, held := ids[0], ids[1]
+	if r.Resident(gone) || !r.Resident(held) {
+		t.Fatalf("resident: first %v, second %v; want only the second", r.Resident(gone), r.Resident(held))
+	}
+	hd, err := desk.repo.Open(gone)
+	if err != nil {
+		t.Fatal(err)
+	}
+	heads := hd.Doc().Heads()
+	ack := append([]byte{0x42, 1}, heads[0][:]...)
+	ack = append(ack, 0, 1, 1)
+	ack = append(ack, heads[0][:]...)
+	ack = append(ack, 0, 0)
+	if !crdt.SettledAck(ack, heads) {
+		t.Fatal("the test's acknowledgement is not a settled one")
+	}
+	if err := st.PutSyncState(ctx, "s-desk", gone.String(), []byte{0x43, 0}); err != nil {
+		t.Fatal(err)
+	}
+	if done, err := relay.eng.Settle(ctx, gone, []In{{From: "desk", Data: crdt.EmptySyncMessage()}}); done || err != nil {
+		t.Fatalf("Settle took a message that is no acknowledgement: %v, %v", done, err)
+	}
+	if done, err := relay.eng.Settle(ctx, held, []In{{From: "desk", Data: ack}}); done || err != nil {
+		t.Fatalf("Settle took a message about a document held: %v, %v", done, err)
+	}
+	done, err := relay.eng.Settle(ctx, gone, []In{{From: "desk", Data: ack}})
+	if !done || err != nil {
+		t.Fatalf("Settle = %v, %v; want it taken", done, err)
+	}
+	if r.Resident(gone) {
+		t.Fatal("Settle loaded the document")
+	}
+	saved, err := st.SyncState("s-desk", gone.String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !bytes.Equal(saved, crdt.SavedSharing(heads)) {
+		t.Fatalf("saved %x, want the state sharing %x", saved, heads)
+	}
+}

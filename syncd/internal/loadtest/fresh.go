@@ -192,7 +192,9 @@ func seedRecords(ctx context.Context, srv *Server, cred string, n, history int, 
 		return nil, err
 	}
 	defer d.close()
-	ctx, cancel := context.WithTimeout(ctx, 5*time.Minute)
+	// A thousand records of a few thousand changes each take the seeding
+	// device minutes to write on two cores.
+	ctx, cancel := context.WithTimeout(ctx, 20*time.Minute)
 	defer cancel()
 	if err := d.waitOnline(ctx); err != nil {
 		return nil, err

@@ -327,6 +327,12 @@ func (s *Server) process(doc string, batch []queued) (heads []crdt.Hash, known b
 		release = func() { <-turn }
 	}
 	args := worker.WorkArgs{Doc: doc, TrustVersion: s.trustVersion(), StoredBytes: s.storedBytes(doc), MaxDocBytes: s.cfg.Limits.DocBytes, Bulk: !wasKnown}
+	// Held-back acknowledgements worked on their own (workAcks): a worker
+	// that has let the document go saves what they say without loading it.
+	args.Settled = wasKnown
+	for _, q := range batch {
+		args.Settled = args.Settled && q.force
+	}
 	peers := map[string]syncer.Peer{}
 	s.mu.Lock()
 	for _, q := range batch {

@@ -176,6 +176,15 @@ func (w *Worker) work(args WorkArgs, reply *WorkReply) error {
 	if err != nil {
 		return err
 	}
+	if args.Settled {
+		// Before the document is held, which would load it.
+		if done, err := w.eng.Settle(ctx, id, args.Msgs); err != nil || done {
+			if done && len(args.Msgs) > 0 {
+				reply.Heads, _ = crdt.AckedHeads(args.Msgs[0].Data)
+			}
+			return err
+		}
+	}
 	// Held for the whole call, the record's facts read after the exchange
 	// included: a load for another call, which evicts whatever nobody holds,
 	// would otherwise take it between the two and load it again for the

@@ -41,6 +41,11 @@ type WorkArgs struct {
 	// without being passed to the cluster again, and sent to the peers in
 	// Notify if they change the document. Msgs is then empty.
 	Chunks [][]byte
+	// Settled: every message is a settled acknowledgement (crdt.SettledAck)
+	// of the document's heads as the relay last knew them, held back
+	// since; for a document not in memory the child saves what they say
+	// without loading it (syncer.Engine.Settle).
+	Settled bool
 	// Bulk: the item creates a document or carries a large message. The
 	// child works it on a thread of lower scheduling priority, so that on
 	// a busy machine one device's bulk work waits for everyone's small

@@ -538,7 +538,8 @@ console.log(JSON.stringify(A.getAllChanges(d).map(hex)))
 // with a history is sent it whole, read from the relay's store without a
 // CRDT worker, in one message; it holds the document as its writer does,
 // edits flow both ways afterwards, and the relay keeps, under the client's
-// storageId, that it confirmed the document.
+// storageId, that it confirmed the document. A client of another home is
+// sent nothing of it.
 func TestJavaScriptClientGetsAStoredDocumentWhole(t *testing.T) {
 	needInterop(t)
 	w := setup(t)
@@ -581,6 +582,17 @@ func TestJavaScriptClientGetsAStoredDocumentWhole(t *testing.T) {
 	fresh.run("synced", map[string]any{"cmd": "synced", "id": id})
 	fresh.stop(20 * time.Second)
 	writer.stop(20 * time.Second)
+
+	// A fresh client of another home asking the same is told the document
+	// is unavailable, as for one that does not exist, and sent nothing.
+	before = metrics(t, p)["haven_relay_whole_answers_total"]
+	other := startJS(t, "other home", "--storage", t.TempDir(), "--retry", "200", tokenURL(p, p.enroll(w.homeB, "Birch office").Credential))
+	other.expect("connected", 20*time.Second)
+	other.run("unavailable", map[string]any{"cmd": "find", "id": id, "timeoutMs": 10000})
+	if n := metrics(t, p)["haven_relay_whole_answers_total"] - before; n != 0 {
+		t.Fatalf("%v documents sent whole to a device of another home", n)
+	}
+	other.stop(20 * time.Second)
 
 	p.stop()
 	view := openRelayStore(t, p.data)

@@ -38,8 +38,10 @@ type conn struct {
 	boot chan wire.Message // haven-list, haven-fetch and haven-audit, served in order by the bootstrap goroutine
 	// whole: documents sent whole from the store on this connection, by
 	// the heads sent, until the peer next speaks of them (wholeFromStore).
-	// Guarded by s.mu.
-	whole map[string][]crdt.Hash
+	// Guarded by s.mu. wholeFreed has a token when the peer has spoken
+	// of one of them since (answerWhole waits for it).
+	whole      map[string][]crdt.Hash
+	wholeFreed chan struct{}
 	// waiting counts this connection's messages queued for the workers.
 	waiting atomic.Int64
 	// asked counts the missing documents this connection waits for (it is
@@ -155,7 +157,7 @@ func refuse(ctx context.Context, tc *transport.Conn, self string, code int, reas
 }
 
 func newConn(s *Server, ctx context.Context, tc frameConn, dev orgs.Device, scope orgs.Scope) *conn {
-	c := &conn{s: s, ctx: ctx, tc: tc, dev: dev, boot: make(chan wire.Message, 16)}
+	c := &conn{s: s, ctx: ctx, tc: tc, dev: dev, boot: make(chan wire.Message, 16), wholeFreed: make(chan struct{}, 1)}
 	c.scope.Store(&scope)
 	return c
 }
@@ -479,6 +481,12 @@ func (c *conn) wholeFromStore(m wire.Message) bool {
 	heads, sent := c.whole[doc]
 	delete(c.whole, doc)
 	s.mu.Unlock()
+	if sent {
+		select {
+		case c.wholeFreed <- struct{}{}:
+		default:
+		}
+	}
 	switch {
 	case sent && crdt.SettledAck(m.Data, heads):
 		c.confirmedWhole(doc, heads)
@@ -505,6 +513,7 @@ func (c *conn) wholeFromStore(m wire.Message) bool {
 // to the worker, as is one the device may no longer hold.
 func (c *conn) answerWhole(ctx context.Context, m wire.Message) {
 	s, doc := c.s, m.DocumentID
+	c.waitWholeConfirmed(ctx)
 	owner := s.owner(doc)
 	if owner == "" || !c.mayHold(doc, owner) {
 		c.queueSync(doc, m.Data)
@@ -544,6 +553,41 @@ func (c *conn) answerWhole(ctx context.Context, m wire.Message) {
 	s.metrics.whole.Inc()
 	s.metrics.messages.WithLabelValues("out", string(wire.TypeSync)).Inc()
 	s.metrics.bytes.WithLabelValues("out").Add(float64(len(frame)))
+}
+
+// maxWholeUnconfirmed is how many documents sent whole a peer may have
+// not yet spoken of before the next waits (for at most wholeConfirmWait).
+// A client asking for a thousand records at once would otherwise be sent
+// them faster than it can load them: its event loop then answers nothing,
+// pings included, for longer than the connection's read deadline, and the
+// relay drops it. Paced so, each is sent as the client is ready for it.
+const (
+	maxWholeUnconfirmed = 8
+	wholeConfirmWait    = 10 * time.Second
+)
+
+// waitWholeConfirmed waits until the peer has fewer than
+// maxWholeUnconfirmed documents sent whole that it has not spoken of, or
+// wholeConfirmWait has passed (a peer that never answers is not waited on
+// for ever), or ctx ends.
+func (c *conn) waitWholeConfirmed(ctx context.Context) {
+	deadline := time.NewTimer(wholeConfirmWait)
+	defer deadline.Stop()
+	for {
+		c.s.mu.Lock()
+		n := len(c.whole)
+		c.s.mu.Unlock()
+		if n < maxWholeUnconfirmed {
+			return
+		}
+		select {
+		case <-c.wholeFreed:
+		case <-deadline.C:
+			return
+		case <-ctx.Done():
+			return
+		}
+	}
 }
 
 // confirmedWhole saves, for a peer that keeps its sync states, that it

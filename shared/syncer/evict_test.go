@@ -17,39 +17,15 @@ import (
 // and dropped, so nothing keeps the evicted documents in memory, and a
 // document evicted and then changed again still converges.
 func TestEvictedDocumentsLeaveNoState(t *testing.T) {
-	desk := newNode(t, "desk", t.TempDir(), Options{})
-	st, err := store.Open(t.TempDir(), store.Options{Key: bytes.Repeat([]byte{1}, 32)})
-	if err != nil {
-		t.Fatal(err)
-	}
-	// A bound of one byte: every document but the one in hand is evicted.
-	r := repo.New(st, repo.Options{MaxBytes: 1})
-	relay := &node{name: "relay", st: st, repo: r}
-	t.Cleanup(relay.close)
+	desk, relay, nw := tinyRelay(t)
+	r := relay.repo
 	var ev repotest.Evictions
 	r.OnEvict(ev.Hook)
-	relay.eng = New(r, Options{States: st, AckInSync: true})
-	desk.eng.Connect(Peer{ID: "relay", StorageID: "s-relay"})
-	relay.eng.Connect(Peer{ID: "desk", StorageID: "s-desk"})
-	nw := &net{t: t, nodes: map[string]*node{"desk": desk, "relay": relay}}
 
 	const docs = 12
 	var ids []docid.ID
 	for i := range docs {
-		id := docid.New()
-		doc := crdt.New()
-		if _, err := doc.Change("", time.Time{}, func(w *crdt.Writer) error { return w.Set(int64(i), "n") }); err != nil {
-			t.Fatal(err)
-		}
-		if _, err := desk.repo.Create(ctx, id, doc); err != nil {
-			t.Fatal(err)
-		}
-		out, err := desk.eng.Sync(ctx, id, []string{"relay"})
-		if err != nil {
-			t.Fatal(err)
-		}
-		nw.pump("desk", out)
-		ids = append(ids, id)
+		ids = append(ids, offerNew(t, desk, nw, i))
 	}
 	if n, _ := r.Usage(); n > 1 {
 		t.Fatalf("relay holds %d documents open, want 1 at most", n)
@@ -108,33 +84,9 @@ func TestEvictedDocumentsLeaveNoState(t *testing.T) {
 // confirmed, as receiving them would have left it. A document held, or a
 // message that says more, is left to Receive.
 func TestSettleDoesNotLoad(t *testing.T) {
-	desk := newNode(t, "desk", t.TempDir(), Options{})
-	st, err := store.Open(t.TempDir(), store.Options{Key: bytes.Repeat([]byte{1}, 32)})
-	if err != nil {
-		t.Fatal(err)
-	}
-	r := repo.New(st, repo.Options{MaxBytes: 1}) // holds only the document in hand
-	relay := &node{name: "relay", st: st, repo: r}
-	t.Cleanup(relay.close)
-	relay.eng = New(r, Options{States: st, AckInSync: true})
-	desk.eng.Connect(Peer{ID: "relay", StorageID: "s-relay"})
-	relay.eng.Connect(Peer{ID: "desk", StorageID: "s-desk"})
-	nw := &net{t: t, nodes: map[string]*node{"desk": desk, "relay": relay}}
-	var ids []docid.ID
-	for i := range 2 {
-		id := docid.New()
-		doc := crdt.New()
-		if _, err := doc.Change("", time.Time{}, func(w *crdt.Writer) error { return w.Set(int64(i), "n") }); err != nil {
-			t.Fatal(err)
-		}
-		if _, err := desk.repo.Create(ctx, id, doc); err != nil {
-			t.Fatal(err)
-		}
-		out, _ := desk.eng.Sync(ctx, id, []string{"relay"})
-		nw.pump("desk", out)
-		ids = append(ids, id)
-	}
-	gone, held := ids[0], ids[1]
+	desk, relay, nw := tinyRelay(t)
+	r, st := relay.repo, relay.st
+	gone, held := offerNew(t, desk, nw, 0), offerNew(t, desk, nw, 1)
 	if r.Resident(gone) || !r.Resident(held) {
 		t.Fatalf("resident: first %v, second %v; want only the second", r.Resident(gone), r.Resident(held))
 	}
@@ -173,4 +125,42 @@ func TestSettleDoesNotLoad(t *testing.T) {
 	if !bytes.Equal(saved, crdt.SavedSharing(heads)) {
 		t.Fatalf("saved %x, want the state sharing %x", saved, heads)
 	}
+}
+
+// tinyRelay is a desk and a relay whose repo may hold only the document in
+// hand (a bound of one byte: every other is evicted), connected.
+func tinyRelay(t *testing.T) (desk, relay *node, nw *net) {
+	t.Helper()
+	desk = newNode(t, "desk", t.TempDir(), Options{})
+	st, err := store.Open(t.TempDir(), store.Options{Key: bytes.Repeat([]byte{1}, 32)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	r := repo.New(st, repo.Options{MaxBytes: 1})
+	relay = &node{name: "relay", st: st, repo: r}
+	t.Cleanup(relay.close)
+	relay.eng = New(r, Options{States: st, AckInSync: true})
+	desk.eng.Connect(Peer{ID: "relay", StorageID: "s-relay"})
+	relay.eng.Connect(Peer{ID: "desk", StorageID: "s-desk"})
+	return desk, relay, &net{t: t, nodes: map[string]*node{"desk": desk, "relay": relay}}
+}
+
+// offerNew makes a document of one change on desk and syncs it to the
+// relay.
+func offerNew(t *testing.T, desk *node, nw *net, n int) docid.ID {
+	t.Helper()
+	id := docid.New()
+	doc := crdt.New()
+	if _, err := doc.Change("", time.Time{}, func(w *crdt.Writer) error { return w.Set(int64(n), "n") }); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := desk.repo.Create(ctx, id, doc); err != nil {
+		t.Fatal(err)
+	}
+	out, err := desk.eng.Sync(ctx, id, []string{"relay"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	nw.pump("desk", out)
+	return id
 }

@@ -22,8 +22,6 @@ func (c *conn) bootstrap(ctx context.Context) {
 	for m := range c.boot {
 		c.lowerIfSuspect(&c.bootLowered)
 		switch m.Type {
-		case wire.TypeSync, wire.TypeRequest:
-			c.answerWhole(ctx, m)
 		case wire.TypeHavenList:
 			c.send(wire.Message{Type: wire.TypeHavenList, DocumentIDs: c.s.listScope(c)})
 		case wire.TypeHavenFetch:

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"slices"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -42,6 +43,11 @@ type conn struct {
 	// of one of them since (answerWhole waits for it).
 	whole      map[string][]crdt.Hash
 	wholeFreed chan struct{}
+	// wholeQ are requests for whole documents waiting for serveWhole,
+	// which runs while wholeRunning. Guarded by wholeMu.
+	wholeMu      sync.Mutex
+	wholeQ       []wire.Message
+	wholeRunning bool
 	// waiting counts this connection's messages queued for the workers.
 	waiting atomic.Int64
 	// asked counts the missing documents this connection waits for (it is
@@ -498,12 +504,42 @@ func (c *conn) wholeFromStore(m wire.Message) bool {
 		// anything (process), by its worker.
 		return false
 	}
-	// Answered on the bootstrap goroutine, which reads the store.
-	select {
-	case c.boot <- m:
-	case <-c.ctx.Done():
+	// Answered in order on a goroutine of their own, which reads the store
+	// and waits for the client: never on this one, which must go on
+	// reading (the client's confirmations and pongs among it). Past
+	// maxWholeQueued the worker answers, as it would anyway.
+	c.wholeMu.Lock()
+	defer c.wholeMu.Unlock()
+	if len(c.wholeQ) >= maxWholeQueued {
+		return false
+	}
+	c.wholeQ = append(c.wholeQ, m)
+	if !c.wholeRunning {
+		c.wholeRunning = true
+		go c.serveWhole()
 	}
 	return true
+}
+
+// maxWholeQueued bounds the requests for whole documents one connection
+// may have waiting for their answer.
+const maxWholeQueued = maxFetch
+
+// serveWhole answers the queued requests for whole documents, in order,
+// until none is left or the connection ends.
+func (c *conn) serveWhole() {
+	for {
+		c.wholeMu.Lock()
+		if len(c.wholeQ) == 0 || c.ctx.Err() != nil {
+			c.wholeQ, c.wholeRunning = nil, false
+			c.wholeMu.Unlock()
+			return
+		}
+		m := c.wholeQ[0]
+		c.wholeQ = c.wholeQ[1:]
+		c.wholeMu.Unlock()
+		c.answerWhole(c.ctx, m)
+	}
 }
 
 // answerWhole sends a peer that asked for the whole document (AsksForWhole)

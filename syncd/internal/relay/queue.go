@@ -79,7 +79,7 @@ func (dq *docQueue) holdAck(q queued) bool {
 	return true
 }
 
-// takeAcks returns the acknowledgements held back for peers still
+// takeAcksLocked returns the acknowledgements held back for peers still
 // connected, to be worked now, first in a batch. Caller holds s.mu.
 func (s *Server) takeAcksLocked(dq *docQueue) []queued {
 	if dq.ackTimer != nil {

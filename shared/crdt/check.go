@@ -174,17 +174,13 @@ func KnowsShared(b []byte, heads []Hash) bool {
 // sent it), and a later message from the same peer says as much again. A
 // malformed message, or heads empty, reports false.
 func SettledAck(b []byte, heads []Hash) bool {
-	theirs, ok := settledHeads(b)
+	theirs, ok := AckedHeads(b)
 	return ok && len(heads) > 0 && sameSet(theirs, heads)
 }
 
 // AckedHeads returns the heads sync message b confirms, if it has a
 // settled acknowledgement's form (SettledAck) for them.
-func AckedHeads(b []byte) ([]Hash, bool) { return settledHeads(b) }
-
-// settledHeads returns the heads of sync message b if it has a settled
-// acknowledgement's form (SettledAck) for them.
-func settledHeads(b []byte) ([]Hash, bool) {
+func AckedHeads(b []byte) ([]Hash, bool) {
 	r := reader{b: b}
 	if t, ok := r.byte(); !ok || t != 0x42 {
 		return nil, false

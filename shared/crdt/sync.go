@@ -93,7 +93,7 @@ func (s *SyncState) Receive(msg []byte) (err error) {
 	defer recoverTo(&err, "receive sync message")
 	s.doc.mu.Lock()
 	defer s.doc.mu.Unlock()
-	if heads, ok := settledHeads(msg); ok && !s.holdNone && sameSet(heads, s.doc.headsLocked()) {
+	if heads, ok := AckedHeads(msg); ok && !s.holdNone && sameSet(heads, s.doc.headsLocked()) {
 		s.pending, s.pendingHeads, s.settled = slices.Clone(msg), heads, true
 		s.behind, s.sendWhole = false, false
 		return nil

@@ -779,9 +779,11 @@ func (e *Engine) generateAck(id docid.ID, doc *crdt.Doc, peers []string, ack map
 		var msg []byte
 		ok := false
 		if m, found := settled[key]; key != "" && found {
-			ss.Forwarded()
 			msg, ok = m.msg, m.ok
-			e.shared.Add(1)
+			if ok {
+				ss.Forwarded()
+				e.shared.Add(1)
+			}
 		} else {
 			msg, ok, err = ss.Generate()
 			if err != nil {

@@ -38,16 +38,17 @@ type conn struct {
 
 	boot chan wire.Message // haven-list, haven-fetch and haven-audit, served in order by the bootstrap goroutine
 	// whole: documents sent whole from the store on this connection, by
-	// the heads sent, until the peer next speaks of them (wholeFromStore).
-	// Guarded by s.mu. wholeFreed has a token when the peer has spoken
-	// of one of them since (answerWhole waits for it).
-	whole      map[string][]crdt.Hash
-	wholeFreed chan struct{}
-	// wholeQ are requests for whole documents waiting for serveWhole,
-	// which runs while wholeRunning. Guarded by wholeMu.
+	// the heads sent, until the peer next speaks of them (wholeFromStore);
+	// wholeQ, requests for whole documents waiting for serveWhole, which
+	// runs while wholeRunning. Guarded by wholeMu, the connection's own:
+	// the read loop looks at whole for every sync message. wholeFreed has
+	// a token when the peer has spoken of one of whole since (answerWhole
+	// waits for it).
 	wholeMu      sync.Mutex
+	whole        map[string][]crdt.Hash
 	wholeQ       []wire.Message
 	wholeRunning bool
+	wholeFreed   chan struct{}
 	// waiting counts this connection's messages queued for the workers.
 	waiting atomic.Int64
 	// asked counts the missing documents this connection waits for (it is
@@ -61,8 +62,9 @@ type conn struct {
 }
 
 // lowerIfSuspect moves the calling goroutine, one of the connection's own
-// two (its read loop or its bootstrap), onto a low-priority thread for the
-// rest of its life once the device is suspect (see markSuspect). The relay
+// (its read loop, its bootstrap, its whole answers), onto a low-priority
+// thread for the rest of its life once the device is suspect (see
+// markSuspect). The relay
 // then reads, decodes and answers a refused device's messages only with
 // the CPU the other devices leave: a device sending a burst of bad or
 // over-quota messages within its read allowance spends its own share of
@@ -482,11 +484,11 @@ func (c *conn) queueSync(doc string, data []byte) {
 // Whatever else the peer says about the document goes to the worker as
 // before. It reports whether it took m.
 func (c *conn) wholeFromStore(m wire.Message) bool {
-	s, doc := c.s, m.DocumentID
-	s.mu.Lock()
+	doc := m.DocumentID
+	c.wholeMu.Lock()
 	heads, sent := c.whole[doc]
 	delete(c.whole, doc)
-	s.mu.Unlock()
+	c.wholeMu.Unlock()
 	if sent {
 		select {
 		case c.wholeFreed <- struct{}{}:
@@ -526,9 +528,12 @@ func (c *conn) wholeFromStore(m wire.Message) bool {
 const maxWholeQueued = maxFetch
 
 // serveWhole answers the queued requests for whole documents, in order,
-// until none is left or the connection ends.
+// until none is left or the connection ends; a suspect device's at low
+// priority, as its bootstrap's (lowerIfSuspect).
 func (c *conn) serveWhole() {
+	lowered := false
 	for {
+		c.lowerIfSuspect(&lowered)
 		c.wholeMu.Lock()
 		if len(c.wholeQ) == 0 || c.ctx.Err() != nil {
 			c.wholeQ, c.wholeRunning = nil, false
@@ -572,12 +577,12 @@ func (c *conn) answerWhole(ctx context.Context, m wire.Message) {
 		c.queueSync(doc, m.Data)
 		return
 	}
-	s.mu.Lock()
+	c.wholeMu.Lock()
 	if c.whole == nil {
 		c.whole = map[string][]crdt.Hash{}
 	}
 	c.whole[doc] = heads
-	s.mu.Unlock()
+	c.wholeMu.Unlock()
 	frame, err := wire.Encode(wire.Message{Type: wire.TypeSync, SenderID: s.peerID, TargetID: c.clientID, DocumentID: doc, Data: msg})
 	if err != nil {
 		s.log.Error("encode a document sent whole", "doc", doc, "err", err)
@@ -610,9 +615,9 @@ func (c *conn) waitWholeConfirmed(ctx context.Context) {
 	deadline := time.NewTimer(wholeConfirmWait)
 	defer deadline.Stop()
 	for {
-		c.s.mu.Lock()
+		c.wholeMu.Lock()
 		n := len(c.whole)
-		c.s.mu.Unlock()
+		c.wholeMu.Unlock()
 		if n < maxWholeUnconfirmed {
 			return
 		}

@@ -381,4 +381,11 @@ func TestSettledAcksWaitForTheNextBatch(t *testing.T) {
 			t.Errorf("b's connection counts %d messages waiting, want 0", n)
 		}
 	})
+	// The sync latency measures the messages worked as they came (b's first
+	// answer, a's and d's changes), not the answers held back on purpose.
+	rec := httptest.NewRecorder()
+	s.metrics.Handler().ServeHTTP(rec, httptest.NewRequest("GET", "/metrics", nil))
+	if !strings.Contains(rec.Body.String(), "haven_relay_sync_seconds_count 3\n") {
+		t.Errorf("sync latency counted other than the 3 messages worked as they came:\n%s", rec.Body.String())
+	}
 }

@@ -403,7 +403,9 @@ func (s *Server) process(doc string, batch []queued) (heads []crdt.Hash, known b
 		}
 	}
 	for _, q := range applied {
-		s.metrics.syncLatency.Observe(now.Sub(q.at).Seconds())
+		if !q.force { // a held-back acknowledgement waited on purpose
+			s.metrics.syncLatency.Observe(now.Sub(q.at).Seconds())
+		}
 	}
 	if !wasKnown {
 		s.created(ctx, doc, batch)

@@ -6,6 +6,7 @@ import (
 	"runtime/debug"
 	"strconv"
 	"strings"
+	"time"
 )
 
 // defaultDocMemory is how much memory the CRDT workers may spend on the
@@ -29,6 +30,19 @@ func defaultDocMemory() int64 {
 	}
 	return min(max(total/8, floor), ceiling)
 }
+
+// defaultDocIdle is how long a CRDT worker keeps a document nobody is
+// syncing (-doc-idle). A relay needs in memory the documents whose
+// exchanges are under way, and those being edited now; an exchange's round
+// trips come a second or two apart on the worst links Haven serves, and
+// the answers that only confirm what a device holds are saved without the
+// document (syncer.Engine.Settle). Past that a document held costs memory
+// that, for a long record, is several megabytes, and keeping it saves one
+// load from the store when it is next edited: tens of milliseconds, at a
+// region's rate of edits a small part of a core. A document let go in the
+// middle of an exchange over a slower link costs that load again, and
+// nothing else.
+const defaultDocIdle = 5 * time.Second
 
 // memTotal reads MemTotal, in bytes, from a /proc/meminfo-shaped file.
 func memTotal(path string) (int64, bool) {

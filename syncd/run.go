@@ -43,6 +43,7 @@ type config struct {
 	workers        int
 	workerTimeout  time.Duration
 	docMemory      int64
+	docIdle        time.Duration
 	maxConns       int
 	limits         relay.Limits
 	logLevel       string
@@ -74,6 +75,14 @@ func env(name, def string) string {
 // gave a p99 of 2.2 s and a peak of 382 MiB; 2 workers 536 ms and 217 MiB).
 func defaultWorkers() int { return max(2, runtime.NumCPU()) }
 
+// durationEnv is a Go duration environment variable, or def.
+func durationEnv(name string, def time.Duration) time.Duration {
+	if v, err := time.ParseDuration(os.Getenv(name)); err == nil {
+		return v
+	}
+	return def
+}
+
 // intEnv is an integer environment variable, or def.
 func intEnv(name string, def int) int {
 	if v, err := strconv.Atoi(os.Getenv(name)); err == nil {
@@ -91,6 +100,7 @@ func (c *config) flags(fs *flag.FlagSet) {
 	fs.StringVar(&c.tlsKey, "tls-key", env("HAVEN_SYNCD_TLS_KEY", ""), "TLS key file (HAVEN_SYNCD_TLS_KEY)")
 	fs.IntVar(&c.workers, "workers", defaultWorkers(), "CRDT worker processes (default: one per CPU, at least 2)")
 	fs.Int64Var(&c.docMemory, "doc-memory", int64(intEnv("HAVEN_SYNCD_DOC_MEMORY", int(defaultDocMemory()))), "bytes of memory the CRDT workers may spend on the documents they hold open, in all (estimated from each document's changes, operations and saved size), split evenly between them; past it a worker lets go of the documents it worked on least recently and loads them again from the store when next needed. Default: an eighth of the machine's memory, between 256 MiB and 16 GiB; 0: no bound (HAVEN_SYNCD_DOC_MEMORY)")
+	fs.DurationVar(&c.docIdle, "doc-idle", durationEnv("HAVEN_SYNCD_DOC_IDLE", defaultDocIdle), "a CRDT worker lets go of a document nobody has synced for this long, within -doc-memory or not, and loads it again from the store when next needed: the workers' memory then follows the documents in use; 0: only -doc-memory lets documents go (HAVEN_SYNCD_DOC_IDLE)")
 	fs.DurationVar(&c.workerTimeout, "worker-timeout", worker.DefaultCallTimeout, "longest a CRDT worker may take over one call (a legitimate one on a 16 MiB document takes a few seconds); a worker past it is killed and restarted, the messages it held are retried one at a time, and one that takes too long again is quarantined")
 	fs.IntVar(&c.maxConns, "max-conns", 1000, "most devices connected at once; more are told to try again later")
 	fs.IntVar(&c.limits.ConnsPerDevice, "max-conns-per-device", intEnv("HAVEN_SYNCD_MAX_CONNS_PER_DEVICE", 4), "most connections one device may hold at once (HAVEN_SYNCD_MAX_CONNS_PER_DEVICE)")
@@ -285,7 +295,7 @@ func serve(ctx context.Context, c config, stdout, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
-	pool, err := worker.Start(worker.Config{Command: workerCommand(self), Env: workerEnv(), Workers: c.workers, CallTimeout: c.workerTimeout, DocMemory: docMemoryPerWorker(c.docMemory, c.workers), Host: srv.Host(), Logger: log})
+	pool, err := worker.Start(worker.Config{Command: workerCommand(self), Env: workerEnv(), Workers: c.workers, CallTimeout: c.workerTimeout, DocMemory: docMemoryPerWorker(c.docMemory, c.workers), DocIdle: c.docIdle, Host: srv.Host(), Logger: log})
 	if err != nil {
 		return err
 	}

@@ -4,6 +4,7 @@ import (
 	"container/list"
 	"runtime"
 	"sync"
+	"time"
 
 	"haven/shared/crdt"
 	"haven/shared/docid"
@@ -42,6 +43,15 @@ import (
 // loads for a Hold wait, and only for other documents held or loading,
 // whose holders (one document each) are not waiting for anything the
 // waiter has; so a document larger than the bound on its own still loads.
+//
+// The bound caps memory; Options.IdleAfter keeps it to the working set
+// below the cap. A document nobody has opened or held for that long is let
+// go as if evicted for room (evictIdle), by the compactor's goroutine, so a
+// relay holds what its devices are syncing now, not every document it
+// touched since it started. The order of use is the order of the last Open
+// or Hold, so the idle documents are the tail of it; one held for longer
+// than IdleAfter is passed over while held and goes at the next look after
+// its release.
 
 // lru is a Repo's account of its open documents; guarded by Repo.mu.
 type lru struct {
@@ -63,6 +73,9 @@ type use struct {
 	elem *list.Element // in lru.order; nil when not counted (evicted, removed)
 	pins int           // Holds not yet released: not evicted while above zero
 	mem  int64         // estimated memory, counted in lru.bytes while elem is set
+	// used is when the handle was last opened (or held: Hold opens);
+	// lru.order runs from the latest to the earliest of it.
+	used time.Time
 }
 
 // Estimating a document's memory. Automerge keeps every change whole in
@@ -145,6 +158,7 @@ func (r *Repo) Usage() (docs int, bytes int64) {
 // used, pinned if pin. Caller holds r.mu.
 func (r *Repo) addLocked(h *Handle, pin bool) {
 	h.elem = r.order.PushFront(h)
+	h.used = time.Now()
 	r.bytes += h.mem
 	if pin {
 		r.pinLocked(h)
@@ -156,6 +170,7 @@ func (r *Repo) addLocked(h *Handle, pin bool) {
 func (r *Repo) touchLocked(h *Handle, pin bool) {
 	if h.elem != nil {
 		r.order.MoveToFront(h.elem)
+		h.used = time.Now()
 	}
 	if pin {
 		r.pinLocked(h)
@@ -276,19 +291,51 @@ func (r *Repo) evictLocked(need int64, spareFront bool) []evicted {
 		}
 		prev := e.Prev()
 		h := e.Value.(*Handle)
-		// TryLock under r.mu: the handle's lock is otherwise taken before
-		// r.mu (resize), never after, so waiting here could deadlock.
-		if h.pins == 0 && h.mu.TryLock() {
-			h.evicted.Store(true)
-			delete(r.handles, h.ID)
-			r.unlinkLocked(h)
-			r.unswept += h.mem
-			gone = append(gone, evicted{h.ID, h.doc})
-			h.mu.Unlock()
+		if g, ok := r.tryEvictLocked(h); ok {
+			gone = append(gone, g)
 		}
 		e = prev
 	}
 	return gone
+}
+
+// tryEvictLocked evicts h unless it is pinned (Hold) or its lock is taken
+// (being changed, compacted or reloaded). Caller holds r.mu, and calls
+// letGo with what it evicted once it has let go.
+func (r *Repo) tryEvictLocked(h *Handle) (evicted, bool) {
+	// TryLock under r.mu: the handle's lock is otherwise taken before r.mu
+	// (resize), never after, so waiting here could deadlock.
+	if h.pins > 0 || !h.mu.TryLock() {
+		return evicted{}, false
+	}
+	defer h.mu.Unlock()
+	h.evicted.Store(true)
+	delete(r.handles, h.ID)
+	r.unlinkLocked(h)
+	r.unswept += h.mem
+	return evicted{h.ID, h.doc}, true
+}
+
+// evictIdle evicts the documents nobody has opened or held since before
+// cutoff, passing over those pinned or locked, and reports how many it
+// let go.
+func (r *Repo) evictIdle(cutoff time.Time) int {
+	var gone []evicted
+	r.mu.Lock()
+	for e := r.order.Back(); e != nil; {
+		prev := e.Prev()
+		h := e.Value.(*Handle)
+		if !h.used.Before(cutoff) {
+			break // the rest were used later still
+		}
+		if g, ok := r.tryEvictLocked(h); ok {
+			gone = append(gone, g)
+		}
+		e = prev
+	}
+	r.mu.Unlock()
+	r.letGo(gone)
+	return len(gone)
 }
 
 // letGo tells the OnEvict hooks of documents evictLocked let go. Caller

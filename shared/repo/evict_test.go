@@ -4,6 +4,7 @@ import (
 	"context"
 	"testing"
 	"testing/synctest"
+	"time"
 
 	"haven/shared/crdt"
 	"haven/shared/docid"
@@ -246,5 +247,71 @@ func TestHoldWaitsForRoomToLoad(t *testing.T) {
 			t.Fatal(err)
 		}
 		release()
+	})
+}
+
+// With IdleAfter, a document nobody has opened or held for that long is let
+// go, bound or no bound, and its memory with it; one opened again
+// meanwhile stays, and one held stays while held. What was let go opens
+// again.
+func TestIdleDocumentsAreLetGo(t *testing.T) {
+	docs, err := testEditor(t).NewResident("home-1", testIdentity())
+	if err != nil {
+		t.Fatal(err)
+	}
+	stored := store.Doc{Snapshot: docs.Record.Save()}
+	synctest.Test(t, func(t *testing.T) {
+		const idleAfter = time.Minute
+		r := New(&heldDocs{doc: stored}, Options{IdleAfter: idleAfter})
+		defer r.Close()
+		var ev repotest.Evictions
+		r.OnEvict(ev.Hook)
+		used, unused, held := docid.New(), docid.New(), docid.New()
+		for _, id := range []docid.ID{used, unused} {
+			if _, err := r.Open(id); err != nil {
+				t.Fatal(err)
+			}
+		}
+		_, release, err := r.Hold(held)
+		if err != nil {
+			t.Fatal(err)
+		}
+
+		time.Sleep(idleAfter / 2)
+		if _, err := r.Open(used); err != nil {
+			t.Fatal(err)
+		}
+		// A quarter of idleAfter after the unused one's time is up, it has
+		// gone; the one used since and the one held have not.
+		time.Sleep(idleAfter/2 + idleAfter/4 + time.Second)
+		synctest.Wait()
+		if got := ev.IDs(); len(got) != 1 || got[0] != unused {
+			t.Fatalf("evicted %v after %v idle; want only %s", got, idleAfter+idleAfter/4, unused)
+		}
+		if n := ev.Kept(); n > 0 {
+			t.Fatal("the idle document let go is still in memory")
+		}
+
+		release()
+		time.Sleep(idleAfter / 4)
+		synctest.Wait()
+		if !ev.Has(held) || ev.Has(used) {
+			t.Fatalf("evicted %v; want %s, idle once released, and not %s, used %v ago", ev.IDs(), held, used, idleAfter)
+		}
+		time.Sleep(idleAfter / 2)
+		synctest.Wait()
+		if n, b := r.Usage(); n != 0 || b != 0 {
+			t.Fatalf("%d documents (%d bytes) open after all were idle for over %v", n, b, idleAfter)
+		}
+		if !ev.Has(used) || !ev.Has(held) {
+			t.Fatalf("evicted %v; want all three", ev.IDs())
+		}
+		h, err := r.Open(used)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !crdt.SameHeads(h.Doc().Heads(), docs.Record.Heads()) {
+			t.Fatal("a document let go for idleness opens again changed")
+		}
 	})
 }

@@ -21,6 +21,7 @@ import (
 	"runtime"
 	"sync"
 	"sync/atomic"
+	"time"
 
 	"haven/shared/crdt"
 	"haven/shared/docid"
@@ -64,6 +65,10 @@ type Options struct {
 	// evicted and loaded again on their next Open. Zero or less: no bound,
 	// nothing is evicted.
 	MaxBytes int64
+	// IdleAfter, if above zero, lets go of a document nobody has opened
+	// or held for that long, whatever the bound (evict.go): memory then
+	// follows the documents in use, and one used again is loaded again.
+	IdleAfter time.Duration
 }
 
 // Repo holds the open documents of one store.
@@ -475,17 +480,33 @@ func (r *Repo) compactDue() int {
 	return n + rand.IntN(n/2+1)
 }
 
-// compactor compacts the documents queued for it and, for a bounded Repo,
-// runs the Go collector when asked (see evict.go). It exits when the Repo
+// compactor compacts the documents queued for it, lets go of idle ones
+// (Options.IdleAfter) and, for a bounded Repo, runs the Go collector when
+// asked (see evict.go). It exits when the Repo
 // closes.
 func (r *Repo) compactor() {
 	defer r.wg.Done()
+	var idle <-chan time.Time
+	if r.opts.IdleAfter > 0 {
+		// A document is let go between IdleAfter and a quarter more after
+		// its last use.
+		t := time.NewTicker(r.opts.IdleAfter / 4)
+		defer t.Stop()
+		idle = t.C
+	}
 	for {
 		select {
 		case <-r.done:
 			return
 		case <-r.sweep:
 			runtime.GC()
+		case <-idle:
+			if r.evictIdle(time.Now().Add(-r.opts.IdleAfter)) > 0 {
+				r.mu.Lock()
+				r.unswept = 0
+				r.mu.Unlock()
+				runtime.GC()
+			}
 		case id := <-r.compact:
 			// By ID, not handle: the queue must not keep an evicted
 			// document in memory. One evicted meanwhile is compacted

@@ -1,10 +1,16 @@
 // A fresh, unmodified automerge-repo client that fetches documents it holds
-// nothing of, as a new browser tab would: every find at once, then (with
-// --edit) one change to each, sent back. It watches the frames the server
-// sends so that a test can see how each document arrived. One JSON line per
-// event on stdout.
+// nothing of, as a new browser tab would: every find at once (or, with
+// --at-once N, N finds outstanding at a time), then (with --edit) one change
+// to each, sent back. It watches the frames the server sends so that a test
+// can see how each document arrived. One JSON line per event on stdout.
 //
-//   node fetch.mjs [--edit KEY=VALUE] <ws-url> <document-id> ...
+//   node fetch.mjs [--edit KEY=VALUE] [--at-once N] <ws-url> <document-id> ...
+//
+// automerge-repo calls a document unavailable once its handle has waited a
+// minute for it, and the client loads what it is sent one document at a
+// time: asked for more large documents at once than it can load in a
+// minute, it fails the last of them whatever the server does. --at-once
+// keeps each wait within what the client itself can load.
 //
 // Events, in order:
 //   connected {peerId}                                once the server's peer message arrives
@@ -27,6 +33,7 @@ import { WebSocketClientAdapter } from "@automerge/automerge-repo-network-websoc
 import { emit } from "./lib.mjs"
 
 let edit = null
+let atOnce = Infinity
 const positional = []
 for (let args = process.argv.slice(2); args.length > 0; ) {
   const a = args.shift()
@@ -38,11 +45,17 @@ for (let args = process.argv.slice(2); args.length > 0; ) {
       process.exit(64)
     }
     edit = { key: kv.slice(0, i), value: kv.slice(i + 1) }
+  } else if (a === "--at-once") {
+    atOnce = Number(args.shift())
+    if (!Number.isInteger(atOnce) || atOnce <= 0) {
+      console.error("--at-once wants a positive whole number")
+      process.exit(64)
+    }
   } else positional.push(a)
 }
 const [url, ...ids] = positional
 if (!url || ids.length === 0) {
-  console.error("usage: node fetch.mjs [--edit KEY=VALUE] <ws-url> <document-id> ...")
+  console.error("usage: node fetch.mjs [--edit KEY=VALUE] [--at-once N] <ws-url> <document-id> ...")
   process.exit(64)
 }
 const timeoutMs = 120000
@@ -116,9 +129,26 @@ await new Promise((resolve, reject) => {
 let failed = false
 const start = performance.now()
 const cpu0 = process.cpuUsage()
+// Finds wait here for one of the atOnce places; each frees its place once
+// its document is ready or has failed.
+let outstanding = 0
+const waiting = []
+const place = () => {
+  if (outstanding < atOnce) {
+    outstanding++
+    return Promise.resolve()
+  }
+  return new Promise(resolve => waiting.push(resolve))
+}
+const free = () => {
+  const next = waiting.shift()
+  if (next) next()
+  else outstanding--
+}
 const handles = (
   await Promise.all(
     ids.map(async id => {
+      await place()
       try {
         const h = await repo.find(id, { signal: AbortSignal.timeout(timeoutMs) })
         const seen = frames.get(h.documentId) ?? []
@@ -138,6 +168,8 @@ const handles = (
         const timedOut = err?.name === "AbortError" || err?.name === "TimeoutError"
         emit({ event: timedOut ? "timeout" : "unavailable", documentId: id, message: String(err?.message ?? err) })
         return null
+      } finally {
+        free()
       }
     }),
   )

@@ -12,6 +12,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"time"
 
@@ -21,7 +22,7 @@ import (
 
 // jsFetcher is the official JavaScript client run as a fresh device
 // (syncd/interop/fetch.mjs): an automerge-repo Repo with nothing in it that
-// finds every record at once, as a new browser would. It stays connected
+// finds the records as a new browser would, jsFindsAtOnce at a time. It stays connected
 // until close, so the session's tail (the handshakes after the fetch) is on
 // the wire as it would be.
 type jsFetcher struct {
@@ -56,9 +57,18 @@ func jsClientURL(srv *Server, addr, cred string) string {
 	return u
 }
 
+// jsFindsAtOnce is how many records the JavaScript client asks for at a
+// time (fetch.mjs --at-once): a hundred keeps the pipe to either server
+// full, while each record it waits for arrives within the minute
+// automerge-repo gives one before calling it unavailable. Asked for a
+// thousand long records at once, the client needs longer than that to
+// load them all, one after another, and the last time out on either
+// server.
+const jsFindsAtOnce = 100
+
 // startFetcher runs script (fetch.mjs) against wsURL for ids.
 func startFetcher(script, wsURL string, ids []docid.ID) (*jsFetcher, error) {
-	args := []string{filepath.Base(script), wsURL}
+	args := []string{filepath.Base(script), "--at-once", strconv.Itoa(jsFindsAtOnce), wsURL}
 	for _, id := range ids {
 		args = append(args, id.String())
 	}

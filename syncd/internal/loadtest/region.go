@@ -87,7 +87,11 @@ type RegionResult struct {
 	NodePeaks []int64
 	// NodeOwn is, of each node's peak, its syncd process's own PSS; the
 	// rest is its CRDT workers'.
-	NodeOwn   []int64
+	NodeOwn []int64
+	// NodeEnd is each node's memory (PSS of its process tree) at the end of
+	// the edit window's grace: what it keeps for the documents in use,
+	// once the seeding's have been let go (-doc-idle).
+	NodeEnd   []int64
 	CPU       float64       // relay CPU seconds over the window and its grace, every node's
 	Wall      time.Duration // the window and its grace, as long as the edits took to arrive
 	DriverCPU float64       // this process's CPU seconds over the same span (the devices)
@@ -123,6 +127,9 @@ func (r RegionResult) Cores() float64 {
 func (r RegionResult) OtherShare() float64 {
 	return StepResult{OtherCPU: r.OtherCPU, Wall: r.Wall}.OtherShare()
 }
+
+// End is the highest node's memory at the end of the edit window.
+func (r RegionResult) End() int64 { return slicesMax(r.NodeEnd) }
 
 // Own is the highest node's syncd process's own part of its peak.
 func (r RegionResult) Own() int64 { return slicesMax(r.NodeOwn) }
@@ -477,6 +484,11 @@ func (r *regionRun) window(ctx context.Context, res *RegionResult) error {
 		if len(u.Parts) > 0 {
 			res.NodeOwn = append(res.NodeOwn, u.Parts[0])
 		}
+		end, err := n.PSS()
+		if err != nil {
+			return err
+		}
+		res.NodeEnd = append(res.NodeEnd, end)
 		res.CPU += u.CPU - u0[i].CPU
 	}
 	res.Wall = time.Since(start)
@@ -642,6 +654,7 @@ const (
 	figPeakSum
 	figOwn
 	figWorkers
+	figEnd
 	figCores
 	figP99
 	figBootstrap
@@ -658,6 +671,7 @@ var regionFigures = []struct {
 	figPeakSum:   {"relay peak PSS MiB, all nodes", "%.0f", func(r RegionResult) float64 { return float64(r.PeakSum()) / (1 << 20) }},
 	figOwn:       {"relay peak PSS MiB: syncd's own, highest node", "%.0f", func(r RegionResult) float64 { return float64(r.Own()) / (1 << 20) }},
 	figWorkers:   {"relay peak PSS MiB: its workers', highest node", "%.0f", func(r RegionResult) float64 { return float64(r.Workers()) / (1 << 20) }},
+	figEnd:       {"relay PSS MiB at the window's end, highest node", "%.0f", func(r RegionResult) float64 { return float64(r.End()) / (1 << 20) }},
 	figCores:     {"relay CPU cores busy in the window, all nodes", "%.2f", RegionResult.Cores},
 	figP99:       {"edit-to-other-device p99 ms", "%.1f", func(r RegionResult) float64 { return msf(r.P99) }},
 	figBootstrap: {"new device's bootstrap s", "%.2f", func(r RegionResult) float64 { return r.Bootstrap.Seconds() }},
@@ -772,7 +786,7 @@ func RegionTable(results []RegionResult) string {
 			FullHomes, FullHomes*DevicesPerHome, FullEditsPerMinute, float64(FullHomes)/float64(largest))
 		fmt.Fprintf(&sb, "R2: the share of the measured spread the line explains. A line through two sizes always fits; over three or more, R2 < %.1f says the figure does not follow a line here (noise, or a curve), and its reading at %d homes is a guess.\n",
 			GoodFit, FullHomes)
-		fmt.Fprintf(&sb, "syncd bounds the documents its CRDT workers hold open (-doc-memory, by default an eighth of the machine's memory, from 256 MiB to 16 GiB): past it they let go of the least used and load them again when needed, so the workers' line stops rising there.\n")
+		fmt.Fprintf(&sb, "syncd's CRDT workers let go of a document nobody has synced for a while (-doc-idle), and of the least used past -doc-memory (by default an eighth of the machine's memory, from 256 MiB to 16 GiB), and load them again when needed: the peak over the window includes the documents the seeding left in memory as it starts; the memory at the window's end is what the documents in use keep.\n")
 		w = tabwriter.NewWriter(&sb, 0, 0, 2, ' ', tabwriter.AlignRight)
 		fmt.Fprintln(w, "nodes\tfigure\tmeasured (homes: value)\tslope per 100 homes\tR2\tat 1000 homes\t")
 		for _, p := range proj {

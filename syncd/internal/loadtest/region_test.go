@@ -93,6 +93,7 @@ func BenchmarkRegion(b *testing.B) {
 	for _, p := range projectRegion(results) {
 		b.ReportMetric(p.Lines[figP99].At(FullHomes), fmt.Sprintf("%dnode-projected-p99-ms", p.Nodes))
 		b.ReportMetric(p.Lines[figPeak].At(FullHomes), fmt.Sprintf("%dnode-projected-MiB-per-node", p.Nodes))
+		b.ReportMetric(p.Lines[figEnd].At(FullHomes), fmt.Sprintf("%dnode-projected-end-MiB-per-node", p.Nodes))
 	}
 }
 

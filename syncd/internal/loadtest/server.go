@@ -250,6 +250,15 @@ func (s *Server) Usage() (usage, error) {
 	return u, nil
 }
 
+// PSS is the process tree's memory now (its PSS summed).
+func (s *Server) PSS() (int64, error) {
+	if err := s.Alive(); err != nil {
+		return 0, err
+	}
+	parts, err := treePSS(s.pid())
+	return sum(parts), err
+}
+
 // ResetPeak starts the peak-memory measurement again.
 func (s *Server) ResetPeak() error {
 	s.pss.reset()

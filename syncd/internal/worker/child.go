@@ -50,11 +50,16 @@ func runChild(log *slog.Logger, onWork func(WorkArgs)) error {
 		return fmt.Errorf("worker: host socket: %w", err)
 	}
 	memory, _ := strconv.ParseInt(os.Getenv(docMemoryEnv), 10, 64)
-	return serve(call, host, log, onWork, memory/residentPerEstimated)
+	idle, _ := time.ParseDuration(os.Getenv(docIdleEnv))
+	return serve(call, host, log, onWork, repo.Options{Logger: log, MaxBytes: memory / residentPerEstimated, IdleAfter: idle})
 }
 
-// docMemoryEnv carries Config.DocMemory to a child, in bytes.
-const docMemoryEnv = "HAVEN_SYNCD_WORKER_DOC_MEMORY"
+// docMemoryEnv carries Config.DocMemory to a child, in bytes, and
+// docIdleEnv Config.DocIdle, as a Go duration.
+const (
+	docMemoryEnv = "HAVEN_SYNCD_WORKER_DOC_MEMORY"
+	docIdleEnv   = "HAVEN_SYNCD_WORKER_DOC_IDLE"
+)
 
 // residentPerEstimated is how much of a child's resident memory each byte
 // of documents its repo holds open, as the repo estimates them (the
@@ -68,14 +73,14 @@ const docMemoryEnv = "HAVEN_SYNCD_WORKER_DOC_MEMORY"
 // about 10 MiB of PSS idle.
 const residentPerEstimated = 3
 
-// serve serves the parent, holding documents of at most maxBytes open
-// (estimated; 0: no bound). Every change is stored through the parent
+// serve serves the parent, holding documents open as opts bounds them.
+// Every change is stored through the parent
 // before the call that made it returns, so a document let go loses
 // nothing: it is loaded again from the parent's store when next worked on.
-func serve(call, host io.ReadWriteCloser, log *slog.Logger, onWork func(WorkArgs), maxBytes int64) error {
+func serve(call, host io.ReadWriteCloser, log *slog.Logger, onWork func(WorkArgs), opts repo.Options) error {
 	hc := &hostClient{c: rpc.NewClient(host)}
 	defer hc.c.Close()
-	r := repo.New(hc, repo.Options{Logger: log, MaxBytes: maxBytes})
+	r := repo.New(hc, opts)
 	defer r.Close()
 	svc := &Worker{vet: newVetter(hc.c), onWork: onWork, repo: r}
 	r.OnEvict(svc.vet.evicted)

@@ -7,6 +7,7 @@ import (
 
 	"haven/shared/crdt"
 	"haven/shared/docid"
+	"haven/shared/rig"
 )
 
 // A child bounded by Config.DocMemory keeps the documents it holds open
@@ -50,16 +51,51 @@ func TestChildHoldsDocumentsWithinItsBound(t *testing.T) {
 
 	// The first document, let go long ago, changes and syncs again.
 	first := clients[0]
-	if _, err := first.doc.Change("", time.Time{}, func(w *crdt.Writer) error { return w.Set("14", "room") }); err != nil {
+	changeAndReadElsewhere(t, p, first, ids[0])
+}
+
+// A child given Config.DocIdle lets go of the documents nobody syncs,
+// however much room its bound leaves, and one it let go syncs again whole:
+// a device that changed it meanwhile, and another device that holds
+// nothing, come level with it.
+func TestChildLetsIdleDocumentsGo(t *testing.T) {
+	host := newTestHost(t)
+	const idle = 200 * time.Millisecond
+	p := runPool(t, host, Config{Workers: 1, DocIdle: idle})
+	clients := make([]*client, 3)
+	ids := make([]docid.ID, len(clients))
+	for i := range clients {
+		c := newClient("device")
+		if _, err := c.doc.Change("", time.Time{}, func(w *crdt.Writer) error { return w.Set("Settled at night.", "note") }); err != nil {
+			t.Fatal(err)
+		}
+		ids[i], clients[i] = docid.New(), c
+		c.syncWith(t, p, ids[i])
+	}
+	if u := p.Usage(); u.Docs == 0 {
+		t.Fatal("the child holds nothing right after syncing")
+	}
+	rig.WaitFor(t, 20*idle, "the child to let its idle documents go", func() bool { return p.Usage().Docs == 0 })
+
+	first := clients[0]
+	changeAndReadElsewhere(t, p, first, ids[0])
+}
+
+// changeAndReadElsewhere has c change document id and sync it through p,
+// then a device holding nothing of it syncs it and must read the change
+// and hold the same heads.
+func changeAndReadElsewhere(t *testing.T, p *Pool, c *client, id docid.ID) {
+	t.Helper()
+	if _, err := c.doc.Change("", time.Time{}, func(w *crdt.Writer) error { return w.Set("14", "room") }); err != nil {
 		t.Fatal(err)
 	}
-	first.syncWith(t, p, ids[0])
+	c.syncWith(t, p, id)
 	other := newClient("other")
-	other.syncWith(t, p, ids[0])
+	other.syncWith(t, p, id)
 	if v, _, _ := other.doc.Get("room"); v != "14" {
 		t.Fatalf("another device reads room %v, want 14", v)
 	}
-	if !crdt.SameHeads(other.doc.Heads(), first.doc.Heads()) {
+	if !crdt.SameHeads(other.doc.Heads(), c.doc.Heads()) {
 		t.Fatal("the two devices hold different heads")
 	}
 }

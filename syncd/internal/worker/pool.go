@@ -72,8 +72,13 @@ type Config struct {
 	// which are loaded again from the store when next needed. Zero: no
 	// bound, a child keeps every document it ever worked on.
 	DocMemory int64
-	Host      Host
-	Logger    *slog.Logger
+	// DocIdle, if above zero, has a child let go of a document nobody has
+	// worked on for that long, within DocMemory or not
+	// (repo.Options.IdleAfter): its memory then follows the documents
+	// being synced. Zero: only DocMemory lets documents go.
+	DocIdle time.Duration
+	Host    Host
+	Logger  *slog.Logger
 }
 
 // DefaultCallTimeout is many times what a legitimate call takes (the
@@ -376,6 +381,9 @@ func (pr *proc) start() error {
 	cmd.Env = append(os.Environ(), pr.pool.cfg.Env...)
 	if m := pr.pool.cfg.DocMemory; m > 0 {
 		cmd.Env = append(cmd.Env, fmt.Sprintf("%s=%d", docMemoryEnv, m))
+	}
+	if d := pr.pool.cfg.DocIdle; d > 0 {
+		cmd.Env = append(cmd.Env, docIdleEnv+"="+d.String())
 	}
 	if os.Getenv("MALLOC_ARENA_MAX") == "" {
 		cmd.Env = append(cmd.Env, "MALLOC_ARENA_MAX="+mallocArenaMax)

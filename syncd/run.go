@@ -302,6 +302,10 @@ func serve(ctx context.Context, c config, stdout, stderr io.Writer) error {
 	defer pool.Close() // after srv.Close, before the store (deferred earlier, runs later)
 	metrics.WatchRestarts(pool.Restarts)
 	metrics.WatchTimeouts(pool.Timeouts)
+	metrics.WatchWorkerDocuments(func() (int, int64) {
+		u := pool.Usage()
+		return u.Docs, u.Bytes
+	})
 	srv.Start(pool)
 	node.Follow(st, func(ctx context.Context, ch cluster.Change) error { return srv.Absorb(ctx, ch.Doc, ch.Owner, ch.Chunk) })
 	if err := shareStoppedDocuments(ctx, st, shareAdminDocument(node, st, srv), log); err != nil {

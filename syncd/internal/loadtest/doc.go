@@ -29,13 +29,17 @@
 //     both alike; each step's table row also says how much CPU the rest of
 //     the machine used meanwhile.
 //   - Fresh device (fresh.go): a new client downloads every resident record,
-//     through a proxy that counts the bytes on the wire (proxy.go).
+//     through a proxy that counts the bytes on the wire (proxy.go); with
+//     -loadtest.client js, the official client (freshjs.go), asking for a
+//     hundred records at a time.
 //
 // And the region (region.go), Haven's relay only: care homes of 60
 // residents, two devices each, one device in ten editing, on one node and
 // on a three-node cluster (a home's two devices on different nodes). Each
 // run measures the relay's memory, edit-to-other-device latency, a new
-// device's bootstrap and a killed node's time to serve again; runs at
+// device's bootstrap and a killed node's time to serve again; its memory
+// both as the peak over the edit window (which starts as the seeding ends,
+// its documents still in memory) and at the window's end; runs at
 // several sizes give a straight line per figure, read at the full region
 // of 1,000 homes and printed as a projection (knobs in region_test.go):
 //

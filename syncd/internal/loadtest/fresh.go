@@ -50,6 +50,10 @@ type FreshResult struct {
 	SeedPeak   int64   // and its peak memory (PSS) while doing so
 
 	ClientCPU float64 // the JavaScript client's CPU seconds during the fetch (0 for Haven's client)
+
+	// Failed is why the run did not finish, if it did not; the figures
+	// taken before that (the seeding's, say) stand.
+	Failed string
 }
 
 // WireBytes is what the fetch put on the wire, both ways.

@@ -190,12 +190,12 @@ func (d *device) heldHeads(id docid.ID) ([]crdt.Hash, error) {
 // JavaScript server, with at most twice the records' saved size on the wire.
 func jsClientVerdict(results []FreshResult) string {
 	haven, js := pair(results, func(r *FreshResult) Kind { return r.Server })
-	if haven == nil {
+	if haven == nil || haven.Failed != "" {
 		return ""
 	}
 	wire := float64(haven.WireBytes()) / float64(haven.SavedBytes)
-	if js == nil {
-		return fmt.Sprintf("Target for %s with the JavaScript client: %.2f s, %.2fx saved; no JavaScript server run to compare with.\n", haven.Server.Label(), haven.Fetch.Seconds(), wire)
+	if js == nil || js.Failed != "" {
+		return fmt.Sprintf("Target for %s with the JavaScript client: %.2f s, %.2fx saved; no JavaScript server run to compare with (none ran, or it failed).\n", haven.Server.Label(), haven.Fetch.Seconds(), wire)
 	}
 	verdict := "met"
 	if 2*haven.Fetch > js.Fetch || wire > 2 {

@@ -5,6 +5,7 @@ import (
 	"io"
 	"net"
 	"os"
+	"strings"
 	"syscall"
 	"testing"
 	"time"
@@ -131,5 +132,24 @@ func spendCPU(t *testing.T, d time.Duration) {
 	}
 	if x == 0 {
 		t.Log(x) // keeps the loop's work
+	}
+}
+
+// A server whose fresh-device run failed is shown beside the other with
+// the figures it had (its seeding's) and why it failed, and no ratio is
+// drawn against it.
+func TestFreshTableShowsAFailedServer(t *testing.T) {
+	haven := FreshResult{Server: Haven, JSClient: true, Records: 10, Docs: 10, SavedBytes: 1 << 20,
+		Fetch: 1500 * time.Millisecond, FetchDown: 1 << 20, SeedPeak: 100 << 20, ServerPeak: 90 << 20}
+	js := FreshResult{Server: JS, JSClient: true, SavedBytes: 1 << 20, SeedCPU: 12.5, SeedPeak: 777 << 20,
+		Failed: "the JavaScript client: record unavailable"}
+	table := FreshTable([]FreshResult{haven, js})
+	for _, want := range []string{"FAILED", js.Failed, "777", "1.50", "no JavaScript server run to compare with"} {
+		if !strings.Contains(table, want) {
+			t.Errorf("the table lacks %q:\n%s", want, table)
+		}
+	}
+	if strings.Contains(table, "faster") || strings.Contains(table, "peak memory <=") {
+		t.Errorf("the table draws a ratio against a failed run:\n%s", table)
 	}
 }

@@ -223,9 +223,11 @@ func BenchmarkFreshDevice(b *testing.B) {
 	var results []FreshResult
 	for _, k := range kinds(b) {
 		srv := startServer(b, k, bin)
+		// A server that fails is reported beside the other, which still
+		// runs: the table shows what each did.
 		res, err := RunFresh(context.Background(), srv, cfg)
 		if err != nil {
-			b.Fatalf("%s: %v", k.Label(), err)
+			res.Failed = err.Error()
 		}
 		if err := srv.Stop(); err != nil {
 			b.Errorf("%s: %v", k.Label(), err)
@@ -235,6 +237,10 @@ func BenchmarkFreshDevice(b *testing.B) {
 	printTable(b, FreshTable(results))
 	b.ReportMetric(0, "ns/op")
 	for _, r := range results {
+		if r.Failed != "" {
+			b.Errorf("%s: %s", r.Server.Label(), r.Failed)
+			continue
+		}
 		b.ReportMetric(r.Fetch.Seconds(), string(r.Server)+"-fetch-s")
 		b.ReportMetric(float64(r.WireBytes())/float64(r.SavedBytes), string(r.Server)+"-wire/saved")
 		b.ReportMetric(r.ServerCPU, string(r.Server)+"-CPU-s")

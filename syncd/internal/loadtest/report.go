@@ -181,7 +181,11 @@ func FreshTable(results []FreshResult) string {
 	if len(results) == 0 {
 		return ""
 	}
-	fmt.Fprintf(&sb, "Fresh device: a new client fetches %d resident records; saved size = sum of each record's Automerge save.\n", results[0].Records)
+	records := 0
+	for _, r := range results {
+		records = max(records, r.Records)
+	}
+	fmt.Fprintf(&sb, "Fresh device: a new client fetches %d resident records; saved size = sum of each record's Automerge save.\n", records)
 	target := "Target: <= 3 s and <= 2x saved."
 	if results[0].JSClient {
 		target = "The device is the official JavaScript client, timed from its connection."
@@ -191,6 +195,10 @@ func FreshTable(results []FreshResult) string {
 	fmt.Fprintln(w, "server\tmethod\tdocs\tsaved KiB\tfetch s\twire KiB (up/down)\tx saved\tquiet s\twire KiB at quiet\tx saved\tserver CPU-s\tserver peak PSS MiB (per process)\tsum of VmHWM MiB\tothers CPU-s\tseed CPU-s\tseed peak PSS MiB\t")
 	for _, r := range results {
 		saved := float64(r.SavedBytes)
+		if r.Failed != "" {
+			fmt.Fprintf(w, "%s\t%s\t\t%.0f\tFAILED\t\t\t\t\t\t\t\t\t\t%.1f\t%s\t\n", r.Server.Label(), r.Method, saved/1024, r.SeedCPU, mib(r.SeedPeak))
+			continue
+		}
 		fmt.Fprintf(w, "%s\t%s\t%d\t%.0f\t%.2f\t%.0f (%.0f/%.0f)\t%.2f\t%.2f\t%.0f\t%.2f\t%.1f\t%s\t%s\t%.1f\t%.1f\t%s\t\n",
 			r.Server.Label(), r.Method, r.Docs, saved/1024, r.Fetch.Seconds(),
 			float64(r.WireBytes())/1024, float64(r.FetchUp)/1024, float64(r.FetchDown)/1024, float64(r.WireBytes())/saved,
@@ -198,14 +206,19 @@ func FreshTable(results []FreshResult) string {
 			r.ServerCPU, mib(r.ServerPeak)+" ("+r.PeakParts+")", mib(r.ServerHWM), r.OtherCPU, r.SeedCPU, mib(r.SeedPeak))
 	}
 	w.Flush()
-	if haven, js := pair(results, func(r *FreshResult) Kind { return r.Server }); haven != nil && js != nil {
+	for _, r := range results {
+		if r.Failed != "" {
+			fmt.Fprintf(&sb, "%s FAILED: %s (its seed figures stand).\n", r.Server.Label(), r.Failed)
+		}
+	}
+	if haven, js := pair(results, func(r *FreshResult) Kind { return r.Server }); haven != nil && js != nil && haven.Failed == "" && js.Failed == "" {
 		sb.WriteString(memoryVerdict(max(haven.SeedPeak, haven.ServerPeak), max(js.SeedPeak, js.ServerPeak)))
 	}
 	if results[0].JSClient {
 		sb.WriteString(jsClientVerdict(results))
 	}
 	for _, r := range results {
-		if r.Server != Haven || r.JSClient {
+		if r.Server != Haven || r.JSClient || r.Failed != "" {
 			continue
 		}
 		verdict := "met"

@@ -71,6 +71,30 @@ func (m *Metrics) WatchTimeouts(count func() int64) {
 		func() float64 { return float64(count()) }))
 }
 
+// WatchWorkerDocuments exports the documents the CRDT workers hold open
+// and the memory the workers estimate they take (-doc-memory, -doc-idle),
+// asked of the workers once a scrape.
+func (m *Metrics) WatchWorkerDocuments(usage func() (docs int, bytes int64)) {
+	m.reg.MustRegister(&workerDocs{usage: usage,
+		docs: prometheus.NewDesc("haven_relay_worker_open_documents", "Documents the CRDT workers hold in memory.", nil, nil),
+		bytes: prometheus.NewDesc("haven_relay_worker_document_bytes",
+			"The CRDT workers' estimate of the memory the documents they hold take (what -doc-memory bounds).", nil, nil)})
+}
+
+// workerDocs collects both of WatchWorkerDocuments' gauges from one call.
+type workerDocs struct {
+	usage       func() (int, int64)
+	docs, bytes *prometheus.Desc
+}
+
+func (w *workerDocs) Describe(ch chan<- *prometheus.Desc) { ch <- w.docs; ch <- w.bytes }
+
+func (w *workerDocs) Collect(ch chan<- prometheus.Metric) {
+	docs, bytes := w.usage()
+	ch <- prometheus.MustNewConstMetric(w.docs, prometheus.GaugeValue, float64(docs))
+	ch <- prometheus.MustNewConstMetric(w.bytes, prometheus.GaugeValue, float64(bytes))
+}
+
 // Handler serves the metrics in Prometheus text format.
 func (m *Metrics) Handler() http.Handler {
 	return promhttp.HandlerFor(m.reg, promhttp.HandlerOpts{})

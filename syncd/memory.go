@@ -32,17 +32,17 @@ func defaultDocMemory() int64 {
 }
 
 // defaultDocIdle is how long a CRDT worker keeps a document nobody is
-// syncing (-doc-idle). A relay needs in memory the documents whose
-// exchanges are under way, and those being edited now; an exchange's round
-// trips come a second or two apart on the worst links Haven serves, and
-// the answers that only confirm what a device holds are saved without the
-// document (syncer.Engine.Settle). Past that a document held costs memory
-// that, for a long record, is several megabytes, and keeping it saves one
-// load from the store when it is next edited: tens of milliseconds, at a
-// region's rate of edits a small part of a core. A document let go in the
-// middle of an exchange over a slower link costs that load again, and
-// nothing else.
-const defaultDocIdle = 5 * time.Second
+// syncing (-doc-idle); 0, the default, keeps it until -doc-memory needs the
+// room. A relay needs in memory only the documents whose exchanges are
+// under way and those being edited now: a few seconds covers an exchange's
+// round trips on the worst links Haven serves, and keeping a long record
+// longer saves one load from the store at its next edit (tens of
+// milliseconds). Letting documents go after 5 s keeps a relay's memory to
+// its working set; but in a three-node cluster it left a device, now and
+// then, without the changes another node made to a document it had been
+// let go of, so it is not the default until that is understood: an
+// operator who sets it trades that risk for memory.
+const defaultDocIdle time.Duration = 0
 
 // memTotal reads MemTotal, in bytes, from a /proc/meminfo-shaped file.
 func memTotal(path string) (int64, bool) {

@@ -38,11 +38,11 @@ func defaultDocMemory() int64 {
 // round trips on the worst links Haven serves, and keeping a long record
 // longer saves one load from the store at its next edit (tens of
 // milliseconds). Letting documents go after 5 s keeps a relay's memory to
-// its working set. It is not the default because of one unexplained
-// failure: with it, in two of fourteen three-node cluster soak setups, one
-// desktop never received a home's new residents (none in seven setups
-// without it). Until that is understood, an operator who sets it accepts
-// that risk in exchange for the memory.
+// its working set. It is not the default yet: in a three-node cluster, a
+// device at one node has now and then not been served what another node
+// made (seen with it in two of fourteen soak setups, and without it in a
+// cluster test), and until the cause is known, letting documents go more
+// often is not to be added by default.
 const defaultDocIdle time.Duration = 0
 
 // memTotal reads MemTotal, in bytes, from a /proc/meminfo-shaped file.

@@ -374,7 +374,15 @@ func (e *Engine) state(peerID string, id docid.ID, doc *crdt.Doc) (*crdt.SyncSta
 		return st.ss, nil
 	}
 	ss := crdt.NewSyncState(doc)
-	if p.persistent() && e.opts.States != nil {
+	// A state encoded when the document was let go and not yet handed over
+	// is newer than whatever the store holds; it is saved later as this
+	// state, which is marked dirty for that.
+	kept, wasKept := e.takeEvicted(peerID, id)
+	if wasKept {
+		if loaded, lerr := crdt.LoadSyncState(doc, kept); lerr == nil {
+			ss = loaded
+		}
+	} else if p.persistent() && e.opts.States != nil {
 		saved, err := e.opts.States.SyncState(p.StorageID, id.String())
 		switch {
 		case err == nil:
@@ -390,9 +398,33 @@ func (e *Engine) state(peerID string, id docid.ID, doc *crdt.Doc) (*crdt.SyncSta
 	e.mu.Lock()
 	if p, ok := e.peers[peerID]; ok {
 		p.states[id] = &docState{doc: doc, ss: ss, eager: true}
+		if wasKept {
+			e.dirty[dirtyKey{peerID, id}] = true
+		}
 	}
 	e.mu.Unlock()
 	return ss, nil
+}
+
+// takeEvicted removes from those waiting to be handed over (e.evicted) the
+// states encoded for (peer, doc) when the document was let go, and returns
+// the newest, if any.
+func (e *Engine) takeEvicted(peerID string, id docid.ID) ([]byte, bool) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	var newest []byte
+	found := false
+	kept := e.evicted[:0]
+	for _, s := range e.evicted {
+		if s.peer == peerID && s.Doc == id.String() {
+			newest, found = s.State, true
+			continue
+		}
+		kept = append(kept, s)
+	}
+	clear(e.evicted[len(kept):])
+	e.evicted = kept
+	return newest, found
 }
 
 func (e *Engine) markDirty(peerID string, id docid.ID) {

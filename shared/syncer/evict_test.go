@@ -164,3 +164,41 @@ func offerNew(t *testing.T, desk *node, nw *net, n int) docid.ID {
 	nw.pump("desk", out)
 	return id
 }
+
+// A document let go and worked on again before its peers' states were
+// handed over for saving takes up each state as it was when let go, not
+// the older one in the store, and saves it later as before.
+func TestStateOfADocumentLetGoIsItsNewest(t *testing.T) {
+	desk, relay, nw := tinyRelay(t)
+	gone := offerNew(t, desk, nw, 0)
+	offerNew(t, desk, nw, 1)
+	if relay.repo.Resident(gone) {
+		t.Fatal("the first document is still held")
+	}
+	if _, err := relay.st.SyncState("s-desk", gone.String()); err == nil {
+		t.Fatal("the store holds a state already; the test needs it to hold none")
+	}
+	out, err := relay.eng.Sync(ctx, gone, []string{"desk"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	hd, err := desk.repo.Open(gone)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(out) != 1 {
+		t.Fatalf("%d messages to the desk, want 1", len(out))
+	}
+	// The state as let go shares the desk's heads: its message says so and
+	// nothing more. A state begun afresh would ask for everything.
+	if heads, ok := crdt.AckedHeads(out[0].Data); !ok || !crdt.SameHeads(heads, hd.Doc().Heads()) {
+		t.Fatalf("the message to the desk is not the one of a state sharing its heads: %x", out[0].Data)
+	}
+	saved := false
+	for _, s := range relay.eng.TakeDirty("") {
+		saved = saved || (s.Storage == "s-desk" && s.Doc == gone.String())
+	}
+	if !saved {
+		t.Fatal("the state taken up is not handed over for saving")
+	}
+}

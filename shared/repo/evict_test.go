@@ -251,9 +251,11 @@ func TestHoldWaitsForRoomToLoad(t *testing.T) {
 }
 
 // With IdleAfter, a document nobody has opened or held for that long is let
-// go, bound or no bound, and its memory with it; one opened again
-// meanwhile stays, and one held stays while held. What was let go opens
-// again.
+// go, bound or no bound, and its memory with it, within a quarter of
+// IdleAfter more; one opened again is let go that long after its new use,
+// and one held stays while held and goes at the next look after its
+// release. What was let go opens again. The test waits on each eviction
+// as it happens: the bubble's clock runs to it, and says when it was.
 func TestIdleDocumentsAreLetGo(t *testing.T) {
 	docs, err := testEditor(t).NewResident("home-1", testIdentity())
 	if err != nil {
@@ -266,47 +268,58 @@ func TestIdleDocumentsAreLetGo(t *testing.T) {
 		defer r.Close()
 		var ev repotest.Evictions
 		r.OnEvict(ev.Hook)
-		used, unused, held := docid.New(), docid.New(), docid.New()
-		for _, id := range []docid.ID{used, unused} {
+		type eviction struct {
+			id docid.ID
+			at time.Time
+		}
+		evictions := make(chan eviction, 16)
+		r.OnEvict(func(id docid.ID, _ *crdt.Doc) { evictions <- eviction{id, time.Now()} })
+		next := func(want docid.ID, after time.Time, within time.Duration) time.Time {
+			t.Helper()
+			var e eviction
+			select {
+			case e = <-evictions:
+			case <-time.After(after.Sub(time.Now()) + 2*idleAfter): // the bubble's clock: no real wait
+				t.Fatalf("%s was not let go", want)
+			}
+			if e.id != want {
+				t.Fatalf("%s was let go first, want %s", e.id, want)
+			}
+			if d := e.at.Sub(after); d < 0 || d > within {
+				t.Fatalf("%s was let go %v after it was last used or released, want within %v", want, d, within)
+			}
+			return e.at
+		}
+		open := func(id docid.ID) {
+			t.Helper()
 			if _, err := r.Open(id); err != nil {
 				t.Fatal(err)
 			}
 		}
+
+		reopened, held := docid.New(), docid.New()
+		start := time.Now()
+		open(reopened)
 		_, release, err := r.Hold(held)
 		if err != nil {
 			t.Fatal(err)
 		}
-
-		time.Sleep(idleAfter / 2)
-		if _, err := r.Open(used); err != nil {
-			t.Fatal(err)
-		}
-		// A quarter of idleAfter after the unused one's time is up, it has
-		// gone; the one used since and the one held have not.
-		time.Sleep(idleAfter/2 + idleAfter/4 + time.Second)
-		synctest.Wait()
-		if got := ev.IDs(); len(got) != 1 || got[0] != unused {
-			t.Fatalf("evicted %v after %v idle; want only %s", got, idleAfter+idleAfter/4, unused)
+		first := next(reopened, start.Add(idleAfter), idleAfter/4)
+		if ev.Has(held) {
+			t.Fatal("a held document was let go")
 		}
 		if n := ev.Kept(); n > 0 {
 			t.Fatal("the idle document let go is still in memory")
 		}
 
-		release()
-		time.Sleep(idleAfter / 4)
-		synctest.Wait()
-		if !ev.Has(held) || ev.Has(used) {
-			t.Fatalf("evicted %v; want %s, idle once released, and not %s, used %v ago", ev.IDs(), held, used, idleAfter)
-		}
-		time.Sleep(idleAfter / 2)
-		synctest.Wait()
+		open(reopened) // used again: idle from now
+		release()      // idle since it was held, long ago
+		next(held, first, idleAfter/4)
+		next(reopened, first.Add(idleAfter), idleAfter/4)
 		if n, b := r.Usage(); n != 0 || b != 0 {
 			t.Fatalf("%d documents (%d bytes) open after all were idle for over %v", n, b, idleAfter)
 		}
-		if !ev.Has(used) || !ev.Has(held) {
-			t.Fatalf("evicted %v; want all three", ev.IDs())
-		}
-		h, err := r.Open(used)
+		h, err := r.Open(reopened)
 		if err != nil {
 			t.Fatal(err)
 		}

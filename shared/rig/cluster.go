@@ -5,7 +5,6 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
-	"net"
 	"os"
 	"path/filepath"
 	"slices"
@@ -153,7 +152,7 @@ func (c *Cluster) fill(nodes []NodeConfig, first int) error {
 func freeAddrs(n int) ([]string, error) {
 	var addrs []string
 	for range n {
-		ln, err := net.Listen("tcp", "127.0.0.1:0")
+		ln, err := ListenRoute()
 		if err != nil {
 			return nil, err
 		}

@@ -47,7 +47,7 @@ func newCluster(h *harness) (*cluster, error) {
 	// hop's listener, and the node could not bind it.
 	routes := make([]string, clusterNodes)
 	for i := range routes {
-		ln, err := net.Listen("tcp", "127.0.0.1:0")
+		ln, err := rig.ListenRoute()
 		if err != nil {
 			return nil, err
 		}

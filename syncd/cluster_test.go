@@ -189,6 +189,11 @@ func TestClusterCarriesChangesAcrossNodes(t *testing.T) {
 	waitFor(t, "the device on the new node online", d.online)
 	d.client.Request(docs.RecordID)
 	waitFor(t, "the new node to serve every change node A acknowledged", holds(d, docs.RecordID, acked))
+	// Node A's restart aside, every node says it has applied what the
+	// cluster holds (its metrics), the one that started empty included.
+	if err := cl.WaitCaughtUp(20 * time.Second); err != nil {
+		t.Fatal(err)
+	}
 }
 
 // A device revoked through node C's admin socket is cut off node A, where

@@ -306,6 +306,13 @@ func serve(ctx context.Context, c config, stdout, stderr io.Writer) error {
 		u := pool.Usage()
 		return u.Docs, u.Bytes
 	})
+	metrics.WatchCluster(func() []relay.StreamProgress {
+		var out []relay.StreamProgress
+		for _, p := range node.Progress(ctx) {
+			out = append(out, relay.StreamProgress{Stream: p.Stream, Applied: p.Applied, Last: p.Last, Known: p.Known})
+		}
+		return out
+	})
 	srv.Start(pool)
 	node.Follow(st, func(ctx context.Context, ch cluster.Change) error { return srv.Absorb(ctx, ch.Doc, ch.Owner, ch.Chunk) })
 	if err := shareStoppedDocuments(ctx, st, shareAdminDocument(node, st, srv), log); err != nil {

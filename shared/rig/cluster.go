@@ -356,6 +356,34 @@ func (c *Cluster) Stop() error {
 	return errors.Join(errs...)
 }
 
+// WaitCaughtUp waits until every running node has applied each of the
+// cluster's streams to the end the cluster holds (Relay.Behind), or
+// timeout passes; the error then says how far behind each node is. A
+// device served by a node still catching up (just restarted, or healed
+// from a partition) is served what the node has applied so far.
+func (c *Cluster) WaitCaughtUp(timeout time.Duration) error {
+	behind := func() []string {
+		var out []string
+		for i, n := range c.Nodes() {
+			if !n.Running() {
+				continue
+			}
+			switch b, err := n.Behind(); {
+			case err != nil:
+				out = append(out, fmt.Sprintf("node %d: %v", i, err))
+			case len(b) > 0:
+				out = append(out, fmt.Sprintf("node %d: %s", i, strings.Join(b, ", ")))
+			}
+		}
+		return out
+	}
+	var last []string
+	if UntilEvery(timeout, 100*time.Millisecond, func() bool { last = behind(); return len(last) == 0 }) {
+		return nil
+	}
+	return fmt.Errorf("nodes still behind the cluster's streams after %v (applied/held): %s", timeout, strings.Join(last, "; "))
+}
+
 // Kill ends every node, as a power cut would.
 func (c *Cluster) Kill() {
 	for _, n := range c.Nodes() {

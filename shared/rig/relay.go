@@ -433,6 +433,39 @@ func (r *Relay) Healthz() error {
 	return nil
 }
 
+// Behind reads, from the relay's metrics, the streams of its cluster it
+// has not applied to their end: for each, "stream applied/last", or
+// "stream applied/?" while the cluster does not say how far it holds it.
+// Nil: the relay has applied everything the cluster holds.
+func (r *Relay) Behind() ([]string, error) {
+	m, err := r.Metrics()
+	if err != nil {
+		return nil, err
+	}
+	const applied, last = "haven_cluster_applied_sequence", "haven_cluster_last_sequence"
+	var behind []string
+	found := false
+	for k, v := range m {
+		labels, ok := strings.CutPrefix(k, applied)
+		if !ok {
+			continue
+		}
+		found = true
+		stream := strings.TrimSuffix(strings.TrimPrefix(labels, `{stream="`), `"}`)
+		switch l, ok := m[last+labels]; {
+		case !ok:
+			behind = append(behind, fmt.Sprintf("%s %d/?", stream, uint64(v)))
+		case v < l:
+			behind = append(behind, fmt.Sprintf("%s %d/%d", stream, uint64(v), uint64(l)))
+		}
+	}
+	if !found {
+		return nil, errors.New("the relay exports no cluster progress (haven_cluster_applied_sequence)")
+	}
+	slices.Sort(behind)
+	return behind, nil
+}
+
 // Metrics reads the relay's Prometheus samples, by name and labels as
 // written (e.g. `haven_relay_refused_total{reason="out-of-scope"}`).
 func (r *Relay) Metrics() (map[string]float64, error) {

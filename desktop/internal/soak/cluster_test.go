@@ -200,7 +200,18 @@ func (c *cluster) healRoutes() {
 func (c *cluster) describe() string {
 	var parts []string
 	for i, n := range c.nodes {
-		parts = append(parts, fmt.Sprintf("node %d running %v partitioned %v", i, n.Running(), c.isPartitioned(i)))
+		behind := "not asked"
+		if n.Running() {
+			switch b, err := n.Behind(); {
+			case err != nil:
+				behind = err.Error()
+			case len(b) == 0:
+				behind = "none"
+			default:
+				behind = strings.Join(b, ", ")
+			}
+		}
+		parts = append(parts, fmt.Sprintf("node %d running %v partitioned %v, streams behind (applied/held) %s", i, n.Running(), c.isPartitioned(i), behind))
 	}
 	return strings.Join(parts, ", ")
 }

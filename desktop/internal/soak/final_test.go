@@ -27,6 +27,19 @@ func (h *harness) final(rep *report) {
 		rep.unsettled = append(rep.unsettled, "final: "+strings.Join(u, ", "))
 		rep.unsettledFinal = true
 	}
+	if h.cluster != nil {
+		// The desktops converged through whichever nodes they reached; a
+		// node that restarted or was cut off last may still be applying
+		// what the others took meanwhile. Its store is judged once it says
+		// it has caught up.
+		start := time.Now()
+		if err := h.cluster.rc.WaitCaughtUp(2 * h.cfg.converge); err != nil {
+			rep.behind = err.Error()
+			t.Error(err)
+		} else {
+			rep.caughtUp, rep.nodesCaughtUp = true, time.Since(start)
+		}
+	}
 	for _, a := range h.agents {
 		if err := a.quit(); err != nil {
 			t.Errorf("stopping %s: %v", a.spec.name, err)

@@ -82,6 +82,12 @@ type report struct {
 	// internalRefusals counts the relay errors with code internal in the
 	// desktops' logs.
 	internalRefusals int
+	// caughtUp: after the final convergence, every node applied the
+	// cluster's streams to their end, within nodesCaughtUp; else behind
+	// says how far each was.
+	caughtUp      bool
+	nodesCaughtUp time.Duration
+	behind        string
 
 	// disk
 	diskRan          bool
@@ -259,6 +265,11 @@ func (r *report) rows() []row {
 		info("cluster: seeding", r.seedNote)
 	}
 	if r.cfg.cluster {
+		res := fmt.Sprintf("%v after the desktops converged", r.nodesCaughtUp.Round(10*time.Millisecond))
+		if !r.caughtUp {
+			res = r.behind
+		}
+		add("cluster: every node applied the streams to their end", res, "all nodes", r.caughtUp)
 		add("cluster: routes bypassing the links (a partition would miss them)", fmt.Sprintf("%s (%d checks; %d route connections through the links in all)", listOrNone(r.directRoutes), r.routeChecks, r.routesHopped),
 			"none", len(r.directRoutes) == 0 && r.routesHopped > 0)
 	}

@@ -159,6 +159,9 @@ type Node struct {
 	own map[string]*published // message ID → this process's publication not yet followed past
 
 	stopFollow context.CancelFunc // ends Follow, FollowAudit and WatchRegistry; nil before any; guarded by mu
+	// progress is how far this node has applied each stream it follows
+	// (Progress), by stream name; written only by that stream's follower.
+	progress map[string]*atomic.Uint64
 	following  sync.WaitGroup
 	closeOnce  sync.Once
 }
@@ -189,7 +192,10 @@ func Open(ctx context.Context, cfg Config) (*Node, error) {
 	}
 	ns.SetLoggerV2(natsLogger{log}, false, false, false)
 	ns.Start()
-	n := &Node{cfg: cfg, log: log, ns: ns, replicas: 1, own: map[string]*published{}}
+	n := &Node{cfg: cfg, log: log, ns: ns, replicas: 1, own: map[string]*published{}, progress: map[string]*atomic.Uint64{}}
+	for _, s := range followedStreams {
+		n.progress[s] = new(atomic.Uint64)
+	}
 	if cfg.Name != "" {
 		n.replicas = ClusterReplicas
 	}
@@ -603,6 +609,7 @@ func (n *Node) follow(ctx context.Context, marks Marks, f feed) {
 		// Starting over costs time, not correctness: applying is idempotent.
 		n.log.Error("reading how far this node applied the cluster's stream; starting from the beginning", "stream", f.stream, "err", err)
 	}
+	n.progress[f.stream].Store(from)
 	saved, savedAt := from, time.Now()
 	save := func() {
 		if saved == from {
@@ -651,6 +658,7 @@ func (n *Node) follow(ctx context.Context, marks Marks, f feed) {
 				return false
 			}
 			batch, from = batch[:0], last
+			n.progress[f.stream].Store(from)
 			if time.Since(savedAt) >= markEvery {
 				save()
 			}
@@ -712,6 +720,43 @@ func (n *Node) applied(ctx context.Context, msg jetstream.Msg) bool {
 	case <-ctx.Done():
 		return false
 	}
+}
+
+// followedStreams are the streams a node follows into its own store.
+var followedStreams = []string{DocStream, AuditStream, registryStream}
+
+// StreamProgress is how far a node has applied one stream of the cluster.
+type StreamProgress struct {
+	Stream string
+	// Applied is the last sequence this node has applied, its own
+	// publications included (0: none yet).
+	Applied uint64
+	// Last is the stream's last sequence as the cluster holds it; 0 with
+	// Known false when the cluster did not say (no leader just now).
+	Last  uint64
+	Known bool
+}
+
+// Progress reports, for each stream a node follows, how far it has
+// applied it and how far the cluster holds it. A node whose Applied stays
+// behind Last serves devices connected to it an older state of what the
+// other nodes took: an operator's first question about a node whose
+// devices do not see their colleagues' work. Each stream's last sequence
+// is asked of the cluster, waiting at most apiAttempt.
+func (n *Node) Progress(ctx context.Context) []StreamProgress {
+	out := make([]StreamProgress, 0, len(followedStreams))
+	for _, name := range followedStreams {
+		p := StreamProgress{Stream: name, Applied: n.progress[name].Load()}
+		actx, cancel := context.WithTimeout(ctx, apiAttempt)
+		if s, err := n.js.Stream(actx, name); err == nil {
+			if info, err := s.Info(actx); err == nil {
+				p.Last, p.Known = info.State.LastSeq, true
+			}
+		}
+		cancel()
+		out = append(out, p)
+	}
+	return out
 }
 
 // retry runs apply until it succeeds; false if ctx ended first. Each

@@ -74,6 +74,18 @@ func openAlone(t *testing.T, dir string) *Node {
 	return n
 }
 
+// openFollower is a node alone and the store it follows into, both
+// closed when the test ends (the node first).
+func openFollower(t *testing.T) (*store.Store, *Node) {
+	t.Helper()
+	dir := t.TempDir()
+	st := openStore(t, filepath.Join(dir, "store"))
+	t.Cleanup(func() { st.Close() })
+	n := openAlone(t, filepath.Join(dir, "cluster"))
+	t.Cleanup(func() { n.Close() })
+	return st, n
+}
+
 func keepOK() error { return nil }
 
 var errDisk = errors.New("disk full")
@@ -118,11 +130,7 @@ func TestFollowAppliesWhatThisNodeDidNotKeep(t *testing.T) {
 // A change apply fails is retried, not skipped, and the follower does not
 // pass it: the next change comes after it.
 func TestFollowRetriesAFailedApply(t *testing.T) {
-	dir := t.TempDir()
-	st := openStore(t, filepath.Join(dir, "store"))
-	defer st.Close()
-	n := openAlone(t, filepath.Join(dir, "cluster"))
-	defer n.Close()
+	st, n := openFollower(t)
 	rec := newRecorder()
 	var mu sync.Mutex
 	failures := 2
@@ -150,6 +158,45 @@ func TestFollowRetriesAFailedApply(t *testing.T) {
 	if failures != 0 {
 		t.Fatalf("%d failures left: the follower skipped the failing change", failures)
 	}
+}
+
+// Progress says how far the node has applied the document stream: past
+// its own kept publications at once, and past another's only once apply
+// has returned; the stream's last sequence is the cluster's.
+func TestProgressSaysHowFarTheNodeApplied(t *testing.T) {
+	st, n := openFollower(t)
+	rec := newRecorder()
+	started, gate := make(chan struct{}), make(chan struct{})
+	rec.fail = func(c Change) error {
+		close(started)
+		<-gate
+		return nil
+	}
+	n.Follow(st, rec.apply)
+	docs := func() StreamProgress {
+		for _, p := range n.Progress(context.Background()) {
+			if p.Stream == DocStream {
+				return p
+			}
+		}
+		t.Fatalf("Progress has no %s", DocStream)
+		return StreamProgress{}
+	}
+	ctx := context.Background()
+	if err := n.Publish(ctx, "docA", "home-1", []byte("kept here"), keepOK); err != nil {
+		t.Fatal(err)
+	}
+	rig.WaitFor(t, 20*time.Second, "the node to pass its own kept publication", func() bool { return docs().Applied == 1 })
+	if err := n.Publish(ctx, "docA", "home-1", []byte("not kept"), func() error { return errDisk }); err == nil {
+		t.Fatal("Publish(keep fails) = nil")
+	}
+	<-started
+	if p := docs(); p.Applied != 1 || !p.Known || p.Last != 2 {
+		t.Fatalf("while the second change is being applied, Progress = %+v; want applied 1, last 2", p)
+	}
+	close(gate)
+	rec.next(t, "the second change")
+	rig.WaitFor(t, 20*time.Second, "the node to pass the change it applied", func() bool { return docs().Applied == 2 })
 }
 
 // JetStream's files hold no change in the clear.

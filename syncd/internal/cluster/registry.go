@@ -257,6 +257,7 @@ func (n *Node) watchRegistry(ctx context.Context, w jetstream.KeyWatcher, last u
 			if !retry(ctx, n.log, "applying a registry key", func() error { return apply(ctx, re) }, "ns", ns, "rev", re.Rev) {
 				return
 			}
+			n.progress[registryStream].Store(max(n.progress[registryStream].Load(), re.Rev))
 			if !caught && re.Rev >= last {
 				caughtUp(ctx)
 				caught = true

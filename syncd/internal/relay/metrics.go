@@ -95,6 +95,42 @@ func (w *workerDocs) Collect(ch chan<- prometheus.Metric) {
 	ch <- prometheus.MustNewConstMetric(w.bytes, prometheus.GaugeValue, float64(bytes))
 }
 
+// StreamProgress is how far this node has applied one of the cluster's
+// streams, and how far the cluster holds it (see WatchCluster).
+type StreamProgress struct {
+	Stream        string
+	Applied, Last uint64
+	Known         bool // Last was answered
+}
+
+// WatchCluster exports, per stream of the cluster, the last sequence this
+// node applied and the last the cluster holds, asked once a scrape: the
+// difference is how far behind the other nodes this node serves.
+func (m *Metrics) WatchCluster(progress func() []StreamProgress) {
+	m.reg.MustRegister(&clusterProgress{progress: progress,
+		applied: prometheus.NewDesc("haven_cluster_applied_sequence",
+			"The last sequence of the cluster's stream this node has applied to its own store.", []string{"stream"}, nil),
+		last: prometheus.NewDesc("haven_cluster_last_sequence",
+			"The last sequence of the cluster's stream, as the cluster holds it (absent while it has no leader).", []string{"stream"}, nil)})
+}
+
+// clusterProgress collects WatchCluster's gauges from one call.
+type clusterProgress struct {
+	progress      func() []StreamProgress
+	applied, last *prometheus.Desc
+}
+
+func (c *clusterProgress) Describe(ch chan<- *prometheus.Desc) { ch <- c.applied; ch <- c.last }
+
+func (c *clusterProgress) Collect(ch chan<- prometheus.Metric) {
+	for _, p := range c.progress() {
+		ch <- prometheus.MustNewConstMetric(c.applied, prometheus.GaugeValue, float64(p.Applied), p.Stream)
+		if p.Known {
+			ch <- prometheus.MustNewConstMetric(c.last, prometheus.GaugeValue, float64(p.Last), p.Stream)
+		}
+	}
+}
+
 // Handler serves the metrics in Prometheus text format.
 func (m *Metrics) Handler() http.Handler {
 	return promhttp.HandlerFor(m.reg, promhttp.HandlerOpts{})

@@ -162,6 +162,9 @@ type Node struct {
 	// progress is how far this node has applied each stream it follows
 	// (Progress), by stream name; written only by that stream's follower.
 	progress map[string]*atomic.Uint64
+	// docsMoved is closed, and replaced, each time the document stream's
+	// progress moves (CaughtUp waits on it); guarded by mu.
+	docsMoved chan struct{}
 	following  sync.WaitGroup
 	closeOnce  sync.Once
 }
@@ -192,7 +195,8 @@ func Open(ctx context.Context, cfg Config) (*Node, error) {
 	}
 	ns.SetLoggerV2(natsLogger{log}, false, false, false)
 	ns.Start()
-	n := &Node{cfg: cfg, log: log, ns: ns, replicas: 1, own: map[string]*published{}, progress: map[string]*atomic.Uint64{}}
+	n := &Node{cfg: cfg, log: log, ns: ns, replicas: 1, own: map[string]*published{}, progress: map[string]*atomic.Uint64{},
+		docsMoved: make(chan struct{})}
 	for _, s := range followedStreams {
 		n.progress[s] = new(atomic.Uint64)
 	}
@@ -609,7 +613,7 @@ func (n *Node) follow(ctx context.Context, marks Marks, f feed) {
 		// Starting over costs time, not correctness: applying is idempotent.
 		n.log.Error("reading how far this node applied the cluster's stream; starting from the beginning", "stream", f.stream, "err", err)
 	}
-	n.progress[f.stream].Store(from)
+	n.advance(f.stream, from)
 	saved, savedAt := from, time.Now()
 	save := func() {
 		if saved == from {
@@ -658,7 +662,7 @@ func (n *Node) follow(ctx context.Context, marks Marks, f feed) {
 				return false
 			}
 			batch, from = batch[:0], last
-			n.progress[f.stream].Store(from)
+			n.advance(f.stream, from)
 			if time.Since(savedAt) >= markEvery {
 				save()
 			}
@@ -757,6 +761,48 @@ func (n *Node) Progress(ctx context.Context) []StreamProgress {
 		out = append(out, p)
 	}
 	return out
+}
+
+// advance records that this node has applied stream up to seq.
+func (n *Node) advance(stream string, seq uint64) {
+	n.progress[stream].Store(seq)
+	if stream != DocStream {
+		return
+	}
+	n.mu.Lock()
+	close(n.docsMoved)
+	n.docsMoved = make(chan struct{})
+	n.mu.Unlock()
+}
+
+// CaughtUp waits until this node has applied the document stream as far
+// as the cluster held it when asked, and reports whether it did before
+// ctx ended. False also when the cluster does not say how far it holds
+// the stream (no leader just now: a node cut off from the others).
+func (n *Node) CaughtUp(ctx context.Context) bool {
+	actx, cancel := context.WithTimeout(ctx, apiAttempt)
+	defer cancel()
+	s, err := n.js.Stream(actx, DocStream)
+	if err != nil {
+		return false
+	}
+	info, err := s.Info(actx)
+	if err != nil {
+		return false
+	}
+	for {
+		n.mu.Lock()
+		moved := n.docsMoved
+		n.mu.Unlock()
+		if n.progress[DocStream].Load() >= info.State.LastSeq {
+			return true
+		}
+		select {
+		case <-moved:
+		case <-ctx.Done():
+			return false
+		}
+	}
 }
 
 // retry runs apply until it succeeds; false if ctx ended first. Each

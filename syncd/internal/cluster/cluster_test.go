@@ -194,9 +194,22 @@ func TestProgressSaysHowFarTheNodeApplied(t *testing.T) {
 	if p := docs(); p.Applied != 1 || !p.Known || p.Last != 2 {
 		t.Fatalf("while the second change is being applied, Progress = %+v; want applied 1, last 2", p)
 	}
+	// One waits from now on; the other gives up meanwhile.
+	caught := make(chan bool, 1)
+	go func() { caught <- n.CaughtUp(ctx) }()
+	short, cancel := context.WithTimeout(ctx, 200*time.Millisecond)
+	defer cancel()
+	if n.CaughtUp(short) {
+		t.Fatal("CaughtUp = true while a change the cluster holds is still being applied")
+	}
 	close(gate)
 	rec.next(t, "the second change")
-	rig.WaitFor(t, 20*time.Second, "the node to pass the change it applied", func() bool { return docs().Applied == 2 })
+	if ok, _ := rig.Recv(caught, 20*time.Second); !ok {
+		t.Fatal("CaughtUp did not report the node caught up once it applied the change")
+	}
+	if p := docs(); p.Applied != 2 {
+		t.Fatalf("once caught up, Progress = %+v; want applied 2", p)
+	}
 }
 
 // JetStream's files hold no change in the clear.

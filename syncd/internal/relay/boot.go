@@ -5,6 +5,7 @@ import (
 	"errors"
 	"sort"
 
+	"haven/shared/record"
 	"haven/shared/store"
 	"haven/shared/wire"
 )
@@ -23,6 +24,7 @@ func (c *conn) bootstrap(ctx context.Context) {
 		c.lowerIfSuspect(&c.bootLowered)
 		switch m.Type {
 		case wire.TypeHavenList:
+			c.s.awaitCatchUp(ctx, c)
 			c.send(wire.Message{Type: wire.TypeHavenList, DocumentIDs: c.s.listScope(c)})
 		case wire.TypeHavenFetch:
 			ids := m.DocumentIDs
@@ -72,13 +74,23 @@ func (s *Server) listScope(c *conn) []string {
 	}
 	s.mu.Lock()
 	for doc, owner := range s.owners {
-		if c.allows(doc, owner) {
+		if c.listable(doc, owner) {
 			ids = append(ids, doc)
 		}
 	}
 	s.mu.Unlock()
 	sort.Strings(ids)
 	return ids
+}
+
+// listable reports whether a device's list (listScope) has doc, owned by
+// owner, whatever it opened: for an advice-line device the region's
+// documents, for any other everything its organisation may hold.
+func (c *conn) listable(doc, owner string) bool {
+	if c.sc().AdviceLine() {
+		return owner == record.Region
+	}
+	return c.allows(doc, owner)
 }
 
 // fetch sends one stored document whole, or doc-unavailable when it is

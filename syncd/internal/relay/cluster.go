@@ -3,6 +3,7 @@ package relay
 import (
 	"context"
 	"errors"
+	"time"
 
 	"haven/syncd/internal/worker"
 )
@@ -15,6 +16,52 @@ type Cluster interface {
 	// at its replication, then runs keep (this node's own copy). Nil only
 	// if both succeeded.
 	Publish(ctx context.Context, doc, owner string, chunk []byte, keep func() error) error
+	// CaughtUp waits until this node has applied every change the
+	// cluster held when asked, and reports whether it did before ctx
+	// ended (false also when the cluster cannot say).
+	CaughtUp(ctx context.Context) bool
+}
+
+// listCatchUpWait is the longest a device's list of its documents waits
+// for this node to catch up with the cluster (listScope): a node just
+// started, or just healed from a partition, applies what the others took
+// meanwhile within a second or two.
+const listCatchUpWait = 5 * time.Second
+
+// awaitCatchUp waits, before c is told which documents it should hold,
+// until this node has every document the cluster held (listCatchUpWait at
+// most). A document this node has not applied yet would be missing from
+// the list, and a fresh device, holding nothing that names it (the home's
+// resident list is one such), would never ask for it. If the node is still
+// behind, c is marked listedBehind, and is sent each document new to this
+// node that its list would have had (offerNew).
+func (s *Server) awaitCatchUp(ctx context.Context, c *conn) {
+	if s.cfg.Cluster == nil {
+		return
+	}
+	wctx, cancel := context.WithTimeout(ctx, listCatchUpWait)
+	defer cancel()
+	if !s.cfg.Cluster.CaughtUp(wctx) {
+		c.listedBehind.Store(true)
+		s.log.Info("device listed while this node is behind the cluster; documents new here are sent to it", "device", c.dev.ID)
+	}
+}
+
+// offerNew sends doc, new to this node, whole to each device connected
+// here that was listed while this node was behind (awaitCatchUp) and
+// whose list would have had it, and is not following it already.
+func (s *Server) offerNew(doc, owner string) {
+	var to []*conn
+	s.mu.Lock()
+	for _, c := range s.peers {
+		if c.listedBehind.Load() && c.listable(doc, owner) && !s.subs[doc][c.peer.ID] {
+			to = append(to, c)
+		}
+	}
+	s.mu.Unlock()
+	for _, c := range to {
+		s.wg.Go(func() { c.fetch(c.ctx, doc) })
+	}
 }
 
 // ErrClosing is returned for a change from another node offered while the
@@ -99,6 +146,7 @@ func (s *Server) Absorb(ctx context.Context, doc, owner string, chunk []byte) er
 	if !known {
 		s.created(ctx, doc, nil) // devices here that asked for it before it existed
 		s.syncFollowers(ctx, doc)
+		s.offerNew(doc, owner)
 	}
 	return nil
 }

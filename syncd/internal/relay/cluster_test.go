@@ -6,7 +6,9 @@ import (
 	"sync"
 	"testing"
 
+	"haven/shared/docid"
 	"haven/shared/store"
+	"haven/shared/wire"
 	"haven/syncd/internal/worker"
 )
 
@@ -14,7 +16,14 @@ import (
 type fakeCluster struct {
 	mu        sync.Mutex
 	down      bool
+	behind    bool     // CaughtUp says this node has not caught up
 	published []string // "doc/owner/chunk" of each publication held
+}
+
+func (c *fakeCluster) CaughtUp(context.Context) bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return !c.behind
 }
 
 var errNoQuorum = errors.New("no quorum")
@@ -65,5 +74,74 @@ func TestChangesAreKeptOnlyOnceTheClusterHoldsThem(t *testing.T) {
 	defer cl.mu.Unlock()
 	if want := r.doc + "/" + r.home + "/second"; len(cl.published) != 1 || cl.published[0] != want {
 		t.Fatalf("cluster holds %q, want only %q", cl.published, want)
+	}
+}
+
+// A device listed its documents while this node was behind the cluster is
+// sent, whole, each document that reaches this node afterwards and that
+// its list would have had: a fresh device holds nothing that names the
+// home's resident list, and would otherwise never ask for it. A device
+// listed once the node had caught up, or of another home, is not sent it.
+func TestDeviceListedBehindTheClusterIsSentWhatArrives(t *testing.T) {
+	cl := &fakeCluster{behind: true}
+	r := newTestRelay(t, Config{Cluster: cl}, echoWorker{})
+	s, ctx := r.s, context.Background()
+	other, err := r.reg.CreateHome(ctx, "Birch Court", "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	enc := func(m wire.Message) []byte { b, _ := wire.Encode(m); return b }
+	list := func(name, home string) *recorder {
+		dev, _, err := r.reg.EnrollDevice(ctx, home, name, 0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		sc, err := r.reg.Scope(dev)
+		if err != nil {
+			t.Fatal(err)
+		}
+		rec := &recorder{}
+		c := newConn(s, ctx, rec, dev, sc)
+		c.onFrame(enc(wire.Message{Type: wire.TypeJoin, SenderID: name, SupportedProtocolVersions: []string{"1"}}))
+		c.onFrame(enc(wire.Message{Type: wire.TypeHavenList, SenderID: name, TargetID: "relay"}))
+		close(c.boot)
+		c.bootstrap(ctx)
+		return rec
+	}
+	behind := list("listed-behind", r.home)
+	stranger := list("other-home", other.ID)
+	cl.mu.Lock()
+	cl.behind = false
+	cl.mu.Unlock()
+	caughtUp := list("listed-caught-up", r.home)
+
+	// Another node's new document of the home arrives, as its worker
+	// stores it.
+	doc := docid.New().String()
+	if _, err := s.st.AppendChunk(ctx, doc, []byte("the home's resident list")); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Absorb(ctx, doc, r.home, []byte("the home's resident list")); err != nil {
+		t.Fatal(err)
+	}
+	s.wg.Wait()
+	sent := func(rec *recorder) bool {
+		rec.mu.Lock()
+		defer rec.mu.Unlock()
+		for _, fr := range rec.frames {
+			if m, err := wire.Decode(fr); err == nil && m.Type == wire.TypeHavenDoc && m.DocumentID == doc {
+				return true
+			}
+		}
+		return false
+	}
+	if !sent(behind) {
+		t.Error("the device listed while the node was behind was not sent the home's new document")
+	}
+	if sent(caughtUp) {
+		t.Error("a device listed once the node had caught up was sent the new document unasked")
+	}
+	if sent(stranger) {
+		t.Error("a device of another home was sent the new document")
 	}
 }

@@ -49,6 +49,10 @@ type conn struct {
 	wholeQ       []wire.Message
 	wholeRunning bool
 	wholeFreed   chan struct{}
+	// listedBehind: the device was listed its documents while this node
+	// was behind the cluster (awaitCatchUp), and is sent each document new
+	// here that its list would have had.
+	listedBehind atomic.Bool
 	// waiting counts this connection's messages queued for the workers.
 	waiting atomic.Int64
 	// asked counts the missing documents this connection waits for (it is

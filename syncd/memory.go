@@ -32,18 +32,14 @@ func defaultDocMemory() int64 {
 }
 
 // defaultDocIdle is how long a CRDT worker keeps a document nobody is
-// syncing (-doc-idle); 0, the default, keeps it until -doc-memory needs the
-// room. A relay needs in memory only the documents whose exchanges are
-// under way and those being edited now: a few seconds covers an exchange's
-// round trips on the worst links Haven serves, and keeping a long record
-// longer saves one load from the store at its next edit (tens of
-// milliseconds). Letting documents go after 5 s keeps a relay's memory to
-// its working set. It is not the default yet: in a three-node cluster, a
-// device at one node has now and then not been served what another node
-// made (seen with it in two of fourteen soak setups, and without it in a
-// cluster test), and until the cause is known, letting documents go more
-// often is not to be added by default.
-const defaultDocIdle time.Duration = 0
+// syncing (-doc-idle; 0 keeps it until -doc-memory needs the room). A
+// relay needs in memory only the documents whose exchanges are under way
+// and those being edited now: a few seconds covers an exchange's round
+// trips on the worst links Haven serves, and keeping a long record longer
+// saves one load from the store at its next edit (tens of milliseconds).
+// Letting documents go after 5 s keeps a relay's memory to its working
+// set, where -doc-memory alone lets it grow to an eighth of the machine.
+const defaultDocIdle = 5 * time.Second
 
 // memTotal reads MemTotal, in bytes, from a /proc/meminfo-shaped file.
 func memTotal(path string) (int64, bool) {

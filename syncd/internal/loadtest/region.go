@@ -786,7 +786,7 @@ func RegionTable(results []RegionResult) string {
 			FullHomes, FullHomes*DevicesPerHome, FullEditsPerMinute, float64(FullHomes)/float64(largest))
 		fmt.Fprintf(&sb, "R2: the share of the measured spread the line explains. A line through two sizes always fits; over three or more, R2 < %.1f says the figure does not follow a line here (noise, or a curve), and its reading at %d homes is a guess.\n",
 			GoodFit, FullHomes)
-		fmt.Fprintf(&sb, "syncd's CRDT workers let go of the least used documents past -doc-memory (by default an eighth of the machine's memory, from 256 MiB to 16 GiB), and, with -doc-idle set, of any document nobody has synced for that long; they load them again when needed. The peak over the window includes the documents the seeding left in memory as it starts; with -doc-idle, the memory at the window's end is what the documents in use keep.\n")
+		fmt.Fprintf(&sb, "syncd's CRDT workers let go of the least used documents past -doc-memory (by default an eighth of the machine's memory, from 256 MiB to 16 GiB), and, past -doc-idle (5 s by default), any document nobody has synced for that long; they load them again when needed. The peak over the window includes the documents the seeding left in memory as it starts; the memory at the window's end is what the documents in use keep.\n")
 		w = tabwriter.NewWriter(&sb, 0, 0, 2, ' ', tabwriter.AlignRight)
 		fmt.Fprintln(w, "nodes\tfigure\tmeasured (homes: value)\tslope per 100 homes\tR2\tat 1000 homes\t")
 		for _, p := range proj {

@@ -41,11 +41,33 @@ func (s *Server) awaitCatchUp(ctx context.Context, c *conn) {
 	}
 	wctx, cancel := context.WithTimeout(ctx, listCatchUpWait)
 	defer cancel()
-	if !s.cfg.Cluster.CaughtUp(wctx) {
-		c.listedBehind.Store(true)
-		s.log.Info("device listed while this node is behind the cluster; documents new here are sent to it", "device", c.dev.ID)
+	if s.cfg.Cluster.CaughtUp(wctx) {
+		return
 	}
+	c.listedBehind.Store(true)
+	s.log.Info("device listed while this node is behind the cluster; documents new here are sent to it", "device", c.dev.ID)
+	// Once the node has applied what the cluster held then, every document
+	// the list missed has reached it, and has been offered (Absorb offers
+	// before the node counts a change applied).
+	s.wg.Go(func() {
+		for c.ctx.Err() == nil {
+			if s.cfg.Cluster.CaughtUp(c.ctx) {
+				c.listedBehind.Store(false)
+				return
+			}
+			t := time.NewTimer(catchUpRetry)
+			select {
+			case <-t.C:
+			case <-c.ctx.Done():
+				t.Stop()
+			}
+		}
+	})
 }
+
+// catchUpRetry is the pause between two asks whether a node that could
+// not say how far the cluster holds its changes (no leader) has caught up.
+const catchUpRetry = time.Second
 
 // offerNew sends doc, new to this node, whole to each device connected
 // here that was listed while this node was behind (awaitCatchUp) and

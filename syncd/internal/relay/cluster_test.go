@@ -5,8 +5,10 @@ import (
 	"errors"
 	"sync"
 	"testing"
+	"time"
 
 	"haven/shared/docid"
+	"haven/shared/rig"
 	"haven/shared/store"
 	"haven/shared/wire"
 	"haven/syncd/internal/worker"
@@ -80,8 +82,9 @@ func TestChangesAreKeptOnlyOnceTheClusterHoldsThem(t *testing.T) {
 // A device listed its documents while this node was behind the cluster is
 // sent, whole, each document that reaches this node afterwards and that
 // its list would have had: a fresh device holds nothing that names the
-// home's resident list, and would otherwise never ask for it. A device
-// listed once the node had caught up, or of another home, is not sent it.
+// home's resident list, and would otherwise never ask for it. A device of
+// another home is not sent it; nor, once the node has caught up, is any
+// device sent a new document unasked.
 func TestDeviceListedBehindTheClusterIsSentWhatArrives(t *testing.T) {
 	cl := &fakeCluster{behind: true}
 	r := newTestRelay(t, Config{Cluster: cl}, echoWorker{})
@@ -91,7 +94,7 @@ func TestDeviceListedBehindTheClusterIsSentWhatArrives(t *testing.T) {
 		t.Fatal(err)
 	}
 	enc := func(m wire.Message) []byte { b, _ := wire.Encode(m); return b }
-	list := func(name, home string) *recorder {
+	list := func(name, home string) (*conn, *recorder) {
 		dev, _, err := r.reg.EnrollDevice(ctx, home, name, 0)
 		if err != nil {
 			t.Fatal(err)
@@ -106,26 +109,21 @@ func TestDeviceListedBehindTheClusterIsSentWhatArrives(t *testing.T) {
 		c.onFrame(enc(wire.Message{Type: wire.TypeHavenList, SenderID: name, TargetID: "relay"}))
 		close(c.boot)
 		c.bootstrap(ctx)
-		return rec
+		return c, rec
 	}
-	behind := list("listed-behind", r.home)
-	stranger := list("other-home", other.ID)
-	cl.mu.Lock()
-	cl.behind = false
-	cl.mu.Unlock()
-	caughtUp := list("listed-caught-up", r.home)
-
-	// Another node's new document of the home arrives, as its worker
-	// stores it.
-	doc := docid.New().String()
-	if _, err := s.st.AppendChunk(ctx, doc, []byte("the home's resident list")); err != nil {
-		t.Fatal(err)
+	// arrives is another node's new document of the home, as this node's
+	// worker stores it.
+	arrives := func(what string) string {
+		doc := docid.New().String()
+		if _, err := s.st.AppendChunk(ctx, doc, []byte(what)); err != nil {
+			t.Fatal(err)
+		}
+		if err := s.Absorb(ctx, doc, r.home, []byte(what)); err != nil {
+			t.Fatal(err)
+		}
+		return doc
 	}
-	if err := s.Absorb(ctx, doc, r.home, []byte("the home's resident list")); err != nil {
-		t.Fatal(err)
-	}
-	s.wg.Wait()
-	sent := func(rec *recorder) bool {
+	sent := func(rec *recorder, doc string) bool {
 		rec.mu.Lock()
 		defer rec.mu.Unlock()
 		for _, fr := range rec.frames {
@@ -135,13 +133,23 @@ func TestDeviceListedBehindTheClusterIsSentWhatArrives(t *testing.T) {
 		}
 		return false
 	}
-	if !sent(behind) {
-		t.Error("the device listed while the node was behind was not sent the home's new document")
-	}
-	if sent(caughtUp) {
-		t.Error("a device listed once the node had caught up was sent the new document unasked")
-	}
-	if sent(stranger) {
+
+	behindConn, behind := list("listed-behind", r.home)
+	_, stranger := list("other-home", other.ID)
+	first := arrives("the home's resident list")
+	rig.WaitFor(t, 20*time.Second, "the device listed behind to be sent the home's new document", func() bool { return sent(behind, first) })
+	if sent(stranger, first) {
 		t.Error("a device of another home was sent the new document")
+	}
+
+	cl.mu.Lock()
+	cl.behind = false
+	cl.mu.Unlock()
+	rig.WaitFor(t, 20*time.Second, "the mark to go once the node has caught up", func() bool { return !behindConn.listedBehind.Load() })
+	_, caughtUp := list("listed-caught-up", r.home)
+	second := arrives("a new resident's record")
+	s.wg.Wait()
+	if sent(behind, second) || sent(caughtUp, second) {
+		t.Error("once the node had caught up, a device was sent a new document unasked")
 	}
 }

@@ -144,7 +144,7 @@ func TestClusterCarriesChangesAcrossNodes(t *testing.T) {
 
 	a := newDevice(t, "carer-a", enrA, nodes[0].url())
 	b := newDevice(t, "carer-b", enrB, nodes[1].url())
-	waitFor(t, "both devices online", func() bool { return a.online() && b.online() })
+	waitOnline(t, a, b)
 	docs := a.newResident(home, "Marlow")
 	waitFor(t, "node A to confirm the new record", func() bool { return a.client.Synced(docs.RecordID) })
 	b.client.Request(docs.RecordID)
@@ -177,7 +177,7 @@ func TestClusterCarriesChangesAcrossNodes(t *testing.T) {
 	holds := holdsAll
 	waitFor(t, "the device on node B to hold every change node A acknowledged", holds(b, docs.RecordID, acked))
 	c := newDevice(t, "carer-c", enrC, nodes[2].url())
-	waitFor(t, "the device on node C online", c.online)
+	waitOnline(t, c)
 	c.client.Request(docs.RecordID)
 	waitFor(t, "node C to serve every change node A acknowledged", holds(c, docs.RecordID, acked))
 
@@ -186,7 +186,7 @@ func TestClusterCarriesChangesAcrossNodes(t *testing.T) {
 	// it existed.
 	late := addNode(t, cl, func(own string) []string { return append(cl.Routes()[1:], own) })
 	d := newDevice(t, "carer-d", enrD, late.url())
-	waitFor(t, "the device on the new node online", d.online)
+	waitOnline(t, d)
 	d.client.Request(docs.RecordID)
 	waitFor(t, "the new node to serve every change node A acknowledged", holds(d, docs.RecordID, acked))
 	// Node A's restart aside, every node says it has applied what the
@@ -201,7 +201,7 @@ func TestClusterCarriesChangesAcrossNodes(t *testing.T) {
 func TestRevokeOnOneNodeCutsTheDeviceOnAnother(t *testing.T) {
 	_, enrs, nodes := startCluster(t, "Larch office")
 	d := newDevice(t, "carer-a", enrs[0], nodes[0].url())
-	waitFor(t, "the device online on node A", d.online)
+	waitOnline(t, d)
 	began := time.Now()
 	var out bytes.Buffer
 	if err := run(context.Background(), []string{"admin", "-data", nodes[2].data, "revoke", enrs[0].Device}, &out, io.Discard); err != nil {

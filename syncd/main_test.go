@@ -264,6 +264,30 @@ func waitFor(t *testing.T, what string, cond func() bool) {
 
 func (d *device) online() bool { return d.client.Status().Online }
 
+// waitOnline waits until every one of devs is online (see waitFor); if one
+// is not, the failure says, for each, which relay it last tried and why its
+// last connection ended or failed.
+func waitOnline(t *testing.T, devs ...*device) {
+	t.Helper()
+	if rig.Until(20*time.Second, func() bool {
+		for _, d := range devs {
+			if !d.online() {
+				return false
+			}
+		}
+		return true
+	}) {
+		return
+	}
+	var offline []string
+	for _, d := range devs {
+		if st := d.client.Status(); !st.Online {
+			offline = append(offline, fmt.Sprintf("%s (last tried %s: %q)", d.name, st.Relay, st.LastError))
+		}
+	}
+	t.Fatalf("timed out after 20s waiting for devices online: %s offline", strings.Join(offline, ", "))
+}
+
 // newResident creates a resident's record and timeline locally and offers them.
 func (d *device) newResident(home, family string) record.NewDocs {
 	d.t.Helper()

@@ -43,7 +43,7 @@ func TestDeviceEnrolledOnOneNodeConnectsToAnother(t *testing.T) {
 		t.Fatalf("redeeming at node B a code node A issued: status %d, device %q; want %d, %s", status, enr.Device, http.StatusOK, dev)
 	}
 	d := newDevice(t, "carer", enr, nodes[1].url())
-	waitFor(t, "the device online on node B", d.online)
+	waitOnline(t, d)
 	dir, err := docid.Parse(idOf(t, nodes[0].admin("orgs"), home))
 	if err != nil {
 		t.Fatal(err)
@@ -82,7 +82,7 @@ func TestOneTimeCodeRedeemsOnceInTheCluster(t *testing.T) {
 func TestStaffCertificateRevokedOnOneNodeIsRefusedOnAnother(t *testing.T) {
 	home, enrs, nodes := startCluster(t, "Nurses' station")
 	gp := newDevice(t, "gp-pc", enrs[0], nodes[0].url())
-	waitFor(t, "the device online on node A", gp.online)
+	waitOnline(t, gp)
 	gp.certify(nodes[2]) // the request goes through node A, node C approves it
 	docs := gp.newResident(home, "Marlow")
 	decide := func(v string) {
@@ -137,7 +137,7 @@ func TestBreakGlassOnOneNodeIsAuditedAndReviewedOnAnother(t *testing.T) {
 	advice := newDevice(t, "advice-desk", adviceEnr, nodes[0].url())
 	ig := newDevice(t, "ig-office", igEnr, nodes[2].url())
 	ig.ed.Author.Role, ig.ed.Author.RegNo = record.IGLead, ""
-	waitFor(t, "the devices online", func() bool { return larch.online() && advice.online() && ig.online() })
+	waitOnline(t, larch, advice, ig)
 	marlow := larch.newResident(home, "Marlow")
 	waitFor(t, "node A to hold the record", func() bool { return larch.client.Synced(marlow.RecordID) })
 	advice.certify(nodes[1])
@@ -170,7 +170,7 @@ func TestBreakGlassOnOneNodeIsAuditedAndReviewedOnAnother(t *testing.T) {
 	}
 	ig.stop()
 	ig.start(igEnr, nodes[1].url())
-	waitFor(t, "the IG lead's desktop online on node B", ig.online)
+	waitOnline(t, ig)
 	waitFor(t, "node B to hold the review made on node C", func() bool {
 		list, err := ig.client.Review(ctx, wire.ReviewRequest{ID: "r3", Claim: ig.claim(igEnr, wire.ActionReviewList, "", "")})
 		return err == nil && len(list.Pending) == 0
@@ -189,7 +189,7 @@ func TestNodeStartedEmptyKnowsTheRegistry(t *testing.T) {
 	late := addNode(t, c, nil)
 	d := newDevice(t, "carer", enrs[0], late.url())
 	stolen := newDevice(t, "thief", enrs[1], late.url())
-	waitFor(t, "the new node to serve the device enrolled before it started", d.online)
+	waitOnline(t, d)
 	waitFor(t, "the new node to refuse the device revoked before it started", func() bool {
 		return slices.Contains(stolen.errorCodes(), wire.CodeDeviceRevoked)
 	})
@@ -205,7 +205,7 @@ func TestHubUnlinkedOnOneNodeIsCutOffOnAnother(t *testing.T) {
 	hubEnr := nodes[1].enroll(hub, "Hub laptop")
 	larch := newDevice(t, "home-pc", enrs[0], nodes[0].url())
 	laptop := newDevice(t, "hub-laptop", hubEnr, nodes[2].url())
-	waitFor(t, "the devices online", func() bool { return larch.online() && laptop.online() })
+	waitOnline(t, larch, laptop)
 	docs := larch.newResident(home, "Marlow")
 	waitFor(t, "node A to hold the record", func() bool { return larch.client.Synced(docs.RecordID) })
 	laptop.client.Request(docs.RecordID)
@@ -241,7 +241,7 @@ func TestDocumentsStoredWithTheRelayStoppedReachTheCluster(t *testing.T) {
 	}
 	_, nodes := startNodes(t, cfg)
 	d := newDevice(t, "carer", nodes[1].enroll(home[1], "Office"), nodes[1].url())
-	waitFor(t, "the device on node B online", d.online)
+	waitOnline(t, d)
 	held := func() int {
 		ids, err := d.st.Docs()
 		if err != nil {

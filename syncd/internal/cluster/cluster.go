@@ -165,8 +165,8 @@ type Node struct {
 	// docsMoved is closed, and replaced, each time the document stream's
 	// progress moves (CaughtUp waits on it); guarded by mu.
 	docsMoved chan struct{}
-	following  sync.WaitGroup
-	closeOnce  sync.Once
+	following sync.WaitGroup
+	closeOnce sync.Once
 }
 
 // published is one of this process's publications. kept is written

@@ -68,9 +68,6 @@ func (s *Server) listScope(c *conn) []string {
 				ids = append(ids, doc)
 			}
 		}
-		ids = append(ids, s.regionDocs()...)
-		sort.Strings(ids)
-		return ids
 	}
 	s.mu.Lock()
 	for doc, owner := range s.owners {

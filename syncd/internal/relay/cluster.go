@@ -44,7 +44,9 @@ func (s *Server) awaitCatchUp(ctx context.Context, c *conn) {
 	if s.cfg.Cluster.CaughtUp(wctx) {
 		return
 	}
-	c.listedBehind.Store(true)
+	if c.listedBehind.Swap(true) {
+		return // one watch a connection, however often it asks for its list
+	}
 	s.log.Info("device listed while this node is behind the cluster; documents new here are sent to it", "device", c.dev.ID)
 	// Once the node has applied what the cluster held then, every document
 	// the list missed has reached it, and has been offered (Absorb offers

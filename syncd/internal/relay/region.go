@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"sort"
 
 	"haven/shared/record"
 	"haven/shared/syncer"
@@ -16,20 +15,6 @@ import (
 // only what it opened; only GP hubs' and the advice line's devices may
 // change it (orgs.Scope.WritesRegion), which the workers enforce by asking
 // Writers about each batch that changes it.
-
-// regionDocs lists the region's documents, sorted.
-func (s *Server) regionDocs() []string {
-	s.mu.Lock()
-	var out []string
-	for doc, owner := range s.owners {
-		if owner == record.Region {
-			out = append(out, doc)
-		}
-	}
-	s.mu.Unlock()
-	sort.Strings(out)
-	return out
-}
 
 // adminPeer is the engine peer the relay's administrator writes as (a
 // services load). A device's peers are named "device/client#n", so no

@@ -66,7 +66,10 @@ type Options struct {
 	// the two were last known to share, instead of waiting a round trip to
 	// hear what the peer has, as Automerge does. A reconnecting desktop's
 	// notes reach the relay a round trip sooner: 300 ms on a rural line,
-	// 2 s on a failing one. Changes the peer already has cost it nothing.
+	// 2 s on a failing one. The same holds for a state loaded from States
+	// (a relay worker that let the document go): the peers following it
+	// get the next change in the relay's first message, not after
+	// answering it. Changes the peer already has cost it nothing.
 	EagerChanges bool
 	// Vet, if set, checks what a batch of received messages added to a
 	// document before anything is stored or sent: the document as it is
@@ -804,8 +807,11 @@ func (e *Engine) generateAck(id docid.ID, doc *crdt.Doc, peers []string, ack map
 		if err != nil {
 			continue
 		}
+		// A state's first message, carrying changes of its own (see
+		// Options.EagerChanges), is made for it alone.
+		eager := e.opts.EagerChanges && e.isEager(p, id)
 		key := ""
-		if !e.opts.EagerChanges {
+		if !eager {
 			key = hashesKey(ss.SettledAt())
 		}
 		var msg []byte
@@ -832,7 +838,7 @@ func (e *Engine) generateAck(id docid.ID, doc *crdt.Doc, peers []string, ack map
 		if !ok && ack[p] && e.opts.AckInSync {
 			msg, ok = crdt.HeadsMessage(doc.Heads()), true
 		}
-		if ok && e.opts.EagerChanges && e.takeEager(p, id) {
+		if ok && eager && e.takeEager(p, id) {
 			msg = e.withEagerChanges(p, id, doc, ss, msg)
 		}
 		if ok {
@@ -850,6 +856,15 @@ func hashesKey(hs []crdt.Hash) string {
 		b = append(b, h[:]...)
 	}
 	return string(b)
+}
+
+// isEager reports whether no message was made yet from (peer, doc)'s
+// state.
+func (e *Engine) isEager(peer string, id docid.ID) bool {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	p, ok := e.peers[peer]
+	return ok && p.states[id] != nil && p.states[id].eager
 }
 
 // takeEager reports whether no message was made yet from (peer, doc)'s

@@ -581,9 +581,18 @@ func TestVetRefusesOnlyTheCulprit(t *testing.T) {
 // its own state makes (checked by making it afterwards), every copy takes
 // the change, and a subscriber that missed one (its confirmation lost, or
 // the change itself, then recovered as the relay recovers a lost message)
-// still comes level.
+// still comes level. So too with EagerChanges (a relay's workers), whose
+// first message to each subscriber is its own, carrying changes.
 func TestSettledPeersShareOneMessage(t *testing.T) {
-	relay := newNode(t, "relay", t.TempDir(), Options{AckInSync: true})
+	for _, eager := range []bool{false, true} {
+		t.Run(fmt.Sprintf("eager=%v", eager), func(t *testing.T) {
+			settledPeersShareOneMessage(t, Options{AckInSync: true, EagerChanges: eager})
+		})
+	}
+}
+
+func settledPeersShareOneMessage(t *testing.T, opts Options) {
+	relay := newNode(t, "relay", t.TempDir(), opts)
 	nw := &net{t: t, nodes: map[string]*node{"relay": relay}}
 	names := []string{"author", "f1", "f2", "f3", "f4"}
 	for _, n := range names {

@@ -90,7 +90,11 @@ func serve(call, host io.ReadWriteCloser, log *slog.Logger, onWork func(WorkArgs
 		Check:     crdt.CheckSyncMessage,
 		Vet:       svc.vet.vet,
 		AckInSync: true,
-		Logger:    log,
+		// A document let go and loaded again has its peers' states loaded
+		// too, knowing only the heads each shared: without this, each
+		// follower would hear of a change only after answering the relay.
+		EagerChanges: true,
+		Logger:       log,
 		Admit: func(ctx context.Context, from syncer.Peer, id docid.ID, d *crdt.Doc) error {
 			home, _, _ := d.Get("home")
 			h, _ := home.(string)

@@ -1,6 +1,7 @@
 package worker
 
 import (
+	"context"
 	"strings"
 	"testing"
 	"time"
@@ -8,6 +9,7 @@ import (
 	"haven/shared/crdt"
 	"haven/shared/docid"
 	"haven/shared/rig"
+	"haven/shared/syncer"
 )
 
 // A child bounded by Config.DocMemory keeps the documents it holds open
@@ -97,5 +99,56 @@ func changeAndReadElsewhere(t *testing.T, p *Pool, c *client, id docid.ID) {
 	}
 	if !crdt.SameHeads(other.doc.Heads(), c.doc.Heads()) {
 		t.Fatal("the two devices hold different heads")
+	}
+}
+
+// A device following a document the child let go hears of the next change
+// in the child's first message to it, the change included. Its sync state,
+// loaded again with the document, knows only the heads the two shared;
+// Automerge alone would first ask what the device has, and the change would
+// reach it a round trip (and a worker call) later.
+func TestFollowerOfADocumentLetGoGetsTheChangeAtOnce(t *testing.T) {
+	host := newTestHost(t)
+	const idle = 200 * time.Millisecond
+	p := runPool(t, host, Config{Workers: 1, DocIdle: idle})
+	author, follower := newClient("author"), newClient("follower")
+	if _, err := author.doc.Change("", time.Time{}, func(w *crdt.Writer) error { return w.Set("12", "room") }); err != nil {
+		t.Fatal(err)
+	}
+	id := docid.New()
+	author.syncWith(t, p, id)
+	follower.syncWith(t, p, id)
+	rig.WaitFor(t, 20*idle, "the child to let the document go", func() bool { return p.Usage().Docs == 0 })
+
+	if _, err := author.doc.Change("", time.Time{}, func(w *crdt.Writer) error { return w.Set("14", "room") }); err != nil {
+		t.Fatal(err)
+	}
+	msg, ok, err := author.ss.Generate()
+	if err != nil || !ok {
+		t.Fatalf("the author has nothing to send (ok %v, err %v)", ok, err)
+	}
+	reply, err := p.Work(context.Background(), WorkArgs{Doc: id.String(), Peers: []syncer.Peer{author.peer, follower.peer},
+		Msgs: []syncer.In{{From: author.id, Data: msg}}, Notify: []string{follower.id}})
+	if err != nil || reply.Failed != nil {
+		t.Fatalf("work: %v %+v", err, reply.Failed)
+	}
+	sent := 0
+	for _, o := range reply.Out {
+		if o.To != follower.id {
+			continue
+		}
+		sent++
+		if n := crdt.CountChanges(o.Data); n != 1 {
+			t.Errorf("the follower's message carries %d changes, want the author's 1", n)
+		}
+		if err := follower.ss.Receive(o.Data); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if sent != 1 {
+		t.Fatalf("%d messages for the follower, want 1", sent)
+	}
+	if v, _, _ := follower.doc.Get("room"); v != "14" {
+		t.Fatalf("the follower reads room %v after the child's first message, want 14", v)
 	}
 }

@@ -336,6 +336,11 @@ type liveRun struct {
 	l    *ledger
 	seq  []int // each client's next edit number
 	u0   usage // the server's usage before setup
+	// stream tells this run's editors apart from other runs' in the same
+	// window (a region's homes): it seeds their timing, so that each edits
+	// at a phase of its own, as devices in different homes do, rather than
+	// all at the same instants.
+	stream uint64
 }
 
 // close disconnects the clients and returns the error messages the server
@@ -427,14 +432,21 @@ func (r *liveRun) step(ctx context.Context, rate float64, dur time.Duration) (St
 	return res, nil
 }
 
+// schedule returns client i's random source for a step beginning at start
+// and the time of its first edit: a random offset within interval, drawn
+// from a source of the client's own (and its run's: stream), so that no two
+// clients edit in lockstep.
+func (r *liveRun) schedule(i int, start time.Time, interval time.Duration) (*rand.Rand, time.Time) {
+	rng := rand.New(rand.NewPCG(uint64(start.UnixNano()), r.stream<<16|uint64(i)))
+	return rng, start.Add(time.Duration(rng.Int64N(int64(interval))))
+}
+
 // edit is one client's schedule for a step: an edit every 1/rate seconds,
-// starting at a random offset so the clients do not edit in lockstep, each
-// to a random timeline. A slot the client is too late for is skipped rather
+// starting at a random offset (schedule), each to a random timeline. A slot the client is too late for is skipped rather
 // than bunched up (the schedule is open-loop); Planned-Edits shows it.
 func (r *liveRun) edit(ctx context.Context, i int, d *device, rate float64, start, end time.Time, log *stepLog) (planned int, err error) {
 	interval := time.Duration(float64(time.Second) / rate)
-	rng := rand.New(rand.NewPCG(uint64(start.UnixNano()), uint64(i)))
-	next := start.Add(time.Duration(rng.Int64N(int64(interval))))
+	rng, next := r.schedule(i, start, interval)
 	timer := time.NewTimer(0)
 	defer timer.Stop()
 	<-timer.C

@@ -315,9 +315,8 @@ func (r *regionRun) seed(ctx context.Context, res *RegionResult) error {
 		return err
 	}
 	res.Seed = time.Since(start)
-	for _, h := range r.homes {
-		run := &liveRun{ids: h.timelines, l: newLedger(h.timelines, DevicesPerHome, nil), seq: make([]int, DevicesPerHome)}
-		h.edits.Store(run)
+	for k, h := range r.homes {
+		h.edits.Store(homeRun(k, h.timelines))
 	}
 	bs, err := r.connect(1)
 	if err != nil {
@@ -420,6 +419,13 @@ func fetchHome(ctx context.Context, d *device, ids []docid.ID) (int, error) {
 			return total, err
 		}
 	}
+}
+
+// homeRun is the bookkeeping of home k's edits to its timelines, made by
+// its device A and read at its device B. Its stream is the home's own, so
+// that each home's editor keeps a phase of its own.
+func homeRun(k int, timelines []docid.ID) *liveRun {
+	return &liveRun{ids: timelines, l: newLedger(timelines, DevicesPerHome, nil), seq: make([]int, DevicesPerHome), stream: uint64(k) + 1}
 }
 
 // editors are the homes whose device A edits, spread evenly over the

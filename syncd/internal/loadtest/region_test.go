@@ -189,3 +189,27 @@ func TestRegionShape(t *testing.T) {
 		}
 	}
 }
+
+// The region's editors, one per home, each edit at a phase of their own:
+// were they in step, every edit of a window would reach the relay in bursts
+// as large as the number of editors, and the latency measured would grow
+// with the region's size for that reason alone.
+func TestRegionEditorsAreOutOfStep(t *testing.T) {
+	start := time.Now()
+	const homes, interval = 200, time.Minute
+	firsts := map[time.Duration]int{}
+	for k := range homes {
+		_, first := homeRun(k, nil).schedule(0, start, interval)
+		firsts[first.Sub(start)/time.Second]++
+	}
+	// 200 editors over 60 one-second slots: in step, all 200 share one; out
+	// of step, the fullest holds a handful (20 or more is a chance of about
+	// one in forty million).
+	most := 0
+	for _, n := range firsts {
+		most = max(most, n)
+	}
+	if most >= 20 {
+		t.Fatalf("%d of %d editors make their first edit in the same second of %v", most, homes, interval)
+	}
+}

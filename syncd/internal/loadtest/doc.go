@@ -35,8 +35,10 @@
 //
 // And the region (region.go), Haven's relay only: care homes of 60
 // residents, two devices each, one device in ten editing, on one node and
-// on a three-node cluster (a home's two devices on different nodes). Each
-// run measures the relay's memory, edit-to-other-device latency, a new
+// on a three-node cluster (a home's two devices on different nodes). The
+// editors share the region's edit rate, each at a random phase of its own,
+// so that edits reach the relay as independent devices' do. Each run
+// measures the relay's memory, edit-to-other-device latency, a new
 // device's bootstrap and a killed node's time to serve again; its memory
 // both as the peak over the edit window (which starts as the seeding ends,
 // its documents still in memory) and at the window's end; runs at

@@ -40,8 +40,10 @@
 // so that edits reach the relay as independent devices' do. Each run
 // measures the relay's memory, edit-to-other-device latency, a new
 // device's bootstrap and a killed node's time to serve again; its memory
-// both as the peak over the edit window (which starts as the seeding ends,
-// its documents still in memory) and at the window's end; runs at
+// both as the peak over the edit window and at the window's end. The window
+// begins once every node's workers have let the seeding's documents go
+// (-loadtest.region-settle bounds the wait; 0 begins it as the seeding
+// ends, in the wake of thousands of documents written at once); runs at
 // several sizes give a straight line per figure, read at the full region
 // of 1,000 homes and printed as a projection (knobs in region_test.go):
 //

@@ -47,9 +47,15 @@ type RegionConfig struct {
 	// small run enough edits to read a p99 from.
 	EditsPerMinute float64
 	Window         time.Duration // how long the editors edit
-	Grace          time.Duration // how long after the window its edits may still arrive
-	Workers        int           // syncd's CRDT workers per node; 0: syncd's default
-	Logf           func(format string, args ...any)
+	// Settle is the longest the window waits, once the seeding is done,
+	// for every node's workers to let go of the documents the seeding
+	// loaded (-doc-idle): the window then measures the region as it runs
+	// day to day, not in the wake of thousands of documents written at
+	// once. 0 starts the window as the seeding ends.
+	Settle  time.Duration
+	Grace   time.Duration // how long after the window its edits may still arrive
+	Workers int           // syncd's CRDT workers per node; 0: syncd's default
+	Logf    func(format string, args ...any)
 }
 
 // Devices is how many devices the region connects: two per home.
@@ -72,6 +78,11 @@ type RegionResult struct {
 	EditEvery                                 time.Duration
 
 	Seed time.Duration // every home's first device writing its residents, until the relay confirmed them all
+	// Settled is how long after the seeding the window began (see
+	// RegionConfig.Settle); Unsettled, that it began with the workers
+	// still holding more than settledOpen documents on some node.
+	Settled   time.Duration
+	Unsettled bool
 	// SeedPeak is the highest node's peak memory (PSS of its process tree)
 	// from its start until every device held its home's documents.
 	SeedPeak int64
@@ -217,6 +228,9 @@ func RunRegion(ctx context.Context, cfg RegionConfig) (res RegionResult, err err
 		return res, fmt.Errorf("seeding: %w", err)
 	}
 	r.logf("region %d nodes: %d residents written in %v; every device holds its home", cfg.Nodes, cfg.Homes*cfg.Residents, res.Seed.Round(time.Millisecond))
+	if err := r.settle(ctx, &res); err != nil {
+		return res, fmt.Errorf("settling: %w", err)
+	}
 	if err := r.window(ctx, &res); err != nil {
 		return res, fmt.Errorf("edit window: %w", err)
 	}
@@ -229,6 +243,51 @@ func RunRegion(ctx context.Context, cfg RegionConfig) (res RegionResult, err err
 	}
 	r.logf("region %d nodes: bootstrap %v, restart serving after %v", cfg.Nodes, res.Bootstrap.Round(time.Millisecond), res.Serving.Round(time.Millisecond))
 	return res, nil
+}
+
+// settledOpen is how many documents a node's workers may still hold for
+// the region to count as settled: one per home (a home's directory, say,
+// which its devices may still be syncing).
+func (c RegionConfig) settledOpen() float64 { return float64(c.Homes) }
+
+// settle waits, at most Settle, until no node's workers hold more than
+// settledOpen documents (haven_relay_worker_open_documents), and records
+// how long that took.
+func (r *regionRun) settle(ctx context.Context, res *RegionResult) error {
+	if r.cfg.Settle <= 0 {
+		return nil
+	}
+	start := time.Now()
+	tick := time.NewTicker(250 * time.Millisecond)
+	defer tick.Stop()
+	for {
+		open := 0.0
+		for _, n := range r.nodes {
+			m, err := n.relay.Metrics()
+			if err != nil {
+				return err
+			}
+			v, ok := m["haven_relay_worker_open_documents"]
+			if !ok {
+				return errors.New("a node exports no haven_relay_worker_open_documents")
+			}
+			open = max(open, v)
+		}
+		res.Settled = time.Since(start)
+		if open <= r.cfg.settledOpen() {
+			return nil
+		}
+		if res.Settled >= r.cfg.Settle {
+			res.Unsettled = true
+			r.logf("region %d nodes: a node's workers still hold %.0f documents after %v; the window begins all the same", r.cfg.Nodes, open, r.cfg.Settle)
+			return nil
+		}
+		select {
+		case <-tick.C:
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	}
 }
 
 // stopAll stops every node at once: a cluster's last nodes would otherwise
@@ -741,6 +800,17 @@ func projectRegion(results []RegionResult) []regionProjection {
 	return out
 }
 
+// settled is a run's settled column.
+func settled(r RegionResult) string {
+	switch {
+	case r.Settled == 0:
+		return "-"
+	case r.Unsettled:
+		return fmt.Sprintf("%.1f !", r.Settled.Seconds())
+	}
+	return fmt.Sprintf("%.1f", r.Settled.Seconds())
+}
+
 // RegionTable prints the region runs, a row each, then each node count's
 // projection to the full region and the latency target.
 func RegionTable(results []RegionResult) string {
@@ -754,9 +824,10 @@ func RegionTable(results []RegionResult) string {
 	fmt.Fprintf(&sb, "The full region: %d homes, %d devices, %d editors at one edit a minute = %d edits a minute. Every run keeps the region's %.0f edits a minute: its fewer editors each edit more often (\"edit every\"; the full region's: 60 s).\n",
 		FullHomes, FullHomes*DevicesPerHome, FullEditsPerMinute, FullEditsPerMinute, float64(r0.Editors)/r0.EditEvery.Minutes())
 	sb.WriteString("Latency: an edit made at one device -> readable at its home's other device. Bootstrap: a new device of home 0 (in a cluster at a node neither of that home's devices uses), from dialling to holding its home's documents.\n")
+	sb.WriteString("Settled: the window begins once no node's CRDT workers hold more than one document per home, the seeding's let go (-doc-idle), or after -loadtest.region-settle regardless (marked !): the edits are measured in the region's daily run, not in the wake of its homes all written at once. \"-\": began as the seeding ended.\n")
 	sb.WriteString("Restart: node 0 killed (SIGKILL) with its devices connected, then started on its folder; timed from that start until it listens, serves a record to a device connecting afresh, and has every device it cut off back.\n\n")
 	w := tabwriter.NewWriter(&sb, 0, 0, 2, ' ', tabwriter.AlignRight)
-	fmt.Fprintln(w, "nodes\thomes\tdevices\teditors\tedit every s\tedits\tarrived\tmissing\tp50 ms\tp99 ms\tmax ms\trelay peak PSS MiB (per node)\trelay CPU-s (cores)\tdevices CPU-s\tothers CPU-s (machine)\tseed s\tseed peak PSS MiB\tbootstrap s (docs)\trestart: listening s\tserving s\tdevices back s (cut off)\t")
+	fmt.Fprintln(w, "nodes\thomes\tdevices\teditors\tedit every s\tedits\tarrived\tmissing\tp50 ms\tp99 ms\tmax ms\trelay peak PSS MiB (per node)\trelay CPU-s (cores)\tdevices CPU-s\tothers CPU-s (machine)\tseed s\tseed peak PSS MiB\tsettled s\tbootstrap s (docs)\trestart: listening s\tserving s\tdevices back s (cut off)\t")
 	errs, disturbed := 0, 0
 	for _, r := range results {
 		others := fmt.Sprintf("%.1f (%.0f%%)", r.OtherCPU, 100*r.OtherShare())
@@ -772,10 +843,10 @@ func RegionTable(results []RegionResult) string {
 			}
 			peak += " (" + strings.Join(parts, "+") + ")"
 		}
-		fmt.Fprintf(w, "%d\t%d\t%d\t%d\t%.1f\t%d\t%d\t%d\t%.1f\t%.1f\t%.1f\t%s\t%.1f (%.2f)\t%.1f\t%s\t%.1f\t%s\t%.2f (%d)\t%.2f\t%.2f\t%.2f (%d)\t\n",
+		fmt.Fprintf(w, "%d\t%d\t%d\t%d\t%.1f\t%d\t%d\t%d\t%.1f\t%.1f\t%.1f\t%s\t%.1f (%.2f)\t%.1f\t%s\t%.1f\t%s\t%s\t%.2f (%d)\t%.2f\t%.2f\t%.2f (%d)\t\n",
 			r.Nodes, r.Homes, r.Devices, r.Editors, r.EditEvery.Seconds(), r.Edits, r.Arrivals, r.Missing+r.BadClock,
 			msf(r.P50), msf(r.P99), msf(r.Max), peak, r.CPU, r.Cores(), r.DriverCPU, others, r.Seed.Seconds(), mib(r.SeedPeak),
-			r.Bootstrap.Seconds(), r.BootDocs, r.Listening.Seconds(), r.Serving.Seconds(), r.Back.Seconds(), r.Cut)
+			settled(r), r.Bootstrap.Seconds(), r.BootDocs, r.Listening.Seconds(), r.Serving.Seconds(), r.Back.Seconds(), r.Cut)
 		errs += len(r.Errors)
 	}
 	w.Flush()
@@ -792,7 +863,7 @@ func RegionTable(results []RegionResult) string {
 			FullHomes, FullHomes*DevicesPerHome, FullEditsPerMinute, float64(FullHomes)/float64(largest))
 		fmt.Fprintf(&sb, "R2: the share of the measured spread the line explains. A line through two sizes always fits; over three or more, R2 < %.1f says the figure does not follow a line here (noise, or a curve), and its reading at %d homes is a guess.\n",
 			GoodFit, FullHomes)
-		fmt.Fprintf(&sb, "syncd's CRDT workers let go of the least used documents past -doc-memory (by default an eighth of the machine's memory, from 256 MiB to 16 GiB), and, past -doc-idle (5 s by default), any document nobody has synced for that long; they load them again when needed. The peak over the window includes the documents the seeding left in memory as it starts; the memory at the window's end is what the documents in use keep.\n")
+		fmt.Fprintf(&sb, "syncd's CRDT workers let go of the least used documents past -doc-memory (by default an eighth of the machine's memory, from 256 MiB to 16 GiB), and, past -doc-idle (5 s by default), any document nobody has synced for that long; they load them again when needed. The peak over the window includes memory the seeding took that the processes had not yet handed back to the system as it starts (and, with no settling, the seeding's documents themselves); the memory at the window's end is what the documents in use keep.\n")
 		w = tabwriter.NewWriter(&sb, 0, 0, 2, ' ', tabwriter.AlignRight)
 		fmt.Fprintln(w, "nodes\tfigure\tmeasured (homes: value)\tslope per 100 homes\tR2\tat 1000 homes\t")
 		for _, p := range proj {

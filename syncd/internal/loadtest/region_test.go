@@ -20,6 +20,7 @@ var (
 	regionNodesFlag     = flag.String("loadtest.region-nodes", envString("HAVEN_BENCH_REGION_NODES", "1,3"), "region runs on one relay node and on a cluster of this many (HAVEN_BENCH_REGION_NODES)")
 	regionResidentsFlag = flag.Int("loadtest.region-residents", envInt("HAVEN_BENCH_REGION_RESIDENTS", ResidentsPerHome), "residents per care home (HAVEN_BENCH_REGION_RESIDENTS)")
 	regionWindowFlag    = flag.Duration("loadtest.region-window", envDuration("HAVEN_BENCH_REGION_WINDOW", 20*time.Second), "how long a region run's editors edit (HAVEN_BENCH_REGION_WINDOW)")
+	regionSettleFlag    = flag.Duration("loadtest.region-settle", envDuration("HAVEN_BENCH_REGION_SETTLE", time.Minute), "the longest a region run waits after seeding for the relay's workers to let the seeding's documents go, before the edit window; 0: none (HAVEN_BENCH_REGION_SETTLE)")
 	regionEditsFlag     = flag.Float64("loadtest.region-edits", envFloat("HAVEN_BENCH_REGION_EDITS", FullEditsPerMinute), "the region's edits a minute, shared by its editors; default: the full region's (HAVEN_BENCH_REGION_EDITS)")
 )
 
@@ -73,7 +74,7 @@ func BenchmarkRegion(b *testing.B) {
 			}
 			start := time.Now()
 			res, err := RunRegion(context.Background(), RegionConfig{Syncd: bin, Dir: b.TempDir(), Nodes: n, Homes: h,
-				Residents: *regionResidentsFlag, EditsPerMinute: *regionEditsFlag, Window: *regionWindowFlag,
+				Residents: *regionResidentsFlag, EditsPerMinute: *regionEditsFlag, Window: *regionWindowFlag, Settle: *regionSettleFlag,
 				Grace: *graceFlag, Workers: *workersFlag, Logf: progress})
 			if err != nil {
 				b.Fatalf("region, %d homes on %d node(s): %v", h, n, err)
@@ -211,5 +212,31 @@ func TestRegionEditorsAreOutOfStep(t *testing.T) {
 	}
 	if most >= 20 {
 		t.Fatalf("%d of %d editors make their first edit in the same second of %v", most, homes, interval)
+	}
+}
+
+// The region table says, per run, whether its edit window waited for the
+// relay to let the seeding's documents go, how long, and whether it began
+// before they were.
+func TestRegionTableSaysWhetherTheWindowWaited(t *testing.T) {
+	runs := []RegionResult{
+		{Nodes: 1, Homes: 3, Editors: 1, EditEvery: time.Second},
+		{Nodes: 1, Homes: 6, Editors: 1, EditEvery: time.Second, Settled: 3200 * time.Millisecond},
+		{Nodes: 1, Homes: 12, Editors: 2, EditEvery: time.Second, Settled: time.Minute, Unsettled: true},
+	}
+	var cells []string
+	for _, line := range strings.Split(RegionTable(runs), "\n") {
+		f := strings.Fields(line)
+		if len(f) > 2 && f[0] == "1" && (f[1] == "3" || f[1] == "6" || f[1] == "12") {
+			cells = append(cells, line)
+		}
+	}
+	if len(cells) != 3 {
+		t.Fatalf("%d rows for 3 runs:\n%s", len(cells), RegionTable(runs))
+	}
+	for i, want := range []string{" - ", " 3.2 ", " 60.0 ! "} {
+		if !strings.Contains(cells[i], want) {
+			t.Errorf("run %d's row lacks %q: %s", i, want, cells[i])
+		}
 	}
 }

@@ -42,7 +42,8 @@
 // device's bootstrap and a killed node's time to serve again; its memory
 // both as the peak over the edit window and at the window's end. The window
 // begins once every node's workers have let the seeding's documents go
-// (-loadtest.region-settle bounds the wait; 0 begins it as the seeding
+// and its memory has stopped falling (-loadtest.region-settle bounds the
+// wait; 0 begins it as the seeding
 // ends, in the wake of thousands of documents written at once); runs at
 // several sizes give a straight line per figure, read at the full region
 // of 1,000 homes and printed as a projection (knobs in region_test.go):

@@ -250,19 +250,33 @@ func RunRegion(ctx context.Context, cfg RegionConfig) (res RegionResult, err err
 // which its devices may still be syncing).
 func (c RegionConfig) settledOpen() float64 { return float64(c.Homes) }
 
+// settledFall is the most a settled node's memory (PSS) may have fallen
+// over the last settledOver: the workers hand the memory of the documents
+// they let go back to the system a few seconds after (malloc_trim), and
+// until they have, the window's peak would still show the seeding.
+const (
+	settledFall = 0.02
+	settledOver = 3 * time.Second
+)
+
 // settle waits, at most Settle, until no node's workers hold more than
-// settledOpen documents (haven_relay_worker_open_documents), and records
-// how long that took.
+// settledOpen documents (haven_relay_worker_open_documents) and no node's
+// memory has fallen by more than settledFall over the last settledOver,
+// and records how long that took.
 func (r *regionRun) settle(ctx context.Context, res *RegionResult) error {
 	if r.cfg.Settle <= 0 {
 		return nil
 	}
+	const every = 250 * time.Millisecond
 	start := time.Now()
-	tick := time.NewTicker(250 * time.Millisecond)
+	tick := time.NewTicker(every)
 	defer tick.Stop()
+	// pss holds each node's memory at each tick, the last settledOver's.
+	pss := make([][]int64, len(r.nodes))
+	keep := int(settledOver/every) + 1
 	for {
-		open := 0.0
-		for _, n := range r.nodes {
+		open, falling := 0.0, false
+		for i, n := range r.nodes {
 			m, err := n.relay.Metrics()
 			if err != nil {
 				return err
@@ -272,14 +286,23 @@ func (r *regionRun) settle(ctx context.Context, res *RegionResult) error {
 				return errors.New("a node exports no haven_relay_worker_open_documents")
 			}
 			open = max(open, v)
+			now, err := n.PSS()
+			if err != nil {
+				return err
+			}
+			if pss[i] = append(pss[i], now); len(pss[i]) > keep {
+				pss[i] = pss[i][1:]
+			}
+			then := pss[i][0]
+			falling = falling || len(pss[i]) < keep || float64(now) < float64(then)*(1-settledFall)
 		}
 		res.Settled = time.Since(start)
-		if open <= r.cfg.settledOpen() {
+		if open <= r.cfg.settledOpen() && !falling {
 			return nil
 		}
 		if res.Settled >= r.cfg.Settle {
 			res.Unsettled = true
-			r.logf("region %d nodes: a node's workers still hold %.0f documents after %v; the window begins all the same", r.cfg.Nodes, open, r.cfg.Settle)
+			r.logf("region %d nodes: after %v a node's workers still hold %.0f documents, or its memory is still falling; the window begins all the same", r.cfg.Nodes, r.cfg.Settle, open)
 			return nil
 		}
 		select {
@@ -824,7 +847,7 @@ func RegionTable(results []RegionResult) string {
 	fmt.Fprintf(&sb, "The full region: %d homes, %d devices, %d editors at one edit a minute = %d edits a minute. Every run keeps the region's %.0f edits a minute: its fewer editors each edit more often (\"edit every\"; the full region's: 60 s).\n",
 		FullHomes, FullHomes*DevicesPerHome, FullEditsPerMinute, FullEditsPerMinute, float64(r0.Editors)/r0.EditEvery.Minutes())
 	sb.WriteString("Latency: an edit made at one device -> readable at its home's other device. Bootstrap: a new device of home 0 (in a cluster at a node neither of that home's devices uses), from dialling to holding its home's documents.\n")
-	sb.WriteString("Settled: the window begins once no node's CRDT workers hold more than one document per home, the seeding's let go (-doc-idle), or after -loadtest.region-settle regardless (marked !): the edits are measured in the region's daily run, not in the wake of its homes all written at once. \"-\": began as the seeding ended.\n")
+	sb.WriteString("Settled: the window begins once no node's CRDT workers hold more than one document per home, the seeding's let go (-doc-idle), and no node's memory fell by over 2% in the last 3 s, or after -loadtest.region-settle regardless (marked !): the edits and memory are measured in the region's daily run, not in the wake of its homes all written at once. \"-\": began as the seeding ended.\n")
 	sb.WriteString("Restart: node 0 killed (SIGKILL) with its devices connected, then started on its folder; timed from that start until it listens, serves a record to a device connecting afresh, and has every device it cut off back.\n\n")
 	w := tabwriter.NewWriter(&sb, 0, 0, 2, ' ', tabwriter.AlignRight)
 	fmt.Fprintln(w, "nodes\thomes\tdevices\teditors\tedit every s\tedits\tarrived\tmissing\tp50 ms\tp99 ms\tmax ms\trelay peak PSS MiB (per node)\trelay CPU-s (cores)\tdevices CPU-s\tothers CPU-s (machine)\tseed s\tseed peak PSS MiB\tsettled s\tbootstrap s (docs)\trestart: listening s\tserving s\tdevices back s (cut off)\t")
@@ -863,7 +886,7 @@ func RegionTable(results []RegionResult) string {
 			FullHomes, FullHomes*DevicesPerHome, FullEditsPerMinute, float64(FullHomes)/float64(largest))
 		fmt.Fprintf(&sb, "R2: the share of the measured spread the line explains. A line through two sizes always fits; over three or more, R2 < %.1f says the figure does not follow a line here (noise, or a curve), and its reading at %d homes is a guess.\n",
 			GoodFit, FullHomes)
-		fmt.Fprintf(&sb, "syncd's CRDT workers let go of the least used documents past -doc-memory (by default an eighth of the machine's memory, from 256 MiB to 16 GiB), and, past -doc-idle (5 s by default), any document nobody has synced for that long; they load them again when needed. The peak over the window includes memory the seeding took that the processes had not yet handed back to the system as it starts (and, with no settling, the seeding's documents themselves); the memory at the window's end is what the documents in use keep.\n")
+		fmt.Fprintf(&sb, "syncd's CRDT workers let go of the least used documents past -doc-memory (by default an eighth of the machine's memory, from 256 MiB to 16 GiB), and, past -doc-idle (5 s by default), any document nobody has synced for that long; they load them again when needed. With no settling (-loadtest.region-settle 0), the peak over the window includes the seeding's documents and the memory they took; the memory at the window's end is what the documents in use keep.\n")
 		w = tabwriter.NewWriter(&sb, 0, 0, 2, ' ', tabwriter.AlignRight)
 		fmt.Fprintln(w, "nodes\tfigure\tmeasured (homes: value)\tslope per 100 homes\tR2\tat 1000 homes\t")
 		for _, p := range proj {

@@ -368,11 +368,8 @@ func (c *Cluster) WaitCaughtUp(timeout time.Duration) error {
 			if !n.Running() {
 				continue
 			}
-			switch b, err := n.Behind(); {
-			case err != nil:
-				out = append(out, fmt.Sprintf("node %d: %v", i, err))
-			case len(b) > 0:
-				out = append(out, fmt.Sprintf("node %d: %s", i, strings.Join(b, ", ")))
+			if note, ok := n.BehindNote(); !ok {
+				out = append(out, fmt.Sprintf("node %d: %s", i, note))
 			}
 		}
 		return out

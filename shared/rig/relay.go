@@ -466,6 +466,19 @@ func (r *Relay) Behind() ([]string, error) {
 	return behind, nil
 }
 
+// BehindNote is Behind for a report: "none" and true when the relay has
+// applied everything the cluster holds, else what it lacks (or why it
+// could not say) and false.
+func (r *Relay) BehindNote() (string, bool) {
+	switch b, err := r.Behind(); {
+	case err != nil:
+		return err.Error(), false
+	case len(b) > 0:
+		return strings.Join(b, ", "), false
+	}
+	return "none", true
+}
+
 // Metrics reads the relay's Prometheus samples, by name and labels as
 // written (e.g. `haven_relay_refused_total{reason="out-of-scope"}`).
 func (r *Relay) Metrics() (map[string]float64, error) {

@@ -202,14 +202,7 @@ func (c *cluster) describe() string {
 	for i, n := range c.nodes {
 		behind := "not asked"
 		if n.Running() {
-			switch b, err := n.Behind(); {
-			case err != nil:
-				behind = err.Error()
-			case len(b) == 0:
-				behind = "none"
-			default:
-				behind = strings.Join(b, ", ")
-			}
+			behind, _ = n.BehindNote()
 		}
 		parts = append(parts, fmt.Sprintf("node %d running %v partitioned %v, streams behind (applied/held) %s", i, n.Running(), c.isPartitioned(i), behind))
 	}

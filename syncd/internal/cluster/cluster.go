@@ -746,21 +746,32 @@ type StreamProgress struct {
 // behind Last serves devices connected to it an older state of what the
 // other nodes took: an operator's first question about a node whose
 // devices do not see their colleagues' work. Each stream's last sequence
-// is asked of the cluster, waiting at most apiAttempt.
+// is asked of the cluster (lastSeq).
 func (n *Node) Progress(ctx context.Context) []StreamProgress {
 	out := make([]StreamProgress, 0, len(followedStreams))
 	for _, name := range followedStreams {
 		p := StreamProgress{Stream: name, Applied: n.progress[name].Load()}
-		actx, cancel := context.WithTimeout(ctx, apiAttempt)
-		if s, err := n.js.Stream(actx, name); err == nil {
-			if info, err := s.Info(actx); err == nil {
-				p.Last, p.Known = info.State.LastSeq, true
-			}
-		}
-		cancel()
+		last, err := n.lastSeq(ctx, name)
+		p.Last, p.Known = last, err == nil
 		out = append(out, p)
 	}
 	return out
+}
+
+// lastSeq asks the cluster for a stream's last sequence, waiting at most
+// apiAttempt: a stream with no leader just now does not answer.
+func (n *Node) lastSeq(ctx context.Context, stream string) (uint64, error) {
+	actx, cancel := context.WithTimeout(ctx, apiAttempt)
+	defer cancel()
+	s, err := n.js.Stream(actx, stream)
+	if err != nil {
+		return 0, err
+	}
+	info, err := s.Info(actx)
+	if err != nil {
+		return 0, err
+	}
+	return info.State.LastSeq, nil
 }
 
 // advance records that this node has applied stream up to seq.
@@ -780,13 +791,7 @@ func (n *Node) advance(stream string, seq uint64) {
 // ctx ended. False also when the cluster does not say how far it holds
 // the stream (no leader just now: a node cut off from the others).
 func (n *Node) CaughtUp(ctx context.Context) bool {
-	actx, cancel := context.WithTimeout(ctx, apiAttempt)
-	defer cancel()
-	s, err := n.js.Stream(actx, DocStream)
-	if err != nil {
-		return false
-	}
-	info, err := s.Info(actx)
+	last, err := n.lastSeq(ctx, DocStream)
 	if err != nil {
 		return false
 	}
@@ -794,7 +799,7 @@ func (n *Node) CaughtUp(ctx context.Context) bool {
 		n.mu.Lock()
 		moved := n.docsMoved
 		n.mu.Unlock()
-		if n.progress[DocStream].Load() >= info.State.LastSeq {
+		if n.progress[DocStream].Load() >= last {
 			return true
 		}
 		select {

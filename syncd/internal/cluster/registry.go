@@ -198,17 +198,8 @@ func (n *Node) WatchRegistry(apply func(context.Context, RegistryEntry) error, c
 			// server just restarted; the bucket's last revision, read before
 			// the watch starts, is always among the latest values (it is
 			// its key's latest), and is the last of them.
-			var last uint64
 			// Asked again after apiAttempt (see follow).
-			actx, cancel := context.WithTimeout(ctx, apiAttempt)
-			s, err := n.js.Stream(actx, registryStream)
-			if err == nil {
-				var info *jetstream.StreamInfo
-				if info, err = s.Info(actx); err == nil {
-					last = info.State.LastSeq
-				}
-			}
-			cancel()
+			last, err := n.lastSeq(ctx, registryStream)
 			var w jetstream.KeyWatcher
 			if err == nil {
 				w, err = n.registry.WatchAll(ctx)

@@ -238,5 +238,13 @@ func TestRegionTableSaysWhetherTheWindowWaited(t *testing.T) {
 		if !strings.Contains(cells[i], want) {
 			t.Errorf("run %d's row lacks %q: %s", i, want, cells[i])
 		}
+		// Only the run that did not wait has a dash, only the one that
+		// gave up a mark.
+		if dash := strings.Contains(cells[i], " - "); dash != (i == 0) {
+			t.Errorf("run %d's row has a dash %v: %s", i, dash, cells[i])
+		}
+		if mark := strings.Contains(cells[i], " ! "); mark != (i == 2) {
+			t.Errorf("run %d's row has a mark %v: %s", i, mark, cells[i])
+		}
 	}
 }

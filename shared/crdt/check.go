@@ -216,6 +216,42 @@ func AckedHeads(b []byte) ([]Hash, bool) {
 	return heads, true
 }
 
+// HoldsExactly reports whether sync message b says no more than that its
+// sender holds exactly heads: its heads are heads, it needs nothing, and it
+// carries no change. Its "have" entries, whatever they are, only tell the
+// receiver what the sender has, which the heads already say. A receiver
+// that holds exactly heads too has nothing to send such a sender; it need
+// only tell it that the two agree (HeadsMessage), unless the message shows
+// the sender knows (KnowsShared). A device offering a document on connecting
+// says this of every document it has not changed since it last synced. A
+// malformed message, or heads empty, reports false.
+func HoldsExactly(b []byte, heads []Hash) bool {
+	r := reader{b: b}
+	if t, ok := r.byte(); !ok || t != 0x42 {
+		return false
+	}
+	theirs, ok := r.hashList()
+	if !ok || len(heads) == 0 || !sameSet(theirs, heads) {
+		return false
+	}
+	if need, ok := r.uleb(); !ok || need != 0 {
+		return false
+	}
+	_, end, changes, ok := changesSection(b)
+	if !ok || changes != 0 {
+		return false
+	}
+	if end < len(b) {
+		// The sender's capabilities, as in AckedHeads.
+		r := reader{b: b, off: end}
+		n, ok := r.uleb()
+		if !ok || n != uint64(len(b)-r.off) {
+			return false
+		}
+	}
+	return true
+}
+
 // sameSet reports whether a and b hold the same hashes.
 func sameSet(a, b []Hash) bool {
 	return len(a) == len(b) && Covers(a, b) && Covers(b, a)

@@ -111,7 +111,18 @@ func FuzzCheckSyncMessage(f *testing.F) {
 	f.Fuzz(func(t *testing.T, b []byte) {
 		_ = CheckSyncMessage(b) // must not panic or hang
 		_ = KnowsShared(b, []Hash{{1}})
+		_ = HoldsExactly(b, []Hash{{1}})
 	})
+}
+
+// nextMessage is the message ss makes next; there must be one.
+func nextMessage(t *testing.T, ss *SyncState) []byte {
+	t.Helper()
+	msg, ok, err := ss.Generate()
+	if err != nil || !ok {
+		t.Fatalf("Generate = %v, %v", ok, err)
+	}
+	return msg
 }
 
 // KnowsShared tells a message whose sender knows it shares our heads from
@@ -122,14 +133,7 @@ func TestKnowsShared(t *testing.T) {
 		t.Fatal(err)
 	}
 	heads := d.Heads()
-	msgFrom := func(ss *SyncState) []byte {
-		t.Helper()
-		msg, ok, err := ss.Generate()
-		if err != nil || !ok {
-			t.Fatalf("Generate = %v, %v", ok, err)
-		}
-		return msg
-	}
+	msgFrom := func(ss *SyncState) []byte { return nextMessage(t, ss) }
 	fresh := msgFrom(NewSyncState(d))
 	if KnowsShared(fresh, heads) {
 		t.Error("a first message from a fresh state claims to know the heads are shared")
@@ -153,6 +157,82 @@ func TestKnowsShared(t *testing.T) {
 	for _, bad := range [][]byte{nil, {0x42}, {0x42, 1}, {0x41, 0, 0, 0, 0}, append(HeadsMessage(heads)[:5:5], 0xff)} {
 		if KnowsShared(bad, heads) {
 			t.Errorf("malformed message % x claims knowledge", bad)
+		}
+	}
+}
+
+// HoldsExactly: a device's first message about a document it holds at the
+// same heads as its receiver, whether from a fresh state (it says what it
+// has) or from a saved one (it also knows the receiver has it), says
+// nothing the receiver must answer but that the two agree. A message that
+// carries a change, needs one, names other heads, or does not read, is not
+// such a message.
+func TestHoldsExactly(t *testing.T) {
+	d := New()
+	set := func(v string) {
+		t.Helper()
+		if _, err := d.Change("", time.Time{}, func(w *Writer) error { return w.Set(v, "room") }); err != nil {
+			t.Fatal(err)
+		}
+	}
+	set("Ward 2")
+	before := d.Heads()
+	set("Ward 3")
+	heads := d.Heads()
+	first := func(ss *SyncState) []byte { return nextMessage(t, ss) }
+	fresh := first(NewSyncState(d))
+	saved, err := SyncStateSharing(d, heads)
+	if err != nil {
+		t.Fatal(err)
+	}
+	known := first(saved)
+	for name, msg := range map[string][]byte{
+		"from a fresh state":             fresh,
+		"from a state sharing the heads": known,
+		"with capabilities after it":     append(slices.Clone(fresh), 2, 2, 0x84),
+		"heads alone":                    HeadsMessage(heads),
+	} {
+		if !HoldsExactly(msg, heads) {
+			t.Errorf("%s: % x does not say its sender holds exactly the heads", name, msg)
+		}
+	}
+	older, err := SyncStateSharing(d, before)
+	if err != nil {
+		t.Fatal(err)
+	}
+	carrying, ok, err := WithChangesSince(first(older), d, before, 1<<20)
+	if err != nil || !ok {
+		t.Fatalf("WithChangesSince = %v, %v", ok, err)
+	}
+	behind, err := d.At(before)
+	if err != nil {
+		t.Fatal(err)
+	}
+	needing := slices.Clone(fresh)
+	off := 1 + 1 + 32*len(heads)
+	if needing[off] != 0 {
+		t.Fatalf("need count at %d is %d; the message layout is not as expected", off, needing[off])
+	}
+	needing = slices.Concat(needing[:off], []byte{1}, before[0][:], needing[off+1:])
+	if err := CheckSyncMessage(needing); err != nil {
+		t.Fatalf("the needing message is malformed, so the case proves nothing: %v", err)
+	}
+	for name, c := range map[string]struct {
+		msg   []byte
+		heads []Hash
+	}{
+		"against other heads":         {fresh, before},
+		"against no heads":            {fresh, nil},
+		"from a peer behind":          {first(NewSyncState(behind)), heads},
+		"carrying the changes since":  {carrying, heads},
+		"needing a change":            {needing, heads},
+		"with a bad section after it": {append(slices.Clone(fresh), 5, 2), heads},
+		"cut short":                   {fresh[:len(fresh)-1], heads},
+		"of another type":             {append([]byte{0x43}, fresh[1:]...), heads},
+		"empty":                       {nil, heads},
+	} {
+		if HoldsExactly(c.msg, c.heads) {
+			t.Errorf("%s: says its sender holds exactly the heads, want not", name)
 		}
 	}
 }

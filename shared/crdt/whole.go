@@ -146,18 +146,9 @@ func AsksForWhole(b []byte) bool {
 // dependencies), so Automerge is not needed; an error says the bytes are
 // not Automerge's chunks, or hold nothing.
 func WholeAnswer(snapshot []byte, chunks [][]byte) (msg []byte, heads []Hash, err error) {
-	size := len(snapshot)
-	for _, c := range chunks {
-		size += len(c)
-	}
-	stored := make([]byte, 0, size)
-	stored = append(stored, snapshot...)
-	for _, c := range chunks {
-		raw, err := automergeBytes(c)
-		if err != nil {
-			return nil, nil, err
-		}
-		stored = append(stored, raw...)
+	stored, err := joinStored(snapshot, chunks)
+	if err != nil {
+		return nil, nil, err
 	}
 	if heads, err = storedHeads(stored); err != nil {
 		return nil, nil, err
@@ -172,6 +163,37 @@ func WholeAnswer(snapshot []byte, chunks [][]byte) (msg []byte, heads []Hash, er
 	msg = binary.AppendUvarint(msg, 1)
 	msg = binary.AppendUvarint(msg, uint64(len(stored)))
 	return append(msg, stored...), heads, nil
+}
+
+// StoredHeads reads the heads of a document as stored (a saved document,
+// nil if none, and the chunks of changes stored after it, in order)
+// without Automerge, as WholeAnswer does: a relay that only needs to know
+// whether a peer holds what it holds need not load the document for it.
+func StoredHeads(snapshot []byte, chunks [][]byte) ([]Hash, error) {
+	stored, err := joinStored(snapshot, chunks)
+	if err != nil {
+		return nil, err
+	}
+	return storedHeads(stored)
+}
+
+// joinStored is a document as stored, as Automerge's chunks one after
+// another: the saved document, then each chunk's changes (automergeBytes).
+func joinStored(snapshot []byte, chunks [][]byte) ([]byte, error) {
+	size := len(snapshot)
+	for _, c := range chunks {
+		size += len(c)
+	}
+	stored := make([]byte, 0, size)
+	stored = append(stored, snapshot...)
+	for _, c := range chunks {
+		raw, err := automergeBytes(c)
+		if err != nil {
+			return nil, err
+		}
+		stored = append(stored, raw...)
+	}
+	return stored, nil
 }
 
 // automergeBytes is a stored chunk as Automerge reads it: a SaveSince

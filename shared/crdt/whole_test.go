@@ -328,6 +328,9 @@ func TestWholeAnswerFromStoredBytes(t *testing.T) {
 			if !SameHeads(heads, d.Heads()) {
 				t.Fatalf("heads %x, the document's %x", heads, d.Heads())
 			}
+			if alone, err := StoredHeads(snapshot, chunks); err != nil || !SameHeads(alone, d.Heads()) {
+				t.Fatalf("StoredHeads = %x, %v; the document's %x", alone, err, d.Heads())
+			}
 			want := parseSync(t, answer(t, NewSyncState(d), fromNewPeer()))
 			got := parseSync(t, msg)
 			if got.version != want.version || !SameHeads(got.heads, want.heads) || got.haves != want.haves ||

@@ -116,7 +116,11 @@ type RegionResult struct {
 	Listening time.Duration // until it said it listens
 	Serving   time.Duration // until a device connecting afresh held a record it asked that node for
 	Back      time.Duration // until every device the kill cut off was connected again
-	Cut       int           // devices the kill cut off
+	// InStep: until every device the kill cut off knew the node holds each
+	// of its home's documents as it does (client.Synced): each offers them
+	// all on connecting, and the node has answered every offer.
+	InStep time.Duration
+	Cut    int // devices the kill cut off
 
 	Errors []string // error messages the relay sent devices
 }
@@ -625,8 +629,9 @@ const restartTimeout = 5 * time.Minute
 // restart kills node 0 with its devices connected, waits until each of
 // them has seen its connection go, starts the node again, and times how
 // long it takes to listen, to serve a record to a device connecting afresh
-// (the probe asks for one of home 0's timelines), and to have every device
-// it lost connected again.
+// (the probe asks for one of home 0's timelines), to have every device it
+// lost connected again, and to have answered every document they offered
+// on connecting.
 func (r *regionRun) restart(ctx context.Context, res *RegionResult) error {
 	ctx, cancel := context.WithTimeout(ctx, restartTimeout)
 	defer cancel()
@@ -668,6 +673,11 @@ func (r *regionRun) restart(ctx context.Context, res *RegionResult) error {
 		return err
 	}
 	res.Back = time.Since(start)
+	err = forAll(ctx, restartTimeout, cut, func(ctx context.Context, d *device) error { return d.allSynced(ctx, r.of[d].docs) })
+	if err != nil {
+		return err
+	}
+	res.InStep = time.Since(start)
 	return nil
 }
 
@@ -748,6 +758,7 @@ const (
 	figBootstrap
 	figServing
 	figBack
+	figInStep
 )
 
 // regionFigures names each figure a projection reads, with its format.
@@ -765,6 +776,7 @@ var regionFigures = []struct {
 	figBootstrap: {"new device's bootstrap s", "%.2f", func(r RegionResult) float64 { return r.Bootstrap.Seconds() }},
 	figServing:   {"restarted node serving s", "%.2f", func(r RegionResult) float64 { return r.Serving.Seconds() }},
 	figBack:      {"restarted node's devices back s", "%.2f", func(r RegionResult) float64 { return r.Back.Seconds() }},
+	figInStep:    {"restarted node's devices in step s", "%.2f", func(r RegionResult) float64 { return r.InStep.Seconds() }},
 }
 
 // regionProjection is one node count's runs read at the full region: a
@@ -848,9 +860,9 @@ func RegionTable(results []RegionResult) string {
 		FullHomes, FullHomes*DevicesPerHome, FullEditsPerMinute, FullEditsPerMinute, float64(r0.Editors)/r0.EditEvery.Minutes())
 	sb.WriteString("Latency: an edit made at one device -> readable at its home's other device. Bootstrap: a new device of home 0 (in a cluster at a node neither of that home's devices uses), from dialling to holding its home's documents.\n")
 	sb.WriteString("Settled: the window begins once no node's CRDT workers hold more than one document per home, the seeding's let go (-doc-idle), and no node's memory fell by over 2% in the last 3 s, or after -loadtest.region-settle regardless (marked !): the edits and memory are measured in the region's daily run, not in the wake of its homes all written at once. \"-\": began as the seeding ended.\n")
-	sb.WriteString("Restart: node 0 killed (SIGKILL) with its devices connected, then started on its folder; timed from that start until it listens, serves a record to a device connecting afresh, and has every device it cut off back.\n\n")
+	sb.WriteString("Restart: node 0 killed (SIGKILL) with its devices connected, then started on its folder; timed from that start until it listens, serves a record to a device connecting afresh, has every device it cut off back, and has answered every document those devices offered on connecting (in step).\n\n")
 	w := tabwriter.NewWriter(&sb, 0, 0, 2, ' ', tabwriter.AlignRight)
-	fmt.Fprintln(w, "nodes\thomes\tdevices\teditors\tedit every s\tedits\tarrived\tmissing\tp50 ms\tp99 ms\tmax ms\trelay peak PSS MiB (per node)\trelay CPU-s (cores)\tdevices CPU-s\tothers CPU-s (machine)\tseed s\tseed peak PSS MiB\tsettled s\tbootstrap s (docs)\trestart: listening s\tserving s\tdevices back s (cut off)\t")
+	fmt.Fprintln(w, "nodes\thomes\tdevices\teditors\tedit every s\tedits\tarrived\tmissing\tp50 ms\tp99 ms\tmax ms\trelay peak PSS MiB (per node)\trelay CPU-s (cores)\tdevices CPU-s\tothers CPU-s (machine)\tseed s\tseed peak PSS MiB\tsettled s\tbootstrap s (docs)\trestart: listening s\tserving s\tdevices back s (cut off)\tin step s\t")
 	errs, disturbed := 0, 0
 	for _, r := range results {
 		others := fmt.Sprintf("%.1f (%.0f%%)", r.OtherCPU, 100*r.OtherShare())
@@ -866,10 +878,10 @@ func RegionTable(results []RegionResult) string {
 			}
 			peak += " (" + strings.Join(parts, "+") + ")"
 		}
-		fmt.Fprintf(w, "%d\t%d\t%d\t%d\t%.1f\t%d\t%d\t%d\t%.1f\t%.1f\t%.1f\t%s\t%.1f (%.2f)\t%.1f\t%s\t%.1f\t%s\t%s\t%.2f (%d)\t%.2f\t%.2f\t%.2f (%d)\t\n",
+		fmt.Fprintf(w, "%d\t%d\t%d\t%d\t%.1f\t%d\t%d\t%d\t%.1f\t%.1f\t%.1f\t%s\t%.1f (%.2f)\t%.1f\t%s\t%.1f\t%s\t%s\t%.2f (%d)\t%.2f\t%.2f\t%.2f (%d)\t%.2f\t\n",
 			r.Nodes, r.Homes, r.Devices, r.Editors, r.EditEvery.Seconds(), r.Edits, r.Arrivals, r.Missing+r.BadClock,
 			msf(r.P50), msf(r.P99), msf(r.Max), peak, r.CPU, r.Cores(), r.DriverCPU, others, r.Seed.Seconds(), mib(r.SeedPeak),
-			settled(r), r.Bootstrap.Seconds(), r.BootDocs, r.Listening.Seconds(), r.Serving.Seconds(), r.Back.Seconds(), r.Cut)
+			settled(r), r.Bootstrap.Seconds(), r.BootDocs, r.Listening.Seconds(), r.Serving.Seconds(), r.Back.Seconds(), r.Cut, r.InStep.Seconds())
 		errs += len(r.Errors)
 	}
 	w.Flush()

@@ -49,6 +49,11 @@ type conn struct {
 	wholeQ       []wire.Message
 	wholeRunning bool
 	wholeFreed   chan struct{}
+	// worked: the documents a worker has had this connection's peer in a
+	// call about, as a sender or a follower, and so keeps an Automerge
+	// record of the peer for (see answerInStep). Guarded by workedMu.
+	workedMu sync.Mutex
+	worked   map[string]bool
 	// listedBehind: the device was listed its documents while this node
 	// was behind the cluster (awaitCatchUp), and is sent each document new
 	// here that its list would have had.
@@ -568,11 +573,7 @@ func (c *conn) answerWhole(ctx context.Context, m wire.Message) {
 	var msg []byte
 	var heads []crdt.Hash
 	if err == nil {
-		chunks := make([][]byte, len(sd.Chunks))
-		for i, ch := range sd.Chunks {
-			chunks[i] = ch.Data
-		}
-		msg, heads, err = crdt.WholeAnswer(sd.Snapshot, chunks)
+		msg, heads, err = crdt.WholeAnswer(sd.Snapshot, chunkData(sd))
 	}
 	if err != nil {
 		if !errors.Is(err, store.ErrNotFound) {

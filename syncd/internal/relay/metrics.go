@@ -21,6 +21,7 @@ type Metrics struct {
 	readWaits   prometheus.Counter
 	lowered     prometheus.Counter
 	whole       prometheus.Counter
+	inStep      prometheus.Counter
 	restarts    prometheus.CounterFunc
 }
 
@@ -41,6 +42,8 @@ func NewMetrics() *Metrics {
 		Help: "Connection goroutines (read loop, bootstrap) moved to a low-priority thread because their device was suspect."})
 	m.whole = prometheus.NewCounter(prometheus.CounterOpts{Name: "haven_relay_whole_answers_total",
 		Help: "Documents sent whole, read from the store, to a peer that held nothing of them (conn.wholeFromStore)."})
+	m.inStep = prometheus.NewCounter(prometheus.CounterOpts{Name: "haven_relay_in_step_answers_total",
+		Help: "Sync messages answered without a CRDT worker: their sender held the document exactly as the relay does (answerInStep)."})
 	// Series exist from the start, at zero, so dashboards and alerts see them.
 	for _, w := range []string{"message", "chunk"} {
 		m.quarantined.WithLabelValues(w)
@@ -51,7 +54,7 @@ func NewMetrics() *Metrics {
 			m.messages.WithLabelValues(d, t)
 		}
 	}
-	m.reg.MustRegister(m.connections, m.documents, m.messages, m.bytes, m.syncLatency, m.quarantined, m.refused, m.readWaits, m.lowered, m.whole,
+	m.reg.MustRegister(m.connections, m.documents, m.messages, m.bytes, m.syncLatency, m.quarantined, m.refused, m.readWaits, m.lowered, m.whole, m.inStep,
 		prometheus.NewGoCollector(), prometheus.NewProcessCollector(prometheus.ProcessCollectorOpts{}))
 	return m
 }

@@ -298,6 +298,10 @@ func (s *Server) process(doc string, batch []queued) (heads []crdt.Hash, known b
 			return nil, false
 		}
 	}
+	batch, heads, known = s.answerInStep(doc, batch)
+	if len(batch) == 0 {
+		return heads, known
+	}
 	s.auditAccess(ctx, doc, batch)
 	wasKnown := s.owner(doc) != ""
 	release := func() {}
@@ -339,11 +343,13 @@ func (s *Server) process(doc string, batch []queued) (heads []crdt.Hash, known b
 		args.Msgs = append(args.Msgs, syncer.In{From: q.from.peer.ID, Data: q.data})
 		peers[q.from.peer.ID] = q.from.peer
 		args.Bulk = args.Bulk || len(q.data) > bulkMessageBytes || s.suspectLocked(q.from.dev.ID)
+		q.from.markWorked(doc)
 	}
 	for p := range s.subs[doc] {
 		if c := s.peers[p]; c != nil {
 			args.Notify = append(args.Notify, p)
 			peers[p] = c.peer
+			c.markWorked(doc)
 		}
 	}
 	s.mu.Unlock()
@@ -489,6 +495,7 @@ func (s *Server) deliver(out []worker.OutMsg) {
 	s.mu.Unlock()
 	for i, o := range out {
 		if to[i] != nil {
+			to[i].markWorked(o.Doc)
 			to[i].send(wire.Message{Type: wire.TypeSync, DocumentID: o.Doc, Data: o.Data})
 		}
 	}

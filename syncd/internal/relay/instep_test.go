@@ -1,0 +1,150 @@
+package relay
+
+import (
+	"bytes"
+	"context"
+	"net/http/httptest"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"haven/shared/crdt"
+	"haven/shared/wire"
+)
+
+// A device offering a document it holds exactly as the relay does (as every
+// unchanged document is offered on connecting, and by every device coming
+// back to a relay that restarted) is answered without a CRDT worker: told
+// the two agree if its message does not show it knows, and its sync state
+// saved as sharing the heads. Anything more goes to a worker, as does any
+// later message of a peer a worker has had in a call about the document,
+// whose Automerge record of it an answer beside it would leave behind.
+func TestOffersInStepCostNoWorker(t *testing.T) {
+	w := &peerWorker{}
+	r := newTestRelay(t, Config{Linger: time.Millisecond}, w)
+	s, docID := r.s, r.doc
+	ctx := context.Background()
+	d := crdt.New()
+	set := func(v string) {
+		t.Helper()
+		if _, err := d.Change("", time.Time{}, func(w *crdt.Writer) error { return w.Set(v, "room") }); err != nil {
+			t.Fatal(err)
+		}
+	}
+	set("Ward 2")
+	before := d.Heads()
+	set("Ward 3")
+	heads := d.Heads()
+	chunk, err := d.SaveSince(nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := (host{s}).AppendChunk(ctx, docID, chunk); err != nil {
+		t.Fatal(err)
+	}
+	first := func(ss *crdt.SyncState, err error) []byte {
+		t.Helper()
+		if err != nil {
+			t.Fatal(err)
+		}
+		msg, ok, err := ss.Generate()
+		if err != nil || !ok {
+			t.Fatalf("Generate = %v, %v", ok, err)
+		}
+		return msg
+	}
+	fresh := first(crdt.NewSyncState(d), nil)
+	known := first(crdt.SyncStateSharing(d, heads))
+	behind, err := d.At(before)
+	if err != nil {
+		t.Fatal(err)
+	}
+	older := first(crdt.NewSyncState(behind), nil)
+
+	type peer struct {
+		c   *conn
+		rec *recorder
+	}
+	connect := func(name string) peer {
+		t.Helper()
+		dev, sc := r.device(t, "PC "+name)
+		rec := &recorder{}
+		c := newConn(s, ctx, rec, dev, sc)
+		b, _ := wire.Encode(wire.Message{Type: wire.TypeJoin, SenderID: name, SupportedProtocolVersions: []string{"1"},
+			PeerMetadata: &wire.PeerMetadata{StorageID: "storage-" + name}})
+		c.onFrame(b)
+		return peer{c, rec}
+	}
+	offer := func(p peer, data []byte) {
+		t.Helper()
+		b, _ := wire.Encode(wire.Message{Type: wire.TypeSync, SenderID: p.c.clientID, TargetID: "relay", DocumentID: docID, Data: data})
+		p.c.onFrame(b)
+		s.wg.Wait()
+	}
+	syncsTo := func(p peer) [][]byte {
+		p.rec.mu.Lock()
+		defer p.rec.mu.Unlock()
+		var out [][]byte
+		for _, f := range p.rec.frames {
+			m, err := wire.Decode(f)
+			if err == nil && m.Type == wire.TypeSync && m.DocumentID == docID {
+				out = append(out, m.Data)
+			}
+		}
+		return out
+	}
+	worked := func() []string {
+		w.mu.Lock()
+		defer w.mu.Unlock()
+		return slices.Clone(w.from)
+	}
+	saved := func(p peer) []byte {
+		t.Helper()
+		st, err := s.st.SyncState(p.c.peer.StorageID, docID)
+		if err != nil {
+			t.Fatalf("the sync state of %s: %v", p.c.clientID, err)
+		}
+		return st
+	}
+
+	a, b, c := connect("a"), connect("b"), connect("c")
+	offer(a, fresh)
+	if got := worked(); len(got) != 0 {
+		t.Fatalf("a's offer in step went to a worker (%q)", got)
+	}
+	if got := syncsTo(a); len(got) != 1 || !bytes.Equal(got[0], crdt.HeadsMessage(heads)) {
+		t.Fatalf("a was sent %x, want one message of the relay's heads alone", got)
+	}
+	if !bytes.Equal(saved(a), crdt.SavedSharing(heads)) {
+		t.Errorf("a's sync state saved as %x, want sharing the heads", saved(a))
+	}
+
+	offer(b, known) // it already knows the relay holds them
+	if got := worked(); len(got) != 0 {
+		t.Fatalf("b's settled offer went to a worker (%q)", got)
+	}
+	if got := syncsTo(b); len(got) != 0 {
+		t.Fatalf("b, which knew the two agree, was sent %x", got)
+	}
+	if !bytes.Equal(saved(b), crdt.SavedSharing(heads)) {
+		t.Errorf("b's sync state saved as %x, want sharing the heads", saved(b))
+	}
+
+	offer(c, older) // behind the relay: a worker sends it what it lacks
+	if got := worked(); !slices.Equal(got, []string{c.c.peer.ID}) {
+		t.Fatalf("worked %q, want c's offer from behind", got)
+	}
+	// The worker now keeps a record of c (and of a and b, followers it was
+	// told of): their next word, even in step, is the worker's.
+	offer(a, fresh)
+	if got := worked(); !slices.Equal(got, []string{c.c.peer.ID, a.c.peer.ID}) {
+		t.Fatalf("worked %q, want a's offer after the worker had a in a call", got)
+	}
+
+	rec := httptest.NewRecorder()
+	s.metrics.Handler().ServeHTTP(rec, httptest.NewRequest("GET", "/metrics", nil))
+	if !strings.Contains(rec.Body.String(), "haven_relay_in_step_answers_total 2\n") {
+		t.Errorf("in-step answers counted other than the 2 made:\n%s", rec.Body.String())
+	}
+}

@@ -3,6 +3,8 @@ package crdt
 import (
 	"bytes"
 	"encoding/binary"
+	"errors"
+	"fmt"
 	"sort"
 )
 
@@ -211,11 +213,22 @@ func automergeBytes(chunk []byte) ([]byte, error) {
 	return rest[k+int(n)*32:], nil
 }
 
+// ErrHistoryNotStored says that a change stored depends on one that is not:
+// stored bytes lost to damage (a chunk quarantined), or a change that
+// depends on one inside the saved document other than its heads, which
+// the saved document does not name. The heads the bytes show are then not
+// the document's, or cannot be told without Automerge.
+var ErrHistoryNotStored = errors.New("crdt: a stored change depends on a change not stored")
+
 // storedHeads reads the heads of b, Automerge chunks one after another: a
 // saved document's (type 0: its heads, after its actors) and changes
 // (types 1 and 2: each change's hash and dependencies). Sorted, as Heads.
+// Every change's dependencies must be among the saved document's heads
+// and the changes (ErrHistoryNotStored): heads read from a history with a
+// hole in it would be those of changes Automerge cannot apply.
 func storedHeads(b []byte) ([]Hash, error) {
 	heads := map[Hash]bool{}
+	stored := map[Hash]bool{}
 	var deps []Hash
 	for off := 0; off < len(b); {
 		r := reader{b: b, off: off + 8}
@@ -245,14 +258,14 @@ func storedHeads(b []byte) ([]Hash, error) {
 				return nil, badChange("saved document's heads")
 			}
 			for _, h := range hs {
-				heads[h] = true
+				heads[h], stored[h] = true, true
 			}
 		case 1, 2:
 			c, err := DecodeChange(b[off:end])
 			if err != nil {
 				return nil, err
 			}
-			heads[c.Hash] = true
+			heads[c.Hash], stored[c.Hash] = true, true
 			deps = append(deps, c.Deps...)
 		default:
 			return nil, badChange("stored chunk type %d", typ)
@@ -260,6 +273,9 @@ func storedHeads(b []byte) ([]Hash, error) {
 		off = end
 	}
 	for _, d := range deps {
+		if !stored[d] {
+			return nil, fmt.Errorf("%w: %x", ErrHistoryNotStored, d[:4])
+		}
 		delete(heads, d)
 	}
 	if len(heads) == 0 {

@@ -1,6 +1,7 @@
 package crdt
 
 import (
+	"errors"
 	"fmt"
 	"testing"
 	"time"
@@ -351,5 +352,58 @@ func TestWholeAnswerFromStoredBytes(t *testing.T) {
 	}
 	if _, _, err := WholeAnswer([]byte("not automerge at all"), nil); err == nil {
 		t.Error("garbage stored: answered")
+	}
+}
+
+// StoredHeads (and so WholeAnswer) refuses bytes whose history has a hole:
+// chunks left after a damaged one was quarantined name the heads of
+// changes Automerge cannot apply, which are not the document's heads. A
+// change depending on one inside a saved document other than its heads
+// cannot be told from such a hole without Automerge, and is refused too.
+func TestStoredHeadsRefuseAHoleInTheHistory(t *testing.T) {
+	d := New()
+	set(t, d, "first", "Ward 1", "room")
+	first, err := d.SaveSince(nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	at := d.Heads()
+	set(t, d, "second", "Ward 2", "room")
+	second, err := d.SaveSince(at)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if heads, err := StoredHeads(nil, [][]byte{first, second}); err != nil || !SameHeads(heads, d.Heads()) {
+		t.Fatalf("whole history: StoredHeads = %x, %v; want the document's %x", heads, err, d.Heads())
+	}
+	if heads, err := StoredHeads(nil, [][]byte{second}); !errors.Is(err, ErrHistoryNotStored) {
+		t.Fatalf("the first chunk lost: StoredHeads = %x, %v; want %v", heads, err, ErrHistoryNotStored)
+	}
+	if _, _, err := WholeAnswer(nil, [][]byte{second}); !errors.Is(err, ErrHistoryNotStored) {
+		t.Fatalf("the first chunk lost: WholeAnswer = %v; want %v", err, ErrHistoryNotStored)
+	}
+
+	// Saved after a third change; then a change made on a copy that had
+	// only the first arrives, and is stored after the saved document.
+	set(t, d, "third", "Ward 3", "room")
+	snapshot, saved := d.Save(), d.Heads()
+	old, err := d.At(at)
+	if err != nil {
+		t.Fatal(err)
+	}
+	set(t, old, "offline", "Ward 9", "room")
+	if err := d.Merge(old); err != nil {
+		t.Fatal(err)
+	}
+	late, err := d.SaveSince(saved)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if heads, err := StoredHeads(snapshot, [][]byte{late}); !errors.Is(err, ErrHistoryNotStored) {
+		t.Fatalf("a change on a head inside the saved document: StoredHeads = %x, %v; want %v", heads, err, ErrHistoryNotStored)
+	}
+	// Saved again, the whole history is in the saved document.
+	if heads, err := StoredHeads(d.Save(), nil); err != nil || !SameHeads(heads, d.Heads()) {
+		t.Fatalf("saved whole: StoredHeads = %x, %v; want %x", heads, err, d.Heads())
 	}
 }

@@ -576,7 +576,7 @@ func (c *conn) answerWhole(ctx context.Context, m wire.Message) {
 		msg, heads, err = crdt.WholeAnswer(sd.Snapshot, chunkData(sd))
 	}
 	if err != nil {
-		if !errors.Is(err, store.ErrNotFound) {
+		if !errors.Is(err, store.ErrNotFound) && !errors.Is(err, crdt.ErrHistoryNotStored) {
 			s.log.Warn("a stored document could not be answered whole; its worker answers", "doc", doc, "err", err)
 		}
 		c.queueSync(doc, m.Data)

@@ -32,17 +32,25 @@ func TestOffersInStepCostNoWorker(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
+	var seqs []uint64
+	keep := func(since []crdt.Hash) {
+		t.Helper()
+		chunk, err := d.SaveSince(since)
+		if err != nil {
+			t.Fatal(err)
+		}
+		seq, err := (host{s}).AppendChunk(ctx, docID, chunk)
+		if err != nil {
+			t.Fatal(err)
+		}
+		seqs = append(seqs, seq)
+	}
 	set("Ward 2")
+	keep(nil)
 	before := d.Heads()
 	set("Ward 3")
+	keep(before)
 	heads := d.Heads()
-	chunk, err := d.SaveSince(nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := (host{s}).AppendChunk(ctx, docID, chunk); err != nil {
-		t.Fatal(err)
-	}
 	first := func(ss *crdt.SyncState, err error) []byte {
 		t.Helper()
 		if err != nil {
@@ -140,6 +148,22 @@ func TestOffersInStepCostNoWorker(t *testing.T) {
 	offer(a, fresh)
 	if got := worked(); !slices.Equal(got, []string{c.c.peer.ID, a.c.peer.ID}) {
 		t.Fatalf("worked %q, want a's offer after the worker had a in a call", got)
+	}
+
+	// The first chunk damaged and quarantined: what is left names the
+	// heads, but the relay no longer holds the history under them, and a
+	// device offering them is answered by a worker (which asks it for
+	// what is missing), not told the two agree.
+	if err := (host{s}).Quarantine(ctx, docID, seqs[0], "test: damaged"); err != nil {
+		t.Fatal(err)
+	}
+	e := connect("e")
+	offer(e, fresh)
+	if got := worked(); !slices.Equal(got, []string{c.c.peer.ID, a.c.peer.ID, e.c.peer.ID}) {
+		t.Fatalf("worked %q, want e's offer after the first chunk was quarantined", got)
+	}
+	if got := syncsTo(e); len(got) != 1 || bytes.Equal(got[0], crdt.HeadsMessage(heads)) {
+		t.Fatalf("e was sent %x by the relay, want the worker's one answer", got)
 	}
 
 	rec := httptest.NewRecorder()

@@ -356,6 +356,9 @@ func (h host) AppendChunk(ctx context.Context, id string, b []byte) (uint64, err
 }
 func (h host) Quarantine(ctx context.Context, id string, seq uint64, reason string) error {
 	h.s.metrics.quarantined.WithLabelValues("chunk").Inc()
+	// The document's heads move back to what is left: its runner's record
+	// of them (answerInStep) is no longer true.
+	defer h.s.headsMoved(id)
 	return h.s.st.Quarantine(ctx, id, seq, reason)
 }
 func (h host) Compact(ctx context.Context, id string, snap []byte, upTo uint64) error {

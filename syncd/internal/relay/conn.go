@@ -49,11 +49,13 @@ type conn struct {
 	wholeQ       []wire.Message
 	wholeRunning bool
 	wholeFreed   chan struct{}
-	// worked: the documents a worker has had this connection's peer in a
-	// call about, as a sender or a follower, and so keeps an Automerge
-	// record of the peer for (see answerInStep). Guarded by workedMu.
-	workedMu sync.Mutex
-	worked   map[string]bool
+	// spoken: the documents this connection's peer has had a word about
+	// since it connected: answered in step, or in a worker's call as a
+	// sender or a follower (the worker then keeps an Automerge record of
+	// the peer). Only a peer's first word about a document is answered in
+	// step (see answerInStep). Guarded by spokenMu.
+	spokenMu sync.Mutex
+	spoken   map[string]bool
 	// listedBehind: the device was listed its documents while this node
 	// was behind the cluster (awaitCatchUp), and is sent each document new
 	// here that its list would have had.

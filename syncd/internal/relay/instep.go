@@ -22,13 +22,16 @@ import (
 // batch left, or else those read from the store (crdt.StoredHeads, a read
 // and no Automerge).
 //
-// It answers only for a peer no worker has had in a call about the
-// document since it connected (conn.worked). Such a worker keeps an
-// Automerge record of the peer, which an answer made beside it would leave
-// behind; a record behind is never wrong (the worker then sends the peer
-// changes it has, which cost it nothing), but on a document being edited
-// it would make every next message larger. A new connection's offers, the
-// flood a restart brings, are all of this kind.
+// It answers only a peer's first word about the document on its
+// connection (conn.spoken): the offers a device makes on connecting, the
+// flood a restart brings. After that, a worker has had the peer in a call
+// and keeps an Automerge record of it, which an answer made beside it would
+// leave behind (never wrong: the worker would send the peer changes it has,
+// which cost it nothing, but on a document being edited every next message
+// would be larger); or the relay answered it in step once already, and a
+// device repeating the offer gets a worker's answer, so it cannot make the
+// relay read the document from the store again and again for a message of
+// a few bytes.
 
 // answerInStep answers, without a worker, the messages of batch whose
 // sender holds exactly the document's heads and wants nothing. A sender
@@ -37,10 +40,10 @@ import (
 // its sync states has the relay's record of it saved as sharing those
 // heads, which is all a worker would have kept of the exchange. It returns
 // the messages left for the worker, in order, and the document's heads if
-// it learned them. Left for the worker: an advice-line device's (its
-// worker audits its access first), a held-back acknowledgement (its worker
-// keeps a record of the peer), and every message from a peer after one of
-// its own left, which keeps each peer's messages in order.
+// it learned them. Left for the worker: any but a peer's first word about
+// the document, an advice-line device's (its worker audits its access
+// first), and every message from a peer after one of its own left, which
+// keeps each peer's messages in order.
 func (s *Server) answerInStep(doc string, batch []queued) (rest []queued, heads []crdt.Hash, known bool) {
 	if !s.anyInStepCandidate(doc, batch) {
 		return batch, nil, false
@@ -68,6 +71,7 @@ func (s *Server) answerInStep(doc string, batch []queued) (rest []queued, heads 
 		if !crdt.KnowsShared(q.data, heads) {
 			q.from.send(wire.Message{Type: wire.TypeSync, DocumentID: doc, Data: crdt.HeadsMessage(heads)})
 		}
+		q.from.markSpoken(doc)
 		if p := q.from.peer; p.StorageID != "" && !p.Ephemeral {
 			save = append(save, store.SyncStateEntry{Peer: p.StorageID, Doc: doc, State: crdt.SavedSharing(heads)})
 		}
@@ -107,7 +111,7 @@ func (s *Server) anyInStepCandidate(doc string, batch []queued) bool {
 // inStepCandidate reports whether q, from c, may be answered in step if it
 // says c holds the document's heads (see answerInStep).
 func (c *conn) inStepCandidate(doc string, q queued) bool {
-	return !q.force && !c.sc().AdviceLine() && crdt.CountChanges(q.data) == 0 && !c.workedOn(doc)
+	return !q.force && !c.sc().AdviceLine() && crdt.CountChanges(q.data) == 0 && !c.spokenOf(doc)
 }
 
 // storedHeads reads doc's heads from the store, without Automerge.
@@ -128,19 +132,19 @@ func chunkData(sd store.Doc) [][]byte {
 	return out
 }
 
-// markWorked records that a worker has had c's peer in a call about doc.
-func (c *conn) markWorked(doc string) {
-	c.workedMu.Lock()
-	if c.worked == nil {
-		c.worked = map[string]bool{}
+// markSpoken records that c's peer has had a word about doc.
+func (c *conn) markSpoken(doc string) {
+	c.spokenMu.Lock()
+	if c.spoken == nil {
+		c.spoken = map[string]bool{}
 	}
-	c.worked[doc] = true
-	c.workedMu.Unlock()
+	c.spoken[doc] = true
+	c.spokenMu.Unlock()
 }
 
 // workedOn reports whether a worker has had c's peer in a call about doc.
-func (c *conn) workedOn(doc string) bool {
-	c.workedMu.Lock()
-	defer c.workedMu.Unlock()
-	return c.worked[doc]
+func (c *conn) spokenOf(doc string) bool {
+	c.spokenMu.Lock()
+	defer c.spokenMu.Unlock()
+	return c.spoken[doc]
 }

@@ -18,8 +18,10 @@ import (
 // back to a relay that restarted) is answered without a CRDT worker: told
 // the two agree if its message does not show it knows, and its sync state
 // saved as sharing the heads. Anything more goes to a worker, as does any
-// later message of a peer a worker has had in a call about the document,
-// whose Automerge record of it an answer beside it would leave behind.
+// but a peer's first word about the document: a worker that has had the
+// peer in a call keeps an Automerge record of it, which an answer beside it
+// would leave behind, and a device repeating its offer must not have the
+// relay read the store for each.
 func TestOffersInStepCostNoWorker(t *testing.T) {
 	w := &peerWorker{}
 	r := newTestRelay(t, Config{Linger: time.Millisecond}, w)
@@ -139,15 +141,24 @@ func TestOffersInStepCostNoWorker(t *testing.T) {
 		t.Errorf("b's sync state saved as %x, want sharing the heads", saved(b))
 	}
 
+	// Only a peer's first word is answered in step: b saying it again
+	// cannot have the relay read the store for each.
+	offer(b, known)
+	if got := worked(); !slices.Equal(got, []string{b.c.peer.ID}) {
+		t.Fatalf("worked %q, want b's second offer", got)
+	}
 	offer(c, older) // behind the relay: a worker sends it what it lacks
-	if got := worked(); !slices.Equal(got, []string{c.c.peer.ID}) {
+	if got := worked(); !slices.Equal(got, []string{b.c.peer.ID, c.c.peer.ID}) {
 		t.Fatalf("worked %q, want c's offer from behind", got)
 	}
-	// The worker now keeps a record of c (and of a and b, followers it was
-	// told of): their next word, even in step, is the worker's.
+	// A worker now keeps a record of c and of its followers (a, b): d's
+	// first word is answered in step, and the next word of a follower,
+	// even in step, is the worker's.
+	d2 := connect("d")
+	offer(d2, fresh)
 	offer(a, fresh)
-	if got := worked(); !slices.Equal(got, []string{c.c.peer.ID, a.c.peer.ID}) {
-		t.Fatalf("worked %q, want a's offer after the worker had a in a call", got)
+	if got := worked(); !slices.Equal(got, []string{b.c.peer.ID, c.c.peer.ID, a.c.peer.ID}) {
+		t.Fatalf("worked %q, want d's first offer answered in step and a's next offer worked", got)
 	}
 
 	// The first chunk damaged and quarantined: what is left names the
@@ -159,7 +170,7 @@ func TestOffersInStepCostNoWorker(t *testing.T) {
 	}
 	e := connect("e")
 	offer(e, fresh)
-	if got := worked(); !slices.Equal(got, []string{c.c.peer.ID, a.c.peer.ID, e.c.peer.ID}) {
+	if got := worked(); !slices.Equal(got, []string{b.c.peer.ID, c.c.peer.ID, a.c.peer.ID, e.c.peer.ID}) {
 		t.Fatalf("worked %q, want e's offer after the first chunk was quarantined", got)
 	}
 	if got := syncsTo(e); len(got) != 1 || bytes.Equal(got[0], crdt.HeadsMessage(heads)) {
@@ -168,7 +179,7 @@ func TestOffersInStepCostNoWorker(t *testing.T) {
 
 	rec := httptest.NewRecorder()
 	s.metrics.Handler().ServeHTTP(rec, httptest.NewRequest("GET", "/metrics", nil))
-	if !strings.Contains(rec.Body.String(), "haven_relay_in_step_answers_total 2\n") {
-		t.Errorf("in-step answers counted other than the 2 made:\n%s", rec.Body.String())
+	if !strings.Contains(rec.Body.String(), "haven_relay_in_step_answers_total 3\n") {
+		t.Errorf("in-step answers counted other than the 3 made:\n%s", rec.Body.String())
 	}
 }

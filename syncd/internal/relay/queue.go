@@ -343,13 +343,13 @@ func (s *Server) process(doc string, batch []queued) (heads []crdt.Hash, known b
 		args.Msgs = append(args.Msgs, syncer.In{From: q.from.peer.ID, Data: q.data})
 		peers[q.from.peer.ID] = q.from.peer
 		args.Bulk = args.Bulk || len(q.data) > bulkMessageBytes || s.suspectLocked(q.from.dev.ID)
-		q.from.markWorked(doc)
+		q.from.markSpoken(doc)
 	}
 	for p := range s.subs[doc] {
 		if c := s.peers[p]; c != nil {
 			args.Notify = append(args.Notify, p)
 			peers[p] = c.peer
-			c.markWorked(doc)
+			c.markSpoken(doc)
 		}
 	}
 	s.mu.Unlock()
@@ -495,7 +495,7 @@ func (s *Server) deliver(out []worker.OutMsg) {
 	s.mu.Unlock()
 	for i, o := range out {
 		if to[i] != nil {
-			to[i].markWorked(o.Doc)
+			to[i].markSpoken(o.Doc)
 			to[i].send(wire.Message{Type: wire.TypeSync, DocumentID: o.Doc, Data: o.Data})
 		}
 	}

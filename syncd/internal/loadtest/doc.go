@@ -39,7 +39,9 @@
 // editors share the region's edit rate, each at a random phase of its own,
 // so that edits reach the relay as independent devices' do. Each run
 // measures the relay's memory, edit-to-other-device latency, a new
-// device's bootstrap and a killed node's time to serve again; its memory
+// device's bootstrap and a killed node's time to serve again, to have its
+// devices back, and to have answered every document they offered on
+// coming back (every device offers all it holds at once); its memory
 // both as the peak over the edit window and at the window's end. The window
 // begins once every node's workers have let the seeding's documents go
 // and its memory has stopped falling (-loadtest.region-settle bounds the

@@ -146,10 +146,10 @@ func (s *Server) Absorb(ctx context.Context, doc, owner string, chunk []byte) er
 	args := worker.WorkArgs{Doc: doc, Chunks: [][]byte{chunk}, TrustVersion: s.trustVersion()}
 	s.mu.Lock()
 	s.addFollowersLocked(&args)
+	end := s.beginOutsideLocked(doc)
 	s.mu.Unlock()
-	s.headsMoved(doc)
 	reply, err := s.work.Work(ctx, args)
-	s.headsMoved(doc)
+	end()
 	defer s.forgetDeparted(args.Peers)
 	switch {
 	case errors.Is(err, worker.ErrQuarantined):

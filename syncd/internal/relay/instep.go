@@ -49,6 +49,11 @@ func (s *Server) answerInStep(doc string, batch []queued) (rest []queued, heads 
 		return batch, nil, false
 	}
 	s.mu.Lock()
+	if s.outside[doc] > 0 {
+		// Work beside the runner is moving the heads (beginOutsideLocked).
+		s.mu.Unlock()
+		return batch, nil, false
+	}
 	if dq := s.queues[doc]; dq != nil && dq.headsKnown {
 		heads, known = dq.heads, true
 	}

@@ -161,6 +161,20 @@ func TestOffersInStepCostNoWorker(t *testing.T) {
 		t.Fatalf("worked %q, want d's first offer answered in step and a's next offer worked", got)
 	}
 
+	// While a change from another node is being taken in beside the
+	// runner, its followers read before f subscribed, f's first word goes
+	// to a worker: told the two agree at the heads being moved, f would
+	// never hear of the change.
+	s.mu.Lock()
+	end := s.beginOutsideLocked(docID)
+	s.mu.Unlock()
+	f := connect("f")
+	offer(f, fresh)
+	end()
+	if got := worked(); !slices.Equal(got, []string{b.c.peer.ID, c.c.peer.ID, a.c.peer.ID, f.c.peer.ID}) {
+		t.Fatalf("worked %q, want f's offer made while another node's change was taken in", got)
+	}
+
 	// The first chunk damaged and quarantined: what is left names the
 	// heads, but the relay no longer holds the history under them, and a
 	// device offering them is answered by a worker (which asks it for
@@ -170,7 +184,7 @@ func TestOffersInStepCostNoWorker(t *testing.T) {
 	}
 	e := connect("e")
 	offer(e, fresh)
-	if got := worked(); !slices.Equal(got, []string{b.c.peer.ID, c.c.peer.ID, a.c.peer.ID, e.c.peer.ID}) {
+	if got := worked(); !slices.Equal(got, []string{b.c.peer.ID, c.c.peer.ID, a.c.peer.ID, f.c.peer.ID, e.c.peer.ID}) {
 		t.Fatalf("worked %q, want e's offer after the first chunk was quarantined", got)
 	}
 	if got := syncsTo(e); len(got) != 1 || bytes.Equal(got[0], crdt.HeadsMessage(heads)) {

@@ -99,15 +99,39 @@ func (s *Server) takeAcksLocked(dq *docQueue) []queued {
 }
 
 // headsMoved tells the runner's record of doc's heads that work beside it
-// may have moved them. Callers that work on a document outside its runner
-// call it before and after.
+// may have moved them (a quarantine, say).
 func (s *Server) headsMoved(doc string) {
 	s.mu.Lock()
+	s.headsMovedLocked(doc)
+	s.mu.Unlock()
+}
+
+func (s *Server) headsMovedLocked(doc string) {
 	if dq := s.queues[doc]; dq != nil {
 		dq.headsKnown, dq.heads = false, nil
 		dq.gen++
 	}
-	s.mu.Unlock()
+}
+
+// beginOutsideLocked marks work on doc outside its runner as begun: a
+// change from another node (Absorb), a services load. Such work tells the
+// followers it read, in the same hold of s.mu, what it changed. Until the
+// returned end is called, the runner's record of the heads is not kept,
+// and no offer is answered in step (answerInStep): a peer that subscribed
+// after the work read its followers would be told the two agree at heads
+// the work is about to move, and never hear of the change. Caller holds
+// s.mu; end takes it.
+func (s *Server) beginOutsideLocked(doc string) (end func()) {
+	s.outside[doc]++
+	s.headsMovedLocked(doc)
+	return func() {
+		s.mu.Lock()
+		if s.outside[doc]--; s.outside[doc] <= 0 {
+			delete(s.outside, doc)
+		}
+		s.headsMovedLocked(doc)
+		s.mu.Unlock()
+	}
 }
 
 // workAcks works the acknowledgements held back for doc once they have

@@ -61,10 +61,10 @@ func (s *Server) LoadServices(ctx context.Context, doc string, list []record.Ser
 		Msgs: []syncer.In{{From: adminPeer, Data: change.Msg}}, Peers: []syncer.Peer{{ID: adminPeer, Ephemeral: true}}}
 	s.mu.Lock()
 	s.addFollowersLocked(&args)
+	end := s.beginOutsideLocked(doc)
 	s.mu.Unlock()
-	s.headsMoved(doc)
 	reply, err := s.work.Work(ctx, args)
-	s.headsMoved(doc)
+	end()
 	s.work.Forget(adminPeer)
 	if err != nil {
 		return 0, 0, err

@@ -97,6 +97,7 @@ type Server struct {
 	seenEph  map[string]uint64 // "sender session" → highest ephemeral count forwarded
 	strikes  map[string][]time.Time
 	suspect  map[string]time.Time // device → until when it is suspect (queue.go)
+	outside  map[string]int       // document → work on it outside its runner in flight (beginOutsideLocked)
 	// revocations are every certificate revocation issued (see trust.go).
 	revocations []cert.Revocation
 	// docBytes caches each document's stored size, for the size limit;
@@ -193,7 +194,7 @@ func New(cfg Config) (*Server, error) {
 		seenEph: map[string]uint64{}, strikes: map[string][]time.Time{}, stop: make(chan struct{}),
 		docBytes: map[string]int64{}, quotas: newQuotas(), private: map[string]bool{},
 		withheld: map[string]map[string]bool{}, personOf: map[string]string{}, persons: map[string]string{},
-		moved: map[string][]string{}, suspect: map[string]time.Time{},
+		moved: map[string][]string{}, suspect: map[string]time.Time{}, outside: map[string]int{},
 	}
 	id, err := s.loadStorageID()
 	if err != nil {

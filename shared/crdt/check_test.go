@@ -169,15 +169,9 @@ func TestKnowsShared(t *testing.T) {
 // such a message.
 func TestHoldsExactly(t *testing.T) {
 	d := New()
-	set := func(v string) {
-		t.Helper()
-		if _, err := d.Change("", time.Time{}, func(w *Writer) error { return w.Set(v, "room") }); err != nil {
-			t.Fatal(err)
-		}
-	}
-	set("Ward 2")
+	set(t, d, "", "Ward 2", "room")
 	before := d.Heads()
-	set("Ward 3")
+	set(t, d, "", "Ward 3", "room")
 	heads := d.Heads()
 	first := func(ss *SyncState) []byte { return nextMessage(t, ss) }
 	fresh := first(NewSyncState(d))
@@ -208,15 +202,7 @@ func TestHoldsExactly(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	needing := slices.Clone(fresh)
-	off := 1 + 1 + 32*len(heads)
-	if needing[off] != 0 {
-		t.Fatalf("need count at %d is %d; the message layout is not as expected", off, needing[off])
-	}
-	needing = slices.Concat(needing[:off], []byte{1}, before[0][:], needing[off+1:])
-	if err := CheckSyncMessage(needing); err != nil {
-		t.Fatalf("the needing message is malformed, so the case proves nothing: %v", err)
-	}
+	needing := withNeed(t, fresh, heads, before[0])
 	for name, c := range map[string]struct {
 		msg   []byte
 		heads []Hash
@@ -428,18 +414,26 @@ func TestSettledAck(t *testing.T) {
 		}
 	}
 	// A peer that needs a change it heard of is not settled either.
-	needing := slices.Clone(answer)
-	off := 1 + 1 + 32*len(heads)
-	if needing[off] != 0 {
-		t.Fatalf("need count at %d is %d; the message layout is not as expected", off, needing[off])
-	}
-	needing = slices.Concat(needing[:off], []byte{1}, before[0][:], needing[off+1:])
+	needing := withNeed(t, answer, heads, before[0])
 	if SettledAck(needing, heads) {
 		t.Error("a message that needs a change is a settled acknowledgement")
 	}
-	if err := CheckSyncMessage(needing); err != nil {
+}
+
+// withNeed is msg, a sync message naming heads and needing nothing, made
+// to need the change need; still well formed, so that a case refusing it
+// proves what it says.
+func withNeed(t *testing.T, msg []byte, heads []Hash, need Hash) []byte {
+	t.Helper()
+	off := 1 + 1 + 32*len(heads)
+	if msg[off] != 0 {
+		t.Fatalf("need count at %d is %d; the message layout is not as expected", off, msg[off])
+	}
+	out := slices.Concat(msg[:off], []byte{1}, need[:], msg[off+1:])
+	if err := CheckSyncMessage(out); err != nil {
 		t.Fatalf("the needing message is malformed, so the case proves nothing: %v", err)
 	}
+	return out
 }
 
 // Holding a settled acknowledgement back from Automerge (SyncState.Receive)

@@ -2,6 +2,7 @@ package relay
 
 import (
 	"context"
+	"slices"
 	"time"
 
 	"haven/shared/crdt"
@@ -96,27 +97,23 @@ func (s *Server) answerInStep(doc string, batch []queued) (rest []queued, heads 
 // anyInStepCandidate reports whether a message of batch might be answered
 // in step, before its document's heads are looked for.
 func (s *Server) anyInStepCandidate(doc string, batch []queued) bool {
+	if !slices.ContainsFunc(batch, func(q queued) bool { return q.from.inStepCandidate(doc, q) }) {
+		return false
+	}
 	if s.owner(doc) == "" {
 		return false // a new document: nothing stored to be in step with
 	}
 	s.mu.Lock()
 	n, known := s.docBytes[doc]
 	s.mu.Unlock()
-	if known && n == 0 {
-		return false // not stored here (yet): a node of a cluster that started empty
-	}
-	for _, q := range batch {
-		if q.from.inStepCandidate(doc, q) {
-			return true
-		}
-	}
-	return false
+	return !known || n > 0 // else not stored here (yet): a node of a cluster that started empty
 }
 
 // inStepCandidate reports whether q, from c, may be answered in step if it
-// says c holds the document's heads (see answerInStep).
+// says c holds the document's heads (see answerInStep). The cheap tests go
+// first: on a document being edited, every message fails at spokenOf.
 func (c *conn) inStepCandidate(doc string, q queued) bool {
-	return !q.force && !c.sc().AdviceLine() && crdt.CountChanges(q.data) == 0 && !c.spokenOf(doc)
+	return !q.force && !c.spokenOf(doc) && !c.sc().AdviceLine() && crdt.CountChanges(q.data) == 0
 }
 
 // storedHeads reads doc's heads from the store, without Automerge.
@@ -147,7 +144,7 @@ func (c *conn) markSpoken(doc string) {
 	c.spokenMu.Unlock()
 }
 
-// workedOn reports whether a worker has had c's peer in a call about doc.
+// spokenOf reports whether c's peer has had a word about doc.
 func (c *conn) spokenOf(doc string) bool {
 	c.spokenMu.Lock()
 	defer c.spokenMu.Unlock()
